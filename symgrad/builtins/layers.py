@@ -1,0 +1,78 @@
+"""Built-in layers, activations and losses, defined through the public spec API only.
+
+Each is its forward formula; every backward is derived (``symgrad.derive``).
+Sources of the semantics: ``../shared/REFERENCE.md`` (PyTorch conventions).
+"""
+import sympy as sp
+
+import symgrad as sg
+
+N, D, M, C = sg.dims("N D M C")
+z = sp.Symbol("z", real=True)
+
+SCALAR = {
+    # sigma(z) = 1 / (1 + e^{-z})  (torch.sigmoid)
+    "sigmoid": 1 / (1 + sp.exp(-z)),
+    # tanh(z)  (torch.tanh)
+    "tanh": sp.tanh(z),
+    # relu(z) = z if z > 0 else 0; derivative 0 at z = 0, as torch.relu
+    "relu": sp.Piecewise((z, z > 0), (0, True)),
+}
+
+for _name, _formula in SCALAR.items():
+    sg.activation(_name, _formula, doc=f"Elementwise {_name}: a = {_formula} (PyTorch semantics).")
+
+
+@sg.layer(z=(N, C))
+def softmax(z):
+    """Softmax over the last axis: a = exp(z - max z) / sum_c exp(z - max z).
+
+    The max shift is exact (softmax does not depend on it), so it carries no gradient.
+    """
+    e = sg.exp(z - sg.stop_gradient(sg.max(z, axis=-1, keepdims=True))).named("e")
+    return (e / sg.sum(e, axis=-1, keepdims=True)).named("a")
+
+
+@sg.layer(x=(N, D), W=(D, M), b=(M,))
+def dense(x, W, b):
+    """Affine map y = x W + b (torch.nn.Linear with W = weight.T)."""
+    return x @ W + b
+
+
+def _dense_act(act):
+    formula = SCALAR[act]
+
+    def fused(x, W, b):
+        zz = (x @ W + b).named("z")
+        return sg.apply(formula, fn=act, z=zz).named("a")
+
+    fused.__name__ = f"dense_{act}"
+    fused.__doc__ = f"Fused dense + {act}: a = {act}(x W + b)."
+    return sg.layer(x=(N, D), W=(D, M), b=(M,))(fused)
+
+
+for _act in ("sigmoid", "tanh", "relu"):
+    _dense_act(_act)
+
+
+@sg.loss(pred=sg.ANYSHAPE, target=sg.constant(sg.ANYSHAPE))
+def mse(pred, target):
+    """Mean squared error over all elements: mean((pred - target)^2) (torch.nn.MSELoss)."""
+    return sg.mean((pred - target) ** 2)
+
+
+@sg.loss(z=sg.ANYSHAPE, target=sg.constant(sg.ANYSHAPE))
+def bce_logits(z, target):
+    """Binary cross-entropy on logits, mean over elements (torch BCEWithLogitsLoss):
+    max(z, 0) - z*y + log(1 + exp(-|z|))."""
+    return sg.mean(sg.maximum(z, 0) - z * target + sg.log(1 + sg.exp(-sg.abs(z))))
+
+
+@sg.loss(z=(N, C), target=sg.index((N,), bound=C))
+def softmax_cross_entropy(z, target):
+    """Softmax cross-entropy on logits with class ids, mean over the batch (torch cross_entropy):
+    logsumexp(z_n) - z_n[target_n]."""
+    m = sg.stop_gradient(sg.max(z, axis=-1, keepdims=True))
+    lse = (sg.log(sg.sum(sg.exp(z - m), axis=-1, keepdims=True)) + m).named("lse")
+    picked = sg.sum(sg.one_hot(target, C) * z, axis=-1, keepdims=True)
+    return sg.mean(lse - picked)

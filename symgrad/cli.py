@@ -1,0 +1,110 @@
+"""The ``symgrad`` command line: generate, check, list (more views join as subcommands)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import SymgradError
+
+
+def _load_specs(paths):
+    """Import user spec files (Python modules that call symgrad.layer / symgrad.optimizer ...)."""
+    for p in paths:
+        path = Path(p)
+        if not path.is_file() or path.suffix != ".py":
+            raise SymgradError(f"--spec {p}: not a Python file")
+        name = f"symgrad_user_spec_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except SymgradError as e:
+            raise SymgradError(f"{p}: {e}") from e
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SymgradError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+spec_option = click.option("--spec", "specs", multiple=True, type=click.Path(),
+                           help="A Python file defining your own layers or optimizers (repeatable).")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="symgrad")
+def main():
+    """symgrad: SymPy-derived back-propagation and optimizer kernels, generated and checked."""
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--target", type=click.Choice(["numpy", "c", "all"]), default="all", show_default=True,
+              help="Which kernels to emit.")
+@click.option("--out", "out", default="generated", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder (gets numpy/ and c/ subfolders).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; exit non-zero naming the files that differ from a fresh generation.")
+@spec_option
+def generate(names, target, out, check_only, specs):
+    """Generate kernels for NAMES (default: every registered kernel)."""
+    from .emit import TARGETS
+    from .generate import generate as gen
+    _load_specs(specs)
+    targets = TARGETS if target == "all" else (target,)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise SymgradError(f"target {unknown[0]!r} is not available yet; available: {', '.join(TARGETS)}")
+    res = gen(names or None, targets, out, check=check_only)
+    if check_only:
+        if res.differing:
+            for f in res.differing:
+                click.echo(f"differs: {f}", err=True)
+            click.echo(f"{len(res.differing)} file(s) differ; run `symgrad generate` to refresh them", err=True)
+            sys.exit(1)
+        click.echo(f"{len(res.unchanged)} file(s) up to date")
+        return
+    for f in res.written:
+        click.echo(f"wrote {f}")
+    click.echo(f"{len(res.written)} written, {len(res.unchanged)} unchanged in {out}")
+
+
+@main.command("list")
+def list_():
+    """List the registered kernels by kind."""
+    from .registry import REGISTRY
+    for spec in REGISTRY:
+        first = (spec.doc or "").strip().splitlines()
+        click.echo(f"{spec.name:<24} {spec.kind:<11} {first[0] if first else ''}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--backend", type=click.Choice(["numpy", "c"]), default="numpy", show_default=True)
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@spec_option
+def check(names, backend, dtype, seed, specs):
+    """Check kernels against central finite differences (float32: against float64)."""
+    from .check import check as run
+    _load_specs(specs)
+    rep = run(list(names) or None, backend=backend, dtype=dtype, seed=seed)
+    click.echo(rep.table())
+    bad = [r for r in rep.rows if not r.passed]
+    if bad or not rep.rows:
+        click.echo(f"{len(bad)} of {len(rep.rows)} checks failed", err=True)
+        sys.exit(1)
+    click.echo(f"all {len(rep.rows)} checks passed")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,160 @@
+"""Reverse-mode differentiation of a spec graph.
+
+Every elementwise local derivative is ``sympy.diff`` of the node's formula; the structural nodes use
+their exact transpose rules (the VJP of an einsum is an einsum, of a sum a broadcast, of a max a
+mask of the arg-max). The result is another graph of the same node kinds, which the lowering turns
+into kernels, and a list of ``Step`` records from which ``explain`` prints the chain rule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..errors import SpecError
+from ..spec import tensor as T
+from .stable import in_terms_of_output
+
+
+@dataclass
+class Step:
+    """One application of the chain rule: ``contribution = upstream * local`` for ``node -> arg``."""
+
+    node: T.Node
+    arg: T.Node
+    upstream: T.Node
+    local: sp.Expr | None        # d node / d arg as SymPy computed it (elementwise nodes)
+    local_used: sp.Expr | None   # after rewriting in terms of the output, if that applied
+    contribution: T.Node
+    rule: str                    # "elementwise" | "einsum" | "sum" | "max" | "expand" | "slice"
+
+
+@dataclass
+class Derivation:
+    spec: object
+    forward_nodes: list
+    grad_inputs: list            # upstream gradients, one per output (dy, or dloss)
+    grads: dict                  # input name -> gradient node
+    adjoints: dict = field(default_factory=dict)   # forward node id -> total adjoint node
+    steps: list = field(default_factory=list)
+
+
+def derive(spec) -> Derivation:
+    outs = spec.outputs
+    fwd = T.walk(outs)
+    grad_inputs = []
+    adj: dict[int, list[T.Node]] = {}
+    for o in outs:
+        g = T.Input("d" + o.name, o.shape)
+        g.upstream_of = o
+        grad_inputs.append(g)
+        adj.setdefault(o.id, []).append(g)
+
+    needs = _needs_grad(fwd)
+    d = Derivation(spec, fwd, grad_inputs, {})
+    for node in reversed(fwd):
+        contribs = adj.get(node.id)
+        if not contribs:
+            continue
+        total = _accumulate(contribs, node.shape)
+        d.adjoints[node.id] = total
+        for arg, contrib, step in _vjp(node, total, needs):
+            adj.setdefault(arg.id, []).append(contrib)
+            d.steps.append(step)
+    for inp in spec.diff_inputs:
+        if inp.id in d.adjoints:
+            d.grads[inp.name] = d.adjoints[inp.id]
+        else:  # the output does not depend on this input
+            d.grads[inp.name] = T.Map(sp.Integer(0), [], shape=inp.shape)
+    return d
+
+
+def _needs_grad(fwd) -> set[int]:
+    need = set()
+    for n in fwd:
+        if isinstance(n, T.Input):
+            if n.differentiable:
+                need.add(n.id)
+        elif n.differentiable and any(a.id in need for a in n.args):
+            need.add(n.id)
+    return need
+
+
+def _accumulate(contribs: list[T.Node], shape: tuple) -> T.Node:
+    if len(contribs) == 1 and contribs[0].shape == shape:
+        return contribs[0]
+    return T.elementwise(lambda *cs: sp.Add(*cs), *contribs, shape=shape)
+
+
+def _unbroadcast(g: T.Node, shape: tuple) -> T.Node:
+    """Sum ``g`` down to ``shape`` (the transpose of NumPy broadcasting)."""
+    if g.shape == shape:
+        return g
+    lead = len(g.shape) - len(shape)
+    keep = tuple(lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    if keep:
+        g = T.Reduce("sum", g, keep, True)
+    if lead:
+        g = T.Reduce("sum", g, tuple(range(lead)), False)
+    return g
+
+
+def _vjp(node: T.Node, G: T.Node, needs: set[int]):
+    if isinstance(node, T.Map):
+        yield from _vjp_map(node, G, needs)
+    elif isinstance(node, T.Contract):
+        for k, a in enumerate(node.args):
+            if a.id not in needs:
+                continue
+            if len(node.args) == 1:
+                c = T.Contract(f"{node.out}->{node.ins[0]}", [G])
+            else:
+                other = node.args[1 - k]
+                c = T.Contract(f"{node.out},{node.ins[1 - k]}->{node.ins[k]}", [G, other])
+            yield a, c, Step(node, a, G, None, None, c, "einsum")
+    elif isinstance(node, T.Reduce):
+        (a,) = node.args
+        if a.id not in needs:
+            return
+        g = G if node.keepdims or not node.axes or len(node.axes) == a.ndim else T.Expand(G, node.axes)
+        if node.kind == "sum":
+            c = T.elementwise(lambda x: x, g, shape=a.shape)
+        else:  # max: the gradient goes to the arg-max, shared equally among ties
+            m = node if (node.keepdims or len(node.axes) == a.ndim) else T.Expand(node, node.axes)
+            mask = T.elementwise(lambda x, mm: sp.Piecewise((1, sp.Eq(x, mm)), (0, True)), a, m)
+            count = T.Reduce("sum", mask, node.axes, True)
+            c = T.elementwise(lambda gg, mk, ct: gg * mk / ct, g, mask, count, shape=a.shape)
+        yield a, c, Step(node, a, G, None, None, c, node.kind)
+    elif isinstance(node, T.Expand):
+        (a,) = node.args
+        if a.id in needs:
+            c = T.Reduce("sum", G, node.axes, False)
+            yield a, c, Step(node, a, G, None, None, c, "expand")
+    elif isinstance(node, T.Slice):
+        raise SpecError("the gradient of a slice is not supported yet")
+    elif isinstance(node, (T.Input, T.OneHot, T.StopGradient)):
+        return
+    else:  # pragma: no cover - a new node kind without a rule
+        raise SpecError(f"no differentiation rule for node kind {node.op!r}")
+
+
+def _vjp_map(node: T.Map, G: T.Node, needs: set[int]):
+    targets = [a for a in node.args if a.id in needs]
+    y_rewrite = None
+    if len(targets) == 1:  # other arguments act as parameters (e.g. the max shift of softmax)
+        y = sp.Dummy("y", real=True)
+        g = in_terms_of_output(node.expr, targets[0].sym, y)
+        if g is not None:
+            y_rewrite = g.subs(y, node.sym)
+    for a in targets:
+        local = sp.diff(node.expr, a.sym)
+        if local == 0:
+            continue
+        if y_rewrite is not None:
+            c = T.Map(G.sym * y_rewrite, [G, node] + list(node.args))
+            used = y_rewrite
+        else:
+            c = T.Map(G.sym * local, [G] + list(node.args))
+            used = local
+        c = _unbroadcast(c, a.shape)
+        yield a, c, Step(node, a, G, local, used, c, "elementwise")

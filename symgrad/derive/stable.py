@@ -1,0 +1,169 @@
+"""Output substitution and numerically stable rewrites of derived expressions.
+
+Two general mechanisms, applied to every elementwise expression the engine produces:
+
+1. ``in_terms_of_output(f, z)``: if the derivative of a one-argument formula ``y = f(z)`` can be written
+   as a rational function of ``y`` alone (found by SymPy: solve ``y = f(z)`` for ``z``, substitute,
+   simplify, and verify numerically), backward uses the saved output instead of ``z``:
+   sigmoid' = y (1 - y), tanh' = 1 - y**2, exp' = y. Besides saving a recomputation, this removes
+   overflow: exp(-z) / (1 + exp(-z))**2 is NaN at z = -1e4 in floating point, y (1 - y) is not.
+2. ``stabilize(expr)``: rewrite patterns that overflow into stable primitives, each rule an identity
+   SymPy verifies below (``RULES``): 1/(1+exp(-a)) -> Sigmoid(a), exp(a)/(1+exp(a)) -> Sigmoid(a),
+   log(1+exp(a)) -> Softplus(a), log(1+x) -> log1p(x).
+"""
+from __future__ import annotations
+
+import random
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+
+class Sigmoid(sp.Function):
+    """sigma(a) = 1 / (1 + exp(-a)), printed in a form that cannot overflow."""
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0]) * (1 - Sigmoid(self.args[0]))
+
+    def _eval_rewrite_as_exp(self, a, **kw):
+        return 1 / (1 + sp.exp(-a))
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+    def _sympystr(self, printer):
+        return "sigmoid(%s)" % printer._print(self.args[0])
+
+
+class Softplus(sp.Function):
+    """softplus(a) = log(1 + exp(a)), printed as max(a, 0) + log1p(exp(-|a|))."""
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, a, **kw):
+        return sp.log(1 + sp.exp(a))
+
+    def _sympystr(self, printer):
+        return "softplus(%s)" % printer._print(self.args[0])
+
+
+def _is_exp(e):
+    return isinstance(e, sp.exp)
+
+
+def _rewrite_node(e: sp.Expr) -> sp.Expr:
+    # 1 / (1 + exp(-a))  and  exp(a) / (1 + exp(a))
+    if isinstance(e, sp.Pow) and e.exp == -1 and isinstance(e.base, sp.Add):
+        terms = e.base.args
+        if len(terms) == 2 and sp.Integer(1) in terms:
+            other = terms[0] if terms[1] == 1 else terms[1]
+            if _is_exp(other):
+                return Sigmoid(-other.args[0])
+    if isinstance(e, sp.Mul):
+        for ex in [f for f in e.args if _is_exp(f)]:  # exp(-a) sigma(a) = sigma(-a)
+            for sg in [f for f in e.args if isinstance(f, Sigmoid)]:
+                if sp.simplify(ex.args[0] + sg.args[0]) == 0:
+                    rest = [f for f in e.args if f is not ex and f is not sg]
+                    return sp.Mul(*rest) * Sigmoid(ex.args[0])
+        exps = [f for f in e.args if _is_exp(f)]
+        dens = [f for f in e.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]
+        for ex in exps:
+            for den in dens:
+                if set(den.base.args) == {sp.Integer(1), ex}:
+                    rest = [f for f in e.args if f is not ex and f is not den]
+                    return sp.Mul(*rest) * Sigmoid(ex.args[0])
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.Add):
+        terms = e.args[0].args
+        if len(terms) == 2 and sp.Integer(1) in terms:
+            other = terms[0] if terms[1] == 1 else terms[1]
+            if _is_exp(other) and not _bounded_exp(other):
+                return Softplus(other.args[0])
+            return log1p(other)
+    return e
+
+
+def _bounded_exp(e: sp.exp) -> bool:
+    """exp(-|a|) and the like cannot overflow: keep log1p(exp(-|a|)) as it is."""
+    a = e.args[0]
+    return bool(a.is_nonpositive)
+
+
+def stabilize(expr: sp.Expr) -> sp.Expr:
+    """Apply the stable rewrites bottom-up until nothing changes."""
+    prev = None
+    while prev != expr:
+        prev = expr
+        expr = _bottom_up(expr)
+    return expr
+
+
+def _bottom_up(e):
+    if not e.args or isinstance(e, (sp.Symbol, sp.Number)):
+        return e
+    new = e.func(*[_bottom_up(a) for a in e.args]) if not isinstance(e, sp.Piecewise) else \
+        sp.Piecewise(*[(_bottom_up(x), c) for x, c in e.args])
+    return _rewrite_node(new)
+
+
+RULES = [
+    (lambda a: 1 / (1 + sp.exp(-a)), Sigmoid),
+    (lambda a: sp.exp(a) / (1 + sp.exp(a)), Sigmoid),
+    (lambda a: sp.log(1 + sp.exp(a)), Softplus),
+]
+"""Identities behind the rewrites; tests check each with SymPy and numerically."""
+
+
+def in_terms_of_output(f: sp.Expr, z: sp.Symbol, y: sp.Symbol, seed: int = 0) -> sp.Expr | None:
+    """``g`` with ``g(f(z)) == f'(z)`` and ``g`` rational in ``y`` only, or None.
+
+    Found by SymPy: direct substitution of ``f`` by ``y`` in ``f'`` first, then by solving
+    ``y = f(z)`` for ``z``. Every candidate is verified at random points before it is used.
+    """
+    if f.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign):
+        return None  # not injective or not smooth: keep the input
+    try:
+        return _in_terms_of_output(f, z, y, seed)
+    except (TypeError, ValueError, NotImplementedError, ZeroDivisionError):
+        return None
+
+
+def _in_terms_of_output(f, z, y, seed):
+    d = sp.diff(f, z)
+    if not d.has(sp.Function, sp.Pow) or d.is_polynomial(z):
+        return None  # nothing transcendental to save: keep the plain derivative
+    cands = []
+    direct = d.subs(f, y)
+    if z not in direct.free_symbols:
+        cands.append(direct)
+    else:
+        try:
+            sols = sp.solve(sp.Eq(y, f), z)
+        except (NotImplementedError, ValueError, TypeError):
+            sols = []
+        outs = {sp.factor(sp.simplify(d.subs(z, s))) for s in sols}
+        if len(outs) == 1:
+            cands.append(outs.pop())
+    for g in cands:
+        g = sp.simplify(g)
+        g = min([sp.expand(g), sp.factor(g)], key=lambda e: (sp.count_ops(e), len(str(e))))
+        if z in g.free_symbols or g.has(sp.Function) or not g.is_rational_function(y):
+            continue
+        if _agrees(d, g.subs(y, f), z, seed):
+            return g
+    return None
+
+
+def _agrees(a: sp.Expr, b: sp.Expr, z: sp.Symbol, seed: int) -> bool:
+    rng = random.Random(seed)
+    others = (a.free_symbols | b.free_symbols) - {z}
+    for _ in range(6):
+        env = {s: rng.uniform(0.2, 0.9) for s in others}
+        env[z] = rng.uniform(-3, 3)
+        try:
+            va, vb = complex(a.evalf(subs=env)), complex(b.evalf(subs=env))
+        except (TypeError, ValueError):
+            return False
+        if abs(va - vb) > 1e-9 * max(1.0, abs(va)):
+            return False
+    return True

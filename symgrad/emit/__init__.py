@@ -1,0 +1,24 @@
+"""Emitters: kernel IR -> source files, one module per target."""
+from __future__ import annotations
+
+from ..errors import SpecError
+from .render import render
+
+TARGETS = ("numpy",)
+
+
+def sources(spec, target: str) -> dict[str, str]:
+    """The files (relative path -> text) that ``target`` emits for ``spec``."""
+    if target == "numpy":
+        return {f"numpy/{spec.name}.py": numpy_source(spec)}
+    raise SpecError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+
+
+def numpy_source(spec) -> str:
+    if spec.kind in ("layer", "activation", "loss"):
+        from ..lower import lower
+        from .numpy_layer import NumpyLayerEmitter
+        return render("numpy/layer.py.j2", ctx=NumpyLayerEmitter(lower(spec)).context())
+    if hasattr(spec, "numpy_source"):
+        return spec.numpy_source()
+    raise SpecError(f"no NumPy emitter for kernel kind {spec.kind!r}")

@@ -1,0 +1,83 @@
+"""Expression printers, one class per target (after SymPy's ``printing/numpy.py`` and ``c.py``).
+
+Target differences are data: the functions each target knows, and how a stable primitive
+(``Sigmoid``, ``Softplus``) is spelled there.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter as _SympyNumPy
+from sympy.printing.str import StrPrinter
+
+
+class NumpyPrinter(_SympyNumPy):
+    """Prints with the ``np.`` prefix; elementwise Max/Min/Piecewise; stable sigmoid/softplus."""
+
+    def __init__(self):
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False,
+                          "inline": True})
+
+    def _module_format(self, fqn, register=True):
+        s = super()._module_format(fqn, register)
+        return "np." + s[len("numpy."):] if s.startswith("numpy.") else s
+
+    def _nested(self, fn, args):
+        args = [self._print(a) for a in args]
+        out = args[0]
+        for a in args[1:]:
+            out = f"np.{fn}({out}, {a})"
+        return out
+
+    def _print_Max(self, e):
+        return self._nested("maximum", e.args)
+
+    def _print_Min(self, e):
+        return self._nested("minimum", e.args)
+
+    def _print_Piecewise(self, e):
+        if e.args[-1].cond != True:  # noqa: E712 - SymPy's true
+            raise ValueError(f"Piecewise without a default branch: {e}")
+        out = self._print(e.args[-1].expr)
+        for val, cond in reversed(e.args[:-1]):
+            out = f"np.where({self._print(cond)}, {self._print(val)}, {out})"
+        return out
+
+    def _print_Heaviside(self, e):
+        h0 = e.args[1] if len(e.args) > 1 else sp.Rational(1, 2)
+        return f"np.heaviside({self._print(e.args[0])}, {self._print(h0)})"
+
+    def _print_Sigmoid(self, e):
+        return f"_sigmoid({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e):
+        return f"np.logaddexp(0, {self._print(e.args[0])})"
+
+    def _print__Copy(self, e):
+        return f"np.array({self._print(e.args[0])}, dtype=dtype)"
+
+    def _print_Rational(self, e):
+        return f"{e.p}/{e.q}"
+
+    def _print_Float(self, e):
+        return repr(float(e))
+
+
+class MathPrinter(StrPrinter):
+    """Plain-text formulas for docstrings and headers."""
+
+    def _print_Sigmoid(self, e):
+        return f"sigmoid({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e):
+        return f"softplus({self._print(e.args[0])})"
+
+    def _print_Float(self, e):
+        return repr(float(e))
+
+
+def pycode(e) -> str:
+    return NumpyPrinter().doprint(e)
+
+
+def mathstr(e) -> str:
+    return MathPrinter({"order": "none"}).doprint(e)

@@ -1,0 +1,57 @@
+"""``symgrad generate``: render every requested kernel for every target, then write them.
+
+All sources are rendered in memory first, so a spec that fails leaves the output folder as it was;
+each file is written atomically and only when its content changed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .emit import TARGETS, sources
+from .errors import SymgradError
+from .registry import REGISTRY
+
+
+@dataclass
+class GenerateResult:
+    written: list = field(default_factory=list)
+    unchanged: list = field(default_factory=list)
+    differing: list = field(default_factory=list)   # with check=True: stale or missing files
+
+
+def render_all(names=None, targets=TARGETS) -> dict[str, str]:
+    names = list(names) if names else REGISTRY.names()
+    files: dict[str, str] = {}
+    for name in names:
+        spec = REGISTRY.get(name)
+        for t in targets:
+            files.update(sources(spec, t))
+    return dict(sorted(files.items()))
+
+
+def generate(names=None, targets=TARGETS, out="generated", check: bool = False) -> GenerateResult:
+    """Write (or with ``check=True`` compare) the kernels of ``names`` (default: all registered)."""
+    from .emit.render import write_atomic
+    files = render_all(names, targets)
+    out = Path(out)
+    res = GenerateResult()
+    if check:
+        for rel, text in files.items():
+            p = out / rel
+            try:
+                same = p.read_text(encoding="utf-8") == text
+            except (OSError, UnicodeDecodeError):
+                same = False
+            (res.unchanged if same else res.differing).append(str(p))
+        return res
+    if out.exists() and not out.is_dir():
+        raise SymgradError(f"output folder {out} exists and is not a folder")
+    for rel, text in files.items():
+        p = out / rel
+        try:
+            changed = write_atomic(p, text)
+        except OSError as e:
+            raise SymgradError(f"cannot write {p}: {e.strerror or e}") from e
+        (res.written if changed else res.unchanged).append(str(p))
+    return res

@@ -1,0 +1,177 @@
+"""Layer specs: what users write (the forward pass only) and how it is registered.
+
+    N, D, M = symgrad.dims("N D M")
+
+    @symgrad.layer(x=(N, D), W=(D, M), b=(M,))
+    def dense(x, W, b):
+        "Affine map y = x W + b."
+        return x @ W + b
+
+Array arguments get their shapes from the decorator; an argument with a numeric default becomes a
+scalar hyperparameter (``eps=1e-5``). ``symgrad.index(shape, bound=C)`` declares integer class ids and
+``symgrad.constant(shape)`` a real array that gets no gradient (a loss target).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import sympy as sp
+
+from ..errors import SpecError
+from . import tensor as T
+
+
+@dataclass(frozen=True)
+class ArgDecl:
+    shape: tuple
+    kind: str = "real"
+    requires_grad: bool = True
+    bound: sp.Symbol | None = None
+
+
+def index(shape: tuple, bound: sp.Symbol) -> ArgDecl:
+    """Integer class ids in ``range(bound)`` (a loss target); never differentiated."""
+    return ArgDecl(tuple(shape), "index", False, bound)
+
+
+def constant(shape: tuple) -> ArgDecl:
+    """A real array that gets no gradient (e.g. a regression target)."""
+    return ArgDecl(tuple(shape), "real", False)
+
+
+ANYSHAPE = (T.ANY,)
+"""Shape of an input that may have any shape (elementwise layers, losses over all elements)."""
+
+
+@dataclass(eq=False)
+class LayerSpec:
+    """A registered layer, activation or loss: its forward graph and metadata."""
+
+    name: str
+    kind: str                      # "layer" | "activation" | "loss"
+    inputs: list[T.Input]
+    hypers: list[T.Hyper]
+    outputs: list[T.Node]
+    doc: str = ""
+    formula: str = ""             # the scalar formula of an activation, for docs
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def diff_inputs(self) -> list[T.Input]:
+        return [i for i in self.inputs if i.differentiable]
+
+    @property
+    def dims(self) -> list[sp.Symbol]:
+        seen = []
+        for i in self.inputs:
+            for d in i.shape:
+                for s in sorted(sp.sympify(d).free_symbols, key=str):
+                    if s not in seen:
+                        seen.append(s)
+        return seen
+
+    @cached_property
+    def derivation(self):
+        from ..derive.reverse import derive
+        return derive(self)
+
+
+def _build(name: str, fn: Callable, decls: dict, kind: str) -> LayerSpec:
+    T.check_identifier(name, "layer name")
+    sig = inspect.signature(fn)
+    inputs, hypers, call = [], [], []
+    for pname, p in sig.parameters.items():
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            raise SpecError(f"{name}: parameter {pname!r} must be a plain positional parameter")
+        if pname in decls:
+            d = decls[pname]
+            if not isinstance(d, ArgDecl):
+                d = ArgDecl(tuple(d))
+            for dim in d.shape:
+                dd = sp.sympify(dim)
+                if dd != 1 and not (dd.free_symbols and all(s.is_integer and s.is_positive for s in dd.free_symbols)):
+                    raise SpecError(f"{name}: shape of {pname!r} must use symgrad.dims(...) symbols, got {dim!r}")
+            inp = T.Input(pname, d.shape, d.kind, d.requires_grad, d.bound)
+            inputs.append(inp)
+            call.append(inp)
+        elif p.default is not p.empty and isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
+            h = T.Hyper(pname, p.default)
+            hypers.append(h)
+            call.append(h)
+        else:
+            raise SpecError(f"{name}: parameter {pname!r} has no shape in the decorator and no numeric default")
+    extra = set(decls) - set(sig.parameters)
+    if extra:
+        raise SpecError(f"{name}: shapes given for unknown parameter(s) {sorted(extra)}")
+    if not inputs:
+        raise SpecError(f"{name}: a layer needs at least one array input")
+    out = fn(*call)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    for k, o in enumerate(outs):
+        if not isinstance(o, T.Node):
+            raise SpecError(f"{name}: forward must return tensors, got {type(o).__name__}")
+        if isinstance(o, T.Input):
+            o = outs[k] = T.elementwise(lambda a: a, o)
+        if o.name is None:
+            o.named("loss" if kind == "loss" else ("y" if len(outs) == 1 else f"y{k}"))
+    if kind == "loss" and (len(outs) != 1 or outs[0].shape != ()):
+        raise SpecError(f"{name}: a loss must return one scalar, got shape(s) {[o.shape for o in outs]}")
+    used = {s for n in T.walk(outs) if isinstance(n, T.Map) for s in n.hyper_symbols()}
+    for h in hypers:
+        if h not in used:
+            raise SpecError(f"{name}: hyperparameter {h.name!r} is not used")
+    names = [i.name for i in inputs] + [h.name for h in hypers]
+    for o in outs:
+        if o.name in names:
+            raise SpecError(f"{name}: output name {o.name!r} clashes with an argument")
+    if not any(i.differentiable for i in inputs):
+        raise SpecError(f"{name}: no input gets a gradient")
+    return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "")
+
+
+def layer(name: str | None = None, *, register: bool = True, **shapes):
+    """Decorator: define a layer by its forward pass; backward is derived."""
+    def deco(fn):
+        spec = _build(name or fn.__name__, fn, shapes, "layer")
+        return _maybe_register(spec, register)
+    return deco
+
+
+def loss(name: str | None = None, *, register: bool = True, **shapes):
+    """Decorator: define a loss (one scalar output); backward takes ``dloss=1.0``."""
+    def deco(fn):
+        spec = _build(name or fn.__name__, fn, shapes, "loss")
+        return _maybe_register(spec, register)
+    return deco
+
+
+def activation(name: str, formula: sp.Expr, *, register: bool = True, doc: str = "") -> LayerSpec:
+    """Define an elementwise activation by its scalar formula in one free symbol, e.g.
+    ``activation("sigmoid", 1 / (1 + sympy.exp(-z)))``. The input may have any shape."""
+    formula = sp.sympify(formula)
+    syms = [s for s in formula.free_symbols if not isinstance(s, T.Hyper)]
+    if len(syms) != 1:
+        raise SpecError(f"activation {name!r}: formula {formula} must have exactly one free symbol, "
+                        f"has {sorted(map(str, syms))}")
+    (z,) = syms
+    zname = z.name if T.IDENT.match(z.name) and z.name not in ("a",) else "z"
+
+    def fn(t):
+        return T.apply(formula.xreplace({z: sp.Symbol(zname, real=True)}), fn=name, **{zname: t}).named("a")
+
+    fn.__signature__ = inspect.Signature([inspect.Parameter(zname, inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    spec = _build(name, fn, {zname: ANYSHAPE}, "activation")
+    spec.formula = sp.latex(formula)
+    spec.meta["scalar"] = (z, formula)
+    spec.doc = doc or f"Elementwise {name}: a = {formula}."
+    return _maybe_register(spec, register)
+
+
+def _maybe_register(spec, register: bool):
+    if register:
+        from ..registry import REGISTRY
+        REGISTRY.add(spec)
+    return spec

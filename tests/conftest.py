@@ -1,0 +1,37 @@
+import importlib.util
+
+import numpy as np
+import pytest
+
+import symgrad
+
+LAYER_KINDS = ("layer", "activation", "loss")
+
+
+def layer_names():
+    return [s.name for s in symgrad.REGISTRY if s.kind in LAYER_KINDS]
+
+
+try:
+    import torch
+    torch.set_default_dtype(torch.float64)
+except ImportError:  # torch is a test extra; comparisons skip without it
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed (pip install -e '.[test]')")
+
+
+def rel_err(got, ref):
+    got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    if got.size == 0:
+        return 0.0
+    scale = np.max(np.abs(ref))
+    return float(np.max(np.abs(got - ref)) / (scale if scale > 0 else 1.0))
+
+
+def import_path(path, name="mod"):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
