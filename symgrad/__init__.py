@@ -13,6 +13,7 @@ from .errors import (CompilerError, DTypeError, ShapeError, SpecError, SymgradEr
                      UnknownKernelError)
 from .registry import REGISTRY  # noqa: E402
 from .spec.layer import ANYSHAPE, activation, constant, index, layer, loss  # noqa: E402
+from .spec.recurrent import recurrent  # noqa: E402
 from .spec.tensor import (abs, apply, dims, einsum, exp, hyper, log, max, maximum, mean,  # noqa: E402,A004
                           one_hot, sqrt, stop_gradient, sum, tanh, where)
 from .runtime import load  # noqa: E402
@@ -24,6 +25,6 @@ from .builtins import layers as _builtin_layers  # noqa: E402,F401
 __all__ = [
     "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
     "UnknownKernelError", "abs", "activation", "apply", "check", "constant", "dims", "einsum", "exp",
-    "generate", "hyper", "index", "layer", "load", "log", "loss", "max", "maximum", "mean", "one_hot",
+    "generate", "hyper", "index", "layer", "recurrent", "load", "log", "loss", "max", "maximum", "mean", "one_hot",
     "sqrt", "stop_gradient", "sum", "tanh", "where",
 ]

@@ -75,6 +75,12 @@ def random_inputs(spec, rng, sizes=None) -> dict:
     return args
 
 
+def outputs_of(spec, result):
+    """``forward``'s result as (list of outputs, cache): ``(out, cache)``, out a tuple when several."""
+    out, cache = result
+    return (list(out) if isinstance(out, tuple) else [out]), cache
+
+
 def _upstreams(spec, outs, rng):
     if spec.kind == "loss":
         return [float(rng.uniform(0.5, 2.0))]
@@ -86,23 +92,23 @@ def check_layer(spec, backend="numpy", dtype="float64", seed=0, sizes=None) -> l
     rng = np.random.default_rng(seed)
     args = random_inputs(spec, rng, sizes)
     k64 = load(spec.name, backend, "float64")
-    *outs, cache = k64.forward(**args)
+    outs, cache = outputs_of(spec, k64.forward(**args))
     ups = _upstreams(spec, outs, rng)
     grads = k64.backward(cache, *ups)
     rows = []
     if dtype == "float32":
         k32 = load(spec.name, backend, "float32")
         a32 = {n: (v.astype(np.float32) if v.dtype.kind == "f" else v) for n, v in args.items()}
-        *o32, c32 = k32.forward(**a32)
+        o32, c32 = outputs_of(spec, k32.forward(**a32))
         g32 = k32.backward(c32, *[np.asarray(u, dtype=np.float32) if np.ndim(u) else u for u in ups])
-        for name, ref, got in list(zip([o.name for o in spec.outputs], outs, o32)) + \
+        for name, ref, got in list(zip(spec.output_names, outs, o32)) + \
                 list(zip(["d" + i.name for i in spec.diff_inputs], grads, g32)):
             ab, rel, ok = _compare(np.asarray(got, np.float64), np.asarray(ref), F32_RTOL, 0.0, scale=True)
             rows.append(Row(spec.name, name, ab, rel, ok, "float32 vs float64"))
         return rows
 
     def objective(a):
-        *o, _ = k64.forward(**a)
+        o, _ = outputs_of(spec, k64.forward(**a))
         return float(sum(np.sum(np.asarray(oo) * u) for oo, u in zip(o, ups)))
 
     for inp, g in zip(spec.diff_inputs, grads):
@@ -142,7 +148,7 @@ def check(names=None, backend="numpy", dtype="float64", seed=0, sizes=None) -> R
     rep = Report()
     for name in (names or REGISTRY.names()):
         spec = REGISTRY.get(name)
-        if spec.kind in ("layer", "activation", "loss"):
+        if spec.kind in ("layer", "activation", "loss", "recurrent"):
             rep.rows += check_layer(spec, backend, dtype, seed, sizes)
         elif hasattr(spec, "check"):
             rep.rows += spec.check(backend=backend, dtype=dtype, seed=seed)

@@ -68,6 +68,23 @@ class Expand:
 
 
 @dataclass
+class Slice:
+    out: str
+    shape: tuple
+    src: str
+    start: sp.Expr
+    stop: sp.Expr
+
+
+@dataclass
+class Concat:
+    out: str
+    shape: tuple
+    parts: tuple            # array names, or None for a block of zeros of the matching width
+    widths: tuple
+
+
+@dataclass
 class Function:
     name: str
     params: list            # Arg (arrays in order)

@@ -143,6 +143,7 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
     for p in params:
         expr_of[p.id] = sp.Symbol(p.name)
     body, shapes = [], {**env_shapes, **{p.name: p.shape for p in params}}
+    seen: dict = {}  # structural statements already emitted, by what they compute
     for n in nodes:
         if isinstance(n, T.StopGradient):
             expr_of[n.id] = expr_of[n.args[0].id]
@@ -150,6 +151,10 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
         if isinstance(n, T.Map):
             e = n.expr.xreplace({a.sym: expr_of[a.id] for a in n.args})
             consumers = uses.get(n.id, [])
+            if e == 0 and not n.args and consumers and all(isinstance(c, T.Concat) for c in consumers) \
+                    and n.id not in must:
+                expr_of[n.id] = sp.Integer(0)
+                continue
             inline = (n.id not in must and len(consumers) == 1
                       and isinstance(consumers[0], (T.Map, T.Reduce))
                       and (n.shape == (consumers[0].args[0].shape if isinstance(consumers[0], T.Reduce)
@@ -171,12 +176,16 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
             temps, e = _cse(e, namer)
             shape_of_e = _expr_shape(e, shapes, temps)
             body.append(ir.Elementwise(name, n.shape, e, temps, broadcast=shape_of_e != n.shape))
+        elif isinstance(n, T.Reduce) and _dedupe(n, expr_of, seen, body, namer, must):
+            continue
         elif isinstance(n, T.Reduce):
             (a,) = n.args
             name = namer.name(n)
             e = stabilize(expr_of[a.id])
             temps, e = _cse(e, namer)
             body.append(ir.Reduction(name, n.shape, n.kind, e, a.shape, n.axes, n.keepdims, temps))
+        elif isinstance(n, T.Contract) and _dedupe(n, expr_of, seen, body, namer, must):
+            continue
         elif isinstance(n, T.Contract):
             ops = tuple(_materialized(a, expr_of) for a in n.args)
             name = namer.name(n)
@@ -187,6 +196,14 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
         elif isinstance(n, T.Expand):
             name = namer.name(n)
             body.append(ir.Expand(name, n.shape, _materialized(n.args[0], expr_of), n.axes))
+        elif isinstance(n, T.Slice):
+            name = namer.name(n)
+            body.append(ir.Slice(name, n.shape, _materialized(n.args[0], expr_of), n.start, n.stop))
+        elif isinstance(n, T.Concat):
+            name = namer.name(n)
+            parts = tuple(None if (isinstance(a, T.Map) and a.expr == 0 and not a.args)
+                          else _materialized(a, expr_of) for a in n.args)
+            body.append(ir.Concat(name, n.shape, parts, tuple(a.shape[-1] for a in n.args)))
         else:
             raise SpecError(f"cannot lower node kind {n.op!r}")
         expr_of[n.id] = sp.Symbol(name)
@@ -199,6 +216,26 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
 
 class _Copy(sp.Function):
     """A returned array that equals another array: returned as a copy, never aliased."""
+
+
+def _dedupe(n, expr_of, seen, body, namer, must) -> bool:
+    """A reduction or contraction identical to an earlier one reuses it (returned: as a copy)."""
+    if isinstance(n, T.Reduce):
+        key = ("reduce", n.kind, expr_of[n.args[0].id], n.axes, n.keepdims)
+    else:
+        key = ("contract", n.subscripts) + tuple(expr_of[a.id] for a in n.args)
+    first = seen.get(key)
+    if first is None:
+        seen[key] = n
+        return False
+    sym = expr_of[first.id]
+    if n.id in must:
+        name = namer.name(n)
+        body.append(ir.Elementwise(name, n.shape, _Copy(sym)))
+        expr_of[n.id] = sp.Symbol(name)
+    else:
+        expr_of[n.id] = sym
+    return True
 
 
 def _materialized(a, expr_of) -> str:
@@ -244,4 +281,8 @@ def _stmt_expr(s):
         return ("einsum", s.subscripts, s.operands)
     if isinstance(s, ir.OneHot):
         return ("onehot", s.index, s.classes)
+    if isinstance(s, ir.Slice):
+        return ("slice", s.src, s.start, s.stop)
+    if isinstance(s, ir.Concat):
+        return ("concat", s.parts)
     return ("expand", s.src, s.axes)

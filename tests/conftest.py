@@ -5,7 +5,7 @@ import pytest
 
 import symgrad
 
-LAYER_KINDS = ("layer", "activation", "loss")
+LAYER_KINDS = ("layer", "activation", "loss", "recurrent")
 
 
 def layer_names():
@@ -21,12 +21,14 @@ except ImportError:  # torch is a test extra; comparisons skip without it
 needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed (pip install -e '.[test]')")
 
 
-def rel_err(got, ref):
+def rel_err(got, ref, floor=0.0):
+    """Max abs error relative to the reference's largest magnitude (at least ``floor``: an
+    exactly-zero reference, such as LayerNorm's dx at D = 1, is compared on the scale 1)."""
     got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     assert got.shape == ref.shape, (got.shape, ref.shape)
     if got.size == 0:
         return 0.0
-    scale = np.max(np.abs(ref))
+    scale = max(np.max(np.abs(ref)), floor)
     return float(np.max(np.abs(got - ref)) / (scale if scale > 0 else 1.0))
 
 

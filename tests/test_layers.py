@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad.check import random_inputs
+from symgrad.check import outputs_of, random_inputs
 
 from conftest import layer_names, needs_torch, rel_err, torch
 
@@ -26,7 +26,7 @@ def _run_both(name, args, seed=1):
     from torch_refs import REFS
     spec = symgrad.REGISTRY.get(name)
     k = symgrad.load(name)
-    *outs, cache = k.forward(**args)
+    outs, cache = outputs_of(spec, k.forward(**args))
     rng = np.random.default_rng(seed)
     ups = [1.7] if spec.kind == "loss" else [rng.standard_normal(np.shape(o)) for o in outs]
     grads = k.backward(cache, *ups)
@@ -61,7 +61,7 @@ def test_against_torch(name, sizes):
     for o, t in zip(outs, touts):
         assert rel_err(o, t) <= 1e-10
     for a, g, t in zip(spec.diff_inputs, grads, tgrads):
-        assert rel_err(g, t) <= 1e-10, f"d{a.name}"
+        assert rel_err(g, t, floor=1.0) <= 1e-10, f"d{a.name}"
 
 
 EXTREME = np.array([-1e4, -800.0, -50.0, -1.0, 0.0, 1e-8, 1.0, 50.0, 800.0, 1e4])

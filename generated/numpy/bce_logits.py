@@ -116,6 +116,7 @@ def forward(z, target, *, dtype=None):
     return loss, cache
 
 
+
 def backward(cache, dloss=1.0):
     """Backward pass of bce_logits: returns (dz,).
 

@@ -122,6 +122,7 @@ def forward(x, W, b, *, dtype=None):
     return y, cache
 
 
+
 def backward(cache, dy):
     """Backward pass of dense: returns (dx, dW, db).
 

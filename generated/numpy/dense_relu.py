@@ -125,6 +125,7 @@ def forward(x, W, b, *, dtype=None):
     return a, cache
 
 
+
 def backward(cache, da):
     """Backward pass of dense_relu: returns (dx, dW, db).
 

@@ -127,6 +127,7 @@ def forward(x, W, b, *, dtype=None):
     return a, cache
 
 
+
 def backward(cache, da):
     """Backward pass of dense_sigmoid: returns (dx, dW, db).
 

@@ -123,6 +123,7 @@ def forward(x, W, b, *, dtype=None):
     return a, cache
 
 
+
 def backward(cache, da):
     """Backward pass of dense_tanh: returns (dx, dW, db).
 

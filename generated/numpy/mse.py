@@ -112,6 +112,7 @@ def forward(pred, target, *, dtype=None):
     return loss, cache
 
 
+
 def backward(cache, dloss=1.0):
     """Backward pass of mse: returns (dpred,).
 

@@ -111,6 +111,7 @@ def forward(z, *, dtype=None):
     return a, cache
 
 
+
 def backward(cache, da):
     """Backward pass of sigmoid: returns (dz,).
 

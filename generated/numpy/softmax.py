@@ -12,8 +12,8 @@ Forward:
     a = e/t1
 
 Backward (derived by symgrad, reverse mode with SymPy local derivatives):
-    t2 = sum(-da*e/t1**2) over axis 1
-    dz = e*(t2 + da/t1)
+    t2 = sum(da*e) over axis 1
+    dz = e*(da/t1 - t2/t1**2)
 
 Saved for the backward pass: e, t1.
 """
@@ -116,6 +116,7 @@ def forward(z, *, dtype=None):
     return a, cache
 
 
+
 def backward(cache, da):
     """Backward pass of softmax: returns (dz,).
 
@@ -130,6 +131,6 @@ def backward(cache, da):
     t1 = cache["t1"]
     da = _real("da", da, dtype)
     _check_shape("da", da, (N, C), "(N, C)")
-    t2 = np.sum(-da*e/t1**2, axis=1, keepdims=True)
-    dz = e*(da/t1 + t2)
+    t2 = np.sum(da*e, axis=1, keepdims=True)
+    dz = e*(da/t1 - t2/t1**2)
     return (dz, )

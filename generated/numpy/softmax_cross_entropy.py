@@ -126,6 +126,7 @@ def forward(z, target, *, dtype=None):
     return loss, cache
 
 
+
 def backward(cache, dloss=1.0):
     """Backward pass of softmax_cross_entropy: returns (dz,).
 

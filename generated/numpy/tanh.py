@@ -107,6 +107,7 @@ def forward(z, *, dtype=None):
     return a, cache
 
 
+
 def backward(cache, da):
     """Backward pass of tanh: returns (dz,).
 

@@ -76,3 +76,36 @@ def softmax_cross_entropy(z, target):
     lse = (sg.log(sg.sum(sg.exp(z - m), axis=-1, keepdims=True)) + m).named("lse")
     picked = sg.sum(sg.one_hot(target, C) * z, axis=-1, keepdims=True)
     return sg.mean(lse - picked)
+
+
+@sg.layer(x=(N, D), gamma=(D,), beta=(D,))
+def layernorm(x, gamma, beta, eps=1e-5):
+    """Layer normalization over the last axis (torch.nn.functional.layer_norm):
+    y = (x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance, eps inside the sqrt."""
+    mean = sg.mean(x, axis=-1, keepdims=True).named("mean")
+    xc = (x - mean).named("xc")
+    var = sg.mean(xc ** 2, axis=-1, keepdims=True).named("var")
+    rstd = (1 / sg.sqrt(var + eps)).named("rstd")
+    xhat = (xc * rstd).named("xhat")
+    return xhat * gamma + beta
+
+
+T_, H = sg.dims("T H")
+_z = sp.Symbol("z", real=True)
+
+
+@sg.recurrent(state=("h", "c"), sequence=("x",),
+              x=(N, D), h=(N, H), c=(N, H), W_ih=(4 * H, D), W_hh=(4 * H, H), b_ih=(4 * H,), b_hh=(4 * H,))
+def lstm(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    """One-layer LSTM with torch.nn.LSTM semantics: gates i, f, g, o stacked in W_ih (4H, D), W_hh (4H, H).
+
+    gates = x W_ih^T + b_ih + h W_hh^T + b_hh; i, f, o = sigmoid, g = tanh of their quarter;
+    c' = f c + i g; h' = o tanh(c')."""
+    gates = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).named("gates")
+    i = sg.apply(SCALAR["sigmoid"], fn="sigmoid", z=gates[..., 0:H]).named("i")
+    f = sg.apply(SCALAR["sigmoid"], fn="sigmoid", z=gates[..., H:2 * H]).named("f")
+    g = sg.apply(SCALAR["tanh"], fn="tanh", z=gates[..., 2 * H:3 * H]).named("g")
+    o = sg.apply(SCALAR["sigmoid"], fn="sigmoid", z=gates[..., 3 * H:4 * H]).named("o")
+    c_new = (f * c + i * g).named("c_new")
+    tanh_c = sg.apply(SCALAR["tanh"], fn="tanh", z=c_new).named("tanh_c")
+    return (o * tanh_c).named("h_new"), c_new

@@ -13,6 +13,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..spec import tensor as T
+from .reductions import ReductionTable, simplify_sum
 from .stable import in_terms_of_output
 
 
@@ -52,13 +53,15 @@ def derive(spec) -> Derivation:
 
     needs = _needs_grad(fwd)
     d = Derivation(spec, fwd, grad_inputs, {})
+    table = ReductionTable(fwd + grad_inputs)
     for node in reversed(fwd):
         contribs = adj.get(node.id)
         if not contribs:
             continue
         total = _accumulate(contribs, node.shape)
         d.adjoints[node.id] = total
-        for arg, contrib, step in _vjp(node, total, needs):
+        table.add(total)
+        for arg, contrib, step in _vjp(node, total, needs, table):
             adj.setdefault(arg.id, []).append(contrib)
             d.steps.append(step)
     for inp in spec.diff_inputs:
@@ -81,27 +84,60 @@ def _needs_grad(fwd) -> set[int]:
 
 
 def _accumulate(contribs: list[T.Node], shape: tuple) -> T.Node:
+    pads = [c for c in contribs if isinstance(c, T.Pad)]
+    if pads:  # gradients of slices: one concatenation, zeros where no slice was taken
+        contribs = [c for c in contribs if not isinstance(c, T.Pad)] + [_concat(pads, shape)]
     if len(contribs) == 1 and contribs[0].shape == shape:
         return contribs[0]
     return T.elementwise(lambda *cs: sp.Add(*cs), *contribs, shape=shape)
 
 
-def _unbroadcast(g: T.Node, shape: tuple) -> T.Node:
+def _concat(pads: list, shape: tuple) -> T.Node:
+    pads = sorted(pads, key=lambda p: sp.default_sort_key(p.start))
+    parts, pos = [], sp.Integer(0)
+    for p in pads:
+        gap = sp.simplify(p.start - pos)
+        if gap != 0:
+            if gap.is_negative:  # overlapping slices: add them as dense tensors instead
+                return _accumulate([T.Concat(_fill([q], shape)) for q in pads], shape)
+            parts.append(T.Map(sp.Integer(0), [], shape=shape[:-1] + (gap,)))
+        parts.append(p.args[0])
+        pos = sp.simplify(p.start + p.args[0].shape[-1])
+    return T.Concat(_fill_tail(parts, pos, shape))
+
+
+def _fill(pads, shape):
+    p = pads[0]
+    parts = []
+    if p.start != 0:
+        parts.append(T.Map(sp.Integer(0), [], shape=shape[:-1] + (p.start,)))
+    parts.append(p.args[0])
+    return _fill_tail(parts, sp.simplify(p.start + p.args[0].shape[-1]), shape)
+
+
+def _fill_tail(parts, pos, shape):
+    rest = sp.simplify(shape[-1] - pos)
+    if rest != 0:
+        parts.append(T.Map(sp.Integer(0), [], shape=shape[:-1] + (rest,)))
+    return parts
+
+
+def _unbroadcast(g: T.Node, shape: tuple, table: ReductionTable) -> T.Node:
     """Sum ``g`` down to ``shape`` (the transpose of NumPy broadcasting)."""
     if g.shape == shape:
         return g
     lead = len(g.shape) - len(shape)
     keep = tuple(lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
     if keep:
-        g = T.Reduce("sum", g, keep, True)
+        g = simplify_sum(g, keep, table)
     if lead:
         g = T.Reduce("sum", g, tuple(range(lead)), False)
     return g
 
 
-def _vjp(node: T.Node, G: T.Node, needs: set[int]):
+def _vjp(node: T.Node, G: T.Node, needs: set[int], table):
     if isinstance(node, T.Map):
-        yield from _vjp_map(node, G, needs)
+        yield from _vjp_map(node, G, needs, table)
     elif isinstance(node, T.Contract):
         for k, a in enumerate(node.args):
             if a.id not in needs:
@@ -131,14 +167,25 @@ def _vjp(node: T.Node, G: T.Node, needs: set[int]):
             c = T.Reduce("sum", G, node.axes, False)
             yield a, c, Step(node, a, G, None, None, c, "expand")
     elif isinstance(node, T.Slice):
-        raise SpecError("the gradient of a slice is not supported yet")
+        (a,) = node.args
+        if a.id in needs:
+            c = T.Pad(G, node.start, a.shape[-1])
+            yield a, c, Step(node, a, G, None, None, c, "slice")
+    elif isinstance(node, T.Concat):
+        pos = sp.Integer(0)
+        for a in node.args:
+            width = a.shape[-1]
+            if a.id in needs:
+                c = T.Slice(G, pos, pos + width)
+                yield a, c, Step(node, a, G, None, None, c, "concat")
+            pos = pos + width
     elif isinstance(node, (T.Input, T.OneHot, T.StopGradient)):
         return
     else:  # pragma: no cover - a new node kind without a rule
         raise SpecError(f"no differentiation rule for node kind {node.op!r}")
 
 
-def _vjp_map(node: T.Map, G: T.Node, needs: set[int]):
+def _vjp_map(node: T.Map, G: T.Node, needs: set[int], table):
     targets = [a for a in node.args if a.id in needs]
     y_rewrite = None
     if len(targets) == 1:  # other arguments act as parameters (e.g. the max shift of softmax)
@@ -156,5 +203,5 @@ def _vjp_map(node: T.Map, G: T.Node, needs: set[int]):
         else:
             c = T.Map(G.sym * local, [G] + list(node.args))
             used = local
-        c = _unbroadcast(c, a.shape)
+        c = _unbroadcast(c, a.shape, table)
         yield a, c, Step(node, a, G, local, used, c, "elementwise")

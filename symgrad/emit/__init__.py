@@ -19,6 +19,9 @@ def numpy_source(spec) -> str:
         from ..lower import lower
         from .numpy_layer import NumpyLayerEmitter
         return render("numpy/layer.py.j2", ctx=NumpyLayerEmitter(lower(spec)).context())
+    if spec.kind == "recurrent":
+        from . import numpy_recurrent
+        return render("numpy/recurrent.py.j2", ctx=numpy_recurrent.context(spec))
     if hasattr(spec, "numpy_source"):
         return spec.numpy_source()
     raise SpecError(f"no NumPy emitter for kernel kind {spec.kind!r}")

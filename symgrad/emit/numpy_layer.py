@@ -71,6 +71,13 @@ class NumpyLayerEmitter:
             lines.append(f"{s.out} = ({s.index}[..., None] == np.arange({pycode(s.classes)})).astype(dtype)")
         elif isinstance(s, ir.Expand):
             lines.append(f"{s.out} = np.expand_dims({s.src}, {tuple(s.axes)})")
+        elif isinstance(s, ir.Slice):
+            lines.append(f"{s.out} = {s.src}[..., {pycode(s.start)}:{pycode(s.stop)}]")
+        elif isinstance(s, ir.Concat):
+            parts = [p if p is not None else
+                     f"np.zeros({self.shape(tuple(s.shape[:-1]) + (w,))}, dtype=dtype)"
+                     for p, w in zip(s.parts, s.widths)]
+            lines.append(f"{s.out} = np.concatenate(({', '.join(parts)},), axis=-1)")
         else:  # pragma: no cover
             raise TypeError(s)
         return lines
@@ -113,25 +120,30 @@ class NumpyLayerEmitter:
                 f"{s.out} = einsum('{s.subscripts}', {', '.join(s.operands)})"
         if isinstance(s, ir.OneHot):
             return f"{s.out} = one_hot({s.index}, {s.classes})"
+        if isinstance(s, ir.Slice):
+            return f"{s.out} = {s.src}[..., {s.start}:{s.stop}]"
+        if isinstance(s, ir.Concat):
+            return f"{s.out} = concat({', '.join(p or '0' for p in s.parts)})"
         return f"{s.out} = expand_dims({s.src}, {s.axes})"
 
-    def context(self) -> dict:
-        k = self.k
-        plain_dims = {}
-        order = []
-        for a in k.inputs:
+    def validation(self, inputs) -> tuple[list[str], list[str], list[str]]:
+        """Lines that bind the dims from the arguments' shapes, then check every shape.
+
+        Returns (binds, checks, dims in binding order)."""
+        plain_dims, order = {}, []
+        for a in inputs:
             for ax, d in enumerate(a.shape):
                 if isinstance(d, sp.Symbol) and d not in plain_dims and d != ANY:
                     plain_dims[d] = (a.name, ax)
                     order.append(d)
         binds = [f'_check_ndim("{a.name}", {a.name}, {len(a.shape)}, "{self.shape_text(a.shape)}")'
-                 for a in k.inputs if tuple(a.shape) != (ANY,)]
+                 for a in inputs if tuple(a.shape) != (ANY,)]
         binds += [f"{d} = {plain_dims[d][0]}.shape[{plain_dims[d][1]}]" for d in order]
         if self.any_ref:
             binds.append(f"shape = {self.any_ref}.shape")
             binds.append(f"{ANY} = {self.any_ref}.size")
         checks = []
-        for a in k.inputs:
+        for a in inputs:
             if tuple(a.shape) == (ANY,):
                 if a.name != self.any_ref:
                     checks.append(f'_check_shape("{a.name}", {a.name}, {self.any_ref}.shape, '
@@ -141,11 +153,16 @@ class NumpyLayerEmitter:
                               f'"{self.shape_text(a.shape)}")')
             if a.kind == "index":
                 checks.append(f'_check_ids("{a.name}", {a.name}, {pycode(a.bound)})')
+        return binds, checks, [str(d) for d in order]
+
+    def context(self) -> dict:
+        k = self.k
+        binds, checks, order = self.validation(k.inputs)
         fwd = [l for s in k.forward.body for l in self.statement(s)]
         bwd = [l for s in k.backward.body for l in self.statement(s)]
-        dims_saved = [str(d) for d in order] + (["shape", str(ANY)] if self.any_ref else [])
+        dims_saved = order + (["shape", str(ANY)] if self.any_ref else [])
         return dict(
-            dims_legend=[str(d) for d in order] + ([str(ANY)] if self.any_ref else []),
+            dims_legend=order + ([str(ANY)] if self.any_ref else []),
             k=k, e=self, binds=binds, checks=checks, fwd=fwd, bwd=bwd, dims_saved=dims_saved,
             fwd_eqs=[self.equation(s) for s in k.forward.body],
             bwd_eqs=[self.equation(s) for s in k.backward.body],
@@ -154,5 +171,4 @@ class NumpyLayerEmitter:
             is_loss=k.kind == "loss",
             grads=[a for a in k.inputs if a.grad],
             uses_sigmoid=any("_sigmoid(" in l for l in fwd + bwd),
-            shape_of={n: self.shape_text(s) for n, s in {**k.forward.shapes, **k.backward.shapes}.items()},
         )

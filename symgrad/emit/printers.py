@@ -58,12 +58,20 @@ class NumpyPrinter(_SympyNumPy):
     def _print_Rational(self, e):
         return f"{e.p}/{e.q}"
 
+    def _print_Pow(self, e, rational=False):
+        if e.exp == -1:
+            return f"1/{self.parenthesize(e.base, 50)}"
+        return super()._print_Pow(e, rational)
+
     def _print_Float(self, e):
         return repr(float(e))
 
 
 class MathPrinter(StrPrinter):
     """Plain-text formulas for docstrings and headers."""
+
+    def _print__Copy(self, e):
+        return f"copy({self._print(e.args[0])})"
 
     def _print_Sigmoid(self, e):
         return f"sigmoid({self._print(e.args[0])})"

@@ -21,6 +21,7 @@ def env() -> jinja2.Environment:
                            undefined=jinja2.StrictUndefined, autoescape=False)
     e.filters["pyrepr"] = repr
     e.filters["prefix"] = lambda s, p: p + s
+    e.filters["head"] = lambda t: t[0]
     e.globals["version"] = __version__
     return e
 

@@ -60,6 +60,10 @@ class LayerSpec:
     meta: dict = field(default_factory=dict)
 
     @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    @property
     def diff_inputs(self) -> list[T.Input]:
         return [i for i in self.inputs if i.differentiable]
 

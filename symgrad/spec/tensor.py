@@ -242,6 +242,30 @@ class Slice(Node):
         self.start, self.stop = sp.sympify(start), sp.sympify(stop)
 
 
+class Pad(Node):
+    """``arg`` placed at ``start`` of a zero tensor whose last axis has size ``total``
+    (the transpose of ``Slice``; the derivation merges pads into a ``Concat``)."""
+
+    op = "pad"
+
+    def __init__(self, arg: Node, start: sp.Expr, total: sp.Expr):
+        super().__init__((arg,), arg.shape[:-1] + (total,))
+        self.start, self.total = sp.sympify(start), sp.sympify(total)
+
+
+class Concat(Node):
+    """Concatenation of ``args`` along the last axis."""
+
+    op = "concat"
+
+    def __init__(self, args: Sequence[Node]):
+        lead = args[0].shape[:-1]
+        for a in args:
+            if a.shape[:-1] != lead:
+                raise SpecError(f"concat: leading axes differ: {_fmt([x.shape for x in args])}")
+        super().__init__(args, lead + (sp.simplify(sp.Add(*[a.shape[-1] for a in args])),))
+
+
 class Expand(Node):
     """Insert size-1 axes at ``axes`` of the result (the transpose of a reduction that dropped them)."""
 
