@@ -27,6 +27,15 @@ def _load_specs(paths):
             raise SymgradError(f"{p}: {e}") from e
 
 
+def _load_formulas(formulas):
+    """Register activations given as ``NAME=EXPR`` (parsed safely, see symgrad.spec.parse)."""
+    from .spec.layer import activation
+    from .spec.parse import parse_definition
+    for text in formulas:
+        name, expr = parse_definition(text)
+        activation(name, expr)
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
@@ -36,8 +45,11 @@ class _Group(click.Group):
             ctx.exit(2)
 
 
-spec_option = click.option("--spec", "specs", multiple=True, type=click.Path(),
-                           help="A Python file defining your own layers or optimizers (repeatable).")
+def spec_option(f):
+    f = click.option("--formula", "formulas", multiple=True, metavar="NAME=EXPR",
+                     help="An activation by its formula, e.g. 'swish=z/(1+exp(-z))' (repeatable).")(f)
+    return click.option("--spec", "specs", multiple=True, type=click.Path(),
+                        help="A Python file defining your own layers or optimizers (repeatable).")(f)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,11 +67,12 @@ def main():
 @click.option("--check", "check_only", is_flag=True,
               help="Write nothing; exit non-zero naming the files that differ from a fresh generation.")
 @spec_option
-def generate(names, target, out, check_only, specs):
+def generate(names, target, out, check_only, specs, formulas):
     """Generate kernels for NAMES (default: every registered kernel)."""
     from .emit import TARGETS
     from .generate import generate as gen
     _load_specs(specs)
+    _load_formulas(formulas)
     targets = TARGETS if target == "all" else (target,)
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
@@ -93,10 +106,11 @@ def list_():
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @spec_option
-def check(names, backend, dtype, seed, specs):
+def check(names, backend, dtype, seed, specs, formulas):
     """Check kernels against central finite differences (float32: against float64)."""
     from .check import check as run
     _load_specs(specs)
+    _load_formulas(formulas)
     rep = run(list(names) or None, backend=backend, dtype=dtype, seed=seed)
     click.echo(rep.table())
     bad = [r for r in rep.rows if not r.passed]

@@ -47,11 +47,14 @@ def generate(names=None, targets=TARGETS, out="generated", check: bool = False) 
         return res
     if out.exists() and not out.is_dir():
         raise SymgradError(f"output folder {out} exists and is not a folder")
+    parent = out.resolve().parent
+    if not out.exists() and not parent.is_dir():
+        raise SymgradError(f"cannot create output folder {out}: its parent {parent} does not exist")
     for rel, text in files.items():
         p = out / rel
         try:
             changed = write_atomic(p, text)
         except OSError as e:
-            raise SymgradError(f"cannot write {p}: {e.strerror or e}") from e
+            raise SymgradError(f"cannot write {p}: {e.strerror or e} (is the output folder writable?)") from e
         (res.written if changed else res.unchanged).append(str(p))
     return res

@@ -31,8 +31,9 @@ def _module_from_source(name: str, source: str, backend: str) -> types.ModuleTyp
 
 @lru_cache(maxsize=None)
 def _numpy_module(spec) -> types.ModuleType:
-    from .emit import numpy_source
-    return _module_from_source(spec.name, numpy_source(spec), "numpy")
+    from .emit import sources
+    (source,) = sources(spec, "numpy").values()
+    return _module_from_source(spec.name, source, "numpy")
 
 
 class LoadedKernel:

@@ -197,6 +197,9 @@ def _vjp_map(node: T.Map, G: T.Node, needs: set[int], table):
         local = sp.diff(node.expr, a.sym)
         if local == 0:
             continue
+        if local.has(sp.Derivative, sp.DiracDelta, sp.Subs):
+            raise SpecError(f"{node.fn or node.expr} is not differentiable: SymPy gives d/d{a.name or 'arg'} = "
+                            f"{local}; use a differentiable formula or symgrad.stop_gradient")
         if y_rewrite is not None:
             c = T.Map(G.sym * y_rewrite, [G, node] + list(node.args))
             used = y_rewrite

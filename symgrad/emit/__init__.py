@@ -9,8 +9,12 @@ TARGETS = ("numpy",)
 
 def sources(spec, target: str) -> dict[str, str]:
     """The files (relative path -> text) that ``target`` emits for ``spec``."""
-    if target == "numpy":
-        return {f"numpy/{spec.name}.py": numpy_source(spec)}
+    from .printers import UnsupportedFunction
+    try:
+        if target == "numpy":
+            return {f"numpy/{spec.name}.py": numpy_source(spec)}
+    except UnsupportedFunction as e:
+        raise SpecError(f"{spec.name}: {e}") from None
     raise SpecError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
 
 

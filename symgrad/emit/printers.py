@@ -10,6 +10,10 @@ from sympy.printing.numpy import NumPyPrinter as _SympyNumPy
 from sympy.printing.str import StrPrinter
 
 
+class UnsupportedFunction(ValueError):
+    """A formula uses a function the target cannot print."""
+
+
 class NumpyPrinter(_SympyNumPy):
     """Prints with the ``np.`` prefix; elementwise Max/Min/Piecewise; stable sigmoid/softplus."""
 
@@ -18,6 +22,8 @@ class NumpyPrinter(_SympyNumPy):
                           "inline": True})
 
     def _module_format(self, fqn, register=True):
+        if "." in fqn and not fqn.startswith("numpy."):  # math.gamma, scipy.special...: not vectorized / not imported
+            raise UnsupportedFunction(f"{fqn.rsplit('.', 1)[-1]} has no NumPy equivalent")
         s = super()._module_format(fqn, register)
         return "np." + s[len("numpy."):] if s.startswith("numpy.") else s
 
@@ -84,7 +90,13 @@ class MathPrinter(StrPrinter):
 
 
 def pycode(e) -> str:
-    return NumpyPrinter().doprint(e)
+    try:
+        return NumpyPrinter().doprint(e)
+    except UnsupportedFunction:
+        raise
+    except NotImplementedError as exc:  # SymPy's PrintMethodNotImplementedError
+        name = str(exc).split(": ", 1)[-1].splitlines()[0]
+        raise UnsupportedFunction(f"{name} is not supported by the NumPy target") from None
 
 
 def mathstr(e) -> str:
