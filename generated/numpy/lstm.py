@@ -40,6 +40,16 @@ One step, backward (derived by symgrad, reverse mode with SymPy local derivative
 Through time: forward runs the cell for t = 0 .. T-1; backward runs the cell's backward for
 t = T-1 .. 0, adding each step's output gradient to the state gradient flowing back from
 step t+1, and summing the parameters' gradients over the steps.
+Computed for all steps at once before the loop (they do not depend on the state):
+    t0 = x @ W_ih.T
+Computed after the backward loop from the per-step values stacked over time
+(sums over t for the parameters):
+    dx = dgates @ W_ih
+    dW_ih = dgates.T @ x
+    dW_hh = dgates.T @ h
+    db_ih = sum(dgates) over axis 0
+    db_hh = copy(db_ih)
+
 Saved per step for the backward pass: x, h, c, W_ih, W_hh, o, tanh_c, g, i, f.
 """
 import numpy as np
@@ -123,9 +133,18 @@ def _sigmoid(z):
 
 
 
-def _cell_forward(x, h, c, W_ih, W_hh, b_ih, b_hh, N, D, H, dtype):
+def _flat(a):
+    """(T, N, K) -> (T*N, K): one matrix product over every step."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def _stack(values, shape, dtype):
+    """The per-step values stacked over time (an empty (0, ...) array for an empty sequence)."""
+    return np.stack(values) if values else np.empty((0,) + shape, dtype=dtype)
+
+
+def _cell_forward(x, h, c, W_ih, W_hh, b_ih, b_hh, t0, N, D, H, dtype):
     """One step: returns the new state (h_new, c_new) and the values saved for backward."""
-    t0 = x @ W_ih.T
     t1 = h @ W_hh.T
     gates = b_hh + b_ih + t0 + t1
     t2 = gates[..., 3*H:4*H]
@@ -143,21 +162,16 @@ def _cell_forward(x, h, c, W_ih, W_hh, b_ih, b_hh, N, D, H, dtype):
 
 
 def _cell_backward(x, h, c, W_ih, W_hh, o, tanh_c, g, i, f, dh_new, dc_new, N, D, H, dtype):
-    """One step back: gradients of (dx, dh, dc, dW_ih, dW_hh, db_ih, db_hh)."""
+    """One step back: dh, dc, and the values used after the loop (dgates)."""
     t6 = dc_new + dh_new*o*(1 - tanh_c**2)
     t7 = g*t6*(-i**2 + i)
     t8 = c*t6*(-f**2 + f)
     t9 = i*t6*(1 - g**2)
     t10 = dh_new*tanh_c*(-o**2 + o)
     dgates = np.concatenate((t7, t8, t9, t10,), axis=-1)
-    dx = dgates @ W_ih
     dh = dgates @ W_hh
     dc = f*t6
-    dW_ih = dgates.T @ x
-    dW_hh = dgates.T @ h
-    db_ih = np.sum(dgates, axis=0)
-    db_hh = np.array(db_ih, dtype=dtype)
-    return (dx, dh, dc, dW_ih, dW_hh, db_ih, db_hh, )
+    return (dh, dc, dgates, )
 
 
 def forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, *, dtype=None):
@@ -200,15 +214,16 @@ def forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, *, dtype=None):
     _check_shape("W_hh", W_hh, (4*H, H), "(4*H, H)")
     _check_shape("b_ih", b_ih, (4*H,), "(4*H)")
     _check_shape("b_hh", b_hh, (4*H,), "(4*H)")
+    t0 = (_flat(x) @ W_ih.T).reshape(x.shape[:-1] + (4*H,))
     hs = np.empty((T,) + (N, H), dtype=dtype)
     h_t = h0
     c_t = c0
     steps = []
     for t in range(T):
-        (h_t, c_t, ), saved = _cell_forward(x[t], h_t, c_t, W_ih, W_hh, b_ih, b_hh, N, D, H, dtype)
+        (h_t, c_t, ), saved = _cell_forward(x[t], h_t, c_t, W_ih, W_hh, b_ih, b_hh, t0[t], N, D, H, dtype)
         hs[t] = h_t
         steps.append(saved)
-    cache = {"kernel": NAME, "dtype": dtype, "steps": steps, "T": T, "N": N, "D": D, "H": H}
+    cache = {"kernel": NAME, "dtype": dtype, "steps": steps, "T": T, "N": N, "D": D, "H": H, "x": x, "W_ih": W_ih}
     return (hs, np.array(h_t, dtype=dtype), np.array(c_t, dtype=dtype)), cache
 
 
@@ -239,18 +254,19 @@ def backward(cache, dhs, dhT=None, dcT=None):
     else:
         dc_next = _real("dcT", dcT, dtype)
         _check_shape("dcT", dc_next, (N, H), "(N, H)")
-    dx = np.empty((T,) + (N, D), dtype=dtype)
-    dW_ih = np.zeros((4*H, D), dtype=dtype)
-    dW_hh = np.zeros((4*H, H), dtype=dtype)
-    db_ih = np.zeros((4*H,), dtype=dtype)
-    db_hh = np.zeros((4*H,), dtype=dtype)
+    dgates_steps = np.empty((T,) + (N, 4*H), dtype=dtype)
     for t in range(T - 1, -1, -1):
-        grads = _cell_backward(*steps[t], dhs[t] + dh_next, dc_next, N, D, H, dtype)
-        dx[t] = grads[0]
-        dh_next = grads[1]
-        dc_next = grads[2]
-        dW_ih += grads[3]
-        dW_hh += grads[4]
-        db_ih += grads[5]
-        db_hh += grads[6]
+        out = _cell_backward(*steps[t], dhs[t] + dh_next, dc_next, N, D, H, dtype)
+        dh_next = out[0]
+        dc_next = out[1]
+        dgates_steps[t] = out[2]
+    dgates = dgates_steps
+    h = _stack([s[1] for s in steps], (N, H), dtype)
+    x = cache["x"]
+    W_ih = cache["W_ih"]
+    dx = (_flat(dgates) @ W_ih).reshape(dgates.shape[:-1] + (D,))
+    dW_ih = _flat(dgates).T @ _flat(x)
+    dW_hh = _flat(dgates).T @ _flat(h)
+    db_ih = np.sum(dgates, axis=(0, 1))
+    db_hh = np.array(db_ih, dtype=dtype)
     return (dx, np.array(dh_next, dtype=dtype), np.array(dc_next, dtype=dtype), dW_ih, dW_hh, db_ih, db_hh, )
