@@ -120,5 +120,46 @@ def check(names, backend, dtype, seed, specs, formulas):
     click.echo(f"all {len(rep.rows)} checks passed")
 
 
+@main.command()
+@click.argument("workloads", nargs=-1, type=click.Choice(["dense", "layernorm", "lstm", "adam"]))
+@click.option("--threads", type=int, default=2, show_default=True, help="Threads for BLAS, OpenMP and torch.")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "float64"]),
+              help="Repeatable; default both.")
+@click.option("--repeats", type=int, default=5, show_default=True)
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Also write the table as Markdown here.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Save a PNG of the ratios (needs matplotlib).")
+@click.option("--small", is_flag=True, help="Tiny sizes (a smoke test, not a measurement).")
+@click.option("--no-generate", is_flag=True, help="Skip timing `symgrad generate`.")
+def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generate):
+    """Time generated NumPy and C kernels against hand NumPy, torch and the bandwidth bound."""
+    import os
+    import subprocess
+    if os.environ.get("SYMGRAD_BENCH_CHILD") != "1":
+        # BLAS and OpenMP read their thread counts at load time: measure in a child process
+        env = {**os.environ, "SYMGRAD_BENCH_CHILD": "1", "OMP_NUM_THREADS": str(threads),
+               "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", *sys.argv[sys.argv.index("bench") + 1:]]
+                           if "bench" in sys.argv else [sys.executable, "-m", "symgrad.cli", "bench"], env=env)
+        sys.exit(r.returncode)
+    from . import benchmarks
+    jobs = [(w, d) for w in (workloads or benchmarks.SIZES) for d in (dtypes or ("float32", "float64"))]
+
+    def progress(items):
+        with click.progressbar(items, label="benchmarking", file=sys.stderr,
+                               item_show_func=lambda j: f"{j[0]} {j[1]}" if j else "") as bar:
+            yield from bar
+    report = benchmarks.run(list(workloads) or None, tuple(dtypes) or ("float32", "float64"), threads,
+                            repeats, small, progress, with_generate=not no_generate)
+    del jobs
+    click.echo(benchmarks.table(report))
+    if markdown:
+        from pathlib import Path
+        Path(markdown).write_text(benchmarks.table(report, markdown=True) + "\n", encoding="utf-8")
+        click.echo(f"wrote {markdown}")
+    if plot:
+        benchmarks.plot(report, plot)
+        click.echo(f"wrote {plot}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,46 @@
+"""Smoke test of the benchmark harness on tiny sizes (no timing is asserted)."""
+import subprocess
+import sys
+
+import numpy as np
+
+from symgrad import benchmarks, hand_reference
+
+
+def test_harness_runs_on_tiny_sizes(tmp_path):
+    report = benchmarks.run(["dense", "layernorm", "lstm", "adam"], ("float32",), threads=1, repeats=1,
+                            small=True, with_generate=False)
+    got = {r.workload: r for r in report["results"]}
+    assert set(got) == {"dense", "layernorm", "lstm", "adam"}
+    for w in ("dense", "layernorm", "lstm"):
+        assert {"NumPy", "hand NumPy"} <= set(got[w].times) and all(t > 0 for t in got[w].times.values())
+    assert got["layernorm"].bound > 0 and report["bandwidth"] > 0
+    text = benchmarks.table(report, markdown=True)
+    assert text.startswith("| workload |") and "layernorm float32: NumPy / hand NumPy" in text
+
+
+def test_cli_bench_smoke(tmp_path):
+    md = tmp_path / "bench.md"
+    r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", "layernorm", "--small", "--repeats", "1",
+                        "--dtype", "float32", "--no-generate", "--markdown", str(md)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "layernorm" in r.stdout and md.read_text().startswith("| workload |")
+
+
+def test_hand_references_agree_with_generated_kernels():
+    """The benchmarks' yardsticks compute the same thing as the generated kernels."""
+    import symgrad
+    rng = np.random.default_rng(0)
+    a = benchmarks._args("lstm", benchmarks.SMALL["lstm"], "float64", rng)
+    ours = symgrad.load("lstm").backward(
+        symgrad.load("lstm").forward(*[a[n] for n in ("x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh")])[1],
+        a["dhs"])
+    ref = hand_reference.lstm_runner(a)()
+    for o, h in zip(ours, ref):
+        np.testing.assert_allclose(o, h, rtol=1e-10, atol=1e-12)
+    a = benchmarks._args("layernorm", benchmarks.SMALL["layernorm"], "float64", rng)
+    k = symgrad.load("layernorm")
+    ours = k.backward(k.forward(a["x"], a["gamma"], a["beta"])[1], a["dy"])
+    for o, h in zip(ours, hand_reference.layernorm_runner(a)()):
+        np.testing.assert_allclose(o, h, rtol=1e-10, atol=1e-12)
