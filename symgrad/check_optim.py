@@ -53,9 +53,9 @@ def check_optimizer(spec, backend="numpy", dtype="float64", seed=0) -> list[Row]
                 _, p64, _, _ = _run(spec, backend, "float64", ex, 100, seed)
                 err = np.abs(p32.astype(np.float64) - p64)
                 scale = max(float(np.max(np.abs(p64))), 1e-300)
-                rows.append(Row(spec.name, "float32 (100 steps)", float(err.max()), float(err.max()) / scale,
+                rows.append(Row(spec.name, "float32 vs f64", float(err.max()), float(err.max()) / scale,
                                 bool(np.all(np.isfinite(p32))) and float(err.max()) <= F32_RTOL * scale,
-                                f"{note}; vs float64"))
+                                f"{note}; 100 steps"))
                 continue
             p0, p, a, b = _run(spec, backend, "float64", ex, STEPS, seed)
             if spec.kind == "average":
@@ -65,8 +65,8 @@ def check_optimizer(spec, backend="numpy", dtype="float64", seed=0) -> list[Row]
             else:
                 f0, f1 = _f(p0, a, b), _f(p, a, b)
                 fmin = _f(b / a, a, b)
-                rows.append(Row(spec.name, f"quadratic ({STEPS} steps)", f1 - fmin, (f1 - fmin) / (f0 - fmin),
-                                bool(np.isfinite(f1)) and f1 < f0, f"{note}; f-f*: {f0 - fmin:.3g} -> {f1 - fmin:.3g}"))
+                rows.append(Row(spec.name, "f decreases", f1 - fmin, (f1 - fmin) / (f0 - fmin),
+                                bool(np.isfinite(f1)) and f1 < f0, f"{note}; f-f* over {STEPS} steps: {f0 - fmin:.3g} -> {f1 - fmin:.3g}"))
         except (ValueError, TypeError) as e:
             rows.append(Row(spec.name, "example", float("nan"), float("nan"), False, f"{note}: {e}"))
     return rows

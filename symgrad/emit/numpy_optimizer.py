@@ -119,6 +119,7 @@ def optimizer_context(spec) -> dict:
         flags=list(spec.flags.items()),
         step_kwargs=[f"{n}={'_REQUIRED' if v is None else repr(v)}" for n, v in
                      [(n, hp[n].default_value()) for n in spec.step_hypers] + list(spec.flags.items())],
+        has_required=any(hp[n].default is None for n in spec.step_hypers),
         derived=[(n, pycond(c), pycond(c)) for n, c in spec.derived.items()],
         flag_names=spec.flag_names,
         checks=checks, init_checks=[c for c in checks if c["name"] in spec.init_hypers],

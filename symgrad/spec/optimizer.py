@@ -147,6 +147,15 @@ def _as_eq(spec, e):
     return sp.Eq(lhs, sp.sympify(rhs), evaluate=False)
 
 
+class Symbols(SimpleNamespace):
+    """The SymPy symbols a rule may use, by name; a misspelt name is a SpecError, not an AttributeError."""
+
+    def __getattr__(self, item):
+        if item.startswith("__"):
+            raise AttributeError(item)
+        raise SpecError(f"unknown symbol {item!r} in an update rule; known: {', '.join(vars(self))}")
+
+
 def _namespace(param, grad, hypers, flags, derived_names, state):
     ns = {param: sp.Symbol(param, real=True), grad: sp.Symbol(grad, real=True),
           "t": sp.Symbol("t", integer=True, positive=True)}
@@ -156,7 +165,7 @@ def _namespace(param, grad, hypers, flags, derived_names, state):
         ns[n] = sp.Symbol(n)
     for n in state:
         ns[n] = sp.Symbol(n, real=True)
-    return SimpleNamespace(**ns)
+    return Symbols(**ns)
 
 
 def _validate(spec: OptimizerSpec):
@@ -277,7 +286,7 @@ def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, 
         check_identifier(nm, "schedule name")
         a = {k: v if isinstance(v, HParam) else hparam(v) for k, v in args.items()}
         fl = {k: bool(v) for k, v in (flags or {}).items()}
-        ns = SimpleNamespace(**{k: sp.Symbol(k, real=True) for k in a}, **{k: sp.Symbol(k) for k in fl})
+        ns = Symbols(**{k: sp.Symbol(k, real=True) for k in a}, **{k: sp.Symbol(k) for k in fl})
         reqs = [Requirement(r[0], sp.sympify(r[1](ns)), r[2]) for r in requires]
         spec = ScheduleSpec(nm, "schedule", a, fl, fn, ns, reqs, inspect.getdoc(fn) or "")
         for v in spec.variants():
