@@ -276,3 +276,17 @@ def test_fact_nesterov_cs231n():
         v = 0.9 * v - 0.05 * g
         x = x - 0.9 * v_prev + 1.9 * v
     assert rel_err(p, x) <= 1e-12
+
+
+def test_every_argument_by_keyword_through_load():
+    ema = sg.load("ema")
+    avg = np.zeros(2)
+    st = ema.init(avg=avg)
+    ema.step(avg=avg, x=np.array([1.0, 2.0]), state=st, beta=0.5)
+    ema.step(avg=avg, x=np.array([3.0, 4.0]), state=st, beta=0.5)
+    assert avg.tolist() == [2.0, 3.0]
+    assert sg.REGISTRY.get("ema").kind == "optimizer" and "ema" in sg.REGISTRY.names("optimizer")
+    sgd = sg.load("sgd", dtype="float32")
+    p = np.ones(2, np.float32)
+    sgd.step(param=p, grad=np.ones(2, np.float32), state=sgd.init(param=p), lr=0.5)
+    assert p.tolist() == [0.5, 0.5] and p.dtype == np.float32

@@ -202,8 +202,8 @@ def _validate(spec: OptimizerSpec):
 
 def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = None,
               flags: dict | None = None, derived: dict | None = None, requires=(),
-              param: str = "p", grad: str = "g", examples=None, register: bool = True,
-              replace: bool = False, kind: str = "optimizer"):
+              param: str = "p", grad: str = "g", examples=None, sanity: str = "descent",
+              register: bool = True, replace: bool = False):
     """Decorator: declare an optimizer by its update rule ``fn(s, **flags) -> [(target, expr), ...]``.
 
     ``hypers``: name -> ``hparam(default, valid)``; ``state``: name -> initial value (a number or a
@@ -211,7 +211,9 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
     ``lambda s: condition`` (SymPy) selecting a variant at run time; ``requires``: ``(name, lambda s:
     condition, message)`` checks raising ValueError; ``param``/``grad``: symbol names of the updated
     array and its input (step's argument names are ``param``/``grad`` for ``p``/``g``);
-    ``examples``: hyperparameter sets ``symgrad check`` runs (default: the defaults, and each flag on).
+    ``examples``: hyperparameter sets ``symgrad check`` runs (default: the defaults, and each flag on);
+    ``sanity``: what that check expects, "descent" (f decreases on a quadratic, the gradient as grad)
+    or "tracking" (an average of a constant signal converges to it).
     """
     def deco(fn):
         nm = name or fn.__name__
@@ -235,8 +237,11 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
             if bad:
                 raise SpecError(f"{nm}: initial value of state {k!r} uses unknown {sorted(bad)}")
         reqs = [Requirement(r[0], sp.sympify(r[1](ns)), r[2]) for r in requires]
-        spec = OptimizerSpec(nm, kind, fn, hp, fl, der, init, reqs, ns, param, grad,
+        if sanity not in ("descent", "tracking"):
+            raise SpecError(f"{nm}: sanity: expected 'descent' or 'tracking', got {sanity!r}")
+        spec = OptimizerSpec(nm, "optimizer", fn, hp, fl, der, init, reqs, ns, param, grad,
                              doc=inspect.getdoc(fn) or "")
+        spec.meta["sanity"] = sanity
         spec.meta["examples"] = [dict(e) for e in examples] if examples is not None else \
             [{}] + [{f: True} for f in fl]
         spec.meta["arg_names"] = ({"p": "param"}.get(param, param), {"g": "grad"}.get(grad, grad))
