@@ -260,7 +260,7 @@ def _step_4(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_a
 
 def _step_5(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_avg_all, scratch, t, lr, alpha, eps, weight_decay, momentum):
     """centered=True, has_momentum=False, has_weight_decay=True: g <- g + p*weight_decay; square_avg <- alpha*square_avg + g**2*(1 - alpha); grad_avg <- grad_avg + (1 - alpha)*(g - grad_avg); p <- p - g*lr/(eps + sqrt(square_avg - grad_avg**2))"""
-    _x1 = float(1 - alpha)
+    _x0 = float(1 - alpha)
     _n = _p_all.size
     _r0_all = scratch[0]
     _r1_all = scratch[1]
@@ -277,11 +277,11 @@ def _step_5(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_a
         np.multiply(_p, weight_decay, out=_r0)
         np.add(_g, _r0, out=_r0)
         np.square(_r0, out=_r1)
-        np.multiply(_r1, _x1, out=_r1)
+        np.multiply(_r1, _x0, out=_r1)
         np.multiply(_s_square_avg, alpha, out=_r2)
         np.add(_r1, _r2, out=_s_square_avg)
         np.subtract(_r0, _s_grad_avg, out=_r1)
-        np.multiply(_r1, _x1, out=_r1)
+        np.multiply(_r1, _x0, out=_r1)
         np.add(_s_grad_avg, _r1, out=_s_grad_avg)
         np.square(_s_grad_avg, out=_r1)
         np.subtract(_s_square_avg, _r1, out=_r1)
@@ -327,7 +327,7 @@ def _step_6(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_a
 
 def _step_7(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_avg_all, scratch, t, lr, alpha, eps, weight_decay, momentum):
     """centered=True, has_momentum=True, has_weight_decay=True: g <- g + p*weight_decay; square_avg <- alpha*square_avg + g**2*(1 - alpha); grad_avg <- grad_avg + (1 - alpha)*(g - grad_avg); momentum_buffer <- g/(eps + sqrt(square_avg - grad_avg**2)) + momentum*momentum_buffer; p <- p - lr*momentum_buffer"""
-    _x1 = float(1 - alpha)
+    _x0 = float(1 - alpha)
     _n = _p_all.size
     _r0_all = scratch[0]
     _r1_all = scratch[1]
@@ -345,11 +345,11 @@ def _step_7(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_a
         np.multiply(_p, weight_decay, out=_r0)
         np.add(_g, _r0, out=_r0)
         np.square(_r0, out=_r1)
-        np.multiply(_r1, _x1, out=_r1)
+        np.multiply(_r1, _x0, out=_r1)
         np.multiply(_s_square_avg, alpha, out=_r2)
         np.add(_r1, _r2, out=_s_square_avg)
         np.subtract(_r0, _s_grad_avg, out=_r1)
-        np.multiply(_r1, _x1, out=_r1)
+        np.multiply(_r1, _x0, out=_r1)
         np.add(_s_grad_avg, _r1, out=_s_grad_avg)
         np.square(_s_grad_avg, out=_r1)
         np.subtract(_s_square_avg, _r1, out=_r1)

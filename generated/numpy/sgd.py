@@ -505,6 +505,7 @@ def _step_21(_p_all, _g_all, _s_momentum_buffer_all, scratch, t, lr, momentum, d
     _n = _p_all.size
     _r0_all = scratch[0]
     _r1_all = scratch[1]
+    _r2_all = scratch[2]
     for _lo in range(0, _n, BLOCK):
         _hi = min(_lo + BLOCK, _n)
         _p = _p_all[_lo:_hi]
@@ -512,15 +513,14 @@ def _step_21(_p_all, _g_all, _s_momentum_buffer_all, scratch, t, lr, momentum, d
         _s_momentum_buffer = _s_momentum_buffer_all[_lo:_hi]
         _r0 = _r0_all[:_hi - _lo]
         _r1 = _r1_all[:_hi - _lo]
-        np.multiply(_s_momentum_buffer, momentum, out=_r0)
-        np.multiply(_p, weight_decay, out=_r1)
-        np.subtract(_r1, _g, out=_r1)
-        np.multiply(_r1, _c0, out=_r1)
-        np.add(_r0, _r1, out=_s_momentum_buffer)
-        np.multiply(_s_momentum_buffer, momentum, out=_r0)
-        np.multiply(_p, weight_decay, out=_r1)
-        np.add(_r0, _r1, out=_r0)
+        _r2 = _r2_all[:_hi - _lo]
+        np.multiply(_p, weight_decay, out=_r0)
         np.subtract(_r0, _g, out=_r0)
+        np.multiply(_r0, _c0, out=_r1)
+        np.multiply(_s_momentum_buffer, momentum, out=_r2)
+        np.add(_r1, _r2, out=_s_momentum_buffer)
+        np.multiply(_s_momentum_buffer, momentum, out=_r1)
+        np.add(_r0, _r1, out=_r0)
         np.multiply(_r0, lr, out=_r0)
         np.subtract(_p, _r0, out=_p)
 
@@ -529,15 +529,18 @@ def _step_22(_p_all, _g_all, _s_momentum_buffer_all, scratch, t, lr, momentum, d
     """nesterov=True, maximize=True, has_momentum=True, first_step=True, has_weight_decay=False: g <- -g; momentum_buffer <- g; g <- g + momentum*momentum_buffer; p <- p - g*lr"""
     _n = _p_all.size
     _r0_all = scratch[0]
+    _r1_all = scratch[1]
     for _lo in range(0, _n, BLOCK):
         _hi = min(_lo + BLOCK, _n)
         _p = _p_all[_lo:_hi]
         _g = _g_all[_lo:_hi]
         _s_momentum_buffer = _s_momentum_buffer_all[_lo:_hi]
         _r0 = _r0_all[:_hi - _lo]
-        np.negative(_g, out=_s_momentum_buffer)
-        np.multiply(_s_momentum_buffer, momentum, out=_r0)
-        np.subtract(_r0, _g, out=_r0)
+        _r1 = _r1_all[:_hi - _lo]
+        np.negative(_g, out=_r0)
+        np.copyto(_s_momentum_buffer, _r0)
+        np.multiply(_s_momentum_buffer, momentum, out=_r1)
+        np.add(_r0, _r1, out=_r0)
         np.multiply(_r0, lr, out=_r0)
         np.subtract(_p, _r0, out=_p)
 
@@ -555,11 +558,10 @@ def _step_23(_p_all, _g_all, _s_momentum_buffer_all, scratch, t, lr, momentum, d
         _r0 = _r0_all[:_hi - _lo]
         _r1 = _r1_all[:_hi - _lo]
         np.multiply(_p, weight_decay, out=_r0)
-        np.subtract(_r0, _g, out=_s_momentum_buffer)
-        np.multiply(_s_momentum_buffer, momentum, out=_r0)
-        np.multiply(_p, weight_decay, out=_r1)
-        np.add(_r0, _r1, out=_r0)
         np.subtract(_r0, _g, out=_r0)
+        np.copyto(_s_momentum_buffer, _r0)
+        np.multiply(_s_momentum_buffer, momentum, out=_r1)
+        np.add(_r0, _r1, out=_r0)
         np.multiply(_r0, lr, out=_r0)
         np.subtract(_p, _r0, out=_p)
 
