@@ -114,6 +114,7 @@ def test_rules_are_data():
         lambda s: [(s.m, s.g)]), "never updates"),
     (lambda: sg.optimizer("bad", hypers={"lr": sg.hparam(0.1, "[0, 1")}, register=False), "interval"),
     (lambda: sg.hparam(2.0, "[0, 1)"), "outside"),
+    (lambda: sg.hparam(0.5, "[0, a)"), "numeric bounds"),
     (lambda: sg.optimizer("bad", hypers={"lr": 0.1}, flags={"fast": False}, register=False)(
         lambda s: [(s.p, s.p - s.lr * s.g)]), "fast"),
     (lambda: sg.optimizer("bad", hypers={"lr": 0.1, "t": 1.0}, register=False)(
@@ -290,3 +291,28 @@ def test_every_argument_by_keyword_through_load():
     p = np.ones(2, np.float32)
     sgd.step(param=p, grad=np.ones(2, np.float32), state=sgd.init(param=p), lr=0.5)
     assert p.tolist() == [0.5, 0.5] and p.dtype == np.float32
+
+
+def test_cli_generate_and_check_a_user_optimizer_file(tmp_path):
+    from click.testing import CliRunner
+    from symgrad.cli import main
+    spec = tmp_path / "my_optim.py"
+    spec.write_text(
+        "import symgrad as sg\n\n"
+        "@sg.optimizer(hypers=dict(lr=sg.hparam(0.05, '[0, inf)')), state=dict(n=0))\n"
+        "def cli_user_sgd(s):\n"
+        "    '''Plain SGD that also counts the steps in n.'''\n"
+        "    return [(s.n, s.n + 1), (s.p, s.p - s.lr * s.g)]\n")
+    try:
+        r = CliRunner().invoke(main, ["generate", "cli_user_sgd", "--spec", str(spec), "--out", str(tmp_path / "g")])
+        assert r.exit_code == 0, r.output
+        mod = import_path(tmp_path / "g" / "numpy" / "cli_user_sgd.py", "cli_user_sgd")
+        p = np.ones(3)
+        st = mod.init(p)
+        mod.step(p, np.ones(3), st)
+        mod.step(p, np.ones(3), st)
+        assert np.allclose(p, 0.9) and np.all(st["n"] == 2)
+        r = CliRunner().invoke(main, ["check", "cli_user_sgd"])
+        assert r.exit_code == 0 and "cli_user_sgd" in r.output and "f decreases" in r.output, r.output
+    finally:
+        sg.REGISTRY.remove("cli_user_sgd")

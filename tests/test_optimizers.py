@@ -1,8 +1,5 @@
 """Optimizers, the EMA and exponential_decay: torch.optim / TF1 semantics, convergence, dtypes, errors."""
 import itertools
-import sys
-import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +7,8 @@ import pytest
 import symgrad as sg
 from symgrad.cli import main
 
-from conftest import import_path, needs_torch, rel_err, torch
+from conftest import needs_torch, rel_err, torch
 
-ROOT = Path(__file__).resolve().parents[1]
 OPTIMIZERS = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "tf_momentum", "tf_adam"]
 STEPS = 100
 

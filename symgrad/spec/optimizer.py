@@ -37,7 +37,7 @@ _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
 class HParam:
     """A scalar hyperparameter: default (None = required) and valid range (a SymPy Interval)."""
     default: float | None
-    valid: sp.Set = sp.S.Reals
+    valid: sp.Interval = sp.Interval(-sp.oo, sp.oo)
 
     def default_value(self):
         return None if self.default is None else float(self.default)
@@ -51,8 +51,10 @@ def hparam(default=None, valid="(-oo, oo)") -> HParam:
             raise SpecError(f"valid: expected an interval like '[0, 1)', got {valid!r}")
         lo, hi = sp.sympify(m.group(2)), sp.sympify(m.group(3))
         valid = sp.Interval(lo, hi, left_open=m.group(1) == "(", right_open=m.group(4) == ")")
-    if not isinstance(valid, sp.Set):
-        raise SpecError(f"valid: expected an interval, got {valid!r}")
+    if valid == sp.S.Reals:
+        valid = sp.Interval(-sp.oo, sp.oo)
+    if not isinstance(valid, sp.Interval) or not all(b.is_number for b in (valid.inf, valid.sup)):
+        raise SpecError(f"valid: expected an interval with numeric bounds, got {valid!r}")
     if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float))):
         raise SpecError(f"default: expected a number or None, got {default!r}")
     if default is not None and sp.Float(default) not in valid:
