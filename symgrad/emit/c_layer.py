@@ -1,0 +1,320 @@
+"""C target for layers: kernel IR -> the statements of ``templates/c/layer.{h,c}.j2``.
+
+General over the IR (no per-kernel code): every array is a flat C-contiguous buffer indexed by
+broadcasting against the iteration domain of its statement. Consecutive elementwise, row-reduction
+and one-hot statements that iterate over the same leading dim and read only same-row values of each
+other are fused into ONE loop over that dim (``#pragma omp parallel for``); a reduction over trailing
+axes keeps its accumulator in a register (``double`` for sums in both variants). Contractions that
+are a (possibly flattened) matrix product call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else
+loops); other einsums run as plain loops.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import ir
+from .c_plan import plan, prod
+from .printers import ccode
+
+OMP_MIN_WORK = 32768   # elements below which a parallel region costs more than it saves
+
+
+def _is_one(d) -> bool:
+    return sp.sympify(d) == 1
+
+
+def cint(e) -> str:
+    """An integer index/size expression (dims are int64_t)."""
+    return ccode(sp.sympify(e))
+
+
+class CBody:
+    """C statements of one function for one dtype."""
+
+    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str):
+        self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
+        self.real = "float" if dtype == "float32" else "double"
+        self.shapes = dict(f.shapes)
+        self.ptr = {a.name: a for a in cf.args if a.role in ("out", "cache", "in", "index")}
+        self.ptr.update({n: None for n, _ in cf.scratch})
+        self.values = {a.name for a in cf.args if a.role in ("scalar", "hyper")} | set(cf.locals)
+        self.dims = [str(d) for d in k.dims]
+        self.lines: list[str] = []
+
+    # -- references --------------------------------------------------------------------------
+    def index(self, shape, dom, ivars) -> str:
+        """Flat index of an array of ``shape`` broadcast (right-aligned) into domain ``dom``."""
+        if dom == "flat":  # one loop over every element: full arrays by i0, scalars by 0
+            return "0" if tuple(shape) == () else "i0"
+        shape, r = tuple(shape), len(dom)
+        off = r - len(shape)
+        terms = []
+        for ax, d in enumerate(shape):
+            if _is_one(d):
+                continue
+            stride = prod(shape[ax + 1:])
+            terms.append(sp.Symbol(ivars[off + ax]) * stride)
+        return cint(sp.Add(*terms)) if terms else "0"
+
+    def refs(self, e, dom, ivars) -> dict:
+        out = {d: f"(({self.real}){d})" for d in self.dims}
+        for s in e.free_symbols:
+            n = s.name
+            if n in self.values or n not in self.shapes:
+                continue
+            out[n] = f"{n}[{self.index(self.shapes[n], dom, ivars)}]"
+        return out
+
+    def expr(self, e, dom, ivars, extra=None) -> str:
+        r = self.refs(e, dom, ivars)
+        r.update(extra or {})
+        return ccode(e, self.dtype, r)
+
+    # -- emission ----------------------------------------------------------------------------
+    def emit(self, line, depth):
+        self.lines.append("    " * depth + line)
+
+    def loops(self, dom, axes, ivars, depth, omp=False) -> int:
+        for ax in axes:
+            if _is_one(dom[ax]):
+                continue  # index() never reads the loop variable of a size-1 axis
+            if omp:
+                self.emit(f"#pragma omp parallel for schedule(static) if({cint(prod(dom))} >= {OMP_MIN_WORK})",
+                          depth)
+                omp = False
+            v = ivars[ax]
+            self.emit(f"for (int64_t {v} = 0; {v} < {cint(dom[ax])}; ++{v}) {{", depth)
+            depth += 1
+        return depth
+
+    def close(self, depth, to):
+        while depth > to:
+            depth -= 1
+            self.emit("}", depth)
+
+    def temps(self, s, dom, ivars, depth, hoisted):
+        for sym, t in getattr(s, "temps", []):
+            if sym.name not in hoisted:
+                self.emit(f"const {self.real} {sym.name} = {self.expr(t, dom, ivars)};", depth)
+
+    def hoist(self, s, depth) -> set:
+        """Temps that read no array element are computed once, before the loops."""
+        out = set()
+        for sym, t in getattr(s, "temps", []):
+            if all(x.name in self.values or x.name in self.dims or x.name in out for x in t.free_symbols):
+                self.emit(f"const {self.real} {sym.name} = {self.expr(t, (), [])};", depth)
+                out.add(sym.name)
+        return out
+
+    def statement(self, s, depth, bound: int, ivars) -> None:
+        """Emit statement ``s`` with the first ``bound`` axes of its domain already looped over."""
+        if isinstance(s, ir.Elementwise):
+            dom = tuple(s.shape)
+            if s.out in self.values:  # a scalar local
+                self.temps(s, (), [], depth, self._hoisted)
+                self.emit(f"{s.out} = {self.expr(s.expr, (), [])};", depth)
+                return
+            d = self.loops(dom, range(bound, len(dom)), ivars, depth, omp=bound == 0)
+            self.temps(s, dom, ivars, d, self._hoisted)
+            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = {self.expr(s.expr, dom, ivars)};", d)
+            self.close(d, depth)
+        elif isinstance(s, ir.Reduction):
+            self.reduction(s, depth, bound, ivars)
+        elif isinstance(s, ir.OneHot):
+            dom = tuple(s.shape)
+            d = self.loops(dom, range(bound, len(dom)), ivars, depth, omp=bound == 0)
+            idx = self.index(self.shapes[s.index], dom[:-1], ivars)
+            one, zero = ("1.0F", "0.0F") if self.dtype == "float32" else ("1.0", "0.0")
+            cls = "0" if _is_one(dom[-1]) else ivars[len(dom) - 1]
+            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = ({s.index}[{idx}] == {cls}) ? {one} : {zero};", d)
+            self.close(d, depth)
+        elif isinstance(s, ir.Expand):
+            n = cint(prod(s.shape))
+            self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {s.out}[_i] = {s.src}[_i];", depth)
+        elif isinstance(s, ir.Einsum):
+            self.einsum(s, depth)
+        else:  # pragma: no cover
+            raise TypeError(s)
+
+    def reduction(self, s, depth, bound, ivars):
+        dom, axes = tuple(s.src_shape), tuple(s.axes)
+        kept = [a for a in range(len(dom)) if a not in axes]
+        acc_t = "double" if s.kind == "sum" else self.real
+        init = "0.0" if s.kind == "sum" else "-INFINITY"
+        upd = "_acc += {v};" if s.kind == "sum" else f"_acc = sg_max_{'f32' if self.dtype == 'float32' else 'f64'}(_acc, {{v}});"
+        scalar_out = s.out in self.values
+        oshape = tuple(s.shape)
+        oidx_vars = [ivars[a] for a in kept] if not s.keepdims else ivars
+        oidx_dom = tuple(dom[a] for a in kept) if not s.keepdims else dom
+        out_ref = s.out if scalar_out else f"{s.out}[{self.index(oshape, oidx_dom, oidx_vars)}]"
+        suffix = all(a >= len(kept) for a in axes) and kept == list(range(len(kept)))
+        if suffix:  # accumulate in a register
+            d = self.loops(dom, [a for a in kept if a >= bound], ivars, depth, omp=bound == 0 and bool(kept))
+            self.emit("{", d)
+            self.emit(f"{acc_t} _acc = {init};", d + 1)
+            d2 = self.loops(dom, axes, ivars, d + 1)
+            self.temps(s, dom, ivars, d2, self._hoisted)
+            self.emit(upd.format(v=self.expr(s.expr, dom, ivars)), d2)
+            self.close(d2, d + 1)
+            self.emit(f"{out_ref} = ({self.real})_acc;", d + 1)
+            self.emit("}", d)
+            self.close(d, depth)
+            return
+        # general: initialise the output, then accumulate in source memory order
+        if scalar_out:
+            self.emit(f"{s.out} = {init};", depth)
+        else:
+            n = cint(prod(oshape))
+            self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {s.out}[_i] = {init};", depth)
+        d = self.loops(dom, range(bound, len(dom)), ivars, depth)
+        self.temps(s, dom, ivars, d, self._hoisted)
+        v = self.expr(s.expr, dom, ivars)
+        if s.kind == "sum":
+            self.emit(f"{out_ref} += {v};", d)
+        else:
+            self.emit(f"{out_ref} = sg_max_{'f32' if self.dtype == 'float32' else 'f64'}({out_ref}, {v});", d)
+        self.close(d, depth)
+
+    def einsum(self, s, depth):
+        g = gemm_form(s)
+        sfx = "f32" if self.dtype == "float32" else "f64"
+        if g is not None:
+            ta, tb, m, n, kk, a, b, lda, ldb = g
+            self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
+                      f"{a}, {cint(lda)}, {b}, {cint(ldb)}, {s.out}, {cint(n)});", depth)
+            return
+        # any other contraction: zero the output, then loop over every letter
+        lhs, outl = s.subscripts.split("->")
+        ops = lhs.split(",")
+        size = {}
+        for letters, shape in zip(ops, s.operand_shapes):
+            for c, dd in zip(letters, shape):
+                size[c] = dd
+        letters = list(outl) + [c for c in dict.fromkeys("".join(ops)) if c not in outl]
+        iv = {c: f"_{c}" for c in letters}
+        dom = tuple(size[c] for c in outl)
+        self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {s.out}[_i] = 0;", depth)
+        d = depth
+        for c in letters:
+            self.emit(f"for (int64_t {iv[c]} = 0; {iv[c]} < {cint(size[c])}; ++{iv[c]}) {{", d)
+            d += 1
+        prods = []
+        for name, lt, shape in zip(s.operands, ops, s.operand_shapes):
+            prods.append(f"{name}[{self.index(shape, tuple(shape), [iv[c] for c in lt])}]")
+        self.emit(f"{s.out}[{self.index(dom, dom, [iv[c] for c in outl])}] += {' * '.join(prods)};", d)
+        self.close(d, depth)
+
+    # -- fusion into row groups --------------------------------------------------------------
+    def domain(self, s):
+        if isinstance(s, ir.Reduction):
+            dom = tuple(s.src_shape)
+            return dom if len(dom) >= 2 and 0 not in s.axes and not _is_one(dom[0]) else None
+        if isinstance(s, (ir.Elementwise, ir.OneHot)) and s.out not in self.values:
+            dom = tuple(s.shape)
+            return dom if len(dom) >= 1 and not _is_one(dom[0]) else None
+        return None
+
+    def reads(self, s) -> set:
+        if isinstance(s, ir.OneHot):
+            return {s.index}
+        e = s.expr
+        names = {x.name for x in e.free_symbols}
+        for _, t in getattr(s, "temps", []):
+            names |= {x.name for x in t.free_symbols}
+        return names
+
+    def groups(self):
+        out, cur, dim0, written = [], [], None, set()
+        for s in self.f.body:
+            dom = self.domain(s)
+            ok = dom is not None and cur and dom[0] == dim0 and all(
+                len(self.shapes[n]) == len(dom) and self.shapes[n][0] == dim0
+                for n in self.reads(s) & written)
+            if ok:
+                cur.append(s)
+                written.add(s.out)
+                continue
+            if cur:
+                out.append(cur)
+            cur, dim0, written = ([s], dom[0], {s.out}) if dom is not None else ([], None, set())
+            if dom is None:
+                out.append([s])
+        if cur:
+            out.append(cur)
+        return out
+
+    def body(self) -> list[str]:
+        for n in self.cf.locals:
+            self.emit(f"{self.real} {n};", 1)
+        for group in self.groups():
+            self._hoisted = set()
+            for s in group:
+                self._hoisted |= self.hoist(s, 1)
+            s0 = group[0]
+            dom = self.domain(s0)
+            ivars = [f"i{a}" for a in range(8)]
+            if dom is None or (len(group) == 1 and isinstance(s0, ir.Elementwise) and len(dom) == 1):
+                self.statement(s0, 1, 0, ivars)
+                continue
+            if len(group) == 1 and isinstance(s0, ir.Elementwise) and self._flat(s0):
+                n = cint(prod(s0.shape))
+                self.emit(f"#pragma omp parallel for schedule(static) if({n} >= {OMP_MIN_WORK})", 1)
+                self.emit(f"for (int64_t i0 = 0; i0 < {n}; ++i0) {{", 1)
+                flat = "flat"
+                self.temps(s0, flat, ivars, 2, self._hoisted)
+                self.emit(f"{s0.out}[i0] = {self.expr(s0.expr, flat, ivars)};", 2)
+                self.emit("}", 1)
+                continue
+            work = sp.Integer(0)
+            for s in group:
+                work = sp.Max(work, prod(self.domain(s)))
+            self.emit(f"#pragma omp parallel for schedule(static) if({cint(work)} >= {OMP_MIN_WORK})", 1)
+            self.emit(f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{", 1)
+            for s in group:
+                self.statement(s, 2, 1, ivars)
+            self.emit("}", 1)
+        return self.lines
+
+    def _flat(self, s) -> bool:
+        shp = tuple(s.shape)
+        return all(self.shapes.get(n, ()) in ((), shp) or n in self.values for n in self.reads(s)
+                   if n in self.shapes)
+
+
+def gemm_form(s: ir.Einsum):
+    """(transA, transB, m, n, k, A, B, lda, ldb) when ``s`` is a matrix product after flattening
+    contiguous letter groups (``pk,kj->pj``, ``pj,kj->pk``, ``tnk,kj->tnj``, ...), else None."""
+    if len(s.operands) != 2:
+        return None
+    lhs, out = s.subscripts.split("->")
+    A, B = lhs.split(",")
+    sa, sb = s.operand_shapes
+    size = dict(zip(A, sa)) | dict(zip(B, sb))
+    if len(set(A)) != len(A) or len(set(B)) != len(B):
+        return None
+    I = "".join(c for c in out if c in A and c not in B)
+    J = "".join(c for c in out if c in B and c not in A)
+    K = "".join(c for c in A if c in B and c not in out)
+    if set(I + J) != set(out) or set(A) != set(I + K) or set(B) != set(J + K) or not I or not J:
+        return None
+    opA, opB = s.operands
+    if out == J + I:  # C^T = B^T-ish: swap the operands
+        A, B, opA, opB, I, J = B, A, opB, opA, J, I
+    if out != I + J:
+        return None
+    if A == I + K:
+        ta = False
+    elif A == K + I:
+        ta = True
+    else:
+        return None
+    if B == K + J:
+        tb = False
+    elif B == J + K:
+        tb = True
+    else:
+        return None
+    m, n, k = (prod([size[c] for c in g]) for g in (I, J, K))
+    lda = m if ta else k
+    ldb = k if tb else n
+    return ta, tb, m, n, k, opA, opB, lda, ldb
