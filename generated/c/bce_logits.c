@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 /* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number. */
@@ -68,7 +78,7 @@ void bce_logits_forward_f64(double *restrict loss, const double *restrict z, con
 
 void bce_logits_backward_f32(float *restrict dz, float dloss, const float *restrict z, const float *restrict target, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = dloss*(-target[i0] - sg_sigmoid_f32(-fabsf(z[i0]))*sg_sign_f32(z[i0]) + sg_heaviside_f32(z[i0], 1.0F/2.0F))/((float)n_elems);
     }
@@ -76,7 +86,7 @@ void bce_logits_backward_f32(float *restrict dz, float dloss, const float *restr
 
 void bce_logits_backward_f64(double *restrict dz, double dloss, const double *restrict z, const double *restrict target, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = dloss*(-target[i0] - sg_sigmoid_f64(-fabs(z[i0]))*sg_sign_f64(z[i0]) + sg_heaviside_f64(z[i0], 1.0/2.0))/((double)n_elems);
     }

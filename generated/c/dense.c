@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 
 
@@ -48,7 +58,7 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     /* portable loops: the naive reference kernel (inner loops run over contiguous memory) */
-#pragma omp parallel for schedule(static) if(m * n * (k > 0 ? k : 1) >= 262144)
+    SG_PARALLEL_FOR(m * n * (k > 0 ? k : 1) / 8)
     for (int64_t i = 0; i < m; ++i) {
         float *restrict ci = c + i * ldc;
         if (!tb) {
@@ -80,7 +90,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     /* portable loops: the naive reference kernel (inner loops run over contiguous memory) */
-#pragma omp parallel for schedule(static) if(m * n * (k > 0 ? k : 1) >= 262144)
+    SG_PARALLEL_FOR(m * n * (k > 0 ? k : 1) / 8)
     for (int64_t i = 0; i < m; ++i) {
         double *restrict ci = c + i * ldc;
         if (!tb) {
@@ -114,7 +124,7 @@ void dense_forward_f32(float *restrict y, const float *restrict x, const float *
 {
     float *restrict t0 = scratch + 0;
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, t0, M);
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             y[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
@@ -126,7 +136,7 @@ void dense_forward_f64(double *restrict y, const double *restrict x, const doubl
 {
     double *restrict t0 = scratch + 0;
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, t0, M);
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             y[M*i0 + i1] = b[i1] + t0[M*i0 + i1];

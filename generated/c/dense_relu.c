@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 
 
@@ -48,7 +58,7 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     /* portable loops: the naive reference kernel (inner loops run over contiguous memory) */
-#pragma omp parallel for schedule(static) if(m * n * (k > 0 ? k : 1) >= 262144)
+    SG_PARALLEL_FOR(m * n * (k > 0 ? k : 1) / 8)
     for (int64_t i = 0; i < m; ++i) {
         float *restrict ci = c + i * ldc;
         if (!tb) {
@@ -80,7 +90,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     /* portable loops: the naive reference kernel (inner loops run over contiguous memory) */
-#pragma omp parallel for schedule(static) if(m * n * (k > 0 ? k : 1) >= 262144)
+    SG_PARALLEL_FOR(m * n * (k > 0 ? k : 1) / 8)
     for (int64_t i = 0; i < m; ++i) {
         double *restrict ci = c + i * ldc;
         if (!tb) {
@@ -114,7 +124,7 @@ void dense_relu_forward_f32(float *restrict a, float *restrict z, const float *r
 {
     float *restrict t0 = scratch + 0;
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, t0, M);
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             z[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
@@ -129,7 +139,7 @@ void dense_relu_forward_f64(double *restrict a, double *restrict z, const double
 {
     double *restrict t0 = scratch + 0;
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, t0, M);
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             z[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
@@ -151,7 +161,7 @@ int64_t dense_relu_backward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict da, const float *restrict x, const float *restrict W, const float *restrict z, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict dz = scratch + 0;
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < M*N; ++i0) {
         dz[i0] = da[i0]*((z[i0] > 0) ? (1) : (0));
     }
@@ -168,7 +178,7 @@ void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *rest
 void dense_relu_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict da, const double *restrict x, const double *restrict W, const double *restrict z, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict dz = scratch + 0;
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < M*N; ++i0) {
         dz[i0] = da[i0]*((z[i0] > 0) ? (1) : (0));
     }

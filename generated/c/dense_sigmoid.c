@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 /* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number. */
 static inline float sg_sigmoid_f32(float z)
@@ -62,7 +72,7 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     /* portable loops: the naive reference kernel (inner loops run over contiguous memory) */
-#pragma omp parallel for schedule(static) if(m * n * (k > 0 ? k : 1) >= 262144)
+    SG_PARALLEL_FOR(m * n * (k > 0 ? k : 1) / 8)
     for (int64_t i = 0; i < m; ++i) {
         float *restrict ci = c + i * ldc;
         if (!tb) {
@@ -94,7 +104,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     /* portable loops: the naive reference kernel (inner loops run over contiguous memory) */
-#pragma omp parallel for schedule(static) if(m * n * (k > 0 ? k : 1) >= 262144)
+    SG_PARALLEL_FOR(m * n * (k > 0 ? k : 1) / 8)
     for (int64_t i = 0; i < m; ++i) {
         double *restrict ci = c + i * ldc;
         if (!tb) {
@@ -128,7 +138,7 @@ void dense_sigmoid_forward_f32(float *restrict a, const float *restrict x, const
 {
     float *restrict t0 = scratch + 0;
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, t0, M);
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             a[M*i0 + i1] = sg_sigmoid_f32(b[i1] + t0[M*i0 + i1]);
@@ -140,7 +150,7 @@ void dense_sigmoid_forward_f64(double *restrict a, const double *restrict x, con
 {
     double *restrict t0 = scratch + 0;
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, t0, M);
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             a[M*i0 + i1] = sg_sigmoid_f64(b[i1] + t0[M*i0 + i1]);
@@ -159,7 +169,7 @@ int64_t dense_sigmoid_backward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict da, const float *restrict x, const float *restrict W, const float *restrict a, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict dz = scratch + 0;
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < M*N; ++i0) {
         dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);
     }
@@ -176,7 +186,7 @@ void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *r
 void dense_sigmoid_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict da, const double *restrict x, const double *restrict W, const double *restrict a, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict dz = scratch + 0;
-    #pragma omp parallel for schedule(static) if(M*N >= 32768)
+    SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < M*N; ++i0) {
         dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);
     }

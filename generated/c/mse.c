@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 
 
@@ -44,7 +54,7 @@ void mse_forward_f64(double *restrict loss, const double *restrict pred, const d
 
 void mse_backward_f32(float *restrict dpred, float dloss, const float *restrict pred, const float *restrict target, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dpred[i0] = dloss*(2*pred[i0] - 2*target[i0])/((float)n_elems);
     }
@@ -52,7 +62,7 @@ void mse_backward_f32(float *restrict dpred, float dloss, const float *restrict 
 
 void mse_backward_f64(double *restrict dpred, double dloss, const double *restrict pred, const double *restrict target, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dpred[i0] = dloss*(2*pred[i0] - 2*target[i0])/((double)n_elems);
     }

@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 /* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number. */
 static inline float sg_sigmoid_f32(float z)
@@ -32,7 +42,7 @@ static inline double sg_sigmoid_f64(double z)
 
 void sigmoid_forward_f32(float *restrict a, const float *restrict z, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = sg_sigmoid_f32(z[i0]);
     }
@@ -40,7 +50,7 @@ void sigmoid_forward_f32(float *restrict a, const float *restrict z, int64_t n_e
 
 void sigmoid_forward_f64(double *restrict a, const double *restrict z, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = sg_sigmoid_f64(z[i0]);
     }
@@ -48,7 +58,7 @@ void sigmoid_forward_f64(double *restrict a, const double *restrict z, int64_t n
 
 void sigmoid_backward_f32(float *restrict dz, const float *restrict da, const float *restrict a, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);
     }
@@ -56,7 +66,7 @@ void sigmoid_backward_f32(float *restrict dz, const float *restrict da, const fl
 
 void sigmoid_backward_f64(double *restrict dz, const double *restrict da, const double *restrict a, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);
     }

@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 
@@ -28,7 +38,7 @@ int64_t softmax_forward_scratch_size(int64_t N, int64_t C)
 void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t1, const float *restrict z, float *restrict scratch, int64_t N, int64_t C)
 {
     float *restrict t0 = scratch + 0;
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             float _acc = -INFINITY;
@@ -56,7 +66,7 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
 void softmax_forward_f64(double *restrict a, double *restrict e, double *restrict t1, const double *restrict z, double *restrict scratch, int64_t N, int64_t C)
 {
     double *restrict t0 = scratch + 0;
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = -INFINITY;
@@ -91,7 +101,7 @@ int64_t softmax_backward_scratch_size(int64_t N, int64_t C)
 void softmax_backward_f32(float *restrict dz, const float *restrict da, const float *restrict e, const float *restrict t1, float *restrict scratch, int64_t N, int64_t C)
 {
     float *restrict t2 = scratch + 0;
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = 0.0;
@@ -109,7 +119,7 @@ void softmax_backward_f32(float *restrict dz, const float *restrict da, const fl
 void softmax_backward_f64(double *restrict dz, const double *restrict da, const double *restrict e, const double *restrict t1, double *restrict scratch, int64_t N, int64_t C)
 {
     double *restrict t2 = scratch + 0;
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = 0.0;

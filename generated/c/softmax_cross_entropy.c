@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 
@@ -30,7 +40,7 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
     float *restrict t0 = scratch + 0;
     float *restrict t4 = scratch + N;
     float t5;
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             float _acc = -INFINITY;
@@ -75,7 +85,7 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
     double *restrict t0 = scratch + 0;
     double *restrict t4 = scratch + N;
     double t5;
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = -INFINITY;
@@ -118,7 +128,7 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
 void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const float *restrict t2, const float *restrict t3, const float *restrict t1, int64_t N, int64_t C)
 {
     const float t6 = dloss/((float)N);
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < C; ++i1) {
             dz[C*i0 + i1] = t1[C*i0 + i1]*t6/t2[i0] - t3[C*i0 + i1]*t6;
@@ -129,7 +139,7 @@ void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const f
 void softmax_cross_entropy_backward_f64(double *restrict dz, double dloss, const double *restrict t2, const double *restrict t3, const double *restrict t1, int64_t N, int64_t C)
 {
     const double t6 = dloss/((double)N);
-    #pragma omp parallel for schedule(static) if(C*N >= 32768)
+    SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < C; ++i1) {
             dz[C*i0 + i1] = t1[C*i0 + i1]*t6/t2[i0] - t3[C*i0 + i1]*t6;

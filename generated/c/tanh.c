@@ -10,6 +10,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
+#ifndef SG_PARALLEL_FOR
+#ifdef _OPENMP
+#define SG_PRAGMA(x) _Pragma(#x)
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
+#else
+#define SG_PARALLEL_FOR(work)
+#endif
+#endif
 
 
 
@@ -18,7 +28,7 @@
 
 void tanh_forward_f32(float *restrict a, const float *restrict z, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = tanhf(z[i0]);
     }
@@ -26,7 +36,7 @@ void tanh_forward_f32(float *restrict a, const float *restrict z, int64_t n_elem
 
 void tanh_forward_f64(double *restrict a, const double *restrict z, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = tanh(z[i0]);
     }
@@ -34,7 +44,7 @@ void tanh_forward_f64(double *restrict a, const double *restrict z, int64_t n_el
 
 void tanh_backward_f32(float *restrict dz, const float *restrict da, const float *restrict a, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(1 - ((a[i0])*(a[i0])));
     }
@@ -42,7 +52,7 @@ void tanh_backward_f32(float *restrict dz, const float *restrict da, const float
 
 void tanh_backward_f64(double *restrict dz, const double *restrict da, const double *restrict a, int64_t n_elems)
 {
-    #pragma omp parallel for schedule(static) if(n_elems >= 32768)
+    SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(1 - ((a[i0])*(a[i0])));
     }

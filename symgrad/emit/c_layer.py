@@ -16,7 +16,6 @@ from .. import ir
 from .c_plan import plan, prod
 from .printers import ccode
 
-OMP_MIN_WORK = 32768   # elements below which a parallel region costs more than it saves
 
 
 def _is_one(d) -> bool:
@@ -79,8 +78,7 @@ class CBody:
             if _is_one(dom[ax]):
                 continue  # index() never reads the loop variable of a size-1 axis
             if omp:
-                self.emit(f"#pragma omp parallel for schedule(static) if({cint(prod(dom))} >= {OMP_MIN_WORK})",
-                          depth)
+                self.emit(f"SG_PARALLEL_FOR({cint(prod(dom))})", depth)
                 omp = False
             v = ivars[ax]
             self.emit(f"for (int64_t {v} = 0; {v} < {cint(dom[ax])}; ++{v}) {{", depth)
@@ -258,7 +256,7 @@ class CBody:
                 continue
             if len(group) == 1 and isinstance(s0, ir.Elementwise) and self._flat(s0):
                 n = cint(prod(s0.shape))
-                self.emit(f"#pragma omp parallel for schedule(static) if({n} >= {OMP_MIN_WORK})", 1)
+                self.emit(f"SG_PARALLEL_FOR({n})", 1)
                 self.emit(f"for (int64_t i0 = 0; i0 < {n}; ++i0) {{", 1)
                 flat = "flat"
                 self.temps(s0, flat, ivars, 2, self._hoisted)
@@ -268,7 +266,7 @@ class CBody:
             work = sp.Integer(0)
             for s in group:
                 work = sp.Max(work, prod(self.domain(s)))
-            self.emit(f"#pragma omp parallel for schedule(static) if({cint(work)} >= {OMP_MIN_WORK})", 1)
+            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
             self.emit(f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{", 1)
             for s in group:
                 self.statement(s, 2, 1, ivars)
