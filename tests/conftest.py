@@ -35,3 +35,17 @@ def import_path(path, name="mod"):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _have_cc():
+    try:
+        from symgrad.c_build import compiler
+        compiler()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: no usable compiler
+        return False
+
+
+HAVE_CC = _have_cc()
+# The registry-wide tests run over both backends; the C one needs a C compiler.
+BACKENDS = ["numpy", pytest.param("c", marks=pytest.mark.skipif(not HAVE_CC, reason="no C compiler: apt-get install gcc"))]
