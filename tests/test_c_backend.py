@@ -112,7 +112,8 @@ def test_inputs_converted_exactly_and_cache_validated():
 
 
 def test_user_layers_with_other_contractions():
-    """Generality of the emitter: a batched (T, N, D) @ (D, M) product, a non-GEMM einsum, a hyper."""
+    """Generality of the emitter: a batched (T, N, D) @ (D, M) product (flattened into one GEMM),
+    non-GEMM einsums, a transpose, a max over a non-leading axis, Expand, Piecewise(Eq), a hyper."""
     import symgrad as sg
     T_, N_, D_, M_ = sg.dims("T N D M")
 
@@ -120,7 +121,7 @@ def test_user_layers_with_other_contractions():
     def c_generality(x, W, v, alpha=0.3):
         y = sg.tanh(x @ W) * alpha
         s = sg.einsum("tnd,nd->tn", x, v)
-        return sg.sum(y, axis=-1) + sg.exp(-s * s)
+        return sg.sum(y, axis=-1) + sg.exp(-s * s) + sg.sum(sg.max(v.T, axis=1))
 
     sg.REGISTRY.add(c_generality)
     try:
@@ -241,3 +242,14 @@ def test_generated_headers_document_the_contract():
     c = (ROOT / "generated" / "c" / "softmax.c").read_text()
     assert "malloc" not in c and "static " not in c.replace("static inline", "")
     assert "#ifdef SYMGRAD_CBLAS" in (ROOT / "generated" / "c" / "dense.c").read_text()
+
+
+def test_c_generation_is_deterministic_across_hash_seeds(tmp_path):
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-m", "symgrad.cli", "generate", "--target", "c", "softmax_cross_entropy",
+                        "dense_sigmoid", "bce_logits", "--out", str(out)], check=True, env=env, capture_output=True)
+        outs.append({p.name: p.read_bytes() for p in sorted(out.rglob("*.[ch]"))})
+    assert outs[0] == outs[1] and len(outs[0]) == 6

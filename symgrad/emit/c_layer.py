@@ -3,7 +3,7 @@
 General over the IR (no per-kernel code): every array is a flat C-contiguous buffer indexed by
 broadcasting against the iteration domain of its statement. Consecutive elementwise, row-reduction
 and one-hot statements that iterate over the same leading dim and read only same-row values of each
-other are fused into ONE loop over that dim (``#pragma omp parallel for``); a reduction over trailing
+other are fused into ONE loop over that dim (``SG_PARALLEL_FOR``: an OpenMP parallel for); a reduction over trailing
 axes keeps its accumulator in a register (``double`` for sums in both variants). Contractions that
 are a (possibly flattened) matrix product call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else
 loops); other einsums run as plain loops.
@@ -13,9 +13,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import ir
-from .c_plan import plan, prod
+from .c_plan import gemm_form, prod
 from .printers import ccode
-
 
 
 def _is_one(d) -> bool:
@@ -34,11 +33,10 @@ class CBody:
         self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
         self.real = "float" if dtype == "float32" else "double"
         self.shapes = dict(f.shapes)
-        self.ptr = {a.name: a for a in cf.args if a.role in ("out", "cache", "in", "index")}
-        self.ptr.update({n: None for n, _ in cf.scratch})
         self.values = {a.name for a in cf.args if a.role in ("scalar", "hyper")} | set(cf.locals)
         self.dims = [str(d) for d in k.dims]
         self.lines: list[str] = []
+        self._hoisted: set = set()   # temps of the current group computed before its loops
 
     # -- references --------------------------------------------------------------------------
     def index(self, shape, dom, ivars) -> str:
@@ -278,41 +276,3 @@ class CBody:
         return all(self.shapes.get(n, ()) in ((), shp) or n in self.values for n in self.reads(s)
                    if n in self.shapes)
 
-
-def gemm_form(s: ir.Einsum):
-    """(transA, transB, m, n, k, A, B, lda, ldb) when ``s`` is a matrix product after flattening
-    contiguous letter groups (``pk,kj->pj``, ``pj,kj->pk``, ``tnk,kj->tnj``, ...), else None."""
-    if len(s.operands) != 2:
-        return None
-    lhs, out = s.subscripts.split("->")
-    A, B = lhs.split(",")
-    sa, sb = s.operand_shapes
-    size = dict(zip(A, sa)) | dict(zip(B, sb))
-    if len(set(A)) != len(A) or len(set(B)) != len(B):
-        return None
-    I = "".join(c for c in out if c in A and c not in B)
-    J = "".join(c for c in out if c in B and c not in A)
-    K = "".join(c for c in A if c in B and c not in out)
-    if set(I + J) != set(out) or set(A) != set(I + K) or set(B) != set(J + K) or not I or not J:
-        return None
-    opA, opB = s.operands
-    if out == J + I:  # C^T = B^T-ish: swap the operands
-        A, B, opA, opB, I, J = B, A, opB, opA, J, I
-    if out != I + J:
-        return None
-    if A == I + K:
-        ta = False
-    elif A == K + I:
-        ta = True
-    else:
-        return None
-    if B == K + J:
-        tb = False
-    elif B == J + K:
-        tb = True
-    else:
-        return None
-    m, n, k = (prod([size[c] for c in g]) for g in (I, J, K))
-    lda = m if ta else k
-    ldb = k if tb else n
-    return ta, tb, m, n, k, opA, opB, lda, ldb

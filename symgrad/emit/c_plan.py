@@ -116,3 +116,42 @@ def shape_text(shape) -> str:
     if tuple(shape) == ():
         return "scalar"
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def gemm_form(s: ir.Einsum):
+    """(transA, transB, m, n, k, A, B, lda, ldb) when ``s`` is a matrix product after flattening
+    contiguous letter groups (``pk,kj->pj``, ``pj,kj->pk``, ``tnk,kj->tnj``, ...), else None."""
+    if len(s.operands) != 2:
+        return None
+    lhs, out = s.subscripts.split("->")
+    A, B = lhs.split(",")
+    sa, sb = s.operand_shapes
+    size = dict(zip(A, sa)) | dict(zip(B, sb))
+    if len(set(A)) != len(A) or len(set(B)) != len(B):
+        return None
+    I = "".join(c for c in out if c in A and c not in B)
+    J = "".join(c for c in out if c in B and c not in A)
+    K = "".join(c for c in A if c in B and c not in out)
+    if set(I + J) != set(out) or set(A) != set(I + K) or set(B) != set(J + K) or not I or not J:
+        return None
+    opA, opB = s.operands
+    if out == J + I:  # C^T = B^T-ish: swap the operands
+        A, B, opA, opB, I, J = B, A, opB, opA, J, I
+    if out != I + J:
+        return None
+    if A == I + K:
+        ta = False
+    elif A == K + I:
+        ta = True
+    else:
+        return None
+    if B == K + J:
+        tb = False
+    elif B == J + K:
+        tb = True
+    else:
+        return None
+    m, n, k = (prod([size[c] for c in g]) for g in (I, J, K))
+    lda = m if ta else k
+    ldb = k if tb else n
+    return ta, tb, m, n, k, opA, opB, lda, ldb
