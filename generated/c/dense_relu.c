@@ -128,8 +128,6 @@ void dense_relu_forward_f32(float *restrict a, float *restrict z, const float *r
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             z[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
-        }
-        for (int64_t i1 = 0; i1 < M; ++i1) {
             a[M*i0 + i1] = ((z[M*i0 + i1] > 0) ? (z[M*i0 + i1]) : (0));
         }
     }
@@ -143,8 +141,6 @@ void dense_relu_forward_f64(double *restrict a, double *restrict z, const double
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             z[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
-        }
-        for (int64_t i1 = 0; i1 < M; ++i1) {
             a[M*i0 + i1] = ((z[M*i0 + i1] > 0) ? (z[M*i0 + i1]) : (0));
         }
     }

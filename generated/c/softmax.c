@@ -47,15 +47,13 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
             }
             t0[i0] = (float)_acc;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            e[C*i0 + i1] = expf(-t0[i0] + z[C*i0 + i1]);
-        }
         {
-            double _acc = 0.0;
+            double _acc_t1 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc += e[C*i0 + i1];
+                e[C*i0 + i1] = expf(-t0[i0] + z[C*i0 + i1]);
+                _acc_t1 += e[C*i0 + i1];
             }
-            t1[i0] = (float)_acc;
+            t1[i0] = (float)_acc_t1;
         }
         for (int64_t i1 = 0; i1 < C; ++i1) {
             a[C*i0 + i1] = e[C*i0 + i1]/t1[i0];
@@ -75,15 +73,13 @@ void softmax_forward_f64(double *restrict a, double *restrict e, double *restric
             }
             t0[i0] = (double)_acc;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            e[C*i0 + i1] = exp(-t0[i0] + z[C*i0 + i1]);
-        }
         {
-            double _acc = 0.0;
+            double _acc_t1 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc += e[C*i0 + i1];
+                e[C*i0 + i1] = exp(-t0[i0] + z[C*i0 + i1]);
+                _acc_t1 += e[C*i0 + i1];
             }
-            t1[i0] = (double)_acc;
+            t1[i0] = (double)_acc_t1;
         }
         for (int64_t i1 = 0; i1 < C; ++i1) {
             a[C*i0 + i1] = e[C*i0 + i1]/t1[i0];

@@ -49,25 +49,17 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
             }
             t0[i0] = (float)_acc;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            t1[C*i0 + i1] = expf(-t0[i0] + z[C*i0 + i1]);
-        }
         {
-            double _acc = 0.0;
+            double _acc_t2 = 0.0;
+            double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc += t1[C*i0 + i1];
+                t1[C*i0 + i1] = expf(-t0[i0] + z[C*i0 + i1]);
+                _acc_t2 += t1[C*i0 + i1];
+                t3[C*i0 + i1] = (target[i0] == i1) ? 1.0F : 0.0F;
+                _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
             }
-            t2[i0] = (float)_acc;
-        }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            t3[C*i0 + i1] = (target[i0] == i1) ? 1.0F : 0.0F;
-        }
-        {
-            double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc += t3[C*i0 + i1]*z[C*i0 + i1];
-            }
-            t4[i0] = (float)_acc;
+            t2[i0] = (float)_acc_t2;
+            t4[i0] = (float)_acc_t4;
         }
     }
     {
@@ -94,25 +86,17 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
             }
             t0[i0] = (double)_acc;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            t1[C*i0 + i1] = exp(-t0[i0] + z[C*i0 + i1]);
-        }
         {
-            double _acc = 0.0;
+            double _acc_t2 = 0.0;
+            double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc += t1[C*i0 + i1];
+                t1[C*i0 + i1] = exp(-t0[i0] + z[C*i0 + i1]);
+                _acc_t2 += t1[C*i0 + i1];
+                t3[C*i0 + i1] = (target[i0] == i1) ? 1.0 : 0.0;
+                _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
             }
-            t2[i0] = (double)_acc;
-        }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            t3[C*i0 + i1] = (target[i0] == i1) ? 1.0 : 0.0;
-        }
-        {
-            double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc += t3[C*i0 + i1]*z[C*i0 + i1];
-            }
-            t4[i0] = (double)_acc;
+            t2[i0] = (double)_acc_t2;
+            t4[i0] = (double)_acc_t4;
         }
     }
     {

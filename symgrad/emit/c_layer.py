@@ -102,28 +102,31 @@ class CBody:
                 out.add(sym.name)
         return out
 
+    def element(self, s, dom, ivars, depth) -> None:
+        """The per-element line of an elementwise or one-hot statement (its loops are open)."""
+        self.temps(s, dom, ivars, depth, self._hoisted)
+        if isinstance(s, ir.OneHot):
+            idx = self.index(self.shapes[s.index], dom[:-1], ivars)
+            one, zero = ("1.0F", "0.0F") if self.dtype == "float32" else ("1.0", "0.0")
+            cls = "0" if _is_one(dom[-1]) else ivars[len(dom) - 1]
+            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = ({s.index}[{idx}] == {cls}) ? {one} : {zero};",
+                      depth)
+        else:
+            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = {self.expr(s.expr, dom, ivars)};", depth)
+
     def statement(self, s, depth, bound: int, ivars) -> None:
         """Emit statement ``s`` with the first ``bound`` axes of its domain already looped over."""
-        if isinstance(s, ir.Elementwise):
+        if isinstance(s, (ir.Elementwise, ir.OneHot)):
             dom = tuple(s.shape)
             if s.out in self.values:  # a scalar local
                 self.temps(s, (), [], depth, self._hoisted)
                 self.emit(f"{s.out} = {self.expr(s.expr, (), [])};", depth)
                 return
             d = self.loops(dom, range(bound, len(dom)), ivars, depth, omp=bound == 0)
-            self.temps(s, dom, ivars, d, self._hoisted)
-            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = {self.expr(s.expr, dom, ivars)};", d)
+            self.element(s, dom, ivars, d)
             self.close(d, depth)
         elif isinstance(s, ir.Reduction):
             self.reduction(s, depth, bound, ivars)
-        elif isinstance(s, ir.OneHot):
-            dom = tuple(s.shape)
-            d = self.loops(dom, range(bound, len(dom)), ivars, depth, omp=bound == 0)
-            idx = self.index(self.shapes[s.index], dom[:-1], ivars)
-            one, zero = ("1.0F", "0.0F") if self.dtype == "float32" else ("1.0", "0.0")
-            cls = "0" if _is_one(dom[-1]) else ivars[len(dom) - 1]
-            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = ({s.index}[{idx}] == {cls}) ? {one} : {zero};", d)
-            self.close(d, depth)
         elif isinstance(s, ir.Expand):
             n = cint(prod(s.shape))
             self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {s.out}[_i] = {s.src}[_i];", depth)
@@ -132,17 +135,25 @@ class CBody:
         else:  # pragma: no cover
             raise TypeError(s)
 
+    def _acc(self, s):
+        """(accumulator type, initial value, update format) of a reduction."""
+        if s.kind == "sum":  # sums accumulate in double in both variants
+            return "double", "0.0", "{acc} += {v};"
+        return self.real, "-INFINITY", "{acc} = sg_max_%s({acc}, {v});" % ("f32" if self.dtype == "float32" else "f64")
+
+    def _out_ref(self, s, ivars):
+        dom, kept = tuple(s.src_shape), [a for a in range(len(s.src_shape)) if a not in s.axes]
+        if s.out in self.values:
+            return s.out
+        if s.keepdims:
+            return f"{s.out}[{self.index(tuple(s.shape), dom, ivars)}]"
+        return f"{s.out}[{self.index(tuple(s.shape), tuple(dom[a] for a in kept), [ivars[a] for a in kept])}]"
+
     def reduction(self, s, depth, bound, ivars):
         dom, axes = tuple(s.src_shape), tuple(s.axes)
         kept = [a for a in range(len(dom)) if a not in axes]
-        acc_t = "double" if s.kind == "sum" else self.real
-        init = "0.0" if s.kind == "sum" else "-INFINITY"
-        upd = "_acc += {v};" if s.kind == "sum" else f"_acc = sg_max_{'f32' if self.dtype == 'float32' else 'f64'}(_acc, {{v}});"
-        scalar_out = s.out in self.values
-        oshape = tuple(s.shape)
-        oidx_vars = [ivars[a] for a in kept] if not s.keepdims else ivars
-        oidx_dom = tuple(dom[a] for a in kept) if not s.keepdims else dom
-        out_ref = s.out if scalar_out else f"{s.out}[{self.index(oshape, oidx_dom, oidx_vars)}]"
+        acc_t, init, upd = self._acc(s)
+        out_ref = self._out_ref(s, ivars)
         suffix = all(a >= len(kept) for a in axes) and kept == list(range(len(kept)))
         if suffix:  # accumulate in a register
             d = self.loops(dom, [a for a in kept if a >= bound], ivars, depth, omp=bound == 0 and bool(kept))
@@ -150,26 +161,72 @@ class CBody:
             self.emit(f"{acc_t} _acc = {init};", d + 1)
             d2 = self.loops(dom, axes, ivars, d + 1)
             self.temps(s, dom, ivars, d2, self._hoisted)
-            self.emit(upd.format(v=self.expr(s.expr, dom, ivars)), d2)
+            self.emit(upd.format(acc="_acc", v=self.expr(s.expr, dom, ivars)), d2)
             self.close(d2, d + 1)
             self.emit(f"{out_ref} = ({self.real})_acc;", d + 1)
             self.emit("}", d)
             self.close(d, depth)
             return
         # general: initialise the output, then accumulate in source memory order
-        if scalar_out:
+        if s.out in self.values:
             self.emit(f"{s.out} = {init};", depth)
         else:
-            n = cint(prod(oshape))
-            self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {s.out}[_i] = {init};", depth)
+            self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {s.out}[_i] = {init};", depth)
         d = self.loops(dom, range(bound, len(dom)), ivars, depth)
         self.temps(s, dom, ivars, d, self._hoisted)
-        v = self.expr(s.expr, dom, ivars)
-        if s.kind == "sum":
-            self.emit(f"{out_ref} += {v};", d)
-        else:
-            self.emit(f"{out_ref} = sg_max_{'f32' if self.dtype == 'float32' else 'f64'}({out_ref}, {v});", d)
+        self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
+
+    # -- fusion inside a row: one pass over the row for elementwise + row reductions ----------
+    def _inner(self, s):
+        dom = self.domain(s)
+        if isinstance(s, ir.Reduction):
+            return dom[1:] if tuple(s.axes) == tuple(range(1, len(dom))) else None
+        return dom[1:]
+
+    def segments(self, group) -> list:
+        """Split a row group into passes over the row: statements with the same inner domain share
+        one loop unless one reads a reduction finished in that loop."""
+        segs, cur, reduced = [], [], set()
+        for s in group:
+            inner = self._inner(s)
+            if inner is not None and cur and self._inner(cur[0]) == inner and not (self.reads(s) & reduced):
+                cur.append(s)
+            else:
+                if cur:
+                    segs.append(cur)
+                cur, reduced = [s], set()
+                if inner is None:
+                    segs.append(cur)
+                    cur = []
+                    continue
+            if isinstance(s, ir.Reduction):
+                reduced.add(s.out)
+        if cur:
+            segs.append(cur)
+        return segs
+
+    def fused(self, seg, depth, ivars):
+        dom = self.domain(seg[0])
+        reds = [s for s in seg if isinstance(s, ir.Reduction)]
+        if reds:
+            self.emit("{", depth)
+            depth += 1
+        for s in reds:
+            acc_t, init, _ = self._acc(s)
+            self.emit(f"{acc_t} _acc_{s.out} = {init};", depth)
+        d = self.loops(dom, range(1, len(dom)), ivars, depth)
+        for s in seg:
+            if isinstance(s, ir.Reduction):
+                self.temps(s, dom, ivars, d, self._hoisted)
+                self.emit(self._acc(s)[2].format(acc=f"_acc_{s.out}", v=self.expr(s.expr, dom, ivars)), d)
+            else:
+                self.element(s, dom, ivars, d)
+        self.close(d, depth)
+        for s in reds:
+            self.emit(f"{self._out_ref(s, ivars)} = ({self.real})_acc_{s.out};", depth)
+        if reds:
+            self.emit("}", depth - 1)
 
     def einsum(self, s, depth):
         g = gemm_form(s)
@@ -266,8 +323,11 @@ class CBody:
                 work = sp.Max(work, prod(self.domain(s)))
             self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
             self.emit(f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{", 1)
-            for s in group:
-                self.statement(s, 2, 1, ivars)
+            for seg in self.segments(group):
+                if len(seg) == 1:
+                    self.statement(seg[0], 2, 1, ivars)
+                else:
+                    self.fused(seg, 2, ivars)
             self.emit("}", 1)
         return self.lines
 
