@@ -3,22 +3,19 @@
 General over the IR (no per-kernel code): every array is a flat C-contiguous buffer indexed by
 broadcasting against the iteration domain of its statement. Consecutive elementwise, row-reduction
 and one-hot statements that iterate over the same leading dim and read only same-row values of each
-other are fused into ONE loop over that dim (``SG_PARALLEL_FOR``: an OpenMP parallel for); a reduction over trailing
-axes keeps its accumulator in a register (``double`` for sums in both variants). Contractions that
-are a (possibly flattened) matrix product call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else
-loops); other einsums run as plain loops.
+other are fused into ONE loop over that dim (``SG_PARALLEL_FOR``: an OpenMP parallel for) and share
+passes over the row (``c_fusion``); a reduction over trailing axes keeps its accumulator in a register
+(``double`` for sums in both variants). Contractions that are a (possibly flattened) matrix product
+call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else loops); other einsums run as plain loops.
 """
 from __future__ import annotations
 
 import sympy as sp
 
 from .. import ir
+from .c_fusion import Fusion, _is_one
 from .c_plan import gemm_form, prod
 from .printers import ccode
-
-
-def _is_one(d) -> bool:
-    return sp.sympify(d) == 1
 
 
 def cint(e) -> str:
@@ -26,7 +23,7 @@ def cint(e) -> str:
     return ccode(sp.sympify(e))
 
 
-class CBody:
+class CBody(Fusion):
     """C statements of one function for one dtype."""
 
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str):
@@ -177,35 +174,6 @@ class CBody:
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
 
-    # -- fusion inside a row: one pass over the row for elementwise + row reductions ----------
-    def _inner(self, s):
-        dom = self.domain(s)
-        if isinstance(s, ir.Reduction):
-            return dom[1:] if tuple(s.axes) == tuple(range(1, len(dom))) else None
-        return dom[1:]
-
-    def segments(self, group) -> list:
-        """Split a row group into passes over the row: statements with the same inner domain share
-        one loop unless one reads a reduction finished in that loop."""
-        segs, cur, reduced = [], [], set()
-        for s in group:
-            inner = self._inner(s)
-            if inner is not None and cur and self._inner(cur[0]) == inner and not (self.reads(s) & reduced):
-                cur.append(s)
-            else:
-                if cur:
-                    segs.append(cur)
-                cur, reduced = [s], set()
-                if inner is None:
-                    segs.append(cur)
-                    cur = []
-                    continue
-            if isinstance(s, ir.Reduction):
-                reduced.add(s.out)
-        if cur:
-            segs.append(cur)
-        return segs
-
     def fused(self, seg, depth, ivars):
         dom = self.domain(seg[0])
         reds = [s for s in seg if isinstance(s, ir.Reduction)]
@@ -256,45 +224,6 @@ class CBody:
             prods.append(f"{name}[{self.index(shape, tuple(shape), [iv[c] for c in lt])}]")
         self.emit(f"{s.out}[{self.index(dom, dom, [iv[c] for c in outl])}] += {' * '.join(prods)};", d)
         self.close(d, depth)
-
-    # -- fusion into row groups --------------------------------------------------------------
-    def domain(self, s):
-        if isinstance(s, ir.Reduction):
-            dom = tuple(s.src_shape)
-            return dom if len(dom) >= 2 and 0 not in s.axes and not _is_one(dom[0]) else None
-        if isinstance(s, (ir.Elementwise, ir.OneHot)) and s.out not in self.values:
-            dom = tuple(s.shape)
-            return dom if len(dom) >= 1 and not _is_one(dom[0]) else None
-        return None
-
-    def reads(self, s) -> set:
-        if isinstance(s, ir.OneHot):
-            return {s.index}
-        e = s.expr
-        names = {x.name for x in e.free_symbols}
-        for _, t in getattr(s, "temps", []):
-            names |= {x.name for x in t.free_symbols}
-        return names
-
-    def groups(self):
-        out, cur, dim0, written = [], [], None, set()
-        for s in self.f.body:
-            dom = self.domain(s)
-            ok = dom is not None and cur and dom[0] == dim0 and all(
-                len(self.shapes[n]) == len(dom) and self.shapes[n][0] == dim0
-                for n in self.reads(s) & written)
-            if ok:
-                cur.append(s)
-                written.add(s.out)
-                continue
-            if cur:
-                out.append(cur)
-            cur, dim0, written = ([s], dom[0], {s.out}) if dom is not None else ([], None, set())
-            if dom is None:
-                out.append([s])
-        if cur:
-            out.append(cur)
-        return out
 
     def body(self) -> list[str]:
         for n in self.cf.locals:
