@@ -77,7 +77,7 @@ def generate(names, target, out, check_only, specs, formulas):
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise SymgradError(f"target {unknown[0]!r} is not available yet; available: {', '.join(TARGETS)}")
-    res = gen(names or None, targets, out, check=check_only)
+    res = gen(names or None, targets, out, check=check_only, strict=target != "all")
     if check_only:
         if res.differing:
             for f in res.differing:

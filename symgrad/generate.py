@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .emit import TARGETS, sources
+from .emit import TARGETS, sources, supports
 from .errors import SymgradError
 from .registry import REGISTRY
 
@@ -20,20 +20,24 @@ class GenerateResult:
     differing: list = field(default_factory=list)   # with check=True: stale or missing files
 
 
-def render_all(names=None, targets=TARGETS) -> dict[str, str]:
+def render_all(names=None, targets=TARGETS, strict: bool = False) -> dict[str, str]:
+    """Every file of ``names`` x ``targets``. Pairs a target has no emitter for are skipped, unless
+    ``strict`` (a target the user named explicitly), where they are an error."""
     names = list(names) if names else REGISTRY.names()
     files: dict[str, str] = {}
     for name in names:
         spec = REGISTRY.get(name)
         for t in targets:
-            files.update(sources(spec, t))
+            if strict or supports(spec, t):
+                files.update(sources(spec, t))
     return dict(sorted(files.items()))
 
 
-def generate(names=None, targets=TARGETS, out="generated", check: bool = False) -> GenerateResult:
+def generate(names=None, targets=TARGETS, out="generated", check: bool = False,
+             strict: bool = False) -> GenerateResult:
     """Write (or with ``check=True`` compare) the kernels of ``names`` (default: all registered)."""
     from .emit.render import write_atomic
-    files = render_all(names, targets)
+    files = render_all(names, targets, strict)
     out = Path(out)
     res = GenerateResult()
     if check:

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import SpecError
 from .registry import REGISTRY
 
-BACKENDS = ("numpy",)
+BACKENDS = ("numpy", "c")
 DTYPES = ("float32", "float64")
 
 
@@ -73,9 +73,10 @@ def load(name: str, backend: str = "numpy", dtype: str = "float64") -> LoadedKer
     """Load kernel ``name`` for ``backend`` ("numpy" or "c") and ``dtype`` ("float32"/"float64")."""
     spec = REGISTRY.get(name)
     if backend not in BACKENDS:
-        if backend == "c":
-            from .c_runtime import load_c  # noqa: F401 - present once the C target lands
         raise SpecError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     if str(dtype) not in DTYPES:
         raise SpecError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+    if backend == "c":
+        from .c_runtime import c_module
+        return LoadedKernel(spec, backend, np.dtype(str(dtype)), c_module(spec))
     return LoadedKernel(spec, backend, np.dtype(str(dtype)), _numpy_module(spec))

@@ -37,3 +37,24 @@ def import_path(path, name="mod"):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _have_cc():
+    try:
+        from symgrad.c_build import compiler
+        compiler()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: no usable compiler
+        return False
+
+
+HAVE_CC = _have_cc()
+# The registry-wide tests run over both backends; the C one needs a C compiler.
+BACKENDS = ["numpy", pytest.param("c", marks=pytest.mark.skipif(not HAVE_CC, reason="no C compiler: apt-get install gcc"))]
+
+
+def require_target(name, backend):
+    """Skip (visibly) a kernel/backend pair that has no emitter yet."""
+    from symgrad.emit import supports
+    if not supports(symgrad.REGISTRY.get(name), backend):
+        pytest.skip(f"no {backend} emitter for {symgrad.REGISTRY.get(name).kind} kernels yet")

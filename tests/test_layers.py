@@ -5,27 +5,31 @@ import pytest
 import symgrad
 from symgrad.check import outputs_of, random_inputs
 
-from conftest import layer_names, needs_torch, rel_err, torch
+from conftest import require_target, BACKENDS, layer_names, needs_torch, rel_err, torch
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", layer_names())
-def test_finite_differences(name):
-    rep = symgrad.check([name])
+def test_finite_differences(name, backend):
+    require_target(name, backend)
+    rep = symgrad.check([name], backend=backend)
     assert rep.rows, "the checker produced no rows"
     assert rep.passed, rep.table()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", layer_names())
-def test_float32_against_float64(name):
-    rep = symgrad.check([name], dtype="float32")
+def test_float32_against_float64(name, backend):
+    require_target(name, backend)
+    rep = symgrad.check([name], dtype="float32", backend=backend)
     assert rep.passed, rep.table()
 
 
-def _run_both(name, args, seed=1):
+def _run_both(name, args, seed=1, backend="numpy"):
     """Our kernel and torch autograd on the same inputs; returns (ours, theirs) outputs and grads."""
     from torch_refs import REFS
     spec = symgrad.REGISTRY.get(name)
-    k = symgrad.load(name)
+    k = symgrad.load(name, backend=backend)
     outs, cache = outputs_of(spec, k.forward(**args))
     rng = np.random.default_rng(seed)
     ups = [1.7] if spec.kind == "loss" else [rng.standard_normal(np.shape(o)) for o in outs]
@@ -52,12 +56,14 @@ def _builtin_with_ref():
 
 
 @needs_torch
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", _builtin_with_ref())
 @pytest.mark.parametrize("sizes", [None, {"N": 1, "D": 1, "M": 1, "C": 1}, {"N": 7, "D": 5, "M": 3, "C": 6}])
-def test_against_torch(name, sizes):
+def test_against_torch(name, sizes, backend):
+    require_target(name, backend)
     spec = symgrad.REGISTRY.get(name)
     args = random_inputs(spec, np.random.default_rng(3), sizes)
-    outs, grads, touts, tgrads = _run_both(name, args)
+    outs, grads, touts, tgrads = _run_both(name, args, backend=backend)
     for o, t in zip(outs, touts):
         assert rel_err(o, t) <= 1e-10
     for a, g, t in zip(spec.diff_inputs, grads, tgrads):
@@ -68,9 +74,11 @@ EXTREME = np.array([-1e4, -800.0, -50.0, -1.0, 0.0, 1e-8, 1.0, 50.0, 800.0, 1e4]
 
 
 @needs_torch
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "softmax", "bce_logits",
                                   "softmax_cross_entropy", "mse"])
-def test_stable_at_extremes(name):
+def test_stable_at_extremes(name, backend):
+    require_target(name, backend)
     spec = symgrad.REGISTRY.get(name)
     rng = np.random.default_rng(0)
     z = np.stack([EXTREME, -EXTREME, rng.permutation(EXTREME)])
@@ -80,7 +88,7 @@ def test_stable_at_extremes(name):
     if name == "softmax_cross_entropy":
         args["target"] = np.array([0, 4, 9])
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow or NaN anywhere
-        outs, grads, touts, tgrads = _run_both(name, args)
+        outs, grads, touts, tgrads = _run_both(name, args, backend=backend)
     for o, t in zip(outs, touts):
         assert np.all(np.isfinite(o))
         assert rel_err(o, t) <= 1e-10

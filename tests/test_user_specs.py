@@ -6,7 +6,7 @@ import sympy as sp
 import symgrad as sg
 from symgrad.cli import main
 
-from conftest import import_path, needs_torch, rel_err, torch
+from conftest import BACKENDS, import_path, needs_torch, rel_err, torch
 
 N, D, M = sg.dims("N D M")
 u = sp.Symbol("u", real=True)
@@ -32,11 +32,12 @@ def registered():
         sg.REGISTRY.remove(s.name)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["user_swish", "user_gated"])
-def test_user_spec_checks(name):
-    rep = sg.check([name])
+def test_user_spec_checks(name, backend):
+    rep = sg.check([name], backend=backend)
     assert rep.passed and len(rep.rows) == len(sg.REGISTRY.get(name).diff_inputs), rep.table()
-    assert sg.check([name], dtype="float32").passed
+    assert sg.check([name], dtype="float32", backend=backend).passed
 
 
 def test_user_spec_generates_and_imports(tmp_path):

@@ -102,7 +102,7 @@ def forward(z, *, dtype=None):
     z = _real("z", z, dtype)
     shape = z.shape
     n_elems = z.size
-    a = np.where(np.greater(z, 0), z, 0)
+    a = np.where(np.greater(z, 0), z, dtype.type(0))
     cache = {"kernel": NAME, "dtype": dtype, "shape": shape, "n_elems": n_elems, "z": z}
     return a, cache
 
@@ -121,5 +121,5 @@ def backward(cache, da):
     z = cache["z"]
     da = _real("da", da, dtype)
     _check_shape("da", da, shape, "(any shape)")
-    dz = da*np.where(np.greater(z, 0), 1, 0)
+    dz = da*np.where(np.greater(z, 0), dtype.type(1), dtype.type(0))
     return (dz, )

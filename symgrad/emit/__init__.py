@@ -4,7 +4,17 @@ from __future__ import annotations
 from ..errors import SpecError
 from .render import render
 
-TARGETS = ("numpy",)
+TARGETS = ("numpy", "c")
+
+
+def supports(spec, target: str) -> bool:
+    """Whether ``target`` has an emitter for ``spec``'s kind (``generate --target all`` emits
+    every supported pair; naming an unsupported pair explicitly is an error)."""
+    if target == "numpy":
+        return spec.kind in ("layer", "activation", "loss", "recurrent") or hasattr(spec, "numpy_source")
+    if target == "c":
+        return spec.kind in ("layer", "activation", "loss") or hasattr(spec, "c_sources")
+    return False
 
 
 def sources(spec, target: str) -> dict[str, str]:
@@ -13,6 +23,8 @@ def sources(spec, target: str) -> dict[str, str]:
     try:
         if target == "numpy":
             return {f"numpy/{spec.name}.py": numpy_source(spec)}
+        if target == "c":
+            return c_sources(spec)
     except UnsupportedFunction as e:
         raise SpecError(f"{spec.name}: {e}") from None
     raise SpecError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
@@ -29,3 +41,16 @@ def numpy_source(spec) -> str:
     if hasattr(spec, "numpy_source"):
         return spec.numpy_source()
     raise SpecError(f"no NumPy emitter for kernel kind {spec.kind!r}")
+
+
+def c_sources(spec) -> dict[str, str]:
+    """``c/NAME.h`` and ``c/NAME.c`` for a layer, activation or loss (optimizers bring their own)."""
+    if spec.kind in ("layer", "activation", "loss"):
+        from ..lower import lower
+        from .c_context import CLayerEmitter
+        ctx = CLayerEmitter(lower(spec)).context()
+        return {f"c/{spec.name}.h": render("c/layer.h.j2", ctx=ctx),
+                f"c/{spec.name}.c": render("c/layer.c.j2", ctx=ctx)}
+    if hasattr(spec, "c_sources"):
+        return spec.c_sources()
+    raise SpecError(f"no C emitter for kernel kind {spec.kind!r}")

@@ -6,6 +6,7 @@ Target differences are data: the functions each target knows, and how a stable p
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.c import C99CodePrinter as _SympyC99
 from sympy.printing.numpy import NumPyPrinter as _SympyNumPy
 from sympy.printing.str import StrPrinter
 
@@ -43,9 +44,11 @@ class NumpyPrinter(_SympyNumPy):
     def _print_Piecewise(self, e):
         if e.args[-1].cond != True:  # noqa: E712 - SymPy's true
             raise ValueError(f"Piecewise without a default branch: {e}")
-        out = self._print(e.args[-1].expr)
+        def branch(v):  # a bare number would make np.where's result int64/float64 whatever the dtype
+            return f"dtype.type({self._print(v)})" if v.is_Number else self._print(v)
+        out = branch(e.args[-1].expr)
         for val, cond in reversed(e.args[:-1]):
-            out = f"np.where({self._print(cond)}, {self._print(val)}, {out})"
+            out = f"np.where({self._print(cond)}, {branch(val)}, {out})"
         return out
 
     def _print_Heaviside(self, e):
@@ -101,3 +104,76 @@ def pycode(e) -> str:
 
 def mathstr(e) -> str:
     return MathPrinter({"order": "none"}).doprint(e)
+
+
+class CPrinter(_SympyC99):
+    """C99 expressions for one real type (after SymPy's ``printing/c.py``).
+
+    ``dtype`` "float32" prints ``expf``/``tanhf``/``1.0F`` (SymPy's type aliases), "float64" ``exp``...;
+    ``refs`` maps a symbol name to its C spelling (``x[i0*D + i1]``, ``((double)N)``). Max/Min and the
+    stable primitives call static inline helpers of the generated file (``sg_max_f32``,
+    ``sg_sigmoid_f64``, ...), which propagate NaN like NumPy and never overflow.
+    """
+
+    SUFFIX = {"float32": "f32", "float64": "f64"}
+
+    def __init__(self, dtype: str = "float64", refs: dict | None = None):
+        from sympy.codegen.ast import float32, float64, real
+        super().__init__({"type_aliases": {real: float32 if dtype == "float32" else float64}})
+        self.dtype, self.sfx, self.refs = dtype, self.SUFFIX[dtype], dict(refs or {})
+        self.real = "float" if dtype == "float32" else "double"
+
+    def _print_Symbol(self, e):
+        return self.refs.get(e.name, e.name)
+
+    def _helper(self, fn, args):
+        return f"sg_{fn}_{self.sfx}({', '.join(self._print(a) for a in args)})"
+
+    def _nested(self, fn, args):
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"sg_{fn}_{self.sfx}({out}, {self._print(a)})"
+        return out
+
+    def _print_Max(self, e):
+        return self._nested("max", e.args)
+
+    def _print_Min(self, e):
+        return self._nested("min", e.args)
+
+    def _print_Sigmoid(self, e):
+        return self._helper("sigmoid", e.args)
+
+    def _print_Softplus(self, e):
+        return self._helper("softplus", e.args)
+
+    def _print_Heaviside(self, e):
+        h0 = e.args[1] if len(e.args) > 1 else sp.Rational(1, 2)
+        return self._helper("heaviside", (e.args[0], h0))
+
+    def _print_sign(self, e):
+        return self._helper("sign", e.args)
+
+    def _print__Copy(self, e):
+        return self._print(e.args[0])
+
+    def _print_Piecewise(self, e):
+        if e.args[-1].cond != True:  # noqa: E712 - SymPy's true
+            raise ValueError(f"Piecewise without a default branch: {e}")
+        out = self._print(e.args[-1].expr)
+        for val, cond in reversed(e.args[:-1]):
+            out = f"(({self._print(cond)}) ? ({self._print(val)}) : ({out}))"
+        return out
+
+    def _print_Pow(self, e):
+        b, x = e.args
+        if x.is_Integer and 1 <= abs(int(x)) <= 3:
+            base = self.parenthesize(b, 1000)  # tighter than any operator
+            prod = "*".join([base] * abs(int(x)))
+            one = "1.0F" if self.dtype == "float32" else "1.0"
+            return f"({prod})" if x > 0 else f"({one}/({prod}))"
+        return super()._print_Pow(e)
+
+
+def ccode(e, dtype: str = "float64", refs: dict | None = None) -> str:
+    return CPrinter(dtype, refs).doprint(e)
