@@ -20,9 +20,9 @@ import sympy as sp
 from .c_build import build
 from .emit import c_sources
 from .emit.c_plan import plan
+from .emit.c_rewrite import c_kernel
 from .emit.numpy_layer import NumpyLayerEmitter
 from .errors import SpecError
-from .lower import lower
 from .spec.tensor import ANY
 
 _CT = {np.dtype(np.float32): (ctypes.c_float, "f32"), np.dtype(np.float64): (ctypes.c_double, "f64")}
@@ -42,7 +42,7 @@ def c_module(spec) -> "CModule":
 class CModule:
     def __init__(self, spec, lib):
         from .runtime import _numpy_module
-        self.spec, self.lib, self.k = spec, lib, lower(spec)
+        self.spec, self.lib, self.k = spec, lib, c_kernel(spec)
         self.h = _numpy_module(spec)   # its _real/_ids/_check_* helpers: one validation, two backends
         self.np_emit = NumpyLayerEmitter(self.k)
         self.fwd, self.bwd = plan(self.k)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from symgrad.emit.c_layer import cint
 from symgrad.emit.c_plan import plan
-from symgrad.lower import lower
+from symgrad.emit.c_rewrite import c_kernel
 
 
 def _kernel_fn(spec, real, sfx) -> list[str]:
-    k = lower(spec)
+    k = c_kernel(spec)
     fwd, bwd = plan(k)
     dims = [str(d) for d in k.dims]
     lines = [f"static double run_{k.name}_{sfx}(int64_t s)", "{", "    uint64_t seed = 7;"]

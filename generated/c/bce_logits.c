@@ -20,6 +20,16 @@
 #define SG_PARALLEL_FOR(work)
 #endif
 #endif
+/* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
+ * the accumulators are double in both variants. */
+#ifndef SG_SIMD_SUM
+#ifdef _OPENMP
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SG_SIMD_SUM(...)
+#endif
+#endif
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 /* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number. */
@@ -55,6 +65,7 @@ void bce_logits_forward_f32(float *restrict loss, const float *restrict z, const
     float t0;
     {
         double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < n_elems; ++i0) {
             _acc += -target[i0]*z[i0] + sg_softplus_f32(-fabsf(z[i0])) + sg_max_f32(0, z[i0]);
         }
@@ -68,6 +79,7 @@ void bce_logits_forward_f64(double *restrict loss, const double *restrict z, con
     double t0;
     {
         double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < n_elems; ++i0) {
             _acc += -target[i0]*z[i0] + sg_softplus_f64(-fabs(z[i0])) + sg_max_f64(0, z[i0]);
         }

@@ -46,9 +46,13 @@ int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M);
  *   dy (N, M): upstream gradient, read
  *   x (N, D): read, from forward
  *   W (D, M): read, from forward
+ *   scratch: 16*M elements of work space (= dense_backward_scratch_size(...)), contents undefined afterwards
  */
-void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict dy, const float *restrict x, const float *restrict W, int64_t N, int64_t D, int64_t M);
-void dense_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict dy, const double *restrict x, const double *restrict W, int64_t N, int64_t D, int64_t M);
+void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict dy, const float *restrict x, const float *restrict W, float *restrict scratch, int64_t N, int64_t D, int64_t M);
+void dense_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict dy, const double *restrict x, const double *restrict W, double *restrict scratch, int64_t N, int64_t D, int64_t M);
+
+/* Elements (float or double) of the scratch buffer dense_backward_* needs: 16*M. */
+int64_t dense_backward_scratch_size(int64_t N, int64_t D, int64_t M);
 
 
 #endif /* SYMGRAD_DENSE_H */

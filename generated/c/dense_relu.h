@@ -50,12 +50,12 @@ int64_t dense_relu_forward_scratch_size(int64_t N, int64_t D, int64_t M);
  *   x (N, D): read, from forward
  *   W (D, M): read, from forward
  *   z (N, M): read, from forward
- *   scratch: M*N elements of work space (= dense_relu_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: M*N + 16*M elements of work space (= dense_relu_backward_scratch_size(...)), contents undefined afterwards
  */
 void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict da, const float *restrict x, const float *restrict W, const float *restrict z, float *restrict scratch, int64_t N, int64_t D, int64_t M);
 void dense_relu_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict da, const double *restrict x, const double *restrict W, const double *restrict z, double *restrict scratch, int64_t N, int64_t D, int64_t M);
 
-/* Elements (float or double) of the scratch buffer dense_relu_backward_* needs: M*N. */
+/* Elements (float or double) of the scratch buffer dense_relu_backward_* needs: M*N + 16*M. */
 int64_t dense_relu_backward_scratch_size(int64_t N, int64_t D, int64_t M);
 
 

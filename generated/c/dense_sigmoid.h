@@ -48,12 +48,12 @@ int64_t dense_sigmoid_forward_scratch_size(int64_t N, int64_t D, int64_t M);
  *   x (N, D): read, from forward
  *   W (D, M): read, from forward
  *   a (N, M): read, from forward
- *   scratch: M*N elements of work space (= dense_sigmoid_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: M*N + 16*M elements of work space (= dense_sigmoid_backward_scratch_size(...)), contents undefined afterwards
  */
 void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict da, const float *restrict x, const float *restrict W, const float *restrict a, float *restrict scratch, int64_t N, int64_t D, int64_t M);
 void dense_sigmoid_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict da, const double *restrict x, const double *restrict W, const double *restrict a, double *restrict scratch, int64_t N, int64_t D, int64_t M);
 
-/* Elements (float or double) of the scratch buffer dense_sigmoid_backward_* needs: M*N. */
+/* Elements (float or double) of the scratch buffer dense_sigmoid_backward_* needs: M*N + 16*M. */
 int64_t dense_sigmoid_backward_scratch_size(int64_t N, int64_t D, int64_t M);
 
 

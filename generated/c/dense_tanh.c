@@ -20,6 +20,16 @@
 #define SG_PARALLEL_FOR(work)
 #endif
 #endif
+/* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
+ * the accumulators are double in both variants. */
+#ifndef SG_SIMD_SUM
+#ifdef _OPENMP
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SG_SIMD_SUM(...)
+#endif
+#endif
 
 
 
@@ -149,22 +159,35 @@ int64_t dense_tanh_backward_scratch_size(int64_t N, int64_t D, int64_t M)
     (void)N;
     (void)D;
     (void)M;
-    return M*N;
+    return M*N + 16*M;
 }
 
 void dense_tanh_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict da, const float *restrict x, const float *restrict W, const float *restrict a, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict dz = scratch + 0;
+    float *restrict _part_db = scratch + M*N;
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < M*N; ++i0) {
         dz[i0] = da[i0]*(1 - ((a[i0])*(a[i0])));
     }
     sg_gemm_f32(0, 1, N, D, M, dz, M, W, M, dx, D);
     sg_gemm_f32(1, 0, D, M, N, x, D, dz, M, dW, M);
-    for (int64_t _i = 0; _i < M; ++_i) db[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < M; ++i1) {
-            db[i1] += dz[M*i0 + i1];
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(M*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_db = _part_db + _c*M;
+            for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < M; ++i1) {
+                    _p_db[i1] += dz[M*i0 + i1];
+                }
+            }
+        }
+        for (int64_t _i = 0; _i < M; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
+            db[_i] = (float)_acc;
         }
     }
 }
@@ -172,16 +195,29 @@ void dense_tanh_backward_f32(float *restrict dx, float *restrict dW, float *rest
 void dense_tanh_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict da, const double *restrict x, const double *restrict W, const double *restrict a, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict dz = scratch + 0;
+    double *restrict _part_db = scratch + M*N;
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < M*N; ++i0) {
         dz[i0] = da[i0]*(1 - ((a[i0])*(a[i0])));
     }
     sg_gemm_f64(0, 1, N, D, M, dz, M, W, M, dx, D);
     sg_gemm_f64(1, 0, D, M, N, x, D, dz, M, dW, M);
-    for (int64_t _i = 0; _i < M; ++_i) db[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < M; ++i1) {
-            db[i1] += dz[M*i0 + i1];
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(M*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_db = _part_db + _c*M;
+            for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < M; ++i1) {
+                    _p_db[i1] += dz[M*i0 + i1];
+                }
+            }
+        }
+        for (int64_t _i = 0; _i < M; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
+            db[_i] = (double)_acc;
         }
     }
 }

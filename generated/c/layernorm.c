@@ -20,6 +20,16 @@
 #define SG_PARALLEL_FOR(work)
 #endif
 #endif
+/* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
+ * the accumulators are double in both variants. */
+#ifndef SG_SIMD_SUM
+#ifdef _OPENMP
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SG_SIMD_SUM(...)
+#endif
+#endif
 
 
 
@@ -30,18 +40,18 @@ int64_t layernorm_forward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;
     (void)D;
-    return 3*N;
+    return 2*N;
 }
 
-void layernorm_forward_f32(float *restrict y, float *restrict xc, float *restrict rstd, float *restrict xhat, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D)
+void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D)
 {
     float *restrict t0 = scratch + 0;
-    float *restrict mean = scratch + N;
-    float *restrict t1 = scratch + 2*N;
+    float *restrict t1 = scratch + N;
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
                 _acc += x[D*i0 + i1];
             }
@@ -49,30 +59,33 @@ void layernorm_forward_f32(float *restrict y, float *restrict xc, float *restric
         }
         mean[i0] = t0[i0]/((float)D);
         {
-            double _acc_t1 = 0.0;
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
-                xc[D*i0 + i1] = -mean[i0] + x[D*i0 + i1];
-                _acc_t1 += ((xc[D*i0 + i1])*(xc[D*i0 + i1]));
+                _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
             }
-            t1[i0] = (float)_acc_t1;
+            t1[i0] = (float)_acc;
         }
         rstd[i0] = powf(eps + t1[i0]/((float)D), -1.0F/2.0F);
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            xhat[D*i0 + i1] = rstd[i0]*xc[D*i0 + i1];
-            y[D*i0 + i1] = beta[i1] + gamma[i1]*xhat[D*i0 + i1];
+        {
+            const float _r_mean = mean[i0];
+            const float _r_rstd = rstd[i0];
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+            }
         }
     }
 }
 
-void layernorm_forward_f64(double *restrict y, double *restrict xc, double *restrict rstd, double *restrict xhat, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D)
+void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D)
 {
     double *restrict t0 = scratch + 0;
-    double *restrict mean = scratch + N;
-    double *restrict t1 = scratch + 2*N;
+    double *restrict t1 = scratch + N;
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
                 _acc += x[D*i0 + i1];
             }
@@ -80,17 +93,20 @@ void layernorm_forward_f64(double *restrict y, double *restrict xc, double *rest
         }
         mean[i0] = t0[i0]/((double)D);
         {
-            double _acc_t1 = 0.0;
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
-                xc[D*i0 + i1] = -mean[i0] + x[D*i0 + i1];
-                _acc_t1 += ((xc[D*i0 + i1])*(xc[D*i0 + i1]));
+                _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
             }
-            t1[i0] = (double)_acc_t1;
+            t1[i0] = (double)_acc;
         }
         rstd[i0] = pow(eps + t1[i0]/((double)D), -1.0/2.0);
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            xhat[D*i0 + i1] = rstd[i0]*xc[D*i0 + i1];
-            y[D*i0 + i1] = beta[i1] + gamma[i1]*xhat[D*i0 + i1];
+        {
+            const double _r_mean = mean[i0];
+            const double _r_rstd = rstd[i0];
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+            }
         }
     }
 }
@@ -99,95 +115,127 @@ int64_t layernorm_backward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;
     (void)D;
-    return D*N + 4*N;
+    return 32*D + 4*N;
 }
 
-void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict gamma, const float *restrict xc, const float *restrict rstd, const float *restrict xhat, float *restrict scratch, float eps, int64_t N, int64_t D)
+void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict gamma, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float eps, int64_t N, int64_t D)
 {
-    float *restrict dxhat = scratch + 0;
-    float *restrict drstd = scratch + D*N;
-    float *restrict dvar = scratch + D*N + N;
-    float *restrict t2 = scratch + D*N + 2*N;
-    float *restrict dmean = scratch + D*N + 3*N;
+    float *restrict drstd = scratch + 0;
+    float *restrict dvar = scratch + N;
+    float *restrict t2 = scratch + 2*N;
+    float *restrict dmean = scratch + 3*N;
+    float *restrict _part_dgamma = scratch + 4*N;
+    float *restrict _part_dbeta = scratch + 16*D + 4*N;
     const float t3 = (1.0F/((((float)D))));
-    SG_PARALLEL_FOR(D*N)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        {
-            double _acc_drstd = 0.0;
-            for (int64_t i1 = 0; i1 < D; ++i1) {
-                dxhat[D*i0 + i1] = dy[D*i0 + i1]*gamma[i1];
-                _acc_drstd += dxhat[D*i0 + i1]*xc[D*i0 + i1];
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_dgamma = _part_dgamma + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_dgamma[_i] = 0.0;
+            float *restrict _p_dbeta = _part_dbeta + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                {
+                    const float _r_mean = mean[i0];
+                    const float _r_rstd = rstd[i0];
+                    {
+                        double _acc_drstd = 0.0;
+                        double _acc_t2 = 0.0;
+                        SG_SIMD_SUM(_acc_drstd, _acc_t2)
+                        for (int64_t i1 = 0; i1 < D; ++i1) {
+                            _acc_drstd += dy[D*i0 + i1]*gamma[i1]*(-_r_mean + x[D*i0 + i1]);
+                            _acc_t2 += dy[D*i0 + i1]*gamma[i1];
+                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            _p_dbeta[i1] += dy[D*i0 + i1];
+                        }
+                        drstd[i0] = (float)_acc_drstd;
+                        t2[i0] = (float)_acc_t2;
+                    }
+                }
+                dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
+                dmean[i0] = -rstd[i0]*t2[i0];
+                {
+                    const float _r_dmean = dmean[i0];
+                    const float _r_dvar = dvar[i0];
+                    const float _r_mean = mean[i0];
+                    const float _r_rstd = rstd[i0];
+                    for (int64_t i1 = 0; i1 < D; ++i1) {
+                        dx[D*i0 + i1] = _r_dmean*t3 + 2*_r_dvar*t3*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
+                    }
+                }
             }
-            drstd[i0] = (float)_acc_drstd;
         }
-        dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
-        {
+        for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < D; ++i1) {
-                _acc += dxhat[D*i0 + i1];
-            }
-            t2[i0] = (float)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
+            dgamma[_i] = (float)_acc;
         }
-        dmean[i0] = -rstd[i0]*t2[i0];
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            dx[D*i0 + i1] = dmean[i0]*t3 + 2*dvar[i0]*t3*xc[D*i0 + i1] + dxhat[D*i0 + i1]*rstd[i0];
-        }
-    }
-    for (int64_t _i = 0; _i < D; ++_i) dgamma[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            dgamma[i1] += dy[D*i0 + i1]*xhat[D*i0 + i1];
-        }
-    }
-    for (int64_t _i = 0; _i < D; ++_i) dbeta[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            dbeta[i1] += dy[D*i0 + i1];
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
+            dbeta[_i] = (float)_acc;
         }
     }
 }
 
-void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict gamma, const double *restrict xc, const double *restrict rstd, const double *restrict xhat, double *restrict scratch, double eps, int64_t N, int64_t D)
+void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict gamma, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double eps, int64_t N, int64_t D)
 {
-    double *restrict dxhat = scratch + 0;
-    double *restrict drstd = scratch + D*N;
-    double *restrict dvar = scratch + D*N + N;
-    double *restrict t2 = scratch + D*N + 2*N;
-    double *restrict dmean = scratch + D*N + 3*N;
+    double *restrict drstd = scratch + 0;
+    double *restrict dvar = scratch + N;
+    double *restrict t2 = scratch + 2*N;
+    double *restrict dmean = scratch + 3*N;
+    double *restrict _part_dgamma = scratch + 4*N;
+    double *restrict _part_dbeta = scratch + 16*D + 4*N;
     const double t3 = (1.0/((((double)D))));
-    SG_PARALLEL_FOR(D*N)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        {
-            double _acc_drstd = 0.0;
-            for (int64_t i1 = 0; i1 < D; ++i1) {
-                dxhat[D*i0 + i1] = dy[D*i0 + i1]*gamma[i1];
-                _acc_drstd += dxhat[D*i0 + i1]*xc[D*i0 + i1];
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_dgamma = _part_dgamma + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_dgamma[_i] = 0.0;
+            double *restrict _p_dbeta = _part_dbeta + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                {
+                    const double _r_mean = mean[i0];
+                    const double _r_rstd = rstd[i0];
+                    {
+                        double _acc_drstd = 0.0;
+                        double _acc_t2 = 0.0;
+                        SG_SIMD_SUM(_acc_drstd, _acc_t2)
+                        for (int64_t i1 = 0; i1 < D; ++i1) {
+                            _acc_drstd += dy[D*i0 + i1]*gamma[i1]*(-_r_mean + x[D*i0 + i1]);
+                            _acc_t2 += dy[D*i0 + i1]*gamma[i1];
+                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            _p_dbeta[i1] += dy[D*i0 + i1];
+                        }
+                        drstd[i0] = (double)_acc_drstd;
+                        t2[i0] = (double)_acc_t2;
+                    }
+                }
+                dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
+                dmean[i0] = -rstd[i0]*t2[i0];
+                {
+                    const double _r_dmean = dmean[i0];
+                    const double _r_dvar = dvar[i0];
+                    const double _r_mean = mean[i0];
+                    const double _r_rstd = rstd[i0];
+                    for (int64_t i1 = 0; i1 < D; ++i1) {
+                        dx[D*i0 + i1] = _r_dmean*t3 + 2*_r_dvar*t3*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
+                    }
+                }
             }
-            drstd[i0] = (double)_acc_drstd;
         }
-        dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
-        {
+        for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < D; ++i1) {
-                _acc += dxhat[D*i0 + i1];
-            }
-            t2[i0] = (double)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
+            dgamma[_i] = (double)_acc;
         }
-        dmean[i0] = -rstd[i0]*t2[i0];
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            dx[D*i0 + i1] = dmean[i0]*t3 + 2*dvar[i0]*t3*xc[D*i0 + i1] + dxhat[D*i0 + i1]*rstd[i0];
-        }
-    }
-    for (int64_t _i = 0; _i < D; ++_i) dgamma[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            dgamma[i1] += dy[D*i0 + i1]*xhat[D*i0 + i1];
-        }
-    }
-    for (int64_t _i = 0; _i < D; ++_i) dbeta[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            dbeta[i1] += dy[D*i0 + i1];
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
+            dbeta[_i] = (double)_acc;
         }
     }
 }

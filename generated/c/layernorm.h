@@ -19,55 +19,51 @@
  *
  *   t0 = sum(x) over axis 1
  *   mean = t0/D
- *   xc = x - mean
- *   t1 = sum(xc**2) over axis 1
+ *   t1 = sum((x - mean)**2) over axis 1
  *   rstd = 1/sqrt(t1/D + eps)
- *   xhat = rstd*xc
- *   y = beta + gamma*xhat
+ *   y = beta + gamma*rstd*(x - mean)
  *
  *   y (N, D): output, overwritten
- *   xc (N, D): written: saved for the backward pass
  *   rstd (N, 1): written: saved for the backward pass
- *   xhat (N, D): written: saved for the backward pass
+ *   mean (N, 1): written: saved for the backward pass
  *   x (N, D): read
  *   gamma (D,): read
  *   beta (D,): read
- *   scratch: 3*N elements of work space (= layernorm_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 2*N elements of work space (= layernorm_forward_scratch_size(...)), contents undefined afterwards
  *   eps: hyperparameter (default 1e-05)
  */
-void layernorm_forward_f32(float *restrict y, float *restrict xc, float *restrict rstd, float *restrict xhat, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D);
-void layernorm_forward_f64(double *restrict y, double *restrict xc, double *restrict rstd, double *restrict xhat, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D);
+void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D);
+void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D);
 
-/* Elements (float or double) of the scratch buffer layernorm_forward_* needs: 3*N. */
+/* Elements (float or double) of the scratch buffer layernorm_forward_* needs: 2*N. */
 int64_t layernorm_forward_scratch_size(int64_t N, int64_t D);
 
 
 /* layernorm_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
- *   dxhat = dy*gamma
- *   drstd = sum(dxhat*xc) over axis 1
+ *   drstd = sum(dy*gamma*(x - mean)) over axis 1
  *   dvar = -drstd*rstd**3/2
- *   t2 = sum(dxhat) over axis 1
+ *   t2 = sum(dy*gamma) over axis 1
  *   dmean = -rstd*t2
- *   dx = dmean/D + dxhat*rstd + 2*dvar*xc/D
- *   dgamma = sum(dy*xhat) over axis 0
+ *   dx = dmean/D + dy*gamma*rstd + 2*dvar*(x - mean)/D
+ *   dgamma = sum(dy*rstd*(x - mean)) over axis 0
  *   dbeta = sum(dy) over axis 0
  *
  *   dx (N, D): gradient, overwritten (not accumulated)
  *   dgamma (D,): gradient, overwritten (not accumulated)
  *   dbeta (D,): gradient, overwritten (not accumulated)
  *   dy (N, D): upstream gradient, read
+ *   x (N, D): read, from forward
  *   gamma (D,): read, from forward
- *   xc (N, D): read, from forward
  *   rstd (N, 1): read, from forward
- *   xhat (N, D): read, from forward
- *   scratch: D*N + 4*N elements of work space (= layernorm_backward_scratch_size(...)), contents undefined afterwards
+ *   mean (N, 1): read, from forward
+ *   scratch: 32*D + 4*N elements of work space (= layernorm_backward_scratch_size(...)), contents undefined afterwards
  *   eps: hyperparameter (default 1e-05)
  */
-void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict gamma, const float *restrict xc, const float *restrict rstd, const float *restrict xhat, float *restrict scratch, float eps, int64_t N, int64_t D);
-void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict gamma, const double *restrict xc, const double *restrict rstd, const double *restrict xhat, double *restrict scratch, double eps, int64_t N, int64_t D);
+void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict gamma, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float eps, int64_t N, int64_t D);
+void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict gamma, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double eps, int64_t N, int64_t D);
 
-/* Elements (float or double) of the scratch buffer layernorm_backward_* needs: D*N + 4*N. */
+/* Elements (float or double) of the scratch buffer layernorm_backward_* needs: 32*D + 4*N. */
 int64_t layernorm_backward_scratch_size(int64_t N, int64_t D);
 
 

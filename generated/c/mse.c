@@ -20,6 +20,16 @@
 #define SG_PARALLEL_FOR(work)
 #endif
 #endif
+/* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
+ * the accumulators are double in both variants. */
+#ifndef SG_SIMD_SUM
+#ifdef _OPENMP
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SG_SIMD_SUM(...)
+#endif
+#endif
 
 
 
@@ -31,6 +41,7 @@ void mse_forward_f32(float *restrict loss, const float *restrict pred, const flo
     float t0;
     {
         double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < n_elems; ++i0) {
             _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
         }
@@ -44,6 +55,7 @@ void mse_forward_f64(double *restrict loss, const double *restrict pred, const d
     double t0;
     {
         double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < n_elems; ++i0) {
             _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
         }

@@ -20,6 +20,16 @@
 #define SG_PARALLEL_FOR(work)
 #endif
 #endif
+/* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
+ * the accumulators are double in both variants. */
+#ifndef SG_SIMD_SUM
+#ifdef _OPENMP
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SG_SIMD_SUM(...)
+#endif
+#endif
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 
@@ -48,15 +58,22 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
             t0[i0] = (float)_acc;
         }
         {
-            double _acc_t1 = 0.0;
-            for (int64_t i1 = 0; i1 < C; ++i1) {
-                e[C*i0 + i1] = expf(-t0[i0] + z[C*i0 + i1]);
-                _acc_t1 += e[C*i0 + i1];
+            const float _r_t0 = t0[i0];
+            {
+                double _acc_t1 = 0.0;
+                SG_SIMD_SUM(_acc_t1)
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    e[C*i0 + i1] = expf(-_r_t0 + z[C*i0 + i1]);
+                    _acc_t1 += e[C*i0 + i1];
+                }
+                t1[i0] = (float)_acc_t1;
             }
-            t1[i0] = (float)_acc_t1;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            a[C*i0 + i1] = e[C*i0 + i1]/t1[i0];
+        {
+            const float _r_t1 = t1[i0];
+            for (int64_t i1 = 0; i1 < C; ++i1) {
+                a[C*i0 + i1] = e[C*i0 + i1]/_r_t1;
+            }
         }
     }
 }
@@ -74,15 +91,22 @@ void softmax_forward_f64(double *restrict a, double *restrict e, double *restric
             t0[i0] = (double)_acc;
         }
         {
-            double _acc_t1 = 0.0;
-            for (int64_t i1 = 0; i1 < C; ++i1) {
-                e[C*i0 + i1] = exp(-t0[i0] + z[C*i0 + i1]);
-                _acc_t1 += e[C*i0 + i1];
+            const double _r_t0 = t0[i0];
+            {
+                double _acc_t1 = 0.0;
+                SG_SIMD_SUM(_acc_t1)
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    e[C*i0 + i1] = exp(-_r_t0 + z[C*i0 + i1]);
+                    _acc_t1 += e[C*i0 + i1];
+                }
+                t1[i0] = (double)_acc_t1;
             }
-            t1[i0] = (double)_acc_t1;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            a[C*i0 + i1] = e[C*i0 + i1]/t1[i0];
+        {
+            const double _r_t1 = t1[i0];
+            for (int64_t i1 = 0; i1 < C; ++i1) {
+                a[C*i0 + i1] = e[C*i0 + i1]/_r_t1;
+            }
         }
     }
 }
@@ -101,13 +125,18 @@ void softmax_backward_f32(float *restrict dz, const float *restrict da, const fl
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc += da[C*i0 + i1]*e[C*i0 + i1];
             }
             t2[i0] = (float)_acc;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/t1[i0] - t2[i0]/((t1[i0])*(t1[i0])));
+        {
+            const float _r_t1 = t1[i0];
+            const float _r_t2 = t2[i0];
+            for (int64_t i1 = 0; i1 < C; ++i1) {
+                dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/_r_t1 - _r_t2/((_r_t1)*(_r_t1)));
+            }
         }
     }
 }
@@ -119,13 +148,18 @@ void softmax_backward_f64(double *restrict dz, const double *restrict da, const 
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc += da[C*i0 + i1]*e[C*i0 + i1];
             }
             t2[i0] = (double)_acc;
         }
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/t1[i0] - t2[i0]/((t1[i0])*(t1[i0])));
+        {
+            const double _r_t1 = t1[i0];
+            const double _r_t2 = t2[i0];
+            for (int64_t i1 = 0; i1 < C; ++i1) {
+                dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/_r_t1 - _r_t2/((_r_t1)*(_r_t1)));
+            }
         }
     }
 }

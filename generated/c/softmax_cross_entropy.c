@@ -20,6 +20,16 @@
 #define SG_PARALLEL_FOR(work)
 #endif
 #endif
+/* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
+ * the accumulators are double in both variants. */
+#ifndef SG_SIMD_SUM
+#ifdef _OPENMP
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SG_SIMD_SUM(...)
+#endif
+#endif
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 
@@ -43,27 +53,32 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
-            float _acc = -INFINITY;
-            for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc = sg_max_f32(_acc, z[C*i0 + i1]);
-            }
-            t0[i0] = (float)_acc;
-        }
-        {
-            double _acc_t2 = 0.0;
+            float _acc_t0 = -INFINITY;
             double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                t1[C*i0 + i1] = expf(-t0[i0] + z[C*i0 + i1]);
-                _acc_t2 += t1[C*i0 + i1];
+                _acc_t0 = sg_max_f32(_acc_t0, z[C*i0 + i1]);
                 t3[C*i0 + i1] = (target[i0] == i1) ? 1.0F : 0.0F;
                 _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
             }
-            t2[i0] = (float)_acc_t2;
+            t0[i0] = (float)_acc_t0;
             t4[i0] = (float)_acc_t4;
+        }
+        {
+            const float _r_t0 = t0[i0];
+            {
+                double _acc_t2 = 0.0;
+                SG_SIMD_SUM(_acc_t2)
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    t1[C*i0 + i1] = expf(-_r_t0 + z[C*i0 + i1]);
+                    _acc_t2 += t1[C*i0 + i1];
+                }
+                t2[i0] = (float)_acc_t2;
+            }
         }
     }
     {
         double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < N; ++i0) {
             _acc += t0[i0] - t4[i0] + logf(t2[i0]);
         }
@@ -80,27 +95,32 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
-            double _acc = -INFINITY;
-            for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc = sg_max_f64(_acc, z[C*i0 + i1]);
-            }
-            t0[i0] = (double)_acc;
-        }
-        {
-            double _acc_t2 = 0.0;
+            double _acc_t0 = -INFINITY;
             double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                t1[C*i0 + i1] = exp(-t0[i0] + z[C*i0 + i1]);
-                _acc_t2 += t1[C*i0 + i1];
+                _acc_t0 = sg_max_f64(_acc_t0, z[C*i0 + i1]);
                 t3[C*i0 + i1] = (target[i0] == i1) ? 1.0 : 0.0;
                 _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
             }
-            t2[i0] = (double)_acc_t2;
+            t0[i0] = (double)_acc_t0;
             t4[i0] = (double)_acc_t4;
+        }
+        {
+            const double _r_t0 = t0[i0];
+            {
+                double _acc_t2 = 0.0;
+                SG_SIMD_SUM(_acc_t2)
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    t1[C*i0 + i1] = exp(-_r_t0 + z[C*i0 + i1]);
+                    _acc_t2 += t1[C*i0 + i1];
+                }
+                t2[i0] = (double)_acc_t2;
+            }
         }
     }
     {
         double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < N; ++i0) {
             _acc += t0[i0] - t4[i0] + log(t2[i0]);
         }
@@ -114,8 +134,11 @@ void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const f
     const float t6 = dloss/((float)N);
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            dz[C*i0 + i1] = t1[C*i0 + i1]*t6/t2[i0] - t3[C*i0 + i1]*t6;
+        {
+            const float _r_t2 = t2[i0];
+            for (int64_t i1 = 0; i1 < C; ++i1) {
+                dz[C*i0 + i1] = t1[C*i0 + i1]*t6/_r_t2 - t3[C*i0 + i1]*t6;
+            }
         }
     }
 }
@@ -125,8 +148,11 @@ void softmax_cross_entropy_backward_f64(double *restrict dz, double dloss, const
     const double t6 = dloss/((double)N);
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            dz[C*i0 + i1] = t1[C*i0 + i1]*t6/t2[i0] - t3[C*i0 + i1]*t6;
+        {
+            const double _r_t2 = t2[i0];
+            for (int64_t i1 = 0; i1 < C; ++i1) {
+                dz[C*i0 + i1] = t1[C*i0 + i1]*t6/_r_t2 - t3[C*i0 + i1]*t6;
+            }
         }
     }
 }

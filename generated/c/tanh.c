@@ -20,6 +20,16 @@
 #define SG_PARALLEL_FOR(work)
 #endif
 #endif
+/* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
+ * the accumulators are double in both variants. */
+#ifndef SG_SIMD_SUM
+#ifdef _OPENMP
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SG_SIMD_SUM(...)
+#endif
+#endif
 
 
 

@@ -46,9 +46,9 @@ def numpy_source(spec) -> str:
 def c_sources(spec) -> dict[str, str]:
     """``c/NAME.h`` and ``c/NAME.c`` for a layer, activation or loss (optimizers bring their own)."""
     if spec.kind in ("layer", "activation", "loss"):
-        from ..lower import lower
         from .c_context import CLayerEmitter
-        ctx = CLayerEmitter(lower(spec)).context()
+        from .c_rewrite import c_kernel
+        ctx = CLayerEmitter(c_kernel(spec)).context()
         return {f"c/{spec.name}.h": render("c/layer.h.j2", ctx=ctx),
                 f"c/{spec.name}.c": render("c/layer.c.j2", ctx=ctx)}
     if hasattr(spec, "c_sources"):

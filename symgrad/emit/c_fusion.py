@@ -16,12 +16,24 @@ def _is_one(d) -> bool:
     return sp.sympify(d) == 1
 
 
+CHUNKS = 16   # row chunks of a loop with column reductions: partial sums per chunk, then summed
+
+
+def colred(s) -> bool:
+    """A reduction over the leading axis only (``dgamma = sum_rows(dy * xhat)``): inside a row loop it
+    accumulates into one partial row per chunk of rows (deterministic for any thread count)."""
+    return (isinstance(s, ir.Reduction) and tuple(s.axes) == (0,) and len(s.src_shape) >= 2
+            and not _is_one(s.src_shape[0]) and tuple(s.shape) != ())
+
+
 class Fusion:
     """Mixin of ``CBody``: needs ``self.f`` (the IR function), ``self.shapes`` and ``self.values``."""
 
     def domain(self, s):
         if isinstance(s, ir.Reduction):
             dom = tuple(s.src_shape)
+            if colred(s) and s.out not in self.values:
+                return dom
             return dom if len(dom) >= 2 and 0 not in s.axes and not _is_one(dom[0]) else None
         if isinstance(s, (ir.Elementwise, ir.OneHot)) and s.out not in self.values:
             dom = tuple(s.shape)
@@ -38,19 +50,22 @@ class Fusion:
         return names
 
     def groups(self):
-        out, cur, dim0, written = [], [], None, set()
+        out, cur, dim0, written, cols = [], [], None, set(), set()
         for s in self.f.body:
             dom = self.domain(s)
-            ok = dom is not None and cur and dom[0] == dim0 and all(
+            ok = dom is not None and cur and dom[0] == dim0 and not (self.reads(s) & cols) and all(
                 len(self.shapes[n]) == len(dom) and self.shapes[n][0] == dim0
                 for n in self.reads(s) & written)
             if ok:
                 cur.append(s)
                 written.add(s.out)
+                if colred(s):
+                    cols.add(s.out)
                 continue
             if cur:
                 out.append(cur)
             cur, dim0, written = ([s], dom[0], {s.out}) if dom is not None else ([], None, set())
+            cols = {s.out} if dom is not None and colred(s) else set()
             if dom is None:
                 out.append([s])
         if cur:
@@ -59,6 +74,8 @@ class Fusion:
 
     def _inner(self, s):
         dom = self.domain(s)
+        if colred(s):
+            return dom[1:]
         if isinstance(s, ir.Reduction):
             return dom[1:] if tuple(s.axes) == tuple(range(1, len(dom))) else None
         return dom[1:]
@@ -84,3 +101,37 @@ class Fusion:
         if cur:
             segs.append(cur)
         return segs
+
+    def passes(self, group) -> list:
+        """Schedule a row group as early as dependencies allow: [(level, kind, stmts)], kind "one"
+        (a per-row value or a statement with its own loops, run between passes) or "pass" (statements
+        sharing one loop over the row). A value is ready in the pass that computes it (elementwise,
+        same inner domain), after it (reductions), or before it (per-row values)."""
+        level, kinds = {}, {}
+        for s in group:
+            inner = self._inner(s)
+            scalar = isinstance(s, ir.Elementwise) and all(_is_one(d) for d in tuple(s.shape)[1:])
+            kind = "one" if scalar or inner is None else "pass"
+            lv = 0
+            for n in self.reads(s):
+                if n not in level:
+                    continue
+                d = next(x for x in group if x.out == n)
+                if kinds[n] == "one":
+                    lv = max(lv, level[n])
+                elif isinstance(d, ir.Reduction) or kind == "one" or self._inner(d) != inner:
+                    lv = max(lv, level[n] + 1)
+                else:
+                    lv = max(lv, level[n])
+            level[s.out], kinds[s.out] = lv, kind
+        out = []
+        for lv in sorted(set(level.values())):
+            out += [(lv, "one", [s]) for s in group if level[s.out] == lv and kinds[s.out] == "one"]
+            inners = []
+            for s in group:
+                if level[s.out] == lv and kinds[s.out] == "pass" and self._inner(s) not in inners:
+                    inners.append(self._inner(s))
+            for inner in inners:
+                out.append((lv, "pass", [s for s in group if level[s.out] == lv and kinds[s.out] == "pass"
+                                         and self._inner(s) == inner]))
+        return out

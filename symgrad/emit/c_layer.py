@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import ir
-from .c_fusion import Fusion, _is_one
+from .c_fusion import CHUNKS, Fusion, _is_one, colred
 from .c_plan import gemm_form, prod
 from .printers import ccode
 
@@ -34,6 +34,7 @@ class CBody(Fusion):
         self.dims = [str(d) for d in k.dims]
         self.lines: list[str] = []
         self._hoisted: set = set()   # temps of the current group computed before its loops
+        self._row: dict = {}         # per-row values read once before a pass: name -> C local
 
     # -- references --------------------------------------------------------------------------
     def index(self, shape, dom, ivars) -> str:
@@ -56,7 +57,7 @@ class CBody(Fusion):
             n = s.name
             if n in self.values or n not in self.shapes:
                 continue
-            out[n] = f"{n}[{self.index(self.shapes[n], dom, ivars)}]"
+            out[n] = self._row.get(n) or f"{n}[{self.index(self.shapes[n], dom, ivars)}]"
         return out
 
     def expr(self, e, dom, ivars, extra=None) -> str:
@@ -68,10 +69,13 @@ class CBody(Fusion):
     def emit(self, line, depth):
         self.lines.append("    " * depth + line)
 
-    def loops(self, dom, axes, ivars, depth, omp=False) -> int:
+    def loops(self, dom, axes, ivars, depth, omp=False, simd=None) -> int:
+        """Open loops over ``axes`` of ``dom``; ``simd``: sum accumulators of the innermost loop
+        (``SG_SIMD_SUM``: vectorized with reassociation, which the compiler may not do by itself)."""
+        axes = [ax for ax in axes if not _is_one(dom[ax])]  # index() never reads a size-1 axis' variable
         for ax in axes:
-            if _is_one(dom[ax]):
-                continue  # index() never reads the loop variable of a size-1 axis
+            if simd and ax == axes[-1]:
+                self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth)
             if omp:
                 self.emit(f"SG_PARALLEL_FOR({cint(prod(dom))})", depth)
                 omp = False
@@ -119,9 +123,12 @@ class CBody(Fusion):
                 self.temps(s, (), [], depth, self._hoisted)
                 self.emit(f"{s.out} = {self.expr(s.expr, (), [])};", depth)
                 return
-            d = self.loops(dom, range(bound, len(dom)), ivars, depth, omp=bound == 0)
+            inner = any(not _is_one(x) for x in dom[bound:])
+            d0 = self.preload([s], dom, ivars, depth, bound) if inner else depth
+            d = self.loops(dom, range(bound, len(dom)), ivars, d0, omp=bound == 0)
             self.element(s, dom, ivars, d)
-            self.close(d, depth)
+            self.close(d, d0)
+            self.unload(d0, depth)
         elif isinstance(s, ir.Reduction):
             self.reduction(s, depth, bound, ivars)
         elif isinstance(s, ir.Expand):
@@ -156,7 +163,7 @@ class CBody(Fusion):
             d = self.loops(dom, [a for a in kept if a >= bound], ivars, depth, omp=bound == 0 and bool(kept))
             self.emit("{", d)
             self.emit(f"{acc_t} _acc = {init};", d + 1)
-            d2 = self.loops(dom, axes, ivars, d + 1)
+            d2 = self.loops(dom, axes, ivars, d + 1, simd=["_acc"] if s.kind == "sum" else None)
             self.temps(s, dom, ivars, d2, self._hoisted)
             self.emit(upd.format(acc="_acc", v=self.expr(s.expr, dom, ivars)), d2)
             self.close(d2, d + 1)
@@ -174,27 +181,62 @@ class CBody(Fusion):
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
 
+    def preload(self, stmts, dom, ivars, depth, bound):
+        """Per-row values (an (N, 1) statistic inside a loop over the row) read into C locals before
+        the loop: the compiler then vectorizes the loop without proving they do not alias its output."""
+        self._row = {}
+        if bound < 1:
+            return depth
+        written = {s.out for s in stmts}
+        r = len(dom)
+        for n in sorted(set().union(*[self.reads(s) for s in stmts]) - written):
+            shape = tuple(self.shapes.get(n, ()))
+            if n in self.values or n not in self.shapes or not shape or len(shape) > r:
+                continue
+            off = r - len(shape)
+            if all(_is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
+                if not self._row:
+                    self.emit("{", depth)
+                self.emit(f"const {self.real} _r_{n} = {n}[{self.index(shape, dom, ivars)}];", depth + 1)
+                self._row[n] = f"_r_{n}"
+        return depth + 1 if self._row else depth
+
+    def unload(self, d, depth):
+        if d > depth:
+            self.emit("}", depth)
+        self._row = {}
+
     def fused(self, seg, depth, ivars):
         dom = self.domain(seg[0])
+        outer = depth
+        depth = pre = self.preload(seg, dom, ivars, depth, 1)
         reds = [s for s in seg if isinstance(s, ir.Reduction)]
-        if reds:
+        accs = [s for s in reds if not colred(s)]
+        if accs:
             self.emit("{", depth)
             depth += 1
-        for s in reds:
+        for s in accs:
             acc_t, init, _ = self._acc(s)
             self.emit(f"{acc_t} _acc_{s.out} = {init};", depth)
-        d = self.loops(dom, range(1, len(dom)), ivars, depth)
+        sums = [f"_acc_{s.out}" for s in reds if not colred(s) and s.kind == "sum"]
+        d = self.loops(dom, range(1, len(dom)), ivars, depth, simd=sums if len(sums) == len(
+            [r for r in reds if not colred(r)]) else None)
         for s in seg:
-            if isinstance(s, ir.Reduction):
+            if colred(s):
+                self.temps(s, dom, ivars, d, self._hoisted)
+                ref = f"_p_{s.out}[{self.index(dom[1:], dom[1:], ivars[1:])}]"
+                self.emit(self._acc(s)[2].format(acc=ref, v=self.expr(s.expr, dom, ivars)), d)
+            elif isinstance(s, ir.Reduction):
                 self.temps(s, dom, ivars, d, self._hoisted)
                 self.emit(self._acc(s)[2].format(acc=f"_acc_{s.out}", v=self.expr(s.expr, dom, ivars)), d)
             else:
                 self.element(s, dom, ivars, d)
         self.close(d, depth)
-        for s in reds:
+        for s in accs:
             self.emit(f"{self._out_ref(s, ivars)} = ({self.real})_acc_{s.out};", depth)
-        if reds:
+        if accs:
             self.emit("}", depth - 1)
+        self.unload(pre, outer)
 
     def einsum(self, s, depth):
         g = gemm_form(s)
@@ -250,15 +292,48 @@ class CBody(Fusion):
             work = sp.Integer(0)
             for s in group:
                 work = sp.Max(work, prod(self.domain(s)))
-            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
-            self.emit(f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{", 1)
-            for seg in self.segments(group):
-                if len(seg) == 1:
-                    self.statement(seg[0], 2, 1, ivars)
-                else:
-                    self.fused(seg, 2, ivars)
-            self.emit("}", 1)
+            self.row_group(group, dom, work, ivars)
         return self.lines
+
+    def row_group(self, group, dom, work, ivars):
+        """One parallel loop over the rows; column reductions accumulate per chunk of rows."""
+        cols = [s for s in group if colred(s)]
+        rows = f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{"
+        depth = 1
+        if cols:
+            n0 = cint(dom[0])
+            self.emit("{", 1)
+            self.emit(f"const int64_t _nc = {n0} < {CHUNKS} ? {n0} : {CHUNKS};", 2)
+            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 2)
+            self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", 2)
+            for s in cols:
+                acc_t, init, _ = self._acc(s)
+                size = cint(prod(s.src_shape[1:]))
+                self.emit(f"{self.real} *restrict _p_{s.out} = _part_{s.out} + _c*{size};", 3)
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{s.out}[_i] = {init};", 3)
+            rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
+            depth = 3
+        else:
+            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
+        self.emit(rows, depth)
+        for _, kind, stmts in self.passes(group):
+            if kind == "one" or (len(stmts) == 1 and not colred(stmts[0])):
+                self.statement(stmts[0], depth + 1, 1, ivars)
+            else:
+                self.fused(stmts, depth + 1, ivars)
+        self.emit("}", depth)
+        if cols:
+            self.emit("}", 2)
+            for s in cols:
+                acc_t, init, upd = self._acc(s)
+                size = cint(prod(s.src_shape[1:]))
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", 2)
+                self.emit(f"{acc_t} _acc = {init};", 3)
+                self.emit("for (int64_t _k = 0; _k < _nc; ++_k) " +
+                          upd.format(acc="_acc", v=f"_part_{s.out}[_k*{size} + _i]"), 3)
+                self.emit(f"{s.out}[_i] = ({self.real})_acc;", 3)
+                self.emit("}", 2)
+            self.emit("}", 1)
 
     def _flat(self, s) -> bool:
         shp = tuple(s.shape)

@@ -99,8 +99,11 @@ def plan(k: ir.Kernel) -> tuple[CFunc, CFunc]:
 
 
 def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
+    from .c_fusion import CHUNKS, colred
     scratch, locs = [], []
     for s in f.body:
+        if colred(s):  # partial sums, one row per chunk of rows (c_fusion)
+            scratch.append((f"_part_{s.out}", (CHUNKS,) + tuple(s.src_shape[1:])))
         if s.out in taken:
             continue
         if tuple(s.shape) == ():
