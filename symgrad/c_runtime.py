@@ -30,13 +30,18 @@ _CT = {np.dtype(np.float32): (ctypes.c_float, "f32"), np.dtype(np.float64): (cty
 
 @lru_cache(maxsize=None)
 def c_module(spec) -> "CModule":
-    if spec.kind not in ("layer", "activation", "loss"):
-        raise SpecError(f"{spec.name}: the C backend covers layers, activations and losses, not {spec.kind!r}")
+    if spec.kind not in ("layer", "activation", "loss", "recurrent"):
+        raise SpecError(f"{spec.name}: the C backend covers layers, activations, losses and recurrent "
+                        f"layers, not {spec.kind!r}")
     files = {k.split("/", 1)[1]: v for k, v in c_sources(spec).items()}
     # OpenMP threads that spin after a parallel region steal the cores OpenBLAS's own threads need
     # next (measured: dense forward+backward 1.5x slower); passive waiting unless the user chose.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return CModule(spec, ctypes.CDLL(str(build(spec.name, files))))
+    lib = ctypes.CDLL(str(build(spec.name, files)))
+    if spec.kind == "recurrent":
+        from .c_recurrent_runtime import CRecurrentModule
+        return CRecurrentModule(spec, lib)
+    return CModule(spec, lib)
 
 
 class CModule:

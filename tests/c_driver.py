@@ -9,11 +9,21 @@ from symgrad.emit.c_plan import plan
 from symgrad.emit.c_rewrite import c_kernel
 
 
-def _kernel_fn(spec, real, sfx) -> list[str]:
+def _funcs(spec):
+    """(kernel IR, dims, forward CFunc, backward CFunc) as the C emitter plans them."""
+    if spec.kind == "recurrent":
+        from symgrad.emit.c_recurrent import CRecurrent
+        r = CRecurrent(spec)
+        return r.k, [str(d) for d in r.dims], r.fwd, r.bwd
     k = c_kernel(spec)
     fwd, bwd = plan(k)
-    dims = [str(d) for d in k.dims]
-    lines = [f"static double run_{k.name}_{sfx}(int64_t s)", "{", "    uint64_t seed = 7;"]
+    return k, [str(d) for d in k.dims], fwd, bwd
+
+
+def _kernel_fn(spec, real, sfx) -> list[str]:
+    k, dims, fwd, bwd = _funcs(spec)
+    name = spec.name
+    lines = [f"static double run_{name}_{sfx}(int64_t s)", "{", "    uint64_t seed = 7;"]
     for i, d in enumerate(dims):
         lines.append(f"    const int64_t {d} = s + {i};")
     bufs, frees = {}, []
@@ -22,7 +32,7 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
         ctype = "int64_t" if a.role == "index" else real
         n = cint(a.size()) if a.role != "scratch" else None
         if a.role == "scratch":
-            n = f"{k.name}_{cf.name}_scratch_size({', '.join(dims)})"
+            n = f"{name}_{cf.name}_scratch_size({', '.join(dims)})"
         var = f"{cf.name}_{a.name}"
         lines.append(f"    {ctype} *{var} = malloc(sizeof({ctype}) * (size_t)({n}));")
         frees.append(var)
@@ -52,7 +62,7 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
                 call.append(hyper[a.name])
             else:
                 call.append(a.name)
-        lines.append(f"    {k.name}_{cf.name}_{sfx}({', '.join(call)});")
+        lines.append(f"    {name}_{cf.name}_{sfx}({', '.join(call)});")
     lines.append("    double sum = 0;")
     for a in bwd.args:
         if a.role == "out":

@@ -6,7 +6,7 @@ import pytest
 
 import symgrad
 
-from conftest import needs_torch, rel_err, torch
+from conftest import BACKENDS, needs_torch, rel_err, require_target, torch
 
 
 def _ln_exact(x, gamma, beta, dy, eps=1e-5):
@@ -96,13 +96,15 @@ def _torch_lstm(x, h0, c0, W_ih, W_hh, b_ih, b_hh, dhs, dhT, dcT):
 
 
 @needs_torch
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("T,N,D,H", [(5, 3, 4, 2), (1, 1, 1, 1), (1, 4, 3, 5), (200, 2, 3, 4)])
 @pytest.mark.parametrize("final_grads", [True, False])
-def test_lstm_against_torch(T, N, D, H, final_grads):
+def test_lstm_against_torch(T, N, D, H, final_grads, backend):
+    require_target("lstm", backend)
     rng = np.random.default_rng(T + N + D + H)
     args = [rng.standard_normal(s) for s in ((T, N, D), (N, H), (N, H), (4 * H, D), (4 * H, H), (4 * H,), (4 * H,))]
     args[3:] = [a * 0.5 for a in args[3:]]
-    k = symgrad.load("lstm")
+    k = symgrad.load("lstm", backend=backend)
     (hs, hT, cT), cache = k.forward(*args)
     dhs = rng.standard_normal(hs.shape)
     dhT, dcT = (rng.standard_normal(hT.shape), rng.standard_normal(cT.shape)) if final_grads else (None, None)
@@ -151,3 +153,83 @@ def test_user_rnn_cell_needs_no_engine_change():
         del sp
     finally:
         symgrad.REGISTRY.remove("elman")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lstm_empty_sequence_and_bad_input(backend):
+    """T = 0 returns the initial state and passes the final gradients through; bad input gets the
+    NumPy backend's errors on both backends."""
+    require_target("lstm", backend)
+    k = symgrad.load("lstm", backend=backend)
+    rng = np.random.default_rng(1)
+    N, D, H = 2, 3, 4
+    args = [np.zeros((0, N, D)), rng.standard_normal((N, H)), rng.standard_normal((N, H)),
+            rng.standard_normal((4 * H, D)), rng.standard_normal((4 * H, H)), np.zeros(4 * H), np.zeros(4 * H)]
+    (hs, hT, cT), cache = k.forward(*args)
+    assert hs.shape == (0, N, H) and np.array_equal(hT, args[1]) and np.array_equal(cT, args[2])
+    dhT, dcT = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    dx, dh0, dc0, dW_ih, *_ = k.backward(cache, np.zeros((0, N, H)), dhT, dcT)
+    assert dx.shape == (0, N, D) and np.array_equal(dh0, dhT) and np.array_equal(dc0, dcT)
+    assert not np.any(dW_ih)
+    bad = [lambda: k.forward(np.ones((2, N, D)), *args[1:3], np.ones((4 * H, D + 1)), *args[4:]),
+           lambda: k.forward(np.ones((2, N, D), np.float32), *args[1:]),
+           lambda: k.backward(k.forward(np.ones((2, N, D)), *args[1:])[1], np.ones((2, N, H + 1))),
+           lambda: k.backward(k.forward(np.ones((2, N, D)), *args[1:])[1], np.ones((2, N, H)), np.ones(3)),
+           lambda: k.backward({"kernel": "dense"}, np.ones((2, N, H)))]
+    ref = symgrad.load("lstm")
+    for i, call in enumerate(bad):
+        with pytest.raises((ValueError, TypeError)) as got:
+            call()
+        if backend == "c":
+            want = [lambda: ref.forward(np.ones((2, N, D)), *args[1:3], np.ones((4 * H, D + 1)), *args[4:]),
+                    lambda: ref.forward(np.ones((2, N, D), np.float32), *args[1:]),
+                    lambda: ref.backward(ref.forward(np.ones((2, N, D)), *args[1:])[1], np.ones((2, N, H + 1))),
+                    lambda: ref.backward(ref.forward(np.ones((2, N, D)), *args[1:])[1], np.ones((2, N, H)),
+                                         np.ones(3)),
+                    lambda: ref.backward({"kernel": "dense"}, np.ones((2, N, H)))][i]
+            with pytest.raises(got.type) as exp:
+                want()
+            assert str(got.value) == str(exp.value), i
+
+
+def test_c_lstm_generator_batches_over_time():
+    """The C LSTM: x W_ih^T as one GEMM over T*N rows before the loop; dx, dW_ih, dW_hh as one GEMM
+    each after the backward loop; gate slices are views and dgates' parts are written in place."""
+    src = symgrad.emit.c_sources(symgrad.REGISTRY.get("lstm"))["c/lstm.c"]
+    fwd, bwd = src.split("void lstm_backward_f32")[0], src.split("void lstm_backward_f32")[1]
+    assert "sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, t0_steps, 4*H);" in fwd
+    assert fwd.index("N*T, 4*H, D, x") < fwd.index("for (int64_t _t = 0")
+    loop_end = bwd.index("if (T == 0)")
+    for gemm in ("(0, 0, N*T, D, 4*H, dgates_steps", "(1, 0, 4*H, D, N*T, dgates_steps", "(1, 0, 4*H, H, N*T, dgates_steps"):
+        assert bwd.index(gemm) > loop_end, gemm
+    assert "malloc" not in src and "t2[" not in src and "t7[" not in src  # views, no copies
+    assert "gates[4*H*i0 + 3*H + i1]" in fwd
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_user_rnn_cell_on_both_backends(backend):
+    """A user's Elman RNN through the same path, on both backends (finite differences)."""
+    N, D, H = symgrad.dims("N D H")
+
+    @symgrad.recurrent(state=("h",), sequence=("x",), register=False,
+                       x=(N, D), h=(N, H), W=(D, H), U=(H, H), b=(H,))
+    def elman2(x, h, W, U, b):
+        return symgrad.tanh(x @ W + h @ U + b)
+
+    symgrad.REGISTRY.add(elman2)
+    try:
+        require_target("elman2", backend)
+        rep = symgrad.check(["elman2"], backend=backend)
+        assert rep.passed and len(rep.rows) == 5, rep.table()
+        rng = np.random.default_rng(0)
+        args = (rng.standard_normal((4, 2, 3)), rng.standard_normal((2, 5)), rng.standard_normal((3, 5)),
+                rng.standard_normal((5, 5)) * 0.3, rng.standard_normal(5))
+        (hs, hT), cache = symgrad.load("elman2", backend=backend).forward(*args)
+        (hs2, hT2), cache2 = symgrad.load("elman2").forward(*args)
+        assert rel_err(hs, hs2) < 1e-14 and rel_err(hT, hT2) < 1e-14
+        dhs = rng.standard_normal(hs.shape)
+        for a, b in zip(symgrad.load("elman2", backend=backend).backward(cache, dhs),
+                        symgrad.load("elman2").backward(cache2, dhs)):
+            assert rel_err(a, b) < 1e-12
+    finally:
+        symgrad.REGISTRY.remove("elman2")

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
  * when the loop touches at least 32768 elements; nothing without OpenMP. */
@@ -30,6 +31,7 @@
 #define SG_SIMD_SUM(...)
 #endif
 #endif
+
 
 
 
@@ -165,8 +167,6 @@ int64_t dense_backward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict dy, const float *restrict x, const float *restrict W, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict _part_db = scratch + 0;
-    sg_gemm_f32(0, 1, N, D, M, dy, M, W, M, dx, D);
-    sg_gemm_f32(1, 0, D, M, N, x, D, dy, M, dW, M);
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -185,13 +185,13 @@ void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict 
             db[_i] = (float)_acc;
         }
     }
+    sg_gemm_f32(0, 1, N, D, M, dy, M, W, M, dx, D);
+    sg_gemm_f32(1, 0, D, M, N, x, D, dy, M, dW, M);
 }
 
 void dense_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict dy, const double *restrict x, const double *restrict W, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict _part_db = scratch + 0;
-    sg_gemm_f64(0, 1, N, D, M, dy, M, W, M, dx, D);
-    sg_gemm_f64(1, 0, D, M, N, x, D, dy, M, dW, M);
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -210,4 +210,6 @@ void dense_backward_f64(double *restrict dx, double *restrict dW, double *restri
             db[_i] = (double)_acc;
         }
     }
+    sg_gemm_f64(0, 1, N, D, M, dy, M, W, M, dx, D);
+    sg_gemm_f64(1, 0, D, M, N, x, D, dy, M, dW, M);
 }

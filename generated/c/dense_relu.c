@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
  * when the loop touches at least 32768 elements; nothing without OpenMP. */
@@ -30,6 +31,7 @@
 #define SG_SIMD_SUM(...)
 #endif
 #endif
+
 
 
 
@@ -168,12 +170,6 @@ void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *rest
 {
     float *restrict dz = scratch + 0;
     float *restrict _part_db = scratch + M*N;
-    SG_PARALLEL_FOR(M*N)
-    for (int64_t i0 = 0; i0 < M*N; ++i0) {
-        dz[i0] = da[i0]*((z[i0] > 0) ? (1) : (0));
-    }
-    sg_gemm_f32(0, 1, N, D, M, dz, M, W, M, dx, D);
-    sg_gemm_f32(1, 0, D, M, N, x, D, dz, M, dW, M);
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -182,6 +178,7 @@ void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *rest
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < M; ++i1) {
+                    dz[M*i0 + i1] = da[M*i0 + i1]*((z[M*i0 + i1] > 0) ? (1) : (0));
                     _p_db[i1] += dz[M*i0 + i1];
                 }
             }
@@ -192,18 +189,14 @@ void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *rest
             db[_i] = (float)_acc;
         }
     }
+    sg_gemm_f32(0, 1, N, D, M, dz, M, W, M, dx, D);
+    sg_gemm_f32(1, 0, D, M, N, x, D, dz, M, dW, M);
 }
 
 void dense_relu_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict da, const double *restrict x, const double *restrict W, const double *restrict z, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict dz = scratch + 0;
     double *restrict _part_db = scratch + M*N;
-    SG_PARALLEL_FOR(M*N)
-    for (int64_t i0 = 0; i0 < M*N; ++i0) {
-        dz[i0] = da[i0]*((z[i0] > 0) ? (1) : (0));
-    }
-    sg_gemm_f64(0, 1, N, D, M, dz, M, W, M, dx, D);
-    sg_gemm_f64(1, 0, D, M, N, x, D, dz, M, dW, M);
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -212,6 +205,7 @@ void dense_relu_backward_f64(double *restrict dx, double *restrict dW, double *r
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < M; ++i1) {
+                    dz[M*i0 + i1] = da[M*i0 + i1]*((z[M*i0 + i1] > 0) ? (1) : (0));
                     _p_db[i1] += dz[M*i0 + i1];
                 }
             }
@@ -222,4 +216,6 @@ void dense_relu_backward_f64(double *restrict dx, double *restrict dW, double *r
             db[_i] = (double)_acc;
         }
     }
+    sg_gemm_f64(0, 1, N, D, M, dz, M, W, M, dx, D);
+    sg_gemm_f64(1, 0, D, M, N, x, D, dz, M, dW, M);
 }

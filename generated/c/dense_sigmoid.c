@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
  * when the loop touches at least 32768 elements; nothing without OpenMP. */
@@ -31,12 +32,42 @@
 #endif
 #endif
 
-/* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number. */
+/* float exp without a library call or a branch the compiler keeps (Cephes expf: x = n ln2 + r,
+ * |r| <= ln2/2, exp(r) by a degree-6 polynomial; n rounded by the 1.5*2^23 shift; 2^n applied as two
+ * factors, so overflow gives inf and underflow 0 by themselves; NaN propagates; ~1e-7 relative),
+ * so loops over it vectorize. The double variants call libm. */
+static inline float sg_exp_f32(float x)
+{
+    float xc = x > 89.0F ? 89.0F : x;
+    xc = xc < -104.0F ? -104.0F : xc;
+    const float shift = 12582912.0F;
+    const float big = xc * 1.44269504088896341F + shift;
+    const float n = big - shift;
+    int32_t ni;
+    memcpy(&ni, &big, sizeof ni);
+    ni -= 0x4B400000;  /* the bits of shift: ni = n */
+    const float r = xc - n * 0.693359375F - n * -2.12194440e-4F;
+    float p = 1.9875691500E-4F;
+    p = p * r + 1.3981999507E-3F;
+    p = p * r + 8.3334519073E-3F;
+    p = p * r + 4.1665795894E-2F;
+    p = p * r + 1.6666665459E-1F;
+    p = p * r + 5.0000001201E-1F;
+    p = p * r * r + r + 1.0F;
+    const int32_t half = ni / 2;
+    const int32_t b1 = (half + 127) * 8388608, b2 = (ni - half + 127) * 8388608;  /* 2^half, 2^(n-half) */
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return p * s1 * s2;
+}
+
+
+/* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number; branch-free. */
 static inline float sg_sigmoid_f32(float z)
 {
-    if (z >= 0) return 1 / (1 + expf(-z));
-    float e = expf(z);
-    return e / (1 + e);
+    const float e = sg_exp_f32(-fabsf(z)), s = 1 / (1 + e);
+    return z >= 0 ? s : e * s;
 }
 
 /* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number. */
@@ -180,12 +211,6 @@ void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *r
 {
     float *restrict dz = scratch + 0;
     float *restrict _part_db = scratch + M*N;
-    SG_PARALLEL_FOR(M*N)
-    for (int64_t i0 = 0; i0 < M*N; ++i0) {
-        dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);
-    }
-    sg_gemm_f32(0, 1, N, D, M, dz, M, W, M, dx, D);
-    sg_gemm_f32(1, 0, D, M, N, x, D, dz, M, dW, M);
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -194,6 +219,7 @@ void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *r
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < M; ++i1) {
+                    dz[M*i0 + i1] = da[M*i0 + i1]*(-((a[M*i0 + i1])*(a[M*i0 + i1])) + a[M*i0 + i1]);
                     _p_db[i1] += dz[M*i0 + i1];
                 }
             }
@@ -204,18 +230,14 @@ void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *r
             db[_i] = (float)_acc;
         }
     }
+    sg_gemm_f32(0, 1, N, D, M, dz, M, W, M, dx, D);
+    sg_gemm_f32(1, 0, D, M, N, x, D, dz, M, dW, M);
 }
 
 void dense_sigmoid_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict da, const double *restrict x, const double *restrict W, const double *restrict a, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict dz = scratch + 0;
     double *restrict _part_db = scratch + M*N;
-    SG_PARALLEL_FOR(M*N)
-    for (int64_t i0 = 0; i0 < M*N; ++i0) {
-        dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);
-    }
-    sg_gemm_f64(0, 1, N, D, M, dz, M, W, M, dx, D);
-    sg_gemm_f64(1, 0, D, M, N, x, D, dz, M, dW, M);
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -224,6 +246,7 @@ void dense_sigmoid_backward_f64(double *restrict dx, double *restrict dW, double
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < M; ++i1) {
+                    dz[M*i0 + i1] = da[M*i0 + i1]*(-((a[M*i0 + i1])*(a[M*i0 + i1])) + a[M*i0 + i1]);
                     _p_db[i1] += dz[M*i0 + i1];
                 }
             }
@@ -234,4 +257,6 @@ void dense_sigmoid_backward_f64(double *restrict dx, double *restrict dW, double
             db[_i] = (double)_acc;
         }
     }
+    sg_gemm_f64(0, 1, N, D, M, dz, M, W, M, dx, D);
+    sg_gemm_f64(1, 0, D, M, N, x, D, dz, M, dW, M);
 }

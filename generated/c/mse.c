@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
  * when the loop touches at least 32768 elements; nothing without OpenMP. */
@@ -30,6 +31,7 @@
 #define SG_SIMD_SUM(...)
 #endif
 #endif
+
 
 
 

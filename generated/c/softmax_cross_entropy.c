@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
  * when the loop touches at least 32768 elements; nothing without OpenMP. */
@@ -30,6 +31,37 @@
 #define SG_SIMD_SUM(...)
 #endif
 #endif
+
+/* float exp without a library call or a branch the compiler keeps (Cephes expf: x = n ln2 + r,
+ * |r| <= ln2/2, exp(r) by a degree-6 polynomial; n rounded by the 1.5*2^23 shift; 2^n applied as two
+ * factors, so overflow gives inf and underflow 0 by themselves; NaN propagates; ~1e-7 relative),
+ * so loops over it vectorize. The double variants call libm. */
+static inline float sg_exp_f32(float x)
+{
+    float xc = x > 89.0F ? 89.0F : x;
+    xc = xc < -104.0F ? -104.0F : xc;
+    const float shift = 12582912.0F;
+    const float big = xc * 1.44269504088896341F + shift;
+    const float n = big - shift;
+    int32_t ni;
+    memcpy(&ni, &big, sizeof ni);
+    ni -= 0x4B400000;  /* the bits of shift: ni = n */
+    const float r = xc - n * 0.693359375F - n * -2.12194440e-4F;
+    float p = 1.9875691500E-4F;
+    p = p * r + 1.3981999507E-3F;
+    p = p * r + 8.3334519073E-3F;
+    p = p * r + 4.1665795894E-2F;
+    p = p * r + 1.6666665459E-1F;
+    p = p * r + 5.0000001201E-1F;
+    p = p * r * r + r + 1.0F;
+    const int32_t half = ni / 2;
+    const int32_t b1 = (half + 127) * 8388608, b2 = (ni - half + 127) * 8388608;  /* 2^half, 2^(n-half) */
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return p * s1 * s2;
+}
+
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 
@@ -69,7 +101,7 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
                 double _acc_t2 = 0.0;
                 SG_SIMD_SUM(_acc_t2)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    t1[C*i0 + i1] = expf(-_r_t0 + z[C*i0 + i1]);
+                    t1[C*i0 + i1] = sg_exp_f32(-_r_t0 + z[C*i0 + i1]);
                     _acc_t2 += t1[C*i0 + i1];
                 }
                 t2[i0] = (float)_acc_t2;

@@ -13,7 +13,7 @@ def supports(spec, target: str) -> bool:
     if target == "numpy":
         return spec.kind in ("layer", "activation", "loss", "recurrent") or hasattr(spec, "numpy_source")
     if target == "c":
-        return spec.kind in ("layer", "activation", "loss") or hasattr(spec, "c_sources")
+        return spec.kind in ("layer", "activation", "loss", "recurrent") or hasattr(spec, "c_sources")
     return False
 
 
@@ -44,13 +44,19 @@ def numpy_source(spec) -> str:
 
 
 def c_sources(spec) -> dict[str, str]:
-    """``c/NAME.h`` and ``c/NAME.c`` for a layer, activation or loss (optimizers bring their own)."""
+    """``c/NAME.h`` and ``c/NAME.c`` for a layer, activation, loss or recurrent layer (optimizers
+    bring their own)."""
     if spec.kind in ("layer", "activation", "loss"):
         from .c_context import CLayerEmitter
         from .c_rewrite import c_kernel
         ctx = CLayerEmitter(c_kernel(spec)).context()
         return {f"c/{spec.name}.h": render("c/layer.h.j2", ctx=ctx),
                 f"c/{spec.name}.c": render("c/layer.c.j2", ctx=ctx)}
+    if spec.kind == "recurrent":
+        from . import c_recurrent
+        ctx = c_recurrent.context(spec)
+        return {f"c/{spec.name}.h": render("c/recurrent.h.j2", ctx=ctx),
+                f"c/{spec.name}.c": render("c/recurrent.c.j2", ctx=ctx)}
     if hasattr(spec, "c_sources"):
         return spec.c_sources()
     raise SpecError(f"no C emitter for kernel kind {spec.kind!r}")

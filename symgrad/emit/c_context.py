@@ -15,7 +15,7 @@ VARIANTS = (("f32", "float32", "float"), ("f64", "float64", "double"))
 DIM_MEANING = {"N": "batch", "D": "input features", "M": "output features", "C": "classes",
                "H": "hidden units", "T": "time steps", str(ANY): "elements of the any-shape arrays, flattened"}
 
-HELPERS = ("max", "min", "sigmoid", "softplus", "heaviside", "sign", "gemm")
+HELPERS = ("max", "min", "exp", "tanh", "sigmoid", "softplus", "heaviside", "sign", "gemm")
 
 
 def _role_text(a, fname, k) -> str:

@@ -41,17 +41,50 @@ class Fusion:
         return None
 
     def reads(self, s) -> set:
+        """Arrays ``s`` reads (a slice stands for the array it views)."""
         if isinstance(s, ir.OneHot):
-            return {s.index}
-        e = s.expr
-        names = {x.name for x in e.free_symbols}
-        for _, t in getattr(s, "temps", []):
-            names |= {x.name for x in t.free_symbols}
-        return names
+            names = {s.index}
+        elif isinstance(s, ir.Einsum):
+            names = set(s.operands)
+        elif isinstance(s, (ir.Slice, ir.Expand)):
+            names = {s.src}
+        elif isinstance(s, ir.Concat):
+            names = {p for p in s.parts if p}
+        else:
+            names = {x.name for x in s.expr.free_symbols}
+            for _, t in getattr(s, "temps", []):
+                names |= {x.name for x in t.free_symbols}
+        alias = getattr(self, "alias", {})
+        return {alias.get(n, n) for n in names}
+
+    def silent(self, s) -> bool:
+        """Statements that emit no code: slices (views) and concatenations whose parts were all
+        written in place."""
+        if isinstance(s, ir.Slice):
+            return True
+        return isinstance(s, ir.Concat) and all(p in self.concat_parts(self.f) for p in s.parts)
+
+    def ordered(self, body) -> list:
+        """Elementwise work moves ahead of a matrix product it does not depend on, so it can share
+        the row loop of the elementwise work before the product."""
+        body = list(body)
+        for j in range(1, len(body)):
+            i = j
+            s = body[i]
+            if not isinstance(s, (ir.Elementwise, ir.Reduction)):
+                continue
+            while i > 0 and isinstance(body[i - 1], (ir.Einsum, ir.Concat, ir.Slice)) and \
+                    body[i - 1].out not in self.reads(s) and s.out not in self.reads(body[i - 1]) and \
+                    not (isinstance(body[i - 1], ir.Concat) and s.out in body[i - 1].parts):
+                body[i - 1], body[i] = body[i], body[i - 1]
+                i -= 1
+        return body
 
     def groups(self):
         out, cur, dim0, written, cols = [], [], None, set(), set()
-        for s in self.f.body:
+        for s in self.ordered(self.f.body):
+            if self.silent(s):
+                continue
             dom = self.domain(s)
             ok = dom is not None and cur and dom[0] == dim0 and not (self.reads(s) & cols) and all(
                 len(self.shapes[n]) == len(dom) and self.shapes[n][0] == dim0

@@ -14,7 +14,8 @@ import sympy as sp
 
 from .. import ir
 from .c_fusion import CHUNKS, Fusion, _is_one, colred
-from .c_plan import gemm_form, prod
+from .c_plan import concat_parts, gemm_form, prod
+from ..errors import SpecError
 from .printers import ccode
 
 
@@ -26,7 +27,8 @@ def cint(e) -> str:
 class CBody(Fusion):
     """C statements of one function for one dtype."""
 
-    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str):
+    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False):
+        self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
         self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
         self.real = "float" if dtype == "float32" else "double"
         self.shapes = dict(f.shapes)
@@ -35,21 +37,68 @@ class CBody(Fusion):
         self.lines: list[str] = []
         self._hoisted: set = set()   # temps of the current group computed before its loops
         self._row: dict = {}         # per-row values read once before a pass: name -> C local
+        self.views: dict = dict(views or {})   # name -> (base pointer, offset, strides)
+        self.plan_views()
 
     # -- references --------------------------------------------------------------------------
-    def index(self, shape, dom, ivars) -> str:
-        """Flat index of an array of ``shape`` broadcast (right-aligned) into domain ``dom``."""
+    def index(self, shape, dom, ivars, strides=None, offset=0) -> str:
+        """Flat index of an array of ``shape`` broadcast (right-aligned) into domain ``dom``
+        (``strides``/``offset``: a view into another buffer, else C-contiguous)."""
         if dom == "flat":  # one loop over every element: full arrays by i0, scalars by 0
             return "0" if tuple(shape) == () else "i0"
         shape, r = tuple(shape), len(dom)
         off = r - len(shape)
-        terms = []
+        terms = [sp.sympify(offset)]
         for ax, d in enumerate(shape):
             if _is_one(d):
                 continue
-            stride = prod(shape[ax + 1:])
+            stride = prod(shape[ax + 1:]) if strides is None else strides[ax]
             terms.append(sp.Symbol(ivars[off + ax]) * stride)
-        return cint(sp.Add(*terms)) if terms else "0"
+        return cint(sp.Add(*terms))
+
+    def at(self, name, shape, dom, ivars) -> str:
+        """The C lvalue of array ``name`` (of ``shape``) at the current point of domain ``dom``."""
+        v = self.views.get(name)
+        if v is None:
+            return f"{name}[{self.index(shape, dom, ivars)}]"
+        base, offset, strides = v
+        return f"{base}[{self.index(shape, dom, ivars, strides, offset)}]"
+
+    def ptr(self, name) -> str:
+        """A pointer to the first element of a C-contiguous array or view."""
+        v = self.views.get(name)
+        if v is None:
+            return name
+        base, offset, strides = v
+        shape = tuple(self.shapes[name])
+        if any(not _is_one(d) and sp.simplify(st - prod(shape[a + 1:])) != 0
+               for a, (d, st) in enumerate(zip(shape, strides))):
+            raise SpecError(f"{self.k.name}: the C target cannot pass the strided view {name!r} as a whole array")
+        return base if sp.sympify(offset) == 0 else f"({base} + {cint(offset)})"
+
+    def concat_parts(self, f) -> set:
+        if not hasattr(self, "_parts"):
+            self._parts = concat_parts(f, {a.name for a in self.cf.args})
+        return self._parts
+
+    def contiguous(self, shape):
+        return tuple(prod(tuple(shape)[a + 1:]) for a in range(len(shape)))
+
+    def plan_views(self):
+        """Slices read their source in place; an elementwise part of a concatenation is written
+        straight into its column block."""
+        self.alias = {}
+        for s in self.f.body:
+            if isinstance(s, ir.Slice):
+                self.slice_view(s)
+                self.alias[s.out] = self.alias.get(s.src, s.src)
+            if isinstance(s, ir.Concat):
+                col = sp.Integer(0)
+                for part, w in zip(s.parts, s.widths):
+                    if part in self.concat_parts(self.f) and part not in self.views:
+                        base, off, st = self.views.get(s.out, (s.out, 0, self.contiguous(s.shape)))
+                        self.views[part] = (base, sp.sympify(off) + col * st[-1], st)
+                    col += w
 
     def refs(self, e, dom, ivars) -> dict:
         out = {d: f"(({self.real}){d})" for d in self.dims}
@@ -57,7 +106,7 @@ class CBody(Fusion):
             n = s.name
             if n in self.values or n not in self.shapes:
                 continue
-            out[n] = self._row.get(n) or f"{n}[{self.index(self.shapes[n], dom, ivars)}]"
+            out[n] = self._row.get(n) or self.at(n, self.shapes[n], dom, ivars)
         return out
 
     def expr(self, e, dom, ivars, extra=None) -> str:
@@ -67,6 +116,8 @@ class CBody(Fusion):
 
     # -- emission ----------------------------------------------------------------------------
     def emit(self, line, depth):
+        if self.serial and line.startswith("SG_PARALLEL_FOR("):
+            return
         self.lines.append("    " * depth + line)
 
     def loops(self, dom, axes, ivars, depth, omp=False, simd=None) -> int:
@@ -107,13 +158,13 @@ class CBody(Fusion):
         """The per-element line of an elementwise or one-hot statement (its loops are open)."""
         self.temps(s, dom, ivars, depth, self._hoisted)
         if isinstance(s, ir.OneHot):
-            idx = self.index(self.shapes[s.index], dom[:-1], ivars)
+            idx = self.at(s.index, self.shapes[s.index], dom[:-1], ivars)
             one, zero = ("1.0F", "0.0F") if self.dtype == "float32" else ("1.0", "0.0")
             cls = "0" if _is_one(dom[-1]) else ivars[len(dom) - 1]
-            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = ({s.index}[{idx}] == {cls}) ? {one} : {zero};",
+            self.emit(f"{self.at(s.out, dom, dom, ivars)} = ({idx} == {cls}) ? {one} : {zero};",
                       depth)
         else:
-            self.emit(f"{s.out}[{self.index(dom, dom, ivars)}] = {self.expr(s.expr, dom, ivars)};", depth)
+            self.emit(f"{self.at(s.out, dom, dom, ivars)} = {self.expr(s.expr, dom, ivars)};", depth)
 
     def statement(self, s, depth, bound: int, ivars) -> None:
         """Emit statement ``s`` with the first ``bound`` axes of its domain already looped over."""
@@ -133,7 +184,11 @@ class CBody(Fusion):
             self.reduction(s, depth, bound, ivars)
         elif isinstance(s, ir.Expand):
             n = cint(prod(s.shape))
-            self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {s.out}[_i] = {s.src}[_i];", depth)
+            self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {self.ptr(s.out)}[_i] = {self.ptr(s.src)}[_i];", depth)
+        elif isinstance(s, ir.Slice):
+            pass  # a view (plan_views)
+        elif isinstance(s, ir.Concat):
+            self.concat(s, depth)
         elif isinstance(s, ir.Einsum):
             self.einsum(s, depth)
         else:  # pragma: no cover
@@ -150,8 +205,8 @@ class CBody(Fusion):
         if s.out in self.values:
             return s.out
         if s.keepdims:
-            return f"{s.out}[{self.index(tuple(s.shape), dom, ivars)}]"
-        return f"{s.out}[{self.index(tuple(s.shape), tuple(dom[a] for a in kept), [ivars[a] for a in kept])}]"
+            return self.at(s.out, tuple(s.shape), dom, ivars)
+        return self.at(s.out, tuple(s.shape), tuple(dom[a] for a in kept), [ivars[a] for a in kept])
 
     def reduction(self, s, depth, bound, ivars):
         dom, axes = tuple(s.src_shape), tuple(s.axes)
@@ -175,7 +230,7 @@ class CBody(Fusion):
         if s.out in self.values:
             self.emit(f"{s.out} = {init};", depth)
         else:
-            self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {s.out}[_i] = {init};", depth)
+            self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = {init};", depth)
         d = self.loops(dom, range(bound, len(dom)), ivars, depth)
         self.temps(s, dom, ivars, d, self._hoisted)
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
@@ -197,7 +252,7 @@ class CBody(Fusion):
             if all(_is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
                 if not self._row:
                     self.emit("{", depth)
-                self.emit(f"const {self.real} _r_{n} = {n}[{self.index(shape, dom, ivars)}];", depth + 1)
+                self.emit(f"const {self.real} _r_{n} = {self.at(n, shape, dom, ivars)};", depth + 1)
                 self._row[n] = f"_r_{n}"
         return depth + 1 if self._row else depth
 
@@ -244,7 +299,7 @@ class CBody(Fusion):
         if g is not None:
             ta, tb, m, n, kk, a, b, lda, ldb = g
             self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
-                      f"{a}, {cint(lda)}, {b}, {cint(ldb)}, {s.out}, {cint(n)});", depth)
+                      f"{self.ptr(a)}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, {self.ptr(s.out)}, {cint(n)});", depth)
             return
         # any other contraction: zero the output, then loop over every letter
         lhs, outl = s.subscripts.split("->")
@@ -256,15 +311,15 @@ class CBody(Fusion):
         letters = list(outl) + [c for c in dict.fromkeys("".join(ops)) if c not in outl]
         iv = {c: f"_{c}" for c in letters}
         dom = tuple(size[c] for c in outl)
-        self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {s.out}[_i] = 0;", depth)
+        self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = 0;", depth)
         d = depth
         for c in letters:
             self.emit(f"for (int64_t {iv[c]} = 0; {iv[c]} < {cint(size[c])}; ++{iv[c]}) {{", d)
             d += 1
         prods = []
         for name, lt, shape in zip(s.operands, ops, s.operand_shapes):
-            prods.append(f"{name}[{self.index(shape, tuple(shape), [iv[c] for c in lt])}]")
-        self.emit(f"{s.out}[{self.index(dom, dom, [iv[c] for c in outl])}] += {' * '.join(prods)};", d)
+            prods.append(self.at(name, shape, tuple(shape), [iv[c] for c in lt]))
+        self.emit(f"{self.at(s.out, dom, dom, [iv[c] for c in outl])} += {' * '.join(prods)};", d)
         self.close(d, depth)
 
     def body(self) -> list[str]:
@@ -331,11 +386,33 @@ class CBody(Fusion):
                 self.emit(f"{acc_t} _acc = {init};", 3)
                 self.emit("for (int64_t _k = 0; _k < _nc; ++_k) " +
                           upd.format(acc="_acc", v=f"_part_{s.out}[_k*{size} + _i]"), 3)
-                self.emit(f"{s.out}[_i] = ({self.real})_acc;", 3)
+                self.emit(f"{self.ptr(s.out)}[_i] = ({self.real})_acc;", 3)
                 self.emit("}", 2)
             self.emit("}", 1)
 
+    def slice_view(self, s):
+        base, off, st = self.views.get(s.src, (s.src, 0, self.contiguous(self.shapes[s.src])))
+        self.views[s.out] = (base, sp.sympify(off) + sp.sympify(s.start) * st[-1], st)
+
+    def concat(self, s, depth):
+        """Parts not written in place (inputs, zero blocks) are copied into their column block."""
+        col = sp.Integer(0)
+        dom = tuple(s.shape)
+        ivars = [f"i{a}" for a in range(len(dom))]
+        for part, w in zip(s.parts, s.widths):
+            if part is None or part not in self.concat_parts(self.f):
+                block = dom[:-1] + (w,)
+                base, off, st = self.views.get(s.out, (s.out, 0, self.contiguous(dom)))
+                self.views["_block"] = (base, sp.sympify(off) + col * st[-1], st)
+                d = self.loops(block, range(len(block)), ivars, depth)
+                src = "0" if part is None else self.at(part, self.shapes[part], block, ivars)
+                self.emit(f"{self.at('_block', block, block, ivars)} = {src};", d)
+                self.close(d, depth)
+            col += w
+
     def _flat(self, s) -> bool:
+        if s.out in self.views or self.reads(s) & set(self.views):
+            return False
         shp = tuple(s.shape)
         return all(self.shapes.get(n, ()) in ((), shp) or n in self.values for n in self.reads(s)
                    if n in self.shapes)

@@ -98,13 +98,25 @@ def plan(k: ir.Kernel) -> tuple[CFunc, CFunc]:
     return fwd, bwd
 
 
+def concat_parts(f: ir.Function, taken=()) -> set:
+    """Parts of a concatenation that an elementwise statement of ``f`` computes: written straight
+    into their column block of the concatenation (no buffer of their own, no copy)."""
+    made = {s.out for s in f.body if isinstance(s, ir.Elementwise)}
+    out = set()
+    for s in f.body:
+        if isinstance(s, ir.Concat):
+            out |= {p for p in s.parts if p in made and p not in taken}
+    return out
+
+
 def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
     from .c_fusion import CHUNKS, colred
     scratch, locs = [], []
+    views = concat_parts(f, taken) | {s.out for s in f.body if isinstance(s, ir.Slice)}
     for s in f.body:
         if colred(s):  # partial sums, one row per chunk of rows (c_fusion)
             scratch.append((f"_part_{s.out}", (CHUNKS,) + tuple(s.src_shape[1:])))
-        if s.out in taken:
+        if s.out in taken or s.out in views:
             continue
         if tuple(s.shape) == ():
             locs.append(s.out)

@@ -144,6 +144,12 @@ class CPrinter(_SympyC99):
     def _print_Sigmoid(self, e):
         return self._helper("sigmoid", e.args)
 
+    def _print_exp(self, e):  # float: the generated file's branch-free exp, which loops vectorize
+        return self._helper("exp", e.args) if self.dtype == "float32" else super()._print_Function(e)
+
+    def _print_tanh(self, e):
+        return self._helper("tanh", e.args) if self.dtype == "float32" else super()._print_Function(e)
+
     def _print_Softplus(self, e):
         return self._helper("softplus", e.args)
 
