@@ -1,19 +1,19 @@
 """Loop fusion for the C target, decided on the kernel IR alone.
 
-Row groups: consecutive elementwise, one-hot and row-reduction statements that iterate over the same
-leading dim, and read only same-row values of each other, run inside ONE loop over that dim (which
-is the loop OpenMP parallelizes). Segments: inside a row, statements with the same inner domain share
-one pass unless one reads a reduction finished in that pass (softmax: max | exp + sum | divide).
+Row groups: consecutive elementwise, one-hot, row-reduction and column-reduction statements that
+iterate over the same leading dim, and read only same-row values of each other, run inside ONE loop
+over that dim (which is the loop OpenMP parallelizes); a column reduction (``dgamma = sum_rows(..)``)
+accumulates one partial row per chunk of rows, summed after the loop (deterministic for any thread
+count). Passes: inside a row, each statement runs in the earliest pass over the row its dependencies
+allow (a reduction is known after its pass, a per-row value between passes), and statements of one
+pass with the same inner domain share one loop (LayerNorm backward: 2 passes; softmax: 3). Per-row
+values are read into C locals before a pass so the compiler vectorizes it.
 """
 from __future__ import annotations
 
-import sympy as sp
-
 from .. import ir
-
-
-def _is_one(d) -> bool:
-    return sp.sympify(d) == 1
+from .c_plan import prod
+from .c_views import _is_one, cint
 
 
 CHUNKS = 16   # row chunks of a loop with column reductions: partial sums per chunk, then summed
@@ -113,28 +113,6 @@ class Fusion:
             return dom[1:] if tuple(s.axes) == tuple(range(1, len(dom))) else None
         return dom[1:]
 
-    def segments(self, group) -> list:
-        """Split a row group into passes over the row: statements with the same inner domain share
-        one loop unless one reads a reduction finished in that loop."""
-        segs, cur, reduced = [], [], set()
-        for s in group:
-            inner = self._inner(s)
-            if inner is not None and cur and self._inner(cur[0]) == inner and not (self.reads(s) & reduced):
-                cur.append(s)
-            else:
-                if cur:
-                    segs.append(cur)
-                cur, reduced = [s], set()
-                if inner is None:
-                    segs.append(cur)
-                    cur = []
-                    continue
-            if isinstance(s, ir.Reduction):
-                reduced.add(s.out)
-        if cur:
-            segs.append(cur)
-        return segs
-
     def passes(self, group) -> list:
         """Schedule a row group as early as dependencies allow: [(level, kind, stmts)], kind "one"
         (a per-row value or a statement with its own loops, run between passes) or "pass" (statements
@@ -168,3 +146,68 @@ class Fusion:
                 out.append((lv, "pass", [s for s in group if level[s.out] == lv and kinds[s.out] == "pass"
                                          and self._inner(s) == inner]))
         return out
+
+    def preload(self, stmts, dom, ivars, depth, bound):
+        """Per-row values (an (N, 1) statistic inside a loop over the row) read into C locals before
+        the loop: the compiler then vectorizes the loop without proving they do not alias its output."""
+        self._row = {}
+        if bound < 1:
+            return depth
+        written = {s.out for s in stmts}
+        r = len(dom)
+        for n in sorted(set().union(*[self.reads(s) for s in stmts]) - written):
+            shape = tuple(self.shapes.get(n, ()))
+            if n in self.values or n not in self.shapes or not shape or len(shape) > r:
+                continue
+            off = r - len(shape)
+            if all(_is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
+                if not self._row:
+                    self.emit("{", depth)
+                self.emit(f"const {self.real} _r_{n} = {self.at(n, shape, dom, ivars)};", depth + 1)
+                self._row[n] = f"_r_{n}"
+        return depth + 1 if self._row else depth
+
+    def unload(self, d, depth):
+        if d > depth:
+            self.emit("}", depth)
+        self._row = {}
+
+    def row_group(self, group, dom, work, ivars):
+        """One parallel loop over the rows; column reductions accumulate per chunk of rows."""
+        cols = [s for s in group if colred(s)]
+        rows = f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{"
+        depth = 1
+        if cols:
+            n0 = cint(dom[0])
+            self.emit("{", 1)
+            self.emit(f"const int64_t _nc = {n0} < {CHUNKS} ? {n0} : {CHUNKS};", 2)
+            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 2)
+            self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", 2)
+            for s in cols:
+                acc_t, init, _ = self._acc(s)
+                size = cint(prod(s.src_shape[1:]))
+                self.emit(f"{self.real} *restrict _p_{s.out} = _part_{s.out} + _c*{size};", 3)
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{s.out}[_i] = {init};", 3)
+            rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
+            depth = 3
+        else:
+            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
+        self.emit(rows, depth)
+        for _, kind, stmts in self.passes(group):
+            if kind == "one" or (len(stmts) == 1 and not colred(stmts[0])):
+                self.statement(stmts[0], depth + 1, 1, ivars)
+            else:
+                self.fused(stmts, depth + 1, ivars)
+        self.emit("}", depth)
+        if cols:
+            self.emit("}", 2)
+            for s in cols:
+                acc_t, init, upd = self._acc(s)
+                size = cint(prod(s.src_shape[1:]))
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", 2)
+                self.emit(f"{acc_t} _acc = {init};", 3)
+                self.emit("for (int64_t _k = 0; _k < _nc; ++_k) " +
+                          upd.format(acc="_acc", v=f"_part_{s.out}[_k*{size} + _i]"), 3)
+                self.emit(f"{self.ptr(s.out)}[_i] = ({self.real})_acc;", 3)
+                self.emit("}", 2)
+            self.emit("}", 1)

@@ -1,11 +1,12 @@
 """C target for layers: kernel IR -> the statements of ``templates/c/layer.{h,c}.j2``.
 
-General over the IR (no per-kernel code): every array is a flat C-contiguous buffer indexed by
-broadcasting against the iteration domain of its statement. Consecutive elementwise, row-reduction
+General over the IR (no per-kernel code): every array is a flat buffer (or a view into one,
+``c_views``) indexed by broadcasting against the iteration domain of its statement. Consecutive elementwise, row-reduction
 and one-hot statements that iterate over the same leading dim and read only same-row values of each
 other are fused into ONE loop over that dim (``SG_PARALLEL_FOR``: an OpenMP parallel for) and share
 passes over the row (``c_fusion``); a reduction over trailing axes keeps its accumulator in a register
-(``double`` for sums in both variants). Contractions that are a (possibly flattened) matrix product
+(``double`` for sums in both variants, vectorized by ``SG_SIMD_SUM``); reductions over the rows
+accumulate per chunk of rows inside the same loop. Contractions that are a (possibly flattened) matrix product
 call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else loops); other einsums run as plain loops.
 """
 from __future__ import annotations
@@ -13,18 +14,13 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import ir
-from .c_fusion import CHUNKS, Fusion, _is_one, colred
-from .c_plan import concat_parts, gemm_form, prod
-from ..errors import SpecError
+from .c_fusion import Fusion, _is_one, colred
+from .c_plan import gemm_form, prod
+from .c_views import Views, cint
 from .printers import ccode
 
 
-def cint(e) -> str:
-    """An integer index/size expression (dims are int64_t)."""
-    return ccode(sp.sympify(e))
-
-
-class CBody(Fusion):
+class CBody(Fusion, Views):
     """C statements of one function for one dtype."""
 
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False):
@@ -41,65 +37,6 @@ class CBody(Fusion):
         self.plan_views()
 
     # -- references --------------------------------------------------------------------------
-    def index(self, shape, dom, ivars, strides=None, offset=0) -> str:
-        """Flat index of an array of ``shape`` broadcast (right-aligned) into domain ``dom``
-        (``strides``/``offset``: a view into another buffer, else C-contiguous)."""
-        if dom == "flat":  # one loop over every element: full arrays by i0, scalars by 0
-            return "0" if tuple(shape) == () else "i0"
-        shape, r = tuple(shape), len(dom)
-        off = r - len(shape)
-        terms = [sp.sympify(offset)]
-        for ax, d in enumerate(shape):
-            if _is_one(d):
-                continue
-            stride = prod(shape[ax + 1:]) if strides is None else strides[ax]
-            terms.append(sp.Symbol(ivars[off + ax]) * stride)
-        return cint(sp.Add(*terms))
-
-    def at(self, name, shape, dom, ivars) -> str:
-        """The C lvalue of array ``name`` (of ``shape``) at the current point of domain ``dom``."""
-        v = self.views.get(name)
-        if v is None:
-            return f"{name}[{self.index(shape, dom, ivars)}]"
-        base, offset, strides = v
-        return f"{base}[{self.index(shape, dom, ivars, strides, offset)}]"
-
-    def ptr(self, name) -> str:
-        """A pointer to the first element of a C-contiguous array or view."""
-        v = self.views.get(name)
-        if v is None:
-            return name
-        base, offset, strides = v
-        shape = tuple(self.shapes[name])
-        if any(not _is_one(d) and sp.simplify(st - prod(shape[a + 1:])) != 0
-               for a, (d, st) in enumerate(zip(shape, strides))):
-            raise SpecError(f"{self.k.name}: the C target cannot pass the strided view {name!r} as a whole array")
-        return base if sp.sympify(offset) == 0 else f"({base} + {cint(offset)})"
-
-    def concat_parts(self, f) -> set:
-        if not hasattr(self, "_parts"):
-            self._parts = concat_parts(f, {a.name for a in self.cf.args})
-        return self._parts
-
-    def contiguous(self, shape):
-        return tuple(prod(tuple(shape)[a + 1:]) for a in range(len(shape)))
-
-    def plan_views(self):
-        """Slices read their source in place; an elementwise part of a concatenation is written
-        straight into its column block."""
-        self.alias = {}
-        for s in self.f.body:
-            if isinstance(s, ir.Slice):
-                self.slice_view(s)
-                self.alias[s.out] = self.alias.get(s.src, s.src)
-            if isinstance(s, ir.Concat):
-                col = sp.Integer(0)
-                for part, w in zip(s.parts, s.widths):
-                    if part in self.concat_parts(self.f) and part not in self.views:
-                        base, off, st = self.views.get(s.out, (s.out, 0, self.contiguous(s.shape)))
-                        self.views[part] = (base, sp.sympify(off) + col * st[-1], st)
-                    col += w
-
     def refs(self, e, dom, ivars) -> dict:
         out = {d: f"(({self.real}){d})" for d in self.dims}
         for s in e.free_symbols:
@@ -236,31 +173,6 @@ class CBody(Fusion):
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
 
-    def preload(self, stmts, dom, ivars, depth, bound):
-        """Per-row values (an (N, 1) statistic inside a loop over the row) read into C locals before
-        the loop: the compiler then vectorizes the loop without proving they do not alias its output."""
-        self._row = {}
-        if bound < 1:
-            return depth
-        written = {s.out for s in stmts}
-        r = len(dom)
-        for n in sorted(set().union(*[self.reads(s) for s in stmts]) - written):
-            shape = tuple(self.shapes.get(n, ()))
-            if n in self.values or n not in self.shapes or not shape or len(shape) > r:
-                continue
-            off = r - len(shape)
-            if all(_is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
-                if not self._row:
-                    self.emit("{", depth)
-                self.emit(f"const {self.real} _r_{n} = {self.at(n, shape, dom, ivars)};", depth + 1)
-                self._row[n] = f"_r_{n}"
-        return depth + 1 if self._row else depth
-
-    def unload(self, d, depth):
-        if d > depth:
-            self.emit("}", depth)
-        self._row = {}
-
     def fused(self, seg, depth, ivars):
         dom = self.domain(seg[0])
         outer = depth
@@ -349,66 +261,6 @@ class CBody(Fusion):
                 work = sp.Max(work, prod(self.domain(s)))
             self.row_group(group, dom, work, ivars)
         return self.lines
-
-    def row_group(self, group, dom, work, ivars):
-        """One parallel loop over the rows; column reductions accumulate per chunk of rows."""
-        cols = [s for s in group if colred(s)]
-        rows = f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{"
-        depth = 1
-        if cols:
-            n0 = cint(dom[0])
-            self.emit("{", 1)
-            self.emit(f"const int64_t _nc = {n0} < {CHUNKS} ? {n0} : {CHUNKS};", 2)
-            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 2)
-            self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", 2)
-            for s in cols:
-                acc_t, init, _ = self._acc(s)
-                size = cint(prod(s.src_shape[1:]))
-                self.emit(f"{self.real} *restrict _p_{s.out} = _part_{s.out} + _c*{size};", 3)
-                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{s.out}[_i] = {init};", 3)
-            rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
-            depth = 3
-        else:
-            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
-        self.emit(rows, depth)
-        for _, kind, stmts in self.passes(group):
-            if kind == "one" or (len(stmts) == 1 and not colred(stmts[0])):
-                self.statement(stmts[0], depth + 1, 1, ivars)
-            else:
-                self.fused(stmts, depth + 1, ivars)
-        self.emit("}", depth)
-        if cols:
-            self.emit("}", 2)
-            for s in cols:
-                acc_t, init, upd = self._acc(s)
-                size = cint(prod(s.src_shape[1:]))
-                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", 2)
-                self.emit(f"{acc_t} _acc = {init};", 3)
-                self.emit("for (int64_t _k = 0; _k < _nc; ++_k) " +
-                          upd.format(acc="_acc", v=f"_part_{s.out}[_k*{size} + _i]"), 3)
-                self.emit(f"{self.ptr(s.out)}[_i] = ({self.real})_acc;", 3)
-                self.emit("}", 2)
-            self.emit("}", 1)
-
-    def slice_view(self, s):
-        base, off, st = self.views.get(s.src, (s.src, 0, self.contiguous(self.shapes[s.src])))
-        self.views[s.out] = (base, sp.sympify(off) + sp.sympify(s.start) * st[-1], st)
-
-    def concat(self, s, depth):
-        """Parts not written in place (inputs, zero blocks) are copied into their column block."""
-        col = sp.Integer(0)
-        dom = tuple(s.shape)
-        ivars = [f"i{a}" for a in range(len(dom))]
-        for part, w in zip(s.parts, s.widths):
-            if part is None or part not in self.concat_parts(self.f):
-                block = dom[:-1] + (w,)
-                base, off, st = self.views.get(s.out, (s.out, 0, self.contiguous(dom)))
-                self.views["_block"] = (base, sp.sympify(off) + col * st[-1], st)
-                d = self.loops(block, range(len(block)), ivars, depth)
-                src = "0" if part is None else self.at(part, self.shapes[part], block, ivars)
-                self.emit(f"{self.at('_block', block, block, ivars)} = {src};", d)
-                self.close(d, depth)
-            col += w
 
     def _flat(self, s) -> bool:
         if s.out in self.views or self.reads(s) & set(self.views):
