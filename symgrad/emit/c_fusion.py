@@ -61,7 +61,7 @@ class Fusion:
         """Statements that emit no code: slices (views) and concatenations whose parts were all
         written in place."""
         if isinstance(s, ir.Slice):
-            return True
+            return s.out not in self.copies
         return isinstance(s, ir.Concat) and all(p in self.concat_parts(self.f) for p in s.parts)
 
     def ordered(self, body) -> list:

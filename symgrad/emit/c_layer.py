@@ -123,7 +123,8 @@ class CBody(Fusion, Views):
             n = cint(prod(s.shape))
             self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {self.ptr(s.out)}[_i] = {self.ptr(s.src)}[_i];", depth)
         elif isinstance(s, ir.Slice):
-            pass  # a view (plan_views)
+            if s.out in self.copies:
+                self.slice_copy(s, depth)  # else a view (plan_views)
         elif isinstance(s, ir.Concat):
             self.concat(s, depth)
         elif isinstance(s, ir.Einsum):

@@ -68,9 +68,12 @@ class Views:
     def plan_views(self):
         """Slices read their source in place; an elementwise part of a concatenation is written
         straight into its column block."""
-        self.alias = {}
+        self.alias, self.copies = {}, set()
+        args = {a.name for a in self.cf.args}
         for s in self.f.body:
-            if isinstance(s, ir.Slice):
+            if isinstance(s, ir.Slice) and (s.out in self.views or s.out in args):
+                self.copies.add(s.out)  # a slice saved for backward (or returned) is stored: copied
+            elif isinstance(s, ir.Slice):
                 self.slice_view(s)
                 self.alias[s.out] = self.alias.get(s.src, s.src)
             if isinstance(s, ir.Concat):
@@ -81,9 +84,17 @@ class Views:
                         self.views[part] = (base, sp.sympify(off) + col * st[-1], st)
                     col += w
 
-    def slice_view(self, s):
+    def slice_view(self, s, name=None):
         base, off, st = self.views.get(s.src, (s.src, 0, self.contiguous(self.shapes[s.src])))
-        self.views[s.out] = (base, sp.sympify(off) + sp.sympify(s.start) * st[-1], st)
+        self.views[name or s.out] = (base, sp.sympify(off) + sp.sympify(s.start) * st[-1], st)
+
+    def slice_copy(self, s, depth):
+        dom = tuple(s.shape)
+        ivars = [f"i{a}" for a in range(len(dom))]
+        self.slice_view(s, "_slice")
+        d = self.loops(dom, range(len(dom)), ivars, depth)
+        self.emit(f"{self.at(s.out, dom, dom, ivars)} = {self.at('_slice', dom, dom, ivars)};", d)
+        self.close(d, depth)
 
     def concat(self, s, depth):
         """Parts not written in place (inputs, zero blocks) are copied into their column block."""
