@@ -49,7 +49,7 @@ class CBody(Fusion, Views):
     def expr(self, e, dom, ivars, extra=None) -> str:
         r = self.refs(e, dom, ivars)
         r.update(extra or {})
-        return ccode(e, self.dtype, r)
+        return ccode(e, self.dtype, r, inline_math=True)
 
     # -- emission ----------------------------------------------------------------------------
     def emit(self, line, depth):

@@ -117,10 +117,11 @@ class CPrinter(_SympyC99):
 
     SUFFIX = {"float32": "f32", "float64": "f64"}
 
-    def __init__(self, dtype: str = "float64", refs: dict | None = None):
+    def __init__(self, dtype: str = "float64", refs: dict | None = None, inline_math: bool = False):
         from sympy.codegen.ast import float32, float64, real
         super().__init__({"type_aliases": {real: float32 if dtype == "float32" else float64}})
         self.dtype, self.sfx, self.refs = dtype, self.SUFFIX[dtype], dict(refs or {})
+        self.inline_math = inline_math and dtype == "float32"  # sg_exp_f32/sg_tanh_f32 (layer template)
         self.real = "float" if dtype == "float32" else "double"
 
     def _print_Symbol(self, e):
@@ -145,10 +146,10 @@ class CPrinter(_SympyC99):
         return self._helper("sigmoid", e.args)
 
     def _print_exp(self, e):  # float: the generated file's branch-free exp, which loops vectorize
-        return self._helper("exp", e.args) if self.dtype == "float32" else super()._print_Function(e)
+        return self._helper("exp", e.args) if self.inline_math else super()._print_Function(e)
 
     def _print_tanh(self, e):
-        return self._helper("tanh", e.args) if self.dtype == "float32" else super()._print_Function(e)
+        return self._helper("tanh", e.args) if self.inline_math else super()._print_Function(e)
 
     def _print_Softplus(self, e):
         return self._helper("softplus", e.args)
@@ -181,5 +182,5 @@ class CPrinter(_SympyC99):
         return super()._print_Pow(e)
 
 
-def ccode(e, dtype: str = "float64", refs: dict | None = None) -> str:
-    return CPrinter(dtype, refs).doprint(e)
+def ccode(e, dtype: str = "float64", refs: dict | None = None, inline_math: bool = False) -> str:
+    return CPrinter(dtype, refs, inline_math).doprint(e)
