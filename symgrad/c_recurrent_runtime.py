@@ -80,11 +80,12 @@ class CRecurrentModule:
         self.funcs[cf.name, dtype](*args)
 
     def _alloc(self, cf, roles, dims, dtype, arrays):
+        from .c_runtime import empty
         for a in cf.args:
             if a.role in roles:
-                arrays[a.name] = np.empty(self._shape(a.shape, dims), dtype=dtype)
+                arrays[a.name] = empty(self._shape(a.shape, dims), dtype)
         if cf.scratch:
-            arrays["scratch"] = np.empty(max(self._int(cf.scratch_size(), dims), 1), dtype=dtype)
+            arrays["scratch"] = empty((max(self._int(cf.scratch_size(), dims), 1),), dtype)
 
     def forward(self, *args, **kwargs):
         h, k, spec = self.h, self.r.k, self.spec

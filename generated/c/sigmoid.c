@@ -12,13 +12,11 @@
 #include <string.h>
 
 /* SG_PARALLEL_FOR(work): an OpenMP parallel loop (compile with -fopenmp; OMP_NUM_THREADS is respected)
- * when the loop touches at least 32768 elements; nothing without OpenMP. Guided scheduling: on a busy
- * machine a thread that starts late takes fewer rows instead of holding up the loop (every row, and
- * every chunk of a column sum, is computed the same way whichever thread takes it). */
+ * when the loop touches at least 32768 elements; nothing without OpenMP. */
 #ifndef SG_PARALLEL_FOR
 #ifdef _OPENMP
 #define SG_PRAGMA(x) _Pragma(#x)
-#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(guided) if((work) >= 32768))
+#define SG_PARALLEL_FOR(work) SG_PRAGMA(omp parallel for schedule(static) if((work) >= 32768))
 #else
 #define SG_PARALLEL_FOR(work)
 #endif
