@@ -30,6 +30,9 @@ _CT = {np.dtype(np.float32): (ctypes.c_float, "f32"), np.dtype(np.float64): (cty
 
 @lru_cache(maxsize=None)
 def c_module(spec) -> "CModule":
+    if spec.kind in ("optimizer", "schedule"):
+        from .c_optim_runtime import c_optim_module
+        return c_optim_module(spec)
     if spec.kind not in ("layer", "activation", "loss"):
         raise SpecError(f"{spec.name}: the C backend covers layers, activations and losses, not {spec.kind!r}")
     files = {k.split("/", 1)[1]: v for k, v in c_sources(spec).items()}
