@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import CompilerError
 
-BASE_FLAGS = ["-O3", "-std=c99", "-fPIC", "-shared"]
+BASE_FLAGS = ["-O3", "-std=c99", "-fno-math-errno", "-fPIC", "-shared"]
 INSTALL_HINT = ("install a C compiler (Debian/Ubuntu: `apt-get install gcc`; macOS: `xcode-select --install`) "
                 "or set CC to one")
 
