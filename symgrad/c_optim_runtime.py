@@ -46,16 +46,15 @@ class COptimizer:
                            ctypes.c_int if a.role == "flag" else ctypes.c_double for a in self.args]
             self.funcs[dt] = fn
         self.sig = inspect.signature(self.h.step)
+        self.step = _forwarder("step", self.sig, self._step)
         self.init = self.h.init
         self.NAME, self.HYPERPARAMETERS, self.STATE = self.h.NAME, self.h.HYPERPARAMETERS, self.h.STATE
         self.__doc__ = f"C kernel {spec.name}: init{inspect.signature(self.h.init)}, step{self.sig}"
 
-    def step(self, *args, **kwargs):
+    def _step(self, *args):
         """One step: updates the parameter and the state in place, returns None (see the NumPy module)."""
-        bound = self.sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        p, orig, g, t, hypers, flags, _ = self.h._checked(*bound.arguments.values())
-        state = bound.arguments["state"]
+        p, orig, g, t, hypers, flags, _ = self.h._checked(*args)
+        state = args[2]
         arrays = [state[n] for n in self.spec.state]
         if any(np.may_share_memory(g, a) for a in [p, *arrays]):
             g = g.copy()
@@ -79,10 +78,27 @@ class CSchedule:
         self.fn.restype = ctypes.c_double
         self.fn.argtypes = [ctypes.c_double] * len(spec.args) + [ctypes.c_int] * len(spec.flags)
         self.sig = inspect.signature(self.h.value)
+        self.value = _forwarder("value", self.sig, self._value)
         self.__doc__ = f"C kernel {spec.name}: value{self.sig}"
 
-    def value(self, *args, **kwargs):
-        bound = self.sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        reals, flags = self.h._checked(*bound.arguments.values())
+    def _value(self, *args):
+        reals, flags = self.h._checked(*args)
         return float(self.fn(*reals, *[int(f) for f in flags]))
+
+
+def _forwarder(name, sig, impl):
+    """A function ``name`` with exactly the signature ``sig`` (so a wrong call raises Python's own
+    TypeError, word for word the NumPy module's) passing every argument in order to ``impl``."""
+    ns, parts, star = {"_impl": impl}, [], False
+    for i, prm in enumerate(sig.parameters.values()):
+        if prm.kind is prm.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        if prm.default is prm.empty:
+            parts.append(prm.name)
+        else:
+            ns[f"_d{i}"] = prm.default
+            parts.append(f"{prm.name}=_d{i}")
+    names = ", ".join(sig.parameters)
+    exec(f"def {name}({', '.join(parts)}):\n    return _impl({names})\n", ns)  # noqa: S102 - names are identifiers
+    return ns[name]
