@@ -1,0 +1,291 @@
+"""Optimizer and schedule specs: update rules as SymPy equations (what users write).
+
+    @symgrad.optimizer(hypers={"lr": symgrad.hparam(1e-2, "[0, inf)"),
+                               "mu": symgrad.hparam(0.9, "[0, 1)")},
+                       state={"buf": 0}, flags={"nesterov": False})
+    def heavy_ball(s, nesterov):
+        "buf = mu*buf + g;  p = p - lr*buf (or lr*(g + mu*buf) with nesterov)"
+        buf = s.mu * s.buf + s.g
+        return [(s.buf, buf), (s.p, s.p - s.lr * (s.g + s.mu * buf if nesterov else buf))]
+
+The rule function gets a namespace ``s`` of SymPy symbols (param ``p``, gradient ``g``, step count
+``t`` starting at 1, every state entry and hyperparameter) and one Python bool per structural flag;
+it returns the update equations ``[(target, expr), ...]`` applied in order (a target is ``s.p``, a
+state symbol, or a temporary such as ``s.g``; later equations see the new value). Flags are boolean
+hyperparameters (``flags``) or conditions on hyperparameters and t (``derived``, e.g.
+``lambda s: sympy.Ne(s.momentum, 0)``); the generated module holds one fused step per distinct rule
+and dispatches at run time. State initial values are numbers or hyperparameters; a hyperparameter
+used there goes to ``init(param, name=...)``, not to ``step``.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import re
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import sympy as sp
+
+from ..errors import SpecError
+from .tensor import check_identifier
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
+
+
+@dataclass(frozen=True)
+class HParam:
+    """A scalar hyperparameter: default (None = required) and valid range (a SymPy Interval)."""
+    default: float | None
+    valid: sp.Set = sp.S.Reals
+
+    def default_value(self):
+        return None if self.default is None else float(self.default)
+
+
+def hparam(default=None, valid="(-oo, oo)") -> HParam:
+    """Declare a hyperparameter, e.g. ``hparam(0.9, "[0, 1)")`` (interval text or a SymPy Interval)."""
+    if isinstance(valid, str):
+        m = _INTERVAL.match(valid.replace("inf", "oo"))
+        if not m:
+            raise SpecError(f"valid: expected an interval like '[0, 1)', got {valid!r}")
+        lo, hi = sp.sympify(m.group(2)), sp.sympify(m.group(3))
+        valid = sp.Interval(lo, hi, left_open=m.group(1) == "(", right_open=m.group(4) == ")")
+    if not isinstance(valid, sp.Set):
+        raise SpecError(f"valid: expected an interval, got {valid!r}")
+    if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float))):
+        raise SpecError(f"default: expected a number or None, got {default!r}")
+    if default is not None and sp.Float(default) not in valid:
+        raise SpecError(f"default {default!r} is outside the valid range {valid}")
+    return HParam(default, valid)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A condition on hyperparameters; violating it raises ValueError naming ``name``."""
+    name: str
+    condition: sp.Basic
+    message: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One fused step: the flag values it serves and its update equations (SymPy ``Eq``s)."""
+    flags: tuple          # ((flag name, bool), ...) in declaration order
+    equations: tuple      # (Eq(target, expr), ...) applied in order
+
+
+@dataclass(eq=False)
+class OptimizerSpec:
+    """A registered optimizer: symbols, hyperparameters, state and its rule per flag combination."""
+    name: str
+    kind: str
+    rule: object
+    hypers: dict                 # name -> HParam, in declaration order
+    flags: dict                  # name -> default bool (boolean hyperparameters)
+    derived: dict                # name -> SymPy Boolean of hypers and t
+    state: dict                  # name -> SymPy init value (number or hyper symbol)
+    requires: list
+    symbols: SimpleNamespace
+    param: str = "param"
+    grad: str = "grad"
+    doc: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def init_hypers(self) -> list[str]:
+        used = {s.name for v in self.state.values() for s in sp.sympify(v).free_symbols}
+        return [h for h in self.hypers if h in used]
+
+    @property
+    def step_hypers(self) -> list[str]:
+        return [h for h in self.hypers if h not in self.init_hypers]
+
+    @property
+    def flag_names(self) -> list[str]:
+        return list(self.flags) + list(self.derived)
+
+    def equations(self, **flags) -> tuple:
+        """The update equations for one flag combination (every flag must be given)."""
+        missing = set(self.flag_names) - set(flags)
+        if missing:
+            raise SpecError(f"{self.name}: flags {sorted(missing)} not given")
+        out = self.rule(self.symbols, **{k: bool(flags[k]) for k in self.flag_names})
+        if out is None:
+            return None
+        return tuple(_as_eq(self, e) for e in out)
+
+    def variants(self) -> list[Variant]:
+        """Every flag combination whose rule is defined, in a fixed order."""
+        names = self.flag_names
+        res = []
+        for values in itertools.product((False, True), repeat=len(names)):
+            eqs = self.equations(**dict(zip(names, values)))
+            if eqs is not None:
+                res.append(Variant(tuple(zip(names, values)), eqs))
+        return res
+
+    def numpy_source(self) -> str:
+        from ..emit.numpy_optimizer import optimizer_source
+        return optimizer_source(self)
+
+    def check(self, backend="numpy", dtype="float64", seed=0):
+        from ..check_optim import check_optimizer
+        return check_optimizer(self, backend, dtype, seed)
+
+
+def _as_eq(spec, e):
+    if isinstance(e, sp.Eq):
+        lhs, rhs = e.lhs, e.rhs
+    else:
+        try:
+            lhs, rhs = e
+        except (TypeError, ValueError):
+            raise SpecError(f"{spec.name}: an update is (target, expr), got {e!r}") from None
+    if not isinstance(lhs, sp.Symbol):
+        raise SpecError(f"{spec.name}: update target must be a symbol, got {lhs!r}")
+    return sp.Eq(lhs, sp.sympify(rhs), evaluate=False)
+
+
+def _namespace(param, grad, hypers, flags, derived_names, state):
+    ns = {param: sp.Symbol(param, real=True), grad: sp.Symbol(grad, real=True),
+          "t": sp.Symbol("t", integer=True, positive=True)}
+    for n in hypers:
+        ns[n] = sp.Symbol(n, real=True)
+    for n in list(flags) + list(derived_names):
+        ns[n] = sp.Symbol(n)
+    for n in state:
+        ns[n] = sp.Symbol(n, real=True)
+    return SimpleNamespace(**ns)
+
+
+def _validate(spec: OptimizerSpec):
+    s = vars(spec.symbols)
+    known = {spec.param, spec.grad, "t", *spec.hypers, *spec.flags, *spec.derived, *spec.state}
+    if len(known) != 3 + len(spec.hypers) + len(spec.flags) + len(spec.derived) + len(spec.state):
+        raise SpecError(f"{spec.name}: parameter, gradient, 't', hyperparameter, flag and state names "
+                        f"must all differ")
+    for n in known:
+        check_identifier(n, f"{spec.name}: name")
+    arrays = {s[spec.param], s[spec.grad], *(s[n] for n in spec.state)}
+    scalars = {s["t"], *(s[h] for h in spec.step_hypers)}
+    for n, cond in spec.derived.items():
+        bad = set(cond.free_symbols) - scalars
+        if bad:
+            raise SpecError(f"{spec.name}: derived flag {n!r} may use only hyperparameters and t, "
+                            f"uses {sorted(map(str, bad))}")
+    variants = spec.variants()
+    if not variants:
+        raise SpecError(f"{spec.name}: the rule returns None for every flag combination")
+    for v in variants:
+        defined = set(arrays)
+        for eq in v.equations:
+            bad = set(eq.rhs.free_symbols) - defined - scalars
+            if bad:
+                raise SpecError(f"{spec.name} {dict(v.flags)}: {eq.lhs} = {eq.rhs} uses undefined "
+                                f"symbol(s) {sorted(map(str, bad))}")
+            if eq.lhs in scalars or eq.lhs.name in spec.flag_names:
+                raise SpecError(f"{spec.name}: cannot assign to {eq.lhs} (a hyperparameter, flag or t)")
+            defined.add(eq.lhs)
+        if not any(eq.lhs == s[spec.param] for eq in v.equations):
+            raise SpecError(f"{spec.name} {dict(v.flags)}: the rule never updates {spec.param}")
+
+
+def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = None,
+              flags: dict | None = None, derived: dict | None = None, requires=(),
+              param: str = "p", grad: str = "g", examples=None, register: bool = True,
+              replace: bool = False, kind: str = "optimizer"):
+    """Decorator: declare an optimizer by its update rule ``fn(s, **flags) -> [(target, expr), ...]``.
+
+    ``hypers``: name -> ``hparam(default, valid)``; ``state``: name -> initial value (a number or a
+    hyperparameter name); ``flags``: boolean hyperparameters -> default; ``derived``: name ->
+    ``lambda s: condition`` (SymPy) selecting a variant at run time; ``requires``: ``(name, lambda s:
+    condition, message)`` checks raising ValueError; ``param``/``grad``: symbol names of the updated
+    array and its input (step's argument names are ``param``/``grad`` for ``p``/``g``);
+    ``examples``: hyperparameter sets ``symgrad check`` runs (default: the defaults, and each flag on).
+    """
+    def deco(fn):
+        nm = name or fn.__name__
+        check_identifier(nm, "optimizer name")
+        hp = {}
+        for k, v in hypers.items():
+            hp[k] = v if isinstance(v, HParam) else hparam(v)
+        fl = {k: bool(v) for k, v in (flags or {}).items()}
+        st = dict(state or {})
+        sig = inspect.signature(fn)
+        want = [p for p in sig.parameters][1:]
+        ns = _namespace(param, grad, hp, fl, list(derived or {}), st)
+        der = {k: sp.sympify(f(ns)) for k, f in (derived or {}).items()}
+        if sorted(want) != sorted(list(fl) + list(der)):
+            raise SpecError(f"{nm}: the rule takes (s, {', '.join(list(fl) + list(der))}), "
+                            f"has parameters {list(sig.parameters)}")
+        init = {}
+        for k, v in st.items():
+            init[k] = getattr(ns, v) if isinstance(v, str) else sp.sympify(v)
+            bad = {x.name for x in init[k].free_symbols} - set(hp)
+            if bad:
+                raise SpecError(f"{nm}: initial value of state {k!r} uses unknown {sorted(bad)}")
+        reqs = [Requirement(r[0], sp.sympify(r[1](ns)), r[2]) for r in requires]
+        spec = OptimizerSpec(nm, kind, fn, hp, fl, der, init, reqs, ns, param, grad,
+                             doc=inspect.getdoc(fn) or "")
+        spec.meta["examples"] = [dict(e) for e in examples] if examples is not None else \
+            [{}] + [{f: True} for f in fl]
+        spec.meta["arg_names"] = ({"p": "param"}.get(param, param), {"g": "grad"}.get(grad, grad))
+        _validate(spec)
+        if register:
+            from ..registry import REGISTRY
+            REGISTRY.add(spec, replace=replace)
+        return spec
+    return deco
+
+
+@dataclass(eq=False)
+class ScheduleSpec:
+    """A scalar schedule ``value(*args, **flags) -> float`` given by one SymPy formula per flag set."""
+    name: str
+    kind: str
+    args: dict          # name -> HParam (positional arguments of value, in order)
+    flags: dict         # name -> default bool
+    rule: object
+    symbols: SimpleNamespace
+    requires: list
+    doc: str = ""
+
+    def formula(self, **flags) -> sp.Expr:
+        return sp.sympify(self.rule(self.symbols, **{k: bool(flags.get(k, d)) for k, d in self.flags.items()}))
+
+    def variants(self) -> list[Variant]:
+        names = list(self.flags)
+        return [Variant(tuple(zip(names, vals)),
+                        (sp.Eq(sp.Symbol("value"), self.formula(**dict(zip(names, vals))), evaluate=False),))
+                for vals in itertools.product((False, True), repeat=len(names))]
+
+    def numpy_source(self) -> str:
+        from ..emit.numpy_optimizer import schedule_source
+        return schedule_source(self)
+
+    def check(self, backend="numpy", dtype="float64", seed=0):
+        from ..check_optim import check_schedule
+        return check_schedule(self, backend, dtype, seed)
+
+
+def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, requires=(),
+             register: bool = True, replace: bool = False):
+    """Decorator: declare a schedule by its formula ``fn(s, **flags) -> SymPy expression``."""
+    def deco(fn):
+        nm = name or fn.__name__
+        check_identifier(nm, "schedule name")
+        a = {k: v if isinstance(v, HParam) else hparam(v) for k, v in args.items()}
+        fl = {k: bool(v) for k, v in (flags or {}).items()}
+        ns = SimpleNamespace(**{k: sp.Symbol(k, real=True) for k in a}, **{k: sp.Symbol(k) for k in fl})
+        reqs = [Requirement(r[0], sp.sympify(r[1](ns)), r[2]) for r in requires]
+        spec = ScheduleSpec(nm, "schedule", a, fl, fn, ns, reqs, inspect.getdoc(fn) or "")
+        for v in spec.variants():
+            bad = {x.name for x in v.equations[0].rhs.free_symbols} - set(a)
+            if bad:
+                raise SpecError(f"{nm}: formula uses unknown symbol(s) {sorted(bad)}")
+        if register:
+            from ..registry import REGISTRY
+            REGISTRY.add(spec, replace=replace)
+        return spec
+    return deco
