@@ -106,5 +106,10 @@ def check(names, backend, dtype, seed, specs):
     click.echo(f"all {len(rep.rows)} checks passed")
 
 
+from .examples.cli import register as _register_examples  # noqa: E402 - train, plot
+
+_register_examples(main)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
