@@ -162,10 +162,13 @@ def train_digits(model="mlp", optimizer=None, batch_size=None, epochs=None, lr=N
 
 
 def compare_batch_modes(model="mlp", optimizer="sgd", epochs=None, lr=None, batch_sizes=("full", 1, 32),
-                        plot=None, **kw) -> list[TrainResult]:
-    """Train the same model, from the same initial weights, as batch, stochastic and mini-batch
-    gradient descent; with ``plot``, put their loss curves in one picture."""
-    results = [train_digits(model, optimizer=optimizer, batch_size=bs, epochs=epochs, lr=lr, **kw)
+                        lr_decay=1.0, plot=None, **kw) -> list[TrainResult]:
+    """Train the same model, from the same initial weights and with the same constant learning rate
+    (by default), as batch, stochastic and mini-batch gradient descent; with ``plot``, put their loss
+    curves in one picture."""
+    lr_decay = 1.0 if lr_decay is None else lr_decay
+    results = [train_digits(model, optimizer=optimizer, batch_size=bs, epochs=epochs, lr=lr,
+                            lr_decay=lr_decay, **kw)
                for bs in batch_sizes]
     if plot:
         plot_training(results, plot, title=f"{model.upper()} on digits: batch vs stochastic vs mini-batch "
@@ -174,36 +177,47 @@ def compare_batch_modes(model="mlp", optimizer="sgd", epochs=None, lr=None, batc
 
 
 def plot_training(results, path, title=None):
-    """Loss curves of one or more runs: each step's batch loss (faint) and the loss on the whole
-    training set after each epoch (left, log scale), test accuracy per epoch (right)."""
+    """Loss curves of one or more runs against epochs (left, log scale): the loss on the whole
+    training set (solid) and test set (dashed) after each epoch, and each step's batch loss
+    (faint; for batches smaller than 32, a running mean over 32 samples); test accuracy (right)."""
+    from matplotlib.lines import Line2D
+
     from ._common import new_figure, save_figure
-    fig = new_figure((11, 4.4))
+    fig = new_figure((11, 5.2))
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    handles = []
     for r, c in zip(results, colors * 4):
         if len(r.step_loss) > 1:
-            ax.plot(r.step_epoch, r.step_loss, color=c, alpha=0.25, lw=0.6)
+            b = r.batch_size if isinstance(r.batch_size, int) else 32
+            w = max(1, -(-32 // b))
+            loss = np.convolve(r.step_loss, np.ones(w) / w, mode="valid")
+            ax.plot(r.step_epoch[w - 1:], loss, color=c, alpha=0.3, lw=0.6)
         ep = np.arange(len(r.train_loss))
-        ax.plot(ep, r.train_loss, color=c, lw=2, marker="o", ms=3, label=f"{r.label}: training set")
-        ax.plot(ep, r.test_loss, color=c, lw=1.2, ls="--", label=f"{r.label}: test set")
-        ax2.plot(ep, r.test_accuracy_curve, color=c, lw=2, marker="o", ms=3,
-                 label=f"{r.label}: {r.test_accuracy:.3f}")
+        ax.plot(ep, r.train_loss, color=c, lw=2, marker="o", ms=3)
+        ax.plot(ep, r.test_loss, color=c, lw=1.2, ls="--")
+        ax2.plot(ep, r.test_accuracy_curve, color=c, lw=2, marker="o", ms=3)
+        handles.append(Line2D([], [], color=c, lw=2, label=f"{r.label}: test accuracy {r.test_accuracy:.4f}"))
+    handles += [Line2D([], [], color="k", lw=2, label="loss on the whole training set"),
+                Line2D([], [], color="k", lw=1.2, ls="--", label="loss on the test set"),
+                Line2D([], [], color="k", lw=0.6, alpha=0.4, label="loss of each step's batch")]
     ax.set_yscale("log")
     ax.set_xlabel("epoch (passes over the training set)")
-    ax.set_ylabel("cross-entropy loss (log scale)")
-    ax.set_title("loss: each step's batch (faint), whole set per epoch")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("mean cross-entropy loss (log scale)")
+    ax.set_title("loss", fontsize=10)
     ax.grid(alpha=0.3, which="both")
+    ax2.axhline(0.1, color="gray", lw=0.8, ls=":")
+    ax2.text(0, 0.12, "chance", color="gray", fontsize=8)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("test accuracy")
     ax2.set_ylim(0, 1.02)
-    ax2.axhline(0.1, color="gray", lw=0.8, ls=":", label="chance (0.1)")
-    ax2.set_title("test accuracy")
-    ax2.legend(fontsize=7, loc="lower right")
+    ax2.set_title("test accuracy", fontsize=10)
     ax2.grid(alpha=0.3)
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8)
+    fig.subplots_adjust(bottom=0.13 + 0.045 * ((len(handles) + 1) // 2), top=0.88, wspace=0.25)
     r0 = results[0]
-    fig.suptitle(title or f"{r0.model.upper()} on digits ({r0.n_params} parameters), {r0.label}: "
-                          f"test accuracy {r0.test_accuracy:.4f}", fontsize=11)
+    fig.suptitle(title or f"{r0.model.upper()} on digits ({r0.n_params} parameters), {r0.label}, "
+                          f"{r0.epochs} epochs", fontsize=11)
     return save_figure(fig, path)
 
 
