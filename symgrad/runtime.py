@@ -54,11 +54,11 @@ class LoadedKernel:
         return out
 
     # optimizers
-    def init(self, param, **kwargs):
-        return self.module.init(param, dtype=self.dtype, **kwargs)
+    def init(self, *args, **kwargs):  # (param, **init hyperparameters); names as the kernel's
+        return self.module.init(*args, dtype=self.dtype, **kwargs)
 
-    def step(self, param, grad, state, **hyper):
-        return self.module.step(param, grad, state, **hyper)
+    def step(self, *args, **kwargs):  # (param, grad, state, **hyper); ema calls them (avg, x, state)
+        return self.module.step(*args, **kwargs)
 
     # schedules
     def value(self, *args, **kwargs):

@@ -154,7 +154,7 @@ def tf_adam(s):
 
 
 @sg.optimizer(hypers=dict(beta=hparam(0.9, "[0, 1]")), param="avg", grad="x",
-              derived=dict(first_step=_first), kind="average", examples=[{}, dict(beta=0.5)])
+              derived=dict(first_step=_first), sanity="tracking", examples=[{}, dict(beta=0.5)])
 def ema(s, first_step):
     """Exponential moving average: avg = x on the first step, then avg = beta avg + (1 - beta) x."""
     return [(s.avg, s.x if first_step else s.beta * s.avg + (1 - s.beta) * s.x)]

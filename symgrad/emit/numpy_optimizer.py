@@ -12,7 +12,7 @@ import sympy as sp
 
 from .printers import mathstr, pycode
 from .render import render
-from .ufunc_chain import compile_assignments
+from .ufunc_chain import _count, compile_assignments
 
 BLOCK = 32768
 """Elements per block: the chain of ufunc calls runs on one block at a time, so its operands stay in
@@ -21,23 +21,42 @@ larger blocks spill the cache, smaller ones pay Python's per-call overhead (benc
 
 
 def ssa(spec, equations):
-    """[(buffer, version symbol, expr)]: final values of the param and state, in order of assignment."""
+    """The equations as an ordered list of items ``(kind, symbol, version, expr)``.
+
+    kind "store": the final value of the parameter or of a state array (``version`` names it for
+    later equations); kind "temp": an array value used more than once, held in a register (``symbol``
+    names it). Every other intermediate value (a temporary used once, a scalar, an alias, an earlier
+    value of the parameter or a state array) is substituted into the equations that use it.
+    """
     s = vars(spec.symbols)
     persistent = [s[spec.param]] + [s[n] for n in spec.state]
-    env, last = {}, {}
-    for k, eq in enumerate(equations):
-        if eq.lhs in persistent:
-            last[eq.lhs] = k
-    out = []
+    scalars = {s["t"], *(s[h] for h in spec.step_hypers)}
+    last = {eq.lhs: k for k, eq in enumerate(equations)}
+    env, items = {}, []
     for k, eq in enumerate(equations):
         rhs = eq.rhs.xreplace(env)
         if eq.lhs in persistent and last[eq.lhs] == k:
-            ver = sp.Symbol(f"{eq.lhs.name}_new", real=True)
-            out.append((eq.lhs, ver, rhs))
+            ver = sp.Symbol(f"_new_{eq.lhs.name}", real=True)
+            items.append(("store", eq.lhs, ver, rhs))
             env[eq.lhs] = ver
+        elif _uses(eq.lhs, equations[k + 1:]) > 1 and not (
+                rhs.free_symbols <= scalars or rhs.is_Symbol or (-rhs).is_Symbol):
+            tmp = sp.Symbol(f"_y{len(items)}", real=True)
+            items.append(("temp", tmp, None, rhs))
+            env[eq.lhs] = tmp
         else:
             env[eq.lhs] = rhs
-    return out
+    return items
+
+
+def _uses(sym, later) -> int:
+    """How often the value just given to ``sym`` is read before ``sym`` is assigned again."""
+    n = 0
+    for eq in later:
+        n += _count(eq.rhs, sym)
+        if eq.lhs == sym:
+            break
+    return n
 
 
 def pycond(e) -> str:
@@ -119,6 +138,7 @@ def optimizer_context(spec) -> dict:
         flags=list(spec.flags.items()),
         step_kwargs=[f"{n}={'_REQUIRED' if v is None else repr(v)}" for n, v in
                      [(n, hp[n].default_value()) for n in spec.step_hypers] + list(spec.flags.items())],
+        has_required=any(hp[n].default is None for n in spec.step_hypers),
         derived=[(n, pycond(c), pycond(c)) for n, c in spec.derived.items()],
         flag_names=spec.flag_names,
         checks=checks, init_checks=[c for c in checks if c["name"] in spec.init_hypers],

@@ -188,14 +188,14 @@ class Chain:
         return acc
 
 
-def compile_assignments(assigns, scalars, arrays):
-    """``assigns``: [(buffer symbol, version symbol, expr)], ``arrays``: symbol -> view name.
+def compile_assignments(items, scalars, arrays):
+    """``items``: [(kind, symbol, version, expr)] from ``numpy_optimizer.ssa``; ``arrays``: symbol -> view.
 
-    Returns a ``Chain`` (hoisted scalars, loop body, number of registers) and the list of
-    (buffer view, register) copies deferred to the end (a buffer whose old value is still needed).
+    Returns the ``Chain`` (hoisted scalars, loop body, number of registers). A store whose buffer's
+    old value is still needed later is computed into a register and copied at the end.
     """
-    exprs = [e for _, _, e in assigns]
-    repl, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_x", real=True), order="none")
+    repl, reduced = sp.cse([it[3] for it in items], symbols=sp.numbered_symbols("_x", real=True),
+                           order="none")
     ch = Chain(scalars, arrays)
     # scalar common subexpressions are hoisted; array ones get computed on first use
     pending = {}
@@ -205,13 +205,22 @@ def compile_assignments(assigns, scalars, arrays):
             ch.hoisted.append((s.name, f"float({pycode(e)})"))
         else:
             pending[s] = e
-    all_exprs = list(pending.values()) + list(reduced)
-    for sym in list(pending) + [b for b, _, _ in assigns] + [v for _, v, _ in assigns]:
+    for (kind, sym, _, _), e in zip(items, reduced):
+        if kind == "temp":
+            pending[sym] = e
+    stores = [e for (kind, *_), e in zip(items, reduced) if kind == "store"]
+    all_exprs = list(pending.values()) + stores
+    for sym in list(pending) + [it[1] for it in items] + [it[2] for it in items if it[2] is not None]:
         ch.uses[sym] = sum(_count(x, sym) for x in all_exprs)
     deferred = []
-    for k, ((buf, ver, _), e) in enumerate(zip(assigns, reduced)):
+    for k, ((kind, buf, ver, _), e) in enumerate(zip(items, reduced)):
+        if kind == "temp":  # computed now, while the values it reads are still in their buffers
+            if ch.uses[buf]:
+                _materialize(ch, buf, pending)
+            continue
         _materialize(ch, e, pending)
-        later = [_expand(x, pending) for x in reduced[k + 1:]]
+        todo = {s: x for s, x in pending.items() if s not in ch.arrays}
+        later = [_expand(x, todo) for x in reduced[k + 1:]]
         still_needed = any(buf in x.free_symbols for x in later)
         if ch.is_scalar(e):
             target = arrays[buf]
@@ -249,7 +258,7 @@ def _expand(e, pending):
 
 def _materialize(ch: Chain, e, pending):
     """Compute the common subexpressions ``e`` needs (in dependency order) into registers."""
-    for s in sorted(e.free_symbols & set(pending), key=lambda s: int(s.name[2:])):
+    for s in sorted(e.free_symbols & set(pending), key=lambda s: (s.name[:2], int(s.name[2:]))):
         if s in ch.arrays:
             continue
         _materialize(ch, pending[s], pending)

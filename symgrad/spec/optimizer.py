@@ -37,7 +37,7 @@ _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
 class HParam:
     """A scalar hyperparameter: default (None = required) and valid range (a SymPy Interval)."""
     default: float | None
-    valid: sp.Set = sp.S.Reals
+    valid: sp.Interval = sp.Interval(-sp.oo, sp.oo)
 
     def default_value(self):
         return None if self.default is None else float(self.default)
@@ -51,8 +51,10 @@ def hparam(default=None, valid="(-oo, oo)") -> HParam:
             raise SpecError(f"valid: expected an interval like '[0, 1)', got {valid!r}")
         lo, hi = sp.sympify(m.group(2)), sp.sympify(m.group(3))
         valid = sp.Interval(lo, hi, left_open=m.group(1) == "(", right_open=m.group(4) == ")")
-    if not isinstance(valid, sp.Set):
-        raise SpecError(f"valid: expected an interval, got {valid!r}")
+    if valid == sp.S.Reals:
+        valid = sp.Interval(-sp.oo, sp.oo)
+    if not isinstance(valid, sp.Interval) or not all(b.is_number for b in (valid.inf, valid.sup)):
+        raise SpecError(f"valid: expected an interval with numeric bounds, got {valid!r}")
     if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float))):
         raise SpecError(f"default: expected a number or None, got {default!r}")
     if default is not None and sp.Float(default) not in valid:
@@ -147,6 +149,15 @@ def _as_eq(spec, e):
     return sp.Eq(lhs, sp.sympify(rhs), evaluate=False)
 
 
+class Symbols(SimpleNamespace):
+    """The SymPy symbols a rule may use, by name; a misspelt name is a SpecError, not an AttributeError."""
+
+    def __getattr__(self, item):
+        if item.startswith("__"):
+            raise AttributeError(item)
+        raise SpecError(f"unknown symbol {item!r} in an update rule; known: {', '.join(vars(self))}")
+
+
 def _namespace(param, grad, hypers, flags, derived_names, state):
     ns = {param: sp.Symbol(param, real=True), grad: sp.Symbol(grad, real=True),
           "t": sp.Symbol("t", integer=True, positive=True)}
@@ -156,7 +167,7 @@ def _namespace(param, grad, hypers, flags, derived_names, state):
         ns[n] = sp.Symbol(n)
     for n in state:
         ns[n] = sp.Symbol(n, real=True)
-    return SimpleNamespace(**ns)
+    return Symbols(**ns)
 
 
 def _validate(spec: OptimizerSpec):
@@ -193,8 +204,8 @@ def _validate(spec: OptimizerSpec):
 
 def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = None,
               flags: dict | None = None, derived: dict | None = None, requires=(),
-              param: str = "p", grad: str = "g", examples=None, register: bool = True,
-              replace: bool = False, kind: str = "optimizer"):
+              param: str = "p", grad: str = "g", examples=None, sanity: str = "descent",
+              register: bool = True, replace: bool = False):
     """Decorator: declare an optimizer by its update rule ``fn(s, **flags) -> [(target, expr), ...]``.
 
     ``hypers``: name -> ``hparam(default, valid)``; ``state``: name -> initial value (a number or a
@@ -202,7 +213,9 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
     ``lambda s: condition`` (SymPy) selecting a variant at run time; ``requires``: ``(name, lambda s:
     condition, message)`` checks raising ValueError; ``param``/``grad``: symbol names of the updated
     array and its input (step's argument names are ``param``/``grad`` for ``p``/``g``);
-    ``examples``: hyperparameter sets ``symgrad check`` runs (default: the defaults, and each flag on).
+    ``examples``: hyperparameter sets ``symgrad check`` runs (default: the defaults, and each flag on);
+    ``sanity``: what that check expects, "descent" (f decreases on a quadratic, the gradient as grad)
+    or "tracking" (an average of a constant signal converges to it).
     """
     def deco(fn):
         nm = name or fn.__name__
@@ -226,8 +239,11 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
             if bad:
                 raise SpecError(f"{nm}: initial value of state {k!r} uses unknown {sorted(bad)}")
         reqs = [Requirement(r[0], sp.sympify(r[1](ns)), r[2]) for r in requires]
-        spec = OptimizerSpec(nm, kind, fn, hp, fl, der, init, reqs, ns, param, grad,
+        if sanity not in ("descent", "tracking"):
+            raise SpecError(f"{nm}: sanity: expected 'descent' or 'tracking', got {sanity!r}")
+        spec = OptimizerSpec(nm, "optimizer", fn, hp, fl, der, init, reqs, ns, param, grad,
                              doc=inspect.getdoc(fn) or "")
+        spec.meta["sanity"] = sanity
         spec.meta["examples"] = [dict(e) for e in examples] if examples is not None else \
             [{}] + [{f: True} for f in fl]
         spec.meta["arg_names"] = ({"p": "param"}.get(param, param), {"g": "grad"}.get(grad, grad))
@@ -277,7 +293,7 @@ def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, 
         check_identifier(nm, "schedule name")
         a = {k: v if isinstance(v, HParam) else hparam(v) for k, v in args.items()}
         fl = {k: bool(v) for k, v in (flags or {}).items()}
-        ns = SimpleNamespace(**{k: sp.Symbol(k, real=True) for k in a}, **{k: sp.Symbol(k) for k in fl})
+        ns = Symbols(**{k: sp.Symbol(k, real=True) for k in a}, **{k: sp.Symbol(k) for k in fl})
         reqs = [Requirement(r[0], sp.sympify(r[1](ns)), r[2]) for r in requires]
         spec = ScheduleSpec(nm, "schedule", a, fl, fn, ns, reqs, inspect.getdoc(fn) or "")
         for v in spec.variants():
