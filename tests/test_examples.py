@@ -165,3 +165,13 @@ def test_plot_rejects_non_png(tmp_path):
     res, out = run("plot", "optimizers", "--function", "quadratic", "--steps", "2", "--out",
                    str(tmp_path / "x.jpg"))
     assert res.exit_code == 2 and "expected a file name ending in .png" in out, out
+
+
+def test_init_hyperparameters_go_to_init_and_all_optimizers_train():
+    base = examples.train_digits("mlp", epochs=1, max_train=128, optimizer="adagrad")
+    acc = examples.train_digits("mlp", epochs=1, max_train=128, optimizer="adagrad",
+                                initial_accumulator_value=1.0)
+    assert acc.step_loss[0] == base.step_loss[0] and acc.step_loss[1:] != base.step_loss[1:]
+    for name in ("sgd", "rmsprop", "adamw", "tf_adam", "tf_momentum"):
+        r = examples.train_digits("mlp", epochs=2, max_train=256, optimizer=name)
+        assert r.train_loss[-1] < 0.7 * r.train_loss[0], name

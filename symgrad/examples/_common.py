@@ -8,8 +8,6 @@ from ..errors import SpecError, SymgradError
 from ..registry import REGISTRY
 from ..runtime import load
 
-INIT_HYPER = ("initial_accumulator_value",)   # optimizer hyperparameters that go to init, not step
-
 
 class ExampleError(SymgradError, ValueError):
     """A bad option of an example (names the option, the expected and the received value)."""
@@ -27,7 +25,8 @@ def load_kernel(name: str, backend: str = "numpy", dtype: str = "float64"):
 
 
 def optimizer_names() -> list[str]:
-    return REGISTRY.names("optimizer")
+    """Registered optimizers that take a learning rate (``ema`` is optimizer-shaped but averages)."""
+    return [n for n in REGISTRY.names("optimizer") if "lr" in (getattr(REGISTRY.get(n), "hypers", None) or {})]
 
 
 class Optimizer:
@@ -38,7 +37,8 @@ class Optimizer:
         if name not in optimizer_names():
             raise ExampleError(f"optimizer: expected one of {', '.join(optimizer_names())}, got {name!r}")
         self.name, self.kernel = name, load_kernel(name, backend, dtype)
-        init_kw = {k: hyper.pop(k) for k in INIT_HYPER if k in hyper}
+        init_names = getattr(REGISTRY.get(name), "init_hypers", ())   # e.g. initial_accumulator_value
+        init_kw = {k: hyper.pop(k) for k in init_names if k in hyper}
         self.hyper = hyper
         self.state = {k: self.kernel.init(p, **init_kw) for k, p in params.items()}
 

@@ -29,6 +29,7 @@ DEFAULTS = {
 # Learning rates per optimizer (the torch defaults of adagrad/rmsprop/adam are tuned for bigger nets).
 DEFAULT_LR = {"sgd": 0.1, "tf_momentum": 0.05, "adagrad": 0.05, "rmsprop": 0.003, "adam": 0.01,
               "adamw": 0.01, "tf_adam": 0.01}
+DEFAULT_HYPER = {"tf_momentum": {"momentum": 0.9}}   # tf_momentum has no default momentum
 
 
 def load_split(dtype="float64"):
@@ -127,6 +128,7 @@ def train_digits(model="mlp", optimizer=None, batch_size=None, epochs=None, lr=N
 
     net = MODELS[model](x_tr.shape[1], 10, hidden=hidden or d["hidden"], seed=seed, backend=backend,
                         dtype=dtype)
+    hyper = {**DEFAULT_HYPER.get(optimizer, {}), **hyper}
     opt = Optimizer(optimizer, net.params, backend=backend, dtype=dtype, lr=lr, **hyper)
     schedule = load_kernel("exponential_decay", backend, dtype)
     res = TrainResult(model, optimizer, batch_size, lr, epochs, seed, net.n_params(), lr_decay)
