@@ -117,9 +117,13 @@ def test_backend_c_passes_through_or_says_why():
     except Exception:  # noqa: BLE001 - not built here: the example must say so clearly
         res, out = run("train", "digits", "--backend", "c", "--epochs", "1", "--quiet")
         assert res.exit_code == 2 and "backend: 'c' is not available" in out, out
+        res, out = run("plot", "optimizers", "--backend", "c", "--steps", "2", "--out", "unused.png")
+        assert res.exit_code == 2 and "backend: 'c' is not available" in out, out
         return
     r = examples.train_digits("mlp", epochs=1, backend="c", max_train=320)
     assert r.test_accuracy > 0.3
+    runs = examples.trajectories("quadratic", steps=20, backend="c")
+    assert all(r.losses[-1] < r.losses[0] for r in runs)
 
 
 def test_missing_matplotlib_is_a_clear_error(monkeypatch, tmp_path):

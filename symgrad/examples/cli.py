@@ -89,10 +89,11 @@ def plot():
 @click.option("--out", type=click.Path(dir_okay=False), default="optimizers.png", show_default=True)
 @click.option("--loss-curve", is_flag=True, help="Add a panel with the loss against the steps.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
-def optimizers(function, steps, out, loss_curve, dtype):
+@click.option("--backend", type=click.Choice(["numpy", "c"]), default="numpy", show_default=True)
+def optimizers(function, steps, out, loss_curve, dtype, backend):
     """Trajectories of sgd, momentum, nesterov, adagrad, rmsprop and adam from one start on a contour plot."""
     from .optimizers import plot_optimizers
-    runs = plot_optimizers(function, steps=steps, out=out, loss_curve=loss_curve, dtype=dtype)
+    runs = plot_optimizers(function, steps=steps, out=out, loss_curve=loss_curve, dtype=dtype, backend=backend)
     for r in runs:
         click.echo(f"{r.label:<34} final f = {r.losses[-1]: .6g} at ({r.path[-1][0]:.4f}, {r.path[-1][1]:.4f})")
     click.echo(f"wrote {out}", err=True)

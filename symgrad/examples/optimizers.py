@@ -71,7 +71,8 @@ def function_and_gradient(name: str):
     return sp.lambdify((X, Y), f, "numpy"), sp.lambdify((X, Y), grad, "numpy")
 
 
-def trajectories(function="rosenbrock", steps=None, dtype="float64", optimizers=None) -> list[Run]:
+def trajectories(function="rosenbrock", steps=None, dtype="float64", optimizers=None,
+                 backend="numpy") -> list[Run]:
     """Run each optimizer from the function's start for ``steps`` steps. A run that leaves the
     plotted region by far (or overflows) stops there."""
     cfg = FUNCTIONS.get(function)
@@ -82,7 +83,7 @@ def trajectories(function="rosenbrock", steps=None, dtype="float64", optimizers=
     bound = 10 * max(map(abs, cfg["xlim"] + cfg["ylim"]))
     runs = []
     for label, name, hyper in optimizers or OPTIMIZERS:
-        k = load_kernel(name, "numpy", dtype)
+        k = load_kernel(name, backend, dtype)
         p = np.array(cfg["start"], dtype=dtype)
         state = k.init(p)
         kw = dict(hyper, lr=LR.get(function, {}).get(label, 0.01))
@@ -99,11 +100,11 @@ def trajectories(function="rosenbrock", steps=None, dtype="float64", optimizers=
 
 
 def plot_optimizers(function="rosenbrock", steps=None, out="optimizers.png", loss_curve=False,
-                    dtype="float64") -> list[Run]:
+                    dtype="float64", backend="numpy") -> list[Run]:
     """Contour plot of ``function`` with the optimizers' trajectories (and, with ``loss_curve``,
     a second panel with f against the step), saved as the PNG ``out``; returns the runs."""
     from ._common import new_figure, save_figure
-    runs = trajectories(function, steps, dtype)
+    runs = trajectories(function, steps, dtype, backend=backend)
     cfg = FUNCTIONS[function]
     f, _ = function_and_gradient(function)
     fig = new_figure((12.5, 6) if loss_curve else (7.5, 7))
