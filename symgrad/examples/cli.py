@@ -43,7 +43,8 @@ def train():
 @click.option("--lr", type=click.FloatRange(min=0), default=None,
               help="Learning rate [default: per optimizer, e.g. adam 0.01 (LSTM 0.02), sgd 0.1].")
 @click.option("--lr-decay", type=float, default=None,
-              help="Multiply lr by this after each epoch (exponential_decay kernel) [default: 0.85].")
+              help="Multiply lr by this after each epoch (exponential_decay kernel) "
+                   "[default: 0.85; 1 with --compare-batch-modes].")
 @click.option("--hyper", "hyper", multiple=True, metavar="NAME=VALUE",
               help="Another optimizer hyperparameter, e.g. --hyper momentum=0.9 (repeatable).")
 @click.option("--hidden", type=click.IntRange(min=1), default=None,
