@@ -137,14 +137,16 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
     import os
     import subprocess
     if os.environ.get("SYMGRAD_BENCH_CHILD") != "1":
-        # BLAS and OpenMP read their thread counts at load time: measure in a child process
+        # BLAS and OpenMP read their thread counts when they load: measure in a child process
         env = {**os.environ, "SYMGRAD_BENCH_CHILD": "1", "OMP_NUM_THREADS": str(threads),
                "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", *sys.argv[sys.argv.index("bench") + 1:]]
-                           if "bench" in sys.argv else [sys.executable, "-m", "symgrad.cli", "bench"], env=env)
+        args = [*workloads, "--threads", str(threads), "--repeats", str(repeats)]
+        args += [a for d in dtypes for a in ("--dtype", d)]
+        args += [a for flag, v in (("--markdown", markdown), ("--plot", plot)) if v for a in (flag, v)]
+        args += ["--small"] * small + ["--no-generate"] * no_generate
+        r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", *args], env=env)
         sys.exit(r.returncode)
     from . import benchmarks
-    jobs = [(w, d) for w in (workloads or benchmarks.SIZES) for d in (dtypes or ("float32", "float64"))]
 
     def progress(items):
         with click.progressbar(items, label="benchmarking", file=sys.stderr,
@@ -152,7 +154,6 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
             yield from bar
     report = benchmarks.run(list(workloads) or None, tuple(dtypes) or ("float32", "float64"), threads,
                             repeats, small, progress, with_generate=not no_generate)
-    del jobs
     click.echo(benchmarks.table(report))
     if markdown:
         from pathlib import Path
@@ -161,6 +162,11 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
     if plot:
         benchmarks.plot(report, plot)
         click.echo(f"wrote {plot}")
+
+
+from .examples.cli import register as _register_examples  # noqa: E402 - train, plot
+
+_register_examples(main)
 
 
 if __name__ == "__main__":  # pragma: no cover
