@@ -15,6 +15,7 @@ from ..lower import lower
 from ..spec import tensor as T
 from .model import Bullets, Document, Equation, Heading, Para, Table, m
 from .notation import Notation
+from .simplify import nice, simplest
 from .strings import Strings
 
 
@@ -45,16 +46,6 @@ def shape_math(shape, S) -> object:
         return S.text("scalar")
     inner = ", ".join(str(d) for d in shape)
     return m(None, latex="(" + ", ".join(sp.latex(d) for d in shape) + ")", text=f"({inner})")
-
-
-def nice(e: sp.Expr) -> sp.Expr:
-    """The shortest of ``e`` and its factored form, with a leading minus moved into a factor."""
-    f = sp.factor(e)
-    if isinstance(f, sp.Mul) and f.could_extract_minus_sign():
-        adds = [a for a in f.args if isinstance(a, sp.Add)]
-        if len(adds) == 1:
-            f = sp.Mul(*[a for a in (-f).args if a is not adds[0]]) * (-adds[0])
-    return min([f, e], key=lambda x: (sp.count_ops(x), len(str(x))))
 
 
 class _Builder:
@@ -265,7 +256,7 @@ class _Builder:
                 self.doc.add(Para(S("final_matrix")))
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(g), *inp.shape), mat, role="matrix"))
             full = nt.element(g, idx, stop=lambda n: n.id in self.fwd_ids or n.id in grad_ids)
-            simple = nice(sp.simplify(full))
+            simple = simplest(full)
             if simple != compact:
                 self.doc.add(Para(S("final_full")))
                 self.eq(g, simple, "simplified", idx)
@@ -295,8 +286,7 @@ class _Builder:
                 sidx = [i for i in sidx if i is not None]
                 return P[tuple(ii)] * (Sb[tuple(sidx)] if sidx else sp.Symbol(nt.name(s), real=True))
 
-            new = nice(sp.simplify(expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == nt.name(x),
-                                                 swap)))
+            new = simplest(expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == nt.name(x), swap))
             if nt.name(s) in {str(b.base) for b in new.atoms(sp.Indexed)}:
                 continue
             xi = nt.idx(x.shape)
