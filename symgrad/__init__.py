@@ -6,6 +6,7 @@ Spec language: ``dims``, ``layer``, ``loss``, ``activation``, ``index``, ``const
 ``ANYSHAPE`` and the tensor functions (``exp``, ``log``, ``tanh``, ``sqrt``, ``abs``, ``maximum``,
 ``where``, ``sum``, ``mean``, ``max``, ``einsum``, ``apply``, ``one_hot``, ``stop_gradient``).
 Kernels: ``load(name, backend, dtype)``, ``check(names)``, ``generate(...)``, ``REGISTRY``.
+Printouts: ``explain(name, lang="en"|"zh")`` (text, LaTeX, Markdown; Jupyter shows it richly).
 """
 __version__ = "0.1.0"
 
@@ -18,12 +19,13 @@ from .spec.tensor import (abs, apply, dims, einsum, exp, hyper, log, max, maximu
 from .runtime import load  # noqa: E402
 from .check import check  # noqa: E402
 from .generate import generate  # noqa: E402
+from .explain import explain  # noqa: E402  (the function; the package is symgrad/explain/)
 
 from .builtins import layers as _builtin_layers  # noqa: E402,F401
 
 __all__ = [
     "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
-    "UnknownKernelError", "abs", "activation", "apply", "check", "constant", "dims", "einsum", "exp",
+    "UnknownKernelError", "abs", "activation", "apply", "check", "constant", "dims", "einsum", "exp", "explain",
     "generate", "hyper", "index", "layer", "load", "log", "loss", "max", "maximum", "mean", "one_hot",
     "sqrt", "stop_gradient", "sum", "tanh", "where",
 ]

@@ -14,7 +14,7 @@ from ..derive.stable import stabilize
 from ..lower import lower
 from ..spec import tensor as T
 from .model import Bullets, Document, Equation, Heading, Para, Table, m
-from .notation import Notation
+from .notation import Notation, Partial
 from .simplify import nice, simplest
 from .strings import Strings
 
@@ -171,7 +171,7 @@ class _Builder:
             y, x = self.ref(s.node, node_idx), self.ref(arg, nt.align(node_idx, s.node.shape, arg.shape))
         else:
             y, x = self.ref(s.node, self._node_idx(s.node, arg_idx)), self.ref(arg, arg_idx)
-        dydx = sp.Derivative(y, x, evaluate=False)
+        dydx = Partial(y, x)
         if s.rule == "elementwise":
             sub = {a.sym: self.ref(a, nt.align(node_idx, s.node.shape, a.shape)) for a in s.node.args}
             sub[s.node.sym] = y
@@ -190,10 +190,11 @@ class _Builder:
             x = self.ref(arg, [letters[l] for l in n.ins[kk]])
             local = sp.Mul(*[self.ref(a, [letters[l] for l in n.ins[j]]) for j, a in enumerate(n.args) if j != kk])
             self.doc.add(Para(S("local_einsum", arg=m(sp.Symbol(nt.name(arg))))))
-            self.doc.add(Equation(sp.Derivative(y, x, evaluate=False), local, role="local"))
+            self.doc.add(Equation(Partial(y, x), local, role="local"))
         else:
             self.doc.add(Para(S({"sum": "local_sum", "max": "local_max"}.get(s.rule, "local_expand"))))
         rhs = nt.element(s.contribution, arg_idx, stop=self.stop_named)
+        rhs = rhs if rhs.has(sp.Sum) else nice(rhs)
         tot = self.d.adjoints[arg.id]
         if single:
             self.doc.add(Para(S("product")))
@@ -203,7 +204,7 @@ class _Builder:
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(tot), *arg.shape), mat, role="matrix"))
         else:
             self.doc.add(Para(S("product_part", g=m(self.ref(tot, arg_idx)))))
-            lhs = sp.Mul(sp.Derivative(sp.Symbol("L"), y, evaluate=False), dydx, evaluate=False)
+            lhs = sp.Mul(Partial(sp.Symbol("L"), y), dydx, evaluate=False)
             self.doc.add(Equation(lhs, rhs, role="chain"))
 
     @staticmethod

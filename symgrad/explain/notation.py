@@ -37,6 +37,28 @@ class ReduceMax(sp.Function):
         return prettyForm(*head.right(prettyForm(*body.parens())))
 
 
+class Partial(sp.Expr):
+    """The partial derivative of ``y`` by ``x`` as a textbook writes it: a fraction of two partials.
+
+    Display only (an equation's left side); ``sympy.Derivative`` would print d/dx (y).
+    """
+
+    def __new__(cls, y, x):
+        return sp.Expr.__new__(cls, sp.sympify(y), sp.sympify(x))
+
+    def _latex(self, printer):
+        return r"\frac{\partial %s}{\partial %s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
+
+    def _sympystr(self, printer):
+        return "∂%s/∂%s" % (printer._print(self.args[0]), printer._print(self.args[1]))
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        num = prettyForm(*printer._print(self.args[0]).left("∂"))
+        den = prettyForm(*printer._print(self.args[1]).left("∂"))
+        return num / den
+
+
 class OpApply(sp.Function):
     """Display fallback for a node kind this module has no notation for: ``op(args)``."""
 

@@ -9,6 +9,7 @@ Every candidate is checked to equal ``expr`` at random points before it can be c
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
 import sympy as sp
 
@@ -29,6 +30,7 @@ def _cost(e):
     return (sp.count_ops(e), len(str(e)))
 
 
+@lru_cache(maxsize=512)
 def simplest(expr: sp.Expr) -> sp.Expr:
     cands = [expr, nice(sp.simplify(expr))]
     split = _sign_split(expr)
@@ -76,8 +78,8 @@ def _agrees(a, b, tries: int = 5) -> bool:
     for _ in range(tries):
         env = {x: sp.Integer(rng.randint(2, 5)) if x.is_integer else sp.Float(rng.uniform(-2, 2)) for x in atoms}
         try:
-            va = complex(a.doit().xreplace(env).rewrite(sp.exp).evalf())
-            vb = complex(b.doit().xreplace(env).rewrite(sp.exp).evalf())
+            va = complex(a.xreplace(env).doit().rewrite(sp.exp).evalf())
+            vb = complex(b.xreplace(env).doit().rewrite(sp.exp).evalf())
         except (TypeError, ValueError):
             return a.has(sp.Sum) or b.has(sp.Sum)   # sums over symbolic ranges: trust SymPy's identity
         if abs(va - vb) > 1e-9 * max(1.0, abs(va)):
