@@ -41,7 +41,27 @@ def explain_logcosh(z, target):
     return sg.mean(sg.log((sg.exp(z - target) + sg.exp(target - z)) / 2))
 
 
-USER = {s.name: s for s in (explain_gated, explain_logcosh)}
+@sg.layer(x=(N, D), register=False)
+def explain_rowmax(x):
+    """A max reduction with a gradient (the arg-max rule) and an output of a different shape."""
+    return sg.max(x, axis=-1)
+
+
+@sg.layer(x=(N, D), W=(D, D), register=False)
+def explain_square(x, W):
+    """Two outputs, a repeated dimension (W is D x D) and a transpose."""
+    return ((x @ W) @ W).named("p"), (x.T @ x).named("q")
+
+
+@sg.layer(x=(N, D), gamma=(D,), beta=(D,), register=False)
+def explain_layernorm(x, gamma, beta, eps=1e-5):
+    """LayerNorm over the last axis written as a user would (REFERENCE.md semantics)."""
+    xc = (x - sg.mean(x, axis=-1, keepdims=True)).named("xc")
+    rstd = (1 / sg.sqrt(sg.mean(xc * xc, axis=-1, keepdims=True) + eps)).named("rstd")
+    return (xc * rstd).named("xhat") * gamma + beta
+
+
+USER = {s.name: s for s in (explain_gated, explain_logcosh, explain_rowmax, explain_square, explain_layernorm)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,11 +84,11 @@ def _numeric(name, seed=0):
         vals[i.name] = (rng.integers(0, int(i.bound.xreplace(sizes)), size=shape(i.shape)) if i.kind == "index"
                         else rng.standard_normal(shape(i.shape)))
     k = sg.load(name)
-    out, cache = k.forward(*[vals[i.name] for i in spec.inputs])
+    *out, cache = k.forward(*[vals[i.name] for i in spec.inputs])
     ups = {g.name: (rng.standard_normal(shape(g.shape)) if g.shape else 1.3) for g in spec.derivation.grad_inputs}
     grads = k.backward(cache, *ups.values())
     ref = {"d" + i.name: g for i, g in zip(spec.diff_inputs, grads)}
-    ref.update(zip([o.name for o in spec.outputs], out if isinstance(out, tuple) else (out,)))
+    ref.update(zip([o.name for o in spec.outputs], out))
     env = {**vals, **ups, **{h.name: h.default for h in spec.hypers}}
     return run(explain(name).doc, env, sizes), ref
 
@@ -206,6 +226,31 @@ def test_formats_languages_and_jupyter_reprs():
         ex.render("html")
     with pytest.raises(sg.UnknownKernelError, match="nope"):
         explain("nope")
+
+
+def test_a_new_kind_plugs_in_a_builder():
+    """Optimizers (another branch) add a builder for their kind; explain() dispatches on spec.kind."""
+    from symgrad.explain import BUILDERS, register_builder
+    from symgrad.explain.model import Document, Equation, Heading
+
+    class Toy:
+        name, kind = "toy_sgd", "toy_optimizer"
+
+    @register_builder("toy_optimizer")
+    def build(spec, lang):
+        p, g, lr = sp.symbols("p g lr")
+        doc = Document(spec.name, spec.kind, lang, "toy")
+        doc.add(Heading(2, "update"))
+        doc.add(Equation(p, p - lr * g, rel="<-"))
+        return doc
+
+    try:
+        ex = explain(Toy())
+        assert r"p \leftarrow - g lr + p" in ex.latex() and "update" in str(ex)
+    finally:
+        BUILDERS.pop("toy_optimizer")
+    with pytest.raises(sg.SymgradError, match="no explanation builder"):
+        explain(Toy())
 
 
 def test_cli_explain(tmp_path):
