@@ -198,12 +198,22 @@ def test_latex_is_balanced_and_mathtext_parses_each_equation(lang):
     assert parsed > 50
 
 
+def _has_tex_file(name):
+    if shutil.which("kpsewhich") is None:
+        return False
+    return subprocess.run(["kpsewhich", name], capture_output=True, text=True).stdout.strip() != ""
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex installed")
-def test_latex_compiles_with_pdflatex(tmp_path):
-    body = "".join(explain(n).latex() for n in ("dense_sigmoid", "softmax_cross_entropy", "relu", "bce_logits"))
-    (tmp_path / "doc.tex").write_text(latex_document(body, "en"), encoding="utf-8")
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_latex_compiles_with_pdflatex(tmp_path, lang):
+    if lang == "zh" and not _has_tex_file("c70gbsn.fd"):
+        pytest.skip("no CJK gbsn font for pdflatex (apt-get install latex-cjk-chinese-arphic-gbsn00lp)")
+    names = ("dense_sigmoid", "softmax_cross_entropy", "relu", "bce_logits", "softmax")
+    body = "".join(explain(n, lang=lang).latex() for n in names)
+    (tmp_path / "doc.tex").write_text(latex_document(body, lang), encoding="utf-8")
     r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, errors="replace", timeout=120)
     assert r.returncode == 0, r.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
 
-from ..derive.stable import Sigmoid, Softplus
 from .notation import ReduceMax
 
+# SymPy functions of symgrad.derive.stable and codegen, as NumPy callables for lambdify
 MODULES = [{"Sigmoid": lambda a: np.exp(-np.logaddexp(0, -a)), "Softplus": lambda a: np.logaddexp(0, a),
             "log1p": np.log1p, "Heaviside": lambda a, h=0.5: np.heaviside(a, h)}, "numpy"]
 
@@ -143,4 +142,4 @@ def _ev(e, env, sizes) -> Labelled:
                     if vals else out, labels)
 
 
-__all__ = ["evaluate", "Labelled", "Sigmoid", "Softplus", "log1p"]
+__all__ = ["Labelled", "evaluate", "run"]

@@ -124,7 +124,7 @@ def to_latex(doc: Document) -> str:
             out += [r"\item " + _parts_latex(it) for it in b.items]
             out += [r"\end{itemize}", ""]
         elif isinstance(b, Table):
-            out.append(r"\begin{tabular}{%s}" % ("l" * len(b.header)))
+            out.append(r"\begin{tabular}{%sp{0.4\linewidth}}" % ("l" * (len(b.header) - 1)))
             out.append(" & ".join(r"\textbf{%s}" % tex_escape(h) for h in b.header) + r" \\ \hline")
             out += [" & ".join(_parts_latex(c) for c in r) + r" \\" for r in b.rows]
             out += [r"\end{tabular}", ""]
@@ -132,11 +132,14 @@ def to_latex(doc: Document) -> str:
 
 
 def latex_document(fragment: str, lang: str = "en") -> str:
-    """A complete LaTeX document around ``fragment`` (``ctex`` for Chinese)."""
-    pre = [r"\documentclass{article}" if lang == "en" else r"\documentclass{ctexart}",
-           r"\usepackage{amsmath}", r"\usepackage{amssymb}", r"\usepackage[margin=2cm]{geometry}",
-           r"\begin{document}"]
-    return "\n".join(pre) + "\n" + fragment + r"\end{document}" + "\n"
+    """A complete pdflatex document around ``fragment`` (Chinese through the CJK package, font gbsn)."""
+    pre = [r"\documentclass{article}", r"\usepackage{amsmath}", r"\usepackage{amssymb}",
+           r"\usepackage[margin=2cm]{geometry}"]
+    if lang == "zh":
+        pre.append(r"\usepackage{CJKutf8}")
+    pre.append(r"\begin{document}")
+    body = fragment if lang != "zh" else "\\begin{CJK}{UTF8}{gbsn}\n" + fragment + "\\end{CJK}\n"
+    return "\n".join(pre) + "\n" + body + r"\end{document}" + "\n"
 
 
 # -- Markdown --------------------------------------------------------------------------------------------
