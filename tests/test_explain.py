@@ -180,17 +180,26 @@ def _balanced(tex: str):
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_latex_is_balanced_and_mathtext_parses_each_equation(lang):
+def test_latex_braces_and_environments_balance(lang):
+    from symgrad.explain.render import eq_latex
+    for name in explainable():
+        ex = explain(name, lang=lang)
+        _balanced(ex.latex())
+        _balanced(ex.latex(standalone=True))
+        for e in ex.doc.equations():
+            _balanced(eq_latex(e))
+    with pytest.raises(AssertionError):
+        _balanced(r"\frac{a}{b")          # the checker itself catches an unbalanced brace
+
+
+def test_mathtext_parses_each_equation():
     mathtext = pytest.importorskip("matplotlib.mathtext")
     parser = mathtext.MathTextParser("agg")
     from symgrad.explain.render import eq_latex
     parsed = 0
     for name in explainable():
-        ex = explain(name, lang=lang)
-        _balanced(ex.latex())
-        for e in ex.doc.equations():
+        for e in explain(name).doc.equations():
             tex = eq_latex(e)
-            _balanced(tex)
             if r"\begin" in tex:      # cases environments: beyond mathtext, checked by pdflatex below
                 continue
             parser.parse("$" + tex + "$")

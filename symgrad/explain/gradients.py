@@ -12,7 +12,7 @@ import sympy as sp
 
 from ..spec import tensor as T
 from .model import Equation, Heading, Para, Table, m
-from .simplify import simplest
+from .simplify import nice, simplest
 
 
 def shape_math(shape, S) -> object:
@@ -36,6 +36,7 @@ class GradientSections:
             idx = nt.idx(inp.shape)
             self.doc.add(Para(S("final_intro", x=m(self.ref(inp)))))
             compact = nt.element(g, idx, stop=self.stop_named)
+            compact = compact if compact.has(sp.Sum) else nice(compact)
             self.eq(g, compact, "final", idx)
             mat = nt.matrix(g)
             if mat is not None:

@@ -86,7 +86,7 @@ class _Builder(GradientSections):
                     S("dim_other")
                 if str(dim) == "N" and where and where[1] == 0:
                     meaning += S("dim_batch")
-            rows.append([[m(dim)], [m(i)], meaning])
+            rows.append([[m(dim, text=str(dim))], [m(i)], meaning])
         self.doc.add(Table([S.text("col_dim"), S.text("col_index"), S.text("col_meaning")], rows))
         rows = []
         outs = {o.id for o in spec.outputs}
