@@ -82,11 +82,21 @@ def _ev(e, env, sizes) -> Labelled:
     if isinstance(e, sp.Indexed):
         name = str(e.base)
         a = np.asarray(env[name], dtype=np.float64)
-        labels = tuple(e.indices)
-        if any(not isinstance(i, sp.Symbol) for i in labels) or len(set(labels)) != len(labels):
+        if a.ndim != len(e.indices):
+            raise ValueError(f"{name}: {a.ndim} axes, indexed by {e.indices}")
+        labels = []
+        for k, i in enumerate(e.indices):
+            if not isinstance(i, sp.Symbol):   # i = j + offset: a slice (x[..., start:stop] of the spec)
+                js = [s for s in i.free_symbols if s.is_integer and not s.is_positive]
+                if len(js) != 1 or (i - js[0]).has(js[0]):
+                    raise NotImplementedError(f"cannot evaluate the index expression {e}")
+                off = int(sp.sympify(i - js[0]).xreplace(sizes))
+                sl = [slice(None)] * a.ndim
+                sl[k] = slice(off, off + sizes_of(js[0], sizes))
+                a, i = a[tuple(sl)], js[0]
+            labels.append(i)
+        if len(set(labels)) != len(labels):
             raise NotImplementedError(f"cannot evaluate the index expression {e}")
-        if a.ndim != len(labels):
-            raise ValueError(f"{name}: {a.ndim} axes, indexed by {labels}")
         return Labelled(a, labels)
     if isinstance(e, sp.Sum):
         body = _ev(e.function, env, sizes)
