@@ -313,3 +313,12 @@ def test_committed_derivation_docs_are_fresh():
     assert "docs/derivations/README.md" in readme and "## Explain" in readme
     index = (folder / "README.md").read_text(encoding="utf-8")
     assert all(f"]({n}.md)" in index and f"]({n}.zh.md)" in index for n in builtin)
+
+
+def test_code_section_is_the_generated_backward():
+    from symgrad.explain.model import Code
+    for name in layer_names():
+        code = [b for b in explain(name).doc.blocks if isinstance(b, Code)][0]
+        generated = (ROOT / "generated" / "numpy" / f"{name}.py").read_text(encoding="utf-8")
+        body = generated[generated.index("def backward("):]
+        assert code.lines and all("    " + line + "\n" in body for line in code.lines), name

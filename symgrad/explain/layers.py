@@ -14,7 +14,7 @@ import sympy as sp
 from ..derive.stable import stabilize
 from ..lower import lower
 from ..spec import tensor as T
-from .model import Bullets, Document, Equation, Heading, Para, Table, m
+from .model import Bullets, Code, Document, Equation, Heading, Para, Table, m
 from .notation import Notation, Partial
 from .gradients import GradientSections, shape_math
 from .simplify import nice
@@ -39,6 +39,11 @@ def build(spec, lang: str = "en") -> Document:
     B.saved()
     doc.dims = {i: d for d, i in nt.index.items()}
     doc.add(Heading(2, S.text("h_code")))
+    if spec.kind in ("layer", "activation", "loss"):
+        from ..emit.numpy_layer import NumpyLayerEmitter
+        em = NumpyLayerEmitter(kernel)
+        doc.add(Para(S("code_backward", name=spec.name)))
+        doc.add(Code([line for st in kernel.backward.body for line in em.statement(st)]))
     doc.add(Para(S("code_note", name=spec.name)))
     return doc
 

@@ -58,6 +58,14 @@ class Bullets:
 
 
 @dataclass
+class Code:
+    """Program text shown verbatim (the generated kernel's statements)."""
+
+    lines: list
+    language: str = "python"
+
+
+@dataclass
 class Document:
     name: str
     kind: str

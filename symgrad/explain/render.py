@@ -9,7 +9,7 @@ import textwrap
 
 import sympy as sp
 
-from .model import Bullets, Document, Equation, Heading, Math, Para, Table
+from .model import Bullets, Code, Document, Equation, Heading, Math, Para, Table
 
 FORMATS = ("text", "latex", "markdown")
 
@@ -74,6 +74,8 @@ def to_text(doc: Document) -> str:
             out.append("")
         elif isinstance(b, Table):
             out += [_table_text(b), ""]
+        elif isinstance(b, Code):
+            out += ["    " + line for line in b.lines] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -128,6 +130,8 @@ def to_latex(doc: Document) -> str:
             out.append(" & ".join(r"\textbf{%s}" % tex_escape(h) for h in b.header) + r" \\ \hline")
             out += [" & ".join(_parts_latex(c) for c in r) + r" \\" for r in b.rows]
             out += [r"\end{tabular}", ""]
+        elif isinstance(b, Code):
+            out += [r"\begin{verbatim}"] + list(b.lines) + [r"\end{verbatim}", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -173,6 +177,8 @@ def to_markdown(doc: Document) -> str:
             out.append("|" + "---|" * len(b.header))
             out += ["| " + " | ".join(_parts_md(c, cell=True) for c in r) + " |" for r in b.rows]
             out.append("")
+        elif isinstance(b, Code):
+            out += ["```" + b.language] + list(b.lines) + ["```", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

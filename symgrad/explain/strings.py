@@ -78,6 +78,8 @@ EN = {
     "why_step": "d{arg} in step {k}",
     "saved_none": "Nothing besides the inputs listed: backward needs only the upstream gradient.",
     "h_code": "From the derivation to the code",
+    "code_backward": "The body of backward in generated/numpy/{name}.py, printed from the same kernel IR "
+                     "(fused elementwise steps, common subexpressions named by sympy.cse):",
     "code_note": "Regenerate the kernel with `symgrad generate {name}` and this page with "
                  "`symgrad explain {name}`.",
 }
@@ -139,6 +141,8 @@ ZH = {
     "why_step": "第 {k} 步的 d{arg}",
     "saved_none": "除上面列出的输入外无需保存：反向传播只需要上游梯度。",
     "h_code": "从推导到代码",
+    "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个核函数 IR"
+                     "（逐元素步骤已融合，公共子表达式由 sympy.cse 命名）：",
     "code_note": "用 `symgrad generate {name}` 重新生成核函数，用 `symgrad explain {name}` 重新生成本页。",
 }
 
