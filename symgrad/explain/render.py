@@ -5,6 +5,7 @@ for LaTeX and Markdown). ``latex_document`` wraps the fragment into a compilable
 """
 from __future__ import annotations
 
+import re
 import textwrap
 
 import sympy as sp
@@ -65,18 +66,37 @@ def to_text(doc: Document) -> str:
             line = "=" if b.level <= 1 else ("-" if b.level == 2 else "·")
             out += ["", b.text, line * _width(b.text), ""]
         elif isinstance(b, Para):
-            out += [textwrap.fill(_parts_text(b.parts), 100, break_long_words=False), ""]
+            out += [_wrap(_parts_text(b.parts), 100), ""]
         elif isinstance(b, Equation):
             out += [textwrap.indent(eq_text(b), "    "), ""]
         elif isinstance(b, Bullets):
             for it in b.items:
-                out.append(textwrap.fill(_parts_text(it), 100, initial_indent="  - ", subsequent_indent="    "))
+                out.append(_wrap(_parts_text(it), 100, "  - ", "    "))
             out.append("")
         elif isinstance(b, Table):
             out += [_table_text(b), ""]
         elif isinstance(b, Code):
             out += ["    " + line for line in b.lines] + [""]
     return "\n".join(out).rstrip() + "\n"
+
+
+_TOKEN = re.compile(r"\s+|[\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]|[^\s\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]+")
+
+
+def _wrap(text: str, width: int, first: str = "", rest: str = "") -> str:
+    """Greedy fill by display width; breaks at spaces and between CJK characters (2 columns each)."""
+    lines, line = [], first
+    for tok in _TOKEN.findall(text):
+        if tok.isspace():
+            tok = " "
+        if _width(line) + _width(tok) > width and line.strip():
+            lines.append(line.rstrip())
+            line = rest
+            if tok == " ":
+                continue
+        line += tok
+    lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def _width(s: str) -> int:
