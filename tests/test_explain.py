@@ -322,3 +322,15 @@ def test_code_section_is_the_generated_backward():
         generated = (ROOT / "generated" / "numpy" / f"{name}.py").read_text(encoding="utf-8")
         body = generated[generated.index("def backward("):]
         assert code.lines and all("    " + line + "\n" in body for line in code.lines), name
+
+
+def test_explain_is_deterministic_across_hash_seeds():
+    import os
+    import sys
+    outs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = subprocess.run([sys.executable, "-m", "symgrad.cli", "explain", "softmax_cross_entropy", "dense_tanh",
+                            "--format", "markdown", "--lang", "zh"], env=env, capture_output=True, check=True)
+        outs.append(r.stdout)
+    assert outs[0] == outs[1] and b"$$" in outs[0]
