@@ -164,6 +164,62 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
         click.echo(f"wrote {plot}")
 
 
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown"]), default="text",
+              show_default=True, help="text: Unicode for a terminal; latex: a fragment; markdown: $$ blocks.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of headings and prose (zh: 中文).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@click.option("--standalone", is_flag=True, help="With --format latex: a complete document (documentclass ...).")
+@click.option("--all", "all_", is_flag=True, help="Every explainable kernel.")
+@click.option("--docs", "docs", type=click.Path(file_okay=False), default=None,
+              help="Write NAME.md and NAME.zh.md pages into this folder (e.g. docs/derivations).")
+@click.option("--check", "check_only", is_flag=True,
+              help="With --docs: write nothing; exit 1 naming the pages that differ from a fresh run.")
+@spec_option
+def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas):
+    """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
+    from .explain import explain as explain_one, explainable
+    _load_specs(specs)
+    _load_formulas(formulas)
+    if docs is not None:
+        from .explain.docs import write_docs
+        changed, same = write_docs(docs, None if all_ or not names else list(names), check=check_only)
+        if check_only:
+            for f in changed:
+                click.echo(f"differs: {f}", err=True)
+            if changed:
+                click.echo(f"{len(changed)} page(s) differ; run `symgrad explain --all --docs {docs}`", err=True)
+                sys.exit(1)
+            click.echo(f"{len(same)} page(s) up to date")
+            return
+        for f in changed:
+            click.echo(f"wrote {f}")
+        click.echo(f"{len(changed)} written, {len(same)} unchanged in {docs}")
+        return
+    if check_only:
+        raise SymgradError("--check needs --docs FOLDER")
+    todo = explainable() if all_ else list(names)
+    if not todo:
+        raise SymgradError("explain: give a kernel NAME (see `symgrad list`) or --all")
+    parts = []
+    for name in todo:
+        ex = explain_one(name, lang=lang)
+        parts.append(ex.latex(standalone=standalone) if fmt == "latex" else ex.render(fmt))
+    text = "\n".join(parts)
+    if out:
+        from .emit.render import write_atomic
+        try:
+            write_atomic(Path(out), text)
+        except OSError as e:
+            raise SymgradError(f"--out {out}: cannot write ({e.strerror or e})") from e
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
 from .examples.cli import register as _register_examples  # noqa: E402 - train, plot
 
 _register_examples(main)
