@@ -1,0 +1,205 @@
+"""Renderers of an explanation ``Document``: Unicode text, a LaTeX fragment, Markdown with ``$$`` blocks.
+
+One function per format; mathematics is printed by SymPy (``sympy.pretty`` for text, ``sympy.latex``
+for LaTeX and Markdown). ``latex_document`` wraps the fragment into a compilable document.
+"""
+from __future__ import annotations
+
+import re
+import textwrap
+
+import sympy as sp
+
+from .model import Bullets, Code, Document, Equation, Heading, Math, Para, Table
+
+FORMATS = ("text", "latex", "markdown")
+
+
+# -- printing mathematics ------------------------------------------------------------------------------
+def latex_of(x) -> str:
+    if isinstance(x, Math):
+        return x.latex if x.latex is not None else latex_of(x.expr)
+    return sp.latex(x, mul_symbol=None)
+
+
+def inline_text(x) -> str:
+    if isinstance(x, Math):
+        if x.text is not None:
+            return x.text
+        x = x.expr
+    p = sp.pretty(x, use_unicode=True, wrap_line=False)
+    return p if "\n" not in p else sp.sstr(x)
+
+
+def eq_latex(e: Equation) -> str:
+    rel = {"=": "=", "<-": r"\leftarrow"}.get(e.rel, e.rel)
+    return f"{latex_of(e.lhs)} {rel} {latex_of(e.rhs)}"
+
+
+def eq_text(e: Equation) -> str:
+    lhs = sp.pretty(e.lhs, use_unicode=True, wrap_line=False)
+    rhs = sp.pretty(e.rhs, use_unicode=True, wrap_line=False)
+    return _side_by_side(lhs, f" {e.rel} ", rhs)
+
+
+def _side_by_side(*blocks: str) -> str:
+    cols = [b.split("\n") for b in blocks]
+    h = max(len(c) for c in cols)
+    out = []
+    for c in cols:
+        w = max(len(line) for line in c)
+        top = (h - len(c)) // 2
+        padded = [""] * top + c + [""] * (h - len(c) - top)
+        out.append([line.ljust(w) for line in padded])
+    return "\n".join("".join(row).rstrip() for row in zip(*out))
+
+
+# -- text ------------------------------------------------------------------------------------------------
+def _parts_text(parts) -> str:
+    return "".join(p if isinstance(p, str) else inline_text(p) for p in parts)
+
+
+def to_text(doc: Document) -> str:
+    out = [doc.title, "=" * _width(doc.title), ""]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            line = "=" if b.level <= 1 else ("-" if b.level == 2 else "·")
+            out += ["", b.text, line * _width(b.text), ""]
+        elif isinstance(b, Para):
+            out += [_wrap(_parts_text(b.parts), 100), ""]
+        elif isinstance(b, Equation):
+            out += [textwrap.indent(eq_text(b), "    "), ""]
+        elif isinstance(b, Bullets):
+            for it in b.items:
+                out.append(_wrap(_parts_text(it), 100, "  - ", "    "))
+            out.append("")
+        elif isinstance(b, Table):
+            out += [_table_text(b), ""]
+        elif isinstance(b, Code):
+            out += ["    " + line for line in b.lines] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+_TOKEN = re.compile(r"\s+|[\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]|[^\s\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]+")
+
+
+def _wrap(text: str, width: int, first: str = "", rest: str = "") -> str:
+    """Greedy fill by display width; breaks at spaces and between CJK characters (2 columns each)."""
+    lines, line = [], first
+    for tok in _TOKEN.findall(text):
+        if tok.isspace():
+            tok = " "
+        if _width(line) + _width(tok) > width and line.strip():
+            lines.append(line.rstrip())
+            line = rest
+            if tok == " ":
+                continue
+        line += tok
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _width(s: str) -> int:
+    import unicodedata
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _table_text(t: Table) -> str:
+    rows = [t.header] + [[_parts_text(c) for c in r] for r in t.rows]
+    widths = [max(_width(r[k]) for r in rows) for k in range(len(t.header))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  " + "  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# -- LaTeX -----------------------------------------------------------------------------------------------
+_TEX_ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+            "∂": r"$\partial$", "×": r"$\times$", "θ": r"$\theta$", "η": r"$\eta$", "←": r"$\leftarrow$",
+            "−": r"$-$", "ᵀ": r"${}^{T}$", "`": "", "·": r"$\cdot$"}
+
+
+def tex_escape(s: str) -> str:
+    return "".join(_TEX_ESC.get(ch, ch) for ch in s)
+
+
+def _parts_latex(parts) -> str:
+    return "".join(tex_escape(p) if isinstance(p, str) else f"${latex_of(p)}$" for p in parts)
+
+
+def to_latex(doc: Document) -> str:
+    out = [f"% @generated by symgrad from the derivation of {doc.name} -- do not edit",
+           r"\section*{%s}" % tex_escape(doc.title), ""]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            cmd = {1: "section*", 2: "subsection*"}.get(b.level, "subsubsection*")
+            out += [r"\%s{%s}" % (cmd, tex_escape(b.text)), ""]
+        elif isinstance(b, Para):
+            out += [_parts_latex(b.parts), ""]
+        elif isinstance(b, Equation):
+            out += [r"\begin{equation*}", eq_latex(b), r"\end{equation*}", ""]
+        elif isinstance(b, Bullets):
+            out.append(r"\begin{itemize}")
+            out += [r"\item " + _parts_latex(it) for it in b.items]
+            out += [r"\end{itemize}", ""]
+        elif isinstance(b, Table):
+            out.append(r"\begin{tabular}{%sp{0.4\linewidth}}" % ("l" * (len(b.header) - 1)))
+            out.append(" & ".join(r"\textbf{%s}" % tex_escape(h) for h in b.header) + r" \\ \hline")
+            out += [" & ".join(_parts_latex(c) for c in r) + r" \\" for r in b.rows]
+            out += [r"\end{tabular}", ""]
+        elif isinstance(b, Code):
+            out += [r"\begin{verbatim}"] + list(b.lines) + [r"\end{verbatim}", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def latex_document(fragment: str, lang: str = "en") -> str:
+    """A complete pdflatex document around ``fragment`` (Chinese through the CJK package, font gbsn)."""
+    pre = [r"\documentclass{article}", r"\usepackage{amsmath}", r"\usepackage{amssymb}",
+           r"\usepackage[margin=2cm]{geometry}"]
+    if lang == "zh":
+        pre.append(r"\usepackage{CJKutf8}")
+    pre.append(r"\begin{document}")
+    body = fragment if lang != "zh" else "\\begin{CJK}{UTF8}{gbsn}\n" + fragment + "\\end{CJK}\n"
+    return "\n".join(pre) + "\n" + body + r"\end{document}" + "\n"
+
+
+# -- Markdown --------------------------------------------------------------------------------------------
+def _md_math(x) -> str:
+    return "$" + latex_of(x) + "$"
+
+
+def _parts_md(parts, cell=False) -> str:
+    s = "".join(_md_escape(p) if isinstance(p, str) else _md_math(p) for p in parts)
+    return s.replace("|", r"\vert ") if cell else s
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("*", r"\*").replace("_", r"\_")
+
+
+def to_markdown(doc: Document) -> str:
+    out = [f"<!-- @generated by symgrad from the derivation of {doc.name} -- do not edit -->", "",
+           f"# {doc.title}", ""]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out += ["#" * min(b.level, 6) + " " + b.text, ""]
+        elif isinstance(b, Para):
+            out += [_parts_md(b.parts), ""]
+        elif isinstance(b, Equation):
+            out += ["$$", eq_latex(b), "$$", ""]
+        elif isinstance(b, Bullets):
+            out += ["- " + _parts_md(it) for it in b.items] + [""]
+        elif isinstance(b, Table):
+            out.append("| " + " | ".join(b.header) + " |")
+            out.append("|" + "---|" * len(b.header))
+            out += ["| " + " | ".join(_parts_md(c, cell=True) for c in r) + " |" for r in b.rows]
+            out.append("")
+        elif isinstance(b, Code):
+            out += ["```" + b.language] + list(b.lines) + ["```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+RENDERERS = {"text": to_text, "latex": to_latex, "markdown": to_markdown}
