@@ -294,3 +294,17 @@ class Notation:
             a = self.alias_of(a)
         name = (name_of or {}).get(a.id) or self.names.get(a.id) or getattr(a, "name", None)
         return sp.MatrixSymbol(name, a.shape[0], a.shape[1])
+
+
+class Word(sp.Symbol):
+    """A symbol shown as its whole name, upright (``global_step``, ``amsgrad``), not as x with a subscript."""
+
+    def _latex(self, printer):
+        return r"\mathrm{%s}" % self.name.replace("_", r"\_")
+
+    def _sympystr(self, printer):
+        return self.name
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        return prettyForm(self.name)

@@ -16,10 +16,17 @@ FORMATS = ("text", "latex", "markdown")
 
 
 # -- printing mathematics ------------------------------------------------------------------------------
-def latex_of(x) -> str:
+UPDATE_ROLES = ("update", "variant", "schedule")   # printed as a textbook writes them: p - eta g
+
+
+def latex_of(x, order=None) -> str:
     if isinstance(x, Math):
         return x.latex if x.latex is not None else latex_of(x.expr)
-    return sp.latex(x, mul_symbol=None)
+    return sp.latex(x, mul_symbol=None, order=order)
+
+
+def _order(e: Equation):
+    return "rev-lex" if e.role in UPDATE_ROLES else None
 
 
 def inline_text(x) -> str:
@@ -28,18 +35,45 @@ def inline_text(x) -> str:
             return x.text
         x = x.expr
     p = sp.pretty(x, use_unicode=True, wrap_line=False)
-    return p if "\n" not in p else sp.sstr(x)
+    return p if "\n" not in p else _one_line(x)
+
+
+def _one_line(x) -> str:
+    """``sympy.sstr`` with symbols as ``sympy.pretty`` shows them (beta1 -> β₁) and ** as ^."""
+    s = sp.sstr(x).replace("**", "^")
+    for sym in sorted(x.free_symbols, key=lambda a: -len(str(a))):
+        shown = sp.pretty(sym, use_unicode=True)
+        if "\n" not in shown and shown != str(sym):
+            s = re.sub(r"(?<![\w.])%s(?![\w])" % re.escape(str(sym)), shown, s)
+    return s
 
 
 def eq_latex(e: Equation) -> str:
     rel = {"=": "=", "<-": r"\leftarrow"}.get(e.rel, e.rel)
-    return f"{latex_of(e.lhs)} {rel} {latex_of(e.rhs)}"
+    tail = ""
+    if e.when is not None:
+        tail = r" \qquad \text{%s} %s" % (_if_word(e), latex_of(e.when))
+    return f"{latex_of(e.lhs)} {rel} {latex_of(e.rhs, _order(e))}{tail}"
+
+
+def _if_word(e: Equation) -> str:
+    return e.note[0] if e.note and isinstance(e.note[0], str) else "if "
+
+
+def _pretty(x, order=None) -> str:
+    if isinstance(x, Math):
+        return x.text if x.text is not None else _pretty(x.expr)
+    return sp.pretty(x, use_unicode=True, wrap_line=False, order=order)
 
 
 def eq_text(e: Equation) -> str:
-    lhs = sp.pretty(e.lhs, use_unicode=True, wrap_line=False)
-    rhs = sp.pretty(e.rhs, use_unicode=True, wrap_line=False)
-    return _side_by_side(lhs, f" {e.rel} ", rhs)
+    lhs = _pretty(e.lhs)
+    rhs = _pretty(e.rhs, _order(e))
+    rel = {"<-": "←"}.get(e.rel, e.rel)
+    if e.when is None:
+        return _side_by_side(lhs, f" {rel} ", rhs)
+    cond = sp.pretty(e.when, use_unicode=True, wrap_line=False)
+    return _side_by_side(lhs, f" {rel} ", rhs, "      " + _if_word(e), cond)
 
 
 def _side_by_side(*blocks: str) -> str:

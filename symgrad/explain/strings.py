@@ -176,3 +176,13 @@ class Strings:
 
     def text(self, key: str, **kw) -> str:
         return string.Formatter().vformat(self.table[key], (), kw)
+
+
+def _merge():
+    from .strings_kinds import EN_MORE, ZH_MORE
+    for table, more in ((EN, EN_MORE), (ZH, ZH_MORE)):
+        for k, v in more.items():
+            table.setdefault(k, v)
+
+
+_merge()
