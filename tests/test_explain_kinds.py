@@ -162,4 +162,76 @@ def test_condition_lines_render_in_every_format():
     ex = explain("sgd")
     assert r"\qquad \text{if }" in ex.markdown() and "if maximize" in ex.text()
     assert r"\text{若 }" in explain("sgd", lang="zh").latex()
-    del evaluate, run
+
+
+def _sizes(doc, dim_sizes):
+    sizes = dict(dim_sizes)
+    for i, d in doc.dims.items():
+        sizes[i] = int(sp.sympify(sp.sympify(d).xreplace(dim_sizes)))
+    return sizes
+
+
+def test_lstm_bptt_equations_looped_over_time_match_the_kernel():
+    """Run the printed one-step equations for t = 0..T-1, then backward for t = T-1..0 with the printed
+    BPTT recurrences, and the printed sums over t; compare with the generated kernel at T = 3."""
+    spec = sg.REGISTRY.get("lstm")
+    doc = explain("lstm").doc
+    dims = {str(d): d for d in spec.dims}
+    dim_sizes = {dims["T"]: 3, dims["N"]: 2, dims["D"]: 3, dims["H"]: 2}
+    sizes = _sizes(doc, dim_sizes)
+    rng = np.random.default_rng(3)
+    shape = lambda s: tuple(int(sp.sympify(sp.sympify(d).xreplace(dim_sizes))) for d in s)  # noqa: E731
+    vals = {i.name: rng.standard_normal(shape(i.shape)) for i in spec.inputs}
+    k = sg.load("lstm")
+    (hs, hT, cT), cache = k.forward(*vals.values())
+    dhs, dhT, dcT = rng.standard_normal(hs.shape), rng.standard_normal(hT.shape), rng.standard_normal(cT.shape)
+    ref = dict(zip(["dx", "dh0", "dc0", "dW_ih", "dW_hh", "db_ih", "db_hh"], k.backward(cache, dhs, dhT, dcT)))
+    params = {n: vals[n] for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
+    T = 3
+
+    def step(t, h, c, dh_new, dc_new):
+        env = {"x": vals["x"][t], "h": h, "c": c, **params, "dh_new": dh_new, "dc_new": dc_new}
+        return {eq.defines: v for eq, v in run(doc, env, dim_sizes)}
+
+    hin, cin = [], []
+    h, c = vals["h0"], vals["c0"]
+    zero = np.zeros_like(h)
+    for t in range(T):
+        hin.append(h)
+        cin.append(c)
+        r = step(t, h, c, zero, zero)
+        h, c = r["h_new"], r["c_new"]
+    assert np.allclose(np.stack([*hin[1:], h]), hs, rtol=1e-12) and np.allclose(c, cT, rtol=1e-12)
+
+    bptt = {e.defines: e for e in doc.equations("bptt")}
+    dh = np.zeros((T + 1,) + hT.shape)
+    dc = np.zeros_like(dh)
+    dh[T], dc[T] = dhT, dcT
+    dgates = [None] * T
+    for t in reversed(range(T)):
+        env = {"dh": dh, "dc": dc, "dhs": dhs}
+        ups = {n: evaluate(bptt[n].rhs, env, sizes, bptt[n].indices)[t] for n in ("dh_new", "dc_new")}
+        r = step(t, hin[t], cin[t], ups["dh_new"], ups["dc_new"])
+        dh[t], dc[t], dgates[t] = r["dh"], r["dc"], r["dgates"]
+    env = {"dh": dh, "dc": dc, "dgates": np.stack(dgates), "x": vals["x"], "h": np.stack(hin), **params}
+    for name, want in ref.items():
+        e = bptt[name]
+        got = evaluate(e.rhs, env, sizes, e.indices)
+        assert np.allclose(got, want, rtol=1e-10, atol=1e-12), (name, np.max(np.abs(got - want)))
+
+
+def test_lstm_page_shows_gates_blocks_and_the_plan():
+    ex = explain("lstm")
+    doc = ex.doc
+    blocks = doc.equations("blocks")
+    assert len(blocks) == 1 and [str(a) for a in blocks[0].rhs.args] == ["dz_i", "dz_f", "dz_g", "dz_o"]
+    text = ex.text()
+    assert "dgates = [dz_i | dz_f | dz_g | dz_o]" in text and "t7 = dz_i" in text
+    assert "dgates[n, H + k] = dz_f[n, k]" in text          # the transpose of the slice z_f
+    assert "dc_new_total[n, k] = " in text                   # the output c_new is used again in the step
+    assert r"\middle|" in ex.markdown()
+    zh = explain("lstm", lang="zh").markdown()
+    assert "随时间反向传播" in zh and "链式法则" in zh and "前向传播" in zh
+    from symgrad.lower_recurrent import plan
+    p = plan(sg.REGISTRY.get("lstm"))
+    assert p.pre and p.post and "循环之前" in zh

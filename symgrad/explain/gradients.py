@@ -42,6 +42,8 @@ class GradientSections:
             if mat is not None:
                 self.doc.add(Para(S("final_matrix")))
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(g), *inp.shape), mat, role="matrix"))
+            if any(isinstance(n, T.Concat) for n in T.walk([g])):
+                continue     # the blocks of a concatenation read better than one Piecewise per element
             full = nt.element(g, idx, stop=lambda n: n.id in self.fwd_ids or n.id in grad_ids)
             simple = simplest(full)
             if simple != compact:
@@ -103,7 +105,9 @@ class GradientSections:
             readers = []
             for s in d.steps:
                 if n.id in self._reads(s):
-                    readers += S("why_step", arg=nt.name(nt.resolve(s.arg)), k=self.step_no.get(id(s), "?"))
+                    tot = d.adjoints.get(nt.resolve(s.arg).id)
+                    g = nt.name(tot) if tot is not None and tot.id in nt.names else "d" + nt.name(nt.resolve(s.arg))
+                    readers += S("why_step", g=g, k=self.step_no.get(id(s), "?"))
                     readers.append("; ")
             rows.append([[m(self.ref(n))], [code], [shape_math(n.shape, S)], readers[:-1]])
         if rows:

@@ -85,10 +85,14 @@ class Notation:
         fixed += [n.name for n in d.forward_nodes if n.name] + [g.name for g in d.grad_inputs]
         self.taken = set(fixed)
         self._index_letters()
+        users: dict = {}
+        for n in d.forward_nodes:
+            for a in n.args:
+                users.setdefault(a.id, []).append(n)
         for n in d.forward_nodes:
             if isinstance(n, T.StopGradient):
                 continue
-            self.names[n.id] = n.name if n.name else self._fresh(self._preferred(n))
+            self.names[n.id] = n.name if n.name else self._fresh(self._preferred(n, users.get(n.id, [])))
         for n in d.forward_nodes:
             if isinstance(n, T.StopGradient):
                 self.names[n.id] = self.names[self.resolve(n).id]
@@ -100,6 +104,8 @@ class Notation:
             f = self.by_id[fid]
             base = self.names[fid]
             want = "delta" if base == "z" and not isinstance(f, T.Input) else "d" + base
+            if want in self.taken and f in d.spec.outputs:   # an output used again: upstream + the rest
+                want += "_total"
             self.names[tot.id] = want if want not in self.taken else self._fresh(want)
             self.taken.add(self.names[tot.id])
         self.code_names = dict(kernel.node_names) if kernel is not None else {}
@@ -127,9 +133,11 @@ class Notation:
         out += [c for n in self.d.forward_nodes if isinstance(n, T.OneHot) for c in [n.classes] if c not in out]
         return out
 
-    def _preferred(self, n) -> str:
+    def _preferred(self, n, users=()) -> str:
         if isinstance(n, T.Map) and isinstance(n.expr, sp.exp):
             return "e"
+        if isinstance(n, T.Slice) and len(users) == 1 and users[0].name and len(users[0].name) == 1:
+            return "z_" + users[0].name      # the pre-activation of gate i: z_i = gates[..., 0:H]
         return PREFERRED.get(_kind(n), "h")
 
     def _fresh(self, want: str) -> str:
@@ -261,6 +269,17 @@ class Notation:
             (a,) = n.args
             last = idx[-1] + n.start if idx[-1] is not None else n.start
             return sub(a, list(idx[:-1]) + [last])
+        if isinstance(n, T.Pad):      # the transpose of a slice: arg in columns start .. start + width
+            (a,) = n.args
+            j = idx[-1]
+            inside = (j >= n.start) & (j < n.start + a.shape[-1])
+            return sp.Piecewise((sub(a, list(idx[:-1]) + [j - n.start]), inside), (0, True))
+        if isinstance(n, T.Concat):
+            j, pos, pieces = idx[-1], sp.Integer(0), []
+            for a in n.args:
+                pieces.append((sub(a, list(idx[:-1]) + [j - pos]), j < pos + a.shape[-1]))
+                pos = pos + a.shape[-1]
+            return sp.Piecewise(*pieces)
         return OpApply(sp.Symbol(n.op), *[sub(a, self.align(idx, n.shape, a.shape)) for a in n.args])
 
     # -- matrix (vectorized) form ------------------------------------------------------------------
@@ -294,6 +313,21 @@ class Notation:
             a = self.alias_of(a)
         name = (name_of or {}).get(a.id) or self.names.get(a.id) or getattr(a, "name", None)
         return sp.MatrixSymbol(name, a.shape[0], a.shape[1])
+
+
+class Blocks(sp.Function):
+    """``[a | b | c]``: arrays side by side along the last axis (the gradient of stacked slices)."""
+
+    def _latex(self, printer):
+        return r"\left[\, %s \,\right]" % r" \;\middle|\; ".join(printer._print(a) for a in self.args)
+
+    def _sympystr(self, printer):
+        return "[%s]" % " | ".join(printer._print(a) for a in self.args)
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        return prettyForm("[%s]" % " | ".join(a.name if isinstance(a, sp.Symbol) else sp.pretty(a, use_unicode=True)
+                                              for a in self.args))
 
 
 class Word(sp.Symbol):

@@ -43,7 +43,7 @@ def _one_line(x) -> str:
     s = sp.sstr(x).replace("**", "^")
     for sym in sorted(x.free_symbols, key=lambda a: -len(str(a))):
         shown = sp.pretty(sym, use_unicode=True)
-        if "\n" not in shown and shown != str(sym):
+        if "\n" not in shown and shown != str(sym) and "_" not in str(sym):   # beta1 -> β₁, not z_i -> zᵢ
             s = re.sub(r"(?<![\w.])%s(?![\w])" % re.escape(str(sym)), shown, s)
     return s
 

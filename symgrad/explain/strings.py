@@ -75,7 +75,7 @@ EN = {
     "h_saved": "Saved for the backward pass",
     "saved_intro": "Forward stores these values in its cache because backward reads them:",
     "col_why": "read by",
-    "why_step": "d{arg} in step {k}",
+    "why_step": "{g} in step {k}",
     "saved_none": "Nothing besides the inputs listed: backward needs only the upstream gradient.",
     "h_code": "From the derivation to the code",
     "code_backward": "The body of backward in generated/numpy/{name}.py, printed from the same kernel IR "
@@ -138,7 +138,7 @@ ZH = {
     "h_saved": "为反向传播保存的值",
     "saved_intro": "前向传播把这些值存入 cache，因为反向传播要读取它们：",
     "col_why": "被谁读取",
-    "why_step": "第 {k} 步的 d{arg}",
+    "why_step": "第 {k} 步的 {g}",
     "saved_none": "除上面列出的输入外无需保存：反向传播只需要上游梯度。",
     "h_code": "从推导到代码",
     "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个核函数 IR"

@@ -122,6 +122,7 @@ EN_MORE = {
     "plan_bloop": "Inside the reversed backward loop, step t:",
     "plan_post": "After the loop, over the per-step values stacked in time ({stacked}):",
     "plan_none": "(nothing)",
+    "plan_names": "The code's temporaries are the values of the derivation: {names}.",
 }
 
 ZH_MORE = {
@@ -212,6 +213,7 @@ ZH_MORE = {
     "plan_bloop": "反向循环内（t 递减），第 t 步：",
     "plan_post": "循环之后，对按时间堆叠的每步数值（{stacked}）：",
     "plan_none": "（无）",
+    "plan_names": "代码中的临时变量就是推导中的这些量：{names}。",
 }
 
 MEANING_EN = {
