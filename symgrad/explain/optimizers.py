@@ -126,7 +126,8 @@ def build(spec, lang: str = "en") -> Document:
     sy = vars(spec.symbols)
     names = display_map([spec.param, spec.grad, "t", *spec.hypers, *spec.state])
     doc.symbols = {v: k for k, v in names.items()}
-    D = lambda e: rename(e, names, words=spec.flag_names)  # noqa: E731
+    words = list(spec.flag_names) + [n for n in names.values() if "_" in n and n not in DISPLAY.values()]
+    D = lambda e: rename(e, names, words=words)  # noqa: E731
     code_arg = dict(zip((spec.param, spec.grad), spec.meta.get("arg_names", (spec.param, spec.grad))))
 
     doc.add(Heading(2, S.text("h_opt_symbols")))

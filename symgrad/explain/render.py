@@ -138,12 +138,21 @@ def _width(s: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
-def _table_text(t: Table) -> str:
+def _table_text(t: Table, width: int = 100) -> str:
+    """Columns padded to their widest cell; the widest column wraps so a row fits in ``width``."""
     rows = [t.header] + [[_parts_text(c) for c in r] for r in t.rows]
     widths = [max(_width(r[k]) for r in rows) for k in range(len(t.header))]
+    k = max(range(len(widths)), key=lambda c: (widths[c], c))      # the widest column wraps
+    room = width - 2 - sum(w + 2 for c, w in enumerate(widths) if c != k)
+    if widths[k] > room >= 16:
+        widths[k] = room
     lines = []
     for i, r in enumerate(rows):
-        lines.append("  " + "  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths)).rstrip())
+        wrapped = _wrap(r[k], widths[k]).split("\n") if i else [r[k]]
+        for j, part in enumerate(wrapped):
+            cells = list(r) if j == 0 else [""] * len(r)
+            cells[k] = part
+            lines.append("  " + "  ".join(c + " " * (w - _width(c)) for c, w in zip(cells, widths)).rstrip())
         if i == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -153,11 +162,18 @@ def _table_text(t: Table) -> str:
 _TEX_ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "∂": r"$\partial$", "×": r"$\times$", "θ": r"$\theta$", "η": r"$\eta$", "←": r"$\leftarrow$",
-            "−": r"$-$", "ᵀ": r"${}^{T}$", "`": "", "·": r"$\cdot$"}
+            "−": r"$-$", "ᵀ": r"${}^{T}$", "`": "", "·": r"$\cdot$",
+            "β": r"$\beta$", "ε": r"$\epsilon$", "μ": r"$\mu$", "λ": r"$\lambda$", "τ": r"$\tau$",
+            "Δ": r"$\Delta$", "√": r"$\surd$", "≠": r"$\neq$", "₀": r"$_0$", "₁": r"$_1$", "₂": r"$_2$",
+            "ᵗ": r"${}^{t}$", "²": r"${}^{2}$", "|": r"$|$", "<": r"$<$", ">": r"$>$"}
+_TEX_SEQ = {"ε̂": r"$\hat{\epsilon}$"}   # combining characters first
 
 
 def tex_escape(s: str) -> str:
-    return "".join(_TEX_ESC.get(ch, ch) for ch in s)
+    for k, v in _TEX_SEQ.items():
+        s = s.replace(k, "\0" + v + "\0")
+    parts = s.split("\0")
+    return "".join(p if p in _TEX_SEQ.values() else "".join(_TEX_ESC.get(ch, ch) for ch in p) for p in parts)
 
 
 def _parts_latex(parts) -> str:

@@ -70,6 +70,9 @@ EN = {
     "final_full": "Substituting every step and simplifying with SymPy (sympy.simplify):",
     "final_norm": "where {p} = {e} / {s} is {e} normalized over its sum{soft}; with it SymPy simplifies to:",
     "softmax_of": ", i.e. softmax({z})",
+    "final_named": "In terms of the named value {p} = {a}·{b} and its gradient {dp} (substituting {a} = {p} / {b} "
+                   "and taking factors out of the sums; a sum over a row divided by its length is the row's "
+                   "mean), the same gradient reads:",
     "final_update": "Gradient descent then updates each trained parameter θ as θ ← θ − η dθ "
                     "(learning rate η).",
     "h_saved": "Saved for the backward pass",
@@ -134,6 +137,8 @@ ZH = {
     "final_full": "代入每一步并用 SymPy 化简（sympy.simplify）：",
     "final_norm": "其中 {p} = {e} / {s} 是 {e} 按其和归一化的结果{soft}；用它 SymPy 化简为：",
     "softmax_of": "，即 softmax({z})",
+    "final_named": "用命名的量 {p} = {a}·{b} 及其梯度 {dp} 表示（代入 {a} = {p} / {b}，并把常数因子提到求和号外；"
+                   "一行的和除以行长就是该行的均值），同一个梯度写作：",
     "final_update": "之后梯度下降按 θ ← θ − η dθ 更新每个要训练的参数 θ（学习率 η），即参数更新。",
     "h_saved": "为反向传播保存的值",
     "saved_intro": "前向传播把这些值存入 cache，因为反向传播要读取它们：",

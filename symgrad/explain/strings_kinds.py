@@ -12,8 +12,8 @@ EN_MORE = {
     "title_schedule": "{name}: the schedule formula",
     "intro_optimizer": "An optimizer is defined by its update rule, written as SymPy equations. Every equation "
                        "below is printed from the same objects (spec.variants()) that generate the fused step "
-                       "of generated/numpy/{name}.py; a gradient descent step (梯度下降) turns the gradient g into a "
-                       "parameter update.",
+                       "of generated/numpy/{name}.py; a gradient descent step turns the gradient g into a parameter "
+                       "update.",
     "intro_average": "An average is defined by its update rule, written as SymPy equations, and runs like an "
                      "optimizer step. Every equation below is printed from the same objects (spec.variants()) "
                      "that generate generated/numpy/{name}.py.",
