@@ -74,7 +74,8 @@ class GradientSections:
         replaced by ``p / b`` (exact, as ``p = a b``); factors that do not depend on a summation index
         are taken out of the sums and common factors out of the whole (``sympy.factor_terms``). For
         LayerNorm (``xhat = xc rstd``) this is the compact ``rstd (dxhat - sum(dxhat)/D - xhat
-        sum(dxhat xhat)/D)``. Shown when it differs from the forms above and agrees with them numerically.
+        sum(dxhat xhat)/D)``. Shown when it differs from the forms above, is no longer than SymPy's, divides
+        by no ``b`` (which may be 0) and agrees with them numerically.
         """
         S, nt, d = self.S, self.nt, self.d
         grad_ids = {gi.id for gi in d.grad_inputs}
@@ -98,7 +99,10 @@ class GradientSections:
             new = sp.factor_terms(_pull_constants(sp.expand(new)))
             back = new.replace(lambda e: isinstance(e, sp.Indexed) and e.base == P,      # p -> a b again
                                lambda e: A[e.indices] * self.ref(b, nt.align(list(e.indices), a.shape, b.shape)))
-            if new.has(A) or any(new == x for x in shown) or not _agrees(full, back):
+            B = nt.name(b)
+            divides = any(x.exp.is_negative and str(getattr(x.base, "base", x.base)) == B for x in new.atoms(sp.Pow))
+            if (new.has(A) or divides or any(new == x for x in shown) or sp.count_ops(new) > sp.count_ops(shown[-1])
+                    or not _agrees(full, back)):
                 continue
             self.doc.add(Para(S("final_named", p=m(self.ref(p)), a=m(self.ref(a)), b=m(self.ref(b)),
                                 dp=m(self.ref(dp, nt.idx(p.shape))))))

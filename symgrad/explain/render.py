@@ -9,6 +9,7 @@ import re
 import textwrap
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from .model import Bullets, Code, Document, Equation, Heading, Math, Para, Table
 
@@ -19,10 +20,23 @@ FORMATS = ("text", "latex", "markdown")
 UPDATE_ROLES = ("update", "variant", "schedule")   # printed as a textbook writes them: p - eta g
 
 
+class _Latex(LatexPrinter):
+    """SymPy's LaTeX, except an element of an array named ``a_tag`` prints as ``a^{tag}_{n,k}``
+    (``h_new[n, k]`` as h^{new}_{n,k}, ``W_ih[j, d]`` as W^{ih}_{j,d}), not as a double subscript."""
+
+    def _print_Indexed(self, expr):
+        name = str(expr.base.label)
+        head, _, tag = name.partition("_")
+        if not head or not tag:
+            return super()._print_Indexed(expr)
+        idx = ",".join(self._print(i) for i in expr.indices)
+        return r"{{%s}^{\mathrm{%s}}_{%s}}" % (self._print(sp.Symbol(head)), tag.replace("_", ","), idx)
+
+
 def latex_of(x, order=None) -> str:
     if isinstance(x, Math):
         return x.latex if x.latex is not None else latex_of(x.expr)
-    return sp.latex(x, mul_symbol=None, order=order)
+    return _Latex(dict(mul_symbol=None, order=order)).doprint(x)
 
 
 def _order(e: Equation):
