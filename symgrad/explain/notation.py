@@ -13,58 +13,11 @@ from __future__ import annotations
 import sympy as sp
 
 from ..spec import tensor as T
+from .symbols import Blocks, OpApply, Partial, ReduceMax, Word  # noqa: F401 - display symbols used here and re-exported
 
 POOL = "uvwhgqrkpjl"
 INDEX_POOL = "ijklpqrst"
 PREFERRED = {"max": "m", "sum": "s", "onehot": "Y", "contract": "u", "expand": "r", "slice": "g"}
-
-
-class ReduceMax(sp.Function):
-    """``max_j body``: the maximum of ``body`` over index ``j`` (printed like a textbook)."""
-
-    nargs = 2
-
-    def _latex(self, printer):
-        return r"\max_{%s} %s" % (printer._print(self.args[1]), printer.parenthesize(self.args[0], 1000))
-
-    def _sympystr(self, printer):
-        return "max_%s(%s)" % (printer._print(self.args[1]), printer._print(self.args[0]))
-
-    def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-        body = printer._print(self.args[0])
-        head = prettyForm("max_%s" % printer._print(self.args[1]))
-        return prettyForm(*head.right(prettyForm(*body.parens())))
-
-
-class Partial(sp.Expr):
-    """The partial derivative of ``y`` by ``x`` as a textbook writes it: a fraction of two partials.
-
-    Display only (an equation's left side); ``sympy.Derivative`` would print d/dx (y).
-    """
-
-    def __new__(cls, y, x):
-        return sp.Expr.__new__(cls, sp.sympify(y), sp.sympify(x))
-
-    def _latex(self, printer):
-        return r"\frac{\partial %s}{\partial %s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
-
-    def _sympystr(self, printer):
-        return "∂%s/∂%s" % (printer._print(self.args[0]), printer._print(self.args[1]))
-
-    def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-        num = prettyForm(*printer._print(self.args[0]).left("∂"))
-        den = prettyForm(*printer._print(self.args[1]).left("∂"))
-        return num / den
-
-
-class OpApply(sp.Function):
-    """Display fallback for a node kind this module has no notation for: ``op(args)``."""
-
-    def _latex(self, printer):
-        return r"\operatorname{%s}\left(%s\right)" % (
-            str(self.args[0]).replace("_", r"\_"), ", ".join(printer._print(a) for a in self.args[1:]))
 
 
 def _kind(n) -> str:
@@ -313,32 +266,3 @@ class Notation:
             a = self.alias_of(a)
         name = (name_of or {}).get(a.id) or self.names.get(a.id) or getattr(a, "name", None)
         return sp.MatrixSymbol(name, a.shape[0], a.shape[1])
-
-
-class Blocks(sp.Function):
-    """``[a | b | c]``: arrays side by side along the last axis (the gradient of stacked slices)."""
-
-    def _latex(self, printer):
-        return r"\left[\, %s \,\right]" % r" \;\middle|\; ".join(printer._print(a) for a in self.args)
-
-    def _sympystr(self, printer):
-        return "[%s]" % " | ".join(printer._print(a) for a in self.args)
-
-    def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-        return prettyForm("[%s]" % " | ".join(a.name if isinstance(a, sp.Symbol) else sp.pretty(a, use_unicode=True)
-                                              for a in self.args))
-
-
-class Word(sp.Symbol):
-    """A symbol shown as its whole name, upright (``global_step``, ``amsgrad``), not as x with a subscript."""
-
-    def _latex(self, printer):
-        return r"\mathrm{%s}" % self.name.replace("_", r"\_")
-
-    def _sympystr(self, printer):
-        return self.name
-
-    def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-        return prettyForm(self.name)

@@ -12,7 +12,6 @@ import sympy as sp
 
 from ..derive import facts
 from .model import Equation, Heading, Para, Table, m
-from .notation import Partial  # noqa: F401 - re-exported for builders that show derivatives
 
 FACTS = {"adam": ("bias", "epshat"), "adamw": ("bias",), "tf_adam": ("epshat",), "sgd": ("nesterov",),
          "ema": ("ema",)}
