@@ -93,8 +93,9 @@ def program(spec, expand_derived: bool = True):
         ready = [k for k in nodes if k not in placed and all(a in placed for a, b in edges if b == k)]
         if not ready:
             return None
-        order.append(ready[0])
-        placed.add(ready[0])
+        pick = min(ready, key=lambda k: (k[0].lhs.name == spec.param, first[k]))   # state first, p last
+        order.append(pick)
+        placed.add(pick)
     present = {v.flags: v for v in variants}
     allc = list(itertools.product((0, 1), repeat=len(flags)))
     dont = [list(c) for c in allc if tuple(zip(spec.flag_names, map(bool, c))) not in present]
