@@ -37,6 +37,24 @@ def _layers_builder(spec, lang):
 register_builder("layer", "activation", "loss")(_layers_builder)
 
 
+@register_builder("optimizer")
+def _optimizer_builder(spec, lang):
+    from .optimizers import build
+    return build(spec, lang)
+
+
+@register_builder("schedule")
+def _schedule_builder(spec, lang):
+    from .schedules import build
+    return build(spec, lang)
+
+
+@register_builder("recurrent")
+def _recurrent_builder(spec, lang):
+    from .recurrent import build
+    return build(spec, lang)
+
+
 class Explanation:
     """A derivation document; shows itself as text (``str``), LaTeX and Markdown (Jupyter too)."""
 

@@ -54,18 +54,27 @@ def sizes_of(i, sizes):
     return int(sizes[base])
 
 
-def run(doc, values: dict, dim_sizes: dict) -> list:
+def run(doc, values: dict, dim_sizes: dict, skip=("bptt",)) -> list:
     """Evaluate every defining equation of ``doc`` in order: ``[(equation, value)]``.
 
     ``values``: the inputs, hyperparameters and upstream gradients by name; ``dim_sizes``: dimension
     symbol -> size. Matrix-form equations are evaluated with ``sympy.lambdify`` on their
-    ``MatrixSymbol`` operands.
+    ``MatrixSymbol`` operands; ``skip``: roles not evaluated (a recurrent layer's equations over time
+    need the stacked per-step values, see ``tests/test_explain_kinds.py``).
     """
     sizes = dict(dim_sizes)
-    sizes.update({i: dim_sizes[d] for i, d in doc.dims.items() if d in dim_sizes})
+    for i, d in doc.dims.items():       # a dimension may be an expression of others: 4*H
+        v = sp.sympify(sp.sympify(d).xreplace(dim_sizes))
+        if v.is_Number:
+            sizes[i] = int(v)
     env, out = dict(values), []
     for eq in doc.equations():
-        if eq.role == "matrix":
+        if eq.role in skip:
+            continue
+        if eq.role == "blocks":     # [a | b | c]: side by side along the last axis
+            val = np.concatenate([np.asarray(env[str(a)], dtype=np.float64) for a in eq.rhs.args], axis=-1)
+            env[eq.defines] = val
+        elif eq.role == "matrix":
             syms = sorted(eq.rhs.free_symbols, key=str)
             f = sp.lambdify(syms, eq.rhs, modules="numpy")
             val = f(*[np.asarray(env[str(x)]) for x in syms])
@@ -85,6 +94,10 @@ def _ev(e, env, sizes) -> Labelled:
         if a.ndim != len(e.indices):
             raise ValueError(f"{name}: {a.ndim} axes, indexed by {e.indices}")
         labels = []
+        fixed = [k for k, i in enumerate(e.indices) if i.is_Integer]   # x[0, n, k]: one time step
+        if fixed:
+            a = a[tuple(int(e.indices[k]) if k in fixed else slice(None) for k in range(a.ndim))]
+            e = sp.IndexedBase(name)[tuple(i for k, i in enumerate(e.indices) if k not in fixed)]
         for k, i in enumerate(e.indices):
             if not isinstance(i, sp.Symbol):   # i = j + offset: a slice (x[..., start:stop] of the spec)
                 js = [s for s in i.free_symbols if s.is_integer and not s.is_positive]
@@ -94,6 +107,10 @@ def _ev(e, env, sizes) -> Labelled:
                 sl = [slice(None)] * a.ndim
                 sl[k] = slice(off, off + sizes_of(js[0], sizes))
                 a, i = a[tuple(sl)], js[0]
+            elif a.shape[k] > sizes_of(i, sizes):   # gates[n, k], k < H on an axis of 4H: the first block
+                sl = [slice(None)] * a.ndim
+                sl[k] = slice(0, sizes_of(i, sizes))
+                a = a[tuple(sl)]
             labels.append(i)
         if len(set(labels)) != len(labels):
             raise NotImplementedError(f"cannot evaluate the index expression {e}")

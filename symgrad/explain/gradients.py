@@ -12,7 +12,21 @@ import sympy as sp
 
 from ..spec import tensor as T
 from .model import Equation, Heading, Para, Table, m
-from .simplify import nice, simplest
+from .simplify import _agrees, nice, simplest
+
+
+def _pull_constants(e):
+    """``Sum(c f(j), j) -> c Sum(f(j), j)`` for every factor c free of the summation index j."""
+    def pull(s):
+        (j, lo, hi), = s.limits
+        out = 0
+        for term in sp.Add.make_args(sp.expand(s.function)):
+            c, rest = [], []
+            for f in sp.Mul.make_args(term):
+                (rest if f.has(j) else c).append(f)
+            out += sp.Mul(*c) * sp.Sum(sp.Mul(*rest), (j, lo, hi))
+        return out
+    return e.replace(lambda x: isinstance(x, sp.Sum) and len(x.limits) == 1, pull)
 
 
 def shape_math(shape, S) -> object:
@@ -42,13 +56,58 @@ class GradientSections:
             if mat is not None:
                 self.doc.add(Para(S("final_matrix")))
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(g), *inp.shape), mat, role="matrix"))
+            if any(isinstance(n, T.Concat) for n in T.walk([g])):
+                continue     # the blocks of a concatenation read better than one Piecewise per element
             full = nt.element(g, idx, stop=lambda n: n.id in self.fwd_ids or n.id in grad_ids)
             simple = simplest(full)
             if simple != compact:
                 self.doc.add(Para(S("final_full")))
                 self.eq(g, simple, "simplified", idx)
             self._normalized(g, simple, idx)
+            self._named_product(g, idx, [compact, simple])
         self.doc.add(Para(S("final_update")))
+
+    def _named_product(self, g, idx, shown):
+        """The gradient in terms of a named product ``p = a*b`` of the forward pass and its gradient ``dp``.
+
+        Every step is substituted down to forward values, upstream gradients and ``dp``; ``a`` is
+        replaced by ``p / b`` (exact, as ``p = a b``); factors that do not depend on a summation index
+        are taken out of the sums and common factors out of the whole (``sympy.factor_terms``). For
+        LayerNorm (``xhat = xc rstd``) this is the compact ``rstd (dxhat - sum(dxhat)/D - xhat
+        sum(dxhat xhat)/D)``. Shown when it differs from the forms above, is no longer than SymPy's, divides
+        by no ``b`` (which may be 0) and agrees with them numerically.
+        """
+        S, nt, d = self.S, self.nt, self.d
+        grad_ids = {gi.id for gi in d.grad_inputs}
+        for p in d.forward_nodes:
+            if not (isinstance(p, T.Map) and p.name and len(p.args) == 2 and p.expr == p.args[0].sym * p.args[1].sym
+                    and p.id in d.adjoints and all(a.name for a in p.args) and p.args[0].shape == p.shape):
+                continue
+            a, b = p.args
+            dp = d.adjoints[p.id]
+            if dp.id not in nt.names or dp.id == g.id:
+                continue
+            full = nt.element(g, idx, stop=lambda n: n.id in self.fwd_ids or n.id in grad_ids or n.id == dp.id)
+            A, P = sp.IndexedBase(nt.name(a)), sp.IndexedBase(nt.name(p))
+
+            def swap(e, b=b, a=a):
+                return P[e.indices] / self.ref(b, nt.align(list(e.indices), a.shape, b.shape))
+
+            new = full.replace(lambda e: isinstance(e, sp.Indexed) and e.base == A, swap)
+            if new == full:
+                continue
+            new = sp.factor_terms(_pull_constants(sp.expand(new)))
+            back = new.replace(lambda e: isinstance(e, sp.Indexed) and e.base == P,      # p -> a b again
+                               lambda e: A[e.indices] * self.ref(b, nt.align(list(e.indices), a.shape, b.shape)))
+            B = nt.name(b)
+            divides = any(x.exp.is_negative and str(getattr(x.base, "base", x.base)) == B for x in new.atoms(sp.Pow))
+            if (new.has(A) or divides or any(new == x for x in shown) or sp.count_ops(new) > sp.count_ops(shown[-1])
+                    or not _agrees(full, back)):
+                continue
+            self.doc.add(Para(S("final_named", p=m(self.ref(p)), a=m(self.ref(a)), b=m(self.ref(b)),
+                                dp=m(self.ref(dp, nt.idx(p.shape))))))
+            self.eq(g, new, "simplified", idx)
+            return
 
     def _normalized(self, g, expr, idx):
         """Rewrite ``x / sum(x)`` pairs (softmax) through their normalized value and simplify again."""
@@ -103,7 +162,9 @@ class GradientSections:
             readers = []
             for s in d.steps:
                 if n.id in self._reads(s):
-                    readers += S("why_step", arg=nt.name(nt.resolve(s.arg)), k=self.step_no.get(id(s), "?"))
+                    tot = d.adjoints.get(nt.resolve(s.arg).id)
+                    g = nt.name(tot) if tot is not None and tot.id in nt.names else "d" + nt.name(nt.resolve(s.arg))
+                    readers += S("why_step", g=g, k=self.step_no.get(id(s), "?"))
                     readers.append("; ")
             rows.append([[m(self.ref(n))], [code], [shape_math(n.shape, S)], readers[:-1]])
         if rows:

@@ -117,9 +117,9 @@ class _Builder(GradientSections):
                          S("role_grad", of=m(self.ref(f))), [self.code(tot)]])
         self.doc.add(Table([S.text(k) for k in ("col_symbol", "col_shape", "col_role", "col_code")], rows))
 
-    def forward(self):
+    def forward(self, head="h_forward"):
         S, nt = self.S, self.nt
-        self.doc.add(Heading(2, S.text("h_forward")))
+        self.doc.add(Heading(2, S.text(head)))
         self.doc.add(Para(S("forward_intro")))
         for n in self.d.forward_nodes:
             if isinstance(n, (T.Input, T.StopGradient)):
@@ -134,9 +134,9 @@ class _Builder(GradientSections):
                 if isinstance(a, T.StopGradient):
                     self.doc.add(Para(S("stop_note", m=m(self.ref(a)))))
 
-    def backward(self):
+    def backward(self, head="h_backward"):
         S, nt, d = self.S, self.nt, self.d
-        self.doc.add(Heading(2, S.text("h_backward")))
+        self.doc.add(Heading(2, S.text(head)))
         ups = [m(self.ref(g)) for g in d.grad_inputs]
         joined = [p for u in ups for p in (", ", u)][1:]
         self.doc.add(Para(S("backward_intro", up=joined)))
@@ -145,19 +145,32 @@ class _Builder(GradientSections):
         for s in d.steps:
             by_node.setdefault(s.node.id, []).append(s)
             into.setdefault(s.arg.id, []).append(s)
+        outs = {o.id for o in self.spec.outputs}
+        count = {fid: len(v) + (fid in outs) for fid, v in into.items()}   # an output also gets d<output>
         k = 0
         for f in reversed(d.forward_nodes):
             tot = d.adjoints.get(f.id)
             if tot is None:
                 continue
-            if len(into.get(f.id, [])) > 1:
+            if count.get(f.id, 0) > 1:
                 idx = nt.idx(f.shape)
-                self.doc.add(Para(S("total", x=m(self.ref(f)), g=m(self.ref(tot, idx)))))
-                self.eq(tot, nt.element(tot, idx, stop=self.stop_named), "total", idx)
+                if isinstance(tot, T.Concat):
+                    self._blocks(f, tot)
+                else:
+                    self.doc.add(Para(S("total", x=m(self.ref(f)), g=m(self.ref(tot, idx)))))
+                    self.eq(tot, nt.element(tot, idx, stop=self.stop_named), "total", idx)
             for s in by_node.get(f.id, []):
                 k += 1
                 self.step_no[id(s)] = k
-                self.step(s, k, single=len(into[s.arg.id]) == 1)
+                self.step(s, k, single=count[s.arg.id] == 1)
+
+    def _blocks(self, f, tot):
+        """``dgates = [dz_i | dz_f | dz_g | dz_o]``: the gradients of the slices, side by side."""
+        from .notation import Blocks
+        nt = self.nt
+        parts = [sp.Symbol(nt.name(a)) if nt.is_named(a) else nt.element(a, nt.idx(a.shape)) for a in tot.args]
+        self.doc.add(Para(self.S("concat_total", g=m(sp.Symbol(nt.name(tot))))))
+        self.doc.add(Equation(sp.Symbol(nt.name(tot)), Blocks(*parts), defines=nt.name(tot), role="blocks"))
 
     def step(self, s, k, single):
         S, nt = self.S, self.nt
@@ -191,6 +204,12 @@ class _Builder(GradientSections):
             local = sp.Mul(*[self.ref(a, [letters[l] for l in n.ins[j]]) for j, a in enumerate(n.args) if j != kk])
             self.doc.add(Para(S("local_einsum", arg=m(sp.Symbol(nt.name(arg))))))
             self.doc.add(Equation(Partial(y, x), local, role="local"))
+        elif s.rule == "slice":     # gates[n, H + k] -> z_f[n, k]: the gradient goes back into those columns
+            tot = self.d.adjoints[arg.id]
+            self.doc.add(Para(S("local_slice", g=m(sp.Symbol(nt.name(tot))))))
+            cols = list(node_idx[:-1]) + [node_idx[-1] + s.node.start]
+            self.doc.add(Equation(self.ref(tot, cols), self.ref(s.upstream, node_idx), role="chain"))
+            return
         else:
             self.doc.add(Para(S({"sum": "local_sum", "max": "local_max"}.get(s.rule, "local_expand"))))
         rhs = nt.element(s.contribution, arg_idx, stop=self.stop_named)

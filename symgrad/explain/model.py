@@ -42,8 +42,9 @@ class Equation:
     note: list = field(default_factory=list)
     defines: str | None = None
     indices: tuple = ()
-    role: str = ""          # forward | chain | total | final | simplified | matrix | local | aux
-    rel: str = "="
+    role: str = ""          # forward | chain | total | final | simplified | matrix | local | aux | update ...
+    rel: str = "="          # "=" or "<-" (an assignment of an update rule)
+    when: object = None     # a SymPy condition under which the equation applies (shown "if ...")
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Document:
     title: str
     blocks: list = field(default_factory=list)
     dims: dict = field(default_factory=dict)   # index symbol -> dimension (for numeric evaluation)
+    symbols: dict = field(default_factory=dict)  # display symbol name -> name in the code
 
     def add(self, block):
         self.blocks.append(block)

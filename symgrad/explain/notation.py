@@ -13,58 +13,11 @@ from __future__ import annotations
 import sympy as sp
 
 from ..spec import tensor as T
+from .symbols import Blocks, OpApply, Partial, ReduceMax, Word  # noqa: F401 - display symbols used here and re-exported
 
 POOL = "uvwhgqrkpjl"
 INDEX_POOL = "ijklpqrst"
 PREFERRED = {"max": "m", "sum": "s", "onehot": "Y", "contract": "u", "expand": "r", "slice": "g"}
-
-
-class ReduceMax(sp.Function):
-    """``max_j body``: the maximum of ``body`` over index ``j`` (printed like a textbook)."""
-
-    nargs = 2
-
-    def _latex(self, printer):
-        return r"\max_{%s} %s" % (printer._print(self.args[1]), printer.parenthesize(self.args[0], 1000))
-
-    def _sympystr(self, printer):
-        return "max_%s(%s)" % (printer._print(self.args[1]), printer._print(self.args[0]))
-
-    def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-        body = printer._print(self.args[0])
-        head = prettyForm("max_%s" % printer._print(self.args[1]))
-        return prettyForm(*head.right(prettyForm(*body.parens())))
-
-
-class Partial(sp.Expr):
-    """The partial derivative of ``y`` by ``x`` as a textbook writes it: a fraction of two partials.
-
-    Display only (an equation's left side); ``sympy.Derivative`` would print d/dx (y).
-    """
-
-    def __new__(cls, y, x):
-        return sp.Expr.__new__(cls, sp.sympify(y), sp.sympify(x))
-
-    def _latex(self, printer):
-        return r"\frac{\partial %s}{\partial %s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
-
-    def _sympystr(self, printer):
-        return "∂%s/∂%s" % (printer._print(self.args[0]), printer._print(self.args[1]))
-
-    def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-        num = prettyForm(*printer._print(self.args[0]).left("∂"))
-        den = prettyForm(*printer._print(self.args[1]).left("∂"))
-        return num / den
-
-
-class OpApply(sp.Function):
-    """Display fallback for a node kind this module has no notation for: ``op(args)``."""
-
-    def _latex(self, printer):
-        return r"\operatorname{%s}\left(%s\right)" % (
-            str(self.args[0]).replace("_", r"\_"), ", ".join(printer._print(a) for a in self.args[1:]))
 
 
 def _kind(n) -> str:
@@ -85,10 +38,14 @@ class Notation:
         fixed += [n.name for n in d.forward_nodes if n.name] + [g.name for g in d.grad_inputs]
         self.taken = set(fixed)
         self._index_letters()
+        users: dict = {}
+        for n in d.forward_nodes:
+            for a in n.args:
+                users.setdefault(a.id, []).append(n)
         for n in d.forward_nodes:
             if isinstance(n, T.StopGradient):
                 continue
-            self.names[n.id] = n.name if n.name else self._fresh(self._preferred(n))
+            self.names[n.id] = n.name if n.name else self._fresh(self._preferred(n, users.get(n.id, [])))
         for n in d.forward_nodes:
             if isinstance(n, T.StopGradient):
                 self.names[n.id] = self.names[self.resolve(n).id]
@@ -100,6 +57,8 @@ class Notation:
             f = self.by_id[fid]
             base = self.names[fid]
             want = "delta" if base == "z" and not isinstance(f, T.Input) else "d" + base
+            if want in self.taken and f in d.spec.outputs:   # an output used again: upstream + the rest
+                want += "_total"
             self.names[tot.id] = want if want not in self.taken else self._fresh(want)
             self.taken.add(self.names[tot.id])
         self.code_names = dict(kernel.node_names) if kernel is not None else {}
@@ -127,9 +86,11 @@ class Notation:
         out += [c for n in self.d.forward_nodes if isinstance(n, T.OneHot) for c in [n.classes] if c not in out]
         return out
 
-    def _preferred(self, n) -> str:
+    def _preferred(self, n, users=()) -> str:
         if isinstance(n, T.Map) and isinstance(n.expr, sp.exp):
             return "e"
+        if isinstance(n, T.Slice) and len(users) == 1 and users[0].name and len(users[0].name) == 1:
+            return "z_" + users[0].name      # the pre-activation of gate i: z_i = gates[..., 0:H]
         return PREFERRED.get(_kind(n), "h")
 
     def _fresh(self, want: str) -> str:
@@ -261,6 +222,17 @@ class Notation:
             (a,) = n.args
             last = idx[-1] + n.start if idx[-1] is not None else n.start
             return sub(a, list(idx[:-1]) + [last])
+        if isinstance(n, T.Pad):      # the transpose of a slice: arg in columns start .. start + width
+            (a,) = n.args
+            j = idx[-1]
+            inside = (j >= n.start) & (j < n.start + a.shape[-1])
+            return sp.Piecewise((sub(a, list(idx[:-1]) + [j - n.start]), inside), (0, True))
+        if isinstance(n, T.Concat):
+            j, pos, pieces = idx[-1], sp.Integer(0), []
+            for a in n.args:
+                pieces.append((sub(a, list(idx[:-1]) + [j - pos]), j < pos + a.shape[-1]))
+                pos = pos + a.shape[-1]
+            return sp.Piecewise(*pieces)
         return OpApply(sp.Symbol(n.op), *[sub(a, self.align(idx, n.shape, a.shape)) for a in n.args])
 
     # -- matrix (vectorized) form ------------------------------------------------------------------

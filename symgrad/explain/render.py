@@ -9,6 +9,7 @@ import re
 import textwrap
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from .model import Bullets, Code, Document, Equation, Heading, Math, Para, Table
 
@@ -16,10 +17,30 @@ FORMATS = ("text", "latex", "markdown")
 
 
 # -- printing mathematics ------------------------------------------------------------------------------
-def latex_of(x) -> str:
+UPDATE_ROLES = ("update", "variant", "schedule")   # printed as a textbook writes them: p - eta g
+
+
+class _Latex(LatexPrinter):
+    """SymPy's LaTeX, except an element of an array named ``a_tag`` prints as ``a^{tag}_{n,k}``
+    (``h_new[n, k]`` as h^{new}_{n,k}, ``W_ih[j, d]`` as W^{ih}_{j,d}), not as a double subscript."""
+
+    def _print_Indexed(self, expr):
+        name = str(expr.base.label)
+        head, _, tag = name.partition("_")
+        if not head or not tag:
+            return super()._print_Indexed(expr)
+        idx = ",".join(self._print(i) for i in expr.indices)
+        return r"{{%s}^{\mathrm{%s}}_{%s}}" % (self._print(sp.Symbol(head)), tag.replace("_", ","), idx)
+
+
+def latex_of(x, order=None) -> str:
     if isinstance(x, Math):
         return x.latex if x.latex is not None else latex_of(x.expr)
-    return sp.latex(x, mul_symbol=None)
+    return _Latex(dict(mul_symbol=None, order=order)).doprint(x)
+
+
+def _order(e: Equation):
+    return "rev-lex" if e.role in UPDATE_ROLES else None
 
 
 def inline_text(x) -> str:
@@ -28,18 +49,45 @@ def inline_text(x) -> str:
             return x.text
         x = x.expr
     p = sp.pretty(x, use_unicode=True, wrap_line=False)
-    return p if "\n" not in p else sp.sstr(x)
+    return p if "\n" not in p else _one_line(x)
+
+
+def _one_line(x) -> str:
+    """``sympy.sstr`` with symbols as ``sympy.pretty`` shows them (beta1 -> β₁) and ** as ^."""
+    s = sp.sstr(x).replace("**", "^")
+    for sym in sorted(x.free_symbols, key=lambda a: -len(str(a))):
+        shown = sp.pretty(sym, use_unicode=True)
+        if "\n" not in shown and shown != str(sym) and "_" not in str(sym):   # beta1 -> β₁, not z_i -> zᵢ
+            s = re.sub(r"(?<![\w.])%s(?![\w])" % re.escape(str(sym)), shown, s)
+    return s
 
 
 def eq_latex(e: Equation) -> str:
     rel = {"=": "=", "<-": r"\leftarrow"}.get(e.rel, e.rel)
-    return f"{latex_of(e.lhs)} {rel} {latex_of(e.rhs)}"
+    tail = ""
+    if e.when is not None:
+        tail = r" \qquad \text{%s} %s" % (_if_word(e), latex_of(e.when))
+    return f"{latex_of(e.lhs)} {rel} {latex_of(e.rhs, _order(e))}{tail}"
+
+
+def _if_word(e: Equation) -> str:
+    return e.note[0] if e.note and isinstance(e.note[0], str) else "if "
+
+
+def _pretty(x, order=None) -> str:
+    if isinstance(x, Math):
+        return x.text if x.text is not None else _pretty(x.expr)
+    return sp.pretty(x, use_unicode=True, wrap_line=False, order=order)
 
 
 def eq_text(e: Equation) -> str:
-    lhs = sp.pretty(e.lhs, use_unicode=True, wrap_line=False)
-    rhs = sp.pretty(e.rhs, use_unicode=True, wrap_line=False)
-    return _side_by_side(lhs, f" {e.rel} ", rhs)
+    lhs = _pretty(e.lhs)
+    rhs = _pretty(e.rhs, _order(e))
+    rel = {"<-": "←"}.get(e.rel, e.rel)
+    if e.when is None:
+        return _side_by_side(lhs, f" {rel} ", rhs)
+    cond = sp.pretty(e.when, use_unicode=True, wrap_line=False)
+    return _side_by_side(lhs, f" {rel} ", rhs, "      " + _if_word(e), cond)
 
 
 def _side_by_side(*blocks: str) -> str:
@@ -104,12 +152,21 @@ def _width(s: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
-def _table_text(t: Table) -> str:
+def _table_text(t: Table, width: int = 100) -> str:
+    """Columns padded to their widest cell; the widest column wraps so a row fits in ``width``."""
     rows = [t.header] + [[_parts_text(c) for c in r] for r in t.rows]
     widths = [max(_width(r[k]) for r in rows) for k in range(len(t.header))]
+    k = max(range(len(widths)), key=lambda c: (widths[c], c))      # the widest column wraps
+    room = width - 2 - sum(w + 2 for c, w in enumerate(widths) if c != k)
+    if widths[k] > room >= 16:
+        widths[k] = room
     lines = []
     for i, r in enumerate(rows):
-        lines.append("  " + "  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths)).rstrip())
+        wrapped = _wrap(r[k], widths[k]).split("\n") if i else [r[k]]
+        for j, part in enumerate(wrapped):
+            cells = list(r) if j == 0 else [""] * len(r)
+            cells[k] = part
+            lines.append("  " + "  ".join(c + " " * (w - _width(c)) for c, w in zip(cells, widths)).rstrip())
         if i == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -119,11 +176,18 @@ def _table_text(t: Table) -> str:
 _TEX_ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "∂": r"$\partial$", "×": r"$\times$", "θ": r"$\theta$", "η": r"$\eta$", "←": r"$\leftarrow$",
-            "−": r"$-$", "ᵀ": r"${}^{T}$", "`": "", "·": r"$\cdot$"}
+            "−": r"$-$", "ᵀ": r"${}^{T}$", "`": "", "·": r"$\cdot$",
+            "β": r"$\beta$", "ε": r"$\epsilon$", "μ": r"$\mu$", "λ": r"$\lambda$", "τ": r"$\tau$",
+            "Δ": r"$\Delta$", "√": r"$\surd$", "≠": r"$\neq$", "₀": r"$_0$", "₁": r"$_1$", "₂": r"$_2$",
+            "ᵗ": r"${}^{t}$", "²": r"${}^{2}$", "|": r"$|$", "<": r"$<$", ">": r"$>$"}
+_TEX_SEQ = {"ε̂": r"$\hat{\epsilon}$"}   # combining characters first
 
 
 def tex_escape(s: str) -> str:
-    return "".join(_TEX_ESC.get(ch, ch) for ch in s)
+    for k, v in _TEX_SEQ.items():
+        s = s.replace(k, "\0" + v + "\0")
+    parts = s.split("\0")
+    return "".join(p if p in _TEX_SEQ.values() else "".join(_TEX_ESC.get(ch, ch) for ch in p) for p in parts)
 
 
 def _parts_latex(parts) -> str:

@@ -70,12 +70,15 @@ EN = {
     "final_full": "Substituting every step and simplifying with SymPy (sympy.simplify):",
     "final_norm": "where {p} = {e} / {s} is {e} normalized over its sum{soft}; with it SymPy simplifies to:",
     "softmax_of": ", i.e. softmax({z})",
+    "final_named": "In terms of the named value {p} = {a}·{b} and its gradient {dp} (substituting {a} = {p} / {b} "
+                   "and taking factors out of the sums; a sum over a row divided by its length is the row's "
+                   "mean), the same gradient reads:",
     "final_update": "Gradient descent then updates each trained parameter θ as θ ← θ − η dθ "
                     "(learning rate η).",
     "h_saved": "Saved for the backward pass",
     "saved_intro": "Forward stores these values in its cache because backward reads them:",
     "col_why": "read by",
-    "why_step": "d{arg} in step {k}",
+    "why_step": "{g} in step {k}",
     "saved_none": "Nothing besides the inputs listed: backward needs only the upstream gradient.",
     "h_code": "From the derivation to the code",
     "code_backward": "The body of backward in generated/numpy/{name}.py, printed from the same kernel IR "
@@ -134,11 +137,13 @@ ZH = {
     "final_full": "代入每一步并用 SymPy 化简（sympy.simplify）：",
     "final_norm": "其中 {p} = {e} / {s} 是 {e} 按其和归一化的结果{soft}；用它 SymPy 化简为：",
     "softmax_of": "，即 softmax({z})",
+    "final_named": "用命名的量 {p} = {a}·{b} 及其梯度 {dp} 表示（代入 {a} = {p} / {b}，并把常数因子提到求和号外；"
+                   "一行的和除以行长就是该行的均值），同一个梯度写作：",
     "final_update": "之后梯度下降按 θ ← θ − η dθ 更新每个要训练的参数 θ（学习率 η），即参数更新。",
     "h_saved": "为反向传播保存的值",
     "saved_intro": "前向传播把这些值存入 cache，因为反向传播要读取它们：",
     "col_why": "被谁读取",
-    "why_step": "第 {k} 步的 d{arg}",
+    "why_step": "第 {k} 步的 {g}",
     "saved_none": "除上面列出的输入外无需保存：反向传播只需要上游梯度。",
     "h_code": "从推导到代码",
     "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个核函数 IR"
@@ -176,3 +181,13 @@ class Strings:
 
     def text(self, key: str, **kw) -> str:
         return string.Formatter().vformat(self.table[key], (), kw)
+
+
+def _merge():
+    from .strings_kinds import EN_MORE, ZH_MORE
+    for table, more in ((EN, EN_MORE), (ZH, ZH_MORE)):
+        for k, v in more.items():
+            table.setdefault(k, v)
+
+
+_merge()
