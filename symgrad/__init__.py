@@ -7,6 +7,7 @@ Spec language: ``dims``, ``layer``, ``loss``, ``activation``, ``index``, ``const
 ``where``, ``sum``, ``mean``, ``max``, ``einsum``, ``apply``, ``one_hot``, ``stop_gradient``).
 Optimizers: ``optimizer``, ``hparam``, ``schedule`` (update rules as SymPy equations).
 Kernels: ``load(name, backend, dtype)``, ``check(names)``, ``generate(...)``, ``REGISTRY``.
+Printouts: ``explain(name, lang="en"|"zh")`` (text, LaTeX, Markdown; Jupyter shows it richly).
 """
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ from .spec.optimizer import hparam, optimizer, schedule  # noqa: E402
 from .runtime import load  # noqa: E402
 from .check import check  # noqa: E402
 from .generate import generate  # noqa: E402
+from .explain import explain  # noqa: E402  (the function; the package is symgrad/explain/)
 
 from .builtins import layers as _builtin_layers  # noqa: E402,F401
 from .builtins import optimizers as _builtin_optimizers  # noqa: E402,F401
@@ -28,6 +30,6 @@ from .builtins import optimizers as _builtin_optimizers  # noqa: E402,F401
 __all__ = [
     "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
     "UnknownKernelError", "abs", "activation", "apply", "check", "constant", "dims", "einsum", "exp",
-    "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max", "maximum", "mean",
-    "one_hot", "optimizer", "recurrent", "schedule", "sqrt", "stop_gradient", "sum", "tanh", "where",
+    "explain", "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max", "maximum",
+    "mean", "one_hot", "optimizer", "recurrent", "schedule", "sqrt", "stop_gradient", "sum", "tanh", "where",
 ]

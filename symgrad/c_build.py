@@ -1,7 +1,7 @@
 """Compiling generated C kernels into a cached shared library.
 
 ``build(name, files)`` compiles ``NAME.c`` (+ ``NAME.h``) with the system C compiler
-(``$CC``, else ``cc``/``gcc``/``clang``): ``-O3 -march=native -std=c99 -fPIC -shared``, ``-fopenmp``
+(``$CC``, else ``cc``/``gcc``/``clang``): ``-O3 -march=native -std=c99 -fno-math-errno -fPIC -shared``, ``-fopenmp``
 when the compiler supports it, and CBLAS when a BLAS library is found (``blas()``). The library is
 cached in ``$SYMGRAD_CACHE`` (default ``~/.cache/symgrad``) under a hash of the sources, the flags,
 the compiler's version and the CPU's flags; it is built into a temporary file and renamed into place,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import CompilerError
 
-BASE_FLAGS = ["-O3", "-std=c99", "-fPIC", "-shared"]
+BASE_FLAGS = ["-O3", "-std=c99", "-fno-math-errno", "-fPIC", "-shared"]
 INSTALL_HINT = ("install a C compiler (Debian/Ubuntu: `apt-get install gcc`; macOS: `xcode-select --install`) "
                 "or set CC to one")
 

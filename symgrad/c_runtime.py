@@ -56,6 +56,9 @@ def empty(shape, dtype) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def c_module(spec) -> "CModule":
+    if spec.kind in ("optimizer", "schedule"):
+        from .c_optim_runtime import c_optim_module
+        return c_optim_module(spec)
     if spec.kind not in ("layer", "activation", "loss", "recurrent"):
         raise SpecError(f"{spec.name}: the C backend covers layers, activations, losses and recurrent "
                         f"layers, not {spec.kind!r}")

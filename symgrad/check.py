@@ -147,9 +147,14 @@ def _compare(got, ref, rtol, atol, scale=False):
 
 
 def check(names=None, backend="numpy", dtype="float64", seed=0, sizes=None) -> Report:
-    """Check kernels numerically; returns a ``Report`` (truthy when everything passed)."""
+    """Check kernels numerically; returns a ``Report`` (truthy when everything passed).
+
+    Without ``names``: every kernel the backend has an emitter for."""
+    from .emit import supports
     rep = Report()
-    for name in (names or REGISTRY.names()):
+    if not names:
+        names = [n for n in REGISTRY.names() if supports(REGISTRY.get(n), backend)]
+    for name in names:
         spec = REGISTRY.get(name)
         if spec.kind in ("layer", "activation", "loss", "recurrent"):
             rep.rows += check_layer(spec, backend, dtype, seed, sizes)

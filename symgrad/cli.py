@@ -137,14 +137,16 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
     import os
     import subprocess
     if os.environ.get("SYMGRAD_BENCH_CHILD") != "1":
-        # BLAS and OpenMP read their thread counts at load time: measure in a child process
+        # BLAS and OpenMP read their thread counts when they load: measure in a child process
         env = {**os.environ, "SYMGRAD_BENCH_CHILD": "1", "OMP_NUM_THREADS": str(threads),
                "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", *sys.argv[sys.argv.index("bench") + 1:]]
-                           if "bench" in sys.argv else [sys.executable, "-m", "symgrad.cli", "bench"], env=env)
+        args = [*workloads, "--threads", str(threads), "--repeats", str(repeats)]
+        args += [a for d in dtypes for a in ("--dtype", d)]
+        args += [a for flag, v in (("--markdown", markdown), ("--plot", plot)) if v for a in (flag, v)]
+        args += ["--small"] * small + ["--no-generate"] * no_generate
+        r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", *args], env=env)
         sys.exit(r.returncode)
     from . import benchmarks
-    jobs = [(w, d) for w in (workloads or benchmarks.SIZES) for d in (dtypes or ("float32", "float64"))]
 
     def progress(items):
         with click.progressbar(items, label="benchmarking", file=sys.stderr,
@@ -152,7 +154,6 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
             yield from bar
     report = benchmarks.run(list(workloads) or None, tuple(dtypes) or ("float32", "float64"), threads,
                             repeats, small, progress, with_generate=not no_generate)
-    del jobs
     click.echo(benchmarks.table(report))
     if markdown:
         from pathlib import Path
@@ -161,6 +162,67 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
     if plot:
         benchmarks.plot(report, plot)
         click.echo(f"wrote {plot}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown"]), default="text",
+              show_default=True, help="text: Unicode for a terminal; latex: a fragment; markdown: $$ blocks.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of headings and prose (zh: 中文).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@click.option("--standalone", is_flag=True, help="With --format latex: a complete document (documentclass ...).")
+@click.option("--all", "all_", is_flag=True, help="Every explainable kernel.")
+@click.option("--docs", "docs", type=click.Path(file_okay=False), default=None,
+              help="Write NAME.md and NAME.zh.md pages into this folder (e.g. docs/derivations).")
+@click.option("--check", "check_only", is_flag=True,
+              help="With --docs: write nothing; exit 1 naming the pages that differ from a fresh run.")
+@spec_option
+def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas):
+    """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
+    from .explain import explain as explain_one, explainable
+    _load_specs(specs)
+    _load_formulas(formulas)
+    if docs is not None:
+        from .explain.docs import write_docs
+        changed, same = write_docs(docs, None if all_ or not names else list(names), check=check_only)
+        if check_only:
+            for f in changed:
+                click.echo(f"differs: {f}", err=True)
+            if changed:
+                click.echo(f"{len(changed)} page(s) differ; run `symgrad explain --all --docs {docs}`", err=True)
+                sys.exit(1)
+            click.echo(f"{len(same)} page(s) up to date")
+            return
+        for f in changed:
+            click.echo(f"wrote {f}")
+        click.echo(f"{len(changed)} written, {len(same)} unchanged in {docs}")
+        return
+    if check_only:
+        raise SymgradError("--check needs --docs FOLDER")
+    todo = explainable() if all_ else list(names)
+    if not todo:
+        raise SymgradError("explain: give a kernel NAME (see `symgrad list`) or --all")
+    parts = []
+    for name in todo:
+        ex = explain_one(name, lang=lang)
+        parts.append(ex.latex(standalone=standalone) if fmt == "latex" else ex.render(fmt))
+    text = "\n".join(parts)
+    if out:
+        from .emit.render import write_atomic
+        try:
+            write_atomic(Path(out), text)
+        except OSError as e:
+            raise SymgradError(f"--out {out}: cannot write ({e.strerror or e})") from e
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+from .examples.cli import register as _register_examples  # noqa: E402 - train, plot
+
+_register_examples(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

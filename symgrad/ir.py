@@ -109,3 +109,4 @@ class Kernel:
     equations: list         # [(name, Expr)] forward equations, for docstrings
     grad_equations: list    # [(name, Expr)] final gradient expressions, for docstrings
     meta: dict = field(default_factory=dict)
+    node_names: dict = field(default_factory=dict)  # spec node id -> array name (for explain)

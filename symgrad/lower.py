@@ -86,7 +86,8 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
         if not any(ax == dname for i in spec.inputs for ax in i.shape):
             raise SpecError(f"{spec.name}: dimension {dname} must be the whole size of some input axis")
     return ir.Kernel(spec.name, spec.kind, spec.doc, args, [(h.name, h.default) for h in spec.hypers],
-                     outs, gouts, dims, forward, backward, eqs, geqs, dict(spec.meta))
+                     outs, gouts, dims, forward, backward, eqs, geqs, dict(spec.meta),
+                     node_names=dict(namer.names))
 
 
 class _Namer:

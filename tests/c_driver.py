@@ -1,6 +1,7 @@
 """A standalone C test program over generated kernels, for builds with sanitizers (ASan/UBSan cannot be
 loaded into Python). Every buffer is malloc'ed at exactly the size the header states, so any
-out-of-bounds access is caught; each kernel runs forward and backward, float and double, per size.
+out-of-bounds access is caught; each kernel runs forward and backward, float and double, per size;
+each optimizer runs every one of its rules (three steps each), each schedule every flag setting.
 """
 from __future__ import annotations
 
@@ -72,6 +73,38 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
     return lines
 
 
+def _optimizer_fn(spec, real, sfx) -> list[str]:
+    """Every rule of an optimizer (hyperparameters and t chosen to select it) for three steps."""
+    from symgrad.emit.c_optimizer import driver_cases, step_args
+    args = step_args(spec)
+    lines = [f"static double run_{spec.name}_{sfx}(int64_t n)", "{", "    uint64_t seed = 11;", "    int bad_ = 0;"]
+    arrays = [a for a in args if a.role in ("param", "grad", "state")]
+    for a in arrays:
+        lines.append(f"    {real} *b_{a.name} = malloc(sizeof({real}) * (size_t)n);")
+    cases = driver_cases(spec)
+    assert len(cases) == len(spec.variants()), spec.name
+    for hyper, t0 in cases:
+        for a in arrays:
+            init = spec.state.get(a.name)
+            fill = f"({real})(4.0 * rnd(&seed) - 2.0)" if init is None else \
+                f"({real}){float(init.subs({getattr(spec.symbols, h): spec.hypers[h].default_value() for h in spec.init_hypers}))!r}"
+            lines.append(f"    for (int64_t i = 0; i < n; ++i) b_{a.name}[i] = {fill};")
+        for t in (t0, t0 + 1, t0 + 2):
+            call = [f"b_{a.name}" if a.role in ("param", "grad", "state") else "n" if a.role == "n" else str(t) if a.role == "t" else
+                    str(int(hyper[a.name])) if a.role == "flag" else repr(float(hyper[a.name])) for a in args]
+            lines.append(f"    bad_ |= {spec.name}_step_{sfx}({', '.join(call)}) != 0;")
+    pname = args[0].name
+    lines += ["    double sum_ = bad_ ? NAN : 0;", f"    for (int64_t i = 0; i < n; ++i) sum_ += b_{pname}[i];"]
+    lines += [f"    free(b_{a.name});" for a in arrays] + ["    return sum_;", "}", ""]
+    return lines
+
+
+def _schedule_fn(spec, sfx) -> list[str]:
+    args = ", ".join(["0.5"] * len(spec.args) + ["1" if sfx == "f32" else "0"] * len(spec.flags))
+    return [f"static double run_{spec.name}_{sfx}(int64_t n)", "{",
+            f"    return (double)n * {spec.name}_value({args});", "}", ""]
+
+
 def driver(specs, sizes=(1, 3, 17)) -> str:
     out = ["#include <math.h>", "#include <stdint.h>", "#include <stdio.h>", "#include <stdlib.h>"]
     out += [f'#include "{s.name}.h"' for s in specs]
@@ -79,7 +112,8 @@ def driver(specs, sizes=(1, 3, 17)) -> str:
             " return (double)(*s >> 11) / 9007199254740992.0; }", ""]
     for s in specs:
         for real, sfx in (("float", "f32"), ("double", "f64")):
-            out += _kernel_fn(s, real, sfx)
+            out += (_optimizer_fn(s, real, sfx) if s.kind == "optimizer" else
+                    _schedule_fn(s, sfx) if s.kind == "schedule" else _kernel_fn(s, real, sfx))
     out += ["int main(void)", "{", "    int bad = 0;"]
     for n in sizes:
         for s in specs:

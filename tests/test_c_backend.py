@@ -205,7 +205,8 @@ def test_kernels_under_address_and_undefined_sanitizers(tmp_path):
     if not _sanitizer_ok(tmp_path):
         pytest.skip("the ASan/UBSan runtime is missing (apt-get install libasan8 libubsan1)")
     from symgrad.emit import supports
-    specs = [symgrad.REGISTRY.get(n) for n in layer_names() if supports(symgrad.REGISTRY.get(n), "c")]
+    specs = [s for s in symgrad.REGISTRY if supports(s, "c")]   # layers, optimizers, schedules
+    assert {"adam", "sgd", "ema", "exponential_decay"} <= {s.name for s in specs}
     (tmp_path / "driver.c").write_text(driver(specs))
     srcs = [str(ROOT / "generated" / "c" / f"{s.name}.c") for s in specs]
     exe = tmp_path / "driver"

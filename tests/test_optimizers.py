@@ -7,7 +7,7 @@ import pytest
 import symgrad as sg
 from symgrad.cli import main
 
-from conftest import needs_torch, rel_err, torch
+from conftest import BACKENDS, needs_torch, rel_err, torch
 
 OPTIMIZERS = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "tf_momentum", "tf_adam"]
 STEPS = 100
@@ -50,11 +50,12 @@ def _torch_optimizer(name, params, h, init):
 
 
 @needs_torch
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name,hyper,init", list(_combos()),
                          ids=lambda x: x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()))
-def test_matches_torch_every_flag_combination(name, hyper, init):
+def test_matches_torch_every_flag_combination(name, hyper, init, backend):
     a, b, p0, noise = _problem()
-    k = sg.load(name)
+    k = sg.load(name, backend=backend)
     p = p0.copy()
     state = k.init(p, **init)
     tp = torch.tensor(p0.copy(), dtype=torch.float64, requires_grad=True)
@@ -93,27 +94,29 @@ def _tf_adam_ref(p, grads, lr, b1, b2, eps):
     return p
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_tf_momentum_formula(nesterov):
+def test_tf_momentum_formula(nesterov, backend):
     rng = np.random.default_rng(3)
     p0, grads = rng.standard_normal(30), rng.standard_normal((STEPS, 30))
-    k, p = sg.load("tf_momentum"), p0.copy()
+    k, p = sg.load("tf_momentum", backend=backend), p0.copy()
     st = k.init(p)
     for g in grads:
         k.step(p, g, st, lr=0.01, momentum=0.9, use_nesterov=nesterov)
     assert rel_err(p, _tf_momentum_ref(p0, grads, 0.01, 0.9, nesterov)) <= 1e-12
 
 
-def test_tf_adam_formula_and_eps_hat_relation_to_torch_adam():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tf_adam_formula_and_eps_hat_relation_to_torch_adam(backend):
     rng = np.random.default_rng(4)
     p0, grads = rng.standard_normal(30), rng.standard_normal((STEPS, 30))
-    k, p = sg.load("tf_adam"), p0.copy()
+    k, p = sg.load("tf_adam", backend=backend), p0.copy()
     st = k.init(p)
     for g in grads:
         k.step(p, g, st, lr=0.01, beta1=0.9, beta2=0.99, eps=1e-3)
     assert rel_err(p, _tf_adam_ref(p0, grads, 0.01, 0.9, 0.99, 1e-3)) <= 1e-12
     # with a large eps the two forms differ visibly: TF is not torch
-    q, adam = p0.copy(), sg.load("adam")
+    q, adam = p0.copy(), sg.load("adam", backend=backend)
     st = adam.init(q)
     for g in grads:
         adam.step(q, g, st, lr=0.01, beta1=0.9, beta2=0.99, eps=1e-3)
@@ -121,10 +124,11 @@ def test_tf_adam_formula_and_eps_hat_relation_to_torch_adam():
 
 
 # ---- EMA and exponential_decay ------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("beta,expected", [(0.1, [1, 1.9, 2.89, 3.889, 4.8889]),
                                            (0.9, [1, 1.1, 1.29, 1.561, 1.9049])])
-def test_ema_worked_example(beta, expected):
-    ema = sg.load("ema")
+def test_ema_worked_example(beta, expected, backend):
+    ema = sg.load("ema", backend=backend)
     avg = np.zeros(1)
     st = ema.init(avg)
     got, plain = [], None
@@ -136,9 +140,10 @@ def test_ema_worked_example(beta, expected):
     np.testing.assert_allclose(got, expected, rtol=1e-14)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("staircase", [False, True])
-def test_exponential_decay_formula(staircase):
-    ed = sg.load("exponential_decay")
+def test_exponential_decay_formula(staircase, backend):
+    ed = sg.load("exponential_decay", backend=backend)
     for step in [0, 1, 7, 99, 100, 101, 12345]:
         q = step / 100 if not staircase else step // 100
         assert ed.value(0.1, step, 100, 0.96, staircase=staircase) == pytest.approx(0.1 * 0.96 ** q, rel=1e-15)
@@ -160,13 +165,14 @@ def test_exponential_decay_drives_sgd_like_tf1_minimize():
     assert rel_err(p, ref) <= 1e-14
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kwargs,arg", [(dict(decay_steps=0), "decay_steps"), (dict(lr=-1.0), "lr"),
                                         (dict(global_step=-1), "global_step")])
-def test_exponential_decay_errors(kwargs, arg):
+def test_exponential_decay_errors(kwargs, arg, backend):
     full = dict(lr=0.1, global_step=3, decay_steps=10, decay_rate=0.5, **{})
     full.update(kwargs)
     with pytest.raises(ValueError, match=arg):
-        sg.load("exponential_decay").value(**full)
+        sg.load("exponential_decay", backend=backend).value(**full)
 
 
 # ---- convergence: a quadratic bowl and the Rosenbrock function ---------------------------------
@@ -220,13 +226,14 @@ F32_CASES = [("sgd", dict(lr=0.01, momentum=0.9, nesterov=True)), ("sgd", dict(l
              ("tf_adam", dict(lr=0.01)), ("ema", dict(beta=0.9))]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name,hyper", F32_CASES)
-def test_float32_tracks_float64(name, hyper):
+def test_float32_tracks_float64(name, hyper, backend):
     a, b, p0, noise = _problem(n=1000)
     res = {}
     sign = -1.0 if hyper.get("maximize") else 1.0
     for dt in ("float32", "float64"):
-        k = sg.load(name, dtype=dt)
+        k = sg.load(name, backend=backend, dtype=dt)
         p = p0.astype(dt)
         st = k.init(p)
         assert all(v.dtype == dt for v in st.values() if isinstance(v, np.ndarray))
@@ -237,10 +244,11 @@ def test_float32_tracks_float64(name, hyper):
     assert rel_err(res["float32"], res["float64"]) <= 1e-4
 
 
-def test_check_rows_for_every_optimizer_both_dtypes():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_check_rows_for_every_optimizer_both_dtypes(backend):
     names = OPTIMIZERS + ["ema", "exponential_decay"]
     for dt in ("float64", "float32"):
-        rep = sg.check(names, dtype=dt)
+        rep = sg.check(names, backend=backend, dtype=dt)
         assert rep.passed, rep.table()
         assert {r.kernel for r in rep.rows} == set(names)
 

@@ -70,8 +70,6 @@ static inline float sg_sigmoid_f32(float z)
     const float e = sg_exp_f32(-fabsf(z)), s = 1 / (1 + e);
     return z >= 0 ? s : e * s;
 }
-/* log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)), finite for every finite z. */
-static inline float sg_softplus_f32(float z) { return (z > 0 ? z : 0) + log1pf(expf(-fabsf(z))); }
 static inline float sg_heaviside_f32(float z, float h0) { return z > 0 ? 1 : (z < 0 ? 0 : h0); }
 static inline float sg_sign_f32(float z) { return (float)((z > 0) - (z < 0)); }
 
@@ -83,8 +81,6 @@ static inline double sg_sigmoid_f64(double z)
     double e = exp(z);
     return e / (1 + e);
 }
-/* log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)), finite for every finite z. */
-static inline double sg_softplus_f64(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }
 static inline double sg_heaviside_f64(double z, double h0) { return z > 0 ? 1 : (z < 0 ? 0 : h0); }
 static inline double sg_sign_f64(double z) { return (double)((z > 0) - (z < 0)); }
 
@@ -98,7 +94,7 @@ void bce_logits_forward_f32(float *restrict loss, const float *restrict z, const
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < n_elems; ++i0) {
-            _acc += -target[i0]*z[i0] + sg_softplus_f32(-fabsf(z[i0])) + sg_max_f32(0, z[i0]);
+            _acc += -target[i0]*z[i0] + log1pf(sg_exp_f32(-fabsf(z[i0]))) + sg_max_f32(0, z[i0]);
         }
         t0 = (float)_acc;
     }
@@ -112,7 +108,7 @@ void bce_logits_forward_f64(double *restrict loss, const double *restrict z, con
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < n_elems; ++i0) {
-            _acc += -target[i0]*z[i0] + sg_softplus_f64(-fabs(z[i0])) + sg_max_f64(0, z[i0]);
+            _acc += -target[i0]*z[i0] + log1p(exp(-fabs(z[i0]))) + sg_max_f64(0, z[i0]);
         }
         t0 = (double)_acc;
     }

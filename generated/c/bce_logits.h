@@ -16,7 +16,7 @@
 
 /* bce_logits_forward: the forward pass
  *
- *   t0 = sum(-target*z + Max(0, z) + softplus(-Abs(z))) over all axes
+ *   t0 = sum(-target*z + Max(0, z) + log1p(exp(-Abs(z)))) over all axes
  *   loss = t0/n_elems
  *
  *   loss scalar: output, overwritten

@@ -54,6 +54,16 @@ def step(param, grad, state, *, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
+    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, lr_decay, weight_decay, eps)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["sum"].reshape(-1), state["scratch"], t, *_hypers)
+    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
+        np.copyto(_orig, _p)
+    state["step"] = t
+
+
+def _checked(param, grad, state, lr, lr_decay, weight_decay, eps):
+    """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
+    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("param", param)
     _check_state(state, _p)
     _g = _grad("grad", grad, _p)
@@ -71,11 +81,8 @@ def step(param, grad, state, *, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-
         raise ValueError(f"eps: expected a value in [0, inf), got {eps!r}")
     t = state["step"] + 1
     has_weight_decay = bool(weight_decay != 0)
-    fn = _DISPATCH[(has_weight_decay, )]
-    fn(_p.reshape(-1), _g.reshape(-1), state["sum"].reshape(-1), state["scratch"], t, lr, lr_decay, weight_decay, eps)
-    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-        np.copyto(_orig, _p)
-    state["step"] = t
+    return (_p, _orig, _g, t, (lr, lr_decay, weight_decay, eps, ), (),
+            (has_weight_decay, ))
 
 
 def _step_0(_p_all, _g_all, _s_sum_all, scratch, t, lr, lr_decay, weight_decay, eps):

@@ -69,6 +69,16 @@ def step(param, grad, state, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08, wei
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
+    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1), state["max_exp_avg_sq"].reshape(-1), state["scratch"], t, *_hypers)
+    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
+        np.copyto(_orig, _p)
+    state["step"] = t
+
+
+def _checked(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad):
+    """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
+    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("param", param)
     _check_state(state, _p)
     _g = _grad("grad", grad, _p)
@@ -90,11 +100,8 @@ def step(param, grad, state, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08, wei
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
     t = state["step"] + 1
     has_weight_decay = bool(weight_decay != 0)
-    fn = _DISPATCH[(amsgrad, has_weight_decay, )]
-    fn(_p.reshape(-1), _g.reshape(-1), state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1), state["max_exp_avg_sq"].reshape(-1), state["scratch"], t, lr, beta1, beta2, eps, weight_decay)
-    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-        np.copyto(_orig, _p)
-    state["step"] = t
+    return (_p, _orig, _g, t, (lr, beta1, beta2, eps, weight_decay, ), (amsgrad, ),
+            (amsgrad, has_weight_decay, ))
 
 
 def _step_0(_p_all, _g_all, _s_exp_avg_all, _s_exp_avg_sq_all, _s_max_exp_avg_sq_all, scratch, t, lr, beta1, beta2, eps, weight_decay):

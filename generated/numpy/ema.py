@@ -43,6 +43,16 @@ def step(avg, x, state, *, beta=0.9):
 
     avg: writeable float32/float64 array; x: same shape; state: from init(avg).
     """
+    _p, _orig, _g, t, _hypers, _flags, _key = _checked(avg, x, state, beta)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["scratch"], t, *_hypers)
+    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
+        np.copyto(_orig, _p)
+    state["step"] = t
+
+
+def _checked(avg, x, state, beta):
+    """step's arguments, checked: (contiguous avg, the original when that is a copy, x, t,
+    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("avg", avg)
     _check_state(state, _p)
     _g = _grad("x", x, _p)
@@ -51,11 +61,8 @@ def step(avg, x, state, *, beta=0.9):
         raise ValueError(f"beta: expected a value in [0, 1], got {beta!r}")
     t = state["step"] + 1
     first_step = bool(t == 1)
-    fn = _DISPATCH[(first_step, )]
-    fn(_p.reshape(-1), _g.reshape(-1), state["scratch"], t, beta)
-    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-        np.copyto(_orig, _p)
-    state["step"] = t
+    return (_p, _orig, _g, t, (beta, ), (),
+            (first_step, ))
 
 
 def _step_0(_p_all, _g_all, scratch, t, beta):

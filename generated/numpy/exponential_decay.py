@@ -18,6 +18,16 @@ NAME = 'exponential_decay'
 
 def value(lr, global_step, decay_steps, decay_rate, staircase=False):
     """exponential_decay as a Python float."""
+    (lr, global_step, decay_steps, decay_rate, ), (staircase, ) = _checked(lr, global_step, decay_steps, decay_rate, staircase)
+    if (staircase, ) == (False,):
+        return float(decay_rate**(global_step/decay_steps)*lr)
+    if (staircase, ) == (True,):
+        return float(decay_rate**np.floor(global_step/decay_steps)*lr)
+    raise AssertionError("unreachable")
+
+
+def _checked(lr, global_step, decay_steps, decay_rate, staircase):
+    """value's arguments, checked: (arguments as floats, flags as bools). Shared with the C backend."""
     lr = _real("lr", lr)
     global_step = _real("global_step", global_step)
     decay_steps = _real("decay_steps", decay_steps)
@@ -33,11 +43,7 @@ def value(lr, global_step, decay_steps, decay_rate, staircase=False):
         raise ValueError(f"decay_steps: expected a value in (0, inf), got {decay_steps!r}")
     if not (0.0 <= decay_rate < np.inf):
         raise ValueError(f"decay_rate: expected a value in [0, inf), got {decay_rate!r}")
-    if (staircase, ) == (False,):
-        return float(decay_rate**(global_step/decay_steps)*lr)
-    if (staircase, ) == (True,):
-        return float(decay_rate**np.floor(global_step/decay_steps)*lr)
-    raise AssertionError("unreachable")
+    return (lr, global_step, decay_steps, decay_rate, ), (staircase, )
 
 
 def _real(name, v):

@@ -89,6 +89,16 @@ def step(param, grad, state, *, lr=0.01, alpha=0.99, eps=1e-08, weight_decay=0.0
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
+    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, alpha, eps, weight_decay, momentum, centered)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["square_avg"].reshape(-1), state["momentum_buffer"].reshape(-1), state["grad_avg"].reshape(-1), state["scratch"], t, *_hypers)
+    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
+        np.copyto(_orig, _p)
+    state["step"] = t
+
+
+def _checked(param, grad, state, lr, alpha, eps, weight_decay, momentum, centered):
+    """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
+    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("param", param)
     _check_state(state, _p)
     _g = _grad("grad", grad, _p)
@@ -111,11 +121,8 @@ def step(param, grad, state, *, lr=0.01, alpha=0.99, eps=1e-08, weight_decay=0.0
     t = state["step"] + 1
     has_momentum = bool(momentum != 0)
     has_weight_decay = bool(weight_decay != 0)
-    fn = _DISPATCH[(centered, has_momentum, has_weight_decay, )]
-    fn(_p.reshape(-1), _g.reshape(-1), state["square_avg"].reshape(-1), state["momentum_buffer"].reshape(-1), state["grad_avg"].reshape(-1), state["scratch"], t, lr, alpha, eps, weight_decay, momentum)
-    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-        np.copyto(_orig, _p)
-    state["step"] = t
+    return (_p, _orig, _g, t, (lr, alpha, eps, weight_decay, momentum, ), (centered, ),
+            (centered, has_momentum, has_weight_decay, ))
 
 
 def _step_0(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_avg_all, scratch, t, lr, alpha, eps, weight_decay, momentum):

@@ -159,6 +159,16 @@ def step(param, grad, state, *, lr=0.001, momentum=0.0, dampening=0.0, weight_de
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
+    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, momentum, dampening, weight_decay, nesterov, maximize)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["momentum_buffer"].reshape(-1), state["scratch"], t, *_hypers)
+    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
+        np.copyto(_orig, _p)
+    state["step"] = t
+
+
+def _checked(param, grad, state, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
+    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("param", param)
     _check_state(state, _p)
     _g = _grad("grad", grad, _p)
@@ -182,11 +192,8 @@ def step(param, grad, state, *, lr=0.001, momentum=0.0, dampening=0.0, weight_de
     has_momentum = bool(momentum != 0)
     first_step = bool(t == 1)
     has_weight_decay = bool(weight_decay != 0)
-    fn = _DISPATCH[(nesterov, maximize, has_momentum, first_step, has_weight_decay, )]
-    fn(_p.reshape(-1), _g.reshape(-1), state["momentum_buffer"].reshape(-1), state["scratch"], t, lr, momentum, dampening, weight_decay)
-    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-        np.copyto(_orig, _p)
-    state["step"] = t
+    return (_p, _orig, _g, t, (lr, momentum, dampening, weight_decay, ), (nesterov, maximize, ),
+            (nesterov, maximize, has_momentum, first_step, has_weight_decay, ))
 
 
 def _step_0(_p_all, _g_all, _s_momentum_buffer_all, scratch, t, lr, momentum, dampening, weight_decay):

@@ -46,6 +46,16 @@ def step(param, grad, state, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08):
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
+    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, beta1, beta2, eps)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["m"].reshape(-1), state["v"].reshape(-1), state["scratch"], t, *_hypers)
+    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
+        np.copyto(_orig, _p)
+    state["step"] = t
+
+
+def _checked(param, grad, state, lr, beta1, beta2, eps):
+    """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
+    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("param", param)
     _check_state(state, _p)
     _g = _grad("grad", grad, _p)
@@ -62,11 +72,8 @@ def step(param, grad, state, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08):
     if not (0.0 <= eps < np.inf):
         raise ValueError(f"eps: expected a value in [0, inf), got {eps!r}")
     t = state["step"] + 1
-    fn = _DISPATCH[()]
-    fn(_p.reshape(-1), _g.reshape(-1), state["m"].reshape(-1), state["v"].reshape(-1), state["scratch"], t, lr, beta1, beta2, eps)
-    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-        np.copyto(_orig, _p)
-    state["step"] = t
+    return (_p, _orig, _g, t, (lr, beta1, beta2, eps, ), (),
+            ())
 
 
 def _step_0(_p_all, _g_all, _s_m_all, _s_v_all, scratch, t, lr, beta1, beta2, eps):

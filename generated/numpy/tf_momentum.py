@@ -55,6 +55,16 @@ def step(param, grad, state, *, lr=_REQUIRED, momentum=_REQUIRED, use_nesterov=F
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
+    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, momentum, use_nesterov)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["accum"].reshape(-1), state["scratch"], t, *_hypers)
+    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
+        np.copyto(_orig, _p)
+    state["step"] = t
+
+
+def _checked(param, grad, state, lr, momentum, use_nesterov):
+    """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
+    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("param", param)
     _check_state(state, _p)
     _g = _grad("grad", grad, _p)
@@ -66,11 +76,8 @@ def step(param, grad, state, *, lr=_REQUIRED, momentum=_REQUIRED, use_nesterov=F
     if not (0.0 <= momentum < np.inf):
         raise ValueError(f"momentum: expected a value in [0, inf), got {momentum!r}")
     t = state["step"] + 1
-    fn = _DISPATCH[(use_nesterov, )]
-    fn(_p.reshape(-1), _g.reshape(-1), state["accum"].reshape(-1), state["scratch"], t, lr, momentum)
-    if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-        np.copyto(_orig, _p)
-    state["step"] = t
+    return (_p, _orig, _g, t, (lr, momentum, ), (use_nesterov, ),
+            (use_nesterov, ))
 
 
 def _step_0(_p_all, _g_all, _s_accum_all, scratch, t, lr, momentum):

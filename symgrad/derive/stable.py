@@ -86,7 +86,8 @@ def _rewrite_node(e: sp.Expr) -> sp.Expr:
 def _bounded_exp(e: sp.exp) -> bool:
     """exp(-|a|) and the like cannot overflow: keep log1p(exp(-|a|)) as it is."""
     a = e.args[0]
-    return bool(a.is_nonpositive)
+    real = {s: sp.Dummy(s.name, real=True) for s in a.free_symbols}  # array values are real
+    return bool(a.xreplace(real).is_nonpositive)
 
 
 def stabilize(expr: sp.Expr) -> sp.Expr:

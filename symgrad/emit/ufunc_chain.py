@@ -188,14 +188,19 @@ class Chain:
         return acc
 
 
+def cse_items(items):
+    """``sympy.cse`` over the right-hand sides of ``items``: (replacements, reduced expressions).
+    The one CSE every target of an update rule uses (NumPy ufunc chains, C loops)."""
+    return sp.cse([it[3] for it in items], symbols=sp.numbered_symbols("_x", real=True), order="none")
+
+
 def compile_assignments(items, scalars, arrays):
     """``items``: [(kind, symbol, version, expr)] from ``numpy_optimizer.ssa``; ``arrays``: symbol -> view.
 
     Returns the ``Chain`` (hoisted scalars, loop body, number of registers). A store whose buffer's
     old value is still needed later is computed into a register and copied at the end.
     """
-    repl, reduced = sp.cse([it[3] for it in items], symbols=sp.numbered_symbols("_x", real=True),
-                           order="none")
+    repl, reduced = cse_items(items)
     ch = Chain(scalars, arrays)
     # scalar common subexpressions are hoisted; array ones get computed on first use
     pending = {}

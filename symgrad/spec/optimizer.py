@@ -131,6 +131,10 @@ class OptimizerSpec:
         from ..emit.numpy_optimizer import optimizer_source
         return optimizer_source(self)
 
+    def c_sources(self) -> dict:
+        from ..emit.c_optimizer import optimizer_sources
+        return optimizer_sources(self)
+
     def check(self, backend="numpy", dtype="float64", seed=0):
         from ..check_optim import check_optimizer
         return check_optimizer(self, backend, dtype, seed)
@@ -279,6 +283,10 @@ class ScheduleSpec:
     def numpy_source(self) -> str:
         from ..emit.numpy_optimizer import schedule_source
         return schedule_source(self)
+
+    def c_sources(self) -> dict:
+        from ..emit.c_optimizer import schedule_sources
+        return schedule_sources(self)
 
     def check(self, backend="numpy", dtype="float64", seed=0):
         from ..check_optim import check_schedule

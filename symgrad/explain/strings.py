@@ -1,0 +1,193 @@
+"""Prose of the explanations, one table per language (English default, Chinese ``zh``).
+
+Placeholders ``{name}`` take plain strings or ``Math`` objects; ``Strings.parts`` splits a template into
+prose and mathematics so that every renderer prints the mathematics its own way.
+"""
+from __future__ import annotations
+
+import re
+import string
+
+from .model import Math
+
+LANGS = ("en", "zh")
+
+EN = {
+    "title": "{name}: derivation of the forward and backward pass",
+    "kind_layer": "layer", "kind_activation": "activation", "kind_loss": "loss",
+    "intro": "This {kind} is defined by its forward pass only; symgrad derives the backward pass with "
+             "SymPy. Every formula below is printed from the same derivation that generates "
+             "generated/numpy/{name}.py.",
+    "h_legend": "Symbols and shapes",
+    "legend_dims": "Dimensions are named, each with an index letter; indices count from 0, as in the code.",
+    "col_dim": "dimension", "col_index": "index", "col_meaning": "meaning",
+    "dim_axis": "size of axis {axis} of {arg}",
+    "dim_batch": "; the batch: N = all samples (batch gradient descent), 1 (stochastic gradient descent), "
+                 "b (mini-batch)",
+    "dim_any": "number of elements (the input may have any shape; {k} runs over all elements)",
+    "dim_other": "a dimension of the derivation",
+    "col_symbol": "symbol", "col_shape": "shape", "col_role": "role", "col_code": "name in the code",
+    "scalar": "scalar",
+    "role_input": "input (gets a gradient)", "role_const": "input without gradient",
+    "role_ids": "integer class ids in 0 .. {bound} - 1",
+    "role_hyper": "hyperparameter (default {default})",
+    "role_inter": "intermediate value", "role_output": "output",
+    "role_upstream": "upstream gradient ∂L/∂{of}, the input of backward",
+    "role_grad": "gradient ∂L/∂{of}",
+    "fused": "(fused, not stored)",
+    "h_forward": "Forward pass",
+    "forward_intro": "Every step of the forward graph, element by element (sums are written out):",
+    "matrix_form": "In matrix form:",
+    "stop_note": "{m} enters through stop_gradient: backward treats it as a constant, which is exact "
+                 "because the result does not depend on it.",
+    "h_backward": "Backward pass: the chain rule step by step",
+    "backward_intro": "Write dX for ∂L/∂X, the gradient of the final loss L with respect to X. Backward "
+                      "starts from the upstream gradient {up} and walks the graph from the output back to "
+                      "the inputs; each step multiplies the upstream gradient by the local derivative that "
+                      "SymPy computed (sympy.diff). This is the chain rule.",
+    "h_through": "Step {k}: from {node} back to {arg}",
+    "upstream": "Upstream gradient: {g}.",
+    "local": "Local derivative (sympy.diff):",
+    "local_used": "The engine rewrites it in terms of the output {y} (see the simplifications below):",
+    "local_einsum": "Local derivative (the contraction is linear in {arg}):",
+    "local_sum": "Local derivative of a sum: 1 for every summed element, so the upstream gradient is "
+                 "broadcast back over the summed axes.",
+    "local_max": "Local derivative of a max: 1 at the arg-max (shared equally among ties), 0 elsewhere.",
+    "local_expand": "An inserted size-1 axis: the gradient is summed over it.",
+    "product": "Upstream gradient × local derivative:",
+    "product_part": "Upstream gradient × local derivative (one contribution to {g}):",
+    "total": "{x} is used more than once, so {g} adds up the contributions:",
+    "h_simpl": "Simplifications made by the engine",
+    "simpl_output": "∂{y}/∂{x}: SymPy gives {local}. The engine solves {y} = f({x}) for {x} with SymPy, "
+                    "substitutes, verifies the result at random points, and uses {used}{nice}. Backward "
+                    "reads the saved output {y} instead of recomputing from {x}, and cannot overflow.",
+    "simpl_stable": "In the code, {expr} is evaluated in the numerically stable form {stable} (an identity "
+                    "that SymPy verifies).",
+    "simpl_none": "None: every local derivative is used as SymPy computed it.",
+    "h_final": "Final gradients",
+    "final_intro": "The gradient of {x} in index notation, in terms of the named gradients above:",
+    "final_matrix": "Vectorized (matrix form, ᵀ is the transpose):",
+    "final_full": "Substituting every step and simplifying with SymPy (sympy.simplify):",
+    "final_norm": "where {p} = {e} / {s} is {e} normalized over its sum{soft}; with it SymPy simplifies to:",
+    "softmax_of": ", i.e. softmax({z})",
+    "final_named": "In terms of the named value {p} = {a}·{b} and its gradient {dp} (substituting {a} = {p} / {b} "
+                   "and taking factors out of the sums; a sum over a row divided by its length is the row's "
+                   "mean), the same gradient reads:",
+    "final_update": "Gradient descent then updates each trained parameter θ as θ ← θ − η dθ "
+                    "(learning rate η).",
+    "h_saved": "Saved for the backward pass",
+    "saved_intro": "Forward stores these values in its cache because backward reads them:",
+    "col_why": "read by",
+    "why_step": "{g} in step {k}",
+    "saved_none": "Nothing besides the inputs listed: backward needs only the upstream gradient.",
+    "h_code": "From the derivation to the code",
+    "code_backward": "The body of backward in generated/numpy/{name}.py, printed from the same kernel IR "
+                     "(fused elementwise steps, common subexpressions named by sympy.cse):",
+    "code_note": "Regenerate the kernel with `symgrad generate {name}` and this page with "
+                 "`symgrad explain {name}`.",
+}
+
+ZH = {
+    "title": "{name}：前向传播与反向传播的推导",
+    "kind_layer": "层", "kind_activation": "激活函数", "kind_loss": "损失函数",
+    "intro": "这个{kind}只由前向传播定义；symgrad 用 SymPy 推导出反向传播。下面每个公式都打印自生成 "
+             "generated/numpy/{name}.py 的同一个推导。",
+    "h_legend": "符号与形状",
+    "legend_dims": "每个维度都有名字和对应的下标字母；下标从 0 开始计数，与代码一致。",
+    "col_dim": "维度", "col_index": "下标", "col_meaning": "含义",
+    "dim_axis": "{arg} 第 {axis} 轴的长度",
+    "dim_batch": "；批大小：N = 全部样本（批量梯度下降 BGD）、1（随机梯度下降 SGD）、b（小批量梯度下降）",
+    "dim_any": "元素个数（输入可以是任意形状；{k} 遍历所有元素）",
+    "dim_other": "推导中的一个维度",
+    "col_symbol": "符号", "col_shape": "形状", "col_role": "作用", "col_code": "代码中的名字",
+    "scalar": "标量",
+    "role_input": "输入（求梯度）", "role_const": "输入（不求梯度）",
+    "role_ids": "整数类别编号 0 .. {bound} - 1",
+    "role_hyper": "超参数（默认 {default}）",
+    "role_inter": "中间变量", "role_output": "输出",
+    "role_upstream": "上游梯度 ∂L/∂{of}，反向传播的输入",
+    "role_grad": "梯度 ∂L/∂{of}",
+    "fused": "（已融合，不单独存储）",
+    "h_forward": "前向传播",
+    "forward_intro": "前向计算图的每一步，逐元素写出（求和显式写出）：",
+    "matrix_form": "矩阵形式：",
+    "stop_note": "{m} 经过 stop_gradient：反向传播把它当作常数；因为结果与它无关，这是精确的。",
+    "h_backward": "反向传播：逐步应用链式法则",
+    "backward_intro": "记 dX = ∂L/∂X，即最终损失 L 对 X 的梯度。反向传播从上游梯度 {up} 出发，沿计算图从输出"
+                      "走回输入；每一步把上游梯度乘以 SymPy（sympy.diff）求出的局部导数。这就是链式法则。",
+    "h_through": "第 {k} 步：从 {node} 回到 {arg}",
+    "upstream": "上游梯度：{g}。",
+    "local": "局部导数（sympy.diff）：",
+    "local_used": "引擎把它改写为用输出 {y} 表示（见下文的化简）：",
+    "local_einsum": "局部导数（该缩并对 {arg} 是线性的）：",
+    "local_sum": "求和的局部导数：每个被求和的元素都是 1，所以上游梯度沿求和轴广播回去。",
+    "local_max": "最大值的局部导数：在最大值位置为 1（并列时平分），其余为 0。",
+    "local_expand": "插入的长度为 1 的轴：梯度沿该轴求和。",
+    "product": "上游梯度 × 局部导数：",
+    "product_part": "上游梯度 × 局部导数（对 {g} 的一项贡献）：",
+    "total": "{x} 被使用了不止一次，所以 {g} 是各项贡献之和：",
+    "h_simpl": "引擎所做的化简",
+    "simpl_output": "∂{y}/∂{x}：SymPy 给出 {local}。引擎用 SymPy 从 {y} = f({x}) 解出 {x}，代入并在随机点上验证，"
+                    "改用 {used}{nice}。反向传播读取保存的输出 {y}，不必从 {x} 重新计算，也不会溢出。",
+    "simpl_stable": "代码中 {expr} 按数值稳定的形式 {stable} 计算（SymPy 验证过的恒等式）。",
+    "simpl_none": "无：每个局部导数都按 SymPy 求出的形式使用。",
+    "h_final": "最终梯度",
+    "final_intro": "{x} 的梯度，用下标形式和上面命名的梯度写出：",
+    "final_matrix": "向量化（矩阵形式，ᵀ 表示转置）：",
+    "final_full": "代入每一步并用 SymPy 化简（sympy.simplify）：",
+    "final_norm": "其中 {p} = {e} / {s} 是 {e} 按其和归一化的结果{soft}；用它 SymPy 化简为：",
+    "softmax_of": "，即 softmax({z})",
+    "final_named": "用命名的量 {p} = {a}·{b} 及其梯度 {dp} 表示（代入 {a} = {p} / {b}，并把常数因子提到求和号外；"
+                   "一行的和除以行长就是该行的均值），同一个梯度写作：",
+    "final_update": "之后梯度下降按 θ ← θ − η dθ 更新每个要训练的参数 θ（学习率 η），即参数更新。",
+    "h_saved": "为反向传播保存的值",
+    "saved_intro": "前向传播把这些值存入 cache，因为反向传播要读取它们：",
+    "col_why": "被谁读取",
+    "why_step": "第 {k} 步的 {g}",
+    "saved_none": "除上面列出的输入外无需保存：反向传播只需要上游梯度。",
+    "h_code": "从推导到代码",
+    "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个核函数 IR"
+                     "（逐元素步骤已融合，公共子表达式由 sympy.cse 命名）：",
+    "code_note": "用 `symgrad generate {name}` 重新生成核函数，用 `symgrad explain {name}` 重新生成本页。",
+}
+
+TABLES = {"en": EN, "zh": ZH}
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+class Strings:
+    """``S("key", x=...)`` gives a list of prose/Math parts; ``S.text("key", ...)`` a plain string."""
+
+    def __init__(self, lang: str):
+        if lang not in TABLES:
+            raise ValueError(f"lang: expected one of {', '.join(LANGS)}, got {lang!r}")
+        self.lang, self.table = lang, TABLES[lang]
+
+    def __call__(self, key: str, **kw) -> list:
+        parts, pos, tpl = [], 0, self.table[key]
+        for mt in _FIELD.finditer(tpl):
+            parts.append(tpl[pos:mt.start()])
+            v = kw[mt.group(1)]
+            parts.extend(v if isinstance(v, list) else [v if isinstance(v, Math) else str(v)])
+            pos = mt.end()
+        parts.append(tpl[pos:])
+        merged = []
+        for p in parts:
+            if isinstance(p, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += p
+            elif p != "":
+                merged.append(p)
+        return merged
+
+    def text(self, key: str, **kw) -> str:
+        return string.Formatter().vformat(self.table[key], (), kw)
+
+
+def _merge():
+    from .strings_kinds import EN_MORE, ZH_MORE
+    for table, more in ((EN, EN_MORE), (ZH, ZH_MORE)):
+        for k, v in more.items():
+            table.setdefault(k, v)
+
+
+_merge()
