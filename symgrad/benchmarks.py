@@ -55,13 +55,44 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(ts)
 
 
-def triad_bandwidth(n: int = 2 ** 24, repeats: int = 5) -> float:
-    """Bytes per second of one pass a = b + c over n doubles (STREAM's add: two arrays read, one
-    written, the same traffic per element as the triad), best of ``repeats``."""
+TRIAD_C = r"""
+#include <stddef.h>
+/* STREAM triad a = b + s c over n doubles, threads from OMP_NUM_THREADS. */
+void sg_triad(double *restrict a, const double *restrict b, const double *restrict c, double s, long n) {
+#ifdef _OPENMP
+    #pragma omp parallel for schedule(static)
+#endif
+    for (long i = 0; i < n; i++) a[i] = b[i] + s * c[i];
+}
+"""
+
+
+def _triad_kernel():
+    """The compiled triad (same compiler and flags as the kernels), or None without a compiler."""
+    import ctypes
+    try:
+        from .c_build import build, load_library
+        lib = load_library(build("sg_triad", {"sg_triad.c": TRIAD_C}))
+    except Exception:  # noqa: BLE001 - no compiler: fall back to NumPy's single-threaded add
+        return None
+    f = lib.sg_triad
+    f.restype = None
+    f.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_double, ctypes.c_long]
+    return f
+
+
+def triad_bandwidth(n: int = 2 ** 24, repeats: int = 5) -> tuple[float, str]:
+    """Bytes per second of the STREAM triad a = b + s c (3 arrays of n doubles moved), best of
+    ``repeats``, threaded like the C kernels; returns (bandwidth, how it was measured)."""
     b, c = np.ones(n), np.full(n, 2.0)
-    a = np.empty(n)
-    t = min(median_time(lambda: np.add(b, c, out=a), 1) for _ in range(repeats))
-    return 3 * n * 8 / t
+    a = np.zeros(n)
+    f = _triad_kernel()
+    if f is not None:
+        run, how = (lambda: f(a.ctypes.data, b.ctypes.data, c.ctypes.data, 3.0, n)), "C STREAM triad"
+    else:
+        run, how = (lambda: np.add(b, c, out=a)), "NumPy add (no C compiler; one thread)"
+    t = min(median_time(run, 1) for _ in range(repeats))
+    return 3 * n * 8 / t, how
 
 
 def _args(workload, dims, dtype, rng):
@@ -109,9 +140,6 @@ def contenders(workload, a, dtype, threads):
             except Exception:  # noqa: BLE001
                 continue
             out[label] = _layer_runner(k, workload, a)
-    t = _torch_runner(workload, a, dtype, threads)
-    if t is not None:
-        out["torch"] = t
     return out
 
 
@@ -152,6 +180,28 @@ def _torch_runner(workload, a, dtype, threads):
     return opt.step
 
 
+def torch_time(workload, dtype, threads, repeats, small) -> float | None:
+    """torch's time for the workload, measured in its own process: torch brings its own OpenMP
+    runtime, whose threads keep spinning after each call and would take the cores from the
+    kernels measured here (the C dense layer ran 2.3x slower next to a live torch). None without torch."""
+    import importlib.util
+    import json
+    if importlib.util.find_spec("torch") is None:
+        return None
+    code = ("import json, sys; from symgrad.benchmarks import _torch_child; "
+            f"print(json.dumps(_torch_child({workload!r}, {dtype!r}, {threads}, {repeats}, {bool(small)})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError(f"torch benchmark failed: {r.stderr.strip()[-500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _torch_child(workload, dtype, threads, repeats, small):
+    sizes = SMALL if small else SIZES
+    a = _args(workload, sizes[workload], dtype, np.random.default_rng(0))
+    return median_time(_torch_runner(workload, a, dtype, threads), repeats)
+
+
 def generate_time(cold: bool) -> float:
     """Seconds of ``symgrad generate`` for every built-in into a fresh folder, in a new process
     (cold: empty compile cache too)."""
@@ -169,7 +219,7 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
         with_generate=True):
     workloads = list(workloads or SIZES)
     sizes = SMALL if small else SIZES
-    bw = triad_bandwidth(2 ** 16 if small else 2 ** 24)
+    bw, bw_how = triad_bandwidth(2 ** 16 if small else 2 ** 24)
     results = []
     jobs = [(w, dt) for w in workloads for dt in dtypes]
     for w, dt in (progress(jobs) if progress else jobs):
@@ -178,11 +228,15 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
         r = Result(w, dt)
         for name, fn in contenders(w, a, dt, threads).items():
             r.times[name] = median_time(fn, repeats)
+        t = torch_time(w, dt, threads, repeats, small)
+        if t is not None:
+            r.times["torch"] = t
         nbytes = _bytes(w, sizes[w], np.dtype(dt).itemsize)
         r.bound = nbytes / bw if nbytes else None
         results.append(r)
     gen = (generate_time(True), generate_time(False)) if with_generate else None
-    return dict(results=results, bandwidth=bw, generate=gen, machine=machine(threads), sizes=sizes)
+    return dict(results=results, bandwidth=bw, bandwidth_how=bw_how, generate=gen, machine=machine(threads),
+                sizes=sizes)
 
 
 def machine(threads) -> str:
@@ -194,9 +248,9 @@ def machine(threads) -> str:
         pass
     vers = [f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
     try:
-        import torch
-        vers.append(f"torch {torch.__version__}")
-    except ImportError:
+        from importlib.metadata import version
+        vers.append(f"torch {version('torch')}")
+    except Exception:  # noqa: BLE001 - torch not installed
         pass
     return f"{os.cpu_count()} cores ({cpu}), {threads} threads; " + ", ".join(vers)
 
@@ -223,7 +277,8 @@ def table(report, markdown=False) -> str:
         cold, warm = report["generate"]
         lines.append(("- " if markdown else "") + f"symgrad generate (all built-ins): cold {cold:.1f} s, "
                      f"warm {warm:.1f} s (goal cold <= 10 s)")
-    lines.append(("- " if markdown else "") + f"triad bandwidth {report['bandwidth'] / 1e9:.1f} GB/s; "
+    lines.append(("- " if markdown else "") + f"triad bandwidth {report['bandwidth'] / 1e9:.1f} GB/s "
+                 f"({report['bandwidth_how']}); "
                  f"{report['machine']}")
     return "\n".join(lines)
 

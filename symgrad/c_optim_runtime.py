@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import inspect
-import os
 
 import numpy as np
 
-from .c_build import build
+from .c_build import build, load_library
 from .emit import c_sources
 from .emit.c_optimizer import step_args
 
@@ -26,8 +25,7 @@ _SFX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 def c_optim_module(spec):
     """The loaded C module of an optimizer or schedule spec (compiled on first use, then cached)."""
     files = {k.split("/", 1)[1]: v for k, v in c_sources(spec).items()}
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as c_runtime: no spinning threads
-    lib = ctypes.CDLL(str(build(spec.name, files)))
+    lib = load_library(build(spec.name, files))
     return (COptimizer if spec.kind == "optimizer" else CSchedule)(spec, lib)
 
 

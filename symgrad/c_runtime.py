@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import inspect
-import os
 from functools import lru_cache
 
 import numpy as np
 import sympy as sp
 
-from .c_build import build
+from .c_build import build, load_library
 from .emit import c_sources
 from .emit.c_plan import plan
 from .emit.c_rewrite import c_kernel
@@ -63,10 +62,7 @@ def c_module(spec) -> "CModule":
         raise SpecError(f"{spec.name}: the C backend covers layers, activations, losses and recurrent "
                         f"layers, not {spec.kind!r}")
     files = {k.split("/", 1)[1]: v for k, v in c_sources(spec).items()}
-    # OpenMP threads that spin after a parallel region steal the cores OpenBLAS's own threads need
-    # next (measured: dense forward+backward 1.5x slower); passive waiting unless the user chose.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    lib = ctypes.CDLL(str(build(spec.name, files)))
+    lib = load_library(build(spec.name, files))
     if spec.kind == "recurrent":
         from .c_recurrent_runtime import CRecurrentModule
         return CRecurrentModule(spec, lib)
