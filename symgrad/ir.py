@@ -110,3 +110,22 @@ class Kernel:
     grad_equations: list    # [(name, Expr)] final gradient expressions, for docstrings
     meta: dict = field(default_factory=dict)
     node_names: dict = field(default_factory=dict)  # spec node id -> array name (for explain)
+
+
+def reads(s) -> set[str]:
+    """The array names a statement reads (its CSE temporaries excluded)."""
+    if isinstance(s, (Elementwise, Reduction)):
+        temps = {t.name for t, _ in s.temps}
+        names = {x.name for x in s.expr.free_symbols}
+        for _, e in s.temps:
+            names |= {x.name for x in e.free_symbols}
+        return names - temps
+    if isinstance(s, Einsum):
+        return set(s.operands)
+    if isinstance(s, (Slice, Expand)):
+        return {s.src}
+    if isinstance(s, Concat):
+        return {p for p in s.parts if p}
+    if isinstance(s, OneHot):
+        return {s.index}
+    raise TypeError(f"unknown IR statement {type(s).__name__}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from . import ir
+from .ir import reads
 from .lower import lower
 
 
@@ -29,25 +30,6 @@ class RecurrentPlan:
     post_summed: set = field(default_factory=set)  # post outputs summed over time (parameter gradients)
     loop_returns: list = field(default_factory=list)  # backward-loop results: state grads, grads accumulated
     loop_values: list = field(default_factory=list)   # per-step values the loop hands to ``post``
-
-
-def reads(s) -> set[str]:
-    """Array names a statement reads."""
-    if isinstance(s, (ir.Elementwise, ir.Reduction)):
-        temps = {t.name for t, _ in s.temps}
-        names = {x.name for x in s.expr.free_symbols}
-        for _, e in s.temps:
-            names |= {x.name for x in e.free_symbols}
-        return names - temps
-    if isinstance(s, ir.Einsum):
-        return set(s.operands)
-    if isinstance(s, (ir.Slice, ir.Expand)):
-        return {s.src}
-    if isinstance(s, ir.Concat):
-        return {p for p in s.parts if p}
-    if isinstance(s, ir.OneHot):
-        return {s.index}
-    raise TypeError(s)
 
 
 def _matmul_left(s: ir.Einsum, per_step: set, params: set) -> bool:
@@ -130,4 +112,4 @@ def time_einsum(s: ir.Einsum, per_step: set, summed: bool) -> str:
     return ",".join(ins) + "->" + ("" if summed else t) + out
 
 
-__all__ = ["RecurrentPlan", "plan", "reads", "time_einsum", "sp"]
+__all__ = ["RecurrentPlan", "plan", "reads", "time_einsum"]

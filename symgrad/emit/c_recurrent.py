@@ -100,7 +100,7 @@ class CRecurrent:
         ups = [CArg(f"d{o}s", "in", self._stack(o)) for o in spec.outputs]
         ups += [CArg(f"d{s}T", "in", tuple(self.shape[s])) for s in self.state]
         cache = [CArg(a.name, "in", a.shape) for a in self.fwd.args if a.role == "cache"]
-        reads = set(k.backward.saved) | {n for s in p.post for n in _reads(s)}
+        reads = set(k.backward.saved) | {n for s in p.post for n in ir.reads(s)}
         ins = [CArg(i.name, "in", tuple(i.shape)) for i in spec.inputs
                if i.name in reads and (i.name in self.seq or i.name in self.params)]
         # the cell's upstream gradients: the step's output gradient plus the one from step t+1
@@ -240,11 +240,6 @@ class CRecurrent:
             L.append(f"    if ({cint(T)} == 0) for (int64_t _i = 0; _i < {size}; ++_i) d{s}0[_i] = d{s}T[_i];")
         L += self._body(self.post_f.body, self.post_f.shapes, self.pviews, dtype, 1)
         return L
-
-
-def _reads(s) -> set:
-    from .c_rewrite import _reads as r
-    return r(s)
 
 
 def context(spec) -> dict:

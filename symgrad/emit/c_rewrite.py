@@ -117,7 +117,7 @@ def inline(f: ir.Function, keep: set) -> ir.Function:
     while i < len(body):
         s = body[i]
         name = s.out
-        consumers = [j for j in range(i + 1, len(body)) if name in _reads(body[j])]
+        consumers = [j for j in range(i + 1, len(body)) if name in ir.reads(body[j])]
         ok = (isinstance(s, ir.Elementwise) and name not in keep and tuple(s.shape) != () and consumers
               and not s.broadcast and not any(isinstance(a, sp.Function) and type(a).__name__ == "_Copy"
                                               for a in sp.preorder_traversal(s.expr))
@@ -135,24 +135,6 @@ def inline(f: ir.Function, keep: set) -> ir.Function:
     return dataclasses.replace(f, body=body)
 
 
-def _reads(s) -> set:
-    if isinstance(s, (ir.Elementwise, ir.Reduction)):
-        names = {x.name for x in s.expr.free_symbols}
-        for _, t in s.temps:
-            names |= {x.name for x in t.free_symbols}
-        return names
-    if isinstance(s, ir.Einsum):
-        return set(s.operands)
-    if isinstance(s, (ir.Slice, ir.Expand)):
-        return {s.src}
-    if isinstance(s, ir.Concat):
-        return {p for p in s.parts if p}
-    if isinstance(s, ir.OneHot):
-        return {s.index}
-    return set()
-
-
-@lru_cache(maxsize=None)
 def c_kernel(spec) -> ir.Kernel:
     """The kernel IR the C target emits for a layer, activation or loss."""
     from ..lower import lower
