@@ -14,6 +14,7 @@ import numpy as np
 import sympy as sp
 
 from . import ir
+from .c_runtime import cache_header
 from .emit.c_recurrent import CRecurrent
 from .emit.numpy_layer import NumpyLayerEmitter
 
@@ -112,16 +113,7 @@ class CRecurrentModule:
         v = self.bsig.bind(*args, **kwargs)
         v.apply_defaults()
         v = v.arguments
-        cache = h._cache(v["cache"], spec.name)
-        dtype = cache.get("dtype")
-        if dtype not in _CT:
-            raise TypeError(f"cache: 'dtype' should be float32 or float64, got {dtype!r}")
-        dims = {}
-        for d in self.dims:
-            val = cache.get(d)
-            if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) or val < 0:
-                raise TypeError(f"cache: dimension {d} should be a non-negative int, got {val!r}")
-            dims[d] = int(val)
+        cache, dtype, dims = cache_header(h, v["cache"], spec.name, list(self.dims))
         arr, ups = {}, {f"d{o}s" for o in spec.outputs} | {f"d{s}T" for s in spec.state}
         for a in self.r.bwd.args:
             if a.role != "in":

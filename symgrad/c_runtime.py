@@ -69,6 +69,22 @@ def c_module(spec) -> "CModule":
     return CModule(spec, lib)
 
 
+def cache_header(h, cache, name: str, dims: list[str]):
+    """(cache, dtype, dims) of a cache handed to backward, validated with the NumPy module's
+    ``_cache`` helper: a forged or edited cache raises instead of reaching C with wrong sizes."""
+    cache = h._cache(cache, name)
+    dtype = cache.get("dtype")
+    if dtype not in _CT:
+        raise TypeError(f"cache: 'dtype' should be float32 or float64, got {dtype!r}")
+    out = {}
+    for d in dims:
+        val = cache.get(d)
+        if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) or val < 0:
+            raise TypeError(f"cache: dimension {d} should be a non-negative int, got {val!r}")
+        out[d] = int(val)
+    return cache, dtype, out
+
+
 class CModule:
     def __init__(self, spec, lib):
         from .runtime import _numpy_module
@@ -187,16 +203,7 @@ class CModule:
         bound = self.bsig.bind(*args, **kwargs)
         bound.apply_defaults()
         v = bound.arguments
-        cache = h._cache(v["cache"], k.name)
-        dtype = cache.get("dtype")
-        if dtype not in _CT:
-            raise TypeError(f"cache: 'dtype' should be float32 or float64, got {dtype!r}")
-        dims = {}
-        for d in k.dims:
-            val = cache.get(str(d))
-            if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) or val < 0:
-                raise TypeError(f"cache: dimension {d} should be a non-negative int, got {val!r}")
-            dims[str(d)] = int(val)
+        cache, dtype, dims = cache_header(h, v["cache"], k.name, [str(d) for d in k.dims])
         any_shape = tuple(cache.get("shape", ()))
         sym = dims
         if self.np_emit.any_ref and int(np.prod(any_shape)) != dims[str(ANY)]:
