@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import symgrad
-from symgrad.c_build import blas, extra_flags
+from symgrad.targets.c.build import blas, extra_flags
 
 
 def numpy_dense(x, W, b, dy):

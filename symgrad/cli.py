@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from .api import __version__
 from .errors import SymgradError
+from .registry import REGISTRY
 
 
 def _load_specs(paths):
@@ -60,7 +61,7 @@ def main():
 
 @main.command()
 @click.argument("names", nargs=-1)
-@click.option("--target", type=click.Choice(["numpy", "c", "all"]), default="all", show_default=True,
+@click.option("--target", type=click.Choice([*REGISTRY.targets(), "all"]), default="all", show_default=True,
               help="Which kernels to emit.")
 @click.option("--out", "out", default="generated", show_default=True, type=click.Path(file_okay=False),
               help="Output folder (gets numpy/ and c/ subfolders).")
@@ -69,14 +70,10 @@ def main():
 @spec_option
 def generate(names, target, out, check_only, specs, formulas):
     """Generate kernels for NAMES (default: every registered kernel)."""
-    from .emit import TARGETS
-    from .generate import generate as gen
+    from .generation import generate as gen
     _load_specs(specs)
     _load_formulas(formulas)
-    targets = TARGETS if target == "all" else (target,)
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown:
-        raise SymgradError(f"target {unknown[0]!r} is not available yet; available: {', '.join(TARGETS)}")
+    targets = REGISTRY.targets() if target == "all" else (target,)
     res = gen(names or None, targets, out, check=check_only, strict=target != "all")
     if check_only:
         if res.differing:
@@ -94,7 +91,6 @@ def generate(names, target, out, check_only, specs, formulas):
 @main.command("list")
 def list_():
     """List the registered kernels by kind."""
-    from .registry import REGISTRY
     for spec in REGISTRY:
         first = (spec.doc or "").strip().splitlines()
         click.echo(f"{spec.name:<24} {spec.kind:<11} {first[0] if first else ''}")
@@ -102,7 +98,7 @@ def list_():
 
 @main.command()
 @click.argument("names", nargs=-1)
-@click.option("--backend", type=click.Choice(["numpy", "c"]), default="numpy", show_default=True)
+@click.option("--backend", type=click.Choice(REGISTRY.targets()), default="numpy", show_default=True)
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @spec_option
@@ -110,7 +106,7 @@ def check(names, backend, dtype, seed, specs, formulas):
     """Check kernels against central finite differences (float32: against float64).
 
     Optimizers: each example step sequence lowers a quadratic (float32: agrees with float64)."""
-    from .check import check as run
+    from .verify import check as run
     _load_specs(specs)
     _load_formulas(formulas)
     rep = run(list(names) or None, backend=backend, dtype=dtype, seed=seed)
@@ -146,7 +142,7 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
         args += ["--small"] * small + ["--no-generate"] * no_generate
         r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", *args], env=env)
         sys.exit(r.returncode)
-    from . import benchmarks
+    from .bench import suite as benchmarks
 
     def progress(items):
         with click.progressbar(items, label="benchmarking", file=sys.stderr,
@@ -181,11 +177,11 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
 @spec_option
 def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas):
     """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
-    from .explain import explain as explain_one, explainable
+    from .explanation import explain as explain_one, explainable
     _load_specs(specs)
     _load_formulas(formulas)
     if docs is not None:
-        from .explain.docs import write_docs
+        from .explanation.docs import write_docs
         changed, same = write_docs(docs, None if all_ or not names else list(names), check=check_only)
         if check_only:
             for f in changed:
@@ -210,7 +206,7 @@ def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, fo
         parts.append(ex.latex(standalone=standalone) if fmt == "latex" else ex.render(fmt))
     text = "\n".join(parts)
     if out:
-        from .emit.render import write_atomic
+        from .codegen.render import write_atomic
         try:
             write_atomic(Path(out), text)
         except OSError as e:

@@ -23,3 +23,7 @@ class UnknownKernelError(SymgradError, LookupError):
 
 class CompilerError(SymgradError, RuntimeError):
     """The C compiler is missing or failed."""
+
+
+class UnsupportedFunction(SpecError):
+    """A formula uses a function the target cannot print."""

@@ -1,44 +1,21 @@
 """``symgrad.load``: kernels as Python objects, from the same sources ``symgrad generate`` writes.
 
-The NumPy backend renders the registered spec's module and executes it in a fresh module object
-(cached per process), so a user's own spec loads exactly like a built-in.
+The registry says how each target loads each kernel kind (``symgrad/targets/<target>/__init__.py``):
+NumPy executes the rendered module in-process, C compiles the rendered files once and wraps them.
 """
 from __future__ import annotations
-
-import hashlib
-import linecache
-import types
-from functools import lru_cache
 
 import numpy as np
 
 from .errors import SpecError
 from .registry import REGISTRY
 
-BACKENDS = ("numpy", "c")
 DTYPES = ("float32", "float64")
-
-
-def _module_from_source(name: str, source: str, backend: str) -> types.ModuleType:
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-    filename = f"<symgrad {backend}/{name}.py {digest}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    mod = types.ModuleType(f"symgrad_generated.{backend}.{name}")
-    mod.__file__ = filename
-    exec(compile(source, filename, "exec"), mod.__dict__)  # noqa: S102 - our own generated code
-    return mod
-
-
-@lru_cache(maxsize=None)
-def _numpy_module(spec) -> types.ModuleType:
-    from .emit import sources
-    (source,) = sources(spec, "numpy").values()
-    return _module_from_source(spec.name, source, "numpy")
 
 
 class LoadedKernel:
     """The functions of one kernel for one backend and dtype (``forward``/``backward`` or
-    ``init``/``step``), with the signatures of ``CONTRACT.md``."""
+    ``init``/``step``), with the signatures of ``docs/contract.md``."""
 
     def __init__(self, spec, backend: str, dtype: np.dtype, module):
         self.spec, self.name, self.backend, self.dtype, self.module = spec, spec.name, backend, dtype, module
@@ -51,8 +28,7 @@ class LoadedKernel:
         return self.module.forward(*args, dtype=self.dtype, **kwargs)
 
     def backward(self, cache, *grads, **kwargs):
-        out = self.module.backward(cache, *grads, **kwargs)
-        return out
+        return self.module.backward(cache, *grads, **kwargs)
 
     # optimizers
     def init(self, *args, **kwargs):  # (param, **init hyperparameters); names as the kernel's
@@ -70,13 +46,12 @@ class LoadedKernel:
 
 
 def load(name: str, backend: str = "numpy", dtype: str = "float64") -> LoadedKernel:
-    """Load kernel ``name`` for ``backend`` ("numpy" or "c") and ``dtype`` ("float32"/"float64")."""
+    """Load kernel ``name`` for ``backend`` (a registered target: "numpy", "c") and ``dtype``
+    ("float32"/"float64")."""
     spec = REGISTRY.get(name)
-    if backend not in BACKENDS:
-        raise SpecError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend not in REGISTRY.targets():
+        raise SpecError(f"backend: expected one of {', '.join(REGISTRY.targets())}, got {backend!r}")
     if str(dtype) not in DTYPES:
         raise SpecError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
-    if backend == "c":
-        from .c_runtime import c_module
-        return LoadedKernel(spec, backend, np.dtype(str(dtype)), c_module(spec))
-    return LoadedKernel(spec, backend, np.dtype(str(dtype)), _numpy_module(spec))
+    module = REGISTRY.target_rules(spec, backend).load(spec)
+    return LoadedKernel(spec, backend, np.dtype(str(dtype)), module)

@@ -5,15 +5,15 @@ each optimizer runs every one of its rules (three steps each), each schedule eve
 """
 from __future__ import annotations
 
-from symgrad.emit.c_layer import cint
-from symgrad.emit.c_plan import plan
-from symgrad.emit.c_rewrite import c_kernel
+from symgrad.targets.c.layer import cint
+from symgrad.targets.c.plan import plan
+from symgrad.ir.rewrite import c_kernel
 
 
 def _funcs(spec):
     """(kernel IR, dims, forward CFunc, backward CFunc) as the C emitter plans them."""
     if spec.kind == "recurrent":
-        from symgrad.emit.c_recurrent import CRecurrent
+        from symgrad.targets.c.recurrent import CRecurrent
         r = CRecurrent(spec)
         return r.k, [str(d) for d in r.dims], r.fwd, r.bwd
     k = c_kernel(spec)
@@ -75,7 +75,7 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
 
 def _optimizer_fn(spec, real, sfx) -> list[str]:
     """Every rule of an optimizer (hyperparameters and t chosen to select it) for three steps."""
-    from symgrad.emit.c_optimizer import driver_cases, step_args
+    from symgrad.targets.c.optimizer import driver_cases, step_args
     args = step_args(spec)
     lines = [f"static double run_{spec.name}_{sfx}(int64_t n)", "{", "    uint64_t seed = 11;", "    int bad_ = 0;"]
     arrays = [a for a in args if a.role in ("param", "grad", "state")]

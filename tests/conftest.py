@@ -41,7 +41,7 @@ def import_path(path, name="mod"):
 
 def _have_cc():
     try:
-        from symgrad.c_build import compiler
+        from symgrad.targets.c.build import compiler
         compiler()
         return True
     except Exception:  # noqa: BLE001 - any failure means: no usable compiler
@@ -55,6 +55,6 @@ BACKENDS = ["numpy", pytest.param("c", marks=pytest.mark.skipif(not HAVE_CC, rea
 
 def require_target(name, backend):
     """Skip (visibly) a kernel/backend pair that has no emitter yet."""
-    from symgrad.emit import supports
-    if not supports(symgrad.REGISTRY.get(name), backend):
+    from symgrad import REGISTRY
+    if not REGISTRY.supports(symgrad.REGISTRY.get(name), backend):
         pytest.skip(f"no {backend} emitter for {symgrad.REGISTRY.get(name).kind} kernels yet")

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from symgrad import benchmarks, hand_reference
+from symgrad.bench import suite as benchmarks, hand as hand_reference
 
 
 def test_harness_runs_on_tiny_sizes(tmp_path):

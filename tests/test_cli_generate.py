@@ -63,7 +63,7 @@ def test_check_command_prints_table_and_passes():
 
 def test_committed_generated_is_fresh(tmp_path):
     """generated/ must equal a fresh generation byte for byte."""
-    from symgrad.generate import render_all
+    from symgrad.generation import render_all
     files = render_all()
     stale = []
     for rel, text in files.items():

@@ -16,12 +16,11 @@ from click.testing import CliRunner
 
 import symgrad as sg
 from symgrad.cli import main
-from symgrad.explain import Explanation, explain, explainable
-from symgrad.explain.evaluate import run
-from symgrad.explain.render import latex_document
+from symgrad.explanation import Explanation, explain, explainable
+from symgrad.explanation.evaluate import run
+from symgrad.explanation.render import latex_document
 
-from symgrad.check import outputs_of
-from symgrad.explain import BUILDERS
+from symgrad.verify.layers import outputs_of
 
 from conftest import layer_names
 
@@ -188,7 +187,7 @@ def test_bce_and_softmax_simplify_to_textbook_forms():
 
 
 def test_saved_values_come_from_the_kernel_ir():
-    from symgrad.lower import lower
+    from symgrad.ir.lower import lower
     for name in ("softmax_cross_entropy", "dense_sigmoid", "sigmoid"):
         saved = lower(sg.REGISTRY.get(name)).backward.saved
         table = [b for b in explain(name).doc.blocks if type(b).__name__ == "Table"][-1]
@@ -218,7 +217,7 @@ def _balanced(tex: str):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_latex_braces_and_environments_balance(lang):
-    from symgrad.explain.render import eq_latex
+    from symgrad.explanation.render import eq_latex
     for name in explainable():
         ex = explain(name, lang=lang)
         _balanced(ex.latex())
@@ -232,7 +231,7 @@ def test_latex_braces_and_environments_balance(lang):
 def test_mathtext_parses_each_equation():
     mathtext = pytest.importorskip("matplotlib.mathtext")
     parser = mathtext.MathTextParser("agg")
-    from symgrad.explain.render import eq_latex
+    from symgrad.explanation.render import eq_latex
     parsed = 0
     for name in explainable():
         for e in explain(name).doc.equations():
@@ -285,14 +284,13 @@ def test_formats_languages_and_jupyter_reprs():
 
 
 def test_a_new_kind_plugs_in_a_builder():
-    """Optimizers (another branch) add a builder for their kind; explain() dispatches on spec.kind."""
-    from symgrad.explain import BUILDERS, register_builder
-    from symgrad.explain.model import Document, Equation, Heading
+    """A new kind registers its explain rule; explain() asks the registry for it."""
+    from symgrad.explanation.model import Document, Equation, Heading
 
     class Toy:
         name, kind = "toy_sgd", "toy_optimizer"
 
-    @register_builder("toy_optimizer")
+    @sg.REGISTRY.register_rule("explain", ("toy_optimizer",))
     def build(spec, lang):
         p, g, lr = sp.symbols("p g lr")
         doc = Document(spec.name, spec.kind, lang, "toy")
@@ -304,7 +302,7 @@ def test_a_new_kind_plugs_in_a_builder():
         ex = explain(Toy())
         assert r"p \leftarrow - g lr + p" in ex.latex() and "update" in str(ex)
     finally:
-        BUILDERS.pop("toy_optimizer")
+        sg.REGISTRY.remove_rule("explain", ("toy_optimizer",))
     with pytest.raises(sg.SymgradError, match="no explanation builder"):
         explain(Toy())
 
@@ -337,7 +335,7 @@ def test_cli_docs_write_and_check(tmp_path):
 
 def test_committed_derivation_docs_are_fresh():
     """docs/derivations/ must equal a fresh `symgrad explain --all --docs docs/derivations`."""
-    from symgrad.explain.docs import render_docs
+    from symgrad.explanation.docs import render_docs
     builtin = [n for n in explainable() if n not in USER]
     files = render_docs(builtin)
     folder = ROOT / "docs" / "derivations"
@@ -353,8 +351,8 @@ def test_committed_derivation_docs_are_fresh():
 
 
 def test_code_section_is_the_generated_backward():
-    from symgrad.explain.model import Code
-    for name in [n for n in layer_names() if n not in USER and sg.REGISTRY.get(n).kind in BUILDERS]:
+    from symgrad.explanation.model import Code
+    for name in [n for n in layer_names() if n not in USER and sg.REGISTRY.rule("explain", sg.REGISTRY.get(n))]:
         codes = [b for b in explain(name).doc.blocks if isinstance(b, Code)]
         generated = (ROOT / "generated" / "numpy" / f"{name}.py").read_text(encoding="utf-8")
         if sg.REGISTRY.get(name).kind == "recurrent":   # before, inside and after the time loops

@@ -11,8 +11,8 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
-from symgrad.explain import explain, explainable
-from symgrad.explain.evaluate import MODULES, evaluate, run
+from symgrad.explanation import explain, explainable
+from symgrad.explanation.evaluate import MODULES, evaluate, run
 
 OPTIMIZERS = [s.name for s in sg.REGISTRY if s.kind == "optimizer"]
 
@@ -85,7 +85,7 @@ def test_printed_update_equations_run_like_the_kernel(name):
 
 def test_merged_listing_covers_every_variant():
     """Each variant's equations are exactly the printed lines whose condition its flags satisfy."""
-    from symgrad.explain.optimizers import program
+    from symgrad.explanation.optimizers import program
     for name in OPTIMIZERS:
         spec = sg.REGISTRY.get(name)
         prog = program(spec, expand_derived=False)
@@ -121,8 +121,8 @@ def test_adam_page_shows_bias_correction_and_eps_hat():
 
 
 def test_ema_worked_example_is_computed_by_the_kernel():
-    from symgrad.explain.model import Table
-    from symgrad.explain.teaching import ema_example
+    from symgrad.explanation.model import Table
+    from symgrad.explanation.teaching import ema_example
     table = [b for b in explain("ema").doc.blocks if isinstance(b, Table)][-1]
     col = [float(r[2][0]) for r in table.rows]
     assert col == pytest.approx([1, 1.9, 2.89, 3.889, 4.8889], rel=1e-12)        # REFERENCE.md
@@ -232,6 +232,6 @@ def test_lstm_page_shows_gates_blocks_and_the_plan():
     assert r"\middle|" in ex.markdown()
     zh = explain("lstm", lang="zh").markdown()
     assert "随时间反向传播" in zh and "链式法则" in zh and "前向传播" in zh
-    from symgrad.lower_recurrent import plan
+    from symgrad.ir.recurrent import plan
     p = plan(sg.REGISTRY.get("lstm"))
     assert p.pre and p.post and "循环之前" in zh

@@ -95,7 +95,7 @@ def test_upstream_gradient_shape_and_scalar_dloss(dense):
 @pytest.mark.parametrize("name", [n for n in sg.REGISTRY.names() if sg.REGISTRY.get(n).kind != "optimizer"
                                   and sg.REGISTRY.get(n).kind in ("layer", "activation", "loss", "recurrent")])
 def test_empty_batch_works(name):
-    from symgrad.check import outputs_of, random_inputs
+    from symgrad.verify.layers import outputs_of, random_inputs
     spec = sg.REGISTRY.get(name)
     args = random_inputs(spec, np.random.default_rng(0), {"N": 0})
     if spec.kind == "activation" or name in ("mse", "bce_logits"):
@@ -219,7 +219,7 @@ def test_read_only_output_folder(tmp_path):
 
 
 def test_concurrent_generate_leaves_a_consistent_tree(tmp_path):
-    from symgrad.generate import render_all
+    from symgrad.generation import render_all
     cmd = [sys.executable, "-m", "symgrad.cli", "generate", "--target", "numpy", "--out", str(tmp_path)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     assert all(p.wait(timeout=300) == 0 for p in procs)

@@ -59,8 +59,8 @@ def test_layernorm_large_offset_tiny_spread():
 def test_layernorm_backward_is_compact_and_linear_in_D():
     """The engine drops the mean's reduction (sum of x - mean is 0): backward does two row
     reductions and elementwise work, no D x D Jacobian, no contraction."""
-    from symgrad import ir
-    from symgrad.lower import lower
+    from symgrad.ir import nodes as ir
+    from symgrad.ir.lower import lower
     k = lower(symgrad.REGISTRY.get("layernorm"))
     N, D = k.dims
     rows = [s for s in k.backward.body if isinstance(s, ir.Reduction) and s.axes == (1,)]
@@ -195,7 +195,7 @@ def test_lstm_empty_sequence_and_bad_input(backend):
 def test_c_lstm_generator_batches_over_time():
     """The C LSTM: x W_ih^T as one GEMM over T*N rows before the loop; dx, dW_ih, dW_hh as one GEMM
     each after the backward loop; gate slices are views and dgates' parts are written in place."""
-    src = symgrad.emit.c_sources(symgrad.REGISTRY.get("lstm"))["c/lstm.c"]
+    src = symgrad.REGISTRY.emit(symgrad.REGISTRY.get("lstm"), "c")["c/lstm.c"]
     fwd, bwd = src.split("void lstm_backward_f32")[0], src.split("void lstm_backward_f32")[1]
     assert "sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, t0_steps, 4*H);" in fwd
     assert fwd.index("N*T, 4*H, D, x") < fwd.index("for (int64_t _t = 0")

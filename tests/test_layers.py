@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad.check import outputs_of, random_inputs
+from symgrad.verify.layers import outputs_of, random_inputs
 
 from conftest import require_target, BACKENDS, layer_names, needs_torch, rel_err, torch
 

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import symgrad
-from symgrad.check import check_layer, outputs_of
+from symgrad.verify.layers import check_layer, outputs_of
 
 from conftest import BACKENDS, layer_names, needs_torch, rel_err, require_target, torch
 

@@ -5,7 +5,7 @@ Sources of the semantics: ``../shared/REFERENCE.md`` (PyTorch conventions).
 """
 import sympy as sp
 
-import symgrad as sg
+import symgrad.api as sg
 
 N, D, M, C = sg.dims("N D M C")
 z = sp.Symbol("z", real=True)

@@ -7,8 +7,8 @@ exact semantics: ``../shared/REFERENCE.md``. ``has_weight_decay``/``has_momentum
 """
 import sympy as sp
 
-import symgrad as sg
-from symgrad import hparam
+import symgrad.api as sg
+from symgrad.api import hparam
 
 NONNEG = "[0, inf)"
 BETA = "[0, 1)"

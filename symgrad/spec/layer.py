@@ -21,6 +21,7 @@ from typing import Callable
 import sympy as sp
 
 from ..errors import SpecError
+from ..registry import REGISTRY
 from . import tensor as T
 
 
@@ -57,6 +58,7 @@ class LayerSpec:
     outputs: list[T.Node]
     doc: str = ""
     formula: str = ""             # the scalar formula of an activation, for docs
+    loss: bool = False            # one scalar output; backward's upstream gradient defaults to 1.0
     meta: dict = field(default_factory=dict)
 
     @property
@@ -83,7 +85,8 @@ class LayerSpec:
         return derive(self)
 
 
-def _build(name: str, fn: Callable, decls: dict, kind: str) -> LayerSpec:
+def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = False) -> LayerSpec:
+    """The ``LayerSpec`` of forward function ``fn`` (shapes ``decls``); ``loss``: one scalar output."""
     T.check_identifier(name, "layer name")
     sig = inspect.signature(fn)
     inputs, hypers, call = [], [], []
@@ -120,8 +123,8 @@ def _build(name: str, fn: Callable, decls: dict, kind: str) -> LayerSpec:
         if isinstance(o, T.Input):
             o = outs[k] = T.elementwise(lambda a: a, o)
         if o.name is None:
-            o.named("loss" if kind == "loss" else ("y" if len(outs) == 1 else f"y{k}"))
-    if kind == "loss" and (len(outs) != 1 or outs[0].shape != ()):
+            o.named("loss" if loss else ("y" if len(outs) == 1 else f"y{k}"))
+    if loss and (len(outs) != 1 or outs[0].shape != ()):
         raise SpecError(f"{name}: a loss must return one scalar, got shape(s) {[o.shape for o in outs]}")
     used = {s for n in T.walk(outs) if isinstance(n, T.Map) for s in n.hyper_symbols()}
     for h in hypers:
@@ -133,22 +136,22 @@ def _build(name: str, fn: Callable, decls: dict, kind: str) -> LayerSpec:
             raise SpecError(f"{name}: output name {o.name!r} clashes with an argument")
     if not any(i.differentiable for i in inputs):
         raise SpecError(f"{name}: no input gets a gradient")
-    return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "")
+    return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "", loss=loss)
 
 
 def layer(name: str | None = None, *, register: bool = True, **shapes):
     """Decorator: define a layer by its forward pass; backward is derived."""
     def deco(fn):
-        spec = _build(name or fn.__name__, fn, shapes, "layer")
-        return _maybe_register(spec, register)
+        spec = build_spec(name or fn.__name__, fn, shapes, "layer")
+        return maybe_register(spec, register)
     return deco
 
 
 def loss(name: str | None = None, *, register: bool = True, **shapes):
     """Decorator: define a loss (one scalar output); backward takes ``dloss=1.0``."""
     def deco(fn):
-        spec = _build(name or fn.__name__, fn, shapes, "loss")
-        return _maybe_register(spec, register)
+        spec = build_spec(name or fn.__name__, fn, shapes, "loss", loss=True)
+        return maybe_register(spec, register)
     return deco
 
 
@@ -167,15 +170,17 @@ def activation(name: str, formula: sp.Expr, *, register: bool = True, doc: str =
         return T.apply(formula.xreplace({z: sp.Symbol(zname, real=True)}), fn=name, **{zname: t}).named("a")
 
     fn.__signature__ = inspect.Signature([inspect.Parameter(zname, inspect.Parameter.POSITIONAL_OR_KEYWORD)])
-    spec = _build(name, fn, {zname: ANYSHAPE}, "activation")
+    spec = build_spec(name, fn, {zname: ANYSHAPE}, "activation")
     spec.formula = sp.latex(formula)
     spec.meta["scalar"] = (z, formula)
     spec.doc = doc or f"Elementwise {name}: a = {formula}."
-    return _maybe_register(spec, register)
+    return maybe_register(spec, register)
 
 
-def _maybe_register(spec, register: bool):
+def maybe_register(spec, register: bool):
     if register:
-        from ..registry import REGISTRY
         REGISTRY.add(spec)
     return spec
+
+
+REGISTRY.register_rule("interface", ("layer", "activation", "loss"))("layer")   # forward / backward

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 import sympy as sp
 
 from ..errors import SpecError
+from ..registry import REGISTRY
 from .tensor import check_identifier
 
 _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
@@ -127,17 +128,8 @@ class OptimizerSpec:
                 res.append(Variant(tuple(zip(names, values)), eqs))
         return res
 
-    def numpy_source(self) -> str:
-        from ..emit.numpy_optimizer import optimizer_source
-        return optimizer_source(self)
 
-    def c_sources(self) -> dict:
-        from ..emit.c_optimizer import optimizer_sources
-        return optimizer_sources(self)
 
-    def check(self, backend="numpy", dtype="float64", seed=0):
-        from ..check_optim import check_optimizer
-        return check_optimizer(self, backend, dtype, seed)
 
 
 def _as_eq(spec, e):
@@ -253,7 +245,6 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
         spec.meta["arg_names"] = ({"p": "param"}.get(param, param), {"g": "grad"}.get(grad, grad))
         _validate(spec)
         if register:
-            from ..registry import REGISTRY
             REGISTRY.add(spec, replace=replace)
         return spec
     return deco
@@ -280,17 +271,8 @@ class ScheduleSpec:
                         (sp.Eq(sp.Symbol("value"), self.formula(**dict(zip(names, vals))), evaluate=False),))
                 for vals in itertools.product((False, True), repeat=len(names))]
 
-    def numpy_source(self) -> str:
-        from ..emit.numpy_optimizer import schedule_source
-        return schedule_source(self)
 
-    def c_sources(self) -> dict:
-        from ..emit.c_optimizer import schedule_sources
-        return schedule_sources(self)
 
-    def check(self, backend="numpy", dtype="float64", seed=0):
-        from ..check_optim import check_schedule
-        return check_schedule(self, backend, dtype, seed)
 
 
 def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, requires=(),
@@ -309,7 +291,10 @@ def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, 
             if bad:
                 raise SpecError(f"{nm}: formula uses unknown symbol(s) {sorted(bad)}")
         if register:
-            from ..registry import REGISTRY
             REGISTRY.add(spec, replace=replace)
         return spec
     return deco
+
+
+REGISTRY.register_rule("interface", ("optimizer",))("optimizer")   # init(param) / step(param, grad, state)
+REGISTRY.register_rule("interface", ("schedule",))("schedule")     # value(*args)

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import SpecError
+from ..registry import REGISTRY
 from . import tensor as T
-from .layer import ArgDecl, LayerSpec, _build, _maybe_register
+from .layer import ArgDecl, LayerSpec, build_spec, maybe_register
 
 
 @dataclass(eq=False)
@@ -103,7 +104,7 @@ def recurrent(name: str | None = None, *, state, sequence, outputs=None, time: s
             return tuple(res)
 
         cell_fn.__signature__ = inspect.signature(fn)
-        cell = _build(lname, cell_fn, shapes, "cell")
+        cell = build_spec(lname, cell_fn, shapes, "cell")
         for s, o in zip(state, cell.outputs):
             i = next(i for i in cell.inputs if i.name == s)
             if o.shape != i.shape:
@@ -111,5 +112,8 @@ def recurrent(name: str | None = None, *, state, sequence, outputs=None, time: s
         T.check_identifier(time, "time dimension")
         tdim = sp.Symbol(time, integer=True, positive=True)
         spec = RecurrentSpec(lname, cell, state, sequence, outputs, tdim, doc=inspect.getdoc(fn) or "")
-        return _maybe_register(spec, register)
+        return maybe_register(spec, register)
     return deco
+
+
+REGISTRY.register_rule("interface", ("recurrent",))("layer")   # forward / backward over a sequence

@@ -1,0 +1,28 @@
+"""The public API in one module: what ``import symgrad as sg`` gives, minus the built-in kernels.
+
+The built-ins (``symgrad.builtins``) are written against this module (``import symgrad.api as sg``),
+exactly as a user's own spec file is written against ``symgrad``; the package ``__init__`` imports this
+module and then the built-ins, so neither imports the other back.
+"""
+from .errors import CompilerError, DTypeError, ShapeError, SpecError, SymgradError, UnknownKernelError
+from .version import __version__
+from .registry import REGISTRY
+from .spec.layer import ANYSHAPE, activation, constant, index, layer, loss
+from .spec.recurrent import recurrent
+from .spec.tensor import (abs, apply, dims, einsum, exp, hyper, log, max, maximum, mean,  # noqa: A004
+                          one_hot, sqrt, stop_gradient, sum, tanh, where)
+from .spec.optimizer import hparam, optimizer, schedule
+from .targets import numpy as _target_numpy  # noqa: F401 - each target registers itself
+from .targets import c as _target_c  # noqa: F401
+from .runtime import load
+from .verify import check
+from .generation import generate
+from .explanation import explain
+
+__all__ = [
+    "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
+    "UnknownKernelError", "__version__", "abs", "activation", "apply", "check", "constant", "dims", "einsum",
+    "exp", "explain", "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max",
+    "maximum", "mean", "one_hot", "optimizer", "recurrent", "schedule", "sqrt", "stop_gradient", "sum",
+    "tanh", "where",
+]

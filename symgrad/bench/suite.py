@@ -1,0 +1,331 @@
+"""The benchmark harness behind ``symgrad bench``: one run, every contender, ratios in a table.
+
+Times are medians of repeated runs after warm-up; a ratio compares two contenders measured in the
+same run (never an absolute time against a fixed number). Memory-bound kernels are also compared
+with the bandwidth bound: the bytes the kernel must move divided by a STREAM-style triad bandwidth
+measured in the same run. Targets (issue 7) are printed next to the measured ratio.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import hand
+
+SIZES = {  # workload -> dims (full size; --small shrinks them for the smoke test)
+    "dense": dict(N=512, D=1024, M=1024),
+    "layernorm": dict(N=8192, D=1024),
+    "lstm": dict(T=32, N=64, D=256, H=256),
+    "adam": dict(P=2 ** 24),
+}
+SMALL = {"dense": dict(N=8, D=16, M=8), "layernorm": dict(N=16, D=32), "lstm": dict(T=3, N=4, D=5, H=6),
+         "adam": dict(P=1000)}
+TARGETS = [  # (workload, contender, reference, goal): ratio contender/reference <= goal, float32
+    ("layernorm", "C", "torch", 0.5), ("adam", "C", "torch", 1.0), ("dense", "C", "hand NumPy", 1.1),
+    ("lstm", "C", "torch", 1.0), ("dense", "NumPy", "hand NumPy", 1.2),
+    ("layernorm", "NumPy", "hand NumPy", 1.2), ("lstm", "NumPy", "hand NumPy", 1.2),
+    ("adam", "NumPy", "hand NumPy", 0.5),
+]
+
+
+@dataclass
+class Result:
+    workload: str
+    dtype: str
+    times: dict = field(default_factory=dict)     # contender -> seconds
+    bound: float | None = None                    # seconds at the triad bandwidth
+
+
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+TRIAD_C = r"""
+#include <stddef.h>
+/* STREAM triad a = b + s c over n doubles, threads from OMP_NUM_THREADS. */
+void sg_triad(double *restrict a, const double *restrict b, const double *restrict c, double s, long n) {
+#ifdef _OPENMP
+    #pragma omp parallel for schedule(static)
+#endif
+    for (long i = 0; i < n; i++) a[i] = b[i] + s * c[i];
+}
+"""
+
+
+def _triad_kernel():
+    """The compiled triad (same compiler and flags as the kernels), or None without a compiler."""
+    import ctypes
+    try:
+        from ..targets.c.build import build, load_library
+        lib = load_library(build("sg_triad", {"sg_triad.c": TRIAD_C}))
+    except Exception:  # noqa: BLE001 - no compiler: fall back to NumPy's single-threaded add
+        return None
+    f = lib.sg_triad
+    f.restype = None
+    f.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_double, ctypes.c_long]
+    return f
+
+
+def triad_bandwidth(n: int = 2 ** 24, repeats: int = 5) -> tuple[float, str]:
+    """Bytes per second of the STREAM triad a = b + s c (3 arrays of n doubles moved), best of
+    ``repeats``, threaded like the C kernels; returns (bandwidth, how it was measured)."""
+    b, c = np.ones(n), np.full(n, 2.0)
+    a = np.zeros(n)
+    f = _triad_kernel()
+    if f is not None:
+        run, how = (lambda: f(a.ctypes.data, b.ctypes.data, c.ctypes.data, 3.0, n)), "C STREAM triad"
+    else:
+        run, how = (lambda: np.add(b, c, out=a)), "NumPy add (no C compiler; one thread)"
+    t = min(median_time(run, 1) for _ in range(repeats))
+    return 3 * n * 8 / t, how
+
+
+def _args(workload, dims, dtype, rng):
+    f = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    if workload == "dense":
+        return dict(x=f(dims["N"], dims["D"]), W=f(dims["D"], dims["M"]) * 0.03, b=f(dims["M"]),
+                    dy=f(dims["N"], dims["M"]))
+    if workload == "layernorm":
+        return dict(x=f(dims["N"], dims["D"]), gamma=f(dims["D"]), beta=f(dims["D"]), dy=f(dims["N"], dims["D"]))
+    if workload == "lstm":
+        T, N, D, H = dims["T"], dims["N"], dims["D"], dims["H"]
+        return dict(x=f(T, N, D), h0=np.zeros((N, H), dtype), c0=np.zeros((N, H), dtype),
+                    W_ih=f(4 * H, D) * 0.05, W_hh=f(4 * H, H) * 0.05, b_ih=f(4 * H), b_hh=f(4 * H),
+                    dhs=f(T, N, H))
+    return dict(p=f(dims["P"]), g=f(dims["P"]))
+
+
+def _bytes(workload, dims, itemsize):
+    if workload == "layernorm":  # forward reads x, writes y; backward reads dy and x, writes dx
+        return 5 * dims["N"] * dims["D"] * itemsize
+    if workload == "adam":  # reads p, g, m, v; writes p, m, v
+        return 7 * dims["P"] * itemsize
+    return None
+
+
+def contenders(workload, a, dtype, threads):
+    """name -> zero-argument callable running forward+backward (or one optimizer step)."""
+    import symgrad
+    out = {}
+    if workload == "adam":
+        out["hand NumPy"] = hand.adam_runner(a["p"].copy(), a["g"])
+        for backend, label in (("numpy", "NumPy"), ("c", "C")):
+            try:
+                k = symgrad.load("adam", backend=backend, dtype=dtype)
+            except Exception:  # noqa: BLE001 - a backend or kernel not available: no column
+                continue
+            p = a["p"].copy()
+            st = k.init(p)
+            out[label] = lambda k=k, p=p, st=st: k.step(p, a["g"], st, lr=1e-3)
+    else:
+        out["hand NumPy"] = getattr(hand, f"{workload}_runner")(a)
+        for backend, label in (("numpy", "NumPy"), ("c", "C")):
+            try:
+                k = symgrad.load(workload, backend=backend, dtype=dtype)
+            except Exception:  # noqa: BLE001
+                continue
+            out[label] = _layer_runner(k, workload, a)
+    return out
+
+
+def _layer_runner(k, workload, a):
+    if workload == "dense":
+        return lambda: k.backward(k.forward(a["x"], a["W"], a["b"])[1], a["dy"])
+    if workload == "layernorm":
+        return lambda: k.backward(k.forward(a["x"], a["gamma"], a["beta"])[1], a["dy"])
+    names = ("x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh")
+    return lambda: k.backward(k.forward(*[a[n] for n in names])[1], a["dhs"])
+
+
+def _torch_runner(workload, a, dtype, threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    T = lambda v, g=True: torch.tensor(v, requires_grad=g)  # noqa: E731
+    if workload == "dense":
+        x, W, b, dy = T(a["x"]), T(a["W"]), T(a["b"]), torch.tensor(a["dy"])
+        return lambda: (x @ W + b).backward(dy)
+    if workload == "layernorm":
+        x, g, b, dy = T(a["x"]), T(a["gamma"]), T(a["beta"]), torch.tensor(a["dy"])
+        return lambda: torch.nn.functional.layer_norm(x, (x.shape[-1],), g, b, 1e-5).backward(dy)
+    if workload == "lstm":
+        D, H = a["W_ih"].shape[1], a["W_hh"].shape[1]
+        lstm = torch.nn.LSTM(D, H).to(getattr(torch, dtype))
+        x, h0, c0, dhs = T(a["x"]), torch.tensor(a["h0"])[None], torch.tensor(a["c0"])[None], torch.tensor(a["dhs"])
+        return lambda: lstm(x, (h0, c0))[0].backward(dhs)
+    p = torch.nn.Parameter(torch.tensor(a["p"]))
+    p.grad = torch.tensor(a["g"])
+    try:
+        opt = torch.optim.Adam([p], lr=1e-3, fused=True)
+        opt.step()
+    except (RuntimeError, TypeError):
+        opt = torch.optim.Adam([p], lr=1e-3, foreach=False)
+    return opt.step
+
+
+def torch_time(workload, dtype, threads, repeats, small) -> float | None:
+    """torch's time for the workload, measured in its own process: torch brings its own OpenMP
+    runtime, whose threads keep spinning after each call and would take the cores from the
+    kernels measured here (the C dense layer ran 2.3x slower next to a live torch). None without torch."""
+    import importlib.util
+    import json
+    if importlib.util.find_spec("torch") is None:
+        return None
+    code = ("import json, sys; from symgrad.bench.suite import _torch_child; "
+            f"print(json.dumps(_torch_child({workload!r}, {dtype!r}, {threads}, {repeats}, {bool(small)})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError(f"torch benchmark failed: {r.stderr.strip()[-500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _torch_child(workload, dtype, threads, repeats, small):
+    sizes = SMALL if small else SIZES
+    a = _args(workload, sizes[workload], dtype, np.random.default_rng(0))
+    return median_time(_torch_runner(workload, a, dtype, threads), repeats)
+
+
+def generate_time(cold: bool) -> float:
+    """Seconds of ``symgrad generate`` for every built-in into a fresh folder, in a new process
+    (cold: empty compile cache too)."""
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ)
+        if cold:
+            env["SYMGRAD_CACHE"] = os.path.join(d, "cache")
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "symgrad.cli", "generate", "--out", os.path.join(d, "g")],
+                       check=True, env=env, capture_output=True)
+        return time.perf_counter() - t0
+
+
+def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, small=False, progress=None,
+        with_generate=True):
+    workloads = list(workloads or SIZES)
+    sizes = SMALL if small else SIZES
+    bw, bw_how = triad_bandwidth(2 ** 16 if small else 2 ** 24)
+    results = []
+    jobs = [(w, dt) for w in workloads for dt in dtypes]
+    for w, dt in (progress(jobs) if progress else jobs):
+        rng = np.random.default_rng(0)
+        a = _args(w, sizes[w], dt, rng)
+        r = Result(w, dt)
+        for name, fn in contenders(w, a, dt, threads).items():
+            r.times[name] = median_time(fn, repeats)
+        t = torch_time(w, dt, threads, repeats, small)
+        if t is not None:
+            r.times["torch"] = t
+        nbytes = _bytes(w, sizes[w], np.dtype(dt).itemsize)
+        r.bound = nbytes / bw if nbytes else None
+        results.append(r)
+    gen = (generate_time(True), generate_time(False)) if with_generate else None
+    return dict(results=results, bandwidth=bw, bandwidth_how=bw_how, generate=gen, machine=machine(threads),
+                sizes=sizes)
+
+
+def machine(threads) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    vers = [f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
+    try:
+        from importlib.metadata import version
+        vers.append(f"torch {version('torch')}")
+    except Exception:  # noqa: BLE001 - torch not installed
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {threads} threads; " + ", ".join(vers)
+
+
+def table(report, markdown=False) -> str:
+    cols = ["NumPy", "C", "hand NumPy", "torch"]
+    lines = []
+    if markdown:
+        lines += ["| workload | dtype | " + " | ".join(f"{c} (ms)" for c in cols) + " | bandwidth bound (ms) |",
+                  "|" + " --- |" * (len(cols) + 3)]
+    else:
+        lines.append(f"{'workload':<10} {'dtype':<8} " + " ".join(f"{c + ' ms':>14}" for c in cols)
+                     + f" {'bound ms':>10}")
+    for r in report["results"]:
+        cells = [f"{r.times[c] * 1e3:.2f}" if c in r.times else "-" for c in cols]
+        bound = f"{r.bound * 1e3:.2f}" if r.bound else "-"
+        if markdown:
+            lines.append(f"| {r.workload} | {r.dtype} | " + " | ".join(cells) + f" | {bound} |")
+        else:
+            lines.append(f"{r.workload:<10} {r.dtype:<8} " + " ".join(f"{c:>14}" for c in cells) + f" {bound:>10}")
+    lines.append("")
+    lines += targets(report, markdown)
+    if report["generate"]:
+        cold, warm = report["generate"]
+        lines.append(("- " if markdown else "") + f"symgrad generate (all built-ins): cold {cold:.1f} s, "
+                     f"warm {warm:.1f} s (goal cold <= 10 s)")
+    lines.append(("- " if markdown else "") + f"triad bandwidth {report['bandwidth'] / 1e9:.1f} GB/s "
+                 f"({report['bandwidth_how']}); "
+                 f"{report['machine']}")
+    return "\n".join(lines)
+
+
+def targets(report, markdown=False) -> list[str]:
+    by = {(r.workload, r.dtype): r for r in report["results"]}
+    out = []
+    for w, c, ref, goal in TARGETS:
+        r = by.get((w, "float32"))
+        if r is None or c not in r.times or ref not in r.times:
+            continue
+        ratio = r.times[c] / r.times[ref]
+        mark = "met" if ratio <= goal else "MISSED"
+        out.append(("- " if markdown else "") + f"{w} float32: {c} / {ref} = {ratio:.2f} (goal <= {goal}) {mark}")
+    for r in report["results"]:
+        if r.bound and "C" in r.times and r.dtype == "float32":
+            frac = r.bound / r.times["C"]
+            out.append(("- " if markdown else "") + f"{r.workload} float32: C reaches {frac:.0%} of the triad "
+                       "bandwidth" + (" (goal >= 60%)" if r.workload == "adam" else ""))
+    return out
+
+
+def plot(report, path):
+    """A bar chart of every contender's time relative to torch (or to hand NumPy without torch)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - optional extra
+        from ..errors import SymgradError
+        raise SymgradError("plotting needs matplotlib: pip install 'symgrad[plot]'") from e
+    rs = report["results"]
+    names = ["NumPy", "C", "hand NumPy", "torch"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.2
+    for j, n in enumerate(names):
+        vals = []
+        for r in rs:
+            ref = r.times.get("torch") or r.times.get("hand NumPy")
+            vals.append(r.times[n] / ref if n in r.times else 0)
+        ax.bar([i + j * width for i in range(len(rs))], vals, width, label=n)
+    ax.set_xticks([i + 1.5 * width for i in range(len(rs))], [f"{r.workload}\n{r.dtype}" for r in rs])
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_ylabel("time relative to torch (log scale, lower is faster)")
+    ax.set_title("symgrad kernels, forward+backward (Adam: one step)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,184 @@
+"""Expression printers, one class per target (after SymPy's ``printing/numpy.py`` and ``c.py``).
+
+Target differences are data: the functions each target knows, and how a stable primitive
+(``Sigmoid``, ``Softplus``) is spelled there.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.c import C99CodePrinter as _SympyC99
+from sympy.printing.numpy import NumPyPrinter as _SympyNumPy
+from sympy.printing.str import StrPrinter
+
+from ..errors import UnsupportedFunction
+
+
+class NumpyPrinter(_SympyNumPy):
+    """Prints with the ``np.`` prefix; elementwise Max/Min/Piecewise; stable sigmoid/softplus."""
+
+    def __init__(self):
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False,
+                          "inline": True})
+
+    def _module_format(self, fqn, register=True):
+        if "." in fqn and not fqn.startswith("numpy."):  # math.gamma, scipy.special...: not vectorized / not imported
+            raise UnsupportedFunction(f"{fqn.rsplit('.', 1)[-1]} has no NumPy equivalent")
+        s = super()._module_format(fqn, register)
+        return "np." + s[len("numpy."):] if s.startswith("numpy.") else s
+
+    def _nested(self, fn, args):
+        args = [self._print(a) for a in args]
+        out = args[0]
+        for a in args[1:]:
+            out = f"np.{fn}({out}, {a})"
+        return out
+
+    def _print_Max(self, e):
+        return self._nested("maximum", e.args)
+
+    def _print_Min(self, e):
+        return self._nested("minimum", e.args)
+
+    def _print_Piecewise(self, e):
+        if e.args[-1].cond != True:  # noqa: E712 - SymPy's true
+            raise ValueError(f"Piecewise without a default branch: {e}")
+        def branch(v):  # a bare number would make np.where's result int64/float64 whatever the dtype
+            return f"dtype.type({self._print(v)})" if v.is_Number else self._print(v)
+        out = branch(e.args[-1].expr)
+        for val, cond in reversed(e.args[:-1]):
+            out = f"np.where({self._print(cond)}, {branch(val)}, {out})"
+        return out
+
+    def _print_Heaviside(self, e):
+        h0 = e.args[1] if len(e.args) > 1 else sp.Rational(1, 2)
+        return f"np.heaviside({self._print(e.args[0])}, {self._print(h0)})"
+
+    def _print_Sigmoid(self, e):
+        return f"_sigmoid({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e):
+        return f"np.logaddexp(0, {self._print(e.args[0])})"
+
+    def _print__Copy(self, e):
+        return f"np.array({self._print(e.args[0])}, dtype=dtype)"
+
+    def _print_Rational(self, e):
+        return f"{e.p}/{e.q}"
+
+    def _print_Pow(self, e, rational=False):
+        if e.exp == -1:
+            return f"1/{self.parenthesize(e.base, 50)}"
+        return super()._print_Pow(e, rational)
+
+    def _print_Float(self, e):
+        return repr(float(e))
+
+
+class MathPrinter(StrPrinter):
+    """Plain-text formulas for docstrings and headers."""
+
+    def _print__Copy(self, e):
+        return f"copy({self._print(e.args[0])})"
+
+    def _print_Sigmoid(self, e):
+        return f"sigmoid({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e):
+        return f"softplus({self._print(e.args[0])})"
+
+    def _print_Float(self, e):
+        return repr(float(e))
+
+
+def pycode(e) -> str:
+    try:
+        return NumpyPrinter().doprint(e)
+    except UnsupportedFunction:
+        raise
+    except NotImplementedError as exc:  # SymPy's PrintMethodNotImplementedError
+        name = str(exc).split(": ", 1)[-1].splitlines()[0]
+        raise UnsupportedFunction(f"{name} is not supported by the NumPy target") from None
+
+
+def mathstr(e) -> str:
+    return MathPrinter({"order": "none"}).doprint(e)
+
+
+class CPrinter(_SympyC99):
+    """C99 expressions for one real type (after SymPy's ``printing/c.py``).
+
+    ``dtype`` "float32" prints ``expf``/``tanhf``/``1.0F`` (SymPy's type aliases), "float64" ``exp``...;
+    ``refs`` maps a symbol name to its C spelling (``x[i0*D + i1]``, ``((double)N)``). Max/Min and the
+    stable primitives call static inline helpers of the generated file (``sg_max_f32``,
+    ``sg_sigmoid_f64``, ...), which propagate NaN like NumPy and never overflow.
+    """
+
+    SUFFIX = {"float32": "f32", "float64": "f64"}
+
+    def __init__(self, dtype: str = "float64", refs: dict | None = None, inline_math: bool = False):
+        from sympy.codegen.ast import float32, float64, real
+        super().__init__({"type_aliases": {real: float32 if dtype == "float32" else float64}})
+        self.dtype, self.sfx, self.refs = dtype, self.SUFFIX[dtype], dict(refs or {})
+        self.inline_math = inline_math and dtype == "float32"  # sg_exp_f32/sg_tanh_f32 (layer template)
+        self.real = "float" if dtype == "float32" else "double"
+
+    def _print_Symbol(self, e):
+        return self.refs.get(e.name, e.name)
+
+    def _helper(self, fn, args):
+        return f"sg_{fn}_{self.sfx}({', '.join(self._print(a) for a in args)})"
+
+    def _nested(self, fn, args):
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"sg_{fn}_{self.sfx}({out}, {self._print(a)})"
+        return out
+
+    def _print_Max(self, e):
+        return self._nested("max", e.args)
+
+    def _print_Min(self, e):
+        return self._nested("min", e.args)
+
+    def _print_Sigmoid(self, e):
+        return self._helper("sigmoid", e.args)
+
+    def _print_exp(self, e):  # float: the generated file's branch-free exp, which loops vectorize
+        return self._helper("exp", e.args) if self.inline_math else super()._print_Function(e)
+
+    def _print_tanh(self, e):
+        return self._helper("tanh", e.args) if self.inline_math else super()._print_Function(e)
+
+    def _print_Softplus(self, e):
+        return self._helper("softplus", e.args)
+
+    def _print_Heaviside(self, e):
+        h0 = e.args[1] if len(e.args) > 1 else sp.Rational(1, 2)
+        return self._helper("heaviside", (e.args[0], h0))
+
+    def _print_sign(self, e):
+        return self._helper("sign", e.args)
+
+    def _print__Copy(self, e):
+        return self._print(e.args[0])
+
+    def _print_Piecewise(self, e):
+        if e.args[-1].cond != True:  # noqa: E712 - SymPy's true
+            raise ValueError(f"Piecewise without a default branch: {e}")
+        out = self._print(e.args[-1].expr)
+        for val, cond in reversed(e.args[:-1]):
+            out = f"(({self._print(cond)}) ? ({self._print(val)}) : ({out}))"
+        return out
+
+    def _print_Pow(self, e):
+        b, x = e.args
+        if x.is_Integer and 1 <= abs(int(x)) <= 3:
+            base = self.parenthesize(b, 1000)  # tighter than any operator
+            prod = "*".join([base] * abs(int(x)))
+            one = "1.0F" if self.dtype == "float32" else "1.0"
+            return f"({prod})" if x > 0 else f"({one}/({prod}))"
+        return super()._print_Pow(e)
+
+
+def ccode(e, dtype: str = "float64", refs: dict | None = None, inline_math: bool = False) -> str:
+    return CPrinter(dtype, refs, inline_math).doprint(e)

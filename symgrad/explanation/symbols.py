@@ -1,0 +1,87 @@
+"""Display-only SymPy objects of the explanations: how a textbook writes them in text and LaTeX.
+
+``ReduceMax`` (max over an index), ``Partial`` (a fraction of partials), ``OpApply`` (fallback for an
+unknown node kind), ``Blocks`` (``[a | b | c]``, arrays side by side) and ``Word`` (a name shown whole
+and upright, ``global_step``). The numeric evaluator (``symgrad.explanation.evaluate``) knows ``ReduceMax``
+and ``Blocks``; the others appear only on the left of an equation or in prose.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+
+class ReduceMax(sp.Function):
+    """``max_j body``: the maximum of ``body`` over index ``j`` (printed like a textbook)."""
+
+    nargs = 2
+
+    def _latex(self, printer):
+        return r"\max_{%s} %s" % (printer._print(self.args[1]), printer.parenthesize(self.args[0], 1000))
+
+    def _sympystr(self, printer):
+        return "max_%s(%s)" % (printer._print(self.args[1]), printer._print(self.args[0]))
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        body = printer._print(self.args[0])
+        head = prettyForm("max_%s" % printer._print(self.args[1]))
+        return prettyForm(*head.right(prettyForm(*body.parens())))
+
+
+class Partial(sp.Expr):
+    """The partial derivative of ``y`` by ``x`` as a textbook writes it: a fraction of two partials.
+
+    Display only (an equation's left side); ``sympy.Derivative`` would print d/dx (y).
+    """
+
+    def __new__(cls, y, x):
+        return sp.Expr.__new__(cls, sp.sympify(y), sp.sympify(x))
+
+    def _latex(self, printer):
+        return r"\frac{\partial %s}{\partial %s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
+
+    def _sympystr(self, printer):
+        return "∂%s/∂%s" % (printer._print(self.args[0]), printer._print(self.args[1]))
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        num = prettyForm(*printer._print(self.args[0]).left("∂"))
+        den = prettyForm(*printer._print(self.args[1]).left("∂"))
+        return num / den
+
+
+class OpApply(sp.Function):
+    """Display fallback for a node kind this module has no notation for: ``op(args)``."""
+
+    def _latex(self, printer):
+        return r"\operatorname{%s}\left(%s\right)" % (
+            str(self.args[0]).replace("_", r"\_"), ", ".join(printer._print(a) for a in self.args[1:]))
+
+
+class Blocks(sp.Function):
+    """``[a | b | c]``: arrays side by side along the last axis (the gradient of stacked slices)."""
+
+    def _latex(self, printer):
+        return r"\left[\, %s \,\right]" % r" \;\middle|\; ".join(printer._print(a) for a in self.args)
+
+    def _sympystr(self, printer):
+        return "[%s]" % " | ".join(printer._print(a) for a in self.args)
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        return prettyForm("[%s]" % " | ".join(a.name if isinstance(a, sp.Symbol) else sp.pretty(a, use_unicode=True)
+                                              for a in self.args))
+
+
+class Word(sp.Symbol):
+    """A symbol shown as its whole name, upright (``global_step``, ``amsgrad``), not as x with a subscript."""
+
+    def _latex(self, printer):
+        return r"\mathrm{%s}" % self.name.replace("_", r"\_")
+
+    def _sympystr(self, printer):
+        return self.name
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        return prettyForm(self.name)

@@ -1,0 +1,139 @@
+"""Kernel IR: what the emitters print. Target-neutral: arrays with named dims, and statements.
+
+A ``Kernel`` has a ``forward`` and a ``backward`` ``Function``; each is a list of statements over
+named arrays. Elementwise and reduction statements carry SymPy expressions whose free symbols are
+array names (``Symbol(name)``), dims and hyperparameters; the NumPy and C printers differ, the math
+does not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+
+@dataclass
+class Arg:
+    name: str
+    shape: tuple            # dims (SymPy) or 1; (ANY,) for any shape
+    kind: str = "real"      # real | index
+    bound: sp.Expr | None = None   # for index args: ids lie in range(bound)
+    grad: bool = True
+
+
+@dataclass
+class Elementwise:
+    out: str
+    shape: tuple
+    expr: sp.Expr
+    temps: list = field(default_factory=list)   # [(Symbol, Expr)] from cse, computed first
+    broadcast: bool = False                      # expr's own shape is smaller than ``shape``
+
+
+@dataclass
+class Reduction:
+    out: str
+    shape: tuple
+    kind: str               # sum | max
+    expr: sp.Expr           # elementwise expression reduced
+    src_shape: tuple
+    axes: tuple
+    keepdims: bool
+    temps: list = field(default_factory=list)
+
+
+@dataclass
+class Einsum:
+    out: str
+    shape: tuple
+    subscripts: str
+    operands: tuple         # array names
+    operand_shapes: tuple
+
+
+@dataclass
+class OneHot:
+    out: str
+    shape: tuple
+    index: str
+    classes: sp.Expr
+
+
+@dataclass
+class Expand:
+    out: str
+    shape: tuple
+    src: str
+    axes: tuple
+
+
+@dataclass
+class Slice:
+    out: str
+    shape: tuple
+    src: str
+    start: sp.Expr
+    stop: sp.Expr
+
+
+@dataclass
+class Concat:
+    out: str
+    shape: tuple
+    parts: tuple            # array names, or None for a block of zeros of the matching width
+    widths: tuple
+
+
+@dataclass
+class Function:
+    name: str
+    params: list            # Arg (arrays in order)
+    body: list              # statements
+    returns: list           # array names returned (forward: outputs; backward: grads)
+    saved: list = field(default_factory=list)   # forward: names stored in the cache
+    shapes: dict = field(default_factory=dict)  # every array name -> shape
+
+
+@dataclass
+class Kernel:
+    name: str
+    kind: str
+    doc: str
+    inputs: list            # Arg
+    hypers: list            # (name, default)
+    outputs: list           # Arg
+    grad_outputs: list      # Arg (dy / dloss)
+    dims: list              # dim symbols
+    forward: Function
+    backward: Function
+    equations: list         # [(name, Expr)] forward equations, for docstrings
+    grad_equations: list    # [(name, Expr)] final gradient expressions, for docstrings
+    meta: dict = field(default_factory=dict)
+    node_names: dict = field(default_factory=dict)  # spec node id -> array name (for explain)
+    loss: bool = False      # one scalar output; backward's dloss defaults to 1.0
+
+
+def shape_text(shape) -> str:
+    """A shape as messages and docstrings print it: ``(N, D)``; ``(any shape)`` for ``(ANY,)``."""
+    if len(shape) == 1 and str(shape[0]) == "n_elems":
+        return "(any shape)"
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def reads(s) -> set[str]:
+    """The array names a statement reads (its CSE temporaries excluded)."""
+    if isinstance(s, (Elementwise, Reduction)):
+        temps = {t.name for t, _ in s.temps}
+        names = {x.name for x in s.expr.free_symbols}
+        for _, e in s.temps:
+            names |= {x.name for x in e.free_symbols}
+        return names - temps
+    if isinstance(s, Einsum):
+        return set(s.operands)
+    if isinstance(s, (Slice, Expand)):
+        return {s.src}
+    if isinstance(s, Concat):
+        return {p for p in s.parts if p}
+    if isinstance(s, OneHot):
+        return {s.index}
+    raise TypeError(f"unknown IR statement {type(s).__name__}")

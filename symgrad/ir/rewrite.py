@@ -1,0 +1,145 @@
+"""Kernel-IR rewrites for the C target: fewer passes over memory, same formulas.
+
+``c_kernel(spec)`` is the kernel both the C emitter and the C runtime use (so the cache the runtime
+allocates is exactly what the emitted code reads):
+
+- **Recompute instead of save** (``rematerialize``): a value forward would save that is a cheap
+  elementwise function (no transcendental call) of the inputs and of values smaller than itself
+  (LayerNorm's ``xc = x - mean``, ``xhat = rstd*xc``) is recomputed in backward from those; forward
+  then saves only the small values (``mean``, ``rstd``; torch saves the same) and writes no full-size
+  cache array, and backward reads ``x`` instead of two saved arrays.
+- **Inline cheap values** (``inline``): an elementwise value read by several elementwise statements
+  or reductions over its own domain is substituted into them when it is cheap (a few arithmetic
+  operations), so it never goes to memory; the C compiler shares it between consumers of one loop.
+
+The NumPy target keeps the plain lowering (NumPy materializes every temporary anyway).
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+import sympy as sp
+
+from . import nodes as ir
+from ..targets.c.plan import prod
+
+CHEAP_OPS = 12   # sympy count_ops of an expression we recompute rather than store
+
+
+def full_expr(s) -> sp.Expr:
+    """The statement's expression with its CSE temps substituted back."""
+    e = s.expr
+    for sym, t in reversed(s.temps):
+        e = e.xreplace({sym: t})
+    return e
+
+
+def cheap(e) -> bool:
+    """Arithmetic only (no function call, integer powers), a few operations."""
+    if any(isinstance(a, sp.Function) for a in sp.preorder_traversal(e)):
+        return False
+    if any(isinstance(a, sp.Pow) and not a.exp.is_Integer for a in sp.preorder_traversal(e)):
+        return False
+    return sp.count_ops(e) <= CHEAP_OPS
+
+
+def _smaller(shape, big) -> bool:
+    """``shape`` broadcasts into ``big`` and has fewer elements (a row statistic of a matrix)."""
+    shape, big = tuple(shape), tuple(big)
+    if len(shape) > len(big) or shape == big:
+        return False
+    off = len(big) - len(shape)
+    return all(sp.sympify(d) == 1 or d == big[off + a] for a, d in enumerate(shape)) and prod(shape) != prod(big)
+
+
+def rematerialize(k: ir.Kernel) -> ir.Kernel:
+    inputs = {a.name for a in k.inputs}
+    hypers = {n for n, _ in k.hypers} | {str(d) for d in k.dims}
+    outs = {o.name for o in k.outputs}
+    producer = {s.out: s for s in k.forward.body}
+    fshapes = k.forward.shapes
+    recompute, extra_saved = [], []
+    for n in k.forward.saved:
+        s = producer.get(n)
+        if n in outs or not isinstance(s, ir.Elementwise):
+            continue
+        e = full_expr(s) if s is not None else None
+        if e is None or not cheap(e):
+            continue
+        reads = {x.name for x in e.free_symbols} - hypers
+        need = []
+        ok = True
+        for r in reads:
+            if r in inputs or r in [c.out for c in recompute]:
+                continue
+            if r in fshapes and _smaller(fshapes[r], s.shape):
+                need.append(r)
+                continue
+            ok = False
+        if ok:
+            recompute.append(ir.Elementwise(n, s.shape, e))
+            extra_saved += [r for r in sorted(need) if r not in extra_saved]
+    if not recompute:
+        return k
+    gone = {s.out for s in recompute}
+    fsaved = [n for n in k.forward.saved if n not in gone]
+    fsaved += [n for n in extra_saved if n not in fsaved]
+    read_inputs = set()
+    for s in recompute:
+        read_inputs |= {x.name for x in s.expr.free_symbols} & inputs
+    bsaved_inputs = [a.name for a in k.inputs if a.name in read_inputs or a.name in k.backward.saved]
+    bsaved = bsaved_inputs + [n for n in fsaved if n not in bsaved_inputs]
+    bshapes = dict(k.backward.shapes)
+    for n in gone:
+        bshapes.pop(n, None)
+    for n in bsaved:
+        bshapes[n] = fshapes.get(n, bshapes.get(n))
+    for s in recompute:
+        bshapes[s.out] = s.shape
+    fwd = dataclasses.replace(k.forward, saved=fsaved)
+    bwd = dataclasses.replace(k.backward, body=recompute + list(k.backward.body), saved=bsaved, shapes=bshapes)
+    return dataclasses.replace(k, forward=fwd, backward=bwd)
+
+
+def _domain(s):
+    if isinstance(s, ir.Elementwise):
+        return tuple(s.shape)
+    if isinstance(s, ir.Reduction):
+        return tuple(s.src_shape)
+    return None
+
+
+def inline(f: ir.Function, keep: set) -> ir.Function:
+    """Substitute cheap elementwise values into their elementwise/reduction consumers."""
+    body = list(f.body)
+    i = 0
+    while i < len(body):
+        s = body[i]
+        name = s.out
+        consumers = [j for j in range(i + 1, len(body)) if name in ir.reads(body[j])]
+        ok = (isinstance(s, ir.Elementwise) and name not in keep and tuple(s.shape) != () and consumers
+              and not s.broadcast and not any(isinstance(a, sp.Function) and type(a).__name__ == "_Copy"
+                                              for a in sp.preorder_traversal(s.expr))
+              and all(_domain(body[j]) == tuple(s.shape) for j in consumers))
+        e = full_expr(s) if ok else None
+        if ok and cheap(e):
+            sym = sp.Symbol(name)
+            for j in consumers:
+                c = body[j]
+                body[j] = dataclasses.replace(c, expr=c.expr.xreplace({sym: e}),
+                                              temps=[(t, x.xreplace({sym: e})) for t, x in c.temps])
+            del body[i]
+            continue
+        i += 1
+    return dataclasses.replace(f, body=body)
+
+
+def c_kernel(spec) -> ir.Kernel:
+    """The kernel IR the C target emits for a layer, activation or loss."""
+    from .lower import lower
+    k = rematerialize(lower(spec))
+    fkeep = {o.name for o in k.outputs} | set(k.forward.saved)
+    fwd = inline(k.forward, fkeep)
+    bwd = inline(k.backward, set(k.backward.returns))
+    return dataclasses.replace(k, forward=fwd, backward=bwd)

@@ -1,0 +1,158 @@
+"""Compiling generated C kernels into a cached shared library.
+
+``build(name, files)`` compiles ``NAME.c`` (+ ``NAME.h``) with the system C compiler
+(``$CC``, else ``cc``/``gcc``/``clang``): ``-O3 -march=native -std=c99 -fno-math-errno -fPIC -shared``, ``-fopenmp``
+when the compiler supports it, and CBLAS when a BLAS library is found (``blas()``). The library is
+cached in ``$SYMGRAD_CACHE`` (default ``~/.cache/symgrad``) under a hash of the sources, the flags,
+the compiler's version and the CPU's flags; it is built into a temporary file and renamed into place,
+so two processes may build at once and a killed compiler never leaves a broken library behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from ...errors import CompilerError
+
+BASE_FLAGS = ["-O3", "-std=c99", "-fno-math-errno", "-fPIC", "-shared"]
+INSTALL_HINT = ("install a C compiler (Debian/Ubuntu: `apt-get install gcc`; macOS: `xcode-select --install`) "
+                "or set CC to one")
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("SYMGRAD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symgrad")
+    return Path(d)
+
+
+@lru_cache(maxsize=None)
+def compiler() -> tuple[str, str]:
+    """(path, version line) of the C compiler; CompilerError when there is none."""
+    names = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
+    for n in names:
+        path = shutil.which(n)
+        if path:
+            try:
+                out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if out.returncode == 0:
+                return path, out.stdout.strip()
+    raise CompilerError(f"no working C compiler found (tried {', '.join(names)}): {INSTALL_HINT}")
+
+
+def _try(flags: list[str], src: str = "int sg_probe(void) { return 0; }\n") -> bool:
+    cc, _ = compiler()
+    with tempfile.TemporaryDirectory(prefix="symgrad-probe-") as d:
+        c = Path(d) / "probe.c"
+        c.write_text(src)
+        r = subprocess.run([cc, *BASE_FLAGS, *flags, str(c), "-o", str(Path(d) / "probe.so")],
+                           capture_output=True, text=True, timeout=120)
+        return r.returncode == 0
+
+
+@lru_cache(maxsize=None)
+def extra_flags() -> tuple[str, ...]:
+    """-march=native and -fopenmp, each only when the compiler accepts it."""
+    out = []
+    if _try(["-march=native"]):
+        out.append("-march=native")
+    if _try(["-fopenmp"], "#include <omp.h>\nint sg_probe(void) { return omp_get_max_threads(); }\n"):
+        out.append("-fopenmp")
+    return tuple(out)
+
+
+@lru_cache(maxsize=None)
+def blas() -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """(compile flags, link flags, description) for CBLAS, or empty flags and "loops".
+
+    Looks first for the OpenBLAS that NumPy's wheel bundles (``numpy.libs/libscipy_openblas*.so``,
+    symbols ``scipy_cblas_dgemm64_`` with 64-bit ints), then for a system ``libopenblas``/``libcblas``.
+    ``SYMGRAD_BLAS=none`` forces the portable loops.
+    """
+    if os.environ.get("SYMGRAD_BLAS", "").lower() in ("none", "0", "off", "loops"):
+        return (), (), "loops (SYMGRAD_BLAS=none)"
+    import numpy
+    libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
+    for so in sorted(glob.glob(str(libs / "libscipy_openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(so)
+        except OSError:
+            continue
+        for sfx, itype in (("64_", "int64_t"), ("", "int")):
+            if hasattr(lib, f"scipy_cblas_dgemm{sfx}") and hasattr(lib, f"scipy_cblas_sgemm{sfx}"):
+                cflags = ("-DSYMGRAD_CBLAS", f"-DSYMGRAD_BLAS_INT={itype}",
+                          f"-DSYMGRAD_CBLAS_SGEMM=scipy_cblas_sgemm{sfx}",
+                          f"-DSYMGRAD_CBLAS_DGEMM=scipy_cblas_dgemm{sfx}")
+                return cflags, (so, f"-Wl,-rpath,{Path(so).parent}"), f"NumPy's OpenBLAS ({Path(so).name})"
+    for name in ("openblas", "cblas", "blas"):
+        found = ctypes.util.find_library(name)
+        if not found:
+            continue
+        try:
+            lib = ctypes.CDLL(found)
+        except OSError:
+            continue
+        if hasattr(lib, "cblas_dgemm") and hasattr(lib, "cblas_sgemm"):
+            return ("-DSYMGRAD_CBLAS",), (f"-l{name}",), f"system {found}"
+    return (), (), "loops (no CBLAS library found)"
+
+
+def _cpu_id() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return next((l for l in f if l.startswith(("flags", "Features"))), "")
+    except OSError:
+        import platform
+        return platform.processor() + platform.machine()
+
+
+def build(name: str, files: dict[str, str]) -> Path:
+    """Compile ``files`` (file name -> text; ``NAME.c`` among them) into a cached shared library."""
+    cc, version = compiler()
+    cflags, ldflags, _ = blas()
+    flags = [*BASE_FLAGS, *extra_flags(), *cflags]
+    h = hashlib.sha256()
+    for part in [version, _cpu_id(), *flags, *ldflags] + [f"{k}\0{v}" for k, v in sorted(files.items())]:
+        h.update(part.encode() + b"\0")
+    out_dir = cache_dir()
+    target = out_dir / f"{name}-{h.hexdigest()[:20]}.so"
+    if target.is_file():
+        return target
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CompilerError(f"cannot create the compile cache {out_dir}: {e.strerror or e}; "
+                            f"set SYMGRAD_CACHE to a writable folder") from e
+    with tempfile.TemporaryDirectory(prefix=f"symgrad-{name}-") as d:
+        for fn, text in files.items():
+            Path(d, fn).write_text(text, encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so.tmp", dir=str(out_dir))
+        os.close(fd)
+        cmd = [cc, *flags, "-I", d, str(Path(d) / f"{name}.c"), "-o", tmp, *ldflags, "-lm"]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise CompilerError(f"compiling {name}.c failed ({' '.join(cmd)}):\n{r.stderr.strip()}")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def load_library(path: Path):
+    """``ctypes.CDLL`` of a built library. The first library that brings OpenMP fixes its wait
+    policy for the whole process, so this sets it first: OpenMP threads that spin after a parallel
+    region steal the cores OpenBLAS's own threads need next (measured: dense forward+backward 1.5x
+    slower), hence passive waiting unless the user chose otherwise."""
+    import ctypes
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return ctypes.CDLL(str(path))

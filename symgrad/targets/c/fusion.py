@@ -1,0 +1,213 @@
+"""Loop fusion for the C target, decided on the kernel IR alone.
+
+Row groups: consecutive elementwise, one-hot, row-reduction and column-reduction statements that
+iterate over the same leading dim, and read only same-row values of each other, run inside ONE loop
+over that dim (which is the loop OpenMP parallelizes); a column reduction (``dgamma = sum_rows(..)``)
+accumulates one partial row per chunk of rows, summed after the loop (deterministic for any thread
+count). Passes: inside a row, each statement runs in the earliest pass over the row its dependencies
+allow (a reduction is known after its pass, a per-row value between passes), and statements of one
+pass with the same inner domain share one loop (LayerNorm backward: 2 passes; softmax: 3). Per-row
+values are read into C locals before a pass so the compiler vectorizes it.
+"""
+from __future__ import annotations
+
+from ...ir import nodes as ir
+from .plan import prod
+from .views import _is_one, cint
+
+
+CHUNKS = 16   # row chunks of a loop with column reductions: partial sums per chunk, then summed
+
+
+def colred(s) -> bool:
+    """A reduction over the leading axis only (``dgamma = sum_rows(dy * xhat)``): inside a row loop it
+    accumulates into one partial row per chunk of rows (deterministic for any thread count)."""
+    return (isinstance(s, ir.Reduction) and tuple(s.axes) == (0,) and len(s.src_shape) >= 2
+            and not _is_one(s.src_shape[0]) and tuple(s.shape) != ())
+
+
+class Fusion:
+    """Mixin of ``CBody``: needs ``self.f`` (the IR function), ``self.shapes`` and ``self.values``."""
+
+    def domain(self, s):
+        if isinstance(s, ir.Reduction):
+            dom = tuple(s.src_shape)
+            if colred(s) and s.out not in self.values:
+                return dom
+            return dom if len(dom) >= 2 and 0 not in s.axes and not _is_one(dom[0]) else None
+        if isinstance(s, (ir.Elementwise, ir.OneHot)) and s.out not in self.values:
+            dom = tuple(s.shape)
+            return dom if len(dom) >= 1 and not _is_one(dom[0]) else None
+        return None
+
+    def reads(self, s) -> set:
+        """Arrays ``s`` reads (a slice stands for the array it views)."""
+        if isinstance(s, ir.OneHot):
+            names = {s.index}
+        elif isinstance(s, ir.Einsum):
+            names = set(s.operands)
+        elif isinstance(s, (ir.Slice, ir.Expand)):
+            names = {s.src}
+        elif isinstance(s, ir.Concat):
+            names = {p for p in s.parts if p}
+        else:
+            names = {x.name for x in s.expr.free_symbols}
+            for _, t in getattr(s, "temps", []):
+                names |= {x.name for x in t.free_symbols}
+        alias = getattr(self, "alias", {})
+        return {alias.get(n, n) for n in names}
+
+    def silent(self, s) -> bool:
+        """Statements that emit no code: slices (views) and concatenations whose parts were all
+        written in place."""
+        if isinstance(s, ir.Slice):
+            return s.out not in self.copies
+        return isinstance(s, ir.Concat) and all(p in self.concat_parts(self.f) for p in s.parts)
+
+    def ordered(self, body) -> list:
+        """Elementwise work moves ahead of a matrix product it does not depend on, so it can share
+        the row loop of the elementwise work before the product."""
+        body = list(body)
+        for j in range(1, len(body)):
+            i = j
+            s = body[i]
+            if not isinstance(s, (ir.Elementwise, ir.Reduction)):
+                continue
+            while i > 0 and isinstance(body[i - 1], (ir.Einsum, ir.Concat, ir.Slice)) and \
+                    body[i - 1].out not in self.reads(s) and s.out not in self.reads(body[i - 1]) and \
+                    not (isinstance(body[i - 1], ir.Concat) and s.out in body[i - 1].parts):
+                body[i - 1], body[i] = body[i], body[i - 1]
+                i -= 1
+        return body
+
+    def groups(self):
+        out, cur, dim0, written, cols = [], [], None, set(), set()
+        for s in self.ordered(self.f.body):
+            if self.silent(s):
+                continue
+            dom = self.domain(s)
+            ok = dom is not None and cur and dom[0] == dim0 and not (self.reads(s) & cols) and all(
+                len(self.shapes[n]) == len(dom) and self.shapes[n][0] == dim0
+                for n in self.reads(s) & written)
+            if ok:
+                cur.append(s)
+                written.add(s.out)
+                if colred(s):
+                    cols.add(s.out)
+                continue
+            if cur:
+                out.append(cur)
+            cur, dim0, written = ([s], dom[0], {s.out}) if dom is not None else ([], None, set())
+            cols = {s.out} if dom is not None and colred(s) else set()
+            if dom is None:
+                out.append([s])
+        if cur:
+            out.append(cur)
+        return out
+
+    def _inner(self, s):
+        dom = self.domain(s)
+        if colred(s):
+            return dom[1:]
+        if isinstance(s, ir.Reduction):
+            return dom[1:] if tuple(s.axes) == tuple(range(1, len(dom))) else None
+        return dom[1:]
+
+    def passes(self, group) -> list:
+        """Schedule a row group as early as dependencies allow: [(level, kind, stmts)], kind "one"
+        (a per-row value or a statement with its own loops, run between passes) or "pass" (statements
+        sharing one loop over the row). A value is ready in the pass that computes it (elementwise,
+        same inner domain), after it (reductions), or before it (per-row values)."""
+        level, kinds = {}, {}
+        for s in group:
+            inner = self._inner(s)
+            scalar = isinstance(s, ir.Elementwise) and all(_is_one(d) for d in tuple(s.shape)[1:])
+            kind = "one" if scalar or inner is None else "pass"
+            lv = 0
+            for n in self.reads(s):
+                if n not in level:
+                    continue
+                d = next(x for x in group if x.out == n)
+                if kinds[n] == "one":
+                    lv = max(lv, level[n])
+                elif isinstance(d, ir.Reduction) or kind == "one" or self._inner(d) != inner:
+                    lv = max(lv, level[n] + 1)
+                else:
+                    lv = max(lv, level[n])
+            level[s.out], kinds[s.out] = lv, kind
+        out = []
+        for lv in sorted(set(level.values())):
+            out += [(lv, "one", [s]) for s in group if level[s.out] == lv and kinds[s.out] == "one"]
+            inners = []
+            for s in group:
+                if level[s.out] == lv and kinds[s.out] == "pass" and self._inner(s) not in inners:
+                    inners.append(self._inner(s))
+            for inner in inners:
+                out.append((lv, "pass", [s for s in group if level[s.out] == lv and kinds[s.out] == "pass"
+                                         and self._inner(s) == inner]))
+        return out
+
+    def preload(self, stmts, dom, ivars, depth, bound):
+        """Per-row values (an (N, 1) statistic inside a loop over the row) read into C locals before
+        the loop: the compiler then vectorizes the loop without proving they do not alias its output."""
+        self._row = {}
+        if bound < 1:
+            return depth
+        written = {s.out for s in stmts}
+        r = len(dom)
+        for n in sorted(set().union(*[self.reads(s) for s in stmts]) - written):
+            shape = tuple(self.shapes.get(n, ()))
+            if n in self.values or n not in self.shapes or not shape or len(shape) > r:
+                continue
+            off = r - len(shape)
+            if all(_is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
+                if not self._row:
+                    self.emit("{", depth)
+                self.emit(f"const {self.real} _r_{n} = {self.at(n, shape, dom, ivars)};", depth + 1)
+                self._row[n] = f"_r_{n}"
+        return depth + 1 if self._row else depth
+
+    def unload(self, d, depth):
+        if d > depth:
+            self.emit("}", depth)
+        self._row = {}
+
+    def row_group(self, group, dom, work, ivars):
+        """One parallel loop over the rows; column reductions accumulate per chunk of rows."""
+        cols = [s for s in group if colred(s)]
+        rows = f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{"
+        depth = 1
+        if cols:
+            n0 = cint(dom[0])
+            self.emit("{", 1)
+            self.emit(f"const int64_t _nc = {n0} < {CHUNKS} ? {n0} : {CHUNKS};", 2)
+            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 2)
+            self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", 2)
+            for s in cols:
+                acc_t, init, _ = self._acc(s)
+                size = cint(prod(s.src_shape[1:]))
+                self.emit(f"{self.real} *restrict _p_{s.out} = _part_{s.out} + _c*{size};", 3)
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{s.out}[_i] = {init};", 3)
+            rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
+            depth = 3
+        else:
+            self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
+        self.emit(rows, depth)
+        for _, kind, stmts in self.passes(group):
+            if kind == "one" or (len(stmts) == 1 and not colred(stmts[0])):
+                self.statement(stmts[0], depth + 1, 1, ivars)
+            else:
+                self.fused(stmts, depth + 1, ivars)
+        self.emit("}", depth)
+        if cols:
+            self.emit("}", 2)
+            for s in cols:
+                acc_t, init, upd = self._acc(s)
+                size = cint(prod(s.src_shape[1:]))
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", 2)
+                self.emit(f"{acc_t} _acc = {init};", 3)
+                self.emit("for (int64_t _k = 0; _k < _nc; ++_k) " +
+                          upd.format(acc="_acc", v=f"_part_{s.out}[_k*{size} + _i]"), 3)
+                self.emit(f"{self.ptr(s.out)}[_i] = ({self.real})_acc;", 3)
+                self.emit("}", 2)
+            self.emit("}", 1)

@@ -1,0 +1,272 @@
+"""C target for layers: kernel IR -> the statements of ``templates/c/layer.{h,c}.j2``.
+
+General over the IR (no per-kernel code): every array is a flat buffer (or a view into one,
+``c_views``) indexed by broadcasting against the iteration domain of its statement. Consecutive elementwise, row-reduction
+and one-hot statements that iterate over the same leading dim and read only same-row values of each
+other are fused into ONE loop over that dim (``SG_PARALLEL_FOR``: an OpenMP parallel for) and share
+passes over the row (``c_fusion``); a reduction over trailing axes keeps its accumulator in a register
+(``double`` for sums in both variants, vectorized by ``SG_SIMD_SUM``); reductions over the rows
+accumulate per chunk of rows inside the same loop. Contractions that are a (possibly flattened) matrix product
+call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else loops); other einsums run as plain loops.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ...ir import nodes as ir
+from .fusion import Fusion, _is_one, colred
+from .plan import gemm_form, prod
+from .views import Views, cint
+from ...codegen.printers import ccode
+
+
+class CBody(Fusion, Views):
+    """C statements of one function for one dtype."""
+
+    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False):
+        self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
+        self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
+        self.real = "float" if dtype == "float32" else "double"
+        self.shapes = dict(f.shapes)
+        self.values = {a.name for a in cf.args if a.role in ("scalar", "hyper")} | set(cf.locals)
+        self.dims = [str(d) for d in k.dims]
+        self.lines: list[str] = []
+        self._hoisted: set = set()   # temps of the current group computed before its loops
+        self._row: dict = {}         # per-row values read once before a pass: name -> C local
+        self.views: dict = dict(views or {})   # name -> (base pointer, offset, strides)
+        self.plan_views()
+
+    # -- references --------------------------------------------------------------------------
+    def refs(self, e, dom, ivars) -> dict:
+        out = {d: f"(({self.real}){d})" for d in self.dims}
+        for s in e.free_symbols:
+            n = s.name
+            if n in self.values or n not in self.shapes:
+                continue
+            out[n] = self._row.get(n) or self.at(n, self.shapes[n], dom, ivars)
+        return out
+
+    def expr(self, e, dom, ivars, extra=None) -> str:
+        r = self.refs(e, dom, ivars)
+        r.update(extra or {})
+        return ccode(e, self.dtype, r, inline_math=True)
+
+    # -- emission ----------------------------------------------------------------------------
+    def emit(self, line, depth):
+        if self.serial and line.startswith("SG_PARALLEL_FOR("):
+            return
+        self.lines.append("    " * depth + line)
+
+    def loops(self, dom, axes, ivars, depth, omp=False, simd=None) -> int:
+        """Open loops over ``axes`` of ``dom``; ``simd``: sum accumulators of the innermost loop
+        (``SG_SIMD_SUM``: vectorized with reassociation, which the compiler may not do by itself)."""
+        axes = [ax for ax in axes if not _is_one(dom[ax])]  # index() never reads a size-1 axis' variable
+        for ax in axes:
+            if simd and ax == axes[-1]:
+                self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth)
+            if omp:
+                self.emit(f"SG_PARALLEL_FOR({cint(prod(dom))})", depth)
+                omp = False
+            v = ivars[ax]
+            self.emit(f"for (int64_t {v} = 0; {v} < {cint(dom[ax])}; ++{v}) {{", depth)
+            depth += 1
+        return depth
+
+    def close(self, depth, to):
+        while depth > to:
+            depth -= 1
+            self.emit("}", depth)
+
+    def temps(self, s, dom, ivars, depth, hoisted):
+        for sym, t in getattr(s, "temps", []):
+            if sym.name not in hoisted:
+                self.emit(f"const {self.real} {sym.name} = {self.expr(t, dom, ivars)};", depth)
+
+    def hoist(self, s, depth) -> set:
+        """Temps that read no array element are computed once, before the loops."""
+        out = set()
+        for sym, t in getattr(s, "temps", []):
+            if all(x.name in self.values or x.name in self.dims or x.name in out for x in t.free_symbols):
+                self.emit(f"const {self.real} {sym.name} = {self.expr(t, (), [])};", depth)
+                out.add(sym.name)
+        return out
+
+    def element(self, s, dom, ivars, depth) -> None:
+        """The per-element line of an elementwise or one-hot statement (its loops are open)."""
+        self.temps(s, dom, ivars, depth, self._hoisted)
+        if isinstance(s, ir.OneHot):
+            idx = self.at(s.index, self.shapes[s.index], dom[:-1], ivars)
+            one, zero = ("1.0F", "0.0F") if self.dtype == "float32" else ("1.0", "0.0")
+            cls = "0" if _is_one(dom[-1]) else ivars[len(dom) - 1]
+            self.emit(f"{self.at(s.out, dom, dom, ivars)} = ({idx} == {cls}) ? {one} : {zero};",
+                      depth)
+        else:
+            self.emit(f"{self.at(s.out, dom, dom, ivars)} = {self.expr(s.expr, dom, ivars)};", depth)
+
+    def statement(self, s, depth, bound: int, ivars) -> None:
+        """Emit statement ``s`` with the first ``bound`` axes of its domain already looped over."""
+        if isinstance(s, (ir.Elementwise, ir.OneHot)):
+            dom = tuple(s.shape)
+            if s.out in self.values:  # a scalar local
+                self.temps(s, (), [], depth, self._hoisted)
+                self.emit(f"{s.out} = {self.expr(s.expr, (), [])};", depth)
+                return
+            inner = any(not _is_one(x) for x in dom[bound:])
+            d0 = self.preload([s], dom, ivars, depth, bound) if inner else depth
+            d = self.loops(dom, range(bound, len(dom)), ivars, d0, omp=bound == 0)
+            self.element(s, dom, ivars, d)
+            self.close(d, d0)
+            self.unload(d0, depth)
+        elif isinstance(s, ir.Reduction):
+            self.reduction(s, depth, bound, ivars)
+        elif isinstance(s, ir.Expand):
+            n = cint(prod(s.shape))
+            self.emit(f"for (int64_t _i = 0; _i < {n}; ++_i) {self.ptr(s.out)}[_i] = {self.ptr(s.src)}[_i];", depth)
+        elif isinstance(s, ir.Slice):
+            if s.out in self.copies:
+                self.slice_copy(s, depth)  # else a view (plan_views)
+        elif isinstance(s, ir.Concat):
+            self.concat(s, depth)
+        elif isinstance(s, ir.Einsum):
+            self.einsum(s, depth)
+        else:  # pragma: no cover
+            raise TypeError(s)
+
+    def _acc(self, s):
+        """(accumulator type, initial value, update format) of a reduction."""
+        if s.kind == "sum":  # sums accumulate in double in both variants
+            return "double", "0.0", "{acc} += {v};"
+        return self.real, "-INFINITY", "{acc} = sg_max_%s({acc}, {v});" % ("f32" if self.dtype == "float32" else "f64")
+
+    def _out_ref(self, s, ivars):
+        dom, kept = tuple(s.src_shape), [a for a in range(len(s.src_shape)) if a not in s.axes]
+        if s.out in self.values:
+            return s.out
+        if s.keepdims:
+            return self.at(s.out, tuple(s.shape), dom, ivars)
+        return self.at(s.out, tuple(s.shape), tuple(dom[a] for a in kept), [ivars[a] for a in kept])
+
+    def reduction(self, s, depth, bound, ivars):
+        dom, axes = tuple(s.src_shape), tuple(s.axes)
+        kept = [a for a in range(len(dom)) if a not in axes]
+        acc_t, init, upd = self._acc(s)
+        out_ref = self._out_ref(s, ivars)
+        suffix = all(a >= len(kept) for a in axes) and kept == list(range(len(kept)))
+        if suffix:  # accumulate in a register
+            d = self.loops(dom, [a for a in kept if a >= bound], ivars, depth, omp=bound == 0 and bool(kept))
+            self.emit("{", d)
+            self.emit(f"{acc_t} _acc = {init};", d + 1)
+            d2 = self.loops(dom, axes, ivars, d + 1, simd=["_acc"] if s.kind == "sum" else None)
+            self.temps(s, dom, ivars, d2, self._hoisted)
+            self.emit(upd.format(acc="_acc", v=self.expr(s.expr, dom, ivars)), d2)
+            self.close(d2, d + 1)
+            self.emit(f"{out_ref} = ({self.real})_acc;", d + 1)
+            self.emit("}", d)
+            self.close(d, depth)
+            return
+        # general: initialise the output, then accumulate in source memory order
+        if s.out in self.values:
+            self.emit(f"{s.out} = {init};", depth)
+        else:
+            self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = {init};", depth)
+        d = self.loops(dom, range(bound, len(dom)), ivars, depth)
+        self.temps(s, dom, ivars, d, self._hoisted)
+        self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
+        self.close(d, depth)
+
+    def fused(self, seg, depth, ivars):
+        dom = self.domain(seg[0])
+        outer = depth
+        depth = pre = self.preload(seg, dom, ivars, depth, 1)
+        reds = [s for s in seg if isinstance(s, ir.Reduction)]
+        accs = [s for s in reds if not colred(s)]
+        if accs:
+            self.emit("{", depth)
+            depth += 1
+        for s in accs:
+            acc_t, init, _ = self._acc(s)
+            self.emit(f"{acc_t} _acc_{s.out} = {init};", depth)
+        sums = [f"_acc_{s.out}" for s in reds if not colred(s) and s.kind == "sum"]
+        d = self.loops(dom, range(1, len(dom)), ivars, depth, simd=sums if len(sums) == len(
+            [r for r in reds if not colred(r)]) else None)
+        for s in seg:
+            if colred(s):
+                self.temps(s, dom, ivars, d, self._hoisted)
+                ref = f"_p_{s.out}[{self.index(dom[1:], dom[1:], ivars[1:])}]"
+                self.emit(self._acc(s)[2].format(acc=ref, v=self.expr(s.expr, dom, ivars)), d)
+            elif isinstance(s, ir.Reduction):
+                self.temps(s, dom, ivars, d, self._hoisted)
+                self.emit(self._acc(s)[2].format(acc=f"_acc_{s.out}", v=self.expr(s.expr, dom, ivars)), d)
+            else:
+                self.element(s, dom, ivars, d)
+        self.close(d, depth)
+        for s in accs:
+            self.emit(f"{self._out_ref(s, ivars)} = ({self.real})_acc_{s.out};", depth)
+        if accs:
+            self.emit("}", depth - 1)
+        self.unload(pre, outer)
+
+    def einsum(self, s, depth):
+        g = gemm_form(s)
+        sfx = "f32" if self.dtype == "float32" else "f64"
+        if g is not None:
+            ta, tb, m, n, kk, a, b, lda, ldb = g
+            self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
+                      f"{self.ptr(a)}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, {self.ptr(s.out)}, {cint(n)});", depth)
+            return
+        # any other contraction: zero the output, then loop over every letter
+        lhs, outl = s.subscripts.split("->")
+        ops = lhs.split(",")
+        size = {}
+        for letters, shape in zip(ops, s.operand_shapes):
+            for c, dd in zip(letters, shape):
+                size[c] = dd
+        letters = list(outl) + [c for c in dict.fromkeys("".join(ops)) if c not in outl]
+        iv = {c: f"_{c}" for c in letters}
+        dom = tuple(size[c] for c in outl)
+        self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = 0;", depth)
+        d = depth
+        for c in letters:
+            self.emit(f"for (int64_t {iv[c]} = 0; {iv[c]} < {cint(size[c])}; ++{iv[c]}) {{", d)
+            d += 1
+        prods = []
+        for name, lt, shape in zip(s.operands, ops, s.operand_shapes):
+            prods.append(self.at(name, shape, tuple(shape), [iv[c] for c in lt]))
+        self.emit(f"{self.at(s.out, dom, dom, [iv[c] for c in outl])} += {' * '.join(prods)};", d)
+        self.close(d, depth)
+
+    def body(self) -> list[str]:
+        for n in self.cf.locals:
+            self.emit(f"{self.real} {n};", 1)
+        for group in self.groups():
+            self._hoisted = set()
+            for s in group:
+                self._hoisted |= self.hoist(s, 1)
+            s0 = group[0]
+            dom = self.domain(s0)
+            ivars = [f"i{a}" for a in range(8)]
+            if dom is None or (len(group) == 1 and isinstance(s0, ir.Elementwise) and len(dom) == 1):
+                self.statement(s0, 1, 0, ivars)
+                continue
+            if len(group) == 1 and isinstance(s0, ir.Elementwise) and self._flat(s0):
+                n = cint(prod(s0.shape))
+                self.emit(f"SG_PARALLEL_FOR({n})", 1)
+                self.emit(f"for (int64_t i0 = 0; i0 < {n}; ++i0) {{", 1)
+                flat = "flat"
+                self.temps(s0, flat, ivars, 2, self._hoisted)
+                self.emit(f"{s0.out}[i0] = {self.expr(s0.expr, flat, ivars)};", 2)
+                self.emit("}", 1)
+                continue
+            work = sp.Integer(0)
+            for s in group:
+                work = sp.Max(work, prod(self.domain(s)))
+            self.row_group(group, dom, work, ivars)
+        return self.lines
+
+    def _flat(self, s) -> bool:
+        if s.out in self.views or self.reads(s) & set(self.views):
+            return False
+        shp = tuple(s.shape)
+        return all(self.shapes.get(n, ()) in ((), shp) or n in self.values for n in self.reads(s)
+                   if n in self.shapes)
+

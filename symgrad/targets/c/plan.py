@@ -1,0 +1,177 @@
+"""The buffers of a C kernel: which arrays each C function takes, in which order, and their sizes.
+
+Shared by the C emitter (signatures, headers) and the Python runtime (allocation, ctypes argtypes),
+so the two can never disagree. Argument order follows llm.c: outputs (and the cache arrays forward
+fills "for the backward pass") first, then inputs, then the scratch buffer, hyperparameters, dims.
+
+Roles: ``out`` (written), ``cache`` (written by forward, read by backward), ``in`` (read),
+``index`` (int64 class ids, read), ``scalar`` (a real passed by value), ``scratch``, ``hyper``, ``dim``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ...ir import nodes as ir
+from ...errors import SpecError
+from ...spec.tensor import ANY
+
+C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float for goto
+if inline int long register restrict return short signed sizeof static struct switch typedef union
+unsigned void volatile while _Bool _Complex _Imaginary int64_t size_t scratch""".split())
+
+
+@dataclass(frozen=True)
+class CArg:
+    """One argument of a generated C function. Roles: layers ``out``, ``cache``, ``in``, ``index``,
+    ``scalar``, ``scratch``, ``hyper``, ``dim``; optimizers ``param``, ``grad``, ``state``, ``n``,
+    ``t``, ``hyper``, ``flag``."""
+    name: str
+    role: str
+    shape: tuple = ()
+    doc: str = ""
+
+    def size(self) -> sp.Expr:
+        return prod(self.shape)
+
+
+def prod(shape) -> sp.Expr:
+    out = sp.Integer(1)
+    for d in shape:
+        out *= sp.sympify(d)
+    return out
+
+
+@dataclass
+class CFunc:
+    name: str              # forward | backward
+    args: list             # CArg in C order
+    scratch: list          # [(array name, shape)] carved out of the scratch buffer, in order
+    locals: list           # scalar intermediates (C local variables)
+
+    def scratch_size(self) -> sp.Expr:
+        return sp.Add(*[prod(s) for _, s in self.scratch]) if self.scratch else sp.Integer(0)
+
+    def pointers(self) -> dict:
+        return {a.name: a for a in self.args if a.role in ("out", "cache", "in", "index")}
+
+
+def _written(f: ir.Function) -> list:
+    return [s.out for s in f.body]
+
+
+def plan(k: ir.Kernel) -> tuple[CFunc, CFunc]:
+    """The argument lists of ``NAME_forward_*`` and ``NAME_backward_*`` for kernel ``k``."""
+    names = [a.name for a in k.inputs] + [o.name for o in k.outputs] + [n for n, _ in k.hypers]
+    names += list(k.forward.shapes) + list(k.backward.shapes) + [str(d) for d in k.dims]
+    bad = sorted({n for n in names if n in C_KEYWORDS or n.startswith(("sg_", "_", "SG_", "SYMGRAD_"))
+                  or (len(n) == 2 and n[0] == "i" and n[1].isdigit())})
+    if bad:
+        raise SpecError(f"{k.name}: names {bad} cannot be used in C (keywords or reserved prefixes); rename them")
+    hypers = [CArg(n, "hyper") for n, _ in k.hypers]
+    dims = [CArg(str(d), "dim") for d in k.dims]
+    in_names = {a.name for a in k.inputs}
+    out_names = [o.name for o in k.outputs]
+    for o in out_names:
+        if o in in_names or o not in _written(k.forward):
+            raise SpecError(f"{k.name}: output {o!r} is an input; the C target needs outputs computed by forward")
+    fshapes = k.forward.shapes
+    cache = [n for n in k.forward.saved if n not in out_names and n not in in_names]
+    fargs = [CArg(o.name, "out", tuple(o.shape)) for o in k.outputs]
+    fargs += [CArg(n, "cache", tuple(fshapes[n])) for n in cache]
+    fargs += [CArg(a.name, "index" if a.kind == "index" else "in", tuple(a.shape)) for a in k.inputs]
+    taken = {a.name for a in fargs}
+    fscr, floc = _scratch(k.forward, taken)
+    fwd = CFunc("forward", fargs + ([CArg("scratch", "scratch")] if fscr else []) + hypers + dims, fscr, floc)
+
+    bshapes = k.backward.shapes
+    bargs = []
+    for r in k.backward.returns:
+        if r not in _written(k.backward):
+            raise SpecError(f"{k.name}: gradient {r!r} is not computed by backward; the C target cannot alias it")
+        bargs.append(CArg(r, "out", tuple(bshapes[r])))
+    for g in k.grad_outputs:
+        bargs.append(CArg(g.name, "scalar" if tuple(g.shape) == () else "in", tuple(g.shape)))
+    kinds = {a.name: a.kind for a in k.inputs}
+    for n in k.backward.saved:
+        bargs.append(CArg(n, "index" if kinds.get(n) == "index" else "in", tuple(bshapes[n])))
+    taken = {a.name for a in bargs}
+    bscr, bloc = _scratch(k.backward, taken)
+    bwd = CFunc("backward", bargs + ([CArg("scratch", "scratch")] if bscr else []) + hypers + dims, bscr, bloc)
+    return fwd, bwd
+
+
+def concat_parts(f: ir.Function, taken=()) -> set:
+    """Parts of a concatenation that an elementwise statement of ``f`` computes: written straight
+    into their column block of the concatenation (no buffer of their own, no copy)."""
+    made = {s.out for s in f.body if isinstance(s, ir.Elementwise)}
+    out = set()
+    for s in f.body:
+        if isinstance(s, ir.Concat):
+            out |= {p for p in s.parts if p in made and p not in taken}
+    return out
+
+
+def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
+    from .fusion import CHUNKS, colred
+    scratch, locs = [], []
+    views = concat_parts(f, taken) | {s.out for s in f.body if isinstance(s, ir.Slice)}
+    for s in f.body:
+        if colred(s):  # partial sums, one row per chunk of rows (c_fusion)
+            scratch.append((f"_part_{s.out}", (CHUNKS,) + tuple(s.src_shape[1:])))
+        if s.out in taken or s.out in views:
+            continue
+        if tuple(s.shape) == ():
+            locs.append(s.out)
+        else:
+            scratch.append((s.out, tuple(s.shape)))
+    return scratch, locs
+
+
+def shape_doc(shape) -> str:
+    """A shape as the C header documents it: ``(N, D)``, ``(M,)``, ``scalar``, ``(n_elems,) flat``."""
+    if tuple(shape) == (ANY,):
+        return f"({ANY},) flat"
+    if tuple(shape) == ():
+        return "scalar"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def gemm_form(s: ir.Einsum):
+    """(transA, transB, m, n, k, A, B, lda, ldb) when ``s`` is a matrix product after flattening
+    contiguous letter groups (``pk,kj->pj``, ``pj,kj->pk``, ``tnk,kj->tnj``, ...), else None."""
+    if len(s.operands) != 2:
+        return None
+    lhs, out = s.subscripts.split("->")
+    A, B = lhs.split(",")
+    sa, sb = s.operand_shapes
+    size = dict(zip(A, sa)) | dict(zip(B, sb))
+    if len(set(A)) != len(A) or len(set(B)) != len(B):
+        return None
+    I = "".join(c for c in out if c in A and c not in B)
+    J = "".join(c for c in out if c in B and c not in A)
+    K = "".join(c for c in A if c in B and c not in out)
+    if set(I + J) != set(out) or set(A) != set(I + K) or set(B) != set(J + K) or not I or not J:
+        return None
+    opA, opB = s.operands
+    if out == J + I:  # C^T = B^T-ish: swap the operands
+        A, B, opA, opB, I, J = B, A, opB, opA, J, I
+    if out != I + J:
+        return None
+    if A == I + K:
+        ta = False
+    elif A == K + I:
+        ta = True
+    else:
+        return None
+    if B == K + J:
+        tb = False
+    elif B == J + K:
+        tb = True
+    else:
+        return None
+    m, n, k = (prod([size[c] for c in g]) for g in (I, J, K))
+    lda = m if ta else k
+    ldb = k if tb else n
+    return ta, tb, m, n, k, opA, opB, lda, ldb

@@ -1,0 +1,283 @@
+"""C target for recurrent layers: the NumPy target's ``RecurrentPlan`` as one C99 forward and one
+backward function (``templates/c/recurrent.{h,c}.j2``).
+
+Forward: the state-independent work for all T*N rows at once before the loop (``x W_ih^T``: one
+GEMM), the cell inside the loop over t. Backward: the cell's backward over reversed t, then the
+parameter and sequence gradients as one GEMM or reduction over all steps (``dW_ih = dgates^T x``
+over T*N rows, ``dx = dgates W_ih``). Every per-step array is a view ``base + t*size`` into a buffer
+stacked over time, so nothing is copied: states live in ``h_steps`` (T+1, N, H) with h0 at step 0
+(the new state of step t is the previous state of step t+1, and ``h_steps[0:T]`` is the stacked
+previous state that ``dW_hh`` needs); slices of the gates are offset views, the parts of ``dgates``
+are written straight into its column blocks; the state gradients alternate between two buffers.
+The caller passes every buffer (sizes in the header); the C code allocates nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import sympy as sp
+
+from ...ir import nodes as ir
+from ...ir.recurrent import plan, time_einsum
+from .layer import CBody, cint
+from .plan import CArg, CFunc, concat_parts, prod, shape_doc
+from ...ir.rewrite import inline
+
+TIME = sp.Symbol("_t")
+
+
+def _contig(shape):
+    shape = tuple(shape)
+    return tuple(prod(shape[a + 1:]) for a in range(len(shape)))
+
+
+class CRecurrent:
+    """Buffers (``fwd``/``bwd``: ``CFunc``) and C statements of a recurrent spec."""
+
+    def __init__(self, spec):
+        self.spec, self.p = spec, plan(spec)
+        k = self.k = self.p.kernel
+        self.T = spec.time
+        self.dims = list(spec.dims)
+        self.state, self.seq = list(spec.state), list(spec.sequence)
+        self.params = [a.name for a in k.inputs if a.name not in self.state and a.name not in self.seq]
+        self.new_of = {o.name: s for o, s in zip(k.outputs, self.state)}        # h_new -> h
+        self.shape = {**k.backward.shapes, **k.forward.shapes}
+        self.hypers = [CArg(n, "hyper") for n, _ in k.hypers]
+        saved = set(k.backward.saved)
+        self.per_step = [n for n in k.backward.saved                           # cached over time
+                         if n not in self.state and n not in self.seq and n not in self.params
+                         and n not in self.new_of]
+        self._plan_forward(saved)
+        self._plan_backward()
+
+    # -- buffers ---------------------------------------------------------------------------
+    def _stack(self, n, extra=0):
+        return (self.T + extra,) + tuple(self.shape[n])
+
+    def _plan_forward(self, saved):
+        spec, k = self.spec, self.k
+        outs = [CArg(o + "s", "out", self._stack(o)) for o in spec.outputs]
+        outs += [CArg(s + "T", "out", tuple(self.shape[s])) for s in self.state]
+        cache = [CArg(f"{s}_steps", "cache", self._stack(s, 1)) for s in self.state]
+        cache += [CArg(f"{n}_steps", "cache", self._stack(n)) for n in self.per_step]
+        ins = [CArg(i.name, "in", tuple(i.shape)) for i in spec.inputs]
+        scratch = [(f"{s.out}_steps", self._stack(s.out)) for s in self.p.pre if s.out not in saved]
+        self.fviews = self._step_views(self.per_step)
+        scratch += self._temps(self.p.loop, self.fviews, set())
+        self.fwd = CFunc("forward", outs + cache + ins + ([CArg("scratch", "scratch")] if scratch else [])
+                         + self.hypers + [CArg(str(d), "dim") for d in self.dims], scratch, [])
+
+    def _step_views(self, stacked) -> dict:
+        """Per-step views of the cell's arrays at time ``_t``."""
+        v = {}
+        for n in self.seq:
+            v[n] = (n, TIME * prod(self.shape[n]), _contig(self.shape[n]))
+        for s in self.state:
+            v[s] = (f"{s}_steps", TIME * prod(self.shape[s]), _contig(self.shape[s]))
+        for o, s in self.new_of.items():
+            v[o] = (f"{s}_steps", (TIME + 1) * prod(self.shape[s]), _contig(self.shape[s]))
+        for n in stacked:
+            v[n] = (f"{n}_steps", TIME * prod(self.shape[n]), _contig(self.shape[n]))
+        return v
+
+    def _temps(self, body, views, taken) -> list:
+        f = ir.Function("cell", [], body, [], [], self.shape)
+        skip = concat_parts(f, taken) | {s.out for s in body if isinstance(s, ir.Slice)}
+        return [(s.out, tuple(s.shape)) for s in body
+                if s.out not in views and s.out not in skip and s.out not in taken and tuple(s.shape) != ()]
+
+    def _plan_backward(self):
+        spec, k, p = self.spec, self.k, self.p
+        grads = [a for a in k.inputs if a.grad]
+        users = [i for i in spec.inputs if i.differentiable]
+        self.user_grad = {r: "d" + u.name for r, u in zip(k.backward.returns, users)}
+        self.role = {r: ("sequence" if a.name in self.seq else "state" if a.name in self.state else "param")
+                     for r, a in zip(k.backward.returns, grads)}
+        self.state_of_grad = {r: a.name for r, a in zip(k.backward.returns, grads) if a.name in self.state}
+        outs = [CArg("d" + u.name, "out", tuple(u.shape)) for u in users]
+        ups = [CArg(f"d{o}s", "in", self._stack(o)) for o in spec.outputs]
+        ups += [CArg(f"d{s}T", "in", tuple(self.shape[s])) for s in self.state]
+        cache = [CArg(a.name, "in", a.shape) for a in self.fwd.args if a.role == "cache"]
+        reads = set(k.backward.saved) | {n for s in p.post for n in ir.reads(s)}
+        ins = [CArg(i.name, "in", tuple(i.shape)) for i in spec.inputs
+               if i.name in reads and (i.name in self.seq or i.name in self.params)]
+        # the cell's upstream gradients: the step's output gradient plus the one from step t+1
+        pre = []
+        for g, s in zip(k.grad_outputs, self.state):
+            e = sp.Symbol(f"_in_{s}")
+            if s in spec.outputs:
+                e = e + sp.Symbol(f"_up_{s}")
+            pre.append(ir.Elementwise(g.name, tuple(self.shape[s]), e))
+            self.shape[f"_in_{s}"] = self.shape[f"_up_{s}"] = self.shape[s]
+        keep = set(p.loop_returns) | set(p.loop_values)
+        self.bbody = inline(ir.Function("cell_backward", [], pre + list(p.bloop), [], [], self.shape), keep).body
+        self.bviews = self._step_views(self.per_step + list(p.loop_values))
+        for s in self.state:
+            self.bviews[f"_in_{s}"] = (f"_gin_{s}", 0, _contig(self.shape[s]))
+            if s in spec.outputs:
+                self.bviews[f"_up_{s}"] = (f"d{s}s", TIME * prod(self.shape[s]), _contig(self.shape[s]))
+        self.accumulated = []
+        for r in p.loop_returns:
+            if self.role[r] == "state":
+                self.bviews[r] = (f"_gout_{self.state_of_grad[r]}", 0, _contig(self.shape[r]))
+            elif self.role[r] == "sequence":
+                self.bviews[r] = (self.user_grad[r], TIME * prod(self.shape[r]), _contig(self.shape[r]))
+            else:
+                self.accumulated.append(r)
+        scratch = []
+        for s in self.state:
+            scratch += [(f"_g{s}_{j}", tuple(self.shape[s])) for j in (0, 1)]
+        scratch += [(f"{n}_steps", self._stack(n)) for n in p.loop_values]
+        scratch += self._temps(self.bbody, self.bviews, set())
+        self.post_f = self._post()
+        from .fusion import CHUNKS, colred
+        scratch += [(s.out, tuple(s.shape)) for s in self.post_f.body
+                    if s.out not in self.user_grad and s.out not in self.pviews]
+        scratch += [(f"_part_{s.out}", (CHUNKS,) + tuple(s.src_shape[1:])) for s in self.post_f.body if colred(s)]
+        self.bwd = CFunc("backward", outs + ups + cache + ins + ([CArg("scratch", "scratch")] if scratch else [])
+                         + self.hypers + [CArg(str(d), "dim") for d in self.dims], scratch, [])
+
+    def _post(self) -> ir.Function:
+        """The statements after the loop, over the values stacked in time (T*N rows)."""
+        p, T = self.p, self.T
+        stepped = set(p.post_inputs)
+        shapes = dict(self.shape)
+        self.pviews = {}
+        for n in stepped:
+            base = n if n in self.seq else f"{self.new_of.get(n, n)}_steps"
+            shp = tuple(self.shape[n])
+            shapes[n] = (T * shp[0],) + shp[1:]
+            if base != n:
+                self.pviews[n] = (base, prod(shp) if n in self.new_of else 0, _contig(shapes[n]))
+        body = []
+        for s in p.post:
+            summed = s.out in p.post_summed
+            if isinstance(s, ir.Einsum):
+                shp = tuple(s.shape) if summed else (T,) + tuple(s.shape)
+                ops = tuple((T,) + tuple(sh) if o in stepped else tuple(sh)
+                            for o, sh in zip(s.operands, s.operand_shapes))
+                body.append(ir.Einsum(s.out, shp, time_einsum(s, stepped, summed), s.operands, ops))
+            elif isinstance(s, ir.Reduction):
+                if not (summed and 0 in s.axes):
+                    raise ValueError(f"{self.spec.name}: the C target sums a per-step reduction over time "
+                                     f"only along the batch axis")
+                src = (T * s.src_shape[0],) + tuple(s.src_shape[1:])
+                body.append(dataclasses.replace(s, src_shape=src))
+            else:
+                body.append(s)
+            shapes[s.out] = body[-1].shape
+        for r, u in self.user_grad.items():
+            if r != u:
+                self.pviews[r] = (u, 0, _contig(shapes.get(r, self.shape[r])))
+        return ir.Function("post", [], body, [], [], shapes)
+
+    # -- statements ------------------------------------------------------------------------
+    def _body(self, body, shapes, views, dtype, depth) -> list[str]:
+        """C lines of ``body``; inside the time loop (depth 2) the per-step elementwise work runs on
+        one thread: an OpenMP region per step would wait for the cores BLAS's threads still hold."""
+        f = ir.Function("part", [], list(body), [], [], dict(shapes))
+        kk = SimpleNamespace(name=self.spec.name, dims=self.dims)
+        locs = [s.out for s in body if tuple(s.shape) == ()]
+        cf = SimpleNamespace(args=list(self.hypers) + [CArg(n, "in") for n in views], locals=locs)
+        lines = CBody(kk, f, cf, dtype, views, serial=depth > 1).body()
+        return ["    " * (depth - 1) + l for l in lines]
+
+    def forward_lines(self, dtype) -> list[str]:
+        p, T = self.p, self.T
+        L = []
+        for s in self.state:
+            L.append(f"    for (int64_t _i = 0; _i < {cint(prod(self.shape[s]))}; ++_i) {s}_steps[_i] = {s}0[_i];")
+        if p.pre:
+            batched = set(self.seq) | {s.out for s in p.pre}
+            shapes = {n: (T,) + tuple(self.shape[n]) for n in batched}
+            shapes.update({n: tuple(self.shape[n]) for n in self.params})
+            pre = []
+            for s in p.pre:
+                if isinstance(s, ir.Einsum):
+                    ops = tuple((T,) + tuple(sh) if o in batched else tuple(sh)
+                                for o, sh in zip(s.operands, s.operand_shapes))
+                    s = ir.Einsum(s.out, (T,) + tuple(s.shape), time_einsum(s, batched, False), s.operands, ops)
+                else:
+                    s = dataclasses.replace(s, shape=(T,) + tuple(s.shape))
+                pre.append(s)
+            views = {s.out: (f"{s.out}_steps", 0, _contig(shapes[s.out])) for s in p.pre}
+            L += self._body(pre, shapes, views, dtype, 1)
+        L.append(f"    for (int64_t _t = 0; _t < {cint(T)}; ++_t) {{")
+        views = dict(self.fviews)
+        views.update({h: (f"{h}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
+        L += self._body(p.loop, self.shape, views, dtype, 2)
+        L.append("    }")
+        for o in self.spec.outputs:
+            n = cint(prod(self._stack(o)))
+            L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {o}s[_i] = {o}_steps[{cint(prod(self.shape[o]))} + _i];")
+        for s in self.state:
+            size = cint(prod(self.shape[s]))
+            L.append(f"    for (int64_t _i = 0; _i < {size}; ++_i) {s}T[_i] = {s}_steps[{cint(T)}*{size} + _i];")
+        return L
+
+    def backward_lines(self, dtype, real) -> list[str]:
+        T = self.T
+        L = []
+        for r in self.accumulated:
+            n = cint(prod(self.shape[r]))
+            L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] = 0;")
+        for s in self.state:
+            L.append(f"    const {real} *_gin_{s} = d{s}T;")
+        L.append(f"    for (int64_t _t = {cint(T)} - 1; _t >= 0; --_t) {{")
+        for s in self.state:
+            L.append(f"        {real} *_gout_{s} = _t == 0 ? d{s}0 : (_gin_{s} == _g{s}_0 ? _g{s}_1 : _g{s}_0);")
+        L += self._body(self.bbody, self.shape, self.bviews, dtype, 2)
+        for r in self.accumulated:
+            n = cint(prod(self.shape[r]))
+            L.append(f"        for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] += {r}[_i];")
+        for s in self.state:
+            L.append(f"        _gin_{s} = _gout_{s};")
+        L.append("    }")
+        for s in self.state:
+            size = cint(prod(self.shape[s]))
+            L.append(f"    if ({cint(T)} == 0) for (int64_t _i = 0; _i < {size}; ++_i) d{s}0[_i] = d{s}T[_i];")
+        L += self._body(self.post_f.body, self.post_f.shapes, self.pviews, dtype, 1)
+        return L
+
+
+def context(spec) -> dict:
+    """What ``templates/c/recurrent.{h,c}.j2`` render."""
+    from .context import DIM_MEANING, HELPERS, VARIANTS, CLayerEmitter
+    from ..numpy.layer import NumpyLayerEmitter
+    r = CRecurrent(spec)
+    k, p = r.k, r.p
+    e = NumpyLayerEmitter(k)
+    role_text = {"out": "output, overwritten", "cache": "written: saved for the backward pass",
+                 "in": "read"}
+    funcs = []
+    for cf in (r.fwd, r.bwd):
+        docs = []
+        for a in cf.args:
+            if a.role in ("dim", "hyper"):
+                continue
+            if a.role == "scratch":
+                docs.append(f"scratch: {cint(cf.scratch_size())} elements of work space "
+                            f"(= {spec.name}_{cf.name}_scratch_size(...)), contents undefined afterwards")
+                continue
+            text = role_text[a.role]
+            if cf.name == "backward":
+                text = ("gradient, overwritten (not accumulated)" if a.role == "out" else
+                        "upstream gradient, read" if a.name.startswith("d") and a.name not in
+                        {i.name for i in spec.inputs} else "read, from forward")
+            docs.append(f"{a.name} {shape_doc(a.shape)}: {text}")
+        variants = []
+        for sfx, dtype, real in VARIANTS:
+            body = r.forward_lines(dtype) if cf.name == "forward" else r.backward_lines(dtype, real)
+            variants.append(dict(sfx=sfx, real=real, params=CLayerEmitter.params(None, cf, real), body=body))
+        funcs.append(dict(name=cf.name, docs=docs, variants=variants, dims=[str(d) for d in r.dims],
+                          scratch=cint(cf.scratch_size()) if cf.scratch else None,
+                          carve=CLayerEmitter.carve(None, cf)))
+    text = "\n".join(l for fn in funcs for v in fn["variants"] for l in v["body"])
+    legend = [f"{d} = {DIM_MEANING.get(str(d), '')}".rstrip(" =") for d in r.dims]
+    return dict(spec=spec, k=k, funcs=funcs, legend=legend, helpers={h: f"sg_{h}_" in text for h in HELPERS},
+                doc=(spec.doc or "recurrent layer").strip().splitlines()[0],
+                guard=f"SYMGRAD_{spec.name.upper()}_H",
+                fwd_eqs=[e.equation(s) for s in k.forward.body], bwd_eqs=[e.equation(s) for s in k.backward.body],
+                pre_eqs=[e.equation(s) for s in p.pre], post_eqs=[e.equation(s) for s in p.post])

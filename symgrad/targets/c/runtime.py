@@ -1,0 +1,144 @@
+"""The C backend of ``symgrad.load``: what every wrapper of a compiled kernel shares.
+
+``CKernel`` is the one base of the layer, recurrent-layer, optimizer and schedule wrappers
+(``runtime_layer``, ``runtime_recurrent``, ``runtime_optimizer``): it holds the kernel's NumPy module
+(whose argument checks it runs, so both backends raise the same errors with the same messages), binds
+the C functions with their ctypes argument types, turns symbolic sizes into integers, allocates
+buffers at the sizes the emitter's plan gives the C code (so C never writes out of bounds), calls, and
+validates the arrays of a cache handed back to backward.
+"""
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from ..numpy import numpy_module
+from .build import build, load_library
+
+REAL = {np.dtype(np.float32): (ctypes.c_float, "f32"), np.dtype(np.float64): (ctypes.c_double, "f64")}
+POINTER_ROLES = frozenset({"out", "cache", "in", "index", "scratch", "param", "grad", "state"})
+INT_ROLES = frozenset({"dim", "n", "t"})
+
+_MADV_POPULATE_WRITE = 23  # Linux >= 5.14
+
+
+@lru_cache(maxsize=None)
+def _madvise():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+    return fn
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """A new array; from 8 MiB on, its pages are mapped before the kernel runs (one madvise on
+    Linux, best effort). Large fresh memory first touched by several OpenMP threads at once was
+    measured to stall in bursts (LayerNorm 8192 x 1024 forward 3.6 ms, then 17 ms for seconds at a
+    time); faulted in here, the kernel runs steadily."""
+    a = np.empty(shape, dtype=dtype)
+    fn = _madvise() if a.nbytes >= 8 << 20 else None
+    if fn is not None:
+        start = a.ctypes.data & ~4095
+        fn(start, a.ctypes.data + a.nbytes - start, _MADV_POPULATE_WRITE)  # best effort: errors ignored
+    return a
+
+
+def loader(cls, emit):
+    """``load(spec)``: ``cls(spec, library)`` for the C files ``emit(spec)`` writes, compiled once
+    (``build``) and cached per spec."""
+    @lru_cache(maxsize=None)
+    def load(spec):
+        files = {k.split("/", 1)[1]: v for k, v in emit(spec).items()}
+        return cls(spec, load_library(build(spec.name, files)))
+    return load
+
+
+class CKernel:
+    """Base of the C kernel wrappers. ``dims``: the dimension names the kernel's sizes are written in."""
+
+    def __init__(self, spec, lib, dims=()):
+        self.spec, self.lib = spec, lib
+        self.h = numpy_module(spec)
+        self.dims = [str(d) for d in dims]
+        self.funcs: dict = {}
+        self._sizes: dict = {}
+
+    # -- the C functions --------------------------------------------------------------------
+    def bind(self, cname: str, args, restype=None, hyper_type=None):
+        """Look up ``NAME_<cname>_f32``/``_f64`` and set their argument types from the roles of
+        ``args``: pointers, int64 sizes, int flags, reals of the dtype (``hyper_type`` overrides the
+        type of hyperparameters)."""
+        for dt, (ct, sfx) in REAL.items():
+            fn = getattr(self.lib, f"{self.spec.name}_{cname}_{sfx}")
+            fn.restype = restype
+            fn.argtypes = [ctypes.c_void_p if a.role in POINTER_ROLES else ctypes.c_int64 if a.role in INT_ROLES
+                           else ctypes.c_int if a.role == "flag" else
+                           (hyper_type or ct) if a.role == "hyper" else ct for a in args]
+            self.funcs[cname, dt] = fn
+
+    def call(self, cf, dtype, arrays: dict, values: dict, dims: dict):
+        """Call ``cf`` (a plan with ``name`` and ``args``) for ``dtype``: arrays by address, sizes
+        from ``dims``, everything else from ``values``."""
+        args = []
+        for a in cf.args:
+            if a.role in POINTER_ROLES:
+                args.append(arrays[a.name].ctypes.data)
+            elif a.role == "dim":
+                args.append(int(dims[a.name]))
+            else:
+                args.append(values[a.name])
+        return self.funcs[cf.name, dtype](*args)
+
+    # -- sizes and buffers ------------------------------------------------------------------
+    def size(self, e, dims: dict) -> int:
+        """The integer value of size expression ``e`` (SymPy, in the kernel's dims)."""
+        fn = self._sizes.get(e)
+        if fn is None:
+            syms = {d: sp.Symbol(d) for d in self.dims}
+            expr = sp.sympify(e)
+            expr = expr.xreplace({s: syms[s.name] for s in expr.free_symbols if s.name in syms})
+            fn = self._sizes[e] = sp.lambdify(list(syms.values()), expr)
+        return int(fn(*[dims[d] for d in self.dims]))
+
+    def shape(self, shape, dims: dict) -> tuple:
+        return tuple(self.size(d, dims) for d in shape)
+
+    def alloc(self, cf, roles, dims: dict, dtype, arrays: dict, shape_of=None):
+        """New arrays for the arguments of ``cf`` whose role is in ``roles``, and its scratch buffer."""
+        shape_of = shape_of or (lambda shape: self.shape(shape, dims))
+        for a in cf.args:
+            if a.role in roles:
+                arrays[a.name] = empty(shape_of(a.shape), dtype)
+        if cf.scratch:
+            arrays["scratch"] = empty((max(self.size(cf.scratch_size(), dims), 1),), dtype)
+
+    # -- caches -----------------------------------------------------------------------------
+    def cache_header(self, cache) -> tuple:
+        """(cache, dtype, dims) of a cache handed to backward, validated with the NumPy module's
+        ``_cache`` helper: a forged or edited cache raises instead of reaching C with wrong sizes."""
+        cache = self.h._cache(cache, self.spec.name)
+        dtype = cache.get("dtype")
+        if dtype not in REAL:
+            raise TypeError(f"cache: 'dtype' should be float32 or float64, got {dtype!r}")
+        out = {}
+        for d in self.dims:
+            val = cache.get(d)
+            if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) or val < 0:
+                raise TypeError(f"cache: dimension {d} should be a non-negative int, got {val!r}")
+            out[d] = int(val)
+        return cache, dtype, out
+
+    def cached(self, cache, name, shape, dtype) -> np.ndarray:
+        """The cache's array ``name``, which must be exactly what forward stored."""
+        a = cache.get(name)
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous:
+            got = (f"{type(a).__name__}" if not isinstance(a, np.ndarray) else
+                   f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}")
+            raise TypeError(f"cache: entry {name!r} should be a C-contiguous {dtype} array of shape {shape}, "
+                            f"got {got}; pass the cache returned by {self.spec.name}.forward unchanged")
+        return a

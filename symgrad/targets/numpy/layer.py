@@ -1,0 +1,171 @@
+"""NumPy target for layers: kernel IR -> the context ``templates/numpy/layer.py.j2`` renders."""
+from __future__ import annotations
+
+import sympy as sp
+
+from ...ir import nodes as ir
+from ...spec.tensor import ANY
+from ...codegen.printers import mathstr, pycode
+
+_MATMUL = {  # einsum of two 2-D operands -> matmul with transposes
+    "ik,kj->ij": "{a} @ {b}", "ki,kj->ij": "{a}.T @ {b}",
+    "ik,jk->ij": "{a} @ {b}.T", "ki,jk->ij": "{a}.T @ {b}.T",
+    "kj,ik->ij": "{b} @ {a}", "kj,ki->ij": "{b}.T @ {a}",
+    "jk,ik->ij": "{b} @ {a}.T", "jk,ki->ij": "{b}.T @ {a}.T",
+}
+
+
+def _canon(subscripts: str) -> str:
+    """Rename einsum letters in order of appearance in the output (i, j) then contracted (k)."""
+    lhs, out = subscripts.split("->")
+    mapping = {}
+    for c, new in zip(out, "ij"):
+        mapping[c] = new
+    for c in lhs.replace(",", ""):
+        if c not in mapping:
+            mapping[c] = "k"
+    return "".join(mapping.get(c, c) for c in subscripts)
+
+
+class NumpyLayerEmitter:
+    def __init__(self, k: ir.Kernel):
+        self.k = k
+        self.any_ref = next((a.name for a in k.inputs if tuple(a.shape) == (ANY,)), None)
+
+    # -- shapes ----------------------------------------------------------------------------
+    def shape(self, shape) -> str:
+        if tuple(shape) == (ANY,):
+            return "shape"
+        if tuple(shape) == ():
+            return "()"
+        return "(" + ", ".join(pycode(sp.sympify(d)) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+    shape_text = staticmethod(ir.shape_text)
+
+    # -- statements ------------------------------------------------------------------------
+    def statement(self, s) -> list[str]:
+        lines = [f"{t.name} = {pycode(e)}" for t, e in getattr(s, "temps", [])]
+        if isinstance(s, ir.Elementwise):
+            if s.expr.is_Number:
+                lines.append(f"{s.out} = np.full({self.shape(s.shape)}, {pycode(s.expr)}, dtype=dtype)")
+            elif s.broadcast:
+                lines.append(f"{s.out} = np.broadcast_to({pycode(s.expr)}, {self.shape(s.shape)}).astype(dtype)")
+            else:
+                lines.append(f"{s.out} = {pycode(s.expr)}")
+        elif isinstance(s, ir.Reduction):
+            fn = "np.sum" if s.kind == "sum" else "np.max"
+            if tuple(s.src_shape) == (ANY,) or len(s.axes) == len(s.src_shape):
+                axis = "None"
+            else:
+                axis = str(s.axes[0]) if len(s.axes) == 1 else str(tuple(s.axes))
+            keep = ", keepdims=True" if s.keepdims and axis != "None" else ""
+            if s.keepdims and axis == "None" and s.shape != ():
+                keep = ", keepdims=True"
+            lines.append(f"{s.out} = {fn}({pycode(s.expr)}, axis={axis}{keep})")
+        elif isinstance(s, ir.Einsum):
+            lines.append(f"{s.out} = {self.einsum(s)}")
+        elif isinstance(s, ir.OneHot):
+            lines.append(f"{s.out} = ({s.index}[..., None] == np.arange({pycode(s.classes)})).astype(dtype)")
+        elif isinstance(s, ir.Expand):
+            lines.append(f"{s.out} = np.expand_dims({s.src}, {tuple(s.axes)})")
+        elif isinstance(s, ir.Slice):
+            lines.append(f"{s.out} = {s.src}[..., {pycode(s.start)}:{pycode(s.stop)}]")
+        elif isinstance(s, ir.Concat):
+            parts = [p if p is not None else
+                     f"np.zeros({self.shape(tuple(s.shape[:-1]) + (w,))}, dtype=dtype)"
+                     for p, w in zip(s.parts, s.widths)]
+            lines.append(f"{s.out} = np.concatenate(({', '.join(parts)},), axis=-1)")
+        else:  # pragma: no cover
+            raise TypeError(s)
+        return lines
+
+    def einsum(self, s: ir.Einsum) -> str:
+        ops = s.operands
+        if len(ops) == 1:
+            lhs, out = s.subscripts.split("->")
+            if len(out) == 2:
+                return f"{ops[0]}.T"
+            return f"np.transpose({ops[0]}, {tuple(lhs.index(c) for c in out)})"
+        canon = _canon(s.subscripts)
+        if canon in _MATMUL:
+            return _MATMUL[canon].format(a=ops[0], b=ops[1])
+        lhs, out = s.subscripts.split("->")
+        a, b = lhs.split(",")
+        # batch-leading matmul: (..., k) @ (k, j)
+        if len(b) == 2 and a[:-1] == out[:-1] and a[-1] == b[0] and b[1] == out[-1]:
+            return f"{ops[0]} @ {ops[1]}"
+        if len(b) == 2 and a[:-1] == out[:-1] and a[-1] == b[1] and b[0] == out[-1]:
+            return f"{ops[0]} @ {ops[1]}.T"
+        return f"np.einsum({s.subscripts!r}, {ops[0]}, {ops[1]}, optimize=True)"
+
+    # -- text for docstrings ---------------------------------------------------------------
+    def equation(self, s) -> str:
+        if isinstance(s, ir.Elementwise):
+            e = s.expr
+            for sym, t in reversed(s.temps):
+                e = e.xreplace({sym: t})
+            return f"{s.out} = {mathstr(e)}"
+        if isinstance(s, ir.Reduction):
+            e = s.expr
+            for sym, t in reversed(s.temps):
+                e = e.xreplace({sym: t})
+            over = "all axes" if len(s.axes) == len(s.src_shape) or tuple(s.src_shape) == (ANY,) else \
+                "axis " + ", ".join(str(a) for a in s.axes)
+            return f"{s.out} = {s.kind}({mathstr(e)}) over {over}"
+        if isinstance(s, ir.Einsum):
+            return f"{s.out} = {self.einsum(s)}" if "einsum" not in self.einsum(s) else \
+                f"{s.out} = einsum('{s.subscripts}', {', '.join(s.operands)})"
+        if isinstance(s, ir.OneHot):
+            return f"{s.out} = one_hot({s.index}, {s.classes})"
+        if isinstance(s, ir.Slice):
+            return f"{s.out} = {s.src}[..., {s.start}:{s.stop}]"
+        if isinstance(s, ir.Concat):
+            return f"{s.out} = concat({', '.join(p or '0' for p in s.parts)})"
+        return f"{s.out} = expand_dims({s.src}, {s.axes})"
+
+    def validation(self, inputs) -> tuple[list[str], list[str], list[str]]:
+        """Lines that bind the dims from the arguments' shapes, then check every shape.
+
+        Returns (binds, checks, dims in binding order)."""
+        plain_dims, order = {}, []
+        for a in inputs:
+            for ax, d in enumerate(a.shape):
+                if isinstance(d, sp.Symbol) and d not in plain_dims and d != ANY:
+                    plain_dims[d] = (a.name, ax)
+                    order.append(d)
+        binds = [f'_check_ndim("{a.name}", {a.name}, {len(a.shape)}, "{self.shape_text(a.shape)}")'
+                 for a in inputs if tuple(a.shape) != (ANY,)]
+        binds += [f"{d} = {plain_dims[d][0]}.shape[{plain_dims[d][1]}]" for d in order]
+        if self.any_ref:
+            binds.append(f"shape = {self.any_ref}.shape")
+            binds.append(f"{ANY} = {self.any_ref}.size")
+        checks = []
+        for a in inputs:
+            if tuple(a.shape) == (ANY,):
+                if a.name != self.any_ref:
+                    checks.append(f'_check_shape("{a.name}", {a.name}, {self.any_ref}.shape, '
+                                  f'"the shape of {self.any_ref}")')
+            else:
+                checks.append(f'_check_shape("{a.name}", {a.name}, {self.shape(a.shape)}, '
+                              f'"{self.shape_text(a.shape)}")')
+            if a.kind == "index":
+                checks.append(f'_check_ids("{a.name}", {a.name}, {pycode(a.bound)})')
+        return binds, checks, [str(d) for d in order]
+
+    def context(self) -> dict:
+        k = self.k
+        binds, checks, order = self.validation(k.inputs)
+        fwd = [l for s in k.forward.body for l in self.statement(s)]
+        bwd = [l for s in k.backward.body for l in self.statement(s)]
+        dims_saved = order + (["shape", str(ANY)] if self.any_ref else [])
+        return dict(
+            dims_legend=order + ([str(ANY)] if self.any_ref else []),
+            k=k, e=self, binds=binds, checks=checks, fwd=fwd, bwd=bwd, dims_saved=dims_saved,
+            fwd_eqs=[self.equation(s) for s in k.forward.body],
+            bwd_eqs=[self.equation(s) for s in k.backward.body],
+            real_inputs=[a for a in k.inputs if a.kind == "real"],
+            index_inputs=[a for a in k.inputs if a.kind == "index"],
+            is_loss=k.loss,
+            grads=[a for a in k.inputs if a.grad],
+            uses_sigmoid=any("_sigmoid(" in l for l in fwd + bwd),
+        )
