@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import SymgradError
 from .registry import REGISTRY
+from .codegen.render import write_atomic
 
 
 @dataclass
@@ -36,7 +37,6 @@ def render_all(names=None, targets=None, strict: bool = False) -> dict[str, str]
 def generate(names=None, targets=None, out="generated", check: bool = False,
              strict: bool = False) -> GenerateResult:
     """Write (or with ``check=True`` compare) the kernels of ``names`` (default: all registered)."""
-    from .codegen.render import write_atomic
     files = render_all(names, targets, strict)
     out = Path(out)
     res = GenerateResult()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import SpecError
+from ..registry import REGISTRY
 
 
 @dataclass
@@ -33,7 +34,6 @@ def _checked(fact: Fact) -> Fact:
 
 def one_step(name: str, **flags) -> dict:
     """The rule of a registered optimizer as new values in terms of the old: {target: expr}."""
-    from ..registry import REGISTRY
     spec = REGISTRY.get(name)
     flags = {f: flags.get(f, False) for f in spec.flag_names}
     env = {}

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._common import ExampleError, Optimizer, load_kernel, optimizer_names
 from .models import MODELS
+from ._common import new_figure, save_figure
 
 SPLIT_SEED = 20240611   # the train/test split is fixed, whatever --seed says
 TEST_FRACTION = 0.2
@@ -184,7 +185,6 @@ def plot_training(results, path, title=None):
     (faint; for batches smaller than 32, a running mean over 32 samples); test accuracy (right)."""
     from matplotlib.lines import Line2D
 
-    from ._common import new_figure, save_figure
     fig = new_figure((11, 5.2))
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]

@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from ._common import ExampleError, load_kernel
+from ._common import new_figure, save_figure
 
 X, Y = sp.symbols("x y", real=True)
 
@@ -103,7 +104,6 @@ def plot_optimizers(function="rosenbrock", steps=None, out="optimizers.png", los
                     dtype="float64", backend="numpy") -> list[Run]:
     """Contour plot of ``function`` with the optimizers' trajectories (and, with ``loss_curve``,
     a second panel with f against the step), saved as the PNG ``out``; returns the runs."""
-    from ._common import new_figure, save_figure
     runs = trajectories(function, steps, dtype, backend=backend)
     cfg = FUNCTIONS[function]
     f, _ = function_and_gradient(function)

@@ -18,6 +18,7 @@ from .recurrent import build as build_recurrent
 from .render import FORMATS, RENDERERS, latex_document
 from .schedules import build as build_schedule
 from .strings import LANGS
+from .render import eq_latex
 
 REGISTRY.register_rule("explain", ("layer", "activation", "loss"))(build_layer)
 REGISTRY.register_rule("explain", ("recurrent",))(build_recurrent)
@@ -65,7 +66,6 @@ class Explanation:
 
     def _repr_latex_(self) -> str:
         """The display equations only (MathJax renders math, not sectioning commands)."""
-        from .render import eq_latex
         return "\n".join(f"$${eq_latex(e)}$$" for e in self.doc.equations())
 
 

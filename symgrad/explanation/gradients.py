@@ -12,7 +12,7 @@ import sympy as sp
 
 from ..spec import tensor as T
 from .model import Equation, Heading, Para, Table, m
-from .simplify import _agrees, nice, simplest
+from .simplify import agrees, nice, simplest
 
 
 def _pull_constants(e):
@@ -37,7 +37,7 @@ def shape_math(shape, S) -> object:
 
 
 class GradientSections:
-    """Mixin of the layer builder (``symgrad.explanation.layers._Builder``)."""
+    """Mixin of the layer builder (``symgrad.explanation.layers.PageBuilder``)."""
 
     def final(self):
         S, nt, d = self.S, self.nt, self.d
@@ -102,7 +102,7 @@ class GradientSections:
             B = nt.name(b)
             divides = any(x.exp.is_negative and str(getattr(x.base, "base", x.base)) == B for x in new.atoms(sp.Pow))
             if (new.has(A) or divides or any(new == x for x in shown) or sp.count_ops(new) > sp.count_ops(shown[-1])
-                    or not _agrees(full, back)):
+                    or not agrees(full, back)):
                 continue
             self.doc.add(Para(S("final_named", p=m(self.ref(p)), a=m(self.ref(a)), b=m(self.ref(b)),
                                 dp=m(self.ref(dp, nt.idx(p.shape))))))

@@ -19,6 +19,8 @@ from .notation import Notation, Partial
 from .gradients import GradientSections, shape_math
 from .simplify import nice
 from .strings import Strings
+from ..targets.numpy.layer import NumpyLayerEmitter
+from .notation import Blocks
 
 
 def build(spec, lang: str = "en") -> Document:
@@ -30,7 +32,7 @@ def build(spec, lang: str = "en") -> Document:
     if first:
         doc.add(Para([first[0]]))
     doc.add(Para(S("intro", kind=S.text("kind_" + spec.kind), name=spec.name)))
-    B = _Builder(spec, nt, S, doc, kernel)
+    B = PageBuilder(spec, nt, S, doc, kernel)
     B.legend()
     B.forward()
     B.backward()
@@ -40,7 +42,6 @@ def build(spec, lang: str = "en") -> Document:
     doc.dims = {i: d for d, i in nt.index.items()}
     doc.add(Heading(2, S.text("h_code")))
     if spec.kind in ("layer", "activation", "loss"):
-        from ..targets.numpy.layer import NumpyLayerEmitter
         em = NumpyLayerEmitter(kernel)
         doc.add(Para(S("code_backward", name=spec.name)))
         doc.add(Code([line for st in kernel.backward.body for line in em.statement(st)]))
@@ -48,7 +49,7 @@ def build(spec, lang: str = "en") -> Document:
     return doc
 
 
-class _Builder(GradientSections):
+class PageBuilder(GradientSections):
     def __init__(self, spec, nt: Notation, S: Strings, doc: Document, kernel):
         self.spec, self.nt, self.S, self.doc, self.kernel = spec, nt, S, doc, kernel
         self.d = spec.derivation
@@ -166,7 +167,6 @@ class _Builder(GradientSections):
 
     def _blocks(self, f, tot):
         """``dgates = [dz_i | dz_f | dz_g | dz_o]``: the gradients of the slices, side by side."""
-        from .notation import Blocks
         nt = self.nt
         parts = [sp.Symbol(nt.name(a)) if nt.is_named(a) else nt.element(a, nt.idx(a.shape)) for a in tot.args]
         self.doc.add(Para(self.S("concat_total", g=m(sp.Symbol(nt.name(tot))))))

@@ -18,54 +18,11 @@ import itertools
 import sympy as sp
 
 from .model import Code, Document, Equation, Heading, Para, Table, m
+from .names import DISPLAY, display_map, number, rename
+from .teaching import add_facts
 from .strings import Strings
 from .strings_kinds import MEANING_EN, MEANING_ZH
-
-DISPLAY = {"lr": "eta", "momentum": "mu", "dampening": "tau", "weight_decay": "lambda", "eps": "epsilon",
-           "exp_avg": "m", "exp_avg_sq": "v", "max_exp_avg_sq": "v_max", "momentum_buffer": "b",
-           "square_avg": "v", "grad_avg": "g_avg", "accum": "a", "sum": "s"}
-
-
-def display_map(names, taken=()) -> dict:
-    """code name -> display name (the code name when the display name would clash)."""
-    out, used = {}, set(taken) | set(names)
-    for n in names:
-        want = DISPLAY.get(n)
-        if want and want not in used and want not in out.values():
-            out[n] = want
-        else:
-            out[n] = n
-    return out
-
-
-def number(x):
-    """A default value as people write it: 0.001, 1e-08 (text) and 10^{-8} (LaTeX)."""
-    x = float(x)
-    text = f"{x:g}"
-    if "e" in text:
-        mant, exp = text.split("e")
-        latex = (f"{mant} \\cdot " if mant != "1" else "") + "10^{%d}" % int(exp)
-    else:
-        latex = text
-    return m(None, latex=latex, text=text)
-
-
-def rename(expr, names: dict, words=()):
-    """``expr`` with every symbol renamed through ``names`` (assumptions kept); symbols named in
-    ``words`` (flags, multi-word arguments) are shown as upright words (``notation.Word``)."""
-    from .notation import Word
-    expr = sp.sympify(expr)
-    sub = {}
-    for s in expr.free_symbols:
-        if type(s) is not sp.Symbol:
-            continue
-        new = names.get(s.name, s.name)
-        if new in words:
-            sub[s] = Word(new, **s.assumptions0)
-        elif new != s.name:
-            sub[s] = sp.Symbol(new, **s.assumptions0)
-    return expr.xreplace(sub)
-
+from ..targets.numpy.optimizer import optimizer_context
 
 def program(spec, expand_derived: bool = True):
     """``[(Eq, condition)]``: every variant's equations merged, each with the flag condition it needs.
@@ -183,8 +140,7 @@ def build(spec, lang: str = "en") -> Document:
             for eq in v.equations:
                 doc.add(Equation(D(eq.lhs), D(eq.rhs), defines=eq.lhs.name, role="variant", rel="<-"))
 
-    from . import teaching
-    teaching.add_facts(doc, spec, S, D)
+    add_facts(doc, spec, S, D)
     _code(doc, spec, S, variants)
     doc.add(Para(S("code_note", name=spec.name)))
     return doc
@@ -192,7 +148,6 @@ def build(spec, lang: str = "en") -> Document:
 
 def _code(doc, spec, S, variants):
     """The generated fused function that serves the default flags (derived flags False, t > 1)."""
-    from ..targets.numpy.optimizer import optimizer_context
     ctx = optimizer_context(spec)
     want = tuple(spec.flags.get(n, False) for n in spec.flag_names)
     fn = dict(ctx["dispatch"]).get(want, ctx["dispatch"][0][1])

@@ -15,11 +15,12 @@ import sympy as sp
 
 from ..ir.lower import lower
 from ..spec import tensor as T
-from .layers import _Builder
+from .layers import PageBuilder
 from .model import Code, Document, Equation, Heading, Para, Table, m
 from .notation import Notation
 from .gradients import shape_math
 from .strings import Strings
+from ..targets.numpy.recurrent import context
 
 
 def build(spec, lang: str = "en") -> Document:
@@ -35,7 +36,7 @@ def build(spec, lang: str = "en") -> Document:
     if first:
         doc.add(Para([first[0]]))
     doc.add(Para(S("intro_recurrent", name=spec.name)))
-    B = _Builder(cell, nt, S, doc, kernel)
+    B = PageBuilder(cell, nt, S, doc, kernel)
     B.legend()
     dims = next(b for b in doc.blocks if isinstance(b, Table))
     seq = spec.sequence[0]
@@ -142,7 +143,6 @@ def _bptt(doc, spec, nt, S, t):
 
 
 def _plan(doc, spec, S, nt):
-    from ..targets.numpy.recurrent import context
     ctx = context(spec)
     p = ctx["p"]
     doc.add(Heading(2, S.text("h_plan")))

@@ -6,8 +6,9 @@ eta like the optimizer pages; the table of values is computed by the generated k
 """
 from __future__ import annotations
 
+from ..runtime import load
 from .model import Document, Equation, Heading, Para, Table, m
-from .optimizers import display_map, number, rename
+from .names import display_map, number, rename
 from .strings import Strings
 from .strings_kinds import MEANING_EN, MEANING_ZH
 
@@ -17,8 +18,7 @@ STEPS = tuple(range(8))
 
 def example_values(spec, args=None, steps=STEPS) -> dict:
     """{flags tuple: [value at each global_step]} from the generated kernel."""
-    import symgrad
-    k = symgrad.load(spec.name)
+    k = load(spec.name)
     args = dict(EXAMPLE if args is None else args)
     out = {}
     for v in spec.variants():

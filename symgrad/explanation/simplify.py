@@ -43,7 +43,7 @@ def simplest(expr: sp.Expr) -> sp.Expr:
         if s is not None:
             cands.append(s)
     good = [c for c in cands if c is expr or (c.free_symbols <= expr.free_symbols and not c.has(sp.nan, sp.zoo)
-                                              and _agrees(expr, c))]
+                                              and agrees(expr, c))]
     return min(good, key=_cost)
 
 
@@ -73,7 +73,7 @@ def _through_sigmoid(expr):
     return nice(sp.expand(r)).xreplace({s: Sigmoid(v)})
 
 
-def _agrees(a, b, tries: int = 5) -> bool:
+def agrees(a, b, tries: int = 5) -> bool:
     rng = random.Random(0)
     atoms = sorted((a.free_symbols | b.free_symbols | a.atoms(sp.Indexed) | b.atoms(sp.Indexed)), key=str)
     atoms = [x for x in atoms if not isinstance(x, sp.IndexedBase)

@@ -9,6 +9,7 @@ import re
 import string
 
 from .model import Math
+from .strings_kinds import EN_MORE, ZH_MORE
 
 LANGS = ("en", "zh")
 
@@ -184,7 +185,6 @@ class Strings:
 
 
 def _merge():
-    from .strings_kinds import EN_MORE, ZH_MORE
     for table, more in ((EN, EN_MORE), (ZH, ZH_MORE)):
         for k, v in more.items():
             table.setdefault(k, v)

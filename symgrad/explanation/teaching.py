@@ -11,6 +11,9 @@ from __future__ import annotations
 import sympy as sp
 
 from ..derive import facts
+from ..registry import REGISTRY
+from ..runtime import load
+from .names import display_map, rename
 from .model import Equation, Heading, Para, Table, m
 
 FACTS = {"adam": ("bias", "epshat"), "adamw": ("bias",), "tf_adam": ("epshat",), "sgd": ("nesterov",),
@@ -18,7 +21,6 @@ FACTS = {"adam": ("bias", "epshat"), "adamw": ("bias",), "tf_adam": ("epshat",),
 
 
 def add_facts(doc, spec, S, D):
-    from ..registry import REGISTRY
     if REGISTRY.get(spec.name) is not spec:   # a user's optimizer of the same name gets no built-in facts
         return
     for key in FACTS.get(spec.name, ()):
@@ -44,7 +46,6 @@ def _bias(doc, S, D):
 
 def _update_of(name, **flags):
     """The parameter change of one step, with the new state values as symbols: ``p_new - p``."""
-    from ..registry import REGISTRY
     spec = REGISTRY.get(name)
     eqs = spec.equations(**{n: flags.get(n, False) for n in spec.flag_names})
     p = vars(spec.symbols)[spec.param]
@@ -63,7 +64,6 @@ def _epshat(doc, S, D):
     claimed = f.steps["eps_hat"]
     if len(sol) != 1 or sp.simplify(sol[0] - claimed) != 0:  # pragma: no cover - a bug in a rule or SymPy
         raise AssertionError(f"eps_hat: {sol} vs {claimed}")
-    from .optimizers import display_map, rename
     D = lambda e: rename(e, display_map(["lr", "eps", "exp_avg", "exp_avg_sq"]))  # noqa: E731 - adam's names
     doc.add(Heading(2, S.text("h_epshat")))
     doc.add(Para(S("epshat_intro")))
@@ -98,8 +98,7 @@ def ema_example(betas=EMA_BETAS, xs=EMA_X) -> dict:
     """{beta: [avg after each step]} from the generated ema kernel (float64, numpy backend)."""
     import numpy as np
 
-    import symgrad
-    k = symgrad.load("ema")
+    k = load("ema")
     out = {}
     for beta in betas:
         avg = np.zeros(1)

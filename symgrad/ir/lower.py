@@ -274,9 +274,7 @@ def _expr_shape(e, shapes, temps):
 
 def _stmt_expr(s):
     if isinstance(s, (ir.Elementwise, ir.Reduction)):
-        e = s.expr
-        for sym, t in reversed(s.temps):
-            e = e.xreplace({sym: t})
+        e = ir.full_expr(s)
         return ("reduce", s.kind, s.axes, e) if isinstance(s, ir.Reduction) else e
     if isinstance(s, ir.Einsum):
         return ("einsum", s.subscripts, s.operands)

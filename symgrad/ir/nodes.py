@@ -113,11 +113,31 @@ class Kernel:
     loss: bool = False      # one scalar output; backward's dloss defaults to 1.0
 
 
+def prod(shape) -> sp.Expr:
+    out = sp.Integer(1)
+    for d in shape:
+        out *= sp.sympify(d)
+    return out
+
+
+def is_one(d) -> bool:
+    """A size that is the literal 1 (a kept, broadcast axis)."""
+    return sp.sympify(d) == 1
+
+
 def shape_text(shape) -> str:
     """A shape as messages and docstrings print it: ``(N, D)``; ``(any shape)`` for ``(ANY,)``."""
     if len(shape) == 1 and str(shape[0]) == "n_elems":
         return "(any shape)"
     return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def full_expr(s) -> sp.Expr:
+    """An elementwise or reduction statement's expression with its CSE temporaries substituted back."""
+    e = s.expr
+    for sym, t in reversed(s.temps):
+        e = e.xreplace({sym: t})
+    return e
 
 
 def reads(s) -> set[str]:

@@ -22,17 +22,10 @@ from functools import lru_cache
 import sympy as sp
 
 from . import nodes as ir
-from ..targets.c.plan import prod
+from .nodes import full_expr, prod
+from .lower import lower
 
 CHEAP_OPS = 12   # sympy count_ops of an expression we recompute rather than store
-
-
-def full_expr(s) -> sp.Expr:
-    """The statement's expression with its CSE temps substituted back."""
-    e = s.expr
-    for sym, t in reversed(s.temps):
-        e = e.xreplace({sym: t})
-    return e
 
 
 def cheap(e) -> bool:
@@ -137,7 +130,6 @@ def inline(f: ir.Function, keep: set) -> ir.Function:
 
 def c_kernel(spec) -> ir.Kernel:
     """The kernel IR the C target emits for a layer, activation or loss."""
-    from .lower import lower
     k = rematerialize(lower(spec))
     fkeep = {o.name for o in k.outputs} | set(k.forward.saved)
     fwd = inline(k.forward, fkeep)

@@ -23,6 +23,7 @@ import sympy as sp
 from ..errors import SpecError
 from ..registry import REGISTRY
 from . import tensor as T
+from ..derive.reverse import derive
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,6 @@ class LayerSpec:
 
     @cached_property
     def derivation(self):
-        from ..derive.reverse import derive
         return derive(self)
 
 

@@ -10,6 +10,7 @@ import sympy as sp
 
 from ..spec.tensor import ANY
 from .report import Row
+from ..runtime import load
 
 H, ATOL, RTOL = 1e-6, 1e-5, 1e-3
 F32_RTOL = 2e-4
@@ -56,7 +57,6 @@ def _upstreams(spec, outs, rng):
 
 
 def check_layer(spec, backend="numpy", dtype="float64", seed=0, sizes=None) -> list[Row]:
-    from ..runtime import load
     rng = np.random.default_rng(seed)
     args = random_inputs(spec, rng, sizes)
     k64 = load(spec.name, backend, "float64")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .report import Row
+from ..runtime import load
 
 F32_RTOL = 1e-4
 STEPS = 50
@@ -21,7 +22,6 @@ def _problem(seed, n=16):
 
 
 def _run(spec, backend, dtype, hypers, steps, seed):
-    from ..runtime import load
     k = load(spec.name, backend, dtype)
     a, b, p0 = _problem(seed)
     p = p0.astype(dtype)
@@ -76,7 +76,6 @@ def check_optimizer(spec, backend="numpy", dtype="float64", seed=0, sizes=None) 
 
 def check_schedule(spec, backend="numpy", dtype="float64", seed=0, sizes=None) -> list[Row]:
     """A schedule's value at random arguments against its SymPy formula evaluated exactly."""
-    from ..runtime import load
     import sympy as sp
     k = load(spec.name, backend, dtype)
     rng = np.random.default_rng(seed)

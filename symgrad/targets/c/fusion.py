@@ -12,18 +12,9 @@ values are read into C locals before a pass so the compiler vectorizes it.
 from __future__ import annotations
 
 from ...ir import nodes as ir
-from .plan import prod
-from .views import _is_one, cint
-
-
-CHUNKS = 16   # row chunks of a loop with column reductions: partial sums per chunk, then summed
-
-
-def colred(s) -> bool:
-    """A reduction over the leading axis only (``dgamma = sum_rows(dy * xhat)``): inside a row loop it
-    accumulates into one partial row per chunk of rows (deterministic for any thread count)."""
-    return (isinstance(s, ir.Reduction) and tuple(s.axes) == (0,) and len(s.src_shape) >= 2
-            and not _is_one(s.src_shape[0]) and tuple(s.shape) != ())
+from ...ir.nodes import is_one, prod
+from ...ir.schedule import CHUNKS, colred
+from .views import cint
 
 
 class Fusion:
@@ -34,28 +25,16 @@ class Fusion:
             dom = tuple(s.src_shape)
             if colred(s) and s.out not in self.values:
                 return dom
-            return dom if len(dom) >= 2 and 0 not in s.axes and not _is_one(dom[0]) else None
+            return dom if len(dom) >= 2 and 0 not in s.axes and not is_one(dom[0]) else None
         if isinstance(s, (ir.Elementwise, ir.OneHot)) and s.out not in self.values:
             dom = tuple(s.shape)
-            return dom if len(dom) >= 1 and not _is_one(dom[0]) else None
+            return dom if len(dom) >= 1 and not is_one(dom[0]) else None
         return None
 
     def reads(self, s) -> set:
-        """Arrays ``s`` reads (a slice stands for the array it views)."""
-        if isinstance(s, ir.OneHot):
-            names = {s.index}
-        elif isinstance(s, ir.Einsum):
-            names = set(s.operands)
-        elif isinstance(s, (ir.Slice, ir.Expand)):
-            names = {s.src}
-        elif isinstance(s, ir.Concat):
-            names = {p for p in s.parts if p}
-        else:
-            names = {x.name for x in s.expr.free_symbols}
-            for _, t in getattr(s, "temps", []):
-                names |= {x.name for x in t.free_symbols}
+        """Arrays ``s`` reads (``ir.reads``), a view standing for the array it views."""
         alias = getattr(self, "alias", {})
-        return {alias.get(n, n) for n in names}
+        return {alias.get(n, n) for n in ir.reads(s)}
 
     def silent(self, s) -> bool:
         """Statements that emit no code: slices (views) and concatenations whose parts were all
@@ -121,7 +100,7 @@ class Fusion:
         level, kinds = {}, {}
         for s in group:
             inner = self._inner(s)
-            scalar = isinstance(s, ir.Elementwise) and all(_is_one(d) for d in tuple(s.shape)[1:])
+            scalar = isinstance(s, ir.Elementwise) and all(is_one(d) for d in tuple(s.shape)[1:])
             kind = "one" if scalar or inner is None else "pass"
             lv = 0
             for n in self.reads(s):
@@ -160,7 +139,7 @@ class Fusion:
             if n in self.values or n not in self.shapes or not shape or len(shape) > r:
                 continue
             off = r - len(shape)
-            if all(_is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
+            if all(is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
                 if not self._row:
                     self.emit("{", depth)
                 self.emit(f"const {self.real} _r_{n} = {self.at(n, shape, dom, ivars)};", depth + 1)

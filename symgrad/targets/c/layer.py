@@ -14,8 +14,10 @@ from __future__ import annotations
 import sympy as sp
 
 from ...ir import nodes as ir
-from .fusion import Fusion, _is_one, colred
-from .plan import gemm_form, prod
+from ...ir.nodes import is_one, prod
+from ...ir.schedule import colred
+from .fusion import Fusion
+from .plan import gemm_form
 from .views import Views, cint
 from ...codegen.printers import ccode
 
@@ -60,7 +62,7 @@ class CBody(Fusion, Views):
     def loops(self, dom, axes, ivars, depth, omp=False, simd=None) -> int:
         """Open loops over ``axes`` of ``dom``; ``simd``: sum accumulators of the innermost loop
         (``SG_SIMD_SUM``: vectorized with reassociation, which the compiler may not do by itself)."""
-        axes = [ax for ax in axes if not _is_one(dom[ax])]  # index() never reads a size-1 axis' variable
+        axes = [ax for ax in axes if not is_one(dom[ax])]  # index() never reads a size-1 axis' variable
         for ax in axes:
             if simd and ax == axes[-1]:
                 self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth)
@@ -97,7 +99,7 @@ class CBody(Fusion, Views):
         if isinstance(s, ir.OneHot):
             idx = self.at(s.index, self.shapes[s.index], dom[:-1], ivars)
             one, zero = ("1.0F", "0.0F") if self.dtype == "float32" else ("1.0", "0.0")
-            cls = "0" if _is_one(dom[-1]) else ivars[len(dom) - 1]
+            cls = "0" if is_one(dom[-1]) else ivars[len(dom) - 1]
             self.emit(f"{self.at(s.out, dom, dom, ivars)} = ({idx} == {cls}) ? {one} : {zero};",
                       depth)
         else:
@@ -111,7 +113,7 @@ class CBody(Fusion, Views):
                 self.temps(s, (), [], depth, self._hoisted)
                 self.emit(f"{s.out} = {self.expr(s.expr, (), [])};", depth)
                 return
-            inner = any(not _is_one(x) for x in dom[bound:])
+            inner = any(not is_one(x) for x in dom[bound:])
             d0 = self.preload([s], dom, ivars, depth, bound) if inner else depth
             d = self.loops(dom, range(bound, len(dom)), ivars, d0, omp=bound == 0)
             self.element(s, dom, ivars, d)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...ir import nodes as ir
+from ...ir.nodes import prod
+from ...ir.schedule import CHUNKS, colred, concat_parts
 from ...errors import SpecError
 from ...spec.tensor import ANY
 
@@ -34,13 +36,6 @@ class CArg:
 
     def size(self) -> sp.Expr:
         return prod(self.shape)
-
-
-def prod(shape) -> sp.Expr:
-    out = sp.Integer(1)
-    for d in shape:
-        out *= sp.sympify(d)
-    return out
 
 
 @dataclass
@@ -102,19 +97,7 @@ def plan(k: ir.Kernel) -> tuple[CFunc, CFunc]:
     return fwd, bwd
 
 
-def concat_parts(f: ir.Function, taken=()) -> set:
-    """Parts of a concatenation that an elementwise statement of ``f`` computes: written straight
-    into their column block of the concatenation (no buffer of their own, no copy)."""
-    made = {s.out for s in f.body if isinstance(s, ir.Elementwise)}
-    out = set()
-    for s in f.body:
-        if isinstance(s, ir.Concat):
-            out |= {p for p in s.parts if p in made and p not in taken}
-    return out
-
-
 def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
-    from .fusion import CHUNKS, colred
     scratch, locs = [], []
     views = concat_parts(f, taken) | {s.out for s in f.body if isinstance(s, ir.Slice)}
     for s in f.body:

@@ -21,8 +21,12 @@ import sympy as sp
 from ...ir import nodes as ir
 from ...ir.recurrent import plan, time_einsum
 from .layer import CBody, cint
-from .plan import CArg, CFunc, concat_parts, prod, shape_doc
+from ...ir.nodes import prod
+from ...ir.schedule import CHUNKS, colred, concat_parts
+from .plan import CArg, CFunc, shape_doc
 from ...ir.rewrite import inline
+from ..numpy.layer import NumpyLayerEmitter
+from .context import DIM_MEANING, HELPERS, VARIANTS, CLayerEmitter
 
 TIME = sp.Symbol("_t")
 
@@ -132,7 +136,6 @@ class CRecurrent:
         scratch += [(f"{n}_steps", self._stack(n)) for n in p.loop_values]
         scratch += self._temps(self.bbody, self.bviews, set())
         self.post_f = self._post()
-        from .fusion import CHUNKS, colred
         scratch += [(s.out, tuple(s.shape)) for s in self.post_f.body
                     if s.out not in self.user_grad and s.out not in self.pviews]
         scratch += [(f"_part_{s.out}", (CHUNKS,) + tuple(s.src_shape[1:])) for s in self.post_f.body if colred(s)]
@@ -244,8 +247,6 @@ class CRecurrent:
 
 def context(spec) -> dict:
     """What ``templates/c/recurrent.{h,c}.j2`` render."""
-    from .context import DIM_MEANING, HELPERS, VARIANTS, CLayerEmitter
-    from ..numpy.layer import NumpyLayerEmitter
     r = CRecurrent(spec)
     k, p = r.k, r.p
     e = NumpyLayerEmitter(k)

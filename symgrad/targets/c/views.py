@@ -7,12 +7,9 @@ import sympy as sp
 
 from ...ir import nodes as ir
 from ...errors import SpecError
-from .plan import concat_parts, prod
+from ...ir.nodes import is_one, prod
+from ...ir.schedule import concat_parts
 from ...codegen.printers import ccode
-
-
-def _is_one(d) -> bool:
-    return sp.sympify(d) == 1
 
 
 def cint(e) -> str:
@@ -31,7 +28,7 @@ class Views:
         off = r - len(shape)
         terms = [sp.sympify(offset)]
         for ax, d in enumerate(shape):
-            if _is_one(d):
+            if is_one(d):
                 continue
             stride = prod(shape[ax + 1:]) if strides is None else strides[ax]
             terms.append(sp.Symbol(ivars[off + ax]) * stride)
@@ -52,7 +49,7 @@ class Views:
             return name
         base, offset, strides = v
         shape = tuple(self.shapes[name])
-        if any(not _is_one(d) and sp.simplify(st - prod(shape[a + 1:])) != 0
+        if any(not is_one(d) and sp.simplify(st - prod(shape[a + 1:])) != 0
                for a, (d, st) in enumerate(zip(shape, strides))):
             raise SpecError(f"{self.k.name}: the C target cannot pass the strided view {name!r} as a whole array")
         return base if sp.sympify(offset) == 0 else f"({base} + {cint(offset)})"

@@ -101,14 +101,9 @@ class NumpyLayerEmitter:
     # -- text for docstrings ---------------------------------------------------------------
     def equation(self, s) -> str:
         if isinstance(s, ir.Elementwise):
-            e = s.expr
-            for sym, t in reversed(s.temps):
-                e = e.xreplace({sym: t})
-            return f"{s.out} = {mathstr(e)}"
+            return f"{s.out} = {mathstr(ir.full_expr(s))}"
         if isinstance(s, ir.Reduction):
-            e = s.expr
-            for sym, t in reversed(s.temps):
-                e = e.xreplace({sym: t})
+            e = ir.full_expr(s)
             over = "all axes" if len(s.axes) == len(s.src_shape) or tuple(s.src_shape) == (ANY,) else \
                 "axis " + ", ".join(str(a) for a in s.axes)
             return f"{s.out} = {s.kind}({mathstr(e)}) over {over}"

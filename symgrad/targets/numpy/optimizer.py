@@ -12,7 +12,7 @@ import sympy as sp
 
 from ...codegen.printers import mathstr, pycode
 from ...codegen.render import render
-from .ufunc_chain import _count, compile_assignments
+from .ufunc_chain import count_uses, compile_assignments
 
 BLOCK = 32768
 """Elements per block: the chain of ufunc calls runs on one block at a time, so its operands stay in
@@ -53,7 +53,7 @@ def _uses(sym, later) -> int:
     """How often the value just given to ``sym`` is read before ``sym`` is assigned again."""
     n = 0
     for eq in later:
-        n += _count(eq.rhs, sym)
+        n += count_uses(eq.rhs, sym)
         if eq.lhs == sym:
             break
     return n

@@ -216,7 +216,7 @@ def compile_assignments(items, scalars, arrays):
     stores = [e for (kind, *_), e in zip(items, reduced) if kind == "store"]
     all_exprs = list(pending.values()) + stores
     for sym in list(pending) + [it[1] for it in items] + [it[2] for it in items if it[2] is not None]:
-        ch.uses[sym] = sum(_count(x, sym) for x in all_exprs)
+        ch.uses[sym] = sum(count_uses(x, sym) for x in all_exprs)
     deferred = []
     for k, ((kind, buf, ver, _), e) in enumerate(zip(items, reduced)):
         if kind == "temp":  # computed now, while the values it reads are still in their buffers
@@ -247,10 +247,10 @@ def compile_assignments(items, scalars, arrays):
     return ch
 
 
-def _count(e, sym) -> int:
+def count_uses(e, sym) -> int:
     if e == sym:
         return 1
-    return sum(_count(a, sym) for a in e.args)
+    return sum(count_uses(a, sym) for a in e.args)
 
 
 def _expand(e, pending):
