@@ -19,7 +19,7 @@ import sympy as sp
 
 from ...errors import SpecError
 from ..numpy.optimizer import pycond, ssa
-from ...codegen.printers import CPrinter as _CPrinter, mathstr
+from ...codegen.printers import CPrinter, mathstr
 from ...codegen.render import render
 from ..numpy.ufunc_chain import cse_items
 from .plan import CArg
@@ -68,12 +68,12 @@ def ccond(e) -> str:
     if isinstance(e, sp.Implies):
         return f"!({ccond(e.args[0])}) || ({ccond(e.args[1])})"
     if isinstance(e, sp.core.relational.Relational):
-        p = CPrinter("float64")
+        p = UpdatePrinter("float64")
         return f"{p.doprint(e.lhs)} {e.rel_op} {p.doprint(e.rhs)}"
     raise SpecError(f"cannot print condition {e!r} in C")
 
 
-class CPrinter(_CPrinter):
+class UpdatePrinter(CPrinter):
     """The C printer with terms in the order given (``p - c*m/(...)``, as written) and
     ``x**(-1/2)`` as ``1/sqrt(x)`` (NumPy's ``1/np.sqrt(x)``, not ``pow``)."""
 
@@ -108,7 +108,7 @@ class _Loop:
         if key not in self._const_names:
             name = f"_c{len(self._const_names)}"
             self._const_names[key] = sp.Symbol(name, real=True)
-            self.consts.append((name, CPrinter("float64").doprint(e)))
+            self.consts.append((name, UpdatePrinter("float64").doprint(e)))
         return self._const_names[key]
 
     def lift(self, e):
@@ -150,7 +150,7 @@ def variant_code(spec, variant, sfx) -> dict:
     pending = {}
     for sym, e in repl:
         if loop.is_scalar(e):
-            prologue.append((sym.name, CPrinter("float64").doprint(e)))
+            prologue.append((sym.name, UpdatePrinter("float64").doprint(e)))
             loop.scalars.add(sym)
         else:
             pending[sym] = e
@@ -158,7 +158,7 @@ def variant_code(spec, variant, sfx) -> dict:
     for kind, sym, ver, _ in items:
         if kind == "store":
             refs[ver.name] = f"{ptr[sym]}_new"
-    printer = CPrinter(DTYPE[sfx], refs)
+    printer = UpdatePrinter(DTYPE[sfx], refs)
     body, done = [], set()
 
     def emit(name, e):
@@ -242,7 +242,7 @@ def optimizer_sources(spec) -> dict[str, str]:
 
 def schedule_sources(spec) -> dict[str, str]:
     """``NAME_value(args..., flags...)`` in double: the schedule's formula per flag combination."""
-    p = CPrinter("float64")
+    p = UpdatePrinter("float64")
     variants = []
     for var in spec.variants():
         cond = " && ".join(n if val else f"!{n}" for n, val in var.flags) or "1"
