@@ -1,0 +1,111 @@
+"""The Python side of a C layer call, written once at load time as Python source and compiled.
+
+A call of a compiled kernel must cost microseconds, so nothing that can be decided at load time is
+decided per call: the argument checks are the NumPy module's own lines (same errors, same messages),
+shapes and the scratch size are Python expressions of the dims (printed from SymPy once), the ctypes
+functions have their argument types set, and the argument list is a fixed tuple of expressions. A
+call then validates, allocates its outputs, cache and scratch, and calls C; no SymPy on the path.
+
+``layer_source(k, fwd, bwd, any_ref)`` returns the source of ``forward``/``backward``; it runs in a
+namespace with the NumPy module's helpers (``_real``, ``_check_shape`` ...), the ctypes functions
+(``_FWD``/``_BWD`` by dtype), ``_CT`` (ctypes real type by dtype), ``_empty``, ``_contig`` and the
+cache validators ``_cached``/``_cached_ids``/``_dims_of`` of ``CKernel``.
+"""
+from __future__ import annotations
+
+from ...codegen.printers import pycode
+from ...ir.nodes import shape_text
+from ...spec.tensor import ANY
+from ..numpy.layer import NumpyLayerEmitter
+from .runtime import POINTER_ROLES, address_source
+
+IND = "    "
+
+
+def _shape(shape) -> str:
+    """Python source of a shape tuple; an any-shape array has the shape of its reference input."""
+    if tuple(shape) == (ANY,):
+        return "shape"
+    return "(" + "".join(f"{pycode(d)}, " for d in shape) + ")"
+
+
+def _alloc(cf, roles) -> list[str]:
+    lines = [f"{a.name} = _empty({_shape(a.shape)}, dtype)" for a in cf.args if a.role in roles]
+    if cf.scratch:
+        lines.append(f"scratch = _empty((max({pycode(cf.scratch_size())}, 1),), dtype)")
+    return lines
+
+
+def _call(cf, table: str) -> str:
+    args = []
+    for a in cf.args:
+        if a.role in POINTER_ROLES:
+            args.append(address_source(a.name))
+        elif a.role in ("hyper", "scalar"):
+            args.append(f"_ct({a.name})")
+        else:
+            args.append(a.name)
+    return f"{table}[dtype]({', '.join(args)})"
+
+
+def layer_source(k, fwd, bwd, any_ref) -> str:
+    """``forward(*inputs, *hypers, dtype=None) -> (out..., cache)`` and ``backward(cache, *grads)``."""
+    e = NumpyLayerEmitter(k)
+    binds, checks, _ = e.validation(k.inputs)
+    dims = [str(d) for d in k.dims]
+    reals = [a for a in k.inputs if a.kind == "real"]
+    sig = "".join(f"{a.name}, " for a in k.inputs) + "".join(f"{n}={v!r}, " for n, v in k.hypers)
+    L = [f"def forward({sig}*, dtype=None):",
+         f"dtype = _dtype(dtype, {''.join(a.name + ', ' for a in reals)})"]
+    L += [f'{a.name} = _real("{a.name}", {a.name}, dtype)' if a.kind == "real" else
+          f'{a.name} = _ids("{a.name}", {a.name})' for a in k.inputs]
+    L += [f'{n} = _hyper("{n}", {n})' for n, _ in k.hypers]
+    L += binds + checks
+    L += [f"{a.name} = _contig_ids({a.name})" if a.kind == "index" else f"{a.name} = _contig({a.name})"
+          for a in k.inputs]
+    L += _alloc(fwd, ("out", "cache"))
+    L.append("_ct = _CT[dtype]")
+    L.append(_call(fwd, "_FWD"))
+    items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
+    items.append('"shape": shape' if any_ref else '"shape": ()')
+    items += [f'"{n}": {n}' for n, _ in k.hypers] + [f'"{n}": {n}' for n in k.backward.saved]
+    L.append("cache = {" + ", ".join(items) + "}")
+    outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
+    L.append(f"return ({', '.join(outs)}, cache)")
+    src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])
+
+    gsig = ", ".join(f"{g.name}=1.0" if k.loss else g.name for g in k.grad_outputs)
+    B = [f"def backward(cache, {gsig}):",
+         "cache, dtype = _header(cache)"]
+    for d in dims:   # a size must be a non-negative int (inlined: a call here costs as much as the check)
+        B.append(f'{d} = cache.get("{d}")')
+        B.append(f"if type({d}) is not int or {d} < 0:")
+        B.append(f'    {d} = _dims_of(cache, "{d}")')
+    if any_ref:
+        B.append('shape = tuple(cache.get("shape", ()))')
+        B.append(f"if _prod(shape) != {ANY}:")
+        B.append(f"    raise TypeError(f\"cache: 'shape' {{shape}} does not match {ANY} = {{{ANY}}}\")")
+    kinds = {a.name: a.kind for a in k.inputs}
+    for n in k.backward.saved:
+        shp = _shape(k.backward.shapes[n])
+        if kinds.get(n) == "index":
+            B.append(f'{n} = _cached_ids(cache, "{n}", {shp})')
+        else:   # exactly what forward stored, else _cached raises the message
+            B.append(f'{n} = cache.get("{n}")')
+            B.append(f"if type({n}) is not _ndarray or {n}.dtype != dtype or {n}.shape != {shp} "
+                     f"or not {n}.flags.c_contiguous:")
+            B.append(f'    {n} = _cached(cache, "{n}", {shp}, dtype)')
+    for g in k.grad_outputs:
+        if tuple(g.shape) == ():
+            B.append(f'{g.name} = _scalar("{g.name}", {g.name}, dtype)')
+        else:
+            B.append(f'{g.name} = _real("{g.name}", {g.name}, dtype)')
+            B.append(f'_check_shape("{g.name}", {g.name}, {_shape(g.shape)}, "{shape_text(g.shape)}")')
+            B.append(f"{g.name} = _contig({g.name})")
+    B += [f'{n} = _hyper("{n}", cache.get("{n}"))' for n, _ in k.hypers]
+    B += _alloc(bwd, ("out",))
+    B.append("_ct = _CT[dtype]")
+    B.append(_call(bwd, "_BWD"))
+    B.append("return (" + "".join(f"{r}, " for r in k.backward.returns) + ")")
+    src += "\n\n" + B[0] + "\n" + "".join(IND + line + "\n" for line in B[1:])
+    return src
