@@ -16,37 +16,71 @@ import inspect
 import numpy as np
 
 from .optimizer import step_args
-from .runtime import CKernel
+from .runtime import ADDRESS_NAMESPACE, REAL, CKernel, address_source
 
 
 class COptimizer(CKernel):
+    """``init`` (the NumPy module's) and ``step``, whose Python side is written once at load time:
+    the NumPy module's ``_checked``, then one C call with a fixed argument tuple."""
+
     def __init__(self, spec, lib):
         super().__init__(spec, lib)
         self.args = step_args(spec)
         self.bind("step", self.args, restype=ctypes.c_int, hyper_type=ctypes.c_double)
         self.sig = inspect.signature(self.h.step)
-        self.step = _forwarder("step", self.sig, self._step)
+        ns = dict(ADDRESS_NAMESPACE, _checked=self.h._checked, _share=np.may_share_memory, _copyto=np.copyto,
+                  _STEP={dt: self.funcs["step", dt] for dt in REAL}, _no_rule=self._no_rule)
+        ns.update({f"_d{i}": prm.default for i, prm in enumerate(self.sig.parameters.values())})
+        exec(compile(self.step_source(), f"<symgrad c/{spec.name} call path>", "exec"), ns)  # noqa: S102
+        self.step = ns["step"]
         self.init = self.h.init
         self.NAME, self.HYPERPARAMETERS, self.STATE = self.h.NAME, self.h.HYPERPARAMETERS, self.h.STATE
         self.__doc__ = f"C kernel {spec.name}: init{inspect.signature(self.h.init)}, step{self.sig}"
 
-    def _step(self, *args):
-        """One step: updates the parameter and the state in place, returns None (see the NumPy module)."""
-        p, orig, g, t, hypers, flags, _ = self.h._checked(*args)
-        state = args[2]
-        arrays = [state[n] for n in self.spec.state]
-        if any(np.may_share_memory(g, a) for a in [p, *arrays]):
-            g = g.copy()
-        vals, it_h, it_f = [], iter(hypers), iter(flags)
+    def step_source(self) -> str:
+        """``step`` with the NumPy module's signature (so a wrong call raises Python's own TypeError,
+        word for word): checks, a copy of a gradient that overlaps what C writes (``restrict``), the C
+        update, the copy back into a non-contiguous parameter, the step count."""
+        params, star = [], False
+        for i, prm in enumerate(self.sig.parameters.values()):
+            if prm.kind is prm.KEYWORD_ONLY and not star:
+                params.append("*")
+                star = True
+            params.append(prm.name if prm.default is prm.empty else f"{prm.name}=_d{i}")   # the NumPy defaults
+        names = list(self.sig.parameters)
+        state = [a.name for a in self.args if a.role == "state"]
+        L = [f"_p, _orig, _g, t, _h, _f, _key = _checked({', '.join(names)})"]
+        L += [f'_s{i} = {names[2]}["{n}"]' for i, n in enumerate(state)]
+        L.append("if " + " or ".join(f"_share(_g, {x})" for x in ["_p"] + [f"_s{i}" for i in range(len(state))])
+                 + ":")
+        L.append("    _g = _g.copy()")
+        vals, nh, nf = [], 0, 0
         for a in self.args:
-            vals.append(p.ctypes.data if a.role == "param" else g.ctypes.data if a.role == "grad" else
-                        state[a.name].ctypes.data if a.role == "state" else p.size if a.role == "n" else
-                        t if a.role == "t" else int(next(it_f)) if a.role == "flag" else next(it_h))
-        if self.funcs["step", p.dtype](*vals) != 0:
-            raise ValueError(f"{self.spec.name}: no update rule for the flags {dict(zip(self.spec.flags, flags))}")
-        if orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
-            np.copyto(orig, p)
-        state["step"] = t
+            if a.role == "param":
+                vals.append(address_source("_p"))
+            elif a.role == "grad":
+                vals.append(address_source("_g"))
+            elif a.role == "state":
+                vals.append(address_source(f"_s{state.index(a.name)}"))
+            elif a.role == "n":
+                vals.append("_p.size")
+            elif a.role == "t":
+                vals.append("t")
+            elif a.role == "flag":
+                vals.append(f"_f[{nf}]")
+                nf += 1
+            else:
+                vals.append(f"_h[{nh}]")
+                nh += 1
+        L.append(f"if _STEP[_p.dtype]({', '.join(vals)}) != 0:")
+        L.append("    _no_rule(_f)")
+        L.append("if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy")
+        L.append("    _copyto(_orig, _p)")
+        L.append(f'{names[2]}["step"] = t')
+        return f"def step({', '.join(params)}):\n" + "".join(f"    {line}\n" for line in L)
+
+    def _no_rule(self, flags):
+        raise ValueError(f"{self.spec.name}: no update rule for the flags {dict(zip(self.spec.flags, flags))}")
 
 
 class CSchedule(CKernel):
