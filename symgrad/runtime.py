@@ -5,6 +5,8 @@ NumPy executes the rendered module in-process, C compiles the rendered files onc
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .errors import SpecError
@@ -14,34 +16,27 @@ DTYPES = ("float32", "float64")
 
 
 class LoadedKernel:
-    """The functions of one kernel for one backend and dtype (``forward``/``backward`` or
-    ``init``/``step``), with the signatures of ``docs/contract.md``."""
+    """The functions of one kernel for one backend and dtype (``forward``/``backward``,
+    ``init``/``step`` or ``value``), with the signatures of ``docs/contract.md``.
+
+    They are the module's own functions (``forward`` and ``init`` with this kernel's ``dtype`` bound
+    by ``functools.partial``): no extra Python frame per call."""
 
     def __init__(self, spec, backend: str, dtype: np.dtype, module):
         self.spec, self.name, self.backend, self.dtype, self.module = spec, spec.name, backend, dtype, module
+        for name in ("forward", "init"):
+            if hasattr(module, name):
+                setattr(self, name, partial(getattr(module, name), dtype=dtype))
+        for name in ("backward", "step", "value"):
+            if hasattr(module, name):
+                setattr(self, name, getattr(module, name))
 
     def __repr__(self):
         return f"<symgrad kernel {self.name} backend={self.backend} dtype={self.dtype}>"
 
-    # layers, activations, losses
-    def forward(self, *args, **kwargs):
-        return self.module.forward(*args, dtype=self.dtype, **kwargs)
-
-    def backward(self, cache, *grads, **kwargs):
-        return self.module.backward(cache, *grads, **kwargs)
-
-    # optimizers
-    def init(self, *args, **kwargs):  # (param, **init hyperparameters); names as the kernel's
-        return self.module.init(*args, dtype=self.dtype, **kwargs)
-
-    def step(self, *args, **kwargs):  # (param, grad, state, **hyper); ema calls them (avg, x, state)
-        return self.module.step(*args, **kwargs)
-
-    # schedules
-    def value(self, *args, **kwargs):
-        return self.module.value(*args, **kwargs)
-
     def __getattr__(self, item):
+        if item == "module":
+            raise AttributeError(item)
         return getattr(self.module, item)
 
 
