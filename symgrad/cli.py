@@ -119,7 +119,8 @@ def check(names, backend, dtype, seed, specs, formulas):
 
 
 @main.command()
-@click.argument("workloads", nargs=-1, type=click.Choice(["dense", "layernorm", "lstm", "adam"]))
+@click.argument("workloads", nargs=-1, type=click.Choice(["percall", "mlp", "lstm_step", "dense", "layernorm",
+                                                           "lstm", "adam"]))
 @click.option("--threads", type=int, default=2, show_default=True, help="Threads for BLAS, OpenMP and torch.")
 @click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "float64"]),
               help="Repeatable; default both.")
@@ -128,14 +129,21 @@ def check(names, backend, dtype, seed, specs, formulas):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Save a PNG of the ratios (needs matplotlib).")
 @click.option("--small", is_flag=True, help="Tiny sizes (a smoke test, not a measurement).")
 @click.option("--no-generate", is_flag=True, help="Skip timing `symgrad generate`.")
-def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generate):
-    """Time generated NumPy and C kernels against hand NumPy, torch and the bandwidth bound."""
+@click.option("--keep-openblas-env", is_flag=True,
+              help="Keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for the timed run (by default they are unset there, "
+                   "so OpenBLAS picks its own kernels for this CPU).")
+def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generate, keep_openblas_env):
+    """Time generated NumPy and C kernels against hand NumPy and torch (same process, torch imported
+    first, alternating blocks), with GFLOP/s, the bandwidth bound and the BLAS core type."""
     import os
     import subprocess
     if os.environ.get("SYMGRAD_BENCH_CHILD") != "1":
         # BLAS and OpenMP read their thread counts when they load: measure in a child process
         env = {**os.environ, "SYMGRAD_BENCH_CHILD": "1", "OMP_NUM_THREADS": str(threads),
                "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        if not keep_openblas_env:
+            for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+                env.pop(var, None)
         args = [*workloads, "--threads", str(threads), "--repeats", str(repeats)]
         args += [a for d in dtypes for a in ("--dtype", d)]
         args += [a for flag, v in (("--markdown", markdown), ("--plot", plot)) if v for a in (flag, v)]

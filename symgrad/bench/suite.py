@@ -1,9 +1,12 @@
 """The benchmark harness behind ``symgrad bench``: one run, every contender, ratios in a table.
 
-Times are medians of repeated runs after warm-up; a ratio compares two contenders measured in the
-same run (never an absolute time against a fixed number). Memory-bound kernels are also compared
-with the bandwidth bound: the bytes the kernel must move divided by a STREAM-style triad bandwidth
-measured in the same run. Targets (issue 7) are printed next to the measured ratio.
+All contenders of a workload run in this one process, torch included and imported before any
+symgrad kernel loads (a researcher's process has both), in alternating blocks with idle gaps between
+them (so neither side's spinning threads slow the other); a time is the median over blocks, and a
+ratio compares two contenders of the same run (never an absolute time against a fixed number).
+Memory-bound kernels are compared with the bandwidth bound (bytes moved / a STREAM triad measured in
+the same run), GEMM-bound ones with the SGEMM peak NumPy reaches at 2048^3 in the same run. Goals
+(issues 7 and 13) are printed next to the measured ratio.
 """
 from __future__ import annotations
 
@@ -19,21 +22,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import hand
+from .steps import BUILDERS as STEP_BUILDERS, STEP_SIZES, STEP_SMALL, flops, torch_step
 
 SIZES = {  # workload -> dims (full size; --small shrinks them for the smoke test)
     "dense": dict(N=512, D=1024, M=1024),
     "layernorm": dict(N=8192, D=1024),
     "lstm": dict(T=32, N=64, D=256, H=256),
     "adam": dict(P=2 ** 24),
+    **STEP_SIZES,
 }
 SMALL = {"dense": dict(N=8, D=16, M=8), "layernorm": dict(N=16, D=32), "lstm": dict(T=3, N=4, D=5, H=6),
-         "adam": dict(P=1000)}
+         "adam": dict(P=1000), **STEP_SMALL}
 TARGETS = [  # (workload, contender, reference, goal): ratio contender/reference <= goal, float32
-    ("layernorm", "C", "torch", 0.5), ("adam", "C", "torch", 1.0), ("dense", "C", "hand NumPy", 1.1),
-    ("lstm", "C", "torch", 1.0), ("dense", "NumPy", "hand NumPy", 1.2),
-    ("layernorm", "NumPy", "hand NumPy", 1.2), ("lstm", "NumPy", "hand NumPy", 1.2),
-    ("adam", "NumPy", "hand NumPy", 0.5),
+    ("percall", "C", "NumPy", 1.0), ("mlp", "C", "torch", 0.33), ("mlp", "NumPy", "torch", 0.75),
+    ("lstm_step", "C", "torch", 0.5), ("lstm_step", "NumPy", "torch", 1.0),
+    ("dense", "C", "hand NumPy", 1.0), ("lstm", "C", "torch", 1.0), ("lstm", "C", "NumPy", 0.8),
+    ("layernorm", "C", "torch", 0.3), ("adam", "C", "torch", 1.05),
+    ("dense", "NumPy", "hand NumPy", 1.2), ("layernorm", "NumPy", "hand NumPy", 1.2),
+    ("lstm", "NumPy", "hand NumPy", 1.2), ("adam", "NumPy", "hand NumPy", 0.5),
 ]
+GAP = 0.05   # seconds idle before each timed block
 
 
 @dataclass
@@ -42,6 +50,47 @@ class Result:
     dtype: str
     times: dict = field(default_factory=dict)     # contender -> seconds
     bound: float | None = None                    # seconds at the triad bandwidth
+    flops: float | None = None                    # floating-point operations of the GEMMs
+
+
+def alternating_medians(runs: dict, repeats: int, gap: float = GAP, block: float = 0.05) -> dict:
+    """name -> seconds per call: every contender warmed up and sized to blocks of about ``block``
+    seconds, then ``repeats`` rounds that time one block of each contender in turn, each after
+    ``gap`` seconds idle; the median over rounds."""
+    counts = {}
+    for name, fn in runs.items():
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        counts[name] = max(1, int(block / max(time.perf_counter() - t0, 1e-7)))
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            time.sleep(gap)
+            n = counts[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - t0) / n)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def sgemm_peak(n: int = 2048, repeats: int = 3) -> float:
+    """FLOP/s of NumPy's float32 matmul at n x n x n (its BLAS, this run's threads): the GEMM bound."""
+    a = np.ones((n, n), np.float32)
+    t = min(median_time(lambda: a @ a, 1) for _ in range(repeats))
+    return 2 * n ** 3 / t
+
+
+def blas_info() -> str:
+    """NumPy's BLAS as threadpoolctl sees it: library, core type (architecture) and threads."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    rows = [f"{i.get('internal_api')} {i.get('architecture') or ''} x{i.get('num_threads')}".replace("  ", " ")
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(rows) or "no BLAS found"
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
@@ -96,6 +145,8 @@ def triad_bandwidth(n: int = 2 ** 24, repeats: int = 5) -> tuple[float, str]:
 
 
 def _args(workload, dims, dtype, rng):
+    if workload in STEP_BUILDERS:   # the step builders make their own data from the dims
+        return dims
     f = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
     if workload == "dense":
         return dict(x=f(dims["N"], dims["D"]), W=f(dims["D"], dims["M"]) * 0.03, b=f(dims["M"]),
@@ -122,6 +173,14 @@ def contenders(workload, a, dtype, threads):
     """name -> zero-argument callable running forward+backward (or one optimizer step)."""
     import symgrad
     out = {}
+    if workload in STEP_BUILDERS:
+        for backend, label in (("numpy", "NumPy"), ("c", "C")):
+            load = lambda name, backend=backend: symgrad.load(name, backend=backend, dtype=dtype)  # noqa: E731
+            try:
+                out[label] = STEP_BUILDERS[workload](load, a, dtype, np.random.default_rng(0))
+            except Exception:  # noqa: BLE001 - a backend not available: no column
+                continue
+        return out
     if workload == "adam":
         out["hand NumPy"] = hand.adam_runner(a["p"].copy(), a["g"])
         for backend, label in (("numpy", "NumPy"), ("c", "C")):
@@ -180,28 +239,6 @@ def _torch_runner(workload, a, dtype, threads):
     return opt.step
 
 
-def torch_time(workload, dtype, threads, repeats, small) -> float | None:
-    """torch's time for the workload, measured in its own process: torch brings its own OpenMP
-    runtime, whose threads keep spinning after each call and would take the cores from the
-    kernels measured here (the C dense layer ran 2.3x slower next to a live torch). None without torch."""
-    import importlib.util
-    import json
-    if importlib.util.find_spec("torch") is None:
-        return None
-    code = ("import json, sys; from symgrad.bench.suite import _torch_child; "
-            f"print(json.dumps(_torch_child({workload!r}, {dtype!r}, {threads}, {repeats}, {bool(small)})))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        raise RuntimeError(f"torch benchmark failed: {r.stderr.strip()[-500:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def _torch_child(workload, dtype, threads, repeats, small):
-    sizes = SMALL if small else SIZES
-    a = _args(workload, sizes[workload], dtype, np.random.default_rng(0))
-    return median_time(_torch_runner(workload, a, dtype, threads), repeats)
-
-
 def generate_time(cold: bool) -> float:
     """Seconds of ``symgrad generate`` for every built-in into a fresh folder, in a new process
     (cold: empty compile cache too)."""
@@ -217,26 +254,32 @@ def generate_time(cold: bool) -> float:
 
 def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, small=False, progress=None,
         with_generate=True):
+    try:  # torch first, as in a researcher's process: its OpenMP runtime starts before any kernel loads
+        import torch  # noqa: F401
+    except ImportError:
+        pass
     workloads = list(workloads or SIZES)
     sizes = SMALL if small else SIZES
     bw, bw_how = triad_bandwidth(2 ** 16 if small else 2 ** 24)
+    peak = sgemm_peak(256 if small else 2048)
     results = []
     jobs = [(w, dt) for w in workloads for dt in dtypes]
     for w, dt in (progress(jobs) if progress else jobs):
-        rng = np.random.default_rng(0)
-        a = _args(w, sizes[w], dt, rng)
+        a = _args(w, sizes[w], dt, np.random.default_rng(0))
         r = Result(w, dt)
-        for name, fn in contenders(w, a, dt, threads).items():
-            r.times[name] = median_time(fn, repeats)
-        t = torch_time(w, dt, threads, repeats, small)
+        runs = contenders(w, a, dt, threads)
+        t = (torch_step(w, sizes[w], dt, np.random.default_rng(0), threads) if w in STEP_BUILDERS
+             else _torch_runner(w, a, dt, threads))
         if t is not None:
-            r.times["torch"] = t
+            runs["torch"] = t
+        r.times = alternating_medians(runs, repeats, gap=0.0 if small else GAP, block=0.005 if small else 0.05)
         nbytes = _bytes(w, sizes[w], np.dtype(dt).itemsize)
         r.bound = nbytes / bw if nbytes else None
+        r.flops = flops(w, sizes[w])
         results.append(r)
     gen = (generate_time(True), generate_time(False)) if with_generate else None
     return dict(results=results, bandwidth=bw, bandwidth_how=bw_how, generate=gen, machine=machine(threads),
-                sizes=sizes)
+                sizes=sizes, sgemm_peak=peak, blas=blas_info())
 
 
 def machine(threads) -> str:
@@ -265,7 +308,7 @@ def table(report, markdown=False) -> str:
         lines.append(f"{'workload':<10} {'dtype':<8} " + " ".join(f"{c + ' ms':>14}" for c in cols)
                      + f" {'bound ms':>10}")
     for r in report["results"]:
-        cells = [f"{r.times[c] * 1e3:.2f}" if c in r.times else "-" for c in cols]
+        cells = [f"{r.times[c] * 1e3:.3g}" if c in r.times else "-" for c in cols]
         bound = f"{r.bound * 1e3:.2f}" if r.bound else "-"
         if markdown:
             lines.append(f"| {r.workload} | {r.dtype} | " + " | ".join(cells) + f" | {bound} |")
@@ -278,8 +321,8 @@ def table(report, markdown=False) -> str:
         lines.append(("- " if markdown else "") + f"symgrad generate (all built-ins): cold {cold:.1f} s, "
                      f"warm {warm:.1f} s (goal cold <= 10 s)")
     lines.append(("- " if markdown else "") + f"triad bandwidth {report['bandwidth'] / 1e9:.1f} GB/s "
-                 f"({report['bandwidth_how']}); "
-                 f"{report['machine']}")
+                 f"({report['bandwidth_how']}); NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f} GFLOP/s "
+                 f"(BLAS: {report['blas']}); {report['machine']}")
     return "\n".join(lines)
 
 
@@ -294,6 +337,10 @@ def targets(report, markdown=False) -> list[str]:
         mark = "met" if ratio <= goal else "MISSED"
         out.append(("- " if markdown else "") + f"{w} float32: {c} / {ref} = {ratio:.2f} (goal <= {goal}) {mark}")
     for r in report["results"]:
+        if r.flops and r.dtype == "float32":
+            rates = ", ".join(f"{c} {r.flops / r.times[c] / 1e9:.0f}" for c in ("C", "NumPy", "torch") if c in r.times)
+            out.append(("- " if markdown else "") + f"{r.workload} float32 GEMM rate (GFLOP/s): {rates} "
+                       f"(NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f})")
         if r.bound and "C" in r.times and r.dtype == "float32":
             frac = r.bound / r.times["C"]
             out.append(("- " if markdown else "") + f"{r.workload} float32: C reaches {frac:.0%} of the triad "
