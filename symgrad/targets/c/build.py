@@ -73,15 +73,14 @@ def extra_flags() -> tuple[str, ...]:
 def blas() -> tuple[tuple[str, ...], tuple[str, ...], str]:
     """(compile flags, link flags, description) for CBLAS, or empty flags and "loops".
 
-    Looks first for the OpenBLAS that NumPy's wheel bundles (``numpy.libs/libscipy_openblas*.so``,
-    symbols ``scipy_cblas_dgemm64_`` with 64-bit ints), then for a system ``libopenblas``/``libcblas``.
-    ``SYMGRAD_BLAS=none`` forces the portable loops.
+    Looks first for the BLAS NumPy itself runs, as threadpoolctl finds it among the loaded libraries
+    (the wheel's ``libscipy_openblas64_``, symbols ``scipy_cblas_dgemm64_`` with 64-bit ints), so the
+    kernels share NumPy's BLAS, its core type and its thread pool; then a system
+    ``libopenblas``/``libcblas``. ``SYMGRAD_BLAS=none`` forces the portable loops.
     """
     if os.environ.get("SYMGRAD_BLAS", "").lower() in ("none", "0", "off", "loops"):
         return (), (), "loops (SYMGRAD_BLAS=none)"
-    import numpy
-    libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
-    for so in sorted(glob.glob(str(libs / "libscipy_openblas*.so*"))):
+    for so in numpy_blas_files():
         try:
             lib = ctypes.CDLL(so)
         except OSError:
@@ -103,6 +102,18 @@ def blas() -> tuple[tuple[str, ...], tuple[str, ...], str]:
         if hasattr(lib, "cblas_dgemm") and hasattr(lib, "cblas_sgemm"):
             return ("-DSYMGRAD_CBLAS",), (f"-l{name}",), f"system {found}"
     return (), (), "loops (no CBLAS library found)"
+
+
+def numpy_blas_files() -> list[str]:
+    """Paths of the BLAS libraries NumPy has loaded (threadpoolctl), else the wheel's bundled ones."""
+    import numpy
+    try:
+        from threadpoolctl import threadpool_info
+        found = [i["filepath"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    except ImportError:
+        found = []
+    libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
+    return found + [f for f in sorted(glob.glob(str(libs / "libscipy_openblas*.so*"))) if f not in found]
 
 
 def _cpu_id() -> str:

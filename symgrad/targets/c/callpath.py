@@ -109,3 +109,52 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     B.append("return (" + "".join(f"{r}, " for r in k.backward.returns) + ")")
     src += "\n\n" + B[0] + "\n" + "".join(IND + line + "\n" for line in B[1:])
     return src
+
+
+def recurrent_source(spec, k, fwd, bwd, dims) -> str:
+    """``forward``/``backward`` of a recurrent layer: ``_validate`` (the NumPy module's checks,
+    compiled beside this) binds the dims; upstream gradients of the final state default to zeros."""
+    names = [i.name for i in spec.inputs]
+    sig = "".join(f"{n}, " for n in names) + "".join(f"{n}={v!r}, " for n, v in k.hypers)
+    L = [f"def forward({sig}*, dtype=None):",
+         f"dtype = _dtype(dtype, {''.join(n + ', ' for n in names)})"]
+    L += [f'{n} = _contig(_real("{n}", {n}, dtype))' for n in names]
+    L.append(f"{', '.join(dims)}, = _validate({', '.join(names)}).values()")
+    L += [f'{n} = _hyper("{n}", {n})' for n, _ in k.hypers]
+    L += _alloc(fwd, ("out", "cache"))
+    L.append("_ct = _CT[dtype]")
+    L.append(_call(fwd, "_FWD"))
+    saved = [a.name for a in bwd.args if a.role == "in" and any(a.name == b.name for b in fwd.args)]
+    items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
+    items += [f'"{n}": {n}' for n, _ in k.hypers] + [f'"{n}": {n}' for n in saved]
+    L.append("cache = {" + ", ".join(items) + "}")
+    L.append(f"return ({', '.join(spec.output_names)}, ), cache")
+    src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])
+
+    ups = [f"d{o}s" for o in spec.outputs] + [f"d{s}T" for s in spec.state]
+    B = ["def backward(cache, " + ", ".join(ups[:len(spec.outputs)] + [f"{u}=None" for u in ups[len(spec.outputs):]])
+         + "):", "cache, dtype = _header(cache)"]
+    B += [f'{d} = _dims_of(cache, "{d}")' for d in dims]
+    for a in bwd.args:
+        if a.role != "in":
+            continue
+        shp = _shape(a.shape)
+        if a.name in ups:
+            if a.name in ups[len(spec.outputs):]:
+                B.append(f"if {a.name} is None:")
+                B.append(f"    {a.name} = _zeros({shp}, dtype)")
+                B.append("else:")
+                pre = "    "
+            else:
+                pre = ""
+            B.append(f'{pre}{a.name} = _real("{a.name}", {a.name}, dtype)')
+            B.append(f'{pre}_check_shape("{a.name}", {a.name}, {shp}, "{shape_text(a.shape)}")')
+            B.append(f"{pre}{a.name} = _contig({a.name})")
+        else:
+            B.append(f'{a.name} = _cached(cache, "{a.name}", {shp}, dtype)')
+    B += [f'{n} = _hyper("{n}", cache.get("{n}"))' for n, _ in k.hypers]
+    B += _alloc(bwd, ("out",))
+    B.append("_ct = _CT[dtype]")
+    B.append(_call(bwd, "_BWD"))
+    B.append("return (" + "".join(f"{a.name}, " for a in bwd.args if a.role == "out") + ")")
+    return src + "\n\n" + B[0] + "\n" + "".join(IND + line + "\n" for line in B[1:])
