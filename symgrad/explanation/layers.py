@@ -41,10 +41,9 @@ def build(spec, lang: str = "en") -> Document:
     B.saved()
     doc.dims = {i: d for d, i in nt.index.items()}
     doc.add(Heading(2, S.text("h_code")))
-    if spec.kind in ("layer", "activation", "loss"):
-        em = NumpyLayerEmitter(kernel)
-        doc.add(Para(S("code_backward", name=spec.name)))
-        doc.add(Code([line for st in kernel.backward.body for line in em.statement(st)]))
+    em = NumpyLayerEmitter(kernel)   # build() is the explain rule of layers, activations and losses only
+    doc.add(Para(S("code_backward", name=spec.name)))
+    doc.add(Code([line for st in kernel.backward.body for line in em.statement(st)]))
     doc.add(Para(S("code_note", name=spec.name)))
     return doc
 
