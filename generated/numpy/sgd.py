@@ -186,7 +186,7 @@ def _checked(param, grad, state, lr, momentum, dampening, weight_decay, nesterov
         raise ValueError(f"dampening: expected a value in (-inf, inf), got {dampening!r}")
     if not (0.0 <= weight_decay < np.inf):
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
-    if not (not (nesterov) or ((dampening == 0) and (momentum > 0))):
+    if not ((dampening == 0) and (momentum > 0) or not nesterov):
         raise ValueError(f"nesterov: nesterov=True requires momentum > 0 and dampening == 0; got dampening={dampening!r}, momentum={momentum!r}, nesterov={nesterov!r}")
     t = state["step"] + 1
     has_momentum = bool(momentum != 0)

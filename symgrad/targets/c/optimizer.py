@@ -53,24 +53,8 @@ def _params(spec, sfx) -> list[str]:
 
 
 def ccond(e) -> str:
-    """C source for a SymPy Boolean of flags, hyperparameters and t."""
-    if e is sp.true or e is True:
-        return "1"
-    if e is sp.false or e is False:
-        return "0"
-    if isinstance(e, sp.Symbol):
-        return e.name
-    if isinstance(e, sp.Not):
-        return f"!({ccond(e.args[0])})"
-    if isinstance(e, (sp.And, sp.Or)):
-        op = " && " if isinstance(e, sp.And) else " || "
-        return op.join(f"({ccond(a)})" for a in e.args)
-    if isinstance(e, sp.Implies):
-        return f"!({ccond(e.args[0])}) || ({ccond(e.args[1])})"
-    if isinstance(e, sp.core.relational.Relational):
-        p = UpdatePrinter("float64")
-        return f"{p.doprint(e.lhs)} {e.rel_op} {p.doprint(e.rhs)}"
-    raise SpecError(f"cannot print condition {e!r} in C")
+    """C source for a SymPy Boolean of flags, hyperparameters and t (SymPy's C99 printer)."""
+    return CPrinter("float64").doprint(sp.sympify(e))
 
 
 class UpdatePrinter(CPrinter):

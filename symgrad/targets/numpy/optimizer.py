@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
 
 from ...codegen.printers import mathstr, pycode
 from ...codegen.render import render
@@ -60,24 +61,15 @@ def _uses(sym, later) -> int:
 
 
 def pycond(e) -> str:
-    """Python source for a SymPy Boolean (flags, hyperparameter relations)."""
-    if e is sp.true or e is True:
-        return "True"
-    if e is sp.false or e is False:
-        return "False"
-    if isinstance(e, sp.Symbol):
-        return e.name
-    if isinstance(e, sp.Not):
-        return f"not ({pycond(e.args[0])})"
-    if isinstance(e, sp.And):
-        return " and ".join(f"({pycond(a)})" for a in e.args)
-    if isinstance(e, sp.Or):
-        return " or ".join(f"({pycond(a)})" for a in e.args)
-    if isinstance(e, sp.Implies):
-        return f"not ({pycond(e.args[0])}) or ({pycond(e.args[1])})"
-    if isinstance(e, sp.core.relational.Relational):
-        return f"{pycode(e.lhs)} {e.rel_op} {pycode(e.rhs)}"
-    raise TypeError(f"cannot print condition {e!r}")
+    """Python source for a SymPy Boolean of flags, hyperparameters and t (SymPy's Python printer,
+    without the parentheses it puts around a lone relation)."""
+    text = PythonCodePrinter().doprint(sp.sympify(e))
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and i < len(text) - 1:
+            return text
+    return text[1:-1] if text.startswith("(") else text
 
 
 def interval_check(name, iv) -> tuple[str, str]:
