@@ -12,6 +12,9 @@ from sympy.printing.str import StrPrinter
 
 from ..errors import UnsupportedFunction
 
+C_TYPES = (("f32", "float32", "float"), ("f64", "float64", "double"))
+"""The real types of the C target: (function suffix, NumPy dtype, C type), one variant each."""
+
 
 class NumpyPrinter(_SympyNumPy):
     """Prints with the ``np.`` prefix; elementwise Max/Min/Piecewise; stable sigmoid/softplus."""
@@ -113,7 +116,7 @@ class CPrinter(_SympyC99):
     ``sg_sigmoid_f64``, ...), which propagate NaN like NumPy and never overflow.
     """
 
-    SUFFIX = {"float32": "f32", "float64": "f64"}
+    SUFFIX = {dtype: sfx for sfx, dtype, _ in C_TYPES}
 
     def __init__(self, dtype: str = "float64", refs: dict | None = None, inline_math: bool = False):
         from sympy.codegen.ast import float32, float64, real

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ...codegen.printers import C_TYPES
 from ...ir import nodes as ir
 from ...spec.tensor import ANY
 from .layer import CBody, cint
 from .plan import plan, shape_doc
 from ..numpy.layer import NumpyLayerEmitter
 
-VARIANTS = (("f32", "float32", "float"), ("f64", "float64", "double"))
+VARIANTS = C_TYPES
 
 # Conventional meanings of dimension names (data, for the header's legend); others get their axis.
 DIM_MEANING = {"N": "batch", "D": "input features", "M": "output features", "C": "classes",

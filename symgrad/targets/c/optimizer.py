@@ -19,13 +19,13 @@ import sympy as sp
 
 from ...errors import SpecError
 from ..numpy.optimizer import pycond, ssa
-from ...codegen.printers import CPrinter, mathstr
+from ...codegen.printers import C_TYPES, CPrinter, mathstr
 from ...codegen.render import render
 from ..numpy.ufunc_chain import cse_items
 from .plan import CArg
 
-REAL = {"f32": "float", "f64": "double"}
-DTYPE = {"f32": "float32", "f64": "float64"}
+REAL = {sfx: real for sfx, _, real in C_TYPES}
+DTYPE = {sfx: dtype for sfx, dtype, _ in C_TYPES}
 
 
 def step_args(spec) -> list[CArg]:

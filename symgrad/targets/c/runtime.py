@@ -15,10 +15,12 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from ...codegen.printers import C_TYPES
 from ..numpy import numpy_module
 from .build import build, load_library
 
-REAL = {np.dtype(np.float32): (ctypes.c_float, "f32"), np.dtype(np.float64): (ctypes.c_double, "f64")}
+REAL = {np.dtype(dtype): (getattr(ctypes, f"c_{real}"), sfx) for sfx, dtype, real in C_TYPES}
+"""NumPy dtype -> (ctypes type, C function suffix)."""
 POINTER_ROLES = frozenset({"out", "cache", "in", "index", "scratch", "param", "grad", "state"})
 INT_ROLES = frozenset({"dim", "n", "t"})
 
