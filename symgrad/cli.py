@@ -76,10 +76,14 @@ def generate(names, target, out, check_only, specs, formulas):
     targets = REGISTRY.targets() if target == "all" else (target,)
     res = gen(names or None, targets, out, check=check_only, strict=target != "all")
     if check_only:
-        if res.differing:
+        if res.foreign:
+            for f in res.foreign:
+                click.echo(f"not generated: {f}", err=True)
+        if res.differing or res.foreign:
             for f in res.differing:
                 click.echo(f"differs: {f}", err=True)
-            click.echo(f"{len(res.differing)} file(s) differ; run `symgrad generate` to refresh them", err=True)
+            click.echo(f"{len(res.differing)} file(s) differ, {len(res.foreign)} not generated; run `symgrad "
+                       f"generate` to refresh them and remove the others", err=True)
             sys.exit(1)
         click.echo(f"{len(res.unchanged)} file(s) up to date")
         return

@@ -20,6 +20,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from ...codegen.render import pid_alive
 from ...errors import CompilerError
 
 BASE_FLAGS = ["-O3", "-std=c99", "-fno-math-errno", "-fPIC", "-shared"]
@@ -125,8 +126,48 @@ def _cpu_id() -> str:
         return platform.processor() + platform.machine()
 
 
+def _digest(path: Path) -> str | None:
+    """``sha256 size`` of a file, None when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return f"{hashlib.sha256(data).hexdigest()} {len(data)}"
+
+
+def verified(target: Path) -> bool:
+    """Whether the cached library is exactly what its build wrote: its size and hash match the
+    ``.sha256`` file written beside it after the compiler succeeded (a truncated copy, a killed
+    write or a foreign file of the same name is rebuilt instead of being loaded: loading a
+    truncated library can kill the interpreter with SIGBUS)."""
+    try:
+        want = target.with_name(target.name + ".sha256").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return want == _digest(target)
+
+
+def remove_stale_temporaries(folder: Path, pattern: str, field: int):
+    """Delete temporaries ``pattern`` whose ``field``-th dash-separated part is the process id of a
+    build that is gone (killed while the compiler ran); those of running builds stay."""
+    for p in folder.glob(pattern):
+        parts = p.name.split("-")
+        pid = int(parts[field]) if len(parts) > field + 1 and parts[field].isdigit() else None
+        if pid is not None and not pid_alive(pid):
+            try:
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink()
+            except OSError:
+                pass
+
+
 def build(name: str, files: dict[str, str]) -> Path:
-    """Compile ``files`` (file name -> text; ``NAME.c`` among them) into a cached shared library."""
+    """Compile ``files`` (file name -> text; ``NAME.c`` among them) into a cached shared library.
+
+    The library is built into a temporary file, its digest written beside it, then both renamed into
+    place; a cached library whose digest does not match is rebuilt (``verified``)."""
     cc, version = compiler()
     cflags, ldflags, _ = blas()
     flags = [*BASE_FLAGS, *extra_flags(), *cflags]
@@ -135,27 +176,37 @@ def build(name: str, files: dict[str, str]) -> Path:
         h.update(part.encode() + b"\0")
     out_dir = cache_dir()
     target = out_dir / f"{name}-{h.hexdigest()[:20]}.so"
-    if target.is_file():
+    if target.is_file() and verified(target):
         return target
+    pid = os.getpid()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CompilerError(f"cannot create the compile cache {out_dir}: {e.strerror or e}; "
-                            f"set SYMGRAD_CACHE to a writable folder") from e
-    with tempfile.TemporaryDirectory(prefix=f"symgrad-{name}-") as d:
-        for fn, text in files.items():
-            Path(d, fn).write_text(text, encoding="utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so.tmp", dir=str(out_dir))
+        remove_stale_temporaries(out_dir, ".*-*-*.tmp", 1)                         # .NAME-PID-xxx.so.tmp
+        remove_stale_temporaries(Path(tempfile.gettempdir()), "symgrad-*-*-*", 2)   # symgrad-NAME-PID-xxx/
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-{pid}-", suffix=".so.tmp", dir=str(out_dir))
         os.close(fd)
-        cmd = [cc, *flags, "-I", d, str(Path(d) / f"{name}.c"), "-o", tmp, *ldflags, "-lm"]
-        try:
+    except OSError as e:
+        raise CompilerError(f"cannot write to the compile cache {out_dir}: {e.strerror or e}; "
+                            f"set SYMGRAD_CACHE to a writable folder") from e
+    meta_tmp = f"{tmp[:-len('.so.tmp')]}.sha256.tmp"
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"symgrad-{name}-{pid}-") as d:
+            for fn, text in files.items():
+                Path(d, fn).write_text(text, encoding="utf-8")
+            cmd = [cc, *flags, "-I", d, str(Path(d) / f"{name}.c"), "-o", tmp, *ldflags, "-lm"]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if r.returncode != 0:
                 raise CompilerError(f"compiling {name}.c failed ({' '.join(cmd)}):\n{r.stderr.strip()}")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with open(meta_tmp, "w", encoding="ascii") as f:
+            f.write(_digest(Path(tmp)) + "\n")
+        os.replace(tmp, target)
+        os.replace(meta_tmp, target.with_name(target.name + ".sha256"))
+    except OSError as e:
+        raise CompilerError(f"cannot write {target}: {e.strerror or e}; set SYMGRAD_CACHE to a writable folder") from e
+    finally:
+        for t in (tmp, meta_tmp):
+            if os.path.exists(t):
+                os.unlink(t)
     return target
 
 
@@ -166,4 +217,7 @@ def load_library(path: Path):
     slower), hence passive waiting unless the user chose otherwise."""
     import ctypes
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return ctypes.CDLL(str(path))
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as e:
+        raise CompilerError(f"cannot load the compiled kernel {path}: {e}") from e
