@@ -162,11 +162,12 @@ def test_compile_cache_concurrent_builds_and_reuse(tmp_path):
     assert all(p.returncode == 0 for p in procs), outs
     paths = {o[0].strip() for o in outs}
     assert len(paths) == 1
-    libs = list((tmp_path / "cache").iterdir())
-    assert [p.name for p in libs] == [Path(paths.pop()).name], "one library, no temporary files left"
-    mtime = libs[0].stat().st_mtime_ns
+    lib = Path(paths.pop())
+    names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert names == [lib.name, lib.name + ".sha256"], "one library and its digest, no temporary files left"
+    mtime = lib.stat().st_mtime_ns
     r = _run(LOAD, env)
-    assert r.returncode == 0 and libs[0].stat().st_mtime_ns == mtime, "second load reuses the cached library"
+    assert r.returncode == 0 and lib.stat().st_mtime_ns == mtime, "second load reuses the cached library"
 
 
 def test_missing_or_failing_compiler_is_a_clear_error(tmp_path):

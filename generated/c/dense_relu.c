@@ -140,7 +140,7 @@ void dense_relu_forward_f32(float *restrict a, float *restrict z, const float *r
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             z[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
-            a[M*i0 + i1] = ((z[M*i0 + i1] > 0) ? (z[M*i0 + i1]) : (0));
+            a[M*i0 + i1] = ((z[M*i0 + i1] <= 0) ? (0) : (z[M*i0 + i1]));
         }
     }
 }
@@ -153,7 +153,7 @@ void dense_relu_forward_f64(double *restrict a, double *restrict z, const double
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             z[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
-            a[M*i0 + i1] = ((z[M*i0 + i1] > 0) ? (z[M*i0 + i1]) : (0));
+            a[M*i0 + i1] = ((z[M*i0 + i1] <= 0) ? (0) : (z[M*i0 + i1]));
         }
     }
 }
@@ -178,7 +178,7 @@ void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *rest
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < M; ++i1) {
-                    dz[M*i0 + i1] = da[M*i0 + i1]*((z[M*i0 + i1] > 0) ? (1) : (0));
+                    dz[M*i0 + i1] = da[M*i0 + i1]*((z[M*i0 + i1] <= 0) ? (0) : (1));
                     _p_db[i1] += dz[M*i0 + i1];
                 }
             }
@@ -205,7 +205,7 @@ void dense_relu_backward_f64(double *restrict dx, double *restrict dW, double *r
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < M; ++i1) {
-                    dz[M*i0 + i1] = da[M*i0 + i1]*((z[M*i0 + i1] > 0) ? (1) : (0));
+                    dz[M*i0 + i1] = da[M*i0 + i1]*((z[M*i0 + i1] <= 0) ? (0) : (1));
                     _p_db[i1] += dz[M*i0 + i1];
                 }
             }

@@ -20,7 +20,7 @@
  *
  *   t0 = x @ W
  *   z = b + t0
- *   a = Piecewise((z, z > 0), (0, True))
+ *   a = Piecewise((0, z <= 0), (z, True))
  *
  *   a (N, M): output, overwritten
  *   z (N, M): written: saved for the backward pass
@@ -38,7 +38,7 @@ int64_t dense_relu_forward_scratch_size(int64_t N, int64_t D, int64_t M);
 
 /* dense_relu_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
- *   dz = da*Piecewise((1, z > 0), (0, True))
+ *   dz = da*Piecewise((0, z <= 0), (1, True))
  *   dx = dz @ W.T
  *   dW = x.T @ dz
  *   db = sum(dz) over axis 0

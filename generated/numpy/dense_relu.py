@@ -8,10 +8,10 @@ Dimensions: N, D, M
 Forward:
     t0 = x @ W
     z = b + t0
-    a = Piecewise((z, z > 0), (0, True))
+    a = Piecewise((0, z <= 0), (z, True))
 
 Backward (derived by symgrad, reverse mode with SymPy local derivatives):
-    dz = da*Piecewise((1, z > 0), (0, True))
+    dz = da*Piecewise((0, z <= 0), (1, True))
     dx = dz @ W.T
     dW = x.T @ dz
     db = sum(dz) over axis 0
@@ -120,7 +120,7 @@ def forward(x, W, b, *, dtype=None):
     _check_shape("b", b, (M,), "(M)")
     t0 = x @ W
     z = b + t0
-    a = np.where(np.greater(z, 0), z, dtype.type(0))
+    a = np.where(np.less_equal(z, 0), dtype.type(0), z)
     cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "M": M, "x": x, "W": W, "z": z}
     return a, cache
 
@@ -142,7 +142,7 @@ def backward(cache, da):
     z = cache["z"]
     da = _real("da", da, dtype)
     _check_shape("da", da, (N, M), "(N, M)")
-    dz = da*np.where(np.greater(z, 0), dtype.type(1), dtype.type(0))
+    dz = da*np.where(np.less_equal(z, 0), dtype.type(0), dtype.type(1))
     dx = dz @ W.T
     dW = x.T @ dz
     db = np.sum(dz, axis=0)

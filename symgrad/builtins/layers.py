@@ -15,8 +15,9 @@ SCALAR = {
     "sigmoid": 1 / (1 + sp.exp(-z)),
     # tanh(z)  (torch.tanh)
     "tanh": sp.tanh(z),
-    # relu(z) = z if z > 0 else 0; derivative 0 at z = 0, as torch.relu
-    "relu": sp.Piecewise((z, z > 0), (0, True)),
+    # relu(z) = 0 if z <= 0 else z: derivative 0 at z = 0, as torch.relu, and NaN stays NaN (a NaN
+    # compares false, so it takes the last branch), as in torch
+    "relu": sp.Piecewise((0, z <= 0), (z, True)),
 }
 
 for _name, _formula in SCALAR.items():

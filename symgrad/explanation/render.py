@@ -36,7 +36,9 @@ class _Latex(LatexPrinter):
 def latex_of(x, order=None) -> str:
     if isinstance(x, Math):
         return x.latex if x.latex is not None else latex_of(x.expr)
-    return _Latex(dict(mul_symbol=None, order=order)).doprint(x)
+    # a row break followed by a braced symbol (cases: ``\\{z}_{n}``) reads as an escaped brace to
+    # many readers and checkers: keep a space after every row break
+    return _Latex(dict(mul_symbol=None, order=order)).doprint(x).replace("\\\\{", "\\\\ {")
 
 
 def _order(e: Equation):
