@@ -49,8 +49,10 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
 {
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + N;
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums t0 = sum(x) */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -60,6 +62,7 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
             t0[i0] = (float)_acc;
         }
         mean[i0] = t0[i0]/((float)D);
+        /* pass 2: row sums t1 = sum(xc**2) */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -69,6 +72,7 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
             t1[i0] = (float)_acc;
         }
         rstd[i0] = powf(eps + t1[i0]/((float)D), -1.0F/2.0F);
+        /* pass 3: y = beta + gamma*xhat */
         {
             const float _r_mean = mean[i0];
             const float _r_rstd = rstd[i0];
@@ -83,8 +87,10 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
 {
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + N;
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums t0 = sum(x) */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -94,6 +100,7 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
             t0[i0] = (double)_acc;
         }
         mean[i0] = t0[i0]/((double)D);
+        /* pass 2: row sums t1 = sum(xc**2) */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -103,6 +110,7 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
             t1[i0] = (double)_acc;
         }
         rstd[i0] = pow(eps + t1[i0]/((double)D), -1.0/2.0);
+        /* pass 3: y = beta + gamma*xhat */
         {
             const double _r_mean = mean[i0];
             const double _r_rstd = rstd[i0];
@@ -128,6 +136,7 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
     float *restrict dmean = scratch + 3*N;
     float *restrict _part_dgamma = scratch + 4*N;
     float *restrict _part_dbeta = scratch + 16*D + 4*N;
+    /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const float t3 = (1.0F/((((float)D))));
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -138,6 +147,7 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             float *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                /* pass 1: row sums drstd = sum(dxhat*xc), t2 = sum(dxhat); column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
                 {
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
@@ -157,6 +167,7 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
                 }
                 dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
                 dmean[i0] = -rstd[i0]*t2[i0];
+                /* pass 2: dx = dmean/D + dxhat*rstd + 2*dvar*xc/D */
                 {
                     const float _r_dmean = dmean[i0];
                     const float _r_dvar = dvar[i0];
@@ -168,11 +179,13 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
                 }
             }
         }
+        /* dgamma = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
             dgamma[_i] = (float)_acc;
         }
+        /* dbeta = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
@@ -189,6 +202,7 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
     double *restrict dmean = scratch + 3*N;
     double *restrict _part_dgamma = scratch + 4*N;
     double *restrict _part_dbeta = scratch + 16*D + 4*N;
+    /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const double t3 = (1.0/((((double)D))));
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -199,6 +213,7 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             double *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                /* pass 1: row sums drstd = sum(dxhat*xc), t2 = sum(dxhat); column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
                 {
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
@@ -218,6 +233,7 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
                 }
                 dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
                 dmean[i0] = -rstd[i0]*t2[i0];
+                /* pass 2: dx = dmean/D + dxhat*rstd + 2*dvar*xc/D */
                 {
                     const double _r_dmean = dmean[i0];
                     const double _r_dvar = dvar[i0];
@@ -229,11 +245,13 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
                 }
             }
         }
+        /* dgamma = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
             dgamma[_i] = (double)_acc;
         }
+        /* dbeta = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];

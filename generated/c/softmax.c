@@ -80,8 +80,10 @@ int64_t softmax_forward_scratch_size(int64_t N, int64_t C)
 void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t1, const float *restrict z, float *restrict scratch, int64_t N, int64_t C)
 {
     float *restrict t0 = scratch + 0;
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima t0 = max(z) */
         {
             float _acc = -INFINITY;
             for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -89,6 +91,7 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
             }
             t0[i0] = (float)_acc;
         }
+        /* pass 2: e = exp(z - t0); row sums t1 = sum(e) */
         {
             const float _r_t0 = t0[i0];
             {
@@ -101,6 +104,7 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
                 t1[i0] = (float)_acc_t1;
             }
         }
+        /* pass 3: a = e/t1 */
         {
             const float _r_t1 = t1[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -113,8 +117,10 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
 void softmax_forward_f64(double *restrict a, double *restrict e, double *restrict t1, const double *restrict z, double *restrict scratch, int64_t N, int64_t C)
 {
     double *restrict t0 = scratch + 0;
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima t0 = max(z) */
         {
             double _acc = -INFINITY;
             for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -122,6 +128,7 @@ void softmax_forward_f64(double *restrict a, double *restrict e, double *restric
             }
             t0[i0] = (double)_acc;
         }
+        /* pass 2: e = exp(z - t0); row sums t1 = sum(e) */
         {
             const double _r_t0 = t0[i0];
             {
@@ -134,6 +141,7 @@ void softmax_forward_f64(double *restrict a, double *restrict e, double *restric
                 t1[i0] = (double)_acc_t1;
             }
         }
+        /* pass 3: a = e/t1 */
         {
             const double _r_t1 = t1[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -153,8 +161,10 @@ int64_t softmax_backward_scratch_size(int64_t N, int64_t C)
 void softmax_backward_f32(float *restrict dz, const float *restrict da, const float *restrict e, const float *restrict t1, float *restrict scratch, int64_t N, int64_t C)
 {
     float *restrict t2 = scratch + 0;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums t2 = sum(da*e) */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -163,6 +173,7 @@ void softmax_backward_f32(float *restrict dz, const float *restrict da, const fl
             }
             t2[i0] = (float)_acc;
         }
+        /* pass 2: dz = e*(da/t1 - t2/t1**2) */
         {
             const float _r_t1 = t1[i0];
             const float _r_t2 = t2[i0];
@@ -176,8 +187,10 @@ void softmax_backward_f32(float *restrict dz, const float *restrict da, const fl
 void softmax_backward_f64(double *restrict dz, const double *restrict da, const double *restrict e, const double *restrict t1, double *restrict scratch, int64_t N, int64_t C)
 {
     double *restrict t2 = scratch + 0;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums t2 = sum(da*e) */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -186,6 +199,7 @@ void softmax_backward_f64(double *restrict dz, const double *restrict da, const 
             }
             t2[i0] = (double)_acc;
         }
+        /* pass 2: dz = e*(da/t1 - t2/t1**2) */
         {
             const double _r_t1 = t1[i0];
             const double _r_t2 = t2[i0];

@@ -82,8 +82,10 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
     float *restrict t0 = scratch + 0;
     float *restrict t4 = scratch + N;
     float t5;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima t0 = max(z); one-hot t3 = one_hot(target, C); row sums t4 = sum(t3*z) */
         {
             float _acc_t0 = -INFINITY;
             double _acc_t4 = 0.0;
@@ -95,6 +97,7 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
             t0[i0] = (float)_acc_t0;
             t4[i0] = (float)_acc_t4;
         }
+        /* pass 2: t1 = exp(z - t0); row sums t2 = sum(t1) */
         {
             const float _r_t0 = t0[i0];
             {
@@ -108,6 +111,7 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
             }
         }
     }
+    /* t5 = sum(t0 - t4 + log(t2)) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
@@ -116,6 +120,7 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
         }
         t5 = (float)_acc;
     }
+    /* loss = t5/N */
     loss[0] = t5/((float)N);
 }
 
@@ -124,8 +129,10 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
     double *restrict t0 = scratch + 0;
     double *restrict t4 = scratch + N;
     double t5;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima t0 = max(z); one-hot t3 = one_hot(target, C); row sums t4 = sum(t3*z) */
         {
             double _acc_t0 = -INFINITY;
             double _acc_t4 = 0.0;
@@ -137,6 +144,7 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
             t0[i0] = (double)_acc_t0;
             t4[i0] = (double)_acc_t4;
         }
+        /* pass 2: t1 = exp(z - t0); row sums t2 = sum(t1) */
         {
             const double _r_t0 = t0[i0];
             {
@@ -150,6 +158,7 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
             }
         }
     }
+    /* t5 = sum(t0 - t4 + log(t2)) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
@@ -158,11 +167,13 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
         }
         t5 = (double)_acc;
     }
+    /* loss = t5/N */
     loss[0] = t5/((double)N);
 }
 
 void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const float *restrict t2, const float *restrict t3, const float *restrict t1, int64_t N, int64_t C)
 {
+    /* dz = -dloss*t3/N + dloss*t1/(t2*N) */
     const float t6 = dloss/((float)N);
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
@@ -177,6 +188,7 @@ void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const f
 
 void softmax_cross_entropy_backward_f64(double *restrict dz, double dloss, const double *restrict t2, const double *restrict t3, const double *restrict t1, int64_t N, int64_t C)
 {
+    /* dz = -dloss*t3/N + dloss*t1/(t2*N) */
     const double t6 = dloss/((double)N);
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {

@@ -17,6 +17,7 @@ from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import colred
 from .fusion import Fusion
+from .names import Glossary, comment, describe
 from .plan import gemm_form
 from .views import Views, cint
 from ...codegen.printers import ccode
@@ -25,7 +26,7 @@ from ...codegen.printers import ccode
 class CBody(Fusion, Views):
     """C statements of one function for one dtype."""
 
-    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False):
+    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None):
         self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
         self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
         self.real = "float" if dtype == "float32" else "double"
@@ -37,6 +38,10 @@ class CBody(Fusion, Views):
         self._row: dict = {}         # per-row values read once before a pass: name -> C local
         self.views: dict = dict(views or {})   # name -> (base pointer, offset, strides)
         self.plan_views()
+        if glossary is None:   # the derivation's names of the values this function inlined away
+            held = {a.name for a in cf.args} | {s.out for s in f.body} | set(self.views)
+            glossary = Glossary(list(k.equations) + list(k.grad_equations), held)
+        self.glossary = glossary
 
     # -- references --------------------------------------------------------------------------
     def refs(self, e, dom, ivars) -> dict:
@@ -58,6 +63,10 @@ class CBody(Fusion, Views):
         if self.serial and line.startswith("SG_PARALLEL_FOR("):
             return
         self.lines.append("    " * depth + line)
+
+    def note(self, text, depth):
+        """A comment saying what the pass over memory below computes."""
+        self.emit(comment(text), depth)
 
     def loops(self, dom, axes, ivars, depth, omp=False, simd=None) -> int:
         """Open loops over ``axes`` of ``dom``; ``simd``: sum accumulators of the innermost loop
@@ -241,10 +250,14 @@ class CBody(Fusion, Views):
         for n in self.cf.locals:
             self.emit(f"{self.real} {n};", 1)
         for group in self.groups():
+            s0 = group[0]
+            if len(group) > 1 or self.domain(s0) is not None:
+                self.note(self.group_text(group), 1)
+            elif not (isinstance(s0, ir.Elementwise) and s0.out in self.values):
+                self.note(describe(s0, self.glossary), 1)
             self._hoisted = set()
             for s in group:
                 self._hoisted |= self.hoist(s, 1)
-            s0 = group[0]
             dom = self.domain(s0)
             ivars = [f"i{a}" for a in range(8)]
             if dom is None or (len(group) == 1 and isinstance(s0, ir.Elementwise) and len(dom) == 1):

@@ -59,6 +59,11 @@ class Views:
             self._parts = concat_parts(f, {a.name for a in self.cf.args})
         return self._parts
 
+    def blocks(self) -> dict:
+        """Parts written in place into a concatenation -> the concatenation (for comments)."""
+        return {p: s.out for s in self.f.body if isinstance(s, ir.Concat) for p in s.parts
+                if p in self.concat_parts(self.f)}
+
     def contiguous(self, shape):
         return tuple(prod(tuple(shape)[a + 1:]) for a in range(len(shape)))
 
