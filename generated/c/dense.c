@@ -134,28 +134,28 @@ int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 
 void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
-    float *restrict t0 = scratch + 0;
-    /* t0 = x W (GEMM) */
-    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, t0, M);
-    /* y = b + t0 */
+    float *restrict xW = scratch + 0;
+    /* xW = x W (GEMM) */
+    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, xW, M);
+    /* y = b + xW */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
-            y[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
+            y[M*i0 + i1] = b[i1] + xW[M*i0 + i1];
         }
     }
 }
 
 void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
-    double *restrict t0 = scratch + 0;
-    /* t0 = x W (GEMM) */
-    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, t0, M);
-    /* y = b + t0 */
+    double *restrict xW = scratch + 0;
+    /* xW = x W (GEMM) */
+    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, xW, M);
+    /* y = b + xW */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
-            y[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
+            y[M*i0 + i1] = b[i1] + xW[M*i0 + i1];
         }
     }
 }

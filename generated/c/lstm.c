@@ -190,24 +190,24 @@ int64_t lstm_forward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H)
 
 void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT, float *restrict h_steps, float *restrict c_steps, float *restrict o_steps, float *restrict tanh_c_steps, float *restrict g_steps, float *restrict i_steps, float *restrict f_steps, const float *restrict x, const float *restrict h0, const float *restrict c0, const float *restrict W_ih, const float *restrict W_hh, const float *restrict b_ih, const float *restrict b_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
-    float *restrict t0_steps = scratch + 0;
-    float *restrict t1 = scratch + 4*H*N*T;
+    float *restrict xW_ih_steps = scratch + 0;
+    float *restrict hW_hh = scratch + 4*H*N*T;
     float *restrict gates = scratch + 4*H*N*T + 4*H*N;
     /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
-    /* t0 = x W_ih^T (GEMM) */
-    sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, t0_steps, 4*H);
+    /* xW_ih = x W_ih^T (GEMM) */
+    sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, xW_ih_steps, 4*H);
     /* the time loop: one step of the cell for t = 0 .. T-1 */
     for (int64_t _t = 0; _t < T; ++_t) {
-        /* t1 = h W_hh^T (GEMM) */
-        sg_gemm_f32(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, t1, 4*H);
+        /* hW_hh = h W_hh^T (GEMM) */
+        sg_gemm_f32(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, hW_hh, 4*H);
         /* for each of the N rows: 2 passes over the row */
         for (int64_t i0 = 0; i0 < N; ++i0) {
-            /* pass 1: gates = b_hh + b_ih + t0 + t1 */
+            /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
             for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + t0_steps[4*H*N*_t + 4*H*i0 + i1] + t1[4*H*i0 + i1];
+                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
             }
             /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
             for (int64_t i1 = 0; i1 < H; ++i1) {
@@ -229,24 +229,24 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
 
 void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict cT, double *restrict h_steps, double *restrict c_steps, double *restrict o_steps, double *restrict tanh_c_steps, double *restrict g_steps, double *restrict i_steps, double *restrict f_steps, const double *restrict x, const double *restrict h0, const double *restrict c0, const double *restrict W_ih, const double *restrict W_hh, const double *restrict b_ih, const double *restrict b_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
-    double *restrict t0_steps = scratch + 0;
-    double *restrict t1 = scratch + 4*H*N*T;
+    double *restrict xW_ih_steps = scratch + 0;
+    double *restrict hW_hh = scratch + 4*H*N*T;
     double *restrict gates = scratch + 4*H*N*T + 4*H*N;
     /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
-    /* t0 = x W_ih^T (GEMM) */
-    sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, t0_steps, 4*H);
+    /* xW_ih = x W_ih^T (GEMM) */
+    sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, xW_ih_steps, 4*H);
     /* the time loop: one step of the cell for t = 0 .. T-1 */
     for (int64_t _t = 0; _t < T; ++_t) {
-        /* t1 = h W_hh^T (GEMM) */
-        sg_gemm_f64(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, t1, 4*H);
+        /* hW_hh = h W_hh^T (GEMM) */
+        sg_gemm_f64(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, hW_hh, 4*H);
         /* for each of the N rows: 2 passes over the row */
         for (int64_t i0 = 0; i0 < N; ++i0) {
-            /* pass 1: gates = b_hh + b_ih + t0 + t1 */
+            /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
             for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + t0_steps[4*H*N*_t + 4*H*i0 + i1] + t1[4*H*i0 + i1];
+                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
             }
             /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
             for (int64_t i1 = 0; i1 < H; ++i1) {

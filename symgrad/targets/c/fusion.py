@@ -164,8 +164,8 @@ class Fusion:
             if all(is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
                 if not self._row:
                     self.emit("{", depth)
-                self.emit(f"const {self.real} _r_{n} = {self.at(n, shape, dom, ivars)};", depth + 1)
-                self._row[n] = f"_r_{n}"
+                self.emit(f"const {self.real} _r_{self.cname(n)} = {self.at(n, shape, dom, ivars)};", depth + 1)
+                self._row[n] = f"_r_{self.cname(n)}"
         return depth + 1 if self._row else depth
 
     def unload(self, d, depth):
@@ -187,8 +187,9 @@ class Fusion:
             for s in cols:
                 acc_t, init, _ = self._acc(s)
                 size = cint(prod(s.src_shape[1:]))
-                self.emit(f"{self.real} *restrict _p_{s.out} = _part_{s.out} + _c*{size};", 3)
-                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{s.out}[_i] = {init};", 3)
+                c = self.cname(s.out)
+                self.emit(f"{self.real} *restrict _p_{c} = _part_{c} + _c*{size};", 3)
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{c}[_i] = {init};", 3)
             rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
             depth = 3
         else:
@@ -210,11 +211,11 @@ class Fusion:
             for s in cols:
                 acc_t, init, upd = self._acc(s)
                 size = cint(prod(s.src_shape[1:]))
-                self.note(f"{s.out} = {s.kind} of the chunks' partial {PLURAL.get(s.kind, s.kind)}", 2)
+                self.note(f"{self.cname(s.out)} = {s.kind} of the chunks' partial {PLURAL.get(s.kind, s.kind)}", 2)
                 self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", 2)
                 self.emit(f"{acc_t} _acc = {init};", 3)
                 self.emit("for (int64_t _k = 0; _k < _nc; ++_k) " +
-                          upd.format(acc="_acc", v=f"_part_{s.out}[_k*{size} + _i]"), 3)
+                          upd.format(acc="_acc", v=f"_part_{self.cname(s.out)}[_k*{size} + _i]"), 3)
                 self.emit(f"{self.ptr(s.out)}[_i] = ({self.real})_acc;", 3)
                 self.emit("}", 2)
             self.emit("}", 1)

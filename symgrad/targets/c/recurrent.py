@@ -21,7 +21,7 @@ import sympy as sp
 from ...ir import nodes as ir
 from ...ir.recurrent import plan, time_einsum
 from .layer import CBody, cint
-from .names import Glossary, comment
+from .names import Glossary, cell_names, comment, renamed
 from ...ir.nodes import prod
 from ...ir.schedule import CHUNKS, colred, concat_parts
 from .plan import CArg, CFunc, shape_doc
@@ -48,6 +48,7 @@ class CRecurrent:
     def __init__(self, spec):
         self.spec, self.p = spec, plan(spec)
         k = self.k = self.p.kernel
+        self.names = cell_names(k, self.p.pre + self.p.loop)   # t0 -> xW_ih: C names of temporaries
         self.T = spec.time
         self.dims = list(spec.dims)
         self.state, self.seq = list(spec.state), list(spec.sequence)
@@ -66,6 +67,9 @@ class CRecurrent:
         eqs = list(k.equations) + list(k.grad_equations) + [(s.out, s.expr) for s in self.bpre]
         self.glossary = Glossary(eqs, held - {s.out for s in self.bpre})
 
+    def cname(self, name) -> str:
+        return self.names.get(name, name)
+
     # -- buffers ---------------------------------------------------------------------------
     def _stack(self, n, extra=0):
         return (self.T + extra,) + tuple(self.shape[n])
@@ -77,9 +81,9 @@ class CRecurrent:
         cache = [CArg(f"{s}_steps", "cache", self._stack(s, 1)) for s in self.state]
         cache += [CArg(f"{n}_steps", "cache", self._stack(n)) for n in self.per_step]
         ins = [CArg(i.name, "in", tuple(i.shape)) for i in spec.inputs]
-        scratch = [(f"{s.out}_steps", self._stack(s.out)) for s in self.p.pre if s.out not in saved]
+        scratch = [(f"{self.cname(s.out)}_steps", self._stack(s.out)) for s in self.p.pre if s.out not in saved]
         self.fviews = self._step_views(self.per_step)
-        scratch += self._temps(self.p.loop, self.fviews, set())
+        scratch += [(self.cname(n), s) for n, s in self._temps(self.p.loop, self.fviews, set())]
         self.fwd = CFunc("forward", outs + cache + ins + ([CArg("scratch", "scratch")] if scratch else [])
                          + self.hypers + [CArg(str(d), "dim") for d in self.dims], scratch, [])
 
@@ -195,7 +199,7 @@ class CRecurrent:
         kk = SimpleNamespace(name=self.spec.name, dims=self.dims)
         locs = [s.out for s in body if tuple(s.shape) == ()]
         cf = SimpleNamespace(args=list(self.hypers) + [CArg(n, "in") for n in views], locals=locs)
-        lines = CBody(kk, f, cf, dtype, views, serial=depth > 1, glossary=self.glossary).body()
+        lines = CBody(kk, f, cf, dtype, views, serial=depth > 1, glossary=self.glossary, names=self.names).body()
         return ["    " * (depth - 1) + l for l in lines]
 
     def forward_lines(self, dtype) -> list[str]:
@@ -217,12 +221,12 @@ class CRecurrent:
                 else:
                     s = dataclasses.replace(s, shape=(T,) + tuple(s.shape))
                 pre.append(s)
-            views = {s.out: (f"{s.out}_steps", 0, _contig(shapes[s.out])) for s in p.pre}
+            views = {s.out: (f"{self.cname(s.out)}_steps", 0, _contig(shapes[s.out])) for s in p.pre}
             L += self._body(pre, shapes, views, dtype, 1)
         L.append(cline(f"the time loop: one step of the cell for t = 0 .. {cint(T)}-1", 1))
         L.append(f"    for (int64_t _t = 0; _t < {cint(T)}; ++_t) {{")
         views = dict(self.fviews)
-        views.update({h: (f"{h}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
+        views.update({h: (f"{self.cname(h)}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
         L += self._body(p.loop, self.shape, views, dtype, 2)
         L.append("    }")
         outs = [f"{o}s" for o in self.spec.outputs] + [f"{s}T" for s in self.state]
@@ -306,5 +310,7 @@ def context(spec) -> dict:
     return dict(spec=spec, k=k, funcs=funcs, legend=legend, helpers={h: f"sg_{h}_" in text for h in HELPERS},
                 doc=(spec.doc or "recurrent layer").strip().splitlines()[0],
                 guard=f"SYMGRAD_{spec.name.upper()}_H",
-                fwd_eqs=[e.equation(s) for s in k.forward.body], bwd_eqs=[e.equation(s) for s in k.backward.body],
-                pre_eqs=[e.equation(s) for s in p.pre], post_eqs=[e.equation(s) for s in p.post])
+                fwd_eqs=[e.equation(s) for s in renamed(k.forward, r.names).body],
+                bwd_eqs=[e.equation(s) for s in k.backward.body],
+                pre_eqs=[e.equation(s) for s in renamed(ir.Function("pre", [], p.pre, []), r.names).body],
+                post_eqs=[e.equation(s) for s in p.post])
