@@ -143,3 +143,9 @@ def test_gemm_and_recurrent_comments():
     for phrase in ("before the time loop", "the time loop: one step", "after the time loop",
                    "the time loop, backward"):
         assert any(phrase in c for c in notes), (phrase, notes)
+
+
+def test_the_names_the_comments_use_are_defined():
+    """A pass comment that says ``dxhat`` where the code computes ``dy*gamma`` defines the name."""
+    notes = comments("layernorm.c", "layernorm_backward_f64")
+    assert any("dxhat = dy*gamma" in c and "xhat = rstd*xc" in c and "xc = x - mean" in c for c in notes), notes

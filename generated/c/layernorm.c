@@ -49,6 +49,7 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
 {
     float *restrict sum_x = scratch + 0;
     float *restrict sum_xc_sq = scratch + N;
+    /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
     /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
@@ -87,6 +88,7 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
 {
     double *restrict sum_x = scratch + 0;
     double *restrict sum_xc_sq = scratch + N;
+    /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
     /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
@@ -136,6 +138,7 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
     float *restrict dmean = scratch + 3*N;
     float *restrict _part_dgamma = scratch + 4*N;
     float *restrict _part_dbeta = scratch + 16*D + 4*N;
+    /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*xc: the derivation's values, recomputed where they are used */
     /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const float inv_D = (1.0F/((((float)D))));
     {
@@ -202,6 +205,7 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
     double *restrict dmean = scratch + 3*N;
     double *restrict _part_dgamma = scratch + 4*N;
     double *restrict _part_dbeta = scratch + 16*D + 4*N;
+    /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*xc: the derivation's values, recomputed where they are used */
     /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const double inv_D = (1.0/((((double)D))));
     {

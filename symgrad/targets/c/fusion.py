@@ -138,7 +138,7 @@ class Fusion:
             return describe(group[0], self.glossary)
         n = len(self.looping(self.passes(group)))
         rows = cint(self.domain(group[0])[0])
-        cols = [s.out for s in group if colred(s)]
+        cols = [self.cname(s.out) for s in group if colred(s)]
         if n <= 1:
             return f"for each of the {rows} rows: {pass_text(group, self.glossary, self.blocks())}" + (
                 ", per chunk of rows, then summed" if cols else "")

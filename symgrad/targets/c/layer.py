@@ -8,6 +8,8 @@ passes over the row (``c_fusion``); a reduction over trailing axes keeps its acc
 (``double`` for sums in both variants, vectorized by ``SG_SIMD_SUM``); reductions over the rows
 accumulate per chunk of rows inside the same loop. Contractions that are a (possibly flattened) matrix product
 call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else loops); other einsums run as plain loops.
+Each pass over memory is preceded by a comment saying what it computes in the derivation's names,
+and temporaries carry the names of what they hold (``names``).
 """
 from __future__ import annotations
 
@@ -280,7 +282,8 @@ class CBody(Fusion, Views):
             for s in group:
                 work = sp.Max(work, prod(self.domain(s)))
             self.row_group(group, dom, work, ivars)
-        return self.lines
+        legend = self.glossary.legend()
+        return (["    " + comment(legend)] if legend else []) + self.lines
 
     def _flat(self, s) -> bool:
         if s.out in self.views or self.reads(s) & set(self.views):

@@ -32,6 +32,7 @@ class Glossary:
 
     def __init__(self, equations=(), present=()):
         self.names: dict = {}
+        self.used: set = set()    # names ``fold`` put back (for ``legend``)
         defs = {n: e for n, e in equations if isinstance(e, sp.Expr) and not _is_copy(e)}
         gone = {n: e for n, e in defs.items() if n not in present}
         syms = {sp.Symbol(n): e for n, e in gone.items()}
@@ -52,21 +53,43 @@ class Glossary:
         """The same glossary for a function whose temporaries the C code names ``names[old]``
         (``temp_names``): ``text`` and ``name`` show those names."""
         g = Glossary()
-        g.defs, g.order, g.names = self.defs, self.order, dict(names)
+        g.defs, g.order, g.names, g.used = self.defs, self.order, dict(names), set()
         return g
 
     def name(self, n: str) -> str:
         return self.names.get(n, n)
 
-    def fold(self, e):
-        for n in self.order:
+    def fold(self, e, names=None):
+        for n in self.order if names is None else names:
             d = self.defs[n]
             if d.free_symbols <= e.free_symbols:
-                e = e.subs(d, sp.Symbol(n))
+                e2 = e.subs(d, sp.Symbol(n))
+                if e2 != e:
+                    self.used.add(n)
+                    e = e2
         return e
 
+    def legend(self) -> str | None:
+        """The names ``fold`` used, each defined in the smaller ones (``xhat = rstd*xc``)."""
+        out, todo = {}, [n for n in self.order if n in self.used]
+        while todo:
+            n = todo.pop(0)
+            if n in out or any(x.name.startswith("_") for x in self.defs[n].free_symbols):
+                continue
+            smaller = self.order[self.order.index(n) + 1:]
+            before = set(self.used)
+            out[n] = self.show(self.fold(self.defs[n], smaller))
+            todo += [m for m in self.order if m in self.used - before]
+        if not out:
+            return None
+        defs = ", ".join(f"{n} = {out[n]}" for n in reversed([m for m in self.order if m in out]))
+        return f"{defs}: the derivation's values, recomputed where they are used"
+
     def text(self, e) -> str:
-        return mathstr(self.fold(e).xreplace({sp.Symbol(a): sp.Symbol(b) for a, b in self.names.items()}))
+        return self.show(self.fold(e))
+
+    def show(self, e) -> str:
+        return mathstr(e.xreplace({sp.Symbol(a): sp.Symbol(b) for a, b in self.names.items()}))
 
 
 def _is_copy(e) -> bool:
