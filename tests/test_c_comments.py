@@ -149,3 +149,29 @@ def test_the_names_the_comments_use_are_defined():
     """A pass comment that says ``dxhat`` where the code computes ``dy*gamma`` defines the name."""
     notes = comments("layernorm.c", "layernorm_backward_f64")
     assert any("dxhat = dy*gamma" in c and "xhat = rstd*xc" in c and "xc = x - mean" in c for c in notes), notes
+
+
+def test_temporary_names_are_unique_valid_c_and_never_an_argument():
+    import symgrad
+    from symgrad.ir.rewrite import c_kernel
+    from symgrad.targets.c.context import CLayerEmitter
+    from symgrad.targets.c.names import Glossary, temp_names
+    from symgrad.targets.c.plan import C_KEYWORDS
+
+    k = c_kernel(symgrad.REGISTRY.get("softmax"))
+    e = CLayerEmitter(k)
+    names, _ = e.named(e.fwd, k.forward)
+    assert names.get("t0") == "max_z"
+    args = {a.name for a in e.fwd.args} | {"max_z"}            # an argument already called max_z
+    g = Glossary(list(k.equations), args | {s.out for s in k.forward.body})
+    assert "max_z" not in temp_names(k.forward, args, g).values()
+    for name in ("layernorm", "softmax_cross_entropy", "dense_tanh", "mse", "bce_logits"):
+        k = c_kernel(symgrad.REGISTRY.get(name))
+        e = CLayerEmitter(k)
+        for cf, f in ((e.fwd, k.forward), (e.bwd, k.backward)):
+            names, _ = e.named(cf, f)
+            new = list(names.values())
+            assert len(new) == len(set(new)), names
+            held = {a.name for a in cf.args} | set(f.shapes)
+            for n in new:
+                assert re.fullmatch(r"[A-Za-z_]\w*", n) and n not in C_KEYWORDS and n not in held, (name, n)
