@@ -43,6 +43,7 @@ static void adagrad_step0_f32(float *restrict param, const float *restrict grad,
     (void)weight_decay;
     const float _c0 = (float)(eps);
     const float _c1 = (float)(lr/(1 + lr_decay*(-1 + t)));
+    /* one pass over the n elements: sum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -61,6 +62,7 @@ static void adagrad_step0_f64(double *restrict param, const double *restrict gra
     (void)weight_decay;
     const double _c0 = eps;
     const double _c1 = lr/(1 + lr_decay*(-1 + t));
+    /* one pass over the n elements: sum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -79,6 +81,7 @@ static void adagrad_step1_f32(float *restrict param, const float *restrict grad,
     const float _c0 = (float)(weight_decay);
     const float _c1 = (float)(eps);
     const float _c2 = (float)(lr/(1 + lr_decay*(-1 + t)));
+    /* one pass over the n elements: sum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -98,6 +101,7 @@ static void adagrad_step1_f64(double *restrict param, const double *restrict gra
     const double _c0 = weight_decay;
     const double _c1 = eps;
     const double _c2 = lr/(1 + lr_decay*(-1 + t));
+    /* one pass over the n elements: sum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];

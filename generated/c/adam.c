@@ -50,6 +50,7 @@ static void adam_step0_f32(float *restrict param, const float *restrict grad, fl
     const float _c3 = (float)((1.0/sqrt(1 - pow(beta2, t))));
     const float _c4 = (float)(eps);
     const float _c5 = (float)(lr/(1 - pow(beta1, t)));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -76,6 +77,7 @@ static void adam_step0_f64(double *restrict param, const double *restrict grad, 
     const double _c3 = (1.0/sqrt(1 - pow(beta2, t)));
     const double _c4 = eps;
     const double _c5 = lr/(1 - pow(beta1, t));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -102,6 +104,7 @@ static void adam_step1_f32(float *restrict param, const float *restrict grad, fl
     const float _c4 = (float)((1.0/sqrt(1 - pow(beta2, t))));
     const float _c5 = (float)(eps);
     const float _c6 = (float)(lr/(1 - pow(beta1, t)));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -129,6 +132,7 @@ static void adam_step1_f64(double *restrict param, const double *restrict grad, 
     const double _c4 = (1.0/sqrt(1 - pow(beta2, t)));
     const double _c5 = eps;
     const double _c6 = lr/(1 - pow(beta1, t));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -155,6 +159,7 @@ static void adam_step2_f32(float *restrict param, const float *restrict grad, fl
     const float _c3 = (float)((1.0/sqrt(1 - pow(beta2, t))));
     const float _c4 = (float)(eps);
     const float _c5 = (float)(lr/(1 - pow(beta1, t)));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, max_exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -183,6 +188,7 @@ static void adam_step2_f64(double *restrict param, const double *restrict grad, 
     const double _c3 = (1.0/sqrt(1 - pow(beta2, t)));
     const double _c4 = eps;
     const double _c5 = lr/(1 - pow(beta1, t));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, max_exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -211,6 +217,7 @@ static void adam_step3_f32(float *restrict param, const float *restrict grad, fl
     const float _c4 = (float)((1.0/sqrt(1 - pow(beta2, t))));
     const float _c5 = (float)(eps);
     const float _c6 = (float)(lr/(1 - pow(beta1, t)));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, max_exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -240,6 +247,7 @@ static void adam_step3_f64(double *restrict param, const double *restrict grad, 
     const double _c4 = (1.0/sqrt(1 - pow(beta2, t)));
     const double _c5 = eps;
     const double _c6 = lr/(1 - pow(beta1, t));
+    /* one pass over the n elements: exp_avg, exp_avg_sq, max_exp_avg_sq, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];

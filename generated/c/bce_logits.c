@@ -90,6 +90,7 @@ static inline double sg_sign_f64(double z) { return (double)((z > 0) - (z < 0));
 void bce_logits_forward_f32(float *restrict loss, const float *restrict z, const float *restrict target, int64_t n_elems)
 {
     float t0;
+    /* t0 = sum(-target*z + Max(0, z) + log1p(exp(-Abs(z)))) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
@@ -98,12 +99,14 @@ void bce_logits_forward_f32(float *restrict loss, const float *restrict z, const
         }
         t0 = (float)_acc;
     }
+    /* loss = t0/n_elems */
     loss[0] = t0/((float)n_elems);
 }
 
 void bce_logits_forward_f64(double *restrict loss, const double *restrict z, const double *restrict target, int64_t n_elems)
 {
     double t0;
+    /* t0 = sum(-target*z + Max(0, z) + log1p(exp(-Abs(z)))) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
@@ -112,11 +115,13 @@ void bce_logits_forward_f64(double *restrict loss, const double *restrict z, con
         }
         t0 = (double)_acc;
     }
+    /* loss = t0/n_elems */
     loss[0] = t0/((double)n_elems);
 }
 
 void bce_logits_backward_f32(float *restrict dz, float dloss, const float *restrict z, const float *restrict target, int64_t n_elems)
 {
+    /* dz = dloss*(-target - sigmoid(-Abs(z))*sign(z) + Heaviside(z))/n_elems */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = dloss*(-target[i0] - sg_sigmoid_f32(-fabsf(z[i0]))*sg_sign_f32(z[i0]) + sg_heaviside_f32(z[i0], 1.0F/2.0F))/((float)n_elems);
@@ -125,6 +130,7 @@ void bce_logits_backward_f32(float *restrict dz, float dloss, const float *restr
 
 void bce_logits_backward_f64(double *restrict dz, double dloss, const double *restrict z, const double *restrict target, int64_t n_elems)
 {
+    /* dz = dloss*(-target - sigmoid(-Abs(z))*sign(z) + Heaviside(z))/n_elems */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = dloss*(-target[i0] - sg_sigmoid_f64(-fabs(z[i0]))*sg_sign_f64(z[i0]) + sg_heaviside_f64(z[i0], 1.0/2.0))/((double)n_elems);

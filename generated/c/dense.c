@@ -134,24 +134,28 @@ int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 
 void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
-    float *restrict t0 = scratch + 0;
-    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, t0, M);
+    float *restrict xW = scratch + 0;
+    /* xW = x W (GEMM) */
+    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, xW, M);
+    /* y = b + xW */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
-            y[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
+            y[M*i0 + i1] = b[i1] + xW[M*i0 + i1];
         }
     }
 }
 
 void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
-    double *restrict t0 = scratch + 0;
-    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, t0, M);
+    double *restrict xW = scratch + 0;
+    /* xW = x W (GEMM) */
+    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, xW, M);
+    /* y = b + xW */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
-            y[M*i0 + i1] = b[i1] + t0[M*i0 + i1];
+            y[M*i0 + i1] = b[i1] + xW[M*i0 + i1];
         }
     }
 }
@@ -167,6 +171,7 @@ int64_t dense_backward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict dy, const float *restrict x, const float *restrict W, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict _part_db = scratch + 0;
+    /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -179,19 +184,23 @@ void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict 
                 }
             }
         }
+        /* db = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < M; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
             db[_i] = (float)_acc;
         }
     }
+    /* dx = dy W^T (GEMM) */
     sg_gemm_f32(0, 1, N, D, M, dy, M, W, M, dx, D);
+    /* dW = x^T dy (GEMM) */
     sg_gemm_f32(1, 0, D, M, N, x, D, dy, M, dW, M);
 }
 
 void dense_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict dy, const double *restrict x, const double *restrict W, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict _part_db = scratch + 0;
+    /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -204,12 +213,15 @@ void dense_backward_f64(double *restrict dx, double *restrict dW, double *restri
                 }
             }
         }
+        /* db = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < M; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
             db[_i] = (double)_acc;
         }
     }
+    /* dx = dy W^T (GEMM) */
     sg_gemm_f64(0, 1, N, D, M, dy, M, W, M, dx, D);
+    /* dW = x^T dy (GEMM) */
     sg_gemm_f64(1, 0, D, M, N, x, D, dy, M, dW, M);
 }

@@ -18,8 +18,8 @@
 
 /* dense_forward: the forward pass
  *
- *   t0 = x @ W
- *   y = b + t0
+ *   xW = x @ W
+ *   y = b + xW
  *
  *   y (N, M): output, overwritten
  *   x (N, D): read

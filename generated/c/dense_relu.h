@@ -18,8 +18,8 @@
 
 /* dense_relu_forward: the forward pass
  *
- *   t0 = x @ W
- *   z = b + t0
+ *   xW = x @ W
+ *   z = b + xW
  *   a = Piecewise((0, z <= 0), (z, True))
  *
  *   a (N, M): output, overwritten

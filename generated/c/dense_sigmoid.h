@@ -18,8 +18,8 @@
 
 /* dense_sigmoid_forward: the forward pass
  *
- *   t0 = x @ W
- *   a = sigmoid(b + t0)
+ *   xW = x @ W
+ *   a = sigmoid(b + xW)
  *
  *   a (N, M): output, overwritten
  *   x (N, D): read

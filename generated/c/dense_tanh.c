@@ -176,24 +176,28 @@ int64_t dense_tanh_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 
 void dense_tanh_forward_f32(float *restrict a, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
-    float *restrict t0 = scratch + 0;
-    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, t0, M);
+    float *restrict xW = scratch + 0;
+    /* xW = x W (GEMM) */
+    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, xW, M);
+    /* a = tanh(b + xW) */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
-            a[M*i0 + i1] = sg_tanh_f32(b[i1] + t0[M*i0 + i1]);
+            a[M*i0 + i1] = sg_tanh_f32(b[i1] + xW[M*i0 + i1]);
         }
     }
 }
 
 void dense_tanh_forward_f64(double *restrict a, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
-    double *restrict t0 = scratch + 0;
-    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, t0, M);
+    double *restrict xW = scratch + 0;
+    /* xW = x W (GEMM) */
+    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, xW, M);
+    /* a = tanh(b + xW) */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
-            a[M*i0 + i1] = tanh(b[i1] + t0[M*i0 + i1]);
+            a[M*i0 + i1] = tanh(b[i1] + xW[M*i0 + i1]);
         }
     }
 }
@@ -210,6 +214,7 @@ void dense_tanh_backward_f32(float *restrict dx, float *restrict dW, float *rest
 {
     float *restrict dz = scratch + 0;
     float *restrict _part_db = scratch + M*N;
+    /* for each of the N rows: dz = da*(1 - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -223,13 +228,16 @@ void dense_tanh_backward_f32(float *restrict dx, float *restrict dW, float *rest
                 }
             }
         }
+        /* db = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < M; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
             db[_i] = (float)_acc;
         }
     }
+    /* dx = dz W^T (GEMM) */
     sg_gemm_f32(0, 1, N, D, M, dz, M, W, M, dx, D);
+    /* dW = x^T dz (GEMM) */
     sg_gemm_f32(1, 0, D, M, N, x, D, dz, M, dW, M);
 }
 
@@ -237,6 +245,7 @@ void dense_tanh_backward_f64(double *restrict dx, double *restrict dW, double *r
 {
     double *restrict dz = scratch + 0;
     double *restrict _part_db = scratch + M*N;
+    /* for each of the N rows: dz = da*(1 - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(M*N)
@@ -250,12 +259,15 @@ void dense_tanh_backward_f64(double *restrict dx, double *restrict dW, double *r
                 }
             }
         }
+        /* db = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < M; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
             db[_i] = (double)_acc;
         }
     }
+    /* dx = dz W^T (GEMM) */
     sg_gemm_f64(0, 1, N, D, M, dz, M, W, M, dx, D);
+    /* dW = x^T dz (GEMM) */
     sg_gemm_f64(1, 0, D, M, N, x, D, dz, M, dW, M);
 }

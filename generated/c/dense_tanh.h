@@ -18,8 +18,8 @@
 
 /* dense_tanh_forward: the forward pass
  *
- *   t0 = x @ W
- *   a = tanh(b + t0)
+ *   xW = x @ W
+ *   a = tanh(b + xW)
  *
  *   a (N, M): output, overwritten
  *   x (N, D): read

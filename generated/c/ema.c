@@ -43,6 +43,7 @@ static void ema_step0_f32(float *restrict avg, const float *restrict x, int64_t 
     (void)t;
     const float _c0 = (float)(beta);
     const float _c1 = (float)(1 - beta);
+    /* one pass over the n elements: avg updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float avg_i = avg[i];
@@ -58,6 +59,7 @@ static void ema_step0_f64(double *restrict avg, const double *restrict x, int64_
     (void)t;
     const double _c0 = beta;
     const double _c1 = 1 - beta;
+    /* one pass over the n elements: avg updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double avg_i = avg[i];
@@ -72,6 +74,7 @@ static void ema_step1_f32(float *restrict avg, const float *restrict x, int64_t 
 {
     (void)t;
     (void)beta;
+    /* one pass over the n elements: avg updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float x_i = x[i];
@@ -85,6 +88,7 @@ static void ema_step1_f64(double *restrict avg, const double *restrict x, int64_
 {
     (void)t;
     (void)beta;
+    /* one pass over the n elements: avg updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double x_i = x[i];

@@ -47,28 +47,33 @@ int64_t layernorm_forward_scratch_size(int64_t N, int64_t D)
 
 void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D)
 {
-    float *restrict t0 = scratch + 0;
-    float *restrict t1 = scratch + N;
+    float *restrict sum_x = scratch + 0;
+    float *restrict sum_xc_sq = scratch + N;
+    /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums sum_x */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
                 _acc += x[D*i0 + i1];
             }
-            t0[i0] = (float)_acc;
+            sum_x[i0] = (float)_acc;
         }
-        mean[i0] = t0[i0]/((float)D);
+        mean[i0] = sum_x[i0]/((float)D);
+        /* pass 2: row sums sum_xc_sq */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
                 _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
             }
-            t1[i0] = (float)_acc;
+            sum_xc_sq[i0] = (float)_acc;
         }
-        rstd[i0] = powf(eps + t1[i0]/((float)D), -1.0F/2.0F);
+        rstd[i0] = powf(eps + sum_xc_sq[i0]/((float)D), -1.0F/2.0F);
+        /* pass 3: y = beta + gamma*xhat */
         {
             const float _r_mean = mean[i0];
             const float _r_rstd = rstd[i0];
@@ -81,28 +86,33 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
 
 void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D)
 {
-    double *restrict t0 = scratch + 0;
-    double *restrict t1 = scratch + N;
+    double *restrict sum_x = scratch + 0;
+    double *restrict sum_xc_sq = scratch + N;
+    /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums sum_x */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
                 _acc += x[D*i0 + i1];
             }
-            t0[i0] = (double)_acc;
+            sum_x[i0] = (double)_acc;
         }
-        mean[i0] = t0[i0]/((double)D);
+        mean[i0] = sum_x[i0]/((double)D);
+        /* pass 2: row sums sum_xc_sq */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < D; ++i1) {
                 _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
             }
-            t1[i0] = (double)_acc;
+            sum_xc_sq[i0] = (double)_acc;
         }
-        rstd[i0] = pow(eps + t1[i0]/((double)D), -1.0/2.0);
+        rstd[i0] = pow(eps + sum_xc_sq[i0]/((double)D), -1.0/2.0);
+        /* pass 3: y = beta + gamma*xhat */
         {
             const double _r_mean = mean[i0];
             const double _r_rstd = rstd[i0];
@@ -124,11 +134,13 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
 {
     float *restrict drstd = scratch + 0;
     float *restrict dvar = scratch + N;
-    float *restrict t2 = scratch + 2*N;
+    float *restrict sum_dxhat = scratch + 2*N;
     float *restrict dmean = scratch + 3*N;
     float *restrict _part_dgamma = scratch + 4*N;
     float *restrict _part_dbeta = scratch + 16*D + 4*N;
-    const float t3 = (1.0F/((((float)D))));
+    /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*xc: the derivation's values, recomputed where they are used */
+    /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
+    const float inv_D = (1.0F/((((float)D))));
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
@@ -138,41 +150,45 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             float *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                /* pass 1: row sums drstd = sum(dxhat*xc), sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
                 {
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
                     {
                         double _acc_drstd = 0.0;
-                        double _acc_t2 = 0.0;
-                        SG_SIMD_SUM(_acc_drstd, _acc_t2)
+                        double _acc_sum_dxhat = 0.0;
+                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dxhat)
                         for (int64_t i1 = 0; i1 < D; ++i1) {
                             _acc_drstd += dy[D*i0 + i1]*gamma[i1]*(-_r_mean + x[D*i0 + i1]);
-                            _acc_t2 += dy[D*i0 + i1]*gamma[i1];
+                            _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
                             _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
                             _p_dbeta[i1] += dy[D*i0 + i1];
                         }
                         drstd[i0] = (float)_acc_drstd;
-                        t2[i0] = (float)_acc_t2;
+                        sum_dxhat[i0] = (float)_acc_sum_dxhat;
                     }
                 }
                 dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
-                dmean[i0] = -rstd[i0]*t2[i0];
+                dmean[i0] = -rstd[i0]*sum_dxhat[i0];
+                /* pass 2: dx = dmean/D + dxhat*rstd + 2*dvar*xc/D */
                 {
                     const float _r_dmean = dmean[i0];
                     const float _r_dvar = dvar[i0];
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
                     for (int64_t i1 = 0; i1 < D; ++i1) {
-                        dx[D*i0 + i1] = _r_dmean*t3 + 2*_r_dvar*t3*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
+                        dx[D*i0 + i1] = _r_dmean*inv_D + 2*_r_dvar*inv_D*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
                     }
                 }
             }
         }
+        /* dgamma = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
             dgamma[_i] = (float)_acc;
         }
+        /* dbeta = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
@@ -185,11 +201,13 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
 {
     double *restrict drstd = scratch + 0;
     double *restrict dvar = scratch + N;
-    double *restrict t2 = scratch + 2*N;
+    double *restrict sum_dxhat = scratch + 2*N;
     double *restrict dmean = scratch + 3*N;
     double *restrict _part_dgamma = scratch + 4*N;
     double *restrict _part_dbeta = scratch + 16*D + 4*N;
-    const double t3 = (1.0/((((double)D))));
+    /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*xc: the derivation's values, recomputed where they are used */
+    /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
+    const double inv_D = (1.0/((((double)D))));
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
@@ -199,41 +217,45 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             double *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                /* pass 1: row sums drstd = sum(dxhat*xc), sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
                 {
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
                     {
                         double _acc_drstd = 0.0;
-                        double _acc_t2 = 0.0;
-                        SG_SIMD_SUM(_acc_drstd, _acc_t2)
+                        double _acc_sum_dxhat = 0.0;
+                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dxhat)
                         for (int64_t i1 = 0; i1 < D; ++i1) {
                             _acc_drstd += dy[D*i0 + i1]*gamma[i1]*(-_r_mean + x[D*i0 + i1]);
-                            _acc_t2 += dy[D*i0 + i1]*gamma[i1];
+                            _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
                             _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
                             _p_dbeta[i1] += dy[D*i0 + i1];
                         }
                         drstd[i0] = (double)_acc_drstd;
-                        t2[i0] = (double)_acc_t2;
+                        sum_dxhat[i0] = (double)_acc_sum_dxhat;
                     }
                 }
                 dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
-                dmean[i0] = -rstd[i0]*t2[i0];
+                dmean[i0] = -rstd[i0]*sum_dxhat[i0];
+                /* pass 2: dx = dmean/D + dxhat*rstd + 2*dvar*xc/D */
                 {
                     const double _r_dmean = dmean[i0];
                     const double _r_dvar = dvar[i0];
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
                     for (int64_t i1 = 0; i1 < D; ++i1) {
-                        dx[D*i0 + i1] = _r_dmean*t3 + 2*_r_dvar*t3*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
+                        dx[D*i0 + i1] = _r_dmean*inv_D + 2*_r_dvar*inv_D*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
                     }
                 }
             }
         }
+        /* dgamma = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
             dgamma[_i] = (double)_acc;
         }
+        /* dbeta = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];

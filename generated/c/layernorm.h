@@ -17,10 +17,10 @@
 
 /* layernorm_forward: the forward pass
  *
- *   t0 = sum(x) over axis 1
- *   mean = t0/D
- *   t1 = sum((x - mean)**2) over axis 1
- *   rstd = 1/sqrt(t1/D + eps)
+ *   sum_x = sum(x) over axis 1
+ *   mean = sum_x/D
+ *   sum_xc_sq = sum((x - mean)**2) over axis 1
+ *   rstd = 1/sqrt(sum_xc_sq/D + eps)
  *   y = beta + gamma*rstd*(x - mean)
  *
  *   y (N, D): output, overwritten
@@ -43,8 +43,8 @@ int64_t layernorm_forward_scratch_size(int64_t N, int64_t D);
  *
  *   drstd = sum(dy*gamma*(x - mean)) over axis 1
  *   dvar = -drstd*rstd**3/2
- *   t2 = sum(dy*gamma) over axis 1
- *   dmean = -rstd*t2
+ *   sum_dxhat = sum(dy*gamma) over axis 1
+ *   dmean = -rstd*sum_dxhat
  *   dx = dmean/D + dy*gamma*rstd + 2*dvar*(x - mean)/D
  *   dgamma = sum(dy*rstd*(x - mean)) over axis 0
  *   dbeta = sum(dy) over axis 0

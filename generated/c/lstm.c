@@ -190,18 +190,26 @@ int64_t lstm_forward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H)
 
 void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT, float *restrict h_steps, float *restrict c_steps, float *restrict o_steps, float *restrict tanh_c_steps, float *restrict g_steps, float *restrict i_steps, float *restrict f_steps, const float *restrict x, const float *restrict h0, const float *restrict c0, const float *restrict W_ih, const float *restrict W_hh, const float *restrict b_ih, const float *restrict b_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
-    float *restrict t0_steps = scratch + 0;
-    float *restrict t1 = scratch + 4*H*N*T;
+    float *restrict xW_ih_steps = scratch + 0;
+    float *restrict hW_hh = scratch + 4*H*N*T;
     float *restrict gates = scratch + 4*H*N*T + 4*H*N;
+    /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
-    sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, t0_steps, 4*H);
+    /* before the time loop, for all T steps at once: what does not read the state */
+    /* xW_ih = x W_ih^T (GEMM) */
+    sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, xW_ih_steps, 4*H);
+    /* the time loop: one step of the cell for t = 0 .. T-1 */
     for (int64_t _t = 0; _t < T; ++_t) {
-        sg_gemm_f32(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, t1, 4*H);
+        /* hW_hh = h W_hh^T (GEMM) */
+        sg_gemm_f32(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, hW_hh, 4*H);
+        /* for each of the N rows: 2 passes over the row */
         for (int64_t i0 = 0; i0 < N; ++i0) {
+            /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
             for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + t0_steps[4*H*N*_t + 4*H*i0 + i1] + t1[4*H*i0 + i1];
+                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
             }
+            /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
             for (int64_t i1 = 0; i1 < H; ++i1) {
                 o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + 3*H + i1]);
                 f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + H + i1]);
@@ -213,6 +221,7 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
             }
         }
     }
+    /* after the time loop: hs, hT, cT (copies out of the state buffers) */
     for (int64_t _i = 0; _i < H*N*T; ++_i) hs[_i] = h_steps[H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) cT[_i] = c_steps[T*H*N + _i];
@@ -220,18 +229,26 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
 
 void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict cT, double *restrict h_steps, double *restrict c_steps, double *restrict o_steps, double *restrict tanh_c_steps, double *restrict g_steps, double *restrict i_steps, double *restrict f_steps, const double *restrict x, const double *restrict h0, const double *restrict c0, const double *restrict W_ih, const double *restrict W_hh, const double *restrict b_ih, const double *restrict b_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
-    double *restrict t0_steps = scratch + 0;
-    double *restrict t1 = scratch + 4*H*N*T;
+    double *restrict xW_ih_steps = scratch + 0;
+    double *restrict hW_hh = scratch + 4*H*N*T;
     double *restrict gates = scratch + 4*H*N*T + 4*H*N;
+    /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
-    sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, t0_steps, 4*H);
+    /* before the time loop, for all T steps at once: what does not read the state */
+    /* xW_ih = x W_ih^T (GEMM) */
+    sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, xW_ih_steps, 4*H);
+    /* the time loop: one step of the cell for t = 0 .. T-1 */
     for (int64_t _t = 0; _t < T; ++_t) {
-        sg_gemm_f64(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, t1, 4*H);
+        /* hW_hh = h W_hh^T (GEMM) */
+        sg_gemm_f64(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, hW_hh, 4*H);
+        /* for each of the N rows: 2 passes over the row */
         for (int64_t i0 = 0; i0 < N; ++i0) {
+            /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
             for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + t0_steps[4*H*N*_t + 4*H*i0 + i1] + t1[4*H*i0 + i1];
+                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
             }
+            /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
             for (int64_t i1 = 0; i1 < H; ++i1) {
                 o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + 3*H + i1]);
                 f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + H + i1]);
@@ -243,6 +260,7 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
             }
         }
     }
+    /* after the time loop: hs, hT, cT (copies out of the state buffers) */
     for (int64_t _i = 0; _i < H*N*T; ++_i) hs[_i] = h_steps[H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) cT[_i] = c_steps[T*H*N + _i];
@@ -267,9 +285,11 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
     float *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N;
     const float *_gin_h = dhT;
     const float *_gin_c = dcT;
+    /* the time loop, backward: t = T-1 .. 0; the state gradients dh, dc flow back through two buffers each, used in turn */
     for (int64_t _t = T - 1; _t >= 0; --_t) {
         float *_gout_h = _t == 0 ? dh0 : (_gin_h == _gh_0 ? _gh_1 : _gh_0);
         float *_gout_c = _t == 0 ? dc0 : (_gin_c == _gc_0 ? _gc_1 : _gc_0);
+        /* for each of the N rows: dgates = [t7 | t8 | t9 | t10], dc = f*(dc_new + dh_new*o*(1 - tanh_c**2)) */
         for (int64_t i0 = 0; i0 < N; ++i0) {
             for (int64_t i1 = 0; i1 < H; ++i1) {
                 dgates_steps[4*H*N*_t + 4*H*i0 + i1] = g_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((i_steps[H*N*_t + H*i0 + i1])*(i_steps[H*N*_t + H*i0 + i1])) + i_steps[H*N*_t + H*i0 + i1]);
@@ -279,12 +299,16 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
                 _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
             }
         }
+        /* dh = dgates W_hh (GEMM) */
         sg_gemm_f32(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, _gout_h, H);
         _gin_h = _gout_h;
         _gin_c = _gout_c;
     }
+    /* no steps (T == 0): dh0 = dhT, dc0 = dcT */
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dh0[_i] = dhT[_i];
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dc0[_i] = dcT[_i];
+    /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
+    /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
         const int64_t _nc = N*T < 16 ? N*T : 16;
         SG_PARALLEL_FOR(4*H*N*T)
@@ -297,18 +321,23 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
                 }
             }
         }
+        /* db_ih = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < 4*H; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db_ih[_k*4*H + _i];
             db_ih[_i] = (float)_acc;
         }
     }
+    /* db_hh = copy of db_ih */
     SG_PARALLEL_FOR(4*H)
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
+    /* dx = dgates W_ih (GEMM) */
     sg_gemm_f32(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, dx, D);
+    /* dW_ih = dgates^T x (GEMM) */
     sg_gemm_f32(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, dW_ih, D);
+    /* dW_hh = dgates^T h (GEMM) */
     sg_gemm_f32(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, dW_hh, H);
 }
 
@@ -322,9 +351,11 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
     double *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N;
     const double *_gin_h = dhT;
     const double *_gin_c = dcT;
+    /* the time loop, backward: t = T-1 .. 0; the state gradients dh, dc flow back through two buffers each, used in turn */
     for (int64_t _t = T - 1; _t >= 0; --_t) {
         double *_gout_h = _t == 0 ? dh0 : (_gin_h == _gh_0 ? _gh_1 : _gh_0);
         double *_gout_c = _t == 0 ? dc0 : (_gin_c == _gc_0 ? _gc_1 : _gc_0);
+        /* for each of the N rows: dgates = [t7 | t8 | t9 | t10], dc = f*(dc_new + dh_new*o*(1 - tanh_c**2)) */
         for (int64_t i0 = 0; i0 < N; ++i0) {
             for (int64_t i1 = 0; i1 < H; ++i1) {
                 dgates_steps[4*H*N*_t + 4*H*i0 + i1] = g_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((i_steps[H*N*_t + H*i0 + i1])*(i_steps[H*N*_t + H*i0 + i1])) + i_steps[H*N*_t + H*i0 + i1]);
@@ -334,12 +365,16 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
                 _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
             }
         }
+        /* dh = dgates W_hh (GEMM) */
         sg_gemm_f64(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, _gout_h, H);
         _gin_h = _gout_h;
         _gin_c = _gout_c;
     }
+    /* no steps (T == 0): dh0 = dhT, dc0 = dcT */
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dh0[_i] = dhT[_i];
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dc0[_i] = dcT[_i];
+    /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
+    /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
         const int64_t _nc = N*T < 16 ? N*T : 16;
         SG_PARALLEL_FOR(4*H*N*T)
@@ -352,17 +387,22 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
                 }
             }
         }
+        /* db_ih = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < 4*H; ++_i) {
             double _acc = 0.0;
             for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db_ih[_k*4*H + _i];
             db_ih[_i] = (double)_acc;
         }
     }
+    /* db_hh = copy of db_ih */
     SG_PARALLEL_FOR(4*H)
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
+    /* dx = dgates W_ih (GEMM) */
     sg_gemm_f64(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, dx, D);
+    /* dW_ih = dgates^T x (GEMM) */
     sg_gemm_f64(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, dW_ih, D);
+    /* dW_hh = dgates^T h (GEMM) */
     sg_gemm_f64(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, dW_hh, H);
 }

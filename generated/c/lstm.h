@@ -12,9 +12,9 @@
  *   H = hidden units
  *
  * One step (the cell), forward:
- *   t0 = x @ W_ih.T
- *   t1 = h @ W_hh.T
- *   gates = b_hh + b_ih + t0 + t1
+ *   xW_ih = x @ W_ih.T
+ *   hW_hh = h @ W_hh.T
+ *   gates = b_hh + b_ih + hW_hh + xW_ih
  *   t2 = gates[..., 3*H:4*H]
  *   o = sigmoid(t2)
  *   t3 = gates[..., H:2*H]
@@ -43,7 +43,7 @@
  * Forward runs the cell for t = 0 .. T-1; backward runs the cell's backward for
  * t = T-1 .. 0 (back-propagation through time).
  * Computed for all steps at once before the loop (one matrix product over T*N rows):
- *   t0 = x @ W_ih.T
+ *   xW_ih = x @ W_ih.T
  * Computed after the backward loop over all steps at once (sums over t for the parameters):
  *   dx = dgates @ W_ih
  *   dW_ih = dgates.T @ x

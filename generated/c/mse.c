@@ -41,6 +41,7 @@
 void mse_forward_f32(float *restrict loss, const float *restrict pred, const float *restrict target, int64_t n_elems)
 {
     float t0;
+    /* t0 = sum((pred - target)**2) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
@@ -49,12 +50,14 @@ void mse_forward_f32(float *restrict loss, const float *restrict pred, const flo
         }
         t0 = (float)_acc;
     }
+    /* loss = t0/n_elems */
     loss[0] = t0/((float)n_elems);
 }
 
 void mse_forward_f64(double *restrict loss, const double *restrict pred, const double *restrict target, int64_t n_elems)
 {
     double t0;
+    /* t0 = sum((pred - target)**2) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
@@ -63,11 +66,13 @@ void mse_forward_f64(double *restrict loss, const double *restrict pred, const d
         }
         t0 = (double)_acc;
     }
+    /* loss = t0/n_elems */
     loss[0] = t0/((double)n_elems);
 }
 
 void mse_backward_f32(float *restrict dpred, float dloss, const float *restrict pred, const float *restrict target, int64_t n_elems)
 {
+    /* dpred = dloss*(-2*target + 2*pred)/n_elems */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dpred[i0] = dloss*(2*pred[i0] - 2*target[i0])/((float)n_elems);
@@ -76,6 +81,7 @@ void mse_backward_f32(float *restrict dpred, float dloss, const float *restrict 
 
 void mse_backward_f64(double *restrict dpred, double dloss, const double *restrict pred, const double *restrict target, int64_t n_elems)
 {
+    /* dpred = dloss*(-2*target + 2*pred)/n_elems */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dpred[i0] = dloss*(2*pred[i0] - 2*target[i0])/((double)n_elems);

@@ -40,6 +40,7 @@
 
 void relu_forward_f32(float *restrict a, const float *restrict z, int64_t n_elems)
 {
+    /* a = Piecewise((0, z <= 0), (z, True)) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = ((z[i0] <= 0) ? (0) : (z[i0]));
@@ -48,6 +49,7 @@ void relu_forward_f32(float *restrict a, const float *restrict z, int64_t n_elem
 
 void relu_forward_f64(double *restrict a, const double *restrict z, int64_t n_elems)
 {
+    /* a = Piecewise((0, z <= 0), (z, True)) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = ((z[i0] <= 0) ? (0) : (z[i0]));
@@ -56,6 +58,7 @@ void relu_forward_f64(double *restrict a, const double *restrict z, int64_t n_el
 
 void relu_backward_f32(float *restrict dz, const float *restrict da, const float *restrict z, int64_t n_elems)
 {
+    /* dz = da*Piecewise((0, z <= 0), (1, True)) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*((z[i0] <= 0) ? (0) : (1));
@@ -64,6 +67,7 @@ void relu_backward_f32(float *restrict dz, const float *restrict da, const float
 
 void relu_backward_f64(double *restrict dz, const double *restrict da, const double *restrict z, int64_t n_elems)
 {
+    /* dz = da*Piecewise((0, z <= 0), (1, True)) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*((z[i0] <= 0) ? (0) : (1));

@@ -49,6 +49,7 @@ static void rmsprop_step0_f32(float *restrict param, const float *restrict grad,
     const float _c1 = (float)(1 - alpha);
     const float _c2 = (float)(eps);
     const float _c3 = (float)(lr);
+    /* one pass over the n elements: square_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -73,6 +74,7 @@ static void rmsprop_step0_f64(double *restrict param, const double *restrict gra
     const double _c1 = 1 - alpha;
     const double _c2 = eps;
     const double _c3 = lr;
+    /* one pass over the n elements: square_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -97,6 +99,7 @@ static void rmsprop_step1_f32(float *restrict param, const float *restrict grad,
     const float _c2 = (float)(1 - alpha);
     const float _c3 = (float)(eps);
     const float _c4 = (float)(lr);
+    /* one pass over the n elements: square_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -122,6 +125,7 @@ static void rmsprop_step1_f64(double *restrict param, const double *restrict gra
     const double _c2 = 1 - alpha;
     const double _c3 = eps;
     const double _c4 = lr;
+    /* one pass over the n elements: square_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -146,6 +150,7 @@ static void rmsprop_step2_f32(float *restrict param, const float *restrict grad,
     const float _c2 = (float)(eps);
     const float _c3 = (float)(momentum);
     const float _c4 = (float)(lr);
+    /* one pass over the n elements: square_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -172,6 +177,7 @@ static void rmsprop_step2_f64(double *restrict param, const double *restrict gra
     const double _c2 = eps;
     const double _c3 = momentum;
     const double _c4 = lr;
+    /* one pass over the n elements: square_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -198,6 +204,7 @@ static void rmsprop_step3_f32(float *restrict param, const float *restrict grad,
     const float _c3 = (float)(eps);
     const float _c4 = (float)(momentum);
     const float _c5 = (float)(lr);
+    /* one pass over the n elements: square_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -225,6 +232,7 @@ static void rmsprop_step3_f64(double *restrict param, const double *restrict gra
     const double _c3 = eps;
     const double _c4 = momentum;
     const double _c5 = lr;
+    /* one pass over the n elements: square_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -253,6 +261,7 @@ static void rmsprop_step4_f32(float *restrict param, const float *restrict grad,
     const float _c1 = (float)(alpha);
     const float _c2 = (float)(eps);
     const float _c3 = (float)(lr);
+    /* one pass over the n elements: square_avg, grad_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -280,6 +289,7 @@ static void rmsprop_step4_f64(double *restrict param, const double *restrict gra
     const double _c1 = alpha;
     const double _c2 = eps;
     const double _c3 = lr;
+    /* one pass over the n elements: square_avg, grad_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -307,6 +317,7 @@ static void rmsprop_step5_f32(float *restrict param, const float *restrict grad,
     const float _c2 = (float)(alpha);
     const float _c3 = (float)(eps);
     const float _c4 = (float)(lr);
+    /* one pass over the n elements: square_avg, grad_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -335,6 +346,7 @@ static void rmsprop_step5_f64(double *restrict param, const double *restrict gra
     const double _c2 = alpha;
     const double _c3 = eps;
     const double _c4 = lr;
+    /* one pass over the n elements: square_avg, grad_avg, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -362,6 +374,7 @@ static void rmsprop_step6_f32(float *restrict param, const float *restrict grad,
     const float _c2 = (float)(eps);
     const float _c3 = (float)(momentum);
     const float _c4 = (float)(lr);
+    /* one pass over the n elements: square_avg, grad_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -391,6 +404,7 @@ static void rmsprop_step6_f64(double *restrict param, const double *restrict gra
     const double _c2 = eps;
     const double _c3 = momentum;
     const double _c4 = lr;
+    /* one pass over the n elements: square_avg, grad_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -420,6 +434,7 @@ static void rmsprop_step7_f32(float *restrict param, const float *restrict grad,
     const float _c3 = (float)(eps);
     const float _c4 = (float)(momentum);
     const float _c5 = (float)(lr);
+    /* one pass over the n elements: square_avg, grad_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -450,6 +465,7 @@ static void rmsprop_step7_f64(double *restrict param, const double *restrict gra
     const double _c3 = eps;
     const double _c4 = momentum;
     const double _c5 = lr;
+    /* one pass over the n elements: square_avg, grad_avg, momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];

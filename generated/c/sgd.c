@@ -46,6 +46,7 @@ static void sgd_step0_f32(float *restrict param, const float *restrict grad, flo
     (void)dampening;
     (void)weight_decay;
     const float _c0 = (float)(lr);
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -64,6 +65,7 @@ static void sgd_step0_f64(double *restrict param, const double *restrict grad, d
     (void)dampening;
     (void)weight_decay;
     const double _c0 = lr;
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -82,6 +84,7 @@ static void sgd_step1_f32(float *restrict param, const float *restrict grad, flo
     (void)dampening;
     const float _c0 = (float)(weight_decay);
     const float _c1 = (float)(lr);
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -100,6 +103,7 @@ static void sgd_step1_f64(double *restrict param, const double *restrict grad, d
     (void)dampening;
     const double _c0 = weight_decay;
     const double _c1 = lr;
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -117,6 +121,7 @@ static void sgd_step2_f32(float *restrict param, const float *restrict grad, flo
     const float _c0 = (float)(1 - dampening);
     const float _c1 = (float)(momentum);
     const float _c2 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -137,6 +142,7 @@ static void sgd_step2_f64(double *restrict param, const double *restrict grad, d
     const double _c0 = 1 - dampening;
     const double _c1 = momentum;
     const double _c2 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -157,6 +163,7 @@ static void sgd_step3_f32(float *restrict param, const float *restrict grad, flo
     const float _c1 = (float)(weight_decay);
     const float _c2 = (float)(1 - dampening);
     const float _c3 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -177,6 +184,7 @@ static void sgd_step3_f64(double *restrict param, const double *restrict grad, d
     const double _c1 = weight_decay;
     const double _c2 = 1 - dampening;
     const double _c3 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -197,6 +205,7 @@ static void sgd_step4_f32(float *restrict param, const float *restrict grad, flo
     (void)dampening;
     (void)weight_decay;
     const float _c0 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -216,6 +225,7 @@ static void sgd_step4_f64(double *restrict param, const double *restrict grad, d
     (void)dampening;
     (void)weight_decay;
     const double _c0 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -235,6 +245,7 @@ static void sgd_step5_f32(float *restrict param, const float *restrict grad, flo
     (void)dampening;
     const float _c0 = (float)(weight_decay);
     const float _c1 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -254,6 +265,7 @@ static void sgd_step5_f64(double *restrict param, const double *restrict grad, d
     (void)dampening;
     const double _c0 = weight_decay;
     const double _c1 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -274,6 +286,7 @@ static void sgd_step6_f32(float *restrict param, const float *restrict grad, flo
     (void)dampening;
     (void)weight_decay;
     const float _c0 = (float)(lr);
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -292,6 +305,7 @@ static void sgd_step6_f64(double *restrict param, const double *restrict grad, d
     (void)dampening;
     (void)weight_decay;
     const double _c0 = lr;
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -310,6 +324,7 @@ static void sgd_step7_f32(float *restrict param, const float *restrict grad, flo
     (void)dampening;
     const float _c0 = (float)(weight_decay);
     const float _c1 = (float)(lr);
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -328,6 +343,7 @@ static void sgd_step7_f64(double *restrict param, const double *restrict grad, d
     (void)dampening;
     const double _c0 = weight_decay;
     const double _c1 = lr;
+    /* one pass over the n elements: param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -345,6 +361,7 @@ static void sgd_step8_f32(float *restrict param, const float *restrict grad, flo
     const float _c0 = (float)(momentum);
     const float _c1 = (float)(1 - dampening);
     const float _c2 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -365,6 +382,7 @@ static void sgd_step8_f64(double *restrict param, const double *restrict grad, d
     const double _c0 = momentum;
     const double _c1 = 1 - dampening;
     const double _c2 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -385,6 +403,7 @@ static void sgd_step9_f32(float *restrict param, const float *restrict grad, flo
     const float _c1 = (float)(weight_decay);
     const float _c2 = (float)(1 - dampening);
     const float _c3 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -405,6 +424,7 @@ static void sgd_step9_f64(double *restrict param, const double *restrict grad, d
     const double _c1 = weight_decay;
     const double _c2 = 1 - dampening;
     const double _c3 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -425,6 +445,7 @@ static void sgd_step10_f32(float *restrict param, const float *restrict grad, fl
     (void)dampening;
     (void)weight_decay;
     const float _c0 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -444,6 +465,7 @@ static void sgd_step10_f64(double *restrict param, const double *restrict grad, 
     (void)dampening;
     (void)weight_decay;
     const double _c0 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -463,6 +485,7 @@ static void sgd_step11_f32(float *restrict param, const float *restrict grad, fl
     (void)dampening;
     const float _c0 = (float)(weight_decay);
     const float _c1 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -482,6 +505,7 @@ static void sgd_step11_f64(double *restrict param, const double *restrict grad, 
     (void)dampening;
     const double _c0 = weight_decay;
     const double _c1 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -501,6 +525,7 @@ static void sgd_step12_f32(float *restrict param, const float *restrict grad, fl
     const float _c0 = (float)(1 - dampening);
     const float _c1 = (float)(momentum);
     const float _c2 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -521,6 +546,7 @@ static void sgd_step12_f64(double *restrict param, const double *restrict grad, 
     const double _c0 = 1 - dampening;
     const double _c1 = momentum;
     const double _c2 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -541,6 +567,7 @@ static void sgd_step13_f32(float *restrict param, const float *restrict grad, fl
     const float _c1 = (float)(1 - dampening);
     const float _c2 = (float)(momentum);
     const float _c3 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -562,6 +589,7 @@ static void sgd_step13_f64(double *restrict param, const double *restrict grad, 
     const double _c1 = 1 - dampening;
     const double _c2 = momentum;
     const double _c3 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -583,6 +611,7 @@ static void sgd_step14_f32(float *restrict param, const float *restrict grad, fl
     (void)weight_decay;
     const float _c0 = (float)(momentum);
     const float _c1 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -602,6 +631,7 @@ static void sgd_step14_f64(double *restrict param, const double *restrict grad, 
     (void)weight_decay;
     const double _c0 = momentum;
     const double _c1 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -621,6 +651,7 @@ static void sgd_step15_f32(float *restrict param, const float *restrict grad, fl
     const float _c0 = (float)(weight_decay);
     const float _c1 = (float)(momentum);
     const float _c2 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -641,6 +672,7 @@ static void sgd_step15_f64(double *restrict param, const double *restrict grad, 
     const double _c0 = weight_decay;
     const double _c1 = momentum;
     const double _c2 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -661,6 +693,7 @@ static void sgd_step16_f32(float *restrict param, const float *restrict grad, fl
     const float _c0 = (float)(momentum);
     const float _c1 = (float)(1 - dampening);
     const float _c2 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -681,6 +714,7 @@ static void sgd_step16_f64(double *restrict param, const double *restrict grad, 
     const double _c0 = momentum;
     const double _c1 = 1 - dampening;
     const double _c2 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -701,6 +735,7 @@ static void sgd_step17_f32(float *restrict param, const float *restrict grad, fl
     const float _c1 = (float)(1 - dampening);
     const float _c2 = (float)(momentum);
     const float _c3 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -722,6 +757,7 @@ static void sgd_step17_f64(double *restrict param, const double *restrict grad, 
     const double _c1 = 1 - dampening;
     const double _c2 = momentum;
     const double _c3 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -743,6 +779,7 @@ static void sgd_step18_f32(float *restrict param, const float *restrict grad, fl
     (void)weight_decay;
     const float _c0 = (float)(momentum);
     const float _c1 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -763,6 +800,7 @@ static void sgd_step18_f64(double *restrict param, const double *restrict grad, 
     (void)weight_decay;
     const double _c0 = momentum;
     const double _c1 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -783,6 +821,7 @@ static void sgd_step19_f32(float *restrict param, const float *restrict grad, fl
     const float _c0 = (float)(weight_decay);
     const float _c1 = (float)(momentum);
     const float _c2 = (float)(lr);
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -803,6 +842,7 @@ static void sgd_step19_f64(double *restrict param, const double *restrict grad, 
     const double _c0 = weight_decay;
     const double _c1 = momentum;
     const double _c2 = lr;
+    /* one pass over the n elements: momentum_buffer, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];

@@ -83,6 +83,7 @@ static inline double sg_sigmoid_f64(double z)
 
 void sigmoid_forward_f32(float *restrict a, const float *restrict z, int64_t n_elems)
 {
+    /* a = sigmoid(z) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = sg_sigmoid_f32(z[i0]);
@@ -91,6 +92,7 @@ void sigmoid_forward_f32(float *restrict a, const float *restrict z, int64_t n_e
 
 void sigmoid_forward_f64(double *restrict a, const double *restrict z, int64_t n_elems)
 {
+    /* a = sigmoid(z) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = sg_sigmoid_f64(z[i0]);
@@ -99,6 +101,7 @@ void sigmoid_forward_f64(double *restrict a, const double *restrict z, int64_t n
 
 void sigmoid_backward_f32(float *restrict dz, const float *restrict da, const float *restrict a, int64_t n_elems)
 {
+    /* dz = da*(a - a**2) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);
@@ -107,6 +110,7 @@ void sigmoid_backward_f32(float *restrict dz, const float *restrict da, const fl
 
 void sigmoid_backward_f64(double *restrict dz, const double *restrict da, const double *restrict a, int64_t n_elems)
 {
+    /* dz = da*(a - a**2) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(-((a[i0])*(a[i0])) + a[i0]);

@@ -79,28 +79,32 @@ int64_t softmax_forward_scratch_size(int64_t N, int64_t C)
 
 void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t1, const float *restrict z, float *restrict scratch, int64_t N, int64_t C)
 {
-    float *restrict t0 = scratch + 0;
+    float *restrict max_z = scratch + 0;
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima max_z */
         {
             float _acc = -INFINITY;
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc = sg_max_f32(_acc, z[C*i0 + i1]);
             }
-            t0[i0] = (float)_acc;
+            max_z[i0] = (float)_acc;
         }
+        /* pass 2: e = exp(z - max_z); row sums t1 = sum(e) */
         {
-            const float _r_t0 = t0[i0];
+            const float _r_max_z = max_z[i0];
             {
                 double _acc_t1 = 0.0;
                 SG_SIMD_SUM(_acc_t1)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    e[C*i0 + i1] = sg_exp_f32(-_r_t0 + z[C*i0 + i1]);
+                    e[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
                     _acc_t1 += e[C*i0 + i1];
                 }
                 t1[i0] = (float)_acc_t1;
             }
         }
+        /* pass 3: a = e/t1 */
         {
             const float _r_t1 = t1[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -112,28 +116,32 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
 
 void softmax_forward_f64(double *restrict a, double *restrict e, double *restrict t1, const double *restrict z, double *restrict scratch, int64_t N, int64_t C)
 {
-    double *restrict t0 = scratch + 0;
+    double *restrict max_z = scratch + 0;
+    /* for each of the N rows: 3 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima max_z */
         {
             double _acc = -INFINITY;
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc = sg_max_f64(_acc, z[C*i0 + i1]);
             }
-            t0[i0] = (double)_acc;
+            max_z[i0] = (double)_acc;
         }
+        /* pass 2: e = exp(z - max_z); row sums t1 = sum(e) */
         {
-            const double _r_t0 = t0[i0];
+            const double _r_max_z = max_z[i0];
             {
                 double _acc_t1 = 0.0;
                 SG_SIMD_SUM(_acc_t1)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    e[C*i0 + i1] = exp(-_r_t0 + z[C*i0 + i1]);
+                    e[C*i0 + i1] = exp(-_r_max_z + z[C*i0 + i1]);
                     _acc_t1 += e[C*i0 + i1];
                 }
                 t1[i0] = (double)_acc_t1;
             }
         }
+        /* pass 3: a = e/t1 */
         {
             const double _r_t1 = t1[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -152,22 +160,25 @@ int64_t softmax_backward_scratch_size(int64_t N, int64_t C)
 
 void softmax_backward_f32(float *restrict dz, const float *restrict da, const float *restrict e, const float *restrict t1, float *restrict scratch, int64_t N, int64_t C)
 {
-    float *restrict t2 = scratch + 0;
+    float *restrict sum_da_e = scratch + 0;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums sum_da_e */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc += da[C*i0 + i1]*e[C*i0 + i1];
             }
-            t2[i0] = (float)_acc;
+            sum_da_e[i0] = (float)_acc;
         }
+        /* pass 2: dz = e*(da/t1 - sum_da_e/t1**2) */
         {
             const float _r_t1 = t1[i0];
-            const float _r_t2 = t2[i0];
+            const float _r_sum_da_e = sum_da_e[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/_r_t1 - _r_t2/((_r_t1)*(_r_t1)));
+                dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/_r_t1 - _r_sum_da_e/((_r_t1)*(_r_t1)));
             }
         }
     }
@@ -175,22 +186,25 @@ void softmax_backward_f32(float *restrict dz, const float *restrict da, const fl
 
 void softmax_backward_f64(double *restrict dz, const double *restrict da, const double *restrict e, const double *restrict t1, double *restrict scratch, int64_t N, int64_t C)
 {
-    double *restrict t2 = scratch + 0;
+    double *restrict sum_da_e = scratch + 0;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums sum_da_e */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc += da[C*i0 + i1]*e[C*i0 + i1];
             }
-            t2[i0] = (double)_acc;
+            sum_da_e[i0] = (double)_acc;
         }
+        /* pass 2: dz = e*(da/t1 - sum_da_e/t1**2) */
         {
             const double _r_t1 = t1[i0];
-            const double _r_t2 = t2[i0];
+            const double _r_sum_da_e = sum_da_e[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/_r_t1 - _r_t2/((_r_t1)*(_r_t1)));
+                dz[C*i0 + i1] = e[C*i0 + i1]*(da[C*i0 + i1]/_r_t1 - _r_sum_da_e/((_r_t1)*(_r_t1)));
             }
         }
     }

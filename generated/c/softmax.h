@@ -17,8 +17,8 @@
 
 /* softmax_forward: the forward pass
  *
- *   t0 = max(z) over axis 1
- *   e = exp(z - t0)
+ *   max_z = max(z) over axis 1
+ *   e = exp(z - max_z)
  *   t1 = sum(e) over axis 1
  *   a = e/t1
  *
@@ -37,8 +37,8 @@ int64_t softmax_forward_scratch_size(int64_t N, int64_t C);
 
 /* softmax_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
- *   t2 = sum(da*e) over axis 1
- *   dz = e*(da/t1 - t2/t1**2)
+ *   sum_da_e = sum(da*e) over axis 1
+ *   dz = e*(da/t1 - sum_da_e/t1**2)
  *
  *   dz (N, C): gradient, overwritten (not accumulated)
  *   da (N, C): upstream gradient, read

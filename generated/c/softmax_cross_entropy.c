@@ -79,97 +79,108 @@ int64_t softmax_cross_entropy_forward_scratch_size(int64_t N, int64_t C)
 
 void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2, float *restrict t3, float *restrict t1, const float *restrict z, const int64_t *restrict target, float *restrict scratch, int64_t N, int64_t C)
 {
-    float *restrict t0 = scratch + 0;
+    float *restrict max_z = scratch + 0;
     float *restrict t4 = scratch + N;
     float t5;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima max_z; one-hot t3 = one_hot(target, C); row sums t4 = sum(t3*z) */
         {
-            float _acc_t0 = -INFINITY;
+            float _acc_max_z = -INFINITY;
             double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc_t0 = sg_max_f32(_acc_t0, z[C*i0 + i1]);
+                _acc_max_z = sg_max_f32(_acc_max_z, z[C*i0 + i1]);
                 t3[C*i0 + i1] = (target[i0] == i1) ? 1.0F : 0.0F;
                 _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
             }
-            t0[i0] = (float)_acc_t0;
+            max_z[i0] = (float)_acc_max_z;
             t4[i0] = (float)_acc_t4;
         }
+        /* pass 2: t1 = exp(z - max_z); row sums t2 = sum(t1) */
         {
-            const float _r_t0 = t0[i0];
+            const float _r_max_z = max_z[i0];
             {
                 double _acc_t2 = 0.0;
                 SG_SIMD_SUM(_acc_t2)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    t1[C*i0 + i1] = sg_exp_f32(-_r_t0 + z[C*i0 + i1]);
+                    t1[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
                     _acc_t2 += t1[C*i0 + i1];
                 }
                 t2[i0] = (float)_acc_t2;
             }
         }
     }
+    /* t5 = sum(max_z - t4 + log(t2)) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < N; ++i0) {
-            _acc += t0[i0] - t4[i0] + logf(t2[i0]);
+            _acc += max_z[i0] - t4[i0] + logf(t2[i0]);
         }
         t5 = (float)_acc;
     }
+    /* loss = t5/N */
     loss[0] = t5/((float)N);
 }
 
 void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t2, double *restrict t3, double *restrict t1, const double *restrict z, const int64_t *restrict target, double *restrict scratch, int64_t N, int64_t C)
 {
-    double *restrict t0 = scratch + 0;
+    double *restrict max_z = scratch + 0;
     double *restrict t4 = scratch + N;
     double t5;
+    /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row maxima max_z; one-hot t3 = one_hot(target, C); row sums t4 = sum(t3*z) */
         {
-            double _acc_t0 = -INFINITY;
+            double _acc_max_z = -INFINITY;
             double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                _acc_t0 = sg_max_f64(_acc_t0, z[C*i0 + i1]);
+                _acc_max_z = sg_max_f64(_acc_max_z, z[C*i0 + i1]);
                 t3[C*i0 + i1] = (target[i0] == i1) ? 1.0 : 0.0;
                 _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
             }
-            t0[i0] = (double)_acc_t0;
+            max_z[i0] = (double)_acc_max_z;
             t4[i0] = (double)_acc_t4;
         }
+        /* pass 2: t1 = exp(z - max_z); row sums t2 = sum(t1) */
         {
-            const double _r_t0 = t0[i0];
+            const double _r_max_z = max_z[i0];
             {
                 double _acc_t2 = 0.0;
                 SG_SIMD_SUM(_acc_t2)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    t1[C*i0 + i1] = exp(-_r_t0 + z[C*i0 + i1]);
+                    t1[C*i0 + i1] = exp(-_r_max_z + z[C*i0 + i1]);
                     _acc_t2 += t1[C*i0 + i1];
                 }
                 t2[i0] = (double)_acc_t2;
             }
         }
     }
+    /* t5 = sum(max_z - t4 + log(t2)) over all elements */
     {
         double _acc = 0.0;
         SG_SIMD_SUM(_acc)
         for (int64_t i0 = 0; i0 < N; ++i0) {
-            _acc += t0[i0] - t4[i0] + log(t2[i0]);
+            _acc += max_z[i0] - t4[i0] + log(t2[i0]);
         }
         t5 = (double)_acc;
     }
+    /* loss = t5/N */
     loss[0] = t5/((double)N);
 }
 
 void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const float *restrict t2, const float *restrict t3, const float *restrict t1, int64_t N, int64_t C)
 {
-    const float t6 = dloss/((float)N);
+    /* dz = -dloss*t3/N + dloss*t1/(t2*N) */
+    const float dloss_inv_N = dloss/((float)N);
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             const float _r_t2 = t2[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                dz[C*i0 + i1] = t1[C*i0 + i1]*t6/_r_t2 - t3[C*i0 + i1]*t6;
+                dz[C*i0 + i1] = t1[C*i0 + i1]*dloss_inv_N/_r_t2 - t3[C*i0 + i1]*dloss_inv_N;
             }
         }
     }
@@ -177,13 +188,14 @@ void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const f
 
 void softmax_cross_entropy_backward_f64(double *restrict dz, double dloss, const double *restrict t2, const double *restrict t3, const double *restrict t1, int64_t N, int64_t C)
 {
-    const double t6 = dloss/((double)N);
+    /* dz = -dloss*t3/N + dloss*t1/(t2*N) */
+    const double dloss_inv_N = dloss/((double)N);
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         {
             const double _r_t2 = t2[i0];
             for (int64_t i1 = 0; i1 < C; ++i1) {
-                dz[C*i0 + i1] = t1[C*i0 + i1]*t6/_r_t2 - t3[C*i0 + i1]*t6;
+                dz[C*i0 + i1] = t1[C*i0 + i1]*dloss_inv_N/_r_t2 - t3[C*i0 + i1]*dloss_inv_N;
             }
         }
     }

@@ -17,12 +17,12 @@
 
 /* softmax_cross_entropy_forward: the forward pass
  *
- *   t0 = max(z) over axis 1
- *   t1 = exp(z - t0)
+ *   max_z = max(z) over axis 1
+ *   t1 = exp(z - max_z)
  *   t2 = sum(t1) over axis 1
  *   t3 = one_hot(target, C)
  *   t4 = sum(t3*z) over axis 1
- *   t5 = sum(t0 - t4 + log(t2)) over all axes
+ *   t5 = sum(max_z - t4 + log(t2)) over all axes
  *   loss = t5/N
  *
  *   loss scalar: output, overwritten

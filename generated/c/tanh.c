@@ -82,6 +82,7 @@ static inline float sg_tanh_f32(float x)
 
 void tanh_forward_f32(float *restrict a, const float *restrict z, int64_t n_elems)
 {
+    /* a = tanh(z) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = sg_tanh_f32(z[i0]);
@@ -90,6 +91,7 @@ void tanh_forward_f32(float *restrict a, const float *restrict z, int64_t n_elem
 
 void tanh_forward_f64(double *restrict a, const double *restrict z, int64_t n_elems)
 {
+    /* a = tanh(z) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         a[i0] = tanh(z[i0]);
@@ -98,6 +100,7 @@ void tanh_forward_f64(double *restrict a, const double *restrict z, int64_t n_el
 
 void tanh_backward_f32(float *restrict dz, const float *restrict da, const float *restrict a, int64_t n_elems)
 {
+    /* dz = da*(1 - a**2) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(1 - ((a[i0])*(a[i0])));
@@ -106,6 +109,7 @@ void tanh_backward_f32(float *restrict dz, const float *restrict da, const float
 
 void tanh_backward_f64(double *restrict dz, const double *restrict da, const double *restrict a, int64_t n_elems)
 {
+    /* dz = da*(1 - a**2) */
     SG_PARALLEL_FOR(n_elems)
     for (int64_t i0 = 0; i0 < n_elems; ++i0) {
         dz[i0] = da[i0]*(1 - ((a[i0])*(a[i0])));

@@ -44,6 +44,7 @@ static void tf_adam_step0_f32(float *restrict param, const float *restrict grad,
     const float _c1 = (float)(1 - beta2);
     const float _c2 = (float)(eps);
     const float _c3 = (float)(lr*sqrt(1 - pow(beta2, t))/(1 - pow(beta1, t)));
+    /* one pass over the n elements: m, v, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -66,6 +67,7 @@ static void tf_adam_step0_f64(double *restrict param, const double *restrict gra
     const double _c1 = 1 - beta2;
     const double _c2 = eps;
     const double _c3 = lr*sqrt(1 - pow(beta2, t))/(1 - pow(beta1, t));
+    /* one pass over the n elements: m, v, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];

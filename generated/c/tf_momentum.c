@@ -43,6 +43,7 @@ static void tf_momentum_step0_f32(float *restrict param, const float *restrict g
     (void)t;
     const float _c0 = (float)(momentum);
     const float _c1 = (float)(lr);
+    /* one pass over the n elements: accum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -61,6 +62,7 @@ static void tf_momentum_step0_f64(double *restrict param, const double *restrict
     (void)t;
     const double _c0 = momentum;
     const double _c1 = lr;
+    /* one pass over the n elements: accum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];
@@ -80,6 +82,7 @@ static void tf_momentum_step1_f32(float *restrict param, const float *restrict g
     const float _c0 = (float)(momentum);
     const float _c1 = (float)(lr);
     const float _c2 = (float)(lr*momentum);
+    /* one pass over the n elements: accum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const float param_i = param[i];
@@ -99,6 +102,7 @@ static void tf_momentum_step1_f64(double *restrict param, const double *restrict
     const double _c0 = momentum;
     const double _c1 = lr;
     const double _c2 = lr*momentum;
+    /* one pass over the n elements: accum, param updated in place */
     SG_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; ++i) {
         const double param_i = param[i];

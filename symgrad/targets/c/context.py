@@ -7,6 +7,7 @@ from ...codegen.printers import C_TYPES
 from ...ir import nodes as ir
 from ...spec.tensor import ANY
 from .layer import CBody, cint
+from .names import Glossary, renamed, temp_names
 from .plan import plan, shape_doc
 from ..numpy.layer import NumpyLayerEmitter
 
@@ -89,20 +90,30 @@ class CLayerEmitter:
         k = self.k
         funcs = []
         for cf, f in ((self.fwd, k.forward), (self.bwd, k.backward)):
-            eqs = [self.np.equation(s) for s in f.body]
+            names, glossary = self.named(cf, f)
+            eqs = [self.np.equation(s) for s in renamed(f, names).body]
             variants = []
             for sfx, dtype, real in VARIANTS:
-                body = CBody(k, f, cf, dtype).body()
+                body = CBody(k, f, cf, dtype, glossary=glossary, names=names).body()
                 variants.append(dict(sfx=sfx, real=real, params=self.params(cf, real), body=body))
             dims = [a.name for a in cf.args if a.role == "dim"]
             funcs.append(dict(name=cf.name, eqs=eqs, docs=self.arg_docs(cf), variants=variants,
                               scratch=cint(cf.scratch_size()) if cf.scratch else None,
-                              dims=dims, carve=self.carve(cf)))
+                              dims=dims, carve=[(names.get(n, n), o) for n, o in self.carve(cf)]))
         text = "\n".join(l for fn in funcs for v in fn["variants"] for l in v["body"])
         return dict(k=k, funcs=funcs, legend=self.dim_legend(),
                     helpers={h: f"sg_{h}_" in text for h in HELPERS},
                     doc=(k.doc or k.kind).strip().splitlines()[0] if k.doc else k.kind,
                     guard=f"SYMGRAD_{k.name.upper()}_H", saved=k.backward.saved)
+
+    def named(self, cf, f):
+        """C names for the generated temporaries of ``f`` (``t0`` -> ``sum_x``: what they hold) and
+        the glossary of the derivation's names that ``f`` inlined away (``xc``, ``xhat``, ``dxhat``)."""
+        args = {a.name for a in cf.args}
+        g = Glossary(list(self.k.equations) + list(self.k.grad_equations), args | {s.out for s in f.body})
+        names = temp_names(f, args, g)
+        names |= {f"_part_{a}": f"_part_{b}" for a, b in names.items()}
+        return names, g
 
     def carve(self, cf) -> list[tuple]:
         """Scratch arrays as (name, offset) into the one scratch buffer."""

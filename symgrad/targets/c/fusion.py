@@ -14,6 +14,7 @@ from __future__ import annotations
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import CHUNKS, colred
+from .names import PLURAL, describe, pass_text
 from .views import cint
 
 
@@ -126,6 +127,27 @@ class Fusion:
                                          and self._inner(s) == inner]))
         return out
 
+    def looping(self, passes) -> list:
+        """The entries of ``passes`` that loop over the row (not a per-row value between passes)."""
+        return [(lv, kind, ss) for lv, kind, ss in passes if kind == "pass" or not (
+            isinstance(ss[0], ir.Elementwise) and all(is_one(d) for d in tuple(ss[0].shape)[1:]))]
+
+    def group_text(self, group) -> str:
+        """The comment of a row group: what its loop over the rows computes, pass by pass below."""
+        if len(group) == 1 and not colred(group[0]):
+            return describe(group[0], self.glossary)
+        n = len(self.looping(self.passes(group)))
+        rows = cint(self.domain(group[0])[0])
+        cols = [self.cname(s.out) for s in group if colred(s)]
+        if n <= 1:
+            return f"for each of the {rows} rows: {pass_text(group, self.glossary, self.blocks())}" + (
+                ", per chunk of rows, then summed" if cols else "")
+        text = f"for each of the {rows} rows: {n} passes over the row"
+        if cols:
+            kinds = "/".join(sorted({PLURAL.get(s.kind, s.kind) for s in group if colred(s)}))
+            text += f"; column {kinds} {', '.join(cols)}: per chunk of rows, then summed"
+        return text
+
     def preload(self, stmts, dom, ivars, depth, bound):
         """Per-row values (an (N, 1) statistic inside a loop over the row) read into C locals before
         the loop: the compiler then vectorizes the loop without proving they do not alias its output."""
@@ -142,8 +164,8 @@ class Fusion:
             if all(is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
                 if not self._row:
                     self.emit("{", depth)
-                self.emit(f"const {self.real} _r_{n} = {self.at(n, shape, dom, ivars)};", depth + 1)
-                self._row[n] = f"_r_{n}"
+                self.emit(f"const {self.real} _r_{self.cname(n)} = {self.at(n, shape, dom, ivars)};", depth + 1)
+                self._row[n] = f"_r_{self.cname(n)}"
         return depth + 1 if self._row else depth
 
     def unload(self, d, depth):
@@ -165,14 +187,20 @@ class Fusion:
             for s in cols:
                 acc_t, init, _ = self._acc(s)
                 size = cint(prod(s.src_shape[1:]))
-                self.emit(f"{self.real} *restrict _p_{s.out} = _part_{s.out} + _c*{size};", 3)
-                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{s.out}[_i] = {init};", 3)
+                c = self.cname(s.out)
+                self.emit(f"{self.real} *restrict _p_{c} = _part_{c} + _c*{size};", 3)
+                self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{c}[_i] = {init};", 3)
             rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
             depth = 3
         else:
             self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
         self.emit(rows, depth)
-        for _, kind, stmts in self.passes(group):
+        passes = self.passes(group)
+        looping = self.looping(passes)
+        for entry in passes:
+            _, kind, stmts = entry
+            if len(looping) > 1 and entry in looping:
+                self.note(f"pass {looping.index(entry) + 1}: {pass_text(stmts, self.glossary, self.blocks())}", depth + 1)
             if kind == "one" or (len(stmts) == 1 and not colred(stmts[0])):
                 self.statement(stmts[0], depth + 1, 1, ivars)
             else:
@@ -183,10 +211,11 @@ class Fusion:
             for s in cols:
                 acc_t, init, upd = self._acc(s)
                 size = cint(prod(s.src_shape[1:]))
+                self.note(f"{self.cname(s.out)} = {s.kind} of the chunks' partial {PLURAL.get(s.kind, s.kind)}", 2)
                 self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", 2)
                 self.emit(f"{acc_t} _acc = {init};", 3)
                 self.emit("for (int64_t _k = 0; _k < _nc; ++_k) " +
-                          upd.format(acc="_acc", v=f"_part_{s.out}[_k*{size} + _i]"), 3)
+                          upd.format(acc="_acc", v=f"_part_{self.cname(s.out)}[_k*{size} + _i]"), 3)
                 self.emit(f"{self.ptr(s.out)}[_i] = ({self.real})_acc;", 3)
                 self.emit("}", 2)
             self.emit("}", 1)

@@ -8,6 +8,8 @@ passes over the row (``c_fusion``); a reduction over trailing axes keeps its acc
 (``double`` for sums in both variants, vectorized by ``SG_SIMD_SUM``); reductions over the rows
 accumulate per chunk of rows inside the same loop. Contractions that are a (possibly flattened) matrix product
 call ``sg_gemm_*`` (CBLAS with ``SYMGRAD_CBLAS``, else loops); other einsums run as plain loops.
+Each pass over memory is preceded by a comment saying what it computes in the derivation's names,
+and temporaries carry the names of what they hold (``names``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import colred
 from .fusion import Fusion
+from .names import Glossary, comment, describe
 from .plan import gemm_form
 from .views import Views, cint
 from ...codegen.printers import ccode
@@ -25,7 +28,8 @@ from ...codegen.printers import ccode
 class CBody(Fusion, Views):
     """C statements of one function for one dtype."""
 
-    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False):
+    def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None,
+                 names=None):
         self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
         self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
         self.real = "float" if dtype == "float32" else "double"
@@ -35,8 +39,13 @@ class CBody(Fusion, Views):
         self.lines: list[str] = []
         self._hoisted: set = set()   # temps of the current group computed before its loops
         self._row: dict = {}         # per-row values read once before a pass: name -> C local
+        self.names: dict = dict(names or {})   # IR name -> C name of a temporary (``temp_names``)
         self.views: dict = dict(views or {})   # name -> (base pointer, offset, strides)
         self.plan_views()
+        if glossary is None:   # the derivation's names of the values this function inlined away
+            held = {a.name for a in cf.args} | {s.out for s in f.body} | set(self.views)
+            glossary = Glossary(list(k.equations) + list(k.grad_equations), held)
+        self.glossary = glossary.renamed(self.names)
 
     # -- references --------------------------------------------------------------------------
     def refs(self, e, dom, ivars) -> dict:
@@ -44,6 +53,8 @@ class CBody(Fusion, Views):
         for s in e.free_symbols:
             n = s.name
             if n in self.values or n not in self.shapes:
+                if n in self.names:
+                    out[n] = self.names[n]
                 continue
             out[n] = self._row.get(n) or self.at(n, self.shapes[n], dom, ivars)
         return out
@@ -58,6 +69,10 @@ class CBody(Fusion, Views):
         if self.serial and line.startswith("SG_PARALLEL_FOR("):
             return
         self.lines.append("    " * depth + line)
+
+    def note(self, text, depth):
+        """A comment saying what the pass over memory below computes."""
+        self.emit(comment(text), depth)
 
     def loops(self, dom, axes, ivars, depth, omp=False, simd=None) -> int:
         """Open loops over ``axes`` of ``dom``; ``simd``: sum accumulators of the innermost loop
@@ -82,14 +97,14 @@ class CBody(Fusion, Views):
     def temps(self, s, dom, ivars, depth, hoisted):
         for sym, t in getattr(s, "temps", []):
             if sym.name not in hoisted:
-                self.emit(f"const {self.real} {sym.name} = {self.expr(t, dom, ivars)};", depth)
+                self.emit(f"const {self.real} {self.cname(sym.name)} = {self.expr(t, dom, ivars)};", depth)
 
     def hoist(self, s, depth) -> set:
         """Temps that read no array element are computed once, before the loops."""
         out = set()
         for sym, t in getattr(s, "temps", []):
             if all(x.name in self.values or x.name in self.dims or x.name in out for x in t.free_symbols):
-                self.emit(f"const {self.real} {sym.name} = {self.expr(t, (), [])};", depth)
+                self.emit(f"const {self.real} {self.cname(sym.name)} = {self.expr(t, (), [])};", depth)
                 out.add(sym.name)
         return out
 
@@ -111,7 +126,7 @@ class CBody(Fusion, Views):
             dom = tuple(s.shape)
             if s.out in self.values:  # a scalar local
                 self.temps(s, (), [], depth, self._hoisted)
-                self.emit(f"{s.out} = {self.expr(s.expr, (), [])};", depth)
+                self.emit(f"{self.cname(s.out)} = {self.expr(s.expr, (), [])};", depth)
                 return
             inner = any(not is_one(x) for x in dom[bound:])
             d0 = self.preload([s], dom, ivars, depth, bound) if inner else depth
@@ -143,7 +158,7 @@ class CBody(Fusion, Views):
     def _out_ref(self, s, ivars):
         dom, kept = tuple(s.src_shape), [a for a in range(len(s.src_shape)) if a not in s.axes]
         if s.out in self.values:
-            return s.out
+            return self.cname(s.out)
         if s.keepdims:
             return self.at(s.out, tuple(s.shape), dom, ivars)
         return self.at(s.out, tuple(s.shape), tuple(dom[a] for a in kept), [ivars[a] for a in kept])
@@ -168,7 +183,7 @@ class CBody(Fusion, Views):
             return
         # general: initialise the output, then accumulate in source memory order
         if s.out in self.values:
-            self.emit(f"{s.out} = {init};", depth)
+            self.emit(f"{self.cname(s.out)} = {init};", depth)
         else:
             self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = {init};", depth)
         d = self.loops(dom, range(bound, len(dom)), ivars, depth)
@@ -187,23 +202,23 @@ class CBody(Fusion, Views):
             depth += 1
         for s in accs:
             acc_t, init, _ = self._acc(s)
-            self.emit(f"{acc_t} _acc_{s.out} = {init};", depth)
-        sums = [f"_acc_{s.out}" for s in reds if not colred(s) and s.kind == "sum"]
+            self.emit(f"{acc_t} _acc_{self.cname(s.out)} = {init};", depth)
+        sums = [f"_acc_{self.cname(s.out)}" for s in reds if not colred(s) and s.kind == "sum"]
         d = self.loops(dom, range(1, len(dom)), ivars, depth, simd=sums if len(sums) == len(
             [r for r in reds if not colred(r)]) else None)
         for s in seg:
             if colred(s):
                 self.temps(s, dom, ivars, d, self._hoisted)
-                ref = f"_p_{s.out}[{self.index(dom[1:], dom[1:], ivars[1:])}]"
+                ref = f"_p_{self.cname(s.out)}[{self.index(dom[1:], dom[1:], ivars[1:])}]"
                 self.emit(self._acc(s)[2].format(acc=ref, v=self.expr(s.expr, dom, ivars)), d)
             elif isinstance(s, ir.Reduction):
                 self.temps(s, dom, ivars, d, self._hoisted)
-                self.emit(self._acc(s)[2].format(acc=f"_acc_{s.out}", v=self.expr(s.expr, dom, ivars)), d)
+                self.emit(self._acc(s)[2].format(acc=f"_acc_{self.cname(s.out)}", v=self.expr(s.expr, dom, ivars)), d)
             else:
                 self.element(s, dom, ivars, d)
         self.close(d, depth)
         for s in accs:
-            self.emit(f"{self._out_ref(s, ivars)} = ({self.real})_acc_{s.out};", depth)
+            self.emit(f"{self._out_ref(s, ivars)} = ({self.real})_acc_{self.cname(s.out)};", depth)
         if accs:
             self.emit("}", depth - 1)
         self.unload(pre, outer)
@@ -239,12 +254,16 @@ class CBody(Fusion, Views):
 
     def body(self) -> list[str]:
         for n in self.cf.locals:
-            self.emit(f"{self.real} {n};", 1)
+            self.emit(f"{self.real} {self.cname(n)};", 1)
         for group in self.groups():
+            s0 = group[0]
+            if len(group) > 1 or self.domain(s0) is not None:
+                self.note(self.group_text(group), 1)
+            elif not (isinstance(s0, ir.Elementwise) and s0.out in self.values):
+                self.note(describe(s0, self.glossary), 1)
             self._hoisted = set()
             for s in group:
                 self._hoisted |= self.hoist(s, 1)
-            s0 = group[0]
             dom = self.domain(s0)
             ivars = [f"i{a}" for a in range(8)]
             if dom is None or (len(group) == 1 and isinstance(s0, ir.Elementwise) and len(dom) == 1):
@@ -256,14 +275,15 @@ class CBody(Fusion, Views):
                 self.emit(f"for (int64_t i0 = 0; i0 < {n}; ++i0) {{", 1)
                 flat = "flat"
                 self.temps(s0, flat, ivars, 2, self._hoisted)
-                self.emit(f"{s0.out}[i0] = {self.expr(s0.expr, flat, ivars)};", 2)
+                self.emit(f"{self.cname(s0.out)}[i0] = {self.expr(s0.expr, flat, ivars)};", 2)
                 self.emit("}", 1)
                 continue
             work = sp.Integer(0)
             for s in group:
                 work = sp.Max(work, prod(self.domain(s)))
             self.row_group(group, dom, work, ivars)
-        return self.lines
+        legend = self.glossary.legend()
+        return (["    " + comment(legend)] if legend else []) + self.lines
 
     def _flat(self, s) -> bool:
         if s.out in self.views or self.reads(s) & set(self.views):

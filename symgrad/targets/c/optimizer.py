@@ -170,7 +170,9 @@ def variant_code(spec, variant, sfx) -> dict:
     unused = [a.name for a in step_args(spec) if a.role in ("param", "grad", "state", "hyper", "t")
               and a.name not in used and not _mentions(" ".join(c for _, c in loop.consts + prologue), a.name)]
     consts = [(n, c if sfx == "f64" else f"({loop.real})({c})") for n, c in loop.consts]
-    return {"prologue": prologue, "consts": consts, "body": loads + body + stores, "unused": unused}
+    updated = [ptr[sym] for kind, sym, _, _ in items if kind == "store"]
+    return {"prologue": prologue, "consts": consts, "body": loads + body + stores, "unused": unused,
+            "updated": updated}
 
 
 def _mentions(text, name) -> bool:

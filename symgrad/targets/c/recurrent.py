@@ -21,6 +21,7 @@ import sympy as sp
 from ...ir import nodes as ir
 from ...ir.recurrent import plan, time_einsum
 from .layer import CBody, cint
+from .names import Glossary, cell_names, comment, renamed
 from ...ir.nodes import prod
 from ...ir.schedule import CHUNKS, colred, concat_parts
 from .plan import CArg, CFunc, shape_doc
@@ -29,6 +30,11 @@ from ..numpy.layer import NumpyLayerEmitter
 from .context import DIM_MEANING, HELPERS, VARIANTS, CLayerEmitter
 
 TIME = sp.Symbol("_t")
+
+
+def cline(text, depth) -> str:
+    """A comment line of the function body at ``depth``."""
+    return "    " * depth + comment(text)
 
 
 def _contig(shape):
@@ -42,6 +48,7 @@ class CRecurrent:
     def __init__(self, spec):
         self.spec, self.p = spec, plan(spec)
         k = self.k = self.p.kernel
+        self.names = cell_names(k, self.p.pre + self.p.loop)   # t0 -> xW_ih: C names of temporaries
         self.T = spec.time
         self.dims = list(spec.dims)
         self.state, self.seq = list(spec.state), list(spec.sequence)
@@ -55,6 +62,13 @@ class CRecurrent:
                          and n not in self.new_of]
         self._plan_forward(saved)
         self._plan_backward()
+        held = {s.out for s in self.p.pre + self.p.loop + self.bbody + self.post_f.body}
+        held |= {a.name for a in k.inputs + k.grad_outputs} | saved
+        eqs = list(k.equations) + list(k.grad_equations) + [(s.out, s.expr) for s in self.bpre]
+        self.glossary = Glossary(eqs, held - {s.out for s in self.bpre})
+
+    def cname(self, name) -> str:
+        return self.names.get(name, name)
 
     # -- buffers ---------------------------------------------------------------------------
     def _stack(self, n, extra=0):
@@ -67,9 +81,9 @@ class CRecurrent:
         cache = [CArg(f"{s}_steps", "cache", self._stack(s, 1)) for s in self.state]
         cache += [CArg(f"{n}_steps", "cache", self._stack(n)) for n in self.per_step]
         ins = [CArg(i.name, "in", tuple(i.shape)) for i in spec.inputs]
-        scratch = [(f"{s.out}_steps", self._stack(s.out)) for s in self.p.pre if s.out not in saved]
+        scratch = [(f"{self.cname(s.out)}_steps", self._stack(s.out)) for s in self.p.pre if s.out not in saved]
         self.fviews = self._step_views(self.per_step)
-        scratch += self._temps(self.p.loop, self.fviews, set())
+        scratch += [(self.cname(n), s) for n, s in self._temps(self.p.loop, self.fviews, set())]
         self.fwd = CFunc("forward", outs + cache + ins + ([CArg("scratch", "scratch")] if scratch else [])
                          + self.hypers + [CArg(str(d), "dim") for d in self.dims], scratch, [])
 
@@ -115,6 +129,7 @@ class CRecurrent:
                 e = e + sp.Symbol(f"_up_{s}")
             pre.append(ir.Elementwise(g.name, tuple(self.shape[s]), e))
             self.shape[f"_in_{s}"] = self.shape[f"_up_{s}"] = self.shape[s]
+        self.bpre = pre
         keep = set(p.loop_returns) | set(p.loop_values)
         self.bbody = inline(ir.Function("cell_backward", [], pre + list(p.bloop), [], [], self.shape), keep).body
         self.bviews = self._step_views(self.per_step + list(p.loop_values))
@@ -184,15 +199,16 @@ class CRecurrent:
         kk = SimpleNamespace(name=self.spec.name, dims=self.dims)
         locs = [s.out for s in body if tuple(s.shape) == ()]
         cf = SimpleNamespace(args=list(self.hypers) + [CArg(n, "in") for n in views], locals=locs)
-        lines = CBody(kk, f, cf, dtype, views, serial=depth > 1).body()
+        lines = CBody(kk, f, cf, dtype, views, serial=depth > 1, glossary=self.glossary, names=self.names).body()
         return ["    " * (depth - 1) + l for l in lines]
 
     def forward_lines(self, dtype) -> list[str]:
         p, T = self.p, self.T
-        L = []
+        L = [cline("the initial state: " + ", ".join(f"{s}_steps[0] = {s}0" for s in self.state), 1)]
         for s in self.state:
             L.append(f"    for (int64_t _i = 0; _i < {cint(prod(self.shape[s]))}; ++_i) {s}_steps[_i] = {s}0[_i];")
         if p.pre:
+            L.append(cline(f"before the time loop, for all {cint(T)} steps at once: what does not read the state", 1))
             batched = set(self.seq) | {s.out for s in p.pre}
             shapes = {n: (T,) + tuple(self.shape[n]) for n in batched}
             shapes.update({n: tuple(self.shape[n]) for n in self.params})
@@ -205,13 +221,16 @@ class CRecurrent:
                 else:
                     s = dataclasses.replace(s, shape=(T,) + tuple(s.shape))
                 pre.append(s)
-            views = {s.out: (f"{s.out}_steps", 0, _contig(shapes[s.out])) for s in p.pre}
+            views = {s.out: (f"{self.cname(s.out)}_steps", 0, _contig(shapes[s.out])) for s in p.pre}
             L += self._body(pre, shapes, views, dtype, 1)
+        L.append(cline(f"the time loop: one step of the cell for t = 0 .. {cint(T)}-1", 1))
         L.append(f"    for (int64_t _t = 0; _t < {cint(T)}; ++_t) {{")
         views = dict(self.fviews)
-        views.update({h: (f"{h}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
+        views.update({h: (f"{self.cname(h)}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
         L += self._body(p.loop, self.shape, views, dtype, 2)
         L.append("    }")
+        outs = [f"{o}s" for o in self.spec.outputs] + [f"{s}T" for s in self.state]
+        L.append(cline(f"after the time loop: {', '.join(outs)} (copies out of the state buffers)", 1))
         for o in self.spec.outputs:
             n = cint(prod(self._stack(o)))
             L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {o}s[_i] = {o}_steps[{cint(prod(self.shape[o]))} + _i];")
@@ -223,24 +242,35 @@ class CRecurrent:
     def backward_lines(self, dtype, real) -> list[str]:
         T = self.T
         L = []
+        if self.accumulated:
+            L.append(cline(", ".join(self.user_grad[r] for r in self.accumulated) + " = 0: summed over the steps", 1))
         for r in self.accumulated:
             n = cint(prod(self.shape[r]))
             L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] = 0;")
         for s in self.state:
             L.append(f"    const {real} *_gin_{s} = d{s}T;")
+        grads = ", ".join(f"d{s}" for s in self.state)
+        L.append(cline(f"the time loop, backward: t = {cint(T)}-1 .. 0; the state gradients {grads} flow "
+                         "back through two buffers each, used in turn", 1))
         L.append(f"    for (int64_t _t = {cint(T)} - 1; _t >= 0; --_t) {{")
         for s in self.state:
             L.append(f"        {real} *_gout_{s} = _t == 0 ? d{s}0 : (_gin_{s} == _g{s}_0 ? _g{s}_1 : _g{s}_0);")
         L += self._body(self.bbody, self.shape, self.bviews, dtype, 2)
+        if self.accumulated:
+            L.append(cline("add this step's " + ", ".join(self.accumulated), 2))
         for r in self.accumulated:
             n = cint(prod(self.shape[r]))
             L.append(f"        for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] += {r}[_i];")
         for s in self.state:
             L.append(f"        _gin_{s} = _gout_{s};")
         L.append("    }")
+        L.append(cline(f"no steps ({cint(T)} == 0): " + ", ".join(f"d{s}0 = d{s}T" for s in self.state), 1))
         for s in self.state:
             size = cint(prod(self.shape[s]))
             L.append(f"    if ({cint(T)} == 0) for (int64_t _i = 0; _i < {size}; ++_i) d{s}0[_i] = d{s}T[_i];")
+        if self.post_f.body:
+            L.append(cline(f"after the time loop, over the values of all {cint(T)} steps at once "
+                             f"(stacked over time): the gradients that do not carry the state", 1))
         L += self._body(self.post_f.body, self.post_f.shapes, self.pviews, dtype, 1)
         return L
 
@@ -280,5 +310,7 @@ def context(spec) -> dict:
     return dict(spec=spec, k=k, funcs=funcs, legend=legend, helpers={h: f"sg_{h}_" in text for h in HELPERS},
                 doc=(spec.doc or "recurrent layer").strip().splitlines()[0],
                 guard=f"SYMGRAD_{spec.name.upper()}_H",
-                fwd_eqs=[e.equation(s) for s in k.forward.body], bwd_eqs=[e.equation(s) for s in k.backward.body],
-                pre_eqs=[e.equation(s) for s in p.pre], post_eqs=[e.equation(s) for s in p.post])
+                fwd_eqs=[e.equation(s) for s in renamed(k.forward, r.names).body],
+                bwd_eqs=[e.equation(s) for s in k.backward.body],
+                pre_eqs=[e.equation(s) for s in renamed(ir.Function("pre", [], p.pre, []), r.names).body],
+                post_eqs=[e.equation(s) for s in p.post])

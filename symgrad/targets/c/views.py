@@ -19,6 +19,10 @@ def cint(e) -> str:
 
 class Views:
     """Mixin of ``CBody``: ``self.views`` maps a name to (base pointer, offset, strides)."""
+    def cname(self, name) -> str:
+        """The C name of array or temporary ``name`` (``temp_names``: ``t0`` -> ``sum_x``)."""
+        return self.names.get(name, name)
+
     def index(self, shape, dom, ivars, strides=None, offset=0) -> str:
         """Flat index of an array of ``shape`` broadcast (right-aligned) into domain ``dom``
         (``strides``/``offset``: a view into another buffer, else C-contiguous)."""
@@ -38,7 +42,7 @@ class Views:
         """The C lvalue of array ``name`` (of ``shape``) at the current point of domain ``dom``."""
         v = self.views.get(name)
         if v is None:
-            return f"{name}[{self.index(shape, dom, ivars)}]"
+            return f"{self.cname(name)}[{self.index(shape, dom, ivars)}]"
         base, offset, strides = v
         return f"{base}[{self.index(shape, dom, ivars, strides, offset)}]"
 
@@ -46,7 +50,7 @@ class Views:
         """A pointer to the first element of a C-contiguous array or view."""
         v = self.views.get(name)
         if v is None:
-            return name
+            return self.cname(name)
         base, offset, strides = v
         shape = tuple(self.shapes[name])
         if any(not is_one(d) and sp.simplify(st - prod(shape[a + 1:])) != 0
@@ -58,6 +62,11 @@ class Views:
         if not hasattr(self, "_parts"):
             self._parts = concat_parts(f, {a.name for a in self.cf.args})
         return self._parts
+
+    def blocks(self) -> dict:
+        """Parts written in place into a concatenation -> the concatenation (for comments)."""
+        return {p: s.out for s in self.f.body if isinstance(s, ir.Concat) for p in s.parts
+                if p in self.concat_parts(self.f)}
 
     def contiguous(self, shape):
         return tuple(prod(tuple(shape)[a + 1:]) for a in range(len(shape)))
@@ -77,12 +86,12 @@ class Views:
                 col = sp.Integer(0)
                 for part, w in zip(s.parts, s.widths):
                     if part in self.concat_parts(self.f) and part not in self.views:
-                        base, off, st = self.views.get(s.out, (s.out, 0, self.contiguous(s.shape)))
+                        base, off, st = self.views.get(s.out, (self.cname(s.out), 0, self.contiguous(s.shape)))
                         self.views[part] = (base, sp.sympify(off) + col * st[-1], st)
                     col += w
 
     def slice_view(self, s, name=None):
-        base, off, st = self.views.get(s.src, (s.src, 0, self.contiguous(self.shapes[s.src])))
+        base, off, st = self.views.get(s.src, (self.cname(s.src), 0, self.contiguous(self.shapes[s.src])))
         self.views[name or s.out] = (base, sp.sympify(off) + sp.sympify(s.start) * st[-1], st)
 
     def slice_copy(self, s, depth):
@@ -101,7 +110,7 @@ class Views:
         for part, w in zip(s.parts, s.widths):
             if part is None or part not in self.concat_parts(self.f):
                 block = dom[:-1] + (w,)
-                base, off, st = self.views.get(s.out, (s.out, 0, self.contiguous(dom)))
+                base, off, st = self.views.get(s.out, (self.cname(s.out), 0, self.contiguous(dom)))
                 self.views["_block"] = (base, sp.sympify(off) + col * st[-1], st)
                 d = self.loops(block, range(len(block)), ivars, depth)
                 src = "0" if part is None else self.at(part, self.shapes[part], block, ivars)
