@@ -7,6 +7,9 @@ if pasted (a block whose first line is ``# NAME.py`` is also saved as that file,
 ``bash``/``sh`` blocks run line by line and ``console`` blocks their ``$ `` lines, with ``symgrad``
 and ``python`` meaning ``python -m symgrad`` and this interpreter. The set-up commands themselves
 (venv, ``pip install``, the test suite) are compared with ``.ci/run`` instead of run.
+
+The pages the README links to stay inside the repository, and the tables of ``docs/contract.md``
+(argument lists, gradients, hyperparameter defaults) stay in step with the generated kernels.
 """
 from __future__ import annotations
 
@@ -210,3 +213,78 @@ def test_block_parsing():
     assert commands(console) == ["symgrad list"]
     assert py.code == "# f.py\nx = 1\n"
     assert normalized('python -m pip install -q -e ".[test]"') == "pip install -e .[test]"
+
+
+# -- docs/contract.md stays in step with the code ------------------------------------------------------
+def table_rows(text: str, header: str) -> list[list[str]]:
+    """The body rows of the Markdown table whose header row starts with ``header``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+def keyword_defaults(fn) -> dict:
+    import inspect
+    return {p.name: p.default for p in inspect.signature(fn).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name != "dtype"}
+
+
+def test_contract_layer_table_matches_the_kernels():
+    import inspect
+
+    import symgrad
+    rows = table_rows((ROOT / "docs" / "contract.md").read_text(encoding="utf-8"), "| NAME | forward arguments")
+    assert len(rows) >= 8
+    for names_cell, args_cell, _out, grads_cell in rows:
+        documented_args = re.findall(r"(\w+)(?: \(|=)", args_cell)
+        documented_defaults = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.e+-]+)", args_cell)}
+        documented_grads = re.findall(r"\w+", grads_cell.split(")")[0])
+        for name in re.findall(r"`(\w+)`", names_cell):
+            k = symgrad.load(name)
+            params = [p for p in inspect.signature(k.module.forward).parameters.values() if p.kind is not p.KEYWORD_ONLY]
+            assert [p.name for p in params] == documented_args, (name, params, args_cell)
+            assert {p.name: p.default for p in params if p.default is not p.empty} == documented_defaults, name
+            assert ["d" + i.name for i in k.spec.diff_inputs] == documented_grads, (name, grads_cell)
+
+
+def top_level_items(cell: str) -> list[str]:
+    """``a=1, b (remark, more), c`` -> ``["a=1", "b", "c"]``: split at commas outside parentheses,
+    remarks in parentheses dropped."""
+    depth, items, current = 0, [], ""
+    for ch in cell + ",":
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(re.sub(r"\([^)]*\)", "", current).strip())
+            current = ""
+        else:
+            current += ch
+    return [item for item in items if item]
+
+
+def test_contract_optimizer_table_matches_the_kernels():
+    import symgrad
+    rows = table_rows((ROOT / "docs" / "contract.md").read_text(encoding="utf-8"), "| NAME | hyperparameters")
+    documented = {}
+    for names_cell, hypers_cell in rows:
+        (name,) = re.findall(r"`(\w+)`", names_cell)
+        hypers = {}
+        for item in top_level_items(hypers_cell):
+            if item.startswith("as "):
+                hypers.update(documented[item.removeprefix("as ")])
+            elif "=" in item:
+                key, value = item.split("=")
+                hypers[key] = {"True": True, "False": False}[value] if value in ("True", "False") else float(value)
+            else:
+                hypers[item] = "required"
+        documented[name] = hypers
+    assert set(documented) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "tf_momentum", "tf_adam"}
+    for name, hypers in documented.items():
+        k = symgrad.load(name)
+        actual = {**keyword_defaults(k.module.step), **keyword_defaults(k.module.init)}
+        actual = {key: "required" if type(v).__name__ == "_Required" else v for key, v in actual.items()}
+        assert actual == hypers, (name, actual, hypers)
