@@ -12,8 +12,13 @@ from .errors import SymgradError
 from .registry import REGISTRY
 
 
-def _load_specs(paths):
-    """Import user spec files (Python modules that call symgrad.layer / symgrad.optimizer ...)."""
+def _load_specs(paths) -> list[str]:
+    """Import user spec files (Python modules that call symgrad.layer / symgrad.optimizer ...).
+
+    Returns the names of the kernels the files registered (new names, and names a file re-registered
+    with ``replace=True``), in registration order. Any error in a file is reported as ``FILE: ...``.
+    """
+    defined: list[str] = []
     for p in paths:
         path = Path(p)
         if not path.is_file() or path.suffix != ".py":
@@ -21,20 +26,60 @@ def _load_specs(paths):
         name = f"symgrad_user_spec_{abs(hash(str(path.resolve())))}"
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
+        before = {s.name: s for s in REGISTRY}
         sys.modules[name] = mod
         try:
             spec.loader.exec_module(mod)
         except SymgradError as e:
+            sys.modules.pop(name, None)
             raise SymgradError(f"{p}: {e}") from e
+        except Exception as e:  # noqa: BLE001 - a user's file may raise anything: report it, no traceback
+            sys.modules.pop(name, None)
+            text = e.msg if isinstance(e, SyntaxError) else str(e)
+            raise SymgradError(f"{p}{_user_line(e, path)}: {type(e).__name__}: {text}") from e
+        defined += [s.name for s in REGISTRY if before.get(s.name) is not s and s.name not in defined]
+    return defined
 
 
-def _load_formulas(formulas):
+def _user_line(e: BaseException, path: Path) -> str:
+    """``:LINE`` of the deepest frame of ``e`` inside the user's file ``path`` (or of a SyntaxError)."""
+    if isinstance(e, SyntaxError) and e.lineno:
+        return f":{e.lineno}"
+    line, tb, target = "", e.__traceback__, str(path.resolve())
+    while tb is not None:
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == target:
+            line = f":{tb.tb_lineno}"
+        tb = tb.tb_next
+    return line
+
+
+def _load_formulas(formulas) -> list[str]:
     """Register activations given as ``NAME=EXPR`` (parsed safely, see symgrad.spec.parse)."""
     from .spec.layer import activation
     from .spec.parse import parse_definition
+    names = []
     for text in formulas:
         name, expr = parse_definition(text)
         activation(name, expr)
+        names.append(name)
+    return names
+
+
+def _user_kernels(specs, formulas) -> list[str]:
+    """Load ``--spec`` files and ``--formula`` definitions; the names of the kernels they define."""
+    return _load_specs(specs) + _load_formulas(formulas)
+
+
+def _default_names(names, specs, formulas, defined):
+    """The kernels a command works on: NAMES if given; else what --spec/--formula define; else all."""
+    if names:
+        return list(names)
+    if specs or formulas:
+        if not defined:
+            given = ", ".join([*(f"--spec {p}" for p in specs), *(f"--formula {f}" for f in formulas)])
+            raise SymgradError(f"{given}: defines no kernel; name the kernels to use (see `symgrad list`)")
+        return defined
+    return None
 
 
 class _Group(click.Group):
@@ -69,12 +114,12 @@ def main():
               help="Write nothing; exit non-zero naming the files that differ from a fresh generation.")
 @spec_option
 def generate(names, target, out, check_only, specs, formulas):
-    """Generate kernels for NAMES (default: every registered kernel)."""
+    """Generate kernels for NAMES (default: every registered kernel; with --spec/--formula, only the
+    kernels those define)."""
     from .generation import generate as gen
-    _load_specs(specs)
-    _load_formulas(formulas)
+    todo = _default_names(names, specs, formulas, _user_kernels(specs, formulas))
     targets = REGISTRY.targets() if target == "all" else (target,)
-    res = gen(names or None, targets, out, check=check_only, strict=target != "all")
+    res = gen(todo, targets, out, check=check_only, strict=target != "all")
     if check_only:
         if res.foreign:
             for f in res.foreign:
@@ -93,9 +138,11 @@ def generate(names, target, out, check_only, specs, formulas):
 
 
 @main.command("list")
-def list_():
-    """List the registered kernels by kind."""
-    for spec in REGISTRY:
+@spec_option
+def list_(specs, formulas):
+    """List the registered kernels by kind (with --spec/--formula: only the kernels those define)."""
+    todo = _default_names((), specs, formulas, _user_kernels(specs, formulas))
+    for spec in (REGISTRY.get(n) for n in todo) if todo is not None else REGISTRY:
         first = (spec.doc or "").strip().splitlines()
         click.echo(f"{spec.name:<24} {spec.kind:<11} {first[0] if first else ''}")
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 import symgrad
@@ -107,3 +108,110 @@ def test_generated_module_is_standalone(tmp_path):
     loss_a, _ = mod.forward(z, t)
     loss_b, _ = symgrad.load("softmax_cross_entropy").forward(z, t)
     assert loss_a == loss_b
+
+
+# -- user spec files: --spec FILE defines the default set of kernels -----------------------------
+SPEC_FILE = '''import sympy as sp
+import symgrad as sg
+
+N, D, M = sg.dims("N D M")
+
+
+@sg.layer(x=(N, D), W=(D, M))
+def {prefix}_gated(x, W, scale=0.5):
+    """y = tanh(x W) * scale"""
+    return sg.tanh(x @ W) * scale
+
+
+u = sp.Symbol("u", real=True)
+sg.activation("{prefix}_swish", u / (1 + sp.exp(-u)))
+'''
+
+
+@pytest.fixture
+def registry_restored():
+    """Kernels that a test's spec files register are removed again afterwards."""
+    before = set(symgrad.REGISTRY.names())
+    yield
+    for name in set(symgrad.REGISTRY.names()) - before:
+        symgrad.REGISTRY.remove(name)
+
+
+def spec_file(tmp_path, prefix):
+    path = tmp_path / f"{prefix}_spec.py"
+    path.write_text(SPEC_FILE.format(prefix=prefix), encoding="utf-8")
+    return path
+
+
+def written(out):
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def test_generate_spec_without_names_generates_only_the_file_kernels(tmp_path, registry_restored):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["generate", "--spec", str(spec_file(tmp_path, "sa")), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert written(out) == ["c/sa_gated.c", "c/sa_gated.h", "c/sa_swish.c", "c/sa_swish.h",
+                            "numpy/sa_gated.py", "numpy/sa_swish.py"]
+    assert "6 written" in r.output
+
+
+def test_generate_spec_with_names_generates_those(tmp_path, registry_restored):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["generate", "sb_swish", "dense", "--target", "numpy",
+                                  "--spec", str(spec_file(tmp_path, "sb")), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert written(out) == ["numpy/dense.py", "numpy/sb_swish.py"]
+
+
+def test_generate_formula_without_names_generates_only_it(tmp_path, registry_restored):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["generate", "--formula", "sc_softplus=log(1+exp(u))", "--target", "numpy",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert written(out) == ["numpy/sc_softplus.py"]
+
+
+def test_list_spec_and_formula_list_what_they_define(tmp_path, registry_restored):
+    r = CliRunner().invoke(main, ["list", "--spec", str(spec_file(tmp_path, "sd"))])
+    assert r.exit_code == 0, r.output
+    rows = [line.split()[:2] for line in r.output.splitlines()]
+    assert rows == [["sd_gated", "layer"], ["sd_swish", "activation"]]
+    r = CliRunner().invoke(main, ["list", "--formula", "sd_softsign=z/(1+abs(z))"])
+    assert r.exit_code == 0, r.output
+    assert [line.split()[:2] for line in r.output.splitlines()] == [["sd_softsign", "activation"]]
+    r = CliRunner().invoke(main, ["list"])
+    assert "dense" in r.output and "sd_gated" in r.output, "without --spec: every registered kernel"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("import symgrad\nx = (\n", "bad.py:2: SyntaxError"),
+    ("import symgrad\n\nx = 1 / 0\n", "bad.py:3: ZeroDivisionError: division by zero"),
+    ("import symgrad as sg\nsg.activation('x y', sg.dims('N')[0])\n", "bad.py: layer name 'x y' is not a valid identifier"),
+    ("import symgrad\n", "--spec BAD: defines no kernel"),
+])
+def test_bad_spec_file_is_an_error_message(tmp_path, registry_restored, text, message):
+    bad = tmp_path / "bad.py"
+    bad.write_text(text, encoding="utf-8")
+    for cmd in (["generate", "--out", str(tmp_path / "out")], ["list"]):
+        r = CliRunner().invoke(main, [*cmd, "--spec", str(bad)])
+        assert r.exit_code == 2, r.output
+        assert r.output.startswith("error: ") and message.replace("BAD", str(bad)) in r.output, r.output
+        assert "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_spec_that_is_not_a_python_file(tmp_path):
+    for path in (tmp_path / "missing.py", tmp_path):
+        r = CliRunner().invoke(main, ["generate", "--spec", str(path), "--out", str(tmp_path / "out")])
+        assert r.exit_code == 2 and f"error: --spec {path}: not a Python file" in r.output, r.output
+
+
+def test_python_dash_m_symgrad():
+    r = subprocess.run([sys.executable, "-m", "symgrad", "--version"], capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"symgrad, version {symgrad.__version__}"
+    r = subprocess.run([sys.executable, "-m", "symgrad", "list", "--help"], capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0 and r.stdout.startswith("Usage: symgrad list"), r.stdout + r.stderr

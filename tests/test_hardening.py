@@ -1,6 +1,6 @@
 """Bad input, bad specs, failed and concurrent runs: clear errors and nothing lost.
 
-Each test here is a row of the README's table "What bad input gets".
+Each test here is a row of the table in docs/bad-input.md, "What bad input gets".
 """
 import os
 import subprocess
