@@ -12,8 +12,9 @@ from .spec.recurrent import recurrent
 from .spec.tensor import (abs, apply, dims, einsum, exp, hyper, log, max, maximum, mean,  # noqa: A004
                           one_hot, sqrt, stop_gradient, sum, tanh, where)
 from .spec.optimizer import hparam, optimizer, schedule
-from .targets import numpy as _target_numpy  # noqa: F401 - each target registers itself
-from .targets import c as _target_c  # noqa: F401
+from .targets import load_all as _load_targets
+
+_load_targets()   # every package under symgrad/targets registers its target
 from .runtime import load
 from .verify import check
 from .generation import generate

@@ -158,9 +158,8 @@ def check(names, backend, dtype, seed, specs, formulas):
 
     Optimizers: each example step sequence lowers a quadratic (float32: agrees with float64)."""
     from .verify import check as run
-    _load_specs(specs)
-    _load_formulas(formulas)
-    rep = run(list(names) or None, backend=backend, dtype=dtype, seed=seed)
+    todo = _default_names(names, specs, formulas, _user_kernels(specs, formulas))
+    rep = run(todo, backend=backend, dtype=dtype, seed=seed)
     click.echo(rep.table())
     bad = [r for r in rep.rows if not r.passed]
     if bad or not rep.rows:

@@ -1,7 +1,7 @@
 """Plainly written NumPy references: what a person would type without symgrad.
 
 They are the yardstick of the benchmarks (generated NumPy should be within 1.2x of them) and an
-independent oracle in tests. Formulas from ``REFERENCE.md``; nothing here is used by a kernel.
+independent oracle in tests. Formulas from ``docs/reference.md``; nothing here is used by a kernel.
 """
 from __future__ import annotations
 

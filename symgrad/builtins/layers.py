@@ -1,7 +1,7 @@
 """Built-in layers, activations and losses, defined through the public spec API only.
 
 Each is its forward formula; every backward is derived (``symgrad.derive``).
-Sources of the semantics: ``../shared/REFERENCE.md`` (PyTorch conventions).
+Sources of the semantics: ``docs/reference.md`` (PyTorch conventions).
 """
 import sympy as sp
 

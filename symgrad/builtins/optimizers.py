@@ -2,7 +2,7 @@
 
 Symbols: p = parameter, g = gradient, t = step count (1 on the first step). Each rule is the
 update as torch.optim's single-tensor path (or TF1's ``tf.train``) implements it; sources and
-exact semantics: ``../shared/REFERENCE.md``. ``has_weight_decay``/``has_momentum`` mirror torch's
+exact semantics: ``docs/reference.md``. ``has_weight_decay``/``has_momentum`` mirror torch's
 ``if weight_decay != 0`` / ``if momentum != 0`` branches, ``first_step`` torch's ``buf is None``.
 """
 import sympy as sp

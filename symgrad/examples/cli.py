@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from ..registry import REGISTRY
 from ._common import ExampleError
 
 
@@ -50,7 +51,7 @@ def train():
 @click.option("--hidden", type=click.IntRange(min=1), default=None,
               help="Hidden units [default: MLP 64, LSTM 32].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initialization and shuffling.")
-@click.option("--backend", type=click.Choice(["numpy", "c"]), default="numpy", show_default=True)
+@click.option("--backend", type=click.Choice(REGISTRY.targets()), default="numpy", show_default=True)
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Save the loss curves as this PNG.")
 @click.option("--compare-batch-modes", is_flag=True,
@@ -90,7 +91,7 @@ def plot():
 @click.option("--out", type=click.Path(dir_okay=False), default="optimizers.png", show_default=True)
 @click.option("--loss-curve", is_flag=True, help="Add a panel with the loss against the steps.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
-@click.option("--backend", type=click.Choice(["numpy", "c"]), default="numpy", show_default=True)
+@click.option("--backend", type=click.Choice(REGISTRY.targets()), default="numpy", show_default=True)
 def optimizers(function, steps, out, loss_curve, dtype, backend):
     """Trajectories of sgd, momentum, nesterov, adagrad, rmsprop and adam from one start on a contour plot."""
     from .optimizers import plot_optimizers

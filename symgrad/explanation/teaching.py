@@ -3,7 +3,7 @@
 - Adam, AdamW: the bias correction, ``E[m_t] = (1 - beta1^t) g``, summed by ``sympy.summation``.
 - adam, tf_adam: TensorFlow's epsilon hat, solved by ``sympy.solve`` from the two registered rules.
 - sgd: torch's Nesterov vs the CS231n form, their difference ``mu^2 (lr - lr_prev) buf`` factored by SymPy.
-- ema: the worked example of REFERENCE.md, computed by running ``symgrad.load("ema")``.
+- ema: the worked example of docs/reference.md, computed by running ``symgrad.load("ema")``.
 Each section is attached to the optimizers whose rules the fact was derived from (``FACTS``).
 """
 from __future__ import annotations

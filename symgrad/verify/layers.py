@@ -1,7 +1,7 @@
 """Numerical checks of generated kernels: central finite differences (torch.autograd.gradcheck's
-yardstick, ``REFERENCE.md``): h = 1e-6 in float64, pass when |analytic - numeric| <= atol + rtol*|numeric|
+yardstick, ``docs/reference.md``): h = 1e-6 in float64, pass when |analytic - numeric| <= atol + rtol*|numeric|
 with atol = 1e-5, rtol = 1e-3. float32 kernels are compared with the float64 kernel instead
-(relative 2e-4, ``CONTRACT.md``).
+(relative 2e-4, ``docs/contract.md``).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 float64: on a random convex quadratic f(p) = sum(a p^2 / 2 - b p) (a in [0.5, 2]) each example
 hyperparameter set must lower f over 50 steps (an average must track a constant signal);
 float32: 100 steps of the float32 kernel agree with the float64 kernel within relative 1e-4
-(``CONTRACT.md``), relative to the largest element. Exact framework comparisons live in the tests.
+(``docs/contract.md``), relative to the largest element. Exact framework comparisons live in the tests.
 """
 from __future__ import annotations
 
