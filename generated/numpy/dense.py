@@ -84,11 +84,50 @@ def _check_shape(name, a, shape, text):
         raise ValueError(f"{name}: expected shape {text} = {tuple(shape)}, got {a.shape}")
 
 
-def _cache(cache, name):
+def _cache(cache, name, backend="numpy"):
     if not isinstance(cache, dict) or cache.get("kernel") != name:
         got = cache.get("kernel") if isinstance(cache, dict) else type(cache).__name__
         raise TypeError(f"cache: expected the cache returned by {name}.forward, got {got!r}")
+    if cache.get("backend", "numpy") != backend:
+        raise TypeError(f"cache: from the {cache.get('backend', 'numpy')} backend's {name}.forward; pass it to "
+                        f"that backend's backward (this is the {backend} backend)")
     return cache
+
+
+def _cache_dtype(cache):
+    dtype = cache.get("dtype")
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"cache: 'dtype' should be float32 or float64, got {dtype!r}")
+    return np.dtype(dtype)
+
+
+def _dim(cache, d):
+    """A size from the cache: a non-negative int, exactly as forward stored it."""
+    v = cache.get(d)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+        raise TypeError(f"cache: dimension {d} should be a non-negative int, got {v!r}")
+    return int(v)
+
+
+def _any_shape(cache, size):
+    """The any-shape inputs' shape from the cache: a tuple of ints with ``size`` elements."""
+    shape = cache.get("shape")
+    if not isinstance(shape, tuple) or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape) \
+            or int(np.prod(shape)) != size:
+        raise TypeError(f"cache: 'shape' should be a shape of {size} elements, got {shape!r}")
+    return shape
+
+
+def _cached(cache, name, shape, dtype, ids=False):
+    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    a = cache.get(name)
+    if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
+        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
+        want = "integer class ids" if ids else f"a {dtype} array"
+        raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
+                        f"pass the cache returned by forward unchanged")
+    return a
 
 
 
@@ -130,12 +169,12 @@ def backward(cache, dy):
     Every returned gradient is a new array (overwritten, never accumulated).
     """
     cache = _cache(cache, NAME)
-    dtype = cache["dtype"]
-    N = cache["N"]
-    D = cache["D"]
-    M = cache["M"]
-    x = cache["x"]
-    W = cache["W"]
+    dtype = _cache_dtype(cache)
+    N = _dim(cache, "N")
+    D = _dim(cache, "D")
+    M = _dim(cache, "M")
+    x = _cached(cache, "x", (N, D), dtype)
+    W = _cached(cache, "W", (D, M), dtype)
     dy = _real("dy", dy, dtype)
     _check_shape("dy", dy, (N, M), "(N, M)")
     dx = dy @ W.T

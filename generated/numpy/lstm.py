@@ -119,11 +119,50 @@ def _check_shape(name, a, shape, text):
         raise ValueError(f"{name}: expected shape {text} = {tuple(shape)}, got {a.shape}")
 
 
-def _cache(cache, name):
+def _cache(cache, name, backend="numpy"):
     if not isinstance(cache, dict) or cache.get("kernel") != name:
         got = cache.get("kernel") if isinstance(cache, dict) else type(cache).__name__
         raise TypeError(f"cache: expected the cache returned by {name}.forward, got {got!r}")
+    if cache.get("backend", "numpy") != backend:
+        raise TypeError(f"cache: from the {cache.get('backend', 'numpy')} backend's {name}.forward; pass it to "
+                        f"that backend's backward (this is the {backend} backend)")
     return cache
+
+
+def _cache_dtype(cache):
+    dtype = cache.get("dtype")
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"cache: 'dtype' should be float32 or float64, got {dtype!r}")
+    return np.dtype(dtype)
+
+
+def _dim(cache, d):
+    """A size from the cache: a non-negative int, exactly as forward stored it."""
+    v = cache.get(d)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+        raise TypeError(f"cache: dimension {d} should be a non-negative int, got {v!r}")
+    return int(v)
+
+
+def _any_shape(cache, size):
+    """The any-shape inputs' shape from the cache: a tuple of ints with ``size`` elements."""
+    shape = cache.get("shape")
+    if not isinstance(shape, tuple) or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape) \
+            or int(np.prod(shape)) != size:
+        raise TypeError(f"cache: 'shape' should be a shape of {size} elements, got {shape!r}")
+    return shape
+
+
+def _cached(cache, name, shape, dtype, ids=False):
+    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    a = cache.get(name)
+    if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
+        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
+        want = "integer class ids" if ids else f"a {dtype} array"
+        raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
+                        f"pass the cache returned by forward unchanged")
+    return a
 
 
 
@@ -140,6 +179,18 @@ def _sigmoid(z):
 def _flat(a):
     """(T, N, K) -> (T*N, K): one matrix product over every step."""
     return a.reshape(-1, a.shape[-1])
+
+
+def _steps(cache, T, shapes, dtype):
+    """The per-step saved values of the cache: T tuples of arrays of ``shapes`` and ``dtype``."""
+    steps = cache.get("steps")
+    ok = isinstance(steps, list) and len(steps) == T and all(
+        isinstance(s, tuple) and len(s) == len(shapes) and all(
+            np.shape(v) == shape and np.asarray(v).dtype == dtype for v, shape in zip(s, shapes)) for s in steps)
+    if not ok:
+        raise TypeError(f"cache: 'steps' should be {T} tuples of {len(shapes)} {dtype} arrays of shapes {shapes}; "
+                        f"pass the cache returned by forward unchanged")
+    return steps
 
 
 def _stack(values, shape, dtype):
@@ -240,12 +291,14 @@ def backward(cache, dhs, dhT=None, dcT=None):
     Every returned gradient is a new array (overwritten, never accumulated).
     """
     cache = _cache(cache, NAME)
-    dtype = cache["dtype"]
-    steps = cache["steps"]
-    T = cache["T"]
-    N = cache["N"]
-    D = cache["D"]
-    H = cache["H"]
+    dtype = _cache_dtype(cache)
+    T = _dim(cache, "T")
+    N = _dim(cache, "N")
+    D = _dim(cache, "D")
+    H = _dim(cache, "H")
+    steps = _steps(cache, T, ((N, D), (N, H), (N, H), (4*H, D), (4*H, H), (N, H), (N, H), (N, H), (N, H), (N, H), ), dtype)
+    x = _cached(cache, "x", (T,) + (N, D), dtype)
+    W_ih = _cached(cache, "W_ih", (4*H, D), dtype)
     dhs = _real("dhs", dhs, dtype)
     _check_shape("dhs", dhs, (T,) + (N, H), "(T, N, H)")
     if dhT is None:
@@ -267,7 +320,6 @@ def backward(cache, dhs, dhT=None, dcT=None):
     dgates = dgates_steps
     h = _stack([s[1] for s in steps], (N, H), dtype)
     x = cache["x"]
-    W_ih = cache["W_ih"]
     dx = (_flat(dgates) @ W_ih).reshape(dgates.shape[:-1] + (D,))
     dW_ih = _flat(dgates).T @ _flat(x)
     dW_hh = _flat(dgates).T @ _flat(h)

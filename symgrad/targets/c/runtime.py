@@ -146,7 +146,7 @@ class CKernel:
     def header(self, cache) -> tuple:
         """(cache, dtype) of a cache handed to backward, validated with the NumPy module's ``_cache``
         helper: a forged or edited cache raises instead of reaching C with wrong sizes."""
-        cache = self.h._cache(cache, self.spec.name)
+        cache = self.h._cache(cache, self.spec.name, "c")
         dtype = cache.get("dtype")
         if dtype not in REAL:
             raise TypeError(f"cache: 'dtype' should be float32 or float64, got {dtype!r}")

@@ -155,6 +155,9 @@ class NumpyLayerEmitter:
         dims_saved = order + (["shape", str(ANY)] if self.any_ref else [])
         return dict(
             dims_legend=order + ([str(ANY)] if self.any_ref else []),
+            any_dim=str(ANY),
+            saved=[(n, self.shape(k.backward.shapes[n]), n in {a.name for a in k.inputs if a.kind == "index"})
+                   for n in k.backward.saved],
             k=k, e=self, binds=binds, checks=checks, fwd=fwd, bwd=bwd, dims_saved=dims_saved,
             fwd_eqs=[self.equation(s) for s in k.forward.body],
             bwd_eqs=[self.equation(s) for s in k.backward.body],

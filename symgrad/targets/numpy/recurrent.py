@@ -107,4 +107,8 @@ def context(spec) -> dict:
         cell_dims=[str(d) for d in spec.cell.dims],
         seq_cached=[n for n in spec.sequence if n in per_step],
         post_params=sorted({n for st in p.post for n in reads(st)} & params),
+        step_shapes=[e.shape(k.backward.shapes[n]) for n in k.backward.saved],
+        cached_shapes=[(n, f"({spec.time},) + " + e.shape(k.backward.shapes.get(n, k.forward.shapes.get(n))))
+                       for n in spec.sequence if n in per_step]
+        + [(n, e.shape(shapes[n])) for n in sorted({n for st in p.post for n in reads(st)} & params)],
     )
