@@ -27,3 +27,47 @@ def test_dense_relu_row_with_nan_stays_nan(backend):
     k = symgrad.load("dense_relu", backend)
     y, _ = k.forward(np.array([[np.nan, 1.0], [1.0, 2.0]]), np.eye(2), np.zeros(2))
     assert np.isnan(y[0]).all() and np.array_equal(y[1], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_a_huge_integer_hyperparameter_is_a_value_error(backend, name):
+    k = symgrad.load(name, backend)
+    p = np.ones(3)
+    st = k.init(p)
+    with pytest.raises(ValueError, match="too large for a float"):
+        k.step(p, np.ones(3), st, lr=10 ** 400)
+    assert np.array_equal(p, np.ones(3)) and st["step"] == 0
+
+
+def _empty_case(name):
+    rng = np.random.default_rng(0)
+    if name == "layernorm":
+        return (rng.standard_normal((2, 0)), np.ones(0), np.zeros(0)), [np.ones((2, 0))]
+    if name == "softmax":
+        return (np.ones((2, 0)),), [np.ones((2, 0))]
+    if name == "dense":
+        return (np.ones((0, 3)), np.ones((3, 2)), np.ones(2)), [np.ones((0, 2))]
+    T, N, D, H = 2, 3, 4, 0
+    return ((rng.standard_normal((T, N, D)), np.ones((N, H)), np.ones((N, H)), np.ones((4 * H, D)),
+             np.ones((4 * H, H)), np.ones(4 * H), np.ones(4 * H)), [np.ones((T, N, H))])
+
+
+@pytest.mark.parametrize("name", ["layernorm", "softmax", "dense", "lstm"])
+def test_empty_dims_give_the_same_answer_on_both_backends(name):
+    """An axis of size 0 (D = 0, C = 0, N = 0, H = 0) is no error on either backend, and both give
+    the same arrays (empty, or the zeros a sum over nothing gives)."""
+    args, ups = _empty_case(name)
+    got = {}
+    for backend in [b.values[0] for b in BACKENDS if not b.marks or not b.marks[0].args[0]]:
+        k = symgrad.load(name, backend)
+        with np.errstate(all="ignore"):
+            out, cache = k.forward(*args)
+            grads = k.backward(cache, *ups)
+        outs = list(out) if isinstance(out, tuple) else [out]
+        got[backend] = [np.asarray(a) for a in outs + list(grads)]
+    ref = got.pop("numpy")
+    for arrays in got.values():
+        assert [a.shape for a in arrays] == [a.shape for a in ref]
+        for a, r in zip(arrays, ref):
+            np.testing.assert_array_equal(a, r)

@@ -63,7 +63,16 @@ def _check_ids(name, a, bound):
 def _hyper(name, v):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"{name}: {str(v)[:12]}... ({len(str(v))} digits) is too large for a float") from None
+
+
+def _inv(n):
+    """1/n for a size n; an empty axis (n = 0) gives inf as in C, not ZeroDivisionError (a Python
+    float, so float32 arithmetic stays float32)."""
+    return 1.0 / n if n else float("inf")
 
 
 def _scalar(name, v, dtype):

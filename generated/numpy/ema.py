@@ -164,7 +164,10 @@ def _hyper(name, v):
         raise TypeError(f"{name}: required hyperparameter not given")
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a real number, got {type(v).__name__} {v!r}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"{name}: {str(v)[:12]}... ({len(str(v))} digits) is too large for a float") from None
 
 
 def _flag(name, v):

@@ -19,9 +19,10 @@ C_TYPES = (("f32", "float32", "float"), ("f64", "float64", "double"))
 class NumpyPrinter(_SympyNumPy):
     """Prints with the ``np.`` prefix; elementwise Max/Min/Piecewise; stable sigmoid/softplus."""
 
-    def __init__(self):
+    def __init__(self, sizes=()):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False,
                           "inline": True})
+        self.sizes = frozenset(sizes)   # dimension names: 1/D prints as _inv(D) (inf, not an error, at D = 0)
 
     def _module_format(self, fqn, register=True):
         if "." in fqn and not fqn.startswith("numpy."):  # math.gamma, scipy.special...: not vectorized / not imported
@@ -69,6 +70,8 @@ class NumpyPrinter(_SympyNumPy):
         return f"{e.p}/{e.q}"
 
     def _print_Pow(self, e, rational=False):
+        if e.exp == -1 and isinstance(e.base, sp.Symbol) and e.base.name in self.sizes:
+            return f"_inv({e.base.name})"
         if e.exp == -1:
             return f"1/{self.parenthesize(e.base, 50)}"
         return super()._print_Pow(e, rational)
@@ -93,9 +96,10 @@ class MathPrinter(StrPrinter):
         return repr(float(e))
 
 
-def pycode(e) -> str:
+def pycode(e, sizes=()) -> str:
+    """NumPy source of ``e``; ``sizes``: names of dimensions (see ``NumpyPrinter``)."""
     try:
-        return NumpyPrinter().doprint(e)
+        return NumpyPrinter(sizes).doprint(e)
     except UnsupportedFunction:
         raise
     except NotImplementedError as exc:  # SymPy's PrintMethodNotImplementedError

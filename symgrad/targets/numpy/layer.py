@@ -42,16 +42,21 @@ class NumpyLayerEmitter:
 
     shape_text = staticmethod(ir.shape_text)
 
+    def code(self, e) -> str:
+        """NumPy source of a statement's expression (1/D of a dimension as ``_inv(D)``)."""
+        return pycode(e, [str(d) for d in self.k.dims])
+
     # -- statements ------------------------------------------------------------------------
     def statement(self, s) -> list[str]:
-        lines = [f"{t.name} = {pycode(e)}" for t, e in getattr(s, "temps", [])]
+        code = self.code
+        lines = [f"{t.name} = {code(e)}" for t, e in getattr(s, "temps", [])]
         if isinstance(s, ir.Elementwise):
             if s.expr.is_Number:
-                lines.append(f"{s.out} = np.full({self.shape(s.shape)}, {pycode(s.expr)}, dtype=dtype)")
+                lines.append(f"{s.out} = np.full({self.shape(s.shape)}, {code(s.expr)}, dtype=dtype)")
             elif s.broadcast:
-                lines.append(f"{s.out} = np.broadcast_to({pycode(s.expr)}, {self.shape(s.shape)}).astype(dtype)")
+                lines.append(f"{s.out} = np.broadcast_to({code(s.expr)}, {self.shape(s.shape)}).astype(dtype)")
             else:
-                lines.append(f"{s.out} = {pycode(s.expr)}")
+                lines.append(f"{s.out} = {code(s.expr)}")
         elif isinstance(s, ir.Reduction):
             fn = "np.sum" if s.kind == "sum" else "np.max"
             if tuple(s.src_shape) == (ANY,) or len(s.axes) == len(s.src_shape):
@@ -59,9 +64,11 @@ class NumpyLayerEmitter:
             else:
                 axis = str(s.axes[0]) if len(s.axes) == 1 else str(tuple(s.axes))
             keep = ", keepdims=True" if s.keepdims and axis != "None" else ""
+            if s.kind == "max":   # an empty axis gives -inf (as the C loops) instead of a ValueError
+                keep += ", initial=-np.inf"
             if s.keepdims and axis == "None" and s.shape != ():
                 keep = ", keepdims=True"
-            lines.append(f"{s.out} = {fn}({pycode(s.expr)}, axis={axis}{keep})")
+            lines.append(f"{s.out} = {fn}({code(s.expr)}, axis={axis}{keep})")
         elif isinstance(s, ir.Einsum):
             lines.append(f"{s.out} = {self.einsum(s)}")
         elif isinstance(s, ir.OneHot):
