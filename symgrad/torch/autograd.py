@@ -96,6 +96,7 @@ class TorchKernel:
         self.reals = [i.name for i in self.spec.inputs if i.kind == "real"]
         self.hyper_names = [h.name for h in self.spec.hypers]
         self.kernels = {}
+        self.calls = {}       # (dtype, hyperparameters) -> Call, reused: a call's setup is per-call overhead
         if self.dtype is not None:
             self.kernel(self.dtype)
 
@@ -146,7 +147,14 @@ class TorchKernel:
             if isinstance(t, torch.Tensor) and t.device.type != "cpu":
                 raise DTypeError(f"{n}: expected a CPU tensor, got a tensor on {t.device} "
                                  f"(symgrad's kernels run on the CPU; move it with .cpu())")
-        call = Call(self.kernel(self.kernel_dtype(tensors)), hyper, self.spec)
+        dtype = self.kernel_dtype(tensors)
+        key = (dtype, tuple(sorted(hyper.items()))) if all(isinstance(v, (int, float)) for v in hyper.values()) \
+            else None
+        call = self.calls.get(key) if key is not None else None
+        if call is None:
+            call = Call(self.kernel(dtype), hyper, self.spec)
+            if key is not None:
+                self.calls[key] = call
         return KernelFunction.apply(call, *tensors)
 
 
