@@ -88,8 +88,13 @@ def test_no_copies_and_float32(backend):
     assert cpu_array("x", x).ctypes.data == x.data_ptr()
     a = np.ones((2, 3))
     assert as_tensor(a, a.dtype).data_ptr() == a.ctypes.data
-    xt = x.t()                                  # a non-contiguous view is copied, correctly
-    assert np.array_equal(cpu_array("x", xt), xt.numpy())
+    xt = x.t()                                  # a non-contiguous view stays a view (the kernel copies it)
+    assert np.array_equal(cpu_array("x", xt), xt.numpy()) and cpu_array("x", xt).ctypes.data == x.data_ptr()
+    assert np.array_equal(cpu_array("x", torch._neg_view(x)), -x.numpy())
+    W, b = torch.randn(5, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    xd = torch.randn(5, 4, dtype=torch.float64)
+    y = sgt.function("dense", backend=backend)(xd.t(), W, b)          # strided input: right answer
+    assert torch.allclose(y, xd.t() @ W + b, rtol=1e-13)
     g, b = torch.ones(5, dtype=torch.float32), torch.zeros(5, dtype=torch.float32)
     y = sgt.function("layernorm", backend=backend)(x.requires_grad_(True), g, b)
     assert y.dtype == torch.float32

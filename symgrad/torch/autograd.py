@@ -20,18 +20,17 @@ FLOAT_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 
 def cpu_array(name: str, t) -> np.ndarray:
-    """A NumPy view of CPU tensor ``t`` (a copy only when it is not contiguous)."""
+    """A NumPy view of CPU tensor ``t``, never a copy (a strided tensor gives a strided view, which
+    the kernel makes contiguous as it does any NumPy array); non-tensors pass through."""
     if not isinstance(t, torch.Tensor):
         return t
     if t.device.type != "cpu":
         raise DTypeError(f"{name}: expected a CPU tensor, got a tensor on {t.device} "
                          f"(symgrad's kernels run on the CPU; move it with .cpu())")
-    t = t.detach()
-    if not t.is_contiguous():
-        t = t.contiguous()
-    if t.is_conj() or t.is_neg():
-        t = t.resolve_conj().resolve_neg()
-    return t.numpy()
+    try:
+        return t.detach().numpy()
+    except RuntimeError:     # a lazily negated or conjugated view: materialize it first
+        return t.detach().resolve_neg().resolve_conj().numpy()
 
 
 def as_tensor(a, dtype) -> torch.Tensor:
