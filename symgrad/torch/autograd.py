@@ -27,10 +27,7 @@ def cpu_array(name: str, t) -> np.ndarray:
     if t.device.type != "cpu":
         raise DTypeError(f"{name}: expected a CPU tensor, got a tensor on {t.device} "
                          f"(symgrad's kernels run on the CPU; move it with .cpu())")
-    try:
-        return t.detach().numpy()
-    except RuntimeError:     # a lazily negated or conjugated view: materialize it first
-        return t.detach().resolve_neg().resolve_conj().numpy()
+    return t.detach().numpy()
 
 
 def as_tensor(a, dtype) -> torch.Tensor:
