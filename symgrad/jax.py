@@ -72,7 +72,8 @@ class JaxKernel:
     def out_shapes(self, hyper_items, shapes) -> tuple:
         """Shapes and dtypes of the outputs for inputs of ``shapes`` ((shape, dtype) per input)."""
         zeros = [np.zeros(s, dtype=d) for s, d in shapes]
-        outs, _, _ = self.host_forward(dict(hyper_items), *zeros)
+        with np.errstate(all="ignore"):      # only the shapes matter (log(0) would warn)
+            outs, _, _ = self.host_forward(dict(hyper_items), *zeros)
         return tuple((o.shape, o.dtype) for o in outs)
 
     # -- JAX side ---------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class JaxKernel:
             if k in self.input_names and k not in values:
                 values[k] = v
             elif k in self.hyper_names:
-                hyper[k] = float(v)
+                hyper[k] = v          # checked by the kernel
             else:
                 raise TypeError(f"{self.name}: unexpected argument {k!r}; expected "
                                 f"{', '.join(self.input_names + self.hyper_names)}")
