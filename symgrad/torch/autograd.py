@@ -38,8 +38,8 @@ def as_tensor(a, dtype) -> torch.Tensor:
 
 
 class KernelFunction(torch.autograd.Function):
-    """forward(ctx, call, *tensors): ``call`` carries the kernel, hyperparameters and gradient
-    mask; the tensors are the kernel's array arguments in order."""
+    """forward(ctx, call, *tensors): ``call`` carries the kernel, its hyperparameters and the names
+    of its arguments and outputs; the tensors are the kernel's array arguments in order."""
 
     @staticmethod
     def forward(ctx, call, *tensors):
