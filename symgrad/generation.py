@@ -22,16 +22,22 @@ class GenerateResult:
 
 
 def render_all(names=None, targets=None, strict: bool = False) -> dict[str, str]:
-    """Every file of ``names`` x ``targets``. Pairs a target has no emitter for are skipped, unless
-    ``strict`` (a target the user named explicitly), where they are an error."""
+    """Every file of ``names`` x ``targets``, then each target's project files for the kernels it
+    emitted (``REGISTRY.register_project_files``: the C target's build files list exactly these
+    kernels). Pairs a target has no emitter for are skipped, unless ``strict`` (a target the user
+    named explicitly), where they are an error."""
     names = list(names) if names else REGISTRY.names()
     targets = REGISTRY.targets() if targets is None else targets
     files: dict[str, str] = {}
+    emitted: dict[str, list] = {t: [] for t in targets}
     for name in names:
         spec = REGISTRY.get(name)
         for t in targets:
             if strict or REGISTRY.supports(spec, t):
                 files.update(REGISTRY.emit(spec, t))
+                emitted[t].append(spec)
+    for t in targets:   # then each target's files about all its kernels (C: CMakeLists.txt, Makefile)
+        files.update(REGISTRY.project_files(t, emitted[t]))
     return dict(sorted(files.items()))
 
 

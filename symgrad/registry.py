@@ -9,6 +9,9 @@ Rules are registered beside their definitions, in the spirit of JAX's ``ad.defjv
 - per kernel kind and target: ``register_target(target, kinds, emit=..., load=...)``, where
   ``emit(spec) -> {relative path: text}`` writes the target's files and ``load(spec)`` returns the
   object whose functions ``symgrad.load`` hands out (``symgrad/targets/<target>/__init__.py``);
+- per target, files about the whole set of kernels (build files, say):
+  ``register_project_files(target, fn)``, ``fn(specs) -> {relative path: text}``, called by
+  ``symgrad generate`` after the per-kernel files with the specs rendered for that target;
 - per kernel kind: ``register_rule(role, kinds)(fn)`` for the roles ``check`` (``symgrad.verify``),
   ``explain`` (``symgrad.explanation``) and ``interface`` (what ``symgrad.load`` exposes: "layer",
   "optimizer" or "schedule").
@@ -40,6 +43,7 @@ class Registry:
         self._targets: dict = {}      # (kind, target) -> TargetRules
         self._target_order: list = []
         self._rules: dict = {}        # (role, kind) -> rule
+        self._project_files: dict = {}   # target -> fn(specs) -> {relative path: text}
 
     # -- kernels ---------------------------------------------------------------------------
     def add(self, spec, replace: bool = False):
@@ -76,6 +80,16 @@ class Registry:
             self._target_order.append(target)
         for kind in kinds:
             self._targets[kind, target] = TargetRules(emit, load)
+
+    def register_project_files(self, target: str, fn: Callable):
+        """``fn(specs) -> {relative path: text}``: ``target``'s files about all its kernels at once
+        (``symgrad generate`` writes them after the per-kernel files)."""
+        self._project_files[target] = fn
+
+    def project_files(self, target: str, specs) -> dict[str, str]:
+        """The project files of ``target`` for ``specs`` (none when it registered no hook)."""
+        fn = self._project_files.get(target)
+        return fn(list(specs)) if fn is not None and specs else {}
 
     def register_rule(self, role: str, kinds):
         """Decorator (or call with a value for ``interface``): the ``role`` rule of ``kinds``."""

@@ -7,6 +7,9 @@
  * Build and run from the repository root (README.md, "The C backend"):
  *   cc -O2 -std=c99 -I generated/c examples/c/xor.c generated/c/dense_tanh.c \
  *      generated/c/dense_sigmoid.c generated/c/mse.c -lm -o xor && ./xor
+ * or with the generated build files (library `symgrad`, every kernel):
+ *   cmake -S examples/c -B build/xor && cmake --build build/xor && ./build/xor/xor
+ *   make -C examples/c BUILD=$PWD/build/xor && ./build/xor/xor
  */
 #include <stdint.h>
 #include <stdio.h>

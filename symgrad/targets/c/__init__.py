@@ -1,8 +1,9 @@
 """The C target: C99 kernels with headers (``generated/c/NAME.c``, ``NAME.h``), float and double
 variants, compiled on demand by ``symgrad.load(..., backend="c")``.
 
-Registers, for every kernel kind, how to emit its files and how to load them (compiled, cached).
-Templates: ``templates/*.j2`` beside this file.
+Registers, for every kernel kind, how to emit its files and how to load them (compiled, cached),
+and the build files of all the kernels of a run (``CMakeLists.txt``, ``Makefile``, ``symgrad.pc.in``:
+one library ``symgrad``). Templates: ``templates/*.j2`` beside this file.
 """
 from __future__ import annotations
 
@@ -38,3 +39,14 @@ for _kinds, _emit, _cls in ((("layer", "activation", "loss"), layer_files, CLaye
                             (("optimizer",), optimizer_sources, COptimizer),
                             (("schedule",), schedule_sources, CSchedule)):
     REGISTRY.register_target(TARGET, _kinds, emit=_emit, load=loader(_cls, _emit))
+
+
+def project_files(specs) -> dict[str, str]:
+    """Build files for a folder of kernels: a CMake project and a Makefile, each building the library
+    ``symgrad`` with an install rule and a pkg-config file. They build every ``NAME.c`` they find
+    beside them, so their text is the same whichever ``specs`` a run generates (regenerating one
+    kernel leaves them, and the other kernels' place in the library, untouched)."""
+    return {f"c/{out}": render(__name__, f"{out}.j2") for out in ("CMakeLists.txt", "Makefile", "symgrad.pc.in")}
+
+
+REGISTRY.register_project_files(TARGET, project_files)

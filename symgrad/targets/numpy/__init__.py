@@ -1,4 +1,5 @@
-"""The NumPy target: vectorized NumPy modules (``generated/numpy/NAME.py``), which need only NumPy.
+"""The NumPy target: vectorized NumPy modules (``generated/numpy/NAME.py``), which need only NumPy,
+each with its type stub (``NAME.pyi``, ``stubs.py``).
 
 Registers, for every kernel kind, how to emit its module and how to load it in-process.
 Templates: ``templates/*.py.j2`` beside this file.
@@ -14,6 +15,7 @@ from .layer import NumpyLayerEmitter
 from .optimizer import optimizer_source, schedule_source
 from .recurrent import context as recurrent_context
 from .runtime import module_from_source
+from .stubs import stub
 
 TARGET = "numpy"
 
@@ -34,18 +36,29 @@ def schedule_files(spec) -> dict[str, str]:
     return {f"numpy/{spec.name}.py": schedule_source(spec)}
 
 
+def with_stub(emit, template: str):
+    """``emit`` plus the type stub of the module it writes."""
+    def files(spec) -> dict[str, str]:
+        out = emit(spec)
+        out[f"numpy/{spec.name}.pyi"] = stub(spec.name, out[f"numpy/{spec.name}.py"],
+                                             f"symgrad/targets/numpy/templates/{template}")
+        return out
+    return files
+
+
 def loader(emit):
     """``load(spec)``: the module ``emit`` writes, executed in this process (cached per spec)."""
     @lru_cache(maxsize=None)
     def load(spec):
-        (source,) = emit(spec).values()
-        return module_from_source(spec.name, source, TARGET)
+        return module_from_source(spec.name, emit(spec)[f"numpy/{spec.name}.py"], TARGET)
     return load
 
 
-for _kinds, _emit in ((("layer", "activation", "loss"), layer_files), (("recurrent",), recurrent_files),
-                      (("optimizer",), optimizer_files), (("schedule",), schedule_files)):
-    REGISTRY.register_target(TARGET, _kinds, emit=_emit, load=loader(_emit))
+for _kinds, _emit, _template in ((("layer", "activation", "loss"), layer_files, "layer.py.j2"),
+                                 (("recurrent",), recurrent_files, "recurrent.py.j2"),
+                                 (("optimizer",), optimizer_files, "optimizer.py.j2"),
+                                 (("schedule",), schedule_files, "schedule.py.j2")):
+    REGISTRY.register_target(TARGET, _kinds, emit=with_stub(_emit, _template), load=loader(_emit))
 
 
 def numpy_module(spec):
