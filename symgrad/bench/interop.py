@@ -13,9 +13,9 @@ so a slow stretch of the machine hits both alike:
 """
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field
+
+from .timing import alternating_medians
 
 GOALS = {"large": 0.6, "tiny": 2.0}
 
@@ -39,23 +39,6 @@ class InteropResult:
             lines.append(f"  layernorm {case:5s} N={n} D={d}: symgrad {ours * 1e6:10.1f} us   torch "
                          f"{theirs * 1e6:10.1f} us   ratio {ours / theirs:5.2f} (goal <= {GOALS[case]})")
         return "\n".join(lines)
-
-
-def alternating_medians(runners: dict, blocks: int, calls: int) -> dict:
-    """{name: median seconds per call}: each block times ``calls`` calls of every runner in turn."""
-    for fn in runners.values():   # warm-up: compile, allocate, fault pages in
-        fn()
-        fn()
-    samples = {k: [] for k in runners}
-    for b in range(blocks):
-        order = list(runners) if b % 2 == 0 else list(runners)[::-1]
-        for k in order:
-            fn = runners[k]
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            samples[k].append((time.perf_counter() - t0) / calls)
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def layernorm_steps(n: int, d: int, dtype, backend: str):
@@ -93,6 +76,7 @@ def measure(large=(8192, 1024), tiny=(4, 8), dtype: str = "float32", backend: st
     res = InteropResult({"large": tuple(large), "tiny": tuple(tiny)}, dtype, backend, torch.get_num_threads())
     for case, calls in (("large", calls_large), ("tiny", calls_tiny)):
         ours, theirs = layernorm_steps(*res.sizes[case], tdtype, backend)
-        t = alternating_medians({"symgrad": ours, "torch": theirs}, blocks, calls)
+        t = alternating_medians({"symgrad": ours, "torch": theirs}, blocks, gap=0.0,
+                                block=0.0 if calls <= 1 else 0.02)
         res.times[case, "symgrad"], res.times[case, "torch"] = t["symgrad"], t["torch"]
     return res

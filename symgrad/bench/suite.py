@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import hand
+from .interop import layernorm_steps
+from .timing import GAP, alternating_medians, median_time
 from .steps import BUILDERS as STEP_BUILDERS, STEP_SIZES, STEP_SMALL, flops, torch_step
 
 SIZES = {  # workload -> dims (full size; --small shrinks them for the smoke test)
@@ -30,18 +31,19 @@ SIZES = {  # workload -> dims (full size; --small shrinks them for the smoke tes
     "lstm": dict(T=32, N=64, D=256, H=256),
     "adam": dict(P=2 ** 24),
     **STEP_SIZES,
+    "torch_layernorm": dict(N=8192, D=1024), "torch_tiny": dict(N=4, D=8),
 }
 SMALL = {"dense": dict(N=8, D=16, M=8), "layernorm": dict(N=16, D=32), "lstm": dict(T=3, N=4, D=5, H=6),
-         "adam": dict(P=1000), **STEP_SMALL}
+         "adam": dict(P=1000), **STEP_SMALL, "torch_layernorm": dict(N=16, D=32), "torch_tiny": dict(N=2, D=4)}
+INTEROP = ("torch_layernorm", "torch_tiny")   # a symgrad.torch.Module inside a torch training step
 TARGETS = [  # (workload, contender, reference, goal): ratio contender/reference <= goal, float32
-    ("percall", "C", "NumPy", 1.0), ("mlp", "C", "torch", 0.33), ("mlp", "NumPy", "torch", 0.75),
+    ("percall", "C", "NumPy", 1.0), ("torch_layernorm", "C", "torch", 0.6), ("torch_tiny", "C", "torch", 2.0), ("mlp", "C", "torch", 0.33), ("mlp", "NumPy", "torch", 0.75),
     ("lstm_step", "C", "torch", 0.5), ("lstm_step", "NumPy", "torch", 1.0),
     ("dense", "C", "hand NumPy", 1.0), ("lstm", "C", "torch", 1.0), ("lstm", "C", "NumPy", 0.8),
     ("layernorm", "C", "torch", 0.3), ("adam", "C", "torch", 1.05),
     ("dense", "NumPy", "hand NumPy", 1.2), ("layernorm", "NumPy", "hand NumPy", 1.2),
     ("lstm", "NumPy", "hand NumPy", 1.2), ("adam", "NumPy", "hand NumPy", 0.5),
 ]
-GAP = 0.05   # seconds idle before each timed block
 
 
 @dataclass
@@ -51,28 +53,6 @@ class Result:
     times: dict = field(default_factory=dict)     # contender -> seconds
     bound: float | None = None                    # seconds at the triad bandwidth
     flops: float | None = None                    # floating-point operations of the GEMMs
-
-
-def alternating_medians(runs: dict, repeats: int, gap: float = GAP, block: float = 0.05) -> dict:
-    """name -> seconds per call: every contender warmed up and sized to blocks of about ``block``
-    seconds, then ``repeats`` rounds that time one block of each contender in turn, each after
-    ``gap`` seconds idle; the median over rounds."""
-    counts = {}
-    for name, fn in runs.items():
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        counts[name] = max(1, int(block / max(time.perf_counter() - t0, 1e-7)))
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            time.sleep(gap)
-            n = counts[name]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            times[name].append((time.perf_counter() - t0) / n)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def sgemm_peak(n: int = 2048, repeats: int = 3) -> float:
@@ -91,17 +71,6 @@ def blas_info() -> str:
     rows = [f"{i.get('internal_api')} {i.get('architecture') or ''} x{i.get('num_threads')}".replace("  ", " ")
             for i in threadpool_info() if i.get("user_api") == "blas"]
     return ", ".join(rows) or "no BLAS found"
-
-
-def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 TRIAD_C = r"""
@@ -145,7 +114,7 @@ def triad_bandwidth(n: int = 2 ** 24, repeats: int = 5) -> tuple[float, str]:
 
 
 def _args(workload, dims, dtype, rng):
-    if workload in STEP_BUILDERS:   # the step builders make their own data from the dims
+    if workload in STEP_BUILDERS or workload in INTEROP:   # they make their own data from the dims
         return dims
     f = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
     if workload == "dense":
@@ -173,6 +142,11 @@ def contenders(workload, a, dtype, threads):
     """name -> zero-argument callable running forward+backward (or one optimizer step)."""
     import symgrad
     out = {}
+    if workload in INTEROP:   # torch's own module is the reference column, added by run()
+        import torch
+        for backend, label in (("numpy", "NumPy"), ("c", "C")):
+            out[label] = layernorm_steps(a["N"], a["D"], getattr(torch, dtype), backend)[0]
+        return out
     if workload in STEP_BUILDERS:
         for backend, label in (("numpy", "NumPy"), ("c", "C")):
             load = lambda name, backend=backend: symgrad.load(name, backend=backend, dtype=dtype)  # noqa: E731
@@ -209,6 +183,15 @@ def _layer_runner(k, workload, a):
         return lambda: k.backward(k.forward(a["x"], a["gamma"], a["beta"])[1], a["dy"])
     names = ("x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh")
     return lambda: k.backward(k.forward(*[a[n] for n in names])[1], a["dhs"])
+
+
+def _torch_interop(d, dtype, threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return layernorm_steps(d["N"], d["D"], getattr(torch, dtype), "c")[1]
 
 
 def _torch_runner(workload, a, dtype, threads):
@@ -269,7 +252,7 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
         r = Result(w, dt)
         runs = contenders(w, a, dt, threads)
         t = (torch_step(w, sizes[w], dt, np.random.default_rng(0), threads) if w in STEP_BUILDERS
-             else _torch_runner(w, a, dt, threads))
+             else _torch_interop(a, dt, threads) if w in INTEROP else _torch_runner(w, a, dt, threads))
         if t is not None:
             runs["torch"] = t
         r.times = alternating_medians(runs, repeats, gap=0.0 if small else GAP, block=0.005 if small else 0.05)
@@ -305,7 +288,7 @@ def table(report, markdown=False) -> str:
         lines += ["| workload | dtype | " + " | ".join(f"{c} (ms)" for c in cols) + " | bandwidth bound (ms) |",
                   "|" + " --- |" * (len(cols) + 3)]
     else:
-        lines.append(f"{'workload':<10} {'dtype':<8} " + " ".join(f"{c + ' ms':>14}" for c in cols)
+        lines.append(f"{'workload':<16} {'dtype':<8} " + " ".join(f"{c + ' ms':>14}" for c in cols)
                      + f" {'bound ms':>10}")
     for r in report["results"]:
         cells = [f"{r.times[c] * 1e3:.3g}" if c in r.times else "-" for c in cols]
@@ -313,7 +296,7 @@ def table(report, markdown=False) -> str:
         if markdown:
             lines.append(f"| {r.workload} | {r.dtype} | " + " | ".join(cells) + f" | {bound} |")
         else:
-            lines.append(f"{r.workload:<10} {r.dtype:<8} " + " ".join(f"{c:>14}" for c in cells) + f" {bound:>10}")
+            lines.append(f"{r.workload:<16} {r.dtype:<8} " + " ".join(f"{c:>14}" for c in cells) + f" {bound:>10}")
     lines.append("")
     lines += targets(report, markdown)
     if report["generate"]:
