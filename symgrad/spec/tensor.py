@@ -280,11 +280,20 @@ class Expand(Node):
 
 
 class Hyper(sp.Symbol):
-    """A scalar hyperparameter (eps, ...): a keyword argument of forward with a default."""
+    """A scalar hyperparameter (eps, ...): a keyword argument of forward with a default.
+
+    Built with SymPy's *uncached* ``Symbol.__xnew__``: ``Symbol.__new__`` returns one cached object
+    per (class, name, assumptions), so a second ``Hyper("eps", 1e-6)`` in a user's spec would be the
+    built-in layernorm's ``eps`` with its default overwritten. Each Hyper is its own object, and the
+    default is part of its identity (``_hashable_content``).
+    """
 
     def __new__(cls, name: str, default: float):
-        obj = super().__new__(cls, check_identifier(name, "hyperparameter"), real=True)
-        obj.default = float(default)
+        value = float(default)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SpecError(f"hyperparameter {name!r}: expected a finite default, got {default!r}")
+        obj = sp.Symbol.__xnew__(cls, check_identifier(name, "hyperparameter"), real=True)
+        obj.default = value
         return obj
 
     def __getnewargs_ex__(self):
