@@ -87,7 +87,7 @@ class LayerSpec:
 
 def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = False) -> LayerSpec:
     """The ``LayerSpec`` of forward function ``fn`` (shapes ``decls``); ``loss``: one scalar output."""
-    T.check_identifier(name, "layer name")
+    T.check_kernel_name(name, "layer name")
     sig = inspect.signature(fn)
     inputs, hypers, call = [], [], []
     for pname, p in sig.parameters.items():
@@ -134,6 +134,10 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
     for o in outs:
         if o.name in names:
             raise SpecError(f"{name}: output name {o.name!r} clashes with an argument")
+    dim_names = [str(s) for i in inputs for d in i.shape for s in sp.sympify(d).free_symbols]
+    dim_names += [str(i.bound) for i in inputs if i.bound is not None]
+    T.check_distinct(name, {"input": [i.name for i in inputs], "hyperparameter": [h.name for h in hypers],
+                            "dimension": sorted(set(dim_names)), "output": [o.name for o in outs]})
     if not any(i.differentiable for i in inputs):
         raise SpecError(f"{name}: no input gets a gradient")
     return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "", loss=loss)
@@ -164,7 +168,7 @@ def activation(name: str, formula: sp.Expr, *, register: bool = True, doc: str =
         raise SpecError(f"activation {name!r}: formula {formula} must have exactly one free symbol, "
                         f"has {sorted(map(str, syms))}")
     (z,) = syms
-    zname = z.name if T.IDENT.match(z.name) and z.name not in ("a",) else "z"
+    zname = z.name if _free_name(z.name, formula) else "z"
 
     def fn(t):
         return T.apply(formula.xreplace({z: sp.Symbol(zname, real=True)}), fn=name, **{zname: t}).named("a")
@@ -175,6 +179,19 @@ def activation(name: str, formula: sp.Expr, *, register: bool = True, doc: str =
     spec.meta["scalar"] = (z, formula)
     spec.doc = doc or f"Elementwise {name}: a = {formula}."
     return maybe_register(spec, register)
+
+
+def _free_name(name: str, formula: sp.Expr) -> bool:
+    """Whether an activation's input may keep its formula's name: any name the generated code or the
+    output ``a`` (and its gradient ``da``) use is renamed to ``z`` instead (the formula is unchanged)."""
+    if name in ("a", "da") or any(getattr(h, "name", None) == name for h in formula.free_symbols
+                                  if isinstance(h, T.Hyper)):
+        return False
+    try:
+        T.check_identifier(name, "input")
+    except SpecError:
+        return False
+    return True
 
 
 def maybe_register(spec, register: bool):

@@ -29,7 +29,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..registry import REGISTRY
-from .tensor import check_identifier
+from .tensor import check_identifier, check_kernel_name
 
 _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
 
@@ -174,6 +174,11 @@ def _validate(spec: OptimizerSpec):
                         f"must all differ")
     for n in known:
         check_identifier(n, f"{spec.name}: name")
+    for n in known:  # the C step names an array's element ``<array>_i`` and its new value ``<array>_new``
+        for suffix in ("_i", "_new"):
+            if n.endswith(suffix) and n[: -len(suffix)] in {spec.param, spec.grad, *spec.state}:
+                raise SpecError(f"{spec.name}: name {n!r} is what the generated C step calls an element "
+                                f"of {n[: -len(suffix)]!r}; choose another name")
     arrays = {s[spec.param], s[spec.grad], *(s[n] for n in spec.state)}
     scalars = {s["t"], *(s[h] for h in spec.step_hypers)}
     for n, cond in spec.derived.items():
@@ -215,7 +220,7 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
     """
     def deco(fn):
         nm = name or fn.__name__
-        check_identifier(nm, "optimizer name")
+        check_kernel_name(nm, "optimizer name")
         hp = {}
         for k, v in hypers.items():
             hp[k] = v if isinstance(v, HParam) else hparam(v)
@@ -280,7 +285,7 @@ def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, 
     """Decorator: declare a schedule by its formula ``fn(s, **flags) -> SymPy expression``."""
     def deco(fn):
         nm = name or fn.__name__
-        check_identifier(nm, "schedule name")
+        check_kernel_name(nm, "schedule name")
         a = {k: v if isinstance(v, HParam) else hparam(v) for k, v in args.items()}
         fl = {k: bool(v) for k, v in (flags or {}).items()}
         ns = Symbols(**{k: sp.Symbol(k, real=True) for k in a}, **{k: sp.Symbol(k) for k in fl})

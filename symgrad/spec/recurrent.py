@@ -112,6 +112,8 @@ def recurrent(name: str | None = None, *, state, sequence, outputs=None, time: s
         T.check_identifier(time, "time dimension")
         tdim = sp.Symbol(time, integer=True, positive=True)
         spec = RecurrentSpec(lname, cell, state, sequence, outputs, tdim, doc=inspect.getdoc(fn) or "")
+        T.check_distinct(lname, {"input": [i.name for i in spec.inputs], "hyperparameter": [h.name for h in spec.hypers],
+                                 "dimension": [str(d) for d in spec.dims], "output": spec.output_names})
         return maybe_register(spec, register)
     return deco
 
