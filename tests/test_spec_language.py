@@ -110,3 +110,75 @@ def test_an_activation_formula_in_any_symbol_is_renamed_and_correct(sym, backend
         (dz,) = k.backward(cache, np.ones_like(x))
         s = 1 / (1 + np.exp(-x))
         assert rel_err(a, x * s) < 1e-14 and rel_err(dz, s + x * s * (1 - s)) < 1e-13
+
+
+# -- (3) one numeric meaning ------------------------------------------------------------------
+CONSTANTS = {"two_70": (z * 2 ** 70, 2.0 ** 70), "ten_20": (z * 10 ** 20, 1e20), "pi": (z * sp.pi, np.pi),
+             "e": (z * sp.E, np.e), "sqrt2": (z * sp.sqrt(2), np.sqrt(2)),
+             "gelu_c": (z * sp.sqrt(2 / sp.pi), np.sqrt(2 / np.pi)), "ten_400": (z * 10 ** 400, np.inf),
+             "inf": (z * sp.oo, np.inf), "third": (z / 3, 1 / 3), "big_ratio": (z * sp.Rational(2 ** 80 + 1, 3 ** 40), (2 ** 80 + 1) / 3 ** 40)}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", sorted(CONSTANTS))
+def test_constants_mean_the_same_on_both_targets(case, dtype):
+    formula, value = CONSTANTS[case]
+    spec = sg.activation(f"const_{case}", formula, register=False)
+    x = np.array([0.5, -2.0, 3.0], dtype=dtype)
+    with registered(spec), np.errstate(over="ignore", invalid="ignore"):
+        c = np.dtype(dtype).type(value)  # what NumPy makes of the constant next to a float32 array
+        for backend in [b.values[0] if hasattr(b, "values") else b for b in BACKENDS]:
+            k = sg.load(spec.name, backend=backend, dtype=dtype)
+            a, cache = k.forward(x)
+            (dz,) = k.backward(cache, np.ones_like(x))
+            assert a.dtype == dz.dtype == np.dtype(dtype)
+            assert np.array_equal(a, x * c), (backend, a, x * c)
+            assert np.array_equal(dz, np.full_like(x, c)), (backend, dz)
+
+
+def test_files_print_constants_as_literals_of_each_target():
+    spec = sg.activation("const_lit", z * sp.pi * 2 ** 70 + sp.sqrt(2) * z ** 2, register=False)
+    import re
+    files = {**sg.REGISTRY.emit(spec, "numpy"), **sg.REGISTRY.emit(spec, "c")}
+    py = files["numpy/const_lit.py"].split('"""', 2)[2]            # the code after the docstring
+    c = re.sub(r"/\*.*?\*/", "", files["c/const_lit.c"], flags=re.S)  # the code without comments
+    for code in (py, c):
+        assert "M_PI" not in code and "M_SQRT2" not in code and "1180591620717411303424" not in code
+        assert "3.708937962535487e+21" in code  # 2**70 pi, one float64 literal on both targets
+
+
+@pytest.mark.parametrize("text", ["f=z*9**9**9", "f=exp(exp(exp(100)))*z", "f=z*2**(-100000)"])
+def test_absurd_constants_are_a_spec_error_before_evaluation(text):
+    import time
+    from symgrad.spec.parse import parse_definition
+    t = time.perf_counter()
+    with pytest.raises(sg.SpecError, match=r"formula .* the constant .* (digits|larger than)"):
+        parse_definition(text)
+    assert time.perf_counter() - t < 2.0
+
+
+def test_absurd_constants_in_a_python_spec_are_a_spec_error():
+    with pytest.raises(sg.SpecError, match=r"c_absurd: formula: the constant exp\(exp\(100\)\)"):
+        @sg.layer(x=(N, D), register=False)
+        def c_absurd(x):
+            return x * sp.exp(sp.exp(sp.exp(100)))
+
+
+# -- (6) float32 stays float32 -----------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_function_of_a_dimension_keeps_float32(backend):
+    E = sg.dims("E")[0]
+
+    @sg.layer(q=(N, E), register=False)
+    def scaled(q, eps=1e-3):
+        return q / sp.sqrt(E) + sg.exp(q) * sp.log(E) * sp.sqrt(eps)
+
+    with registered(scaled):
+        q = _rows(3, 5).astype(np.float32)
+        k = sg.load("scaled", backend=backend, dtype="float32")
+        y, cache = k.forward(q)
+        (dq,) = k.backward(cache, np.ones_like(y))
+        assert y.dtype == dq.dtype == np.float32
+        q64 = q.astype(np.float64)
+        assert rel_err(y, q64 / np.sqrt(5) + np.exp(q64) * np.log(5) * np.sqrt(1e-3)) < 2e-6
+        assert rel_err(dq, 1 / np.sqrt(5) + np.exp(q64) * np.log(5) * np.sqrt(1e-3)) < 2e-6

@@ -11,6 +11,7 @@ from sympy.printing.numpy import NumPyPrinter as _SympyNumPy
 from sympy.printing.str import StrPrinter
 
 from ..errors import UnsupportedFunction
+from .numbers import c_literal, fold_coefficient, is_constant, py_literal, value64
 
 
 class NumpyPrinter(_SympyNumPy):
@@ -19,6 +20,16 @@ class NumpyPrinter(_SympyNumPy):
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False,
                           "inline": True})
+
+    def _print(self, expr, **kwargs):
+        if is_constant(expr):  # one literal, the same value as the C target's (codegen/numbers.py)
+            return py_literal(value64(expr))
+        if isinstance(expr, sp.Mul) and (folded := fold_coefficient(expr)) is not None:
+            return self._print(folded, **kwargs)
+        text = super()._print(expr, **kwargs)
+        if _scalar_call(expr) and "np." in text:  # np.sqrt(N) is a strong np.float64: keep float32 float32
+            return f"float({text})"
+        return text
 
     def _module_format(self, fqn, register=True):
         if "." in fqn and not fqn.startswith("numpy."):  # math.gamma, scipy.special...: not vectorized / not imported
@@ -65,13 +76,22 @@ class NumpyPrinter(_SympyNumPy):
     def _print_Rational(self, e):
         return f"{e.p}/{e.q}"
 
+    def _print_Integer(self, e):
+        return str(e.p)
+
     def _print_Pow(self, e, rational=False):
         if e.exp == -1:
             return f"1/{self.parenthesize(e.base, 50)}"
         return super()._print_Pow(e, rational)
 
     def _print_Float(self, e):
-        return repr(float(e))
+        return py_literal(value64(e))
+
+
+def _scalar_call(e) -> bool:
+    """A function of dimensions and hyperparameters only (real scalar symbols, never arrays)."""
+    return isinstance(e, (sp.Function, sp.Pow)) and bool(e.free_symbols) and \
+        all(s.is_real for s in e.free_symbols)
 
 
 class MathPrinter(StrPrinter):
@@ -100,6 +120,12 @@ def pycode(e) -> str:
         raise UnsupportedFunction(f"{name} is not supported by the NumPy target") from None
 
 
+def pyscalar(e) -> str:
+    """A scalar of hyperparameters and dimensions as a Python float (weak under NEP 50)."""
+    text = pycode(e)
+    return text if _scalar_call(sp.sympify(e)) and "np." in text else f"float({text})"
+
+
 def mathstr(e) -> str:
     return MathPrinter({"order": "none"}).doprint(e)
 
@@ -121,6 +147,13 @@ class CPrinter(_SympyC99):
         self.dtype, self.sfx, self.refs = dtype, self.SUFFIX[dtype], dict(refs or {})
         self.inline_math = inline_math and dtype == "float32"  # sg_exp_f32/sg_tanh_f32 (layer template)
         self.real = "float" if dtype == "float32" else "double"
+
+    def _print(self, expr, **kwargs):
+        if is_constant(expr):  # never M_PI, a truncated integer literal or an overflowing float literal
+            return c_literal(value64(expr), self.dtype)
+        if isinstance(expr, sp.Mul) and (folded := fold_coefficient(expr)) is not None:
+            return self._print(folded, **kwargs)
+        return super()._print(expr, **kwargs)
 
     def _print_Symbol(self, e):
         return self.refs.get(e.name, e.name)

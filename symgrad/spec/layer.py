@@ -23,6 +23,7 @@ import sympy as sp
 from ..errors import SpecError
 from ..registry import REGISTRY
 from . import tensor as T
+from .constants import check_constants
 from ..derive.reverse import derive
 
 
@@ -126,6 +127,9 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
             o.named("loss" if loss else ("y" if len(outs) == 1 else f"y{k}"))
     if loss and (len(outs) != 1 or outs[0].shape != ()):
         raise SpecError(f"{name}: a loss must return one scalar, got shape(s) {[o.shape for o in outs]}")
+    for n in T.walk(outs):
+        if isinstance(n, T.Map):
+            check_constants(n.expr, f"{name}: formula {n.fn or ''}".rstrip())
     used = {s for n in T.walk(outs) if isinstance(n, T.Map) for s in n.hyper_symbols()}
     for h in hypers:
         if h not in used:

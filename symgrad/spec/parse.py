@@ -15,7 +15,8 @@ import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
 from ..errors import SpecError
-from .tensor import IDENT
+from .constants import check_constants
+from .names import IDENT
 
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh,
@@ -58,9 +59,14 @@ def parse_formula(text: str) -> sp.Expr:
     local.update({n: sp.Symbol(n, real=True) for n in names})
     glob = {"__builtins__": {}, "Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational,
             "Symbol": sp.Symbol}
-    try:
+    try:  # constants are checked on the unevaluated tree: 9**9**9 is refused, never computed
+        check_constants(parse_expr(text, local_dict=local, global_dict={**glob, "Add": sp.Add, "Mul": sp.Mul, "Pow": sp.Pow},
+                                   transformations=standard_transformations, evaluate=False),
+                        f"formula {text!r}")
         expr = parse_expr(text, local_dict=local, global_dict=glob, transformations=standard_transformations)
     except (SyntaxError, TypeError, ValueError, NameError) as e:
+        if isinstance(e, SpecError):
+            raise
         raise SpecError(f"formula {text!r}: {e}") from None
     if not isinstance(expr, sp.Expr):
         raise SpecError(f"formula {text!r}: not an expression")
