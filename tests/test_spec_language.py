@@ -182,3 +182,60 @@ def test_a_function_of_a_dimension_keeps_float32(backend):
         q64 = q.astype(np.float64)
         assert rel_err(y, q64 / np.sqrt(5) + np.exp(q64) * np.log(5) * np.sqrt(1e-3)) < 2e-6
         assert rel_err(dq, 1 / np.sqrt(5) + np.exp(q64) * np.log(5) * np.sqrt(1e-3)) < 2e-6
+
+
+# -- (4) the derivation budget -----------------------------------------------------------------
+SLOW_FORMULAS = {
+    "gelu_one": "0.5*z*(1+tanh(sqrt(2/pi)*(z+0.044715*z**3)))",
+    "tanh3": "tanh(tanh(tanh(z)))",
+    "tanh4": "tanh(tanh(tanh(tanh(z))))",
+    "max30": "Max(" + ", ".join(f"tanh({k}*z)" for k in range(1, 31)) + ")",
+    "div80": "/".join(["z"] * 80),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(SLOW_FORMULAS))
+def test_formulas_that_hung_derive_within_ten_seconds_and_check(case, backend):
+    import time
+    from symgrad.spec.parse import parse_formula
+    t = time.perf_counter()
+    spec = sg.activation(f"slow_{case}", parse_formula(SLOW_FORMULAS[case]), register=False)
+    spec.derivation
+    sg.REGISTRY.emit(spec, backend)
+    assert time.perf_counter() - t < 10.0
+    with registered(spec):
+        if case == "div80":  # z**-78: finite differences at random points near 0 mean nothing
+            x = np.linspace(0.9, 1.1, 5)
+            a, cache = sg.load(spec.name, backend=backend).forward(x)
+            (dz,) = sg.load(spec.name, backend=backend).backward(cache, np.ones_like(x))
+            assert rel_err(a, x ** -78.0) < 1e-13 and rel_err(dz, -78.0 * x ** -79.0) < 1e-13
+        else:
+            rep = sg.check([spec.name], backend=backend)
+            assert rep.passed, rep.table()
+
+
+def test_bounded_rewrites_fall_back():
+    import time
+    from symgrad.derive.budget import bounded
+    big = sp.Add(*[sp.tanh(k * z) for k in range(1, 40)])
+    assert bounded(sp.simplify, big, default="plain") == "plain"              # too many operations
+    t = time.perf_counter()
+    assert bounded(time.sleep, 5, default="plain", seconds=0.2) == "plain"     # too long
+    assert time.perf_counter() - t < 2
+    assert bounded(sp.solve, sp.Eq(z ** 2, 4), z) == [-2, 2]                   # small: done
+
+
+def test_max_of_many_terms_has_a_log_depth_derivative():
+    from symgrad.spec.minmax import PairMax
+    spec = sg.activation("many_max", sp.Max(*[z + k for k in range(1, 4)], z * z, 2 * z), register=False)
+    f = spec.outputs[0].expr
+    assert isinstance(f, PairMax) and all(len(m.args) == 2 for m in f.atoms(sp.Max))
+    with registered(spec):
+        x = np.array([-3.0, -0.2, 0.5, 2.5, 4.0])
+        for backend in [b.values[0] if hasattr(b, "values") else b for b in BACKENDS]:
+            k = sg.load("many_max", backend=backend)
+            a, cache = k.forward(x)
+            (dz,) = k.backward(cache, np.ones_like(x))
+            assert np.array_equal(a, np.maximum.reduce([x + 1, x + 2, x + 3, x * x, 2 * x]))
+            assert np.array_equal(dz, np.where(x * x > x + 3, 2 * x, 1.0))

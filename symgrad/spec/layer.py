@@ -24,6 +24,7 @@ from ..errors import SpecError
 from ..registry import REGISTRY
 from . import tensor as T
 from .constants import check_constants
+from .minmax import pairwise
 from ..derive.reverse import derive
 
 
@@ -166,7 +167,7 @@ def loss(name: str | None = None, *, register: bool = True, **shapes):
 def activation(name: str, formula: sp.Expr, *, register: bool = True, doc: str = "") -> LayerSpec:
     """Define an elementwise activation by its scalar formula in one free symbol, e.g.
     ``activation("sigmoid", 1 / (1 + sympy.exp(-z)))``. The input may have any shape."""
-    formula = sp.sympify(formula)
+    formula = pairwise(sp.sympify(formula))  # before any rebuild: an n-ary Max is slow to rebuild
     syms = [s for s in formula.free_symbols if not isinstance(s, T.Hyper)]
     if len(syms) != 1:
         raise SpecError(f"activation {name!r}: formula {formula} must have exactly one free symbol, "

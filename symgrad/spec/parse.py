@@ -16,12 +16,13 @@ from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
 from ..errors import SpecError
 from .constants import check_constants
+from .minmax import max_of, min_of
 from .names import IDENT
 
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh,
-    "sin": sp.sin, "cos": sp.cos, "atan": sp.atan, "abs": sp.Abs, "Abs": sp.Abs, "Max": sp.Max,
-    "Min": sp.Min, "erf": sp.erf, "pi": sp.pi, "E": sp.E,
+    "sin": sp.sin, "cos": sp.cos, "atan": sp.atan, "abs": sp.Abs, "Abs": sp.Abs, "Max": max_of,
+    "Min": min_of, "erf": sp.erf, "pi": sp.pi, "E": sp.E,
 }
 _OPS = {"+", "-", "*", "/", "**", "(", ")", ","}
 MAX_LEN = 1000

@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import sympy as sp
 
 from ..errors import SpecError
+from .minmax import pairwise
 from .names import IDENT, check_distinct, check_identifier, check_kernel_name  # noqa: F401 - spec API
 
 _ids = itertools.count()
@@ -315,9 +316,9 @@ def elementwise(f, *xs, fn: str | None = None, shape=None) -> Map:
     parts = [_operand(x) for x in xs]
     if not any(isinstance(x, Node) for x in xs):
         raise SpecError("an elementwise expression needs at least one tensor")
-    expr = f(*[p[0] for p in parts])
+    expr = pairwise(sp.sympify(f(*[p[0] for p in parts])))
     args = [a for p in parts for a in p[1]]
-    return Map(sp.sympify(expr), args, shape=shape, fn=fn)
+    return Map(expr, args, shape=shape, fn=fn)
 
 
 def apply(expr: sp.Expr, fn: str | None = None, **tensors: Node) -> Map:
@@ -326,7 +327,7 @@ def apply(expr: sp.Expr, fn: str | None = None, **tensors: Node) -> Map:
     The result is a step of its own (sealed), so the derivative of the formula as a whole is taken
     by SymPy and can be rewritten in terms of the output (sigma' = sigma(1 - sigma)).
     """
-    expr = sp.sympify(expr)
+    expr = pairwise(sp.sympify(expr))
     names = {s.name for s in expr.free_symbols if not isinstance(s, Hyper)}
     missing = names - set(tensors)
     if missing:
