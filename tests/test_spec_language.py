@@ -239,3 +239,84 @@ def test_max_of_many_terms_has_a_log_depth_derivative():
             (dz,) = k.backward(cache, np.ones_like(x))
             assert np.array_equal(a, np.maximum.reduce([x + 1, x + 2, x + 3, x * x, 2 * x]))
             assert np.array_equal(dz, np.where(x * x > x + 3, 2 * x, 1.0))
+
+
+# -- (5) stable by default ---------------------------------------------------------------------
+def _torch():
+    torch = pytest.importorskip("torch")
+    torch.set_default_dtype(torch.float64)
+    return torch
+
+
+def _naive_and_torch():
+    """Naively written formulas (SymPy) beside the stable functions torch ships for them."""
+    torch = _torch()
+    F = torch.nn.functional
+    return {
+        "swish": (lambda u: u / (1 + sp.exp(-u)), F.silu),
+        "zsig": (lambda u: u * (1 / (1 + sp.exp(-u))), F.silu),
+        "softplus": (lambda u: sp.log(1 + sp.exp(u)), lambda t: F.softplus(t, threshold=1e30)),
+        "gelu_tanh": (lambda u: u / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (u + sp.Float(0.044715) * u ** 3))),
+                      lambda t: F.gelu(t, approximate="tanh")),
+        "mish": (lambda u: u * sp.tanh(sp.log(1 + sp.exp(u))), F.mish),
+        "sigmoid": (lambda u: 1 / (1 + sp.exp(-u)), torch.sigmoid),
+        "tanh": (sp.tanh, torch.tanh),
+        "half": (lambda u: u / 2, lambda t: t / 2),
+        "shift": (lambda u: u - 3, lambda t: t - 3),
+    }
+
+
+def _grid(dtype, extreme=True):
+    """z in [-1e3, 1e3], exp's overflow thresholds (88.7 float32, 709.8 float64), 1e4 and, with
+    ``extreme``, on to the largest float of the dtype."""
+    big = float(np.finfo(dtype).max)
+    edges = [88.7, 88.8, 103.9, 709.7, 709.8, 745.2, 1e4] + ([1e30, 3e38, big / 4, big] if extreme else [])
+    return np.concatenate([np.linspace(-1e3, 1e3, 801), edges, [-e for e in edges], [0.0]]).astype(dtype)
+
+
+def _finite_where_torch_is(spec, torch_fn, dtype, backend, extreme=True):
+    torch = _torch()
+    x = _grid(dtype, extreme)
+    t = torch.tensor(x, requires_grad=True)  # torch in the same dtype
+    with np.errstate(all="ignore"):
+        torch_fn(t).sum().backward()
+        ty, tg = torch_fn(torch.tensor(x)).detach().numpy(), t.grad.numpy()
+        tg32 = tg
+        k = sg.load(spec.name, backend=backend, dtype=dtype)
+        a, cache = k.forward(x)
+        (dz,) = k.backward(cache, np.ones_like(x))
+    ref_ok = np.isfinite(ty.astype(dtype)) & np.isfinite(tg32)
+    bad = ref_ok & ~np.isfinite(dz)
+    assert not bad.any(), f"{spec.name} ({spec.doc}) {backend} {dtype}: non-finite gradient at z = {x[bad][:5]}"
+    tol = 1e-9 if dtype == "float64" else 1e-4
+    close = ref_ok & (np.abs(x) < 1e30)  # beyond, torch's own formulas lose all digits (z**3 overflows)
+    err = np.abs(dz[close] - tg[close]) / (1 + np.abs(tg[close]))
+    assert err.max() < tol, (spec.name, backend, dtype, x[close][np.argmax(err)], err.max())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["swish", "zsig", "softplus", "gelu_tanh", "mish"])
+def test_naive_activations_get_stable_gradients(name, dtype):
+    naive, torch_fn = _naive_and_torch()[name]
+    spec = sg.activation(f"naive_{name}", naive(z), register=False)
+    with registered(spec):
+        for backend in [b.values[0] if hasattr(b, "values") else b for b in BACKENDS]:
+            _finite_where_torch_is(spec, torch_fn, dtype, backend)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_compositions_get_stable_gradients(seed):
+    import random
+    rng = random.Random(seed)
+    prims = _naive_and_torch()
+    names = [rng.choice(sorted(prims)) for _ in range(rng.randint(2, 3))]
+    f, tf = z, (lambda t: t)
+    for n in names:
+        f = prims[n][0](f)
+        tf = (lambda g, h: (lambda t: h(g(t))))(tf, prims[n][1])
+    spec = sg.activation(f"composed_{seed}", f, register=False, doc=" o ".join(reversed(names)))
+    with registered(spec):
+        for backend in [b.values[0] if hasattr(b, "values") else b for b in BACKENDS]:
+            for dtype in ("float64", "float32"):
+                # SymPy distributes (z sigma(z))**3 into z**3 sigma(z)**3 (0 * inf past 1e102): up to 1e4
+                _finite_where_torch_is(spec, tf, dtype, backend, extreme=False)

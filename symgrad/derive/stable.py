@@ -9,7 +9,8 @@ Two general mechanisms, applied to every elementwise expression the engine produ
    overflow: exp(-z) / (1 + exp(-z))**2 is NaN at z = -1e4 in floating point, y (1 - y) is not.
 2. ``stabilize(expr)``: rewrite patterns that overflow into stable primitives, each rule an identity
    SymPy verifies below (``RULES``): 1/(1+exp(-a)) -> Sigmoid(a), exp(a)/(1+exp(a)) -> Sigmoid(a),
-   log(1+exp(a)) -> Softplus(a), log(1+x) -> log1p(x).
+   log(1+exp(a)) -> Softplus(a), log(1+x) -> log1p(x), (1+exp(-a))**-n -> Sigmoid(a)**n and
+   exp(-a) Sigmoid(a)**n -> Sigmoid(-a) Sigmoid(a)**(n-1) (the derivative of z/(1+exp(-z)), swish).
 """
 from __future__ import annotations
 
@@ -55,19 +56,20 @@ def _is_exp(e):
 
 
 def _rewrite_node(e: sp.Expr) -> sp.Expr:
-    # 1 / (1 + exp(-a))  and  exp(a) / (1 + exp(a))
-    if isinstance(e, sp.Pow) and e.exp == -1 and isinstance(e.base, sp.Add):
+    # (1 + exp(-a))**-n = sigma(a)**n   (n = 1: the logistic function; n = 2: in d/dz of z sigma(z))
+    if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp < 0 and isinstance(e.base, sp.Add):
         terms = e.base.args
         if len(terms) == 2 and sp.Integer(1) in terms:
             other = terms[0] if terms[1] == 1 else terms[1]
             if _is_exp(other):
-                return Sigmoid(-other.args[0])
+                return Sigmoid(-other.args[0]) ** (-e.exp)
     if isinstance(e, sp.Mul):
-        for ex in [f for f in e.args if _is_exp(f)]:  # exp(-a) sigma(a) = sigma(-a)
-            for sg in [f for f in e.args if isinstance(f, Sigmoid)]:
-                if _is_zero(ex.args[0] + sg.args[0]):
+        for ex in [f for f in e.args if _is_exp(f)]:  # exp(-a) sigma(a)**n = sigma(-a) sigma(a)**(n-1)
+            for sg in [f for f in e.args if _sigmoid_power(f)]:
+                base, n = (sg.base, sg.exp) if isinstance(sg, sp.Pow) else (sg, 1)
+                if _is_zero(ex.args[0] + base.args[0]):
                     rest = [f for f in e.args if f is not ex and f is not sg]
-                    return sp.Mul(*rest) * Sigmoid(ex.args[0])
+                    return sp.Mul(*rest) * Sigmoid(ex.args[0]) * base ** (n - 1)
         exps = [f for f in e.args if _is_exp(f)]
         dens = [f for f in e.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]
         for ex in exps:
@@ -83,6 +85,12 @@ def _rewrite_node(e: sp.Expr) -> sp.Expr:
                 return Softplus(other.args[0])
             return log1p(other)
     return e
+
+
+def _sigmoid_power(f) -> bool:
+    """sigma(a) or sigma(a)**n with n a positive integer."""
+    return isinstance(f, Sigmoid) or (isinstance(f, sp.Pow) and isinstance(f.base, Sigmoid)
+                                      and f.exp.is_Integer and f.exp > 0)
 
 
 def _is_zero(e: sp.Expr) -> bool:
@@ -120,6 +128,8 @@ RULES = [
     (lambda a: 1 / (1 + sp.exp(-a)), Sigmoid),
     (lambda a: sp.exp(a) / (1 + sp.exp(a)), Sigmoid),
     (lambda a: sp.log(1 + sp.exp(a)), Softplus),
+    (lambda a: 1 / (1 + sp.exp(-a)) ** 2, lambda a: Sigmoid(a) ** 2),
+    (lambda a: sp.exp(-a) / (1 + sp.exp(-a)) ** 2, lambda a: Sigmoid(-a) * Sigmoid(a)),
 ]
 """Identities behind the rewrites; tests check each with SymPy and numerically."""
 
