@@ -11,7 +11,7 @@ from .spec.layer import ANYSHAPE, activation, constant, index, layer, loss
 from .spec.recurrent import recurrent
 from .spec.tensor import (abs, apply, dims, einsum, exp, hyper, log, max, maximum, mean,  # noqa: A004
                           one_hot, sqrt, stop_gradient, sum, tanh, where)
-from .spec.optimizer import hparam, optimizer, schedule
+from .spec.optimizer import hparam, optimizer, scalar, schedule
 from .targets import numpy as _target_numpy  # noqa: F401 - each target registers itself
 from .targets import c as _target_c  # noqa: F401
 from .runtime import load
@@ -23,6 +23,6 @@ __all__ = [
     "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
     "UnknownKernelError", "__version__", "abs", "activation", "apply", "check", "constant", "dims", "einsum",
     "exp", "explain", "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max",
-    "maximum", "mean", "one_hot", "optimizer", "recurrent", "schedule", "sqrt", "stop_gradient", "sum",
+    "maximum", "mean", "one_hot", "optimizer", "recurrent", "scalar", "schedule", "sqrt", "stop_gradient", "sum",
     "tanh", "where",
 ]

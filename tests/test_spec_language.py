@@ -320,3 +320,77 @@ def test_random_compositions_get_stable_gradients(seed):
             for dtype in ("float64", "float32"):
                 # SymPy distributes (z sigma(z))**3 into z**3 sigma(z)**3 (0 * inf past 1e102): up to 1e4
                 _finite_where_torch_is(spec, tf, dtype, backend, extreme=False)
+
+
+# -- (7) scalar optimizer state -----------------------------------------------------------------
+def _nadam_radam_combos():
+    import itertools
+    for name, wd, dec, mx in itertools.product(["nadam", "radam"], [0, 0.01], [False, True], [False, True]):
+        h = dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-8, weight_decay=wd, decoupled_weight_decay=dec, maximize=mx)
+        if name == "nadam":
+            h["momentum_decay"] = 0.004
+        yield name, h
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,hyper", list(_nadam_radam_combos()),
+                         ids=lambda x: x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()))
+def test_nadam_radam_match_torch_every_flag_combination(name, hyper, backend):
+    torch = _torch()
+    rng = np.random.default_rng(3)
+    a, b, p0 = rng.uniform(0.5, 2, 40), rng.standard_normal(40), rng.standard_normal(40)
+    noise = 0.1 * rng.standard_normal((100, 40))
+    sign = -1.0 if hyper["maximize"] else 1.0
+    k = sg.load(name, backend=backend)
+    p = p0.copy()
+    state = k.init(p)
+    if name == "nadam":
+        assert state["mu_product"].shape == () and state["mu_product"].dtype == np.float64
+    th = {key: v for key, v in hyper.items() if key not in ("beta1", "beta2")}
+    tp = torch.tensor(p0.copy(), requires_grad=True)
+    cls = torch.optim.NAdam if name == "nadam" else torch.optim.RAdam
+    opt = cls([tp], betas=(hyper["beta1"], hyper["beta2"]), foreach=False, **th)
+    for i in range(100):
+        k.step(p, sign * (a * p - b + noise[i]), state, **hyper)
+        tp.grad = torch.from_numpy(sign * (a * tp.detach().numpy() - b + noise[i]))
+        opt.step()
+    assert rel_err(p, tp.detach().numpy()) <= 1e-12
+    assert np.max(np.abs(p - p0)) > 1e-3
+    for key, v in opt.state[tp].items():
+        if key in state and key != "step":
+            assert rel_err(state[key], v.numpy()) <= 1e-12, key
+    assert state["step"] == 100
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_user_optimizer_with_scalar_state(backend):
+    @sg.optimizer(hypers=dict(lr=0.1, decay=sg.hparam(0.5, "[0, 1]")), state=dict(scale=sg.scalar(2.0), m=0),
+                  register=False)
+    def decayed(s):
+        """scale = decay scale (once per step); m = m + g; p = p - lr scale m."""
+        return [(s.scale, s.scale * s.decay), (s.m, s.m + s.g), (s.p, s.p - s.lr * s.scale * s.m)]
+
+    with registered(decayed):
+        for dtype in ("float64", "float32"):
+            k = sg.load("decayed", backend=backend, dtype=dtype)
+            p = np.ones((2, 3), dtype=dtype)
+            st = k.init(p)
+            assert st["scale"].shape == () and st["scale"].dtype == dtype and st["m"].shape == (2, 3)
+            ref, m, scale = np.ones((2, 3)), 0.0, 2.0
+            for i in range(5):
+                g = np.full((2, 3), float(i + 1))
+                k.step(p, g.astype(dtype), st)
+                scale *= 0.5
+                m = m + g
+                ref = ref - 0.1 * scale * m
+            assert float(st["scale"]) == scale and rel_err(p, ref) < (1e-15 if dtype == "float64" else 1e-6)
+            with pytest.raises(ValueError, match=r"state\['scale'\]: expected an array of shape \(\)"):
+                k.step(p, g.astype(dtype), {**st, "scale": np.ones(3, dtype=dtype)})
+        assert sg.check(["decayed"], backend=backend).passed
+
+
+def test_scalar_state_may_not_read_arrays():
+    with pytest.raises(sg.SpecError, match=r"c_bad_scalar .*scalar state scale = .* may use only .* uses \['g'\]"):
+        @sg.optimizer(hypers=dict(lr=0.1), state=dict(scale=sg.scalar(1.0)), register=False)
+        def c_bad_scalar(s):
+            return [(s.scale, s.scale * s.g), (s.p, s.p - s.lr * s.scale)]

@@ -64,6 +64,33 @@ def hparam(default=None, valid="(-oo, oo)") -> HParam:
 
 
 @dataclass(frozen=True)
+class ScalarState:
+    """State that is one number per parameter tensor (torch's NAdam ``mu_product``), not one per element."""
+    init: object = 0
+
+
+def scalar(init=0) -> ScalarState:
+    """Scalar optimizer state: ``state=dict(mu_product=symgrad.scalar(1.0))``.
+
+    Args:
+        init: the initial value, a number or the name of a hyperparameter.
+
+    Shape: ``init()`` stores a 0-d array of the parameter's dtype, one per parameter tensor; the rule
+    updates it once per step, from hyperparameters, ``t`` and scalar state only (never from arrays),
+    and the element-wise updates after it read its new value.
+
+    Example::
+
+        @symgrad.optimizer(hypers=dict(lr=0.1, decay=0.9), state=dict(scale=symgrad.scalar(1.0)))
+        def decayed_sgd(s):
+            return [(s.scale, s.scale * s.decay), (s.p, s.p - s.lr * s.scale * s.g)]
+    """
+    if isinstance(init, bool) or not isinstance(init, (int, float, str)):
+        raise SpecError(f"scalar: init: expected a number or a hyperparameter name, got {init!r}")
+    return ScalarState(init)
+
+
+@dataclass(frozen=True)
 class Requirement:
     """A condition on hyperparameters; violating it raises ValueError naming ``name``."""
     name: str
@@ -94,6 +121,12 @@ class OptimizerSpec:
     grad: str = "grad"
     doc: str = ""
     meta: dict = field(default_factory=dict)
+    scalar_state: tuple = ()     # names of the state entries that are one number per tensor
+
+    @property
+    def array_state(self) -> list[str]:
+        """State entries with one value per element of the parameter."""
+        return [n for n in self.state if n not in self.scalar_state]
 
     @property
     def init_hypers(self) -> list[str]:
@@ -179,8 +212,9 @@ def _validate(spec: OptimizerSpec):
             if n.endswith(suffix) and n[: -len(suffix)] in {spec.param, spec.grad, *spec.state}:
                 raise SpecError(f"{spec.name}: name {n!r} is what the generated C step calls an element "
                                 f"of {n[: -len(suffix)]!r}; choose another name")
-    arrays = {s[spec.param], s[spec.grad], *(s[n] for n in spec.state)}
+    arrays = {s[spec.param], s[spec.grad], *(s[n] for n in spec.array_state)}
     scalars = {s["t"], *(s[h] for h in spec.step_hypers)}
+    scalar_state = {s[n] for n in spec.scalar_state}
     for n, cond in spec.derived.items():
         bad = set(cond.free_symbols) - scalars
         if bad:
@@ -190,8 +224,12 @@ def _validate(spec: OptimizerSpec):
     if not variants:
         raise SpecError(f"{spec.name}: the rule returns None for every flag combination")
     for v in variants:
-        defined = set(arrays)
+        defined = set(arrays) | scalar_state
         for eq in v.equations:
+            if eq.lhs in scalar_state and not eq.rhs.free_symbols <= scalars | scalar_state:
+                raise SpecError(f"{spec.name} {dict(v.flags)}: scalar state {eq.lhs} = {eq.rhs} may use only "
+                                f"hyperparameters, t and scalar state, uses "
+                                f"{sorted(map(str, eq.rhs.free_symbols - scalars - scalar_state))}")
             bad = set(eq.rhs.free_symbols) - defined - scalars
             if bad:
                 raise SpecError(f"{spec.name} {dict(v.flags)}: {eq.lhs} = {eq.rhs} uses undefined "
@@ -233,8 +271,11 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
         if sorted(want) != sorted(list(fl) + list(der)):
             raise SpecError(f"{nm}: the rule takes (s, {', '.join(list(fl) + list(der))}), "
                             f"has parameters {list(sig.parameters)}")
-        init = {}
+        init, scalars = {}, []
         for k, v in st.items():
+            if isinstance(v, ScalarState):
+                scalars.append(k)
+                v = v.init
             init[k] = getattr(ns, v) if isinstance(v, str) else sp.sympify(v)
             bad = {x.name for x in init[k].free_symbols} - set(hp)
             if bad:
@@ -243,7 +284,7 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
         if sanity not in ("descent", "tracking"):
             raise SpecError(f"{nm}: sanity: expected 'descent' or 'tracking', got {sanity!r}")
         spec = OptimizerSpec(nm, "optimizer", fn, hp, fl, der, init, reqs, ns, param, grad,
-                             doc=inspect.getdoc(fn) or "")
+                             doc=inspect.getdoc(fn) or "", scalar_state=tuple(scalars))
         spec.meta["sanity"] = sanity
         spec.meta["examples"] = [dict(e) for e in examples] if examples is not None else \
             [{}] + [{f: True} for f in fl]

@@ -19,7 +19,7 @@ from ..numpy import numpy_module
 from .build import build, load_library
 
 REAL = {np.dtype(np.float32): (ctypes.c_float, "f32"), np.dtype(np.float64): (ctypes.c_double, "f64")}
-POINTER_ROLES = frozenset({"out", "cache", "in", "index", "scratch", "param", "grad", "state"})
+POINTER_ROLES = frozenset({"out", "cache", "in", "index", "scratch", "param", "grad", "state", "scalar_state"})
 INT_ROLES = frozenset({"dim", "n", "t"})
 
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14

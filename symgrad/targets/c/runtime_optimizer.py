@@ -40,7 +40,7 @@ class COptimizer(CKernel):
         vals, it_h, it_f = [], iter(hypers), iter(flags)
         for a in self.args:
             vals.append(p.ctypes.data if a.role == "param" else g.ctypes.data if a.role == "grad" else
-                        state[a.name].ctypes.data if a.role == "state" else p.size if a.role == "n" else
+                        state[a.name].ctypes.data if a.role in ("state", "scalar_state") else p.size if a.role == "n" else
                         t if a.role == "t" else int(next(it_f)) if a.role == "flag" else next(it_h))
         if self.funcs["step", p.dtype](*vals) != 0:
             raise ValueError(f"{self.spec.name}: no update rule for the flags {dict(zip(self.spec.flags, flags))}")
