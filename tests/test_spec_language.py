@@ -394,3 +394,46 @@ def test_scalar_state_may_not_read_arrays():
         @sg.optimizer(hypers=dict(lr=0.1), state=dict(scale=sg.scalar(1.0)), register=False)
         def c_bad_scalar(s):
             return [(s.scale, s.scale * s.g), (s.p, s.p - s.lr * s.scale)]
+
+
+# -- (8) documentation ---------------------------------------------------------------------------
+SPEC_FUNCTIONS = ["abs", "activation", "apply", "constant", "dims", "einsum", "exp", "hparam", "hyper", "index",
+                  "layer", "log", "loss", "max", "maximum", "mean", "one_hot", "optimizer", "recurrent", "scalar",
+                  "schedule", "sqrt", "stop_gradient", "sum", "tanh", "where"]
+
+
+@pytest.mark.parametrize("name", SPEC_FUNCTIONS)
+def test_every_public_spec_function_documents_its_arguments_and_an_example(name):
+    import inspect
+    fn = getattr(sg, name)
+    doc = inspect.getdoc(fn) or ""
+    assert "Example" in doc, name
+    for p in inspect.signature(fn).parameters:
+        assert p in doc, (name, p)
+    assert "shape" in doc.lower() or "Shape" in doc, name
+
+
+def test_spec_language_reference_examples_run_and_check_on_both_targets():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "spec-language.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    ns = {}
+    for code in blocks:
+        exec(compile(code, "spec-language.md", "exec"), ns)  # noqa: S102 - our own documentation
+    specs = [ns["rmsnorm"], ns["gru"], ns["debiased_momentum"]]
+    with registered(*specs):
+        for backend in [b.values[0] if hasattr(b, "values") else b for b in BACKENDS]:
+            rep = sg.check([s.name for s in specs], backend=backend)
+            assert rep.passed, rep.table()
+        st = sg.load("debiased_momentum").init(np.ones(3))
+        assert st["beta_power"].shape == () and st["m"].shape == (3,)
+
+
+def test_a_literal_size_in_a_shape_says_what_to_do():
+    with pytest.raises(sg.SpecError, match=r"c_lit: shape of 'x': expected named dimensions .* got 3; "
+                                           r"a literal size is not allowed: name it"):
+        @sg.layer(x=(N, 3), register=False)
+        def c_lit(x):
+            return x * 2

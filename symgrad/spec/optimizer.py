@@ -45,7 +45,19 @@ class HParam:
 
 
 def hparam(default=None, valid="(-oo, oo)") -> HParam:
-    """Declare a hyperparameter, e.g. ``hparam(0.9, "[0, 1)")`` (interval text or a SymPy Interval)."""
+    """Declare an optimizer or schedule hyperparameter.
+
+    Args:
+        default: a number, or None for a required one.
+        valid: the valid range, interval text (``"[0, 1)"``, ``"(0, inf)"``) or a SymPy Interval;
+            a value outside raises ValueError at run time.
+
+    Shape: a scalar (a Python float at run time).
+
+    Example::
+
+        hypers = dict(lr=symgrad.hparam(1e-3, "[0, inf)"), beta=symgrad.hparam(0.9, "[0, 1)"))
+    """
     if isinstance(valid, str):
         m = _INTERVAL.match(valid.replace("inf", "oo"))
         if not m:
@@ -253,8 +265,19 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
     condition, message)`` checks raising ValueError; ``param``/``grad``: symbol names of the updated
     array and its input (step's argument names are ``param``/``grad`` for ``p``/``g``);
     ``examples``: hyperparameter sets ``symgrad check`` runs (default: the defaults, and each flag on);
+    ``register``/``replace``: add it to ``symgrad.REGISTRY`` (replacing a kernel of that name);
     ``sanity``: what that check expects, "descent" (f decreases on a quadratic, the gradient as grad)
-    or "tracking" (an average of a constant signal converges to it).
+    or "tracking" (an average of a constant signal converges to it). State entries made with
+    ``symgrad.scalar(init)`` are one number per parameter tensor (a 0-d array), updated once per step.
+
+    Shapes: ``param``, ``grad`` and every state array have the parameter's shape (any shape).
+
+    Example::
+
+        @symgrad.optimizer(hypers=dict(lr=symgrad.hparam(1e-2, "[0, inf)")), state=dict(buf=0))
+        def sgd_momentum(s):
+            "buf = 0.9 buf + g; p = p - lr buf"
+            return [(s.buf, 0.9 * s.buf + s.g), (s.p, s.p - s.lr * s.buf)]
     """
     def deco(fn):
         nm = name or fn.__name__
@@ -323,7 +346,24 @@ class ScheduleSpec:
 
 def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, requires=(),
              register: bool = True, replace: bool = False):
-    """Decorator: declare a schedule by its formula ``fn(s, **flags) -> SymPy expression``."""
+    """Decorator: declare a schedule by its formula ``fn(s, **flags) -> SymPy expression``.
+
+    Args:
+        name: the kernel's name (default: the function's).
+        args: name -> ``hparam``: the positional arguments of ``value(...)``, in order.
+        flags: boolean arguments -> default; the formula may branch on them.
+        requires: ``(name, lambda s: condition, message)`` checks.
+        register, replace: add it to ``symgrad.REGISTRY`` (``replace`` an existing kernel of that name).
+
+    Shape: every argument and the value are scalars (Python floats).
+
+    Example::
+
+        @symgrad.schedule(args=dict(lr=symgrad.hparam(None, "[0, inf)"),
+                                    step=symgrad.hparam(None, "[0, inf)")))
+        def inverse_time(s):
+            return s.lr / (1 + s.step)
+    """
     def deco(fn):
         nm = name or fn.__name__
         check_kernel_name(nm, "schedule name")

@@ -37,7 +37,23 @@ ANY = sp.Symbol("n_elems", integer=True, positive=True)
 
 
 def dims(names: str) -> tuple[sp.Symbol, ...]:
-    """``N, D, M = symgrad.dims("N D M")``: named dimensions (positive integer symbols)."""
+    """Named dimensions (positive integer symbols) for the shapes of a spec.
+
+    Args:
+        names: space-separated identifiers, e.g. ``"N D M"``.
+
+    Returns: one SymPy symbol per name. Shapes are tuples of these and ``1`` (a kept axis); a
+    literal size such as ``(N, 3)`` is refused: give every size a name, it becomes a run-time
+    dimension of the kernel (checked against the arrays).
+
+    Example::
+
+        N, D, M = symgrad.dims("N D M")
+
+        @symgrad.layer(x=(N, D), W=(D, M))
+        def project(x, W):
+            return x @ W
+    """
     out = tuple(sp.Symbol(check_identifier(n, "dimension"), integer=True, positive=True) for n in names.split())
     return out
 
@@ -290,7 +306,21 @@ class Hyper(sp.Symbol):
 
 
 def hyper(name: str, default: float) -> Hyper:
-    """A scalar hyperparameter usable inside tensor expressions, e.g. ``eps = hyper("eps", 1e-5)``."""
+    """A scalar hyperparameter usable inside tensor expressions (a keyword argument of forward).
+
+    Args:
+        name: its name in the generated ``forward(..., name=default)``.
+        default: a finite number.
+
+    A layer's numeric default argument (``def f(x, eps=1e-5)``) makes one for you; ``hyper`` is for
+    formulas built outside the layer function. Each call makes a new symbol: two specs never share
+    a default. Shape: a scalar, broadcast against any tensor.
+
+    Example::
+
+        eps = symgrad.hyper("eps", 1e-5)
+        a = symgrad.apply(z / sympy.sqrt(z**2 + eps), z=x)
+    """
     return Hyper(name, default)
 
 
@@ -323,6 +353,16 @@ def elementwise(f, *xs, fn: str | None = None, shape=None) -> Map:
 
 def apply(expr: sp.Expr, fn: str | None = None, **tensors: Node) -> Map:
     """Apply a scalar SymPy formula elementwise: ``apply(1/(1+exp(-z)), z=t)``.
+
+    Args:
+        expr: a SymPy expression in free symbols named like the keyword arguments (and hypers).
+        fn: a name for printouts (``"sigmoid"``).
+        tensors: one tensor per free symbol; their shapes broadcast (NumPy rules) to the result's.
+
+    Example::
+
+        u = sympy.Symbol("u", real=True)
+        gate = symgrad.apply(1 / (1 + sympy.exp(-u)), fn="sigmoid", u=x @ V)
 
     The result is a step of its own (sealed), so the derivative of the formula as a whole is taken
     by SymPy and can be rewritten in terms of the output (sigma' = sigma(1 - sigma)).
@@ -370,7 +410,19 @@ def _parse_einsum(subscripts: str, nargs: int) -> tuple[list[str], str]:
 
 
 def einsum(subscripts: str, *args: Node) -> Node:
-    """Einsum of one (a permutation) or two tensors. Permutations fold into their consumer."""
+    """Einsum of one (a permutation) or two tensors. Permutations fold into their consumer.
+
+    Args:
+        subscripts: NumPy's notation with an explicit output, ``"nd,dm->nm"``; an index summed must
+            appear in both operands (sum within one operand with ``symgrad.sum`` first).
+        args: one or two tensors whose axes the subscripts label.
+
+    Shapes: an index names one size in every operand; the result has the output indices' sizes.
+
+    Example::
+
+        scores = symgrad.einsum("nd,md->nm", q, k)   # q (N, D), k (M, D) -> (N, M)
+    """
     args = [_as_node(a) for a in args]
     ins, out = _parse_einsum(subscripts, len(args))
     if len(args) == 1:
@@ -420,11 +472,31 @@ def _axes(x: Node, axis) -> tuple[int, ...]:
 
 
 def sum(x: Node, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - mirrors numpy
+    """Sum of ``x`` over ``axis`` (numpy.sum).
+
+    Args:
+        x: a tensor of shape (d0, ..., dk).
+        axis: an int, a tuple of ints (negative counts from the end) or None for all axes.
+        keepdims: keep the summed axes as size 1 (so the result broadcasts against ``x``).
+
+    Example::
+
+        s = symgrad.sum(x, axis=-1, keepdims=True)   # x (N, D) -> (N, 1)
+    """
     x = _as_node(x)
     return Reduce("sum", x, _axes(x, axis), keepdims)
 
 
 def mean(x: Node, axis=None, keepdims: bool = False) -> Node:
+    """Mean of ``x`` over ``axis``: ``sum(x, axis) / (product of the axes' sizes)`` (numpy.mean).
+
+    Args: ``x``, ``axis``, ``keepdims`` as for ``symgrad.sum``. Shape: ``x``'s without the reduced
+    axes (kept as 1 with ``keepdims``).
+
+    Example::
+
+        mu = symgrad.mean(x, axis=-1, keepdims=True)   # x (N, D) -> (N, 1)
+    """
     x = _as_node(x)
     axes = _axes(x, axis)
     count = sp.Mul(*[x.shape[a] for a in axes])
@@ -432,15 +504,49 @@ def mean(x: Node, axis=None, keepdims: bool = False) -> Node:
 
 
 def max(x: Node, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
+    """Maximum of ``x`` over ``axis`` (numpy.max); the gradient goes to the arg-max, shared equally
+    among ties.
+
+    Args: ``x``, ``axis``, ``keepdims`` as for ``symgrad.sum``. Shape: ``x``'s without the reduced
+    axes (kept as 1 with ``keepdims``).
+
+    Example::
+
+        shift = symgrad.stop_gradient(symgrad.max(z, axis=-1, keepdims=True))   # z (N, C) -> (N, 1)
+    """
     x = _as_node(x)
     return Reduce("max", x, _axes(x, axis), keepdims)
 
 
 def stop_gradient(x: Node) -> Node:
+    """``x`` itself in forward; no gradient flows through it in backward.
+
+    Args:
+        x: a tensor of any shape; the result has the same shape.
+
+    Use it where the result provably does not depend on the value (the max shift of a stable
+    softmax), never to hide a term.
+
+    Example::
+
+        e = symgrad.exp(z - symgrad.stop_gradient(symgrad.max(z, axis=-1, keepdims=True)))
+    """
     return StopGradient(_as_node(x))
 
 
 def one_hot(index: Input, classes: sp.Symbol) -> Node:
+    """The (..., C) indicator ``[index[..., None] == arange(C)]`` of integer class ids (no gradient).
+
+    Args:
+        index: an argument declared ``symgrad.index(shape, bound=C)`` (integer ids in range(C)).
+        classes: the dimension C, the same as the index's bound.
+
+    Example::
+
+        @symgrad.loss(z=(N, C), y=symgrad.index((N,), bound=C))
+        def nll(z, y):
+            return -symgrad.sum(symgrad.one_hot(y, C) * z) / N
+    """
     return OneHot(index, classes)
 
 
@@ -457,26 +563,56 @@ def slice_last(x: Node, key) -> Node:
     return Slice(_as_node(x), start, stop)
 
 
-def _fn(f):
+def _fn(f, name):
     def wrapped(x: Node) -> Map:
         return elementwise(f, _as_node(x))
-    wrapped.__name__ = f.__name__
+    wrapped.__name__ = wrapped.__qualname__ = name
+    wrapped.__doc__ = f"""Elementwise ``{name}`` of a tensor (SymPy's ``{f.__name__}``; the derivative is SymPy's).
+
+    Args:
+        x: a tensor of any shape; the result has the same shape.
+
+    Example::
+
+        y = symgrad.{name}(x)
+    """
     return wrapped
 
 
-exp = _fn(sp.exp)
-log = _fn(sp.log)
-tanh = _fn(sp.tanh)
-sqrt = _fn(sp.sqrt)
-abs = _fn(sp.Abs)  # noqa: A001
+exp = _fn(sp.exp, "exp")
+log = _fn(sp.log, "log")
+tanh = _fn(sp.tanh, "tanh")
+sqrt = _fn(sp.sqrt, "sqrt")
+abs = _fn(sp.Abs, "abs")  # noqa: A001
 
 
 def maximum(a, b) -> Map:
+    """Elementwise maximum of ``a`` and ``b`` (numpy.maximum); at ties each gets half the gradient.
+
+    Args:
+        a, b: tensors or numbers; the shapes broadcast (NumPy rules).
+
+    Example::
+
+        relu = symgrad.maximum(x, 0)
+    """
     return elementwise(lambda x, y: sp.Max(x, y), a, b)
 
 
 def where(cond_fn, a, b, *on: Node) -> Map:
-    """``where(lambda z: z > 0, a, b, z)``: elementwise choice (a SymPy Piecewise)."""
+    """Elementwise choice ``a if cond else b`` (a SymPy Piecewise).
+
+    Args:
+        cond_fn: a function of one SymPy symbol returning a relation, ``lambda v: v > 0``.
+        a, b: the branches: tensors or numbers (a tensor branch may be any expression of tensors).
+        on: the tensor the condition is about (one); all shapes broadcast (NumPy rules).
+
+    The derivative is taken branch by branch (the condition has none).
+
+    Example::
+
+        leaky = symgrad.where(lambda v: v > 0, z, 0.01 * z, z)   # leaky ReLU
+    """
     return elementwise(lambda c, x, y: sp.Piecewise((x, cond_fn(c)), (y, True)), on[0], a, b)
 
 
