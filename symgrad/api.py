@@ -9,8 +9,9 @@ from .version import __version__
 from .registry import REGISTRY
 from .spec.layer import ANYSHAPE, activation, constant, index, layer, loss
 from .spec.recurrent import recurrent
-from .spec.tensor import (abs, apply, dims, einsum, exp, hyper, log, max, maximum, mean,  # noqa: A004
-                          one_hot, sqrt, stop_gradient, sum, tanh, where)
+from .spec.tensor import apply, dims, einsum, hyper
+from .spec.functions import (abs, exp, log, max, maximum, mean, one_hot, sqrt,  # noqa: A004
+                             stop_gradient, sum, tanh, where)
 from .spec.optimizer import hparam, optimizer, scalar, schedule
 from .targets import numpy as _target_numpy  # noqa: F401 - each target registers itself
 from .targets import c as _target_c  # noqa: F401

@@ -423,7 +423,7 @@ def einsum(subscripts: str, *args: Node) -> Node:
 
         scores = symgrad.einsum("nd,md->nm", q, k)   # q (N, D), k (M, D) -> (N, M)
     """
-    args = [_as_node(a) for a in args]
+    args = [as_node(a) for a in args]
     ins, out = _parse_einsum(subscripts, len(args))
     if len(args) == 1:
         if sorted(ins[0]) != sorted(out):
@@ -453,101 +453,11 @@ def matmul(a: Node, b: Node) -> Node:
     return einsum(f"{lead}k,kj->{lead}j", a, b)
 
 
-def _as_node(x) -> Node:
+def as_node(x) -> Node:
+    """``x`` if it is a tensor, else a SpecError."""
     if not isinstance(x, Node):
         raise SpecError(f"expected a tensor, got {x!r}")
     return x
-
-
-def _axes(x: Node, axis) -> tuple[int, ...]:
-    if axis is None:
-        return tuple(range(x.ndim))
-    ax = (axis,) if isinstance(axis, int) else tuple(axis)
-    out = []
-    for a in ax:
-        if not -x.ndim <= a < x.ndim:
-            raise SpecError(f"axis {a} out of range for a tensor with {x.ndim} axes")
-        out.append(a % x.ndim)
-    return tuple(sorted(set(out)))
-
-
-def sum(x: Node, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - mirrors numpy
-    """Sum of ``x`` over ``axis`` (numpy.sum).
-
-    Args:
-        x: a tensor of shape (d0, ..., dk).
-        axis: an int, a tuple of ints (negative counts from the end) or None for all axes.
-        keepdims: keep the summed axes as size 1 (so the result broadcasts against ``x``).
-
-    Example::
-
-        s = symgrad.sum(x, axis=-1, keepdims=True)   # x (N, D) -> (N, 1)
-    """
-    x = _as_node(x)
-    return Reduce("sum", x, _axes(x, axis), keepdims)
-
-
-def mean(x: Node, axis=None, keepdims: bool = False) -> Node:
-    """Mean of ``x`` over ``axis``: ``sum(x, axis) / (product of the axes' sizes)`` (numpy.mean).
-
-    Args: ``x``, ``axis``, ``keepdims`` as for ``symgrad.sum``. Shape: ``x``'s without the reduced
-    axes (kept as 1 with ``keepdims``).
-
-    Example::
-
-        mu = symgrad.mean(x, axis=-1, keepdims=True)   # x (N, D) -> (N, 1)
-    """
-    x = _as_node(x)
-    axes = _axes(x, axis)
-    count = sp.Mul(*[x.shape[a] for a in axes])
-    return Reduce("sum", x, axes, keepdims) / count
-
-
-def max(x: Node, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
-    """Maximum of ``x`` over ``axis`` (numpy.max); the gradient goes to the arg-max, shared equally
-    among ties.
-
-    Args: ``x``, ``axis``, ``keepdims`` as for ``symgrad.sum``. Shape: ``x``'s without the reduced
-    axes (kept as 1 with ``keepdims``).
-
-    Example::
-
-        shift = symgrad.stop_gradient(symgrad.max(z, axis=-1, keepdims=True))   # z (N, C) -> (N, 1)
-    """
-    x = _as_node(x)
-    return Reduce("max", x, _axes(x, axis), keepdims)
-
-
-def stop_gradient(x: Node) -> Node:
-    """``x`` itself in forward; no gradient flows through it in backward.
-
-    Args:
-        x: a tensor of any shape; the result has the same shape.
-
-    Use it where the result provably does not depend on the value (the max shift of a stable
-    softmax), never to hide a term.
-
-    Example::
-
-        e = symgrad.exp(z - symgrad.stop_gradient(symgrad.max(z, axis=-1, keepdims=True)))
-    """
-    return StopGradient(_as_node(x))
-
-
-def one_hot(index: Input, classes: sp.Symbol) -> Node:
-    """The (..., C) indicator ``[index[..., None] == arange(C)]`` of integer class ids (no gradient).
-
-    Args:
-        index: an argument declared ``symgrad.index(shape, bound=C)`` (integer ids in range(C)).
-        classes: the dimension C, the same as the index's bound.
-
-    Example::
-
-        @symgrad.loss(z=(N, C), y=symgrad.index((N,), bound=C))
-        def nll(z, y):
-            return -symgrad.sum(symgrad.one_hot(y, C) * z) / N
-    """
-    return OneHot(index, classes)
 
 
 def slice_last(x: Node, key) -> Node:
@@ -560,60 +470,7 @@ def slice_last(x: Node, key) -> Node:
         raise SpecError("only x[..., start:stop] slicing of the last axis is supported")
     start = sp.sympify(0 if key.start is None else key.start)
     stop = sp.sympify(x.shape[-1] if key.stop is None else key.stop)
-    return Slice(_as_node(x), start, stop)
-
-
-def _fn(f, name):
-    def wrapped(x: Node) -> Map:
-        return elementwise(f, _as_node(x))
-    wrapped.__name__ = wrapped.__qualname__ = name
-    wrapped.__doc__ = f"""Elementwise ``{name}`` of a tensor (SymPy's ``{f.__name__}``; the derivative is SymPy's).
-
-    Args:
-        x: a tensor of any shape; the result has the same shape.
-
-    Example::
-
-        y = symgrad.{name}(x)
-    """
-    return wrapped
-
-
-exp = _fn(sp.exp, "exp")
-log = _fn(sp.log, "log")
-tanh = _fn(sp.tanh, "tanh")
-sqrt = _fn(sp.sqrt, "sqrt")
-abs = _fn(sp.Abs, "abs")  # noqa: A001
-
-
-def maximum(a, b) -> Map:
-    """Elementwise maximum of ``a`` and ``b`` (numpy.maximum); at ties each gets half the gradient.
-
-    Args:
-        a, b: tensors or numbers; the shapes broadcast (NumPy rules).
-
-    Example::
-
-        relu = symgrad.maximum(x, 0)
-    """
-    return elementwise(lambda x, y: sp.Max(x, y), a, b)
-
-
-def where(cond_fn, a, b, *on: Node) -> Map:
-    """Elementwise choice ``a if cond else b`` (a SymPy Piecewise).
-
-    Args:
-        cond_fn: a function of one SymPy symbol returning a relation, ``lambda v: v > 0``.
-        a, b: the branches: tensors or numbers (a tensor branch may be any expression of tensors).
-        on: the tensor the condition is about (one); all shapes broadcast (NumPy rules).
-
-    The derivative is taken branch by branch (the condition has none).
-
-    Example::
-
-        leaky = symgrad.where(lambda v: v > 0, z, 0.01 * z, z)   # leaky ReLU
-    """
-    return elementwise(lambda c, x, y: sp.Piecewise((x, cond_fn(c)), (y, True)), on[0], a, b)
+    return Slice(as_node(x), start, stop)
 
 
 def walk(outputs: Iterable[Node]) -> list[Node]:

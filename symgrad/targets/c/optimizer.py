@@ -283,7 +283,7 @@ def driver_cases(spec, candidates=(None, 0.0, 0.5)) -> list[tuple[dict, int]]:
         want = dict(v.flags)
         found = None
         for vals in itertools.product(*choices):
-            for t in (1, 2):
+            for t in (1, 2, 8):  # 8: late enough for a rule of later steps (radam rectified at rho_t > 5)
                 env = {s[h]: sp.Float(x) for h, x in zip(spec.step_hypers, vals)}
                 env[s["t"]] = t
                 env.update({s[f]: sp.true if want[f] else sp.false for f in spec.flags})
