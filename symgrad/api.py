@@ -9,9 +9,10 @@ from .version import __version__
 from .registry import REGISTRY
 from .spec.layer import ANYSHAPE, activation, constant, index, layer, loss
 from .spec.recurrent import recurrent
-from .spec.tensor import (abs, apply, dims, einsum, exp, hyper, log, max, maximum, mean,  # noqa: A004
-                          one_hot, sqrt, stop_gradient, sum, tanh, where)
-from .spec.optimizer import hparam, optimizer, schedule
+from .spec.tensor import apply, dims, einsum, hyper
+from .spec.functions import (abs, exp, log, max, maximum, mean, one_hot, sqrt,  # noqa: A004
+                             stop_gradient, sum, tanh, where)
+from .spec.optimizer import hparam, optimizer, scalar, schedule
 from .targets import load_all as _load_targets
 
 _load_targets()   # every package under symgrad/targets registers its target
@@ -24,6 +25,6 @@ __all__ = [
     "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
     "UnknownKernelError", "__version__", "abs", "activation", "apply", "check", "constant", "dims", "einsum",
     "exp", "explain", "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max",
-    "maximum", "mean", "one_hot", "optimizer", "recurrent", "schedule", "sqrt", "stop_gradient", "sum",
+    "maximum", "mean", "one_hot", "optimizer", "recurrent", "scalar", "schedule", "sqrt", "stop_gradient", "sum",
     "tanh", "where",
 ]

@@ -78,7 +78,7 @@ def _optimizer_fn(spec, real, sfx) -> list[str]:
     from symgrad.targets.c.optimizer import driver_cases, step_args
     args = step_args(spec)
     lines = [f"static double run_{spec.name}_{sfx}(int64_t n)", "{", "    uint64_t seed = 11;", "    int bad_ = 0;"]
-    arrays = [a for a in args if a.role in ("param", "grad", "state")]
+    arrays = [a for a in args if a.role in ("param", "grad", "state", "scalar_state")]  # a scalar: b_x[0]
     for a in arrays:
         lines.append(f"    {real} *b_{a.name} = malloc(sizeof({real}) * (size_t)n);")
     cases = driver_cases(spec)
@@ -90,7 +90,7 @@ def _optimizer_fn(spec, real, sfx) -> list[str]:
                 f"({real}){float(init.subs({getattr(spec.symbols, h): spec.hypers[h].default_value() for h in spec.init_hypers}))!r}"
             lines.append(f"    for (int64_t i = 0; i < n; ++i) b_{a.name}[i] = {fill};")
         for t in (t0, t0 + 1, t0 + 2):
-            call = [f"b_{a.name}" if a.role in ("param", "grad", "state") else "n" if a.role == "n" else str(t) if a.role == "t" else
+            call = [f"b_{a.name}" if a.role in ("param", "grad", "state", "scalar_state") else "n" if a.role == "n" else str(t) if a.role == "t" else
                     str(int(hyper[a.name])) if a.role == "flag" else repr(float(hyper[a.name])) for a in args]
             lines.append(f"    bad_ |= {spec.name}_step_{sfx}({', '.join(call)}) != 0;")
     pname = args[0].name

@@ -151,9 +151,11 @@ def test_generate_spec_without_names_generates_only_the_file_kernels(tmp_path, r
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["generate", "--spec", str(spec_file(tmp_path, "sa")), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert written(out) == ["c/sa_gated.c", "c/sa_gated.h", "c/sa_swish.c", "c/sa_swish.h",
-                            "numpy/sa_gated.py", "numpy/sa_swish.py"]
-    assert "6 written" in r.output
+    build_files = ["c/CMakeLists.txt", "c/Makefile", "c/symgrad.pc.in"]   # the C target's project files
+    assert written(out) == sorted(build_files + ["c/sa_gated.c", "c/sa_gated.h", "c/sa_swish.c", "c/sa_swish.h",
+                                                 "numpy/sa_gated.py", "numpy/sa_gated.pyi", "numpy/sa_swish.py",
+                                                 "numpy/sa_swish.pyi"])
+    assert "11 written" in r.output
 
 
 def test_generate_spec_with_names_generates_those(tmp_path, registry_restored):
@@ -161,7 +163,7 @@ def test_generate_spec_with_names_generates_those(tmp_path, registry_restored):
     r = CliRunner().invoke(main, ["generate", "sb_swish", "dense", "--target", "numpy",
                                   "--spec", str(spec_file(tmp_path, "sb")), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert written(out) == ["numpy/dense.py", "numpy/sb_swish.py"]
+    assert written(out) == ["numpy/dense.py", "numpy/dense.pyi", "numpy/sb_swish.py", "numpy/sb_swish.pyi"]
 
 
 def test_generate_formula_without_names_generates_only_it(tmp_path, registry_restored):
@@ -169,7 +171,7 @@ def test_generate_formula_without_names_generates_only_it(tmp_path, registry_res
     r = CliRunner().invoke(main, ["generate", "--formula", "sc_softplus=log(1+exp(u))", "--target", "numpy",
                                   "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert written(out) == ["numpy/sc_softplus.py"]
+    assert written(out) == ["numpy/sc_softplus.py", "numpy/sc_softplus.pyi"]
 
 
 def test_list_spec_and_formula_list_what_they_define(tmp_path, registry_restored):

@@ -22,7 +22,7 @@ def value(lr, global_step, decay_steps, decay_rate, staircase=False):
     if (staircase, ) == (False,):
         return float(decay_rate**(global_step/decay_steps)*lr)
     if (staircase, ) == (True,):
-        return float(decay_rate**np.floor(global_step/decay_steps)*lr)
+        return float(float(decay_rate**float(np.floor(global_step/decay_steps)))*lr)
     raise AssertionError("unreachable")
 
 

@@ -428,8 +428,9 @@ def _check_state(state, p):
         raise ValueError(f"state['step']: expected an integer >= 0, got {step!r}")
     for k in STATE:
         a = state.get(k)
-        if not isinstance(a, np.ndarray) or a.shape != p.shape:
-            raise ValueError(f"state[{k!r}]: expected an array of shape {p.shape} (from init of this "
+        shape = p.shape
+        if not isinstance(a, np.ndarray) or a.shape != shape:
+            raise ValueError(f"state[{k!r}]: expected an array of shape {shape} (from init of this "
                              f"parameter), got {getattr(a, 'shape', type(a).__name__)}")
         if a.dtype != p.dtype:
             raise TypeError(f"state[{k!r}]: expected dtype {p.dtype}, got {a.dtype}")

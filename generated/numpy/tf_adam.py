@@ -80,7 +80,7 @@ def _step_0(_p_all, _g_all, _s_m_all, _s_v_all, scratch, t, lr, beta1, beta2, ep
     """(no flags): m <- m + (1 - beta1)*(g - m); v <- v + (1 - beta2)*(g**2 - v); p <- p - lr*m*sqrt(1 - beta2**t)/((1 - beta1**t)*(eps + sqrt(v)))"""
     _c0 = float(1 - beta1)
     _c1 = float(1 - beta2)
-    _c2 = float(lr*np.sqrt(1 - beta2**t)/(1 - beta1**t))
+    _c2 = float(lr*float(np.sqrt(1 - beta2**t))/(1 - beta1**t))
     _n = _p_all.size
     _r0_all = scratch[0]
     for _lo in range(0, _n, BLOCK):
@@ -156,8 +156,9 @@ def _check_state(state, p):
         raise ValueError(f"state['step']: expected an integer >= 0, got {step!r}")
     for k in STATE:
         a = state.get(k)
-        if not isinstance(a, np.ndarray) or a.shape != p.shape:
-            raise ValueError(f"state[{k!r}]: expected an array of shape {p.shape} (from init of this "
+        shape = p.shape
+        if not isinstance(a, np.ndarray) or a.shape != shape:
+            raise ValueError(f"state[{k!r}]: expected an array of shape {shape} (from init of this "
                              f"parameter), got {getattr(a, 'shape', type(a).__name__)}")
         if a.dtype != p.dtype:
             raise TypeError(f"state[{k!r}]: expected dtype {p.dtype}, got {a.dtype}")

@@ -171,3 +171,73 @@ def exponential_decay(s, staircase):
     """
     q = s.global_step / s.decay_steps
     return s.lr * s.decay_rate ** (sp.floor(q) if staircase else q)
+
+
+def _decay(s, decoupled_weight_decay, maximize, has_weight_decay):
+    """torch's prologue of NAdam and RAdam: g = -g (maximize); then p = p (1 - lr wd) (decoupled) or
+    g = g + wd p (L2), only if weight_decay != 0."""
+    u = [(s.g, -s.g)] if maximize else []
+    if has_weight_decay:
+        u.append((s.p, s.p * (1 - s.lr * s.weight_decay)) if decoupled_weight_decay else
+                 (s.g, s.g + s.weight_decay * s.p))
+    return u
+
+
+_DECAY_EXAMPLES = [{}, dict(weight_decay=0.01), dict(weight_decay=0.01, decoupled_weight_decay=True, maximize=True)]
+
+
+@sg.optimizer(
+    hypers=dict(lr=hparam(2e-3, NONNEG), beta1=hparam(0.9, BETA), beta2=hparam(0.999, BETA),
+                eps=hparam(1e-8, NONNEG), weight_decay=hparam(0, NONNEG), momentum_decay=hparam(4e-3, NONNEG)),
+    state=dict(exp_avg=0, exp_avg_sq=0, mu_product=sg.scalar(1.0)),
+    flags=dict(decoupled_weight_decay=False, maximize=False), derived=dict(has_weight_decay=_has("weight_decay")),
+    examples=_DECAY_EXAMPLES)
+def nadam(s, decoupled_weight_decay, maximize, has_weight_decay):
+    """NAdam (torch.optim.NAdam; Dozat 2016, "Incorporating Nesterov Momentum into Adam").
+
+    mu_t = beta1 (1 - 0.5 * 0.96^(t momentum_decay)), mu_{t+1} likewise; mu_product = mu_product mu_t (one
+    number per parameter tensor, symgrad.scalar); m = m + (1 - beta1)(g - m); v = beta2 v + (1 - beta2) g^2;
+    denom = sqrt(v / (1 - beta2^t)) + eps;
+    p = p - lr (1 - mu_t) / (1 - mu_product) g / denom - lr mu_{t+1} / (1 - mu_product mu_{t+1}) m / denom.
+    """
+    def mu(t):
+        return s.beta1 * (1 - sp.Rational(1, 2) * sp.Float(0.96) ** (t * s.momentum_decay))
+    u = _decay(s, decoupled_weight_decay, maximize, has_weight_decay)
+    u.append((s.mu_product, s.mu_product * mu(s.t)))
+    u.append((s.exp_avg, s.exp_avg + (1 - s.beta1) * (s.g - s.exp_avg)))
+    u.append((s.exp_avg_sq, s.beta2 * s.exp_avg_sq + (1 - s.beta2) * s.g ** 2))
+    denom = sp.sqrt(s.exp_avg_sq / (1 - s.beta2 ** s.t)) + s.eps
+    mu_next = mu(s.t + 1)
+    return u + [(s.p, s.p - s.lr * (1 - mu(s.t)) / (1 - s.mu_product) * s.g / denom
+                 - s.lr * mu_next / (1 - s.mu_product * mu_next) * s.exp_avg / denom)]
+
+
+def _rho(s):
+    """(rho_inf, rho_t): the maximum and the current length of RAdam's approximated SMA."""
+    rho_inf = 2 / (1 - s.beta2) - 1
+    return rho_inf, rho_inf - 2 * s.t * s.beta2 ** s.t / (1 - s.beta2 ** s.t)
+
+
+@sg.optimizer(
+    hypers=dict(lr=hparam(1e-3, NONNEG), beta1=hparam(0.9, BETA), beta2=hparam(0.999, BETA),
+                eps=hparam(1e-8, NONNEG), weight_decay=hparam(0, NONNEG)),
+    state=dict(exp_avg=0, exp_avg_sq=0), flags=dict(decoupled_weight_decay=False, maximize=False),
+    derived=dict(has_weight_decay=_has("weight_decay"), rectified=lambda s: _rho(s)[1] > 5),
+    examples=_DECAY_EXAMPLES)
+def radam(s, decoupled_weight_decay, maximize, has_weight_decay, rectified):
+    """RAdam (torch.optim.RAdam; Liu et al. 2020, "On the Variance of the Adaptive Learning Rate").
+
+    m = m + (1 - beta1)(g - m); v = beta2 v + (1 - beta2) g^2; rho_inf = 2 / (1 - beta2) - 1;
+    rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t); if rho_t > 5 (rectified):
+    r = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t)),
+    p = p - lr m / (1 - beta1^t) * sqrt(1 - beta2^t) / (sqrt(v) + eps) * r; else p = p - lr m / (1 - beta1^t).
+    """
+    u = _decay(s, decoupled_weight_decay, maximize, has_weight_decay)
+    u.append((s.exp_avg, s.exp_avg + (1 - s.beta1) * (s.g - s.exp_avg)))
+    u.append((s.exp_avg_sq, s.beta2 * s.exp_avg_sq + (1 - s.beta2) * s.g ** 2))
+    step = s.exp_avg / (1 - s.beta1 ** s.t) * s.lr
+    if rectified:
+        rho_inf, rho_t = _rho(s)
+        rect = sp.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        step = step * sp.sqrt(1 - s.beta2 ** s.t) / (sp.sqrt(s.exp_avg_sq) + s.eps) * rect
+    return u + [(s.p, s.p - step)]

@@ -11,6 +11,7 @@ from sympy.printing.numpy import NumPyPrinter as _SympyNumPy
 from sympy.printing.str import StrPrinter
 
 from ..errors import UnsupportedFunction
+from .numbers import c_literal, fold_coefficient, is_constant, py_literal, value64
 
 C_TYPES = (("f32", "float32", "float"), ("f64", "float64", "double"))
 """The real types of the C target: (function suffix, NumPy dtype, C type), one variant each."""
@@ -23,6 +24,16 @@ class NumpyPrinter(_SympyNumPy):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False,
                           "inline": True})
         self.sizes = frozenset(sizes)   # dimension names: 1/D prints as _inv(D) (inf, not an error, at D = 0)
+
+    def _print(self, expr, **kwargs):
+        if is_constant(expr):  # one literal, the same value as the C target's (codegen/numbers.py)
+            return py_literal(value64(expr))
+        if isinstance(expr, sp.Mul) and (folded := fold_coefficient(expr)) is not None:
+            return self._print(folded, **kwargs)
+        text = super()._print(expr, **kwargs)
+        if _scalar_call(expr) and "np." in text:  # np.sqrt(N) is a strong np.float64: keep float32 float32
+            return f"float({text})"
+        return text
 
     def _module_format(self, fqn, register=True):
         if "." in fqn and not fqn.startswith("numpy."):  # math.gamma, scipy.special...: not vectorized / not imported
@@ -57,6 +68,9 @@ class NumpyPrinter(_SympyNumPy):
         h0 = e.args[1] if len(e.args) > 1 else sp.Rational(1, 2)
         return f"np.heaviside({self._print(e.args[0])}, {self._print(h0)})"
 
+    def _print_PairStep(self, e):  # spec/minmax.py: SymPy skips a renamed subclass's parent printer
+        return self._print_Heaviside(e)
+
     def _print_Sigmoid(self, e):
         return f"_sigmoid({self._print(e.args[0])})"
 
@@ -69,6 +83,9 @@ class NumpyPrinter(_SympyNumPy):
     def _print_Rational(self, e):
         return f"{e.p}/{e.q}"
 
+    def _print_Integer(self, e):
+        return str(e.p)
+
     def _print_Pow(self, e, rational=False):
         if e.exp == -1 and isinstance(e.base, sp.Symbol) and e.base.name in self.sizes:
             return f"_inv({e.base.name})"
@@ -77,7 +94,13 @@ class NumpyPrinter(_SympyNumPy):
         return super()._print_Pow(e, rational)
 
     def _print_Float(self, e):
-        return repr(float(e))
+        return py_literal(value64(e))
+
+
+def _scalar_call(e) -> bool:
+    """A function of dimensions and hyperparameters only (real scalar symbols, never arrays)."""
+    return isinstance(e, (sp.Function, sp.Pow)) and bool(e.free_symbols) and \
+        all(s.is_real for s in e.free_symbols)
 
 
 class MathPrinter(StrPrinter):
@@ -92,6 +115,9 @@ class MathPrinter(StrPrinter):
     def _print_Softplus(self, e):
         return f"softplus({self._print(e.args[0])})"
 
+    def _print_PairStep(self, e):
+        return f"Heaviside({self._print(e.args[0])})"
+
     def _print_Float(self, e):
         return repr(float(e))
 
@@ -105,6 +131,12 @@ def pycode(e, sizes=()) -> str:
     except NotImplementedError as exc:  # SymPy's PrintMethodNotImplementedError
         name = str(exc).split(": ", 1)[-1].splitlines()[0]
         raise UnsupportedFunction(f"{name} is not supported by the NumPy target") from None
+
+
+def pyscalar(e) -> str:
+    """A scalar of hyperparameters and dimensions as a Python float (weak under NEP 50)."""
+    text = pycode(e)
+    return text if _scalar_call(sp.sympify(e)) and "np." in text else f"float({text})"
 
 
 def mathstr(e) -> str:
@@ -128,6 +160,13 @@ class CPrinter(_SympyC99):
         self.dtype, self.sfx, self.refs = dtype, self.SUFFIX[dtype], dict(refs or {})
         self.inline_math = inline_math and dtype == "float32"  # sg_exp_f32/sg_tanh_f32 (layer template)
         self.real = "float" if dtype == "float32" else "double"
+
+    def _print(self, expr, **kwargs):
+        if is_constant(expr):  # never M_PI, a truncated integer literal or an overflowing float literal
+            return c_literal(value64(expr), self.dtype)
+        if isinstance(expr, sp.Mul) and (folded := fold_coefficient(expr)) is not None:
+            return self._print(folded, **kwargs)
+        return super()._print(expr, **kwargs)
 
     def _print_Symbol(self, e):
         return self.refs.get(e.name, e.name)
@@ -165,6 +204,9 @@ class CPrinter(_SympyC99):
 
     def _print_sign(self, e):
         return self._helper("sign", e.args)
+
+    def _print_PairStep(self, e):
+        return self._print_Heaviside(e)
 
     def _print__Copy(self, e):
         return self._print(e.args[0])

@@ -9,7 +9,8 @@ Two general mechanisms, applied to every elementwise expression the engine produ
    overflow: exp(-z) / (1 + exp(-z))**2 is NaN at z = -1e4 in floating point, y (1 - y) is not.
 2. ``stabilize(expr)``: rewrite patterns that overflow into stable primitives, each rule an identity
    SymPy verifies below (``RULES``): 1/(1+exp(-a)) -> Sigmoid(a), exp(a)/(1+exp(a)) -> Sigmoid(a),
-   log(1+exp(a)) -> Softplus(a), log(1+x) -> log1p(x).
+   log(1+exp(a)) -> Softplus(a), log(1+x) -> log1p(x), (1+exp(-a))**-n -> Sigmoid(a)**n and
+   exp(-a) Sigmoid(a)**n -> Sigmoid(-a) Sigmoid(a)**(n-1) (the derivative of z/(1+exp(-z)), swish).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import random
 
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
+
+from .budget import bounded
 
 
 class Sigmoid(sp.Function):
@@ -53,19 +56,20 @@ def _is_exp(e):
 
 
 def _rewrite_node(e: sp.Expr) -> sp.Expr:
-    # 1 / (1 + exp(-a))  and  exp(a) / (1 + exp(a))
-    if isinstance(e, sp.Pow) and e.exp == -1 and isinstance(e.base, sp.Add):
+    # (1 + exp(-a))**-n = sigma(a)**n   (n = 1: the logistic function; n = 2: in d/dz of z sigma(z))
+    if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp < 0 and isinstance(e.base, sp.Add):
         terms = e.base.args
         if len(terms) == 2 and sp.Integer(1) in terms:
             other = terms[0] if terms[1] == 1 else terms[1]
             if _is_exp(other):
-                return Sigmoid(-other.args[0])
+                return Sigmoid(-other.args[0]) ** (-e.exp)
     if isinstance(e, sp.Mul):
-        for ex in [f for f in e.args if _is_exp(f)]:  # exp(-a) sigma(a) = sigma(-a)
-            for sg in [f for f in e.args if isinstance(f, Sigmoid)]:
-                if sp.simplify(ex.args[0] + sg.args[0]) == 0:
+        for ex in [f for f in e.args if _is_exp(f)]:  # exp(-a) sigma(a)**n = sigma(-a) sigma(a)**(n-1)
+            for sg in [f for f in e.args if _sigmoid_power(f)]:
+                base, n = (sg.base, sg.exp) if isinstance(sg, sp.Pow) else (sg, 1)
+                if _is_zero(ex.args[0] + base.args[0]):
                     rest = [f for f in e.args if f is not ex and f is not sg]
-                    return sp.Mul(*rest) * Sigmoid(ex.args[0])
+                    return sp.Mul(*rest) * Sigmoid(ex.args[0]) * base ** (n - 1)
         exps = [f for f in e.args if _is_exp(f)]
         dens = [f for f in e.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]
         for ex in exps:
@@ -81,6 +85,16 @@ def _rewrite_node(e: sp.Expr) -> sp.Expr:
                 return Softplus(other.args[0])
             return log1p(other)
     return e
+
+
+def _sigmoid_power(f) -> bool:
+    """sigma(a) or sigma(a)**n with n a positive integer."""
+    return isinstance(f, Sigmoid) or (isinstance(f, sp.Pow) and isinstance(f.base, Sigmoid)
+                                      and f.exp.is_Integer and f.exp > 0)
+
+
+def _is_zero(e: sp.Expr) -> bool:
+    return e == 0 or sp.expand(e) == 0 or bounded(sp.simplify, e, default=e) == 0
 
 
 def _bounded_exp(e: sp.exp) -> bool:
@@ -102,8 +116,11 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
 def _bottom_up(e):
     if not e.args or isinstance(e, (sp.Symbol, sp.Number)):
         return e
-    new = e.func(*[_bottom_up(a) for a in e.args]) if not isinstance(e, sp.Piecewise) else \
-        sp.Piecewise(*[(_bottom_up(x), c) for x, c in e.args])
+    if isinstance(e, sp.Piecewise):
+        new = sp.Piecewise(*[(_bottom_up(x), c) for x, c in e.args])
+    else:  # rebuilt only when an argument changed: Max(30 terms) re-checks all pairs when rebuilt
+        args = [_bottom_up(a) for a in e.args]
+        new = e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
     return _rewrite_node(new)
 
 
@@ -111,6 +128,8 @@ RULES = [
     (lambda a: 1 / (1 + sp.exp(-a)), Sigmoid),
     (lambda a: sp.exp(a) / (1 + sp.exp(a)), Sigmoid),
     (lambda a: sp.log(1 + sp.exp(a)), Softplus),
+    (lambda a: 1 / (1 + sp.exp(-a)) ** 2, lambda a: Sigmoid(a) ** 2),
+    (lambda a: sp.exp(-a) / (1 + sp.exp(-a)) ** 2, lambda a: Sigmoid(-a) * Sigmoid(a)),
 ]
 """Identities behind the rewrites; tests check each with SymPy and numerically."""
 
@@ -129,6 +148,33 @@ def in_terms_of_output(f: sp.Expr, z: sp.Symbol, y: sp.Symbol, seed: int = 0) ->
         return None
 
 
+def invertible(f: sp.Expr, z: sp.Symbol) -> bool:
+    """Whether solving ``y = f(z)`` for ``z`` is worth trying (the derivation budget's structural
+    bound): ``z`` occurs once, under at most ``MAX_NESTING`` functions and powers, each power of it
+    a square root, square or reciprocal (``z**-78`` has 78 complex roots; ``tanh(tanh(tanh(z)))``
+    takes SymPy minutes)."""
+    paths = []
+
+    def walk(e, depth):
+        if e == z:
+            paths.append(depth)
+            return
+        for a in e.args:
+            if isinstance(e, sp.Pow) and a is e.exp and z in e.exp.free_symbols:
+                paths.append(MAX_NESTING + 1)  # z in an exponent
+                continue
+            nested = isinstance(e, (sp.Function, sp.Pow))
+            if isinstance(e, sp.Pow) and z in e.base.free_symbols and e.exp not in SMALL_POWERS:
+                paths.append(MAX_NESTING + 1)
+            walk(a, depth + nested)
+    walk(f, 0)
+    return len(paths) == 1 and paths[0] <= MAX_NESTING
+
+
+MAX_NESTING = 2
+SMALL_POWERS = {sp.Integer(-1), sp.Integer(2), sp.Integer(-2), sp.Rational(1, 2), sp.Rational(-1, 2)}
+
+
 def _in_terms_of_output(f, z, y, seed):
     d = sp.diff(f, z)
     if not d.has(sp.Function, sp.Pow) or d.is_polynomial(z):
@@ -137,17 +183,16 @@ def _in_terms_of_output(f, z, y, seed):
     direct = d.subs(f, y)
     if z not in direct.free_symbols:
         cands.append(direct)
-    else:
-        try:
-            sols = sp.solve(sp.Eq(y, f), z)
-        except (NotImplementedError, ValueError, TypeError):
-            sols = []
-        outs = {sp.factor(sp.simplify(d.subs(z, s))) for s in sols}
-        if len(outs) == 1:
+    elif invertible(f, z):
+        sols = bounded(sp.solve, sp.Eq(y, f), z, default=[])
+        outs = {bounded(lambda e: sp.factor(sp.simplify(e)), d.subs(z, s)) for s in sols}
+        if len(outs) == 1 and None not in outs:
             cands.append(outs.pop())
     for g in cands:
-        g = sp.simplify(g)
-        g = min([sp.expand(g), sp.factor(g)], key=lambda e: (sp.count_ops(e), len(str(e))))
+        g = bounded(sp.simplify, g)
+        if g is None:
+            continue
+        g = min([sp.expand(g), bounded(sp.factor, g, default=g)], key=lambda e: (sp.count_ops(e), len(str(e))))
         if z in g.free_symbols or g.has(sp.Function) or not g.is_rational_function(y):
             continue
         if _agrees(d, g.subs(y, f), z, seed):

@@ -23,6 +23,8 @@ import sympy as sp
 from ..errors import SpecError
 from ..registry import REGISTRY
 from . import tensor as T
+from .constants import check_constants
+from .minmax import pairwise
 from ..derive.reverse import derive
 
 
@@ -35,12 +37,32 @@ class ArgDecl:
 
 
 def index(shape: tuple, bound: sp.Symbol) -> ArgDecl:
-    """Integer class ids in ``range(bound)`` (a loss target); never differentiated."""
+    """Declare an argument of integer class ids in ``range(bound)`` (a loss target); never differentiated.
+
+    Args:
+        shape: a tuple of dimensions, e.g. ``(N,)``.
+        bound: the dimension of the class axis (C); ids outside range(C) raise ValueError at run time.
+
+    Example::
+
+        @symgrad.loss(z=(N, C), y=symgrad.index((N,), bound=C))
+        def nll(z, y): ...
+    """
     return ArgDecl(tuple(shape), "index", False, bound)
 
 
 def constant(shape: tuple) -> ArgDecl:
-    """A real array that gets no gradient (e.g. a regression target)."""
+    """Declare a real array argument that gets no gradient (e.g. a regression target or a mask).
+
+    Args:
+        shape: a tuple of dimensions, e.g. ``(N, D)`` or ``symgrad.ANYSHAPE``.
+
+    Example::
+
+        @symgrad.loss(pred=(N, D), target=symgrad.constant((N, D)))
+        def l1(pred, target):
+            return symgrad.mean(symgrad.abs(pred - target))
+    """
     return ArgDecl(tuple(shape), "real", False)
 
 
@@ -87,7 +109,7 @@ class LayerSpec:
 
 def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = False) -> LayerSpec:
     """The ``LayerSpec`` of forward function ``fn`` (shapes ``decls``); ``loss``: one scalar output."""
-    T.check_identifier(name, "layer name")
+    T.check_kernel_name(name, "layer name")
     sig = inspect.signature(fn)
     inputs, hypers, call = [], [], []
     for pname, p in sig.parameters.items():
@@ -100,7 +122,9 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
             for dim in d.shape:
                 dd = sp.sympify(dim)
                 if dd != 1 and not (dd.free_symbols and all(s.is_integer and s.is_positive for s in dd.free_symbols)):
-                    raise SpecError(f"{name}: shape of {pname!r} must use symgrad.dims(...) symbols, got {dim!r}")
+                    raise SpecError(f"{name}: shape of {pname!r}: expected named dimensions (symgrad.dims) "
+                                    f"or 1, got {dim!r}; a literal size is not allowed: name it, e.g. "
+                                    f"K = symgrad.dims('K')[0], and the kernel checks it at run time")
             inp = T.Input(pname, d.shape, d.kind, d.requires_grad, d.bound)
             inputs.append(inp)
             call.append(inp)
@@ -126,6 +150,9 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
             o.named("loss" if loss else ("y" if len(outs) == 1 else f"y{k}"))
     if loss and (len(outs) != 1 or outs[0].shape != ()):
         raise SpecError(f"{name}: a loss must return one scalar, got shape(s) {[o.shape for o in outs]}")
+    for n in T.walk(outs):
+        if isinstance(n, T.Map):
+            check_constants(n.expr, f"{name}: formula {n.fn or ''}".rstrip())
     used = {s for n in T.walk(outs) if isinstance(n, T.Map) for s in n.hyper_symbols()}
     for h in hypers:
         if h not in used:
@@ -134,13 +161,38 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
     for o in outs:
         if o.name in names:
             raise SpecError(f"{name}: output name {o.name!r} clashes with an argument")
+    dim_names = [str(s) for i in inputs for d in i.shape for s in sp.sympify(d).free_symbols]
+    dim_names += [str(i.bound) for i in inputs if i.bound is not None]
+    T.check_distinct(name, {"input": [i.name for i in inputs], "hyperparameter": [h.name for h in hypers],
+                            "dimension": sorted(set(dim_names)), "output": [o.name for o in outs]})
     if not any(i.differentiable for i in inputs):
         raise SpecError(f"{name}: no input gets a gradient")
     return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "", loss=loss)
 
 
 def layer(name: str | None = None, *, register: bool = True, **shapes):
-    """Decorator: define a layer by its forward pass; backward is derived."""
+    """Decorator: define a layer by its forward pass; backward is derived.
+
+    Args:
+        name: the kernel's name (default: the function's).
+        register: add it to ``symgrad.REGISTRY`` (so ``load``, ``generate`` and ``check`` find it).
+        shapes: argument name -> shape, a tuple of ``symgrad.dims`` symbols and 1, or
+            ``symgrad.index(...)``/``symgrad.constant(...)``. A parameter with a numeric default
+            instead is a scalar hyperparameter.
+
+    The function receives symbolic tensors and returns one tensor or a tuple (named ``y``, ``y0``,
+    ``y1``... unless ``.named(...)``). The generated kernel is ``forward(*arrays, **hypers) ->
+    (out, cache)`` and ``backward(cache, dy) -> (dx, ...)``, one gradient per differentiable array.
+
+    Example::
+
+        N, D, M = symgrad.dims("N D M")
+
+        @symgrad.layer(x=(N, D), W=(D, M), b=(M,))
+        def dense(x, W, b):
+            "Affine map y = x W + b."
+            return x @ W + b
+    """
     def deco(fn):
         spec = build_spec(name or fn.__name__, fn, shapes, "layer")
         return maybe_register(spec, register)
@@ -148,7 +200,17 @@ def layer(name: str | None = None, *, register: bool = True, **shapes):
 
 
 def loss(name: str | None = None, *, register: bool = True, **shapes):
-    """Decorator: define a loss (one scalar output); backward takes ``dloss=1.0``."""
+    """Decorator: define a loss (one scalar output); backward takes ``dloss=1.0``.
+
+    Args: ``name``, ``register`` and ``shapes`` as for ``symgrad.layer``. Shape: the function must
+    return a scalar (reduce over every axis); backward returns one gradient per array argument.
+
+    Example::
+
+        @symgrad.loss(pred=(N, D), target=symgrad.constant((N, D)))
+        def mse(pred, target):
+            return symgrad.mean((pred - target) ** 2)
+    """
     def deco(fn):
         spec = build_spec(name or fn.__name__, fn, shapes, "loss", loss=True)
         return maybe_register(spec, register)
@@ -156,15 +218,30 @@ def loss(name: str | None = None, *, register: bool = True, **shapes):
 
 
 def activation(name: str, formula: sp.Expr, *, register: bool = True, doc: str = "") -> LayerSpec:
-    """Define an elementwise activation by its scalar formula in one free symbol, e.g.
-    ``activation("sigmoid", 1 / (1 + sympy.exp(-z)))``. The input may have any shape."""
-    formula = sp.sympify(formula)
+    """Define an elementwise activation by its scalar formula in one free symbol.
+
+    Args:
+        name: the kernel's name.
+        formula: a SymPy expression in one real symbol (and hyperparameters); write it as the
+            textbook does: the engine finds stable forms (``z/(1+exp(-z))`` gets a gradient that is
+            finite at z = -1e3) and, where it can, a derivative in terms of the output.
+        register: add it to ``symgrad.REGISTRY``.
+        doc: the kernel's docstring.
+
+    Shapes: the input ``z`` may have any shape; the output ``a`` has the same.
+
+    Example::
+
+        z = sympy.Symbol("z", real=True)
+        swish = symgrad.activation("swish", z / (1 + sympy.exp(-z)))
+    """
+    formula = pairwise(sp.sympify(formula))  # before any rebuild: an n-ary Max is slow to rebuild
     syms = [s for s in formula.free_symbols if not isinstance(s, T.Hyper)]
     if len(syms) != 1:
         raise SpecError(f"activation {name!r}: formula {formula} must have exactly one free symbol, "
                         f"has {sorted(map(str, syms))}")
     (z,) = syms
-    zname = z.name if T.IDENT.match(z.name) and z.name not in ("a",) else "z"
+    zname = z.name if _free_name(z.name, formula) else "z"
 
     def fn(t):
         return T.apply(formula.xreplace({z: sp.Symbol(zname, real=True)}), fn=name, **{zname: t}).named("a")
@@ -175,6 +252,19 @@ def activation(name: str, formula: sp.Expr, *, register: bool = True, doc: str =
     spec.meta["scalar"] = (z, formula)
     spec.doc = doc or f"Elementwise {name}: a = {formula}."
     return maybe_register(spec, register)
+
+
+def _free_name(name: str, formula: sp.Expr) -> bool:
+    """Whether an activation's input may keep its formula's name: any name the generated code or the
+    output ``a`` (and its gradient ``da``) use is renamed to ``z`` instead (the formula is unchanged)."""
+    if name in ("a", "da") or any(getattr(h, "name", None) == name for h in formula.free_symbols
+                                  if isinstance(h, T.Hyper)):
+        return False
+    try:
+        T.check_identifier(name, "input")
+    except SpecError:
+        return False
+    return True
 
 
 def maybe_register(spec, register: bool):

@@ -29,7 +29,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..registry import REGISTRY
-from .tensor import check_identifier
+from .tensor import check_identifier, check_kernel_name
 
 _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
 
@@ -45,7 +45,19 @@ class HParam:
 
 
 def hparam(default=None, valid="(-oo, oo)") -> HParam:
-    """Declare a hyperparameter, e.g. ``hparam(0.9, "[0, 1)")`` (interval text or a SymPy Interval)."""
+    """Declare an optimizer or schedule hyperparameter.
+
+    Args:
+        default: a number, or None for a required one.
+        valid: the valid range, interval text (``"[0, 1)"``, ``"(0, inf)"``) or a SymPy Interval;
+            a value outside raises ValueError at run time.
+
+    Shape: a scalar (a Python float at run time).
+
+    Example::
+
+        hypers = dict(lr=symgrad.hparam(1e-3, "[0, inf)"), beta=symgrad.hparam(0.9, "[0, 1)"))
+    """
     if isinstance(valid, str):
         m = _INTERVAL.match(valid.replace("inf", "oo"))
         if not m:
@@ -61,6 +73,33 @@ def hparam(default=None, valid="(-oo, oo)") -> HParam:
     if default is not None and sp.Float(default) not in valid:
         raise SpecError(f"default {default!r} is outside the valid range {valid}")
     return HParam(default, valid)
+
+
+@dataclass(frozen=True)
+class ScalarState:
+    """State that is one number per parameter tensor (torch's NAdam ``mu_product``), not one per element."""
+    init: object = 0
+
+
+def scalar(init=0) -> ScalarState:
+    """Scalar optimizer state: ``state=dict(mu_product=symgrad.scalar(1.0))``.
+
+    Args:
+        init: the initial value, a number or the name of a hyperparameter.
+
+    Shape: ``init()`` stores a 0-d array of the parameter's dtype, one per parameter tensor; the rule
+    updates it once per step, from hyperparameters, ``t`` and scalar state only (never from arrays),
+    and the element-wise updates after it read its new value.
+
+    Example::
+
+        @symgrad.optimizer(hypers=dict(lr=0.1, decay=0.9), state=dict(scale=symgrad.scalar(1.0)))
+        def decayed_sgd(s):
+            return [(s.scale, s.scale * s.decay), (s.p, s.p - s.lr * s.scale * s.g)]
+    """
+    if isinstance(init, bool) or not isinstance(init, (int, float, str)):
+        raise SpecError(f"scalar: init: expected a number or a hyperparameter name, got {init!r}")
+    return ScalarState(init)
 
 
 @dataclass(frozen=True)
@@ -94,6 +133,12 @@ class OptimizerSpec:
     grad: str = "grad"
     doc: str = ""
     meta: dict = field(default_factory=dict)
+    scalar_state: tuple = ()     # names of the state entries that are one number per tensor
+
+    @property
+    def array_state(self) -> list[str]:
+        """State entries with one value per element of the parameter."""
+        return [n for n in self.state if n not in self.scalar_state]
 
     @property
     def init_hypers(self) -> list[str]:
@@ -174,8 +219,14 @@ def _validate(spec: OptimizerSpec):
                         f"must all differ")
     for n in known:
         check_identifier(n, f"{spec.name}: name")
-    arrays = {s[spec.param], s[spec.grad], *(s[n] for n in spec.state)}
+    for n in known:  # the C step names an array's element ``<array>_i`` and its new value ``<array>_new``
+        for suffix in ("_i", "_new"):
+            if n.endswith(suffix) and n[: -len(suffix)] in {spec.param, spec.grad, *spec.state}:
+                raise SpecError(f"{spec.name}: name {n!r} is what the generated C step calls an element "
+                                f"of {n[: -len(suffix)]!r}; choose another name")
+    arrays = {s[spec.param], s[spec.grad], *(s[n] for n in spec.array_state)}
     scalars = {s["t"], *(s[h] for h in spec.step_hypers)}
+    scalar_state = {s[n] for n in spec.scalar_state}
     for n, cond in spec.derived.items():
         bad = set(cond.free_symbols) - scalars
         if bad:
@@ -185,8 +236,12 @@ def _validate(spec: OptimizerSpec):
     if not variants:
         raise SpecError(f"{spec.name}: the rule returns None for every flag combination")
     for v in variants:
-        defined = set(arrays)
+        defined = set(arrays) | scalar_state
         for eq in v.equations:
+            if eq.lhs in scalar_state and not eq.rhs.free_symbols <= scalars | scalar_state:
+                raise SpecError(f"{spec.name} {dict(v.flags)}: scalar state {eq.lhs} = {eq.rhs} may use only "
+                                f"hyperparameters, t and scalar state, uses "
+                                f"{sorted(map(str, eq.rhs.free_symbols - scalars - scalar_state))}")
             bad = set(eq.rhs.free_symbols) - defined - scalars
             if bad:
                 raise SpecError(f"{spec.name} {dict(v.flags)}: {eq.lhs} = {eq.rhs} uses undefined "
@@ -210,12 +265,23 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
     condition, message)`` checks raising ValueError; ``param``/``grad``: symbol names of the updated
     array and its input (step's argument names are ``param``/``grad`` for ``p``/``g``);
     ``examples``: hyperparameter sets ``symgrad check`` runs (default: the defaults, and each flag on);
+    ``register``/``replace``: add it to ``symgrad.REGISTRY`` (replacing a kernel of that name);
     ``sanity``: what that check expects, "descent" (f decreases on a quadratic, the gradient as grad)
-    or "tracking" (an average of a constant signal converges to it).
+    or "tracking" (an average of a constant signal converges to it). State entries made with
+    ``symgrad.scalar(init)`` are one number per parameter tensor (a 0-d array), updated once per step.
+
+    Shapes: ``param``, ``grad`` and every state array have the parameter's shape (any shape).
+
+    Example::
+
+        @symgrad.optimizer(hypers=dict(lr=symgrad.hparam(1e-2, "[0, inf)")), state=dict(buf=0))
+        def sgd_momentum(s):
+            "buf = 0.9 buf + g; p = p - lr buf"
+            return [(s.buf, 0.9 * s.buf + s.g), (s.p, s.p - s.lr * s.buf)]
     """
     def deco(fn):
         nm = name or fn.__name__
-        check_identifier(nm, "optimizer name")
+        check_kernel_name(nm, "optimizer name")
         hp = {}
         for k, v in hypers.items():
             hp[k] = v if isinstance(v, HParam) else hparam(v)
@@ -228,8 +294,11 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
         if sorted(want) != sorted(list(fl) + list(der)):
             raise SpecError(f"{nm}: the rule takes (s, {', '.join(list(fl) + list(der))}), "
                             f"has parameters {list(sig.parameters)}")
-        init = {}
+        init, scalars = {}, []
         for k, v in st.items():
+            if isinstance(v, ScalarState):
+                scalars.append(k)
+                v = v.init
             init[k] = getattr(ns, v) if isinstance(v, str) else sp.sympify(v)
             bad = {x.name for x in init[k].free_symbols} - set(hp)
             if bad:
@@ -238,7 +307,7 @@ def optimizer(name: str | None = None, *, hypers: dict, state: dict | None = Non
         if sanity not in ("descent", "tracking"):
             raise SpecError(f"{nm}: sanity: expected 'descent' or 'tracking', got {sanity!r}")
         spec = OptimizerSpec(nm, "optimizer", fn, hp, fl, der, init, reqs, ns, param, grad,
-                             doc=inspect.getdoc(fn) or "")
+                             doc=inspect.getdoc(fn) or "", scalar_state=tuple(scalars))
         spec.meta["sanity"] = sanity
         spec.meta["examples"] = [dict(e) for e in examples] if examples is not None else \
             [{}] + [{f: True} for f in fl]
@@ -277,10 +346,27 @@ class ScheduleSpec:
 
 def schedule(name: str | None = None, *, args: dict, flags: dict | None = None, requires=(),
              register: bool = True, replace: bool = False):
-    """Decorator: declare a schedule by its formula ``fn(s, **flags) -> SymPy expression``."""
+    """Decorator: declare a schedule by its formula ``fn(s, **flags) -> SymPy expression``.
+
+    Args:
+        name: the kernel's name (default: the function's).
+        args: name -> ``hparam``: the positional arguments of ``value(...)``, in order.
+        flags: boolean arguments -> default; the formula may branch on them.
+        requires: ``(name, lambda s: condition, message)`` checks.
+        register, replace: add it to ``symgrad.REGISTRY`` (``replace`` an existing kernel of that name).
+
+    Shape: every argument and the value are scalars (Python floats).
+
+    Example::
+
+        @symgrad.schedule(args=dict(lr=symgrad.hparam(None, "[0, inf)"),
+                                    step=symgrad.hparam(None, "[0, inf)")))
+        def inverse_time(s):
+            return s.lr / (1 + s.step)
+    """
     def deco(fn):
         nm = name or fn.__name__
-        check_identifier(nm, "schedule name")
+        check_kernel_name(nm, "schedule name")
         a = {k: v if isinstance(v, HParam) else hparam(v) for k, v in args.items()}
         fl = {k: bool(v) for k, v in (flags or {}).items()}
         ns = Symbols(**{k: sp.Symbol(k, real=True) for k in a}, **{k: sp.Symbol(k) for k in fl})

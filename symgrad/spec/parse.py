@@ -15,12 +15,14 @@ import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
 from ..errors import SpecError
-from .tensor import IDENT
+from .constants import check_constants
+from .minmax import max_of, min_of
+from .names import IDENT
 
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh,
-    "sin": sp.sin, "cos": sp.cos, "atan": sp.atan, "abs": sp.Abs, "Abs": sp.Abs, "Max": sp.Max,
-    "Min": sp.Min, "erf": sp.erf, "pi": sp.pi, "E": sp.E,
+    "sin": sp.sin, "cos": sp.cos, "atan": sp.atan, "abs": sp.Abs, "Abs": sp.Abs, "Max": max_of,
+    "Min": min_of, "erf": sp.erf, "pi": sp.pi, "E": sp.E,
 }
 _OPS = {"+", "-", "*", "/", "**", "(", ")", ","}
 MAX_LEN = 1000
@@ -58,9 +60,14 @@ def parse_formula(text: str) -> sp.Expr:
     local.update({n: sp.Symbol(n, real=True) for n in names})
     glob = {"__builtins__": {}, "Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational,
             "Symbol": sp.Symbol}
-    try:
+    try:  # constants are checked on the unevaluated tree: 9**9**9 is refused, never computed
+        check_constants(parse_expr(text, local_dict=local, global_dict={**glob, "Add": sp.Add, "Mul": sp.Mul, "Pow": sp.Pow},
+                                   transformations=standard_transformations, evaluate=False),
+                        f"formula {text!r}")
         expr = parse_expr(text, local_dict=local, global_dict=glob, transformations=standard_transformations)
     except (SyntaxError, TypeError, ValueError, NameError) as e:
+        if isinstance(e, SpecError):
+            raise
         raise SpecError(f"formula {text!r}: {e}") from None
     if not isinstance(expr, sp.Expr):
         raise SpecError(f"formula {text!r}: not an expression")

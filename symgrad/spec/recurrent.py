@@ -74,7 +74,32 @@ class RecurrentSpec:
 
 def recurrent(name: str | None = None, *, state, sequence, outputs=None, time: str = "T",
               register: bool = True, **shapes):
-    """Decorator: define a recurrent layer by its cell (one step, forward only)."""
+    """Decorator: define a recurrent layer by its cell (one time step, forward only).
+
+    Args:
+        name: the kernel's name (default: the function's).
+        state: names of the cell arguments carried from step to step (``("h", "c")``); the cell
+            returns their new values in this order.
+        sequence: names of the arguments that get a leading time axis T (``("x",)``): the kernel
+            takes ``x`` of shape (T, *cell shape) and the cell sees one step of it.
+        outputs: the state names whose every step is returned, stacked over time as ``<name>s``
+            (default: the first state).
+        time: the name of the time dimension (default ``"T"``).
+        register: add it to ``symgrad.REGISTRY``.
+        shapes: argument name -> shape *for one step*, as for ``symgrad.layer``.
+
+    The kernel: ``forward(x, h0, c0, *params) -> ((hs, hT, cT), cache)``; initial states are named
+    ``<state>0``; ``backward(cache, dhs, dhT=None, dcT=None)`` returns one gradient per argument
+    (back-propagation through time).
+
+    Example::
+
+        N, D, H = symgrad.dims("N D H")
+
+        @symgrad.recurrent(state=("h",), sequence=("x",), x=(N, D), h=(N, H), W=(D, H), U=(H, H))
+        def rnn(x, h, W, U):
+            return symgrad.tanh(x @ W + h @ U)
+    """
     state, sequence = tuple(state), tuple(sequence)
     outputs = tuple(outputs) if outputs is not None else state[:1]
 
@@ -112,6 +137,8 @@ def recurrent(name: str | None = None, *, state, sequence, outputs=None, time: s
         T.check_identifier(time, "time dimension")
         tdim = sp.Symbol(time, integer=True, positive=True)
         spec = RecurrentSpec(lname, cell, state, sequence, outputs, tdim, doc=inspect.getdoc(fn) or "")
+        T.check_distinct(lname, {"input": [i.name for i in spec.inputs], "hyperparameter": [h.name for h in spec.hypers],
+                                 "dimension": [str(d) for d in spec.dims], "output": spec.output_names})
         return maybe_register(spec, register)
     return deco
 

@@ -23,35 +23,37 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import keyword
-import re
 from typing import Iterable, Sequence
 
 import sympy as sp
 
 from ..errors import SpecError
+from .minmax import pairwise
+from .names import IDENT, check_distinct, check_identifier, check_kernel_name  # noqa: F401 - spec API
 
 _ids = itertools.count()
-IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ANY = sp.Symbol("n_elems", integer=True, positive=True)
 """The dimension of an elementwise-only input of any shape (treated as flattened)."""
 
 
-def check_identifier(name: str, what: str) -> str:
-    """Names reach generated Python and C: only plain identifiers, no keywords, no dunders."""
-    if not isinstance(name, str) or not IDENT.match(name) or keyword.iskeyword(name) or name.startswith("_"):
-        raise SpecError(f"{what} {name!r} is not a valid identifier (letters, digits, '_', starting with a letter)")
-    if name in _RESERVED:
-        raise SpecError(f"{what} {name!r} is reserved in generated code; choose another name")
-    return name
-
-
-_RESERVED = {"np", "cache", "forward", "backward", "init", "step", "state", "dtype", "float", "double",
-             "int", "return", "restrict", "const", "void", "static", "inline", "long", "size_t"}
-
-
 def dims(names: str) -> tuple[sp.Symbol, ...]:
-    """``N, D, M = symgrad.dims("N D M")``: named dimensions (positive integer symbols)."""
+    """Named dimensions (positive integer symbols) for the shapes of a spec.
+
+    Args:
+        names: space-separated identifiers, e.g. ``"N D M"``.
+
+    Returns: one SymPy symbol per name. Shapes are tuples of these and ``1`` (a kept axis); a
+    literal size such as ``(N, 3)`` is refused: give every size a name, it becomes a run-time
+    dimension of the kernel (checked against the arrays).
+
+    Example::
+
+        N, D, M = symgrad.dims("N D M")
+
+        @symgrad.layer(x=(N, D), W=(D, M))
+        def project(x, W):
+            return x @ W
+    """
     out = tuple(sp.Symbol(check_identifier(n, "dimension"), integer=True, positive=True) for n in names.split())
     return out
 
@@ -280,11 +282,20 @@ class Expand(Node):
 
 
 class Hyper(sp.Symbol):
-    """A scalar hyperparameter (eps, ...): a keyword argument of forward with a default."""
+    """A scalar hyperparameter (eps, ...): a keyword argument of forward with a default.
+
+    Built with SymPy's *uncached* ``Symbol.__xnew__``: ``Symbol.__new__`` returns one cached object
+    per (class, name, assumptions), so a second ``Hyper("eps", 1e-6)`` in a user's spec would be the
+    built-in layernorm's ``eps`` with its default overwritten. Each Hyper is its own object, and the
+    default is part of its identity (``_hashable_content``).
+    """
 
     def __new__(cls, name: str, default: float):
-        obj = super().__new__(cls, check_identifier(name, "hyperparameter"), real=True)
-        obj.default = float(default)
+        value = float(default)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SpecError(f"hyperparameter {name!r}: expected a finite default, got {default!r}")
+        obj = sp.Symbol.__xnew__(cls, check_identifier(name, "hyperparameter"), real=True)
+        obj.default = value
         return obj
 
     def __getnewargs_ex__(self):
@@ -295,7 +306,21 @@ class Hyper(sp.Symbol):
 
 
 def hyper(name: str, default: float) -> Hyper:
-    """A scalar hyperparameter usable inside tensor expressions, e.g. ``eps = hyper("eps", 1e-5)``."""
+    """A scalar hyperparameter usable inside tensor expressions (a keyword argument of forward).
+
+    Args:
+        name: its name in the generated ``forward(..., name=default)``.
+        default: a finite number.
+
+    A layer's numeric default argument (``def f(x, eps=1e-5)``) makes one for you; ``hyper`` is for
+    formulas built outside the layer function. Each call makes a new symbol: two specs never share
+    a default. Shape: a scalar, broadcast against any tensor.
+
+    Example::
+
+        eps = symgrad.hyper("eps", 1e-5)
+        a = symgrad.apply(z / sympy.sqrt(z**2 + eps), z=x)
+    """
     return Hyper(name, default)
 
 
@@ -321,18 +346,28 @@ def elementwise(f, *xs, fn: str | None = None, shape=None) -> Map:
     parts = [_operand(x) for x in xs]
     if not any(isinstance(x, Node) for x in xs):
         raise SpecError("an elementwise expression needs at least one tensor")
-    expr = f(*[p[0] for p in parts])
+    expr = pairwise(sp.sympify(f(*[p[0] for p in parts])))
     args = [a for p in parts for a in p[1]]
-    return Map(sp.sympify(expr), args, shape=shape, fn=fn)
+    return Map(expr, args, shape=shape, fn=fn)
 
 
 def apply(expr: sp.Expr, fn: str | None = None, **tensors: Node) -> Map:
     """Apply a scalar SymPy formula elementwise: ``apply(1/(1+exp(-z)), z=t)``.
 
+    Args:
+        expr: a SymPy expression in free symbols named like the keyword arguments (and hypers).
+        fn: a name for printouts (``"sigmoid"``).
+        tensors: one tensor per free symbol; their shapes broadcast (NumPy rules) to the result's.
+
+    Example::
+
+        u = sympy.Symbol("u", real=True)
+        gate = symgrad.apply(1 / (1 + sympy.exp(-u)), fn="sigmoid", u=x @ V)
+
     The result is a step of its own (sealed), so the derivative of the formula as a whole is taken
     by SymPy and can be rewritten in terms of the output (sigma' = sigma(1 - sigma)).
     """
-    expr = sp.sympify(expr)
+    expr = pairwise(sp.sympify(expr))
     names = {s.name for s in expr.free_symbols if not isinstance(s, Hyper)}
     missing = names - set(tensors)
     if missing:
@@ -375,8 +410,20 @@ def _parse_einsum(subscripts: str, nargs: int) -> tuple[list[str], str]:
 
 
 def einsum(subscripts: str, *args: Node) -> Node:
-    """Einsum of one (a permutation) or two tensors. Permutations fold into their consumer."""
-    args = [_as_node(a) for a in args]
+    """Einsum of one (a permutation) or two tensors. Permutations fold into their consumer.
+
+    Args:
+        subscripts: NumPy's notation with an explicit output, ``"nd,dm->nm"``; an index summed must
+            appear in both operands (sum within one operand with ``symgrad.sum`` first).
+        args: one or two tensors whose axes the subscripts label.
+
+    Shapes: an index names one size in every operand; the result has the output indices' sizes.
+
+    Example::
+
+        scores = symgrad.einsum("nd,md->nm", q, k)   # q (N, D), k (M, D) -> (N, M)
+    """
+    args = [as_node(a) for a in args]
     ins, out = _parse_einsum(subscripts, len(args))
     if len(args) == 1:
         if sorted(ins[0]) != sorted(out):
@@ -406,47 +453,11 @@ def matmul(a: Node, b: Node) -> Node:
     return einsum(f"{lead}k,kj->{lead}j", a, b)
 
 
-def _as_node(x) -> Node:
+def as_node(x) -> Node:
+    """``x`` if it is a tensor, else a SpecError."""
     if not isinstance(x, Node):
         raise SpecError(f"expected a tensor, got {x!r}")
     return x
-
-
-def _axes(x: Node, axis) -> tuple[int, ...]:
-    if axis is None:
-        return tuple(range(x.ndim))
-    ax = (axis,) if isinstance(axis, int) else tuple(axis)
-    out = []
-    for a in ax:
-        if not -x.ndim <= a < x.ndim:
-            raise SpecError(f"axis {a} out of range for a tensor with {x.ndim} axes")
-        out.append(a % x.ndim)
-    return tuple(sorted(set(out)))
-
-
-def sum(x: Node, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - mirrors numpy
-    x = _as_node(x)
-    return Reduce("sum", x, _axes(x, axis), keepdims)
-
-
-def mean(x: Node, axis=None, keepdims: bool = False) -> Node:
-    x = _as_node(x)
-    axes = _axes(x, axis)
-    count = sp.Mul(*[x.shape[a] for a in axes])
-    return Reduce("sum", x, axes, keepdims) / count
-
-
-def max(x: Node, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
-    x = _as_node(x)
-    return Reduce("max", x, _axes(x, axis), keepdims)
-
-
-def stop_gradient(x: Node) -> Node:
-    return StopGradient(_as_node(x))
-
-
-def one_hot(index: Input, classes: sp.Symbol) -> Node:
-    return OneHot(index, classes)
 
 
 def slice_last(x: Node, key) -> Node:
@@ -459,30 +470,7 @@ def slice_last(x: Node, key) -> Node:
         raise SpecError("only x[..., start:stop] slicing of the last axis is supported")
     start = sp.sympify(0 if key.start is None else key.start)
     stop = sp.sympify(x.shape[-1] if key.stop is None else key.stop)
-    return Slice(_as_node(x), start, stop)
-
-
-def _fn(f):
-    def wrapped(x: Node) -> Map:
-        return elementwise(f, _as_node(x))
-    wrapped.__name__ = f.__name__
-    return wrapped
-
-
-exp = _fn(sp.exp)
-log = _fn(sp.log)
-tanh = _fn(sp.tanh)
-sqrt = _fn(sp.sqrt)
-abs = _fn(sp.Abs)  # noqa: A001
-
-
-def maximum(a, b) -> Map:
-    return elementwise(lambda x, y: sp.Max(x, y), a, b)
-
-
-def where(cond_fn, a, b, *on: Node) -> Map:
-    """``where(lambda z: z > 0, a, b, z)``: elementwise choice (a SymPy Piecewise)."""
-    return elementwise(lambda c, x, y: sp.Piecewise((x, cond_fn(c)), (y, True)), on[0], a, b)
+    return Slice(as_node(x), start, stop)
 
 
 def walk(outputs: Iterable[Node]) -> list[Node]:

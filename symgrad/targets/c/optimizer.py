@@ -18,7 +18,7 @@ import itertools
 import sympy as sp
 
 from ...errors import SpecError
-from ..numpy.optimizer import pycond, ssa
+from ..numpy.optimizer import pycond, scalar_updates, ssa
 from ...codegen.printers import C_TYPES, CPrinter, mathstr
 from ...codegen.render import render
 from ..numpy.ufunc_chain import cse_items
@@ -34,7 +34,11 @@ def step_args(spec) -> list[CArg]:
     args = [CArg(pname, "param", doc=f"{pname} (n,): the parameter, updated in place"),
             CArg(gname, "grad", doc=f"{gname} (n,): its gradient, read")]
     for n, v in spec.state.items():
-        args.append(CArg(n, "state", doc=f"{n} (n,): state, updated in place (initially {v})"))
+        if n in spec.scalar_state:
+            args.append(CArg(n, "scalar_state", doc=f"{n} (): scalar state, one number, updated in place once per "
+                                               f"call (initially {v})"))
+        else:
+            args.append(CArg(n, "state", doc=f"{n} (n,): state, updated in place (initially {v})"))
     args.append(CArg("n", "n", doc="n: number of elements"))
     args.append(CArg("t", "t", doc="t: the step count, 1 on the first step"))
     args += [CArg(h, "hyper", doc=f"{h}: hyperparameter") for h in spec.step_hypers]
@@ -48,6 +52,7 @@ def _params(spec, sfx) -> list[str]:
     for a in step_args(spec):
         out.append({"param": f"{real} *restrict {a.name}", "grad": f"const {real} *restrict {a.name}",
                     "state": f"{real} *restrict {a.name}", "n": "int64_t n", "t": "int64_t t",
+                    "scalar_state": f"{real} *restrict {a.name}",
                     "hyper": f"double {a.name}", "flag": f"int {a.name}"}[a.role])
     return out
 
@@ -125,12 +130,17 @@ def variant_code(spec, variant, sfx) -> dict:
     """Per-call constants and the loop body (C lines) of one flag combination for one dtype."""
     s = vars(spec.symbols)
     pname, gname = spec.meta["arg_names"]
-    ptr = {s[spec.param]: pname, s[spec.grad]: gname, **{s[n]: n for n in spec.state}}
-    scalars = [s["t"]] + [s[h] for h in spec.step_hypers]
-    items = ssa(spec, variant.equations)
+    ptr = {s[spec.param]: pname, s[spec.grad]: gname, **{s[n]: n for n in spec.array_state}}
+    updates, items = scalar_updates(ssa(spec, variant.equations))
+    scalars = [s["t"]] + [s[h] for h in spec.step_hypers] + [sp.Symbol(f"_old_{n}", real=True)
+                                                               for n in spec.scalar_state]
+    scalars += [ver for _, _, ver, _ in updates]
     repl, reduced = cse_items(items)
     loop = _Loop(spec, scalars, sfx)
-    prologue = []                      # scalar CSE values, double
+    # scalar state: read once, its new value computed once in double, stored once, before the loop
+    prologue = [(f"_old_{n}", f"(double)*{n}") for n in spec.scalar_state]
+    prologue += [(ver.name, CPrinter("float64").doprint(rhs)) for _, _, ver, rhs in updates]
+    scalar_stores = [f"*{sym.name} = ({loop.real}){ver.name};" for _, sym, ver, _ in updates]
     pending = {}
     for sym, e in repl:
         if loop.is_scalar(e):
@@ -172,7 +182,7 @@ def variant_code(spec, variant, sfx) -> dict:
     consts = [(n, c if sfx == "f64" else f"({loop.real})({c})") for n, c in loop.consts]
     updated = [ptr[sym] for kind, sym, _, _ in items if kind == "store"]
     return {"prologue": prologue, "consts": consts, "body": loads + body + stores, "unused": unused,
-            "updated": updated}
+            "updated": updated, "scalar_stores": scalar_stores}
 
 
 def _mentions(text, name) -> bool:
@@ -258,7 +268,7 @@ def driver_cases(spec, candidates=(None, 0.0, 0.5)) -> list[tuple[dict, int]]:
         want = dict(v.flags)
         found = None
         for vals in itertools.product(*choices):
-            for t in (1, 2):
+            for t in (1, 2, 8):  # 8: late enough for a rule of later steps (radam rectified at rho_t > 5)
                 env = {s[h]: sp.Float(x) for h, x in zip(spec.step_hypers, vals)}
                 env[s["t"]] = t
                 env.update({s[f]: sp.true if want[f] else sp.false for f in spec.flags})

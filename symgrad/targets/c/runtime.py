@@ -21,7 +21,7 @@ from .build import build, load_library
 
 REAL = {np.dtype(dtype): (getattr(ctypes, f"c_{real}"), sfx) for sfx, dtype, real in C_TYPES}
 """NumPy dtype -> (ctypes type, C function suffix)."""
-POINTER_ROLES = frozenset({"out", "cache", "in", "index", "scratch", "param", "grad", "state"})
+POINTER_ROLES = frozenset({"out", "cache", "in", "index", "scratch", "param", "grad", "state", "scalar_state"})
 INT_ROLES = frozenset({"dim", "n", "t"})
 
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14

@@ -48,7 +48,7 @@ class COptimizer(CKernel):
                 star = True
             params.append(prm.name if prm.default is prm.empty else f"{prm.name}=_d{i}")   # the NumPy defaults
         names = list(self.sig.parameters)
-        state = [a.name for a in self.args if a.role == "state"]
+        state = [a.name for a in self.args if a.role in ("state", "scalar_state")]
         L = [f"_p, _orig, _g, t, _h, _f, _key = _checked({', '.join(names)})"]
         L += [f'_s{i} = {names[2]}["{n}"]' for i, n in enumerate(state)]
         L.append("if " + " or ".join(f"_share(_g, {x})" for x in ["_p"] + [f"_s{i}" for i in range(len(state))])
@@ -60,7 +60,7 @@ class COptimizer(CKernel):
                 vals.append(address_source("_p"))
             elif a.role == "grad":
                 vals.append(address_source("_g"))
-            elif a.role == "state":
+            elif a.role in ("state", "scalar_state"):
                 vals.append(address_source(f"_s{state.index(a.name)}"))
             elif a.role == "n":
                 vals.append("_p.size")

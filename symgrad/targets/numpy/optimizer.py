@@ -11,7 +11,7 @@ import re
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from ...codegen.printers import mathstr, pycode
+from ...codegen.printers import mathstr, pycode, pyscalar
 from ...codegen.render import render
 from .ufunc_chain import count_uses, compile_assignments
 
@@ -25,18 +25,28 @@ def ssa(spec, equations):
     """The equations as an ordered list of items ``(kind, symbol, version, expr)``.
 
     kind "store": the final value of the parameter or of a state array (``version`` names it for
-    later equations); kind "temp": an array value used more than once, held in a register (``symbol``
+    later equations); kind "scalar": the final value of a scalar state entry (``spec.scalar_state``),
+    computed once per step from scalars (its old value is ``_old_<name>``, its new one ``version``,
+    ``_new_<name>``, on both targets); kind "temp": an array value used more than once, held in a register (``symbol``
     names it). Every other intermediate value (a temporary used once, a scalar, an alias, an earlier
     value of the parameter or a state array) is substituted into the equations that use it.
     """
     s = vars(spec.symbols)
-    persistent = [s[spec.param]] + [s[n] for n in spec.state]
-    scalars = {s["t"], *(s[h] for h in spec.step_hypers)}
+    persistent = [s[spec.param]] + [s[n] for n in spec.array_state]
+    env = {s[n]: sp.Symbol(f"_old_{n}", real=True) for n in spec.scalar_state}
+    scalars = {s["t"], *(s[h] for h in spec.step_hypers), *env.values()}
     last = {eq.lhs: k for k, eq in enumerate(equations)}
-    env, items = {}, []
+    items = []
     for k, eq in enumerate(equations):
         rhs = eq.rhs.xreplace(env)
-        if eq.lhs in persistent and last[eq.lhs] == k:
+        if eq.lhs.name in spec.scalar_state:
+            if last[eq.lhs] == k:
+                ver = sp.Symbol(f"_new_{eq.lhs.name}", real=True)
+                items.append(("scalar", eq.lhs, ver, rhs))
+                rhs = ver
+                scalars.add(ver)
+            env[eq.lhs] = rhs
+        elif eq.lhs in persistent and last[eq.lhs] == k:
             ver = sp.Symbol(f"_new_{eq.lhs.name}", real=True)
             items.append(("store", eq.lhs, ver, rhs))
             env[eq.lhs] = ver
@@ -91,16 +101,27 @@ def _requirement(r):
     return {"cond": pycond(r.condition), "name": r.name, "message": f"{r.message}; got {got}"}
 
 
+def scalar_updates(items) -> tuple[list, list]:
+    """(the "scalar" items of ``ssa``, the other items)."""
+    return [it for it in items if it[0] == "scalar"], [it for it in items if it[0] != "scalar"]
+
+
 def variant_context(spec, k, variant):
     s = vars(spec.symbols)
     arrays = {s[spec.param]: "_p", s[spec.grad]: "_g"}
-    arrays.update({s[n]: f"_s_{n}" for n in spec.state})
-    scalars = [s["t"]] + [s[h] for h in spec.step_hypers]
-    chain = compile_assignments(ssa(spec, variant.equations), scalars, arrays)
+    arrays.update({s[n]: f"_s_{n}" for n in spec.array_state})
+    updates, items = scalar_updates(ssa(spec, variant.equations))
+    scalars = [s["t"]] + [s[h] for h in spec.step_hypers] + [sp.Symbol(f"_old_{n}", real=True)
+                                                               for n in spec.scalar_state]
+    chain = compile_assignments(items, scalars + [ver for _, _, ver, _ in updates], arrays)
+    scalar_lines = [f"_old_{n} = float(_s_{n}_all[0])" for n in spec.scalar_state]
+    for _, sym, ver, rhs in updates:  # once per step, before the element loop reads the new value
+        scalar_lines += [f"{ver.name} = {pyscalar(rhs)}", f"_s_{sym.name}_all[0] = {ver.name}"]
     eqs = [f"{eq.lhs} <- {mathstr(eq.rhs)}" for eq in variant.equations]
     used = set(re.findall(r"\b_\w+", " ".join(chain.body)))
-    views = [v for v in ["_p", "_g"] + [f"_s_{n}" for n in spec.state] if v in used]
+    views = [v for v in ["_p", "_g"] + [f"_s_{n}" for n in spec.array_state] if v in used]
     return {"views": views, "fn": f"_step_{k}", "flags": variant.flags, "key": tuple(v for _, v in variant.flags),
+            "scalar_lines": scalar_lines,
             "hoisted": chain.hoisted, "body": chain.body, "nregs": chain.nregs, "eqs": eqs,
             "flagtext": ", ".join(f"{n}={v}" for n, v in variant.flags) or "(no flags)"}
 
@@ -110,7 +131,7 @@ def optimizer_context(spec) -> dict:
     # variants whose code is identical share one function
     seen, dispatch = {}, []
     for v in variants:
-        code = (tuple(v["hoisted"]), tuple(v["body"]))
+        code = (tuple(v["scalar_lines"]), tuple(v["hoisted"]), tuple(v["body"]))
         if code not in seen:
             seen[code] = dict(v, combos=[])
         seen[code]["combos"].append(v["flagtext"])
@@ -124,7 +145,7 @@ def optimizer_context(spec) -> dict:
     return dict(
         spec=spec, name=spec.name, pname=pname, gname=gname, block=BLOCK,
         doc=(spec.doc or spec.name).strip(),
-        state=[(n, pycode(v)) for n, v in spec.state.items()],
+        state=[(n, pycode(v)) for n, v in spec.state.items()], scalar_state=list(spec.scalar_state),
         init_hypers=[(n, hp[n].default_value()) for n in spec.init_hypers],
         step_hypers=[(n, hp[n].default_value()) for n in spec.step_hypers],
         flags=list(spec.flags.items()),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ...errors import SpecError
-from ...codegen.printers import pycode
+from ...codegen.printers import pycode, pyscalar
 
 _FUNCS = {sp.exp: "np.exp", sp.log: "np.log", sp.Abs: "np.abs", sp.sign: "np.sign", sp.tanh: "np.tanh"}
 
@@ -55,7 +55,7 @@ class Chain:
         if key not in self._hoist_names:
             name = f"_c{len(self._hoist_names)}"
             self._hoist_names[key] = name
-            self.hoisted.append((name, f"float({pycode(e)})"))
+            self.hoisted.append((name, pyscalar(e)))
         return self._hoist_names[key]
 
     # -- array expressions -----------------------------------------------------------------
@@ -207,7 +207,7 @@ def compile_assignments(items, scalars, arrays):
     for s, e in repl:
         if ch.is_scalar(e):
             ch.scalars.add(s)
-            ch.hoisted.append((s.name, f"float({pycode(e)})"))
+            ch.hoisted.append((s.name, pyscalar(e)))
         else:
             pending[s] = e
     for (kind, sym, _, _), e in zip(items, reduced):
