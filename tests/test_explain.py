@@ -300,7 +300,7 @@ def test_a_new_kind_plugs_in_a_builder():
 
     try:
         ex = explain(Toy())
-        assert r"p \leftarrow - g lr + p" in ex.latex() and "update" in str(ex)
+        assert r"p \leftarrow - g \mathrm{lr} + p" in ex.latex() and "update" in str(ex)
     finally:
         sg.REGISTRY.remove_rule("explain", ("toy_optimizer",))
     with pytest.raises(sg.SymgradError, match="no explanation builder"):

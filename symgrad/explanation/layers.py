@@ -96,7 +96,7 @@ class PageBuilder(GradientSections):
         self.doc.add(Table([S.text("col_dim"), S.text("col_index"), S.text("col_meaning")], rows))
         rows = []
         outs = {o.id for o in spec.outputs}
-        for n in self.d.forward_nodes:
+        for n in self.nt.order:
             if isinstance(n, T.StopGradient):
                 continue
             if isinstance(n, T.Input):
@@ -122,7 +122,7 @@ class PageBuilder(GradientSections):
         S, nt = self.S, self.nt
         self.doc.add(Heading(2, S.text(head)))
         self.doc.add(Para(S("forward_intro")))
-        for n in self.d.forward_nodes:
+        for n in self.nt.order:
             if isinstance(n, (T.Input, T.StopGradient)):
                 continue
             idx = self.idx(n)
@@ -149,7 +149,7 @@ class PageBuilder(GradientSections):
         outs = {o.id for o in self.spec.outputs}
         count = {fid: len(v) + (fid in outs) for fid, v in into.items()}   # an output also gets d<output>
         k = 0
-        for f in reversed(d.forward_nodes):
+        for f in nt.back_order:
             tot = d.adjoints.get(f.id)
             if tot is None:
                 continue
@@ -202,8 +202,10 @@ class PageBuilder(GradientSections):
                     letters[l] = nt.idx([dict(zip(n.ins[kk], arg.shape))[l]], set(node_idx))[0]
             x = self.ref(arg, [letters[l] for l in n.ins[kk]])
             local = sp.Mul(*[self.ref(a, [letters[l] for l in n.ins[j]]) for j, a in enumerate(n.args) if j != kk])
+            y = self.ref(n, [letters[l] for l in n.out])       # u[n, m], with u's own indices
+            dydx = Partial(y, x)
             self.doc.add(Para(S("local_einsum", arg=m(sp.Symbol(nt.name(arg))))))
-            self.doc.add(Equation(Partial(y, x), local, role="local"))
+            self.doc.add(Equation(dydx, local, role="local"))
         elif s.rule == "slice":     # gates[n, H + k] -> z_f[n, k]: the gradient goes back into those columns
             tot = self.d.adjoints[arg.id]
             self.doc.add(Para(S("local_slice", g=m(sp.Symbol(nt.name(tot))))))

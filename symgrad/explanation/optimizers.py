@@ -20,6 +20,7 @@ import sympy as sp
 from .model import Code, Document, Equation, Heading, Para, Table, m
 from .names import DISPLAY, display_map, number, rename
 from .teaching import add_facts
+from .typeset import textbook
 from .strings import Strings
 from .strings_kinds import MEANING_EN, MEANING_ZH
 from ..targets.numpy.optimizer import optimizer_context
@@ -126,19 +127,21 @@ def build(spec, lang: str = "en") -> Document:
                 doc.add(Para([f"{r.name}: ", m(D(r.condition)), f"  ({r.message})"]))
 
     doc.add(Heading(2, S.text("h_update")))
+    arrays = [D(sy[n]) for n in (spec.param, spec.grad, *spec.state)]
+    tb = lambda eq: textbook(D(eq.rhs), D(eq.lhs), arrays)  # noqa: E731 - beta1 m + (1 - beta1) g
     variants = spec.variants()
     prog = program(spec)
     if prog is not None:
         doc.add(Para(S("update_intro", k=len(variants))))
         for eq, cond in prog:
-            doc.add(Equation(D(eq.lhs), D(eq.rhs), [S.text("update_if")], defines=eq.lhs.name, role="update",
+            doc.add(Equation(D(eq.lhs), tb(eq), [S.text("update_if")], defines=eq.lhs.name, role="update",
                              rel="<-", when=None if cond == sp.true else D(cond)))
     else:
         doc.add(Para(S("variants_list")))
         for v in variants:
             doc.add(Para([", ".join(f"{n}={b}" for n, b in v.flags) + ":"]))
             for eq in v.equations:
-                doc.add(Equation(D(eq.lhs), D(eq.rhs), defines=eq.lhs.name, role="variant", rel="<-"))
+                doc.add(Equation(D(eq.lhs), tb(eq), defines=eq.lhs.name, role="variant", rel="<-"))
 
     add_facts(doc, spec, S, D)
     _code(doc, spec, S, variants)

@@ -17,7 +17,7 @@ from ..ir.lower import lower
 from ..spec import tensor as T
 from .layers import PageBuilder
 from .model import Code, Document, Equation, Heading, Para, Table, m
-from .notation import Notation
+from .notation import Notation, Partial
 from .gradients import shape_math
 from .strings import Strings
 from ..targets.numpy.recurrent import context
@@ -116,7 +116,8 @@ def _bptt(doc, spec, nt, S, t):
     doc.add(Para(S("bptt_start", h="d" + h, c="d" + (c or h), hT="d" + h + "T", cT="d" + (c or h) + "T")))
     for s in spec.state:
         idx = nt.idx(outs[s].shape)
-        doc.add(Equation(sp.IndexedBase("d" + s + "0")[tuple(idx)], sp.IndexedBase("d" + s)[(0,) + tuple(idx)],
+        lhs = Partial(sp.Symbol("L"), sp.IndexedBase(s + "0")[tuple(idx)])     # the gradient of the initial state
+        doc.add(Equation(lhs, sp.IndexedBase("d" + s)[(0,) + tuple(idx)],
                          defines="d" + s + "0", indices=tuple(idx), role="bptt"))
     params = [i for i in cell.diff_inputs if i.name not in spec.state and i.name not in spec.sequence]
     seqs = [i for i in cell.diff_inputs if i.name in spec.sequence]

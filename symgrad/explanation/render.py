@@ -11,13 +11,14 @@ import textwrap
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from .typeset import indexed_latex, symbol_latex
 from .model import Bullets, Code, Document, Equation, Heading, Math, Para, Table
 
 FORMATS = ("text", "latex", "markdown")
 
 
 # -- printing mathematics ------------------------------------------------------------------------------
-UPDATE_ROLES = ("update", "variant", "schedule")   # printed as a textbook writes them: p - eta g
+UPDATE_ROLES = ("update", "variant", "schedule", "fact")   # in the order built (typeset.textbook)
 
 
 class _Latex(LatexPrinter):
@@ -25,12 +26,11 @@ class _Latex(LatexPrinter):
     (``h_new[n, k]`` as h^{new}_{n,k}, ``W_ih[j, d]`` as W^{ih}_{j,d}), not as a double subscript."""
 
     def _print_Indexed(self, expr):
-        name = str(expr.base.label)
-        head, _, tag = name.partition("_")
-        if not head or not tag:
-            return super()._print_Indexed(expr)
         idx = ",".join(self._print(i) for i in expr.indices)
-        return r"{{%s}^{\mathrm{%s}}_{%s}}" % (self._print(sp.Symbol(head)), tag.replace("_", ","), idx)
+        return indexed_latex(str(expr.base.label), idx) or super()._print_Indexed(expr)
+
+    def _print_Symbol(self, expr, style="plain"):
+        return symbol_latex(expr.name) or super()._print_Symbol(expr, style)
 
 
 def latex_of(x, order=None) -> str:
@@ -40,7 +40,7 @@ def latex_of(x, order=None) -> str:
 
 
 def _order(e: Equation):
-    return "rev-lex" if e.role in UPDATE_ROLES else None
+    return "none" if e.role in UPDATE_ROLES else None
 
 
 def inline_text(x) -> str:
@@ -67,7 +67,7 @@ def eq_latex(e: Equation) -> str:
     tail = ""
     if e.when is not None:
         tail = r" \qquad \text{%s} %s" % (_if_word(e), latex_of(e.when))
-    return f"{latex_of(e.lhs)} {rel} {latex_of(e.rhs, _order(e))}{tail}"
+    return f"{latex_of(e.lhs, _order(e))} {rel} {latex_of(e.rhs, _order(e))}{tail}"
 
 
 def _if_word(e: Equation) -> str:
@@ -81,7 +81,7 @@ def _pretty(x, order=None) -> str:
 
 
 def eq_text(e: Equation) -> str:
-    lhs = _pretty(e.lhs)
+    lhs = _pretty(e.lhs, _order(e))
     rhs = _pretty(e.rhs, _order(e))
     rel = {"<-": "←"}.get(e.rel, e.rel)
     if e.when is None:

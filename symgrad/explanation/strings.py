@@ -23,8 +23,8 @@ EN = {
     "legend_dims": "Dimensions are named, each with an index letter; indices count from 0, as in the code.",
     "col_dim": "dimension", "col_index": "index", "col_meaning": "meaning",
     "dim_axis": "size of axis {axis} of {arg}",
-    "dim_batch": "; the batch: N = all samples (batch gradient descent), 1 (stochastic gradient descent), "
-                 "b (mini-batch)",
+    "dim_batch": "; the batch: N = all samples (batch gradient descent), 1 (stochastic gradient descent) "
+                 "or the mini-batch size (mini-batch gradient descent)",
     "dim_any": "number of elements (the input may have any shape; {k} runs over all elements)",
     "dim_other": "a dimension of the derivation",
     "col_symbol": "symbol", "col_shape": "shape", "col_role": "role", "col_code": "name in the code",
@@ -97,7 +97,7 @@ ZH = {
     "legend_dims": "每个维度都有名字和对应的下标字母；下标从 0 开始计数，与代码一致。",
     "col_dim": "维度", "col_index": "下标", "col_meaning": "含义",
     "dim_axis": "{arg} 第 {axis} 轴的长度",
-    "dim_batch": "；批大小：N = 全部样本（批量梯度下降 BGD）、1（随机梯度下降 SGD）、b（小批量梯度下降）",
+    "dim_batch": "；批大小：N = 全部样本（批量梯度下降 BGD）、1（随机梯度下降 SGD）或小批量的大小（小批量梯度下降）",
     "dim_any": "元素个数（输入可以是任意形状；{k} 遍历所有元素）",
     "dim_other": "推导中的一个维度",
     "col_symbol": "符号", "col_shape": "形状", "col_role": "作用", "col_code": "代码中的名字",

@@ -111,8 +111,10 @@ EN_MORE = {
                   "gradients are the gradient of the loss at that step's output plus what step t + 1 sent "
                   "back to its state inputs; d{h}[t] and d{c}[t] below are the cell's d{h}, d{c} at step t "
                   "(gradients with respect to the state before step t):",
-    "bptt_start": "Before the last step nothing comes from the future: {h}[T] = {hT} and {c}[T] = {cT} "
-                  "(zeros when backward is called without them). After the loop:",
+    "bptt_start": "The last step, t = T − 1, has no later step sending gradient back, so the state "
+                  "gradients it receives are only those given to backward: {h}[T] = {hT} and {c}[T] = {cT} "
+                  "(zeros when backward is called without them). After the loop, the gradients of the "
+                  "initial state are those of step 0:",
     "bptt_params": "Parameters are shared by every step, so their gradients add up over t:",
     "bptt_seq": "The sequence input gets one gradient per step:",
     "h_plan": "What the kernel moves out of the time loop",
@@ -204,7 +206,8 @@ ZH_MORE = {
     "h_bptt": "随时间反向传播（BPTT）",
     "bptt_intro": "反向传播对 t = T − 1 到 0 依次运行推导出的单步。第 t 步单元的上游梯度是损失对该步输出的梯度，加上第 t + 1 步"
                   "传回到其状态输入的梯度；下面的 d{h}[t]、d{c}[t] 是第 t 步单元的 d{h}、d{c}（对第 t 步之前状态的梯度）：",
-    "bptt_start": "最后一步之前没有来自未来的梯度：{h}[T] = {hT}，{c}[T] = {cT}（backward 未给出时为零）。循环结束后：",
+    "bptt_start": "最后一步 t = T − 1 之后没有更晚的时间步传回梯度，所以它收到的状态梯度只有传给 backward 的："
+                  "{h}[T] = {hT}，{c}[T] = {cT}（backward 未给出时为零）。循环结束后，初始状态的梯度就是第 0 步的梯度：",
     "bptt_params": "参数被每一步共享，所以它们的梯度对 t 求和：",
     "bptt_seq": "序列输入每一步得到一个梯度：",
     "h_plan": "核函数移出时间循环的部分",
