@@ -80,3 +80,33 @@ def test_update_rules_in_textbook_term_order(pages):
     assert r"p \leftarrow p - \eta g" in pages["sgd", "en"].markdown()
     for (n, lang), ex in pages.items():
         assert "+ -" not in ex.markdown(), n
+
+
+# -- the gaps a teacher would fill ---------------------------------------------------------------------
+def test_layernorm_says_why_the_xc_term_vanishes(pages):
+    doc = pages["layernorm", "en"].doc
+    md = pages["layernorm", "en"].markdown()
+    assert "vanishes" in md and r"\sum_{d=0}^{D - 1} {\mathrm{xc}}_{n,d}" in md
+    aux = doc.equations("aux")
+    assert any(e.rhs == 0 and "Sum" in str(e.lhs) for e in aux)    # SymPy's proof that sum_d xc = 0
+    assert "消失" in pages["layernorm", "zh"].markdown()
+
+
+def test_stop_gradient_sentence_said_once_and_right(pages):
+    md = pages["softmax_cross_entropy", "en"].markdown()
+    assert md.count("through stop\\_gradient") == 1
+    said = next(line for line in md.splitlines() if "stop\\_gradient" in line)
+    assert "${e}_{n,c}$ does depend on" in said and r"${\mathrm{lse}}_{n}$ does not" in said
+    assert pages["softmax_cross_entropy", "zh"].markdown().count("stop\\_gradient") == 1
+
+
+def test_lstm_bptt_start_sentence(pages):
+    zh = pages["lstm", "zh"].markdown()
+    assert "最后一步之前没有来自未来的梯度" not in zh and "之后没有更晚的时间步传回梯度" in zh
+    assert "has no later step sending gradient back" in pages["lstm", "en"].markdown()
+
+
+def test_losses_say_dloss_is_one(pages):
+    for n in ("mse", "bce_logits", "softmax_cross_entropy"):
+        assert "∂L/∂L = 1" in pages[n, "en"].markdown() and "∂L/∂L = 1" in pages[n, "zh"].markdown(), n
+    assert "∂L/∂L = 1" not in pages["dense", "en"].markdown()

@@ -18,6 +18,7 @@ from .model import Bullets, Code, Document, Equation, Heading, Para, Table, m
 from .notation import Notation, Partial
 from .gradients import GradientSections, shape_math
 from .simplify import nice
+from .cancel import linear_sum, vanishing_terms
 from .strings import Strings
 from ..targets.numpy.layer import NumpyLayerEmitter
 from .notation import Blocks
@@ -122,6 +123,11 @@ class PageBuilder(GradientSections):
         S, nt = self.S, self.nt
         self.doc.add(Heading(2, S.text(head)))
         self.doc.add(Para(S("forward_intro")))
+        readers = {}                                # a stop_gradient value -> the nodes that read it
+        for n in self.nt.order:
+            for a in n.args:
+                if isinstance(a, T.StopGradient):
+                    readers.setdefault(nt.resolve(a).id, []).append(n)
         for n in self.nt.order:
             if isinstance(n, (T.Input, T.StopGradient)):
                 continue
@@ -131,9 +137,11 @@ class PageBuilder(GradientSections):
             if mat is not None:
                 self.doc.add(Para(S("matrix_form")))
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(n), *n.shape), mat, role="matrix"))
-            for a in n.args:
-                if isinstance(a, T.StopGradient):
-                    self.doc.add(Para(S("stop_note", m=m(self.ref(a)))))
+            for sid, users in readers.items():      # said once, after the last value that reads it
+                if users[-1] is n:
+                    names = [p for u in users[:-1] for p in (m(self.ref(u)), ", ")] + [m(self.ref(n))]
+                    self.doc.add(Para(S("stop_note", m=m(self.ref(nt.by_id[sid])), users=names,
+                                        first=m(self.ref(users[0])), last=m(self.ref(n)))))
 
     def backward(self, head="h_backward"):
         S, nt, d = self.S, self.nt, self.d
@@ -141,6 +149,9 @@ class PageBuilder(GradientSections):
         ups = [m(self.ref(g)) for g in d.grad_inputs]
         joined = [p for u in ups for p in (", ", u)][1:]
         self.doc.add(Para(S("backward_intro", up=joined)))
+        for g in d.grad_inputs:
+            if not g.shape:                         # a scalar loss: backward starts from dloss = 1
+                self.doc.add(Para(S("dloss_one", g=m(self.ref(g)), of=m(self.ref(g.upstream_of)))))
         by_node: dict = {}
         into: dict = {}
         for s in d.steps:
@@ -217,6 +228,11 @@ class PageBuilder(GradientSections):
         rhs = nt.element(s.contribution, arg_idx, stop=self.stop_named)
         rhs = rhs if rhs.has(sp.Sum) else nice(rhs)
         tot = self.d.adjoints[arg.id]
+        for term, rest, v, (vsum, proof) in vanishing_terms(self, s, node_idx, arg_idx):
+            self.doc.add(Para(S("cancel", term=m(term), rest=m(rest), v=m(v), j=m(vsum.limits[0][0]))))
+            self.doc.add(Equation(vsum, proof, role="aux"))
+            self.doc.add(Equation(proof, linear_sum(proof.function, *proof.limits[0][:1], proof.limits[0][2] + 1),
+                                  role="aux"))
         if single:
             self.doc.add(Para(S("product")))
             self.eq(tot, rhs, "chain", arg_idx, defines=tot.id not in {g.id for g in self.d.grad_inputs})

@@ -39,13 +39,16 @@ EN = {
     "h_forward": "Forward pass",
     "forward_intro": "Every step of the forward graph, element by element (sums are written out):",
     "matrix_form": "In matrix form:",
-    "stop_note": "{m} enters through stop_gradient: backward treats it as a constant, which is exact "
-                 "because the result does not depend on it.",
+    "stop_note": "{m} enters {users} through stop_gradient: backward treats it as a constant. {first} does "
+                 "depend on {m}, but {last} does not (a shift of {m} cancels out of it), so the gradient "
+                 "contributions through {m} add up to zero and leaving them out is exact.",
     "h_backward": "Backward pass: the chain rule step by step",
     "backward_intro": "Write dX for ∂L/∂X, the gradient of the final loss L with respect to X. Backward "
                       "starts from the upstream gradient {up} and walks the graph from the output back to "
                       "the inputs; each step multiplies the upstream gradient by the local derivative that "
                       "SymPy computed (sympy.diff). This is the chain rule.",
+    "dloss_one": "When the loss is the final output, L = {of} and the upstream gradient is {g} = ∂L/∂L = 1 "
+                 "(backward's default dloss=1.0); another value scales every gradient below.",
     "h_through": "Step {k}: from {node} back to {arg}",
     "upstream": "Upstream gradient: {g}.",
     "local": "Local derivative (sympy.diff):",
@@ -56,6 +59,8 @@ EN = {
     "local_max": "Local derivative of a max: 1 at the arg-max (shared equally among ties), 0 elsewhere.",
     "local_expand": "An inserted size-1 axis: the gradient is summed over it.",
     "product": "Upstream gradient × local derivative:",
+    "cancel": "Summing over {j}, the term {term} of the upstream gradient vanishes: its factor {rest} does not "
+              "depend on {j}, and {v} sums to zero over {j} (SymPy):",
     "product_part": "Upstream gradient × local derivative (one contribution to {g}):",
     "total": "{x} is used more than once, so {g} adds up the contributions:",
     "h_simpl": "Simplifications made by the engine",
@@ -112,10 +117,13 @@ ZH = {
     "h_forward": "前向传播",
     "forward_intro": "前向计算图的每一步，逐元素写出（求和显式写出）：",
     "matrix_form": "矩阵形式：",
-    "stop_note": "{m} 经过 stop_gradient：反向传播把它当作常数；因为结果与它无关，这是精确的。",
+    "stop_note": "{m} 经过 stop_gradient 进入 {users}：反向传播把它当作常数。{first} 确实依赖 {m}，但 {last} "
+                 "不依赖它（{m} 的平移在其中相互抵消），所以经过 {m} 的梯度贡献之和为零，略去它们是精确的。",
     "h_backward": "反向传播：逐步应用链式法则",
     "backward_intro": "记 dX = ∂L/∂X，即最终损失 L 对 X 的梯度。反向传播从上游梯度 {up} 出发，沿计算图从输出"
                       "走回输入；每一步把上游梯度乘以 SymPy（sympy.diff）求出的局部导数。这就是链式法则。",
+    "dloss_one": "当损失就是最终输出时，L = {of}，上游梯度 {g} = ∂L/∂L = 1（backward 的默认值 dloss=1.0）；"
+                 "给其他值会按比例缩放下面的每个梯度。",
     "h_through": "第 {k} 步：从 {node} 回到 {arg}",
     "upstream": "上游梯度：{g}。",
     "local": "局部导数（sympy.diff）：",
@@ -125,6 +133,7 @@ ZH = {
     "local_max": "最大值的局部导数：在最大值位置为 1（并列时平分），其余为 0。",
     "local_expand": "插入的长度为 1 的轴：梯度沿该轴求和。",
     "product": "上游梯度 × 局部导数：",
+    "cancel": "对 {j} 求和时，上游梯度中的 {term} 一项消失：它的因子 {rest} 与 {j} 无关，而 {v} 对 {j} 的和为零（SymPy 验证）：",
     "product_part": "上游梯度 × 局部导数（对 {g} 的一项贡献）：",
     "total": "{x} 被使用了不止一次，所以 {g} 是各项贡献之和：",
     "h_simpl": "引擎所做的化简",
