@@ -174,8 +174,10 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
               help="Write NAME.md and NAME.zh.md pages into this folder (e.g. docs/derivations).")
 @click.option("--check", "check_only", is_flag=True,
               help="With --docs: write nothing; exit 1 naming the pages that differ from a fresh run.")
+@click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None,
+              help="Also write the computational graph of NAME as SVG to this file.")
 @spec_option
-def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas):
+def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas, graph):
     """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
     from .explanation import explain as explain_one, explainable
     _load_specs(specs)
@@ -200,6 +202,16 @@ def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, fo
     todo = explainable() if all_ else list(names)
     if not todo:
         raise SymgradError("explain: give a kernel NAME (see `symgrad list`) or --all")
+    if graph is not None:
+        if len(todo) != 1:
+            raise SymgradError("--graph: give exactly one kernel NAME")
+        from .explanation.graph import to_svg
+        from .codegen.render import write_atomic
+        try:
+            write_atomic(Path(graph), to_svg(explain_one(todo[0], lang=lang).doc))
+        except OSError as e:
+            raise SymgradError(f"--graph {graph}: cannot write ({e.strerror or e})") from e
+        click.echo(f"wrote {graph}", err=True)
     parts = []
     for name in todo:
         ex = explain_one(name, lang=lang)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import SymgradError
 from . import explain, explainable
+from .graph import to_svg
 from ..codegen.render import write_atomic
 from ..registry import REGISTRY
 
@@ -21,9 +22,24 @@ def render_docs(names=None) -> dict[str, str]:
     files = {}
     for name in names:
         for lang, suffix in SUFFIX.items():
-            files[name + suffix] = explain(name, lang=lang).markdown()
+            ex = explain(name, lang=lang)
+            files[name + suffix] = _link_graph(ex.markdown(), name, lang)
+        files[name + ".svg"] = to_svg(ex.doc)
     files[INDEX] = _index(names)
     return dict(sorted(files.items()))
+
+
+GRAPH_LINK = {"en": "Computational graph (forward: solid; backward: dashed, labelled with the local derivative; "
+                     "saved values: thick border): [{name}.svg]({name}.svg)",
+              "zh": "计算图（前向：实线；反向：虚线，标注局部导数；保存的值：粗边框）：[{name}.svg]({name}.svg)"}
+
+
+def _link_graph(md: str, name: str, lang: str) -> str:
+    """The page with a link to its computational graph under the title (``NAME.svg`` beside it)."""
+    head, sep, rest = md.partition("\n# ")
+    title, _, body = rest.partition("\n\n")
+    link = GRAPH_LINK[lang].format(name=name) + "\n\n![" + name + "](" + name + ".svg)"
+    return head + sep + title + "\n\n" + link + "\n\n" + body
 
 
 def _index(names) -> str:

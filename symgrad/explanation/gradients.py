@@ -167,6 +167,7 @@ class GradientSections:
                     readers += S("why_step", g=g, k=self.step_no.get(id(s), "?"))
                     readers.append("; ")
             rows.append([[m(self.ref(n))], [code], [shape_math(n.shape, S)], readers[:-1]])
+            self.doc.saved.append(nt.name(n))
         if rows:
             self.doc.add(Para(S("saved_intro")))
             self.doc.add(Table([S.text("col_symbol"), S.text("col_code"), S.text("col_shape"), S.text("col_why")],

@@ -81,6 +81,7 @@ class PageBuilder(GradientSections):
     # -- sections ------------------------------------------------------------------------------------
     def legend(self):
         S, nt, spec = self.S, self.nt, self.spec
+        self.doc.inputs = [i.name for i in spec.inputs]
         self.doc.add(Heading(2, S.text("h_legend")))
         self.doc.add(Para(S("legend_dims")))
         rows = []
