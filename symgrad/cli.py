@@ -176,8 +176,11 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
               help="With --docs: write nothing; exit 1 naming the pages that differ from a fresh run.")
 @click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None,
               help="Also write the computational graph of NAME as SVG to this file.")
+@click.option("--numbers", is_flag=True,
+              help="Worked numbers: the derivation on a tiny input, computed by the kernel and the printed formulas.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --numbers: the random input's seed.")
 @spec_option
-def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas, graph):
+def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas, graph, numbers, seed):
     """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
     from .explanation import explain as explain_one, explainable
     _load_specs(specs)
@@ -215,6 +218,10 @@ def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, fo
     parts = []
     for name in todo:
         ex = explain_one(name, lang=lang)
+        if numbers:
+            from .explanation import Explanation
+            from .explanation.numbers import worked
+            ex = Explanation(worked(name, lang=lang, seed=seed)[0], ex.spec)
         parts.append(ex.latex(standalone=standalone) if fmt == "latex" else ex.render(fmt))
     text = "\n".join(parts)
     if out:

@@ -50,6 +50,16 @@ EN = {
     "dloss_one": "When the loss is the final output, L = {of} and the upstream gradient is {g} = ∂L/∂L = 1 "
                  "(backward's default dloss=1.0); another value scales every gradient below.",
     "h_through": "Step {k}: from {node} back to {arg}",
+    "title_numbers": "{name}: worked numbers",
+    "numbers_intro": "The derivation again on a tiny input ({dims}; random seed {seed}, inputs rounded to one "
+                     "decimal): each printed expression is evaluated with these numbers, and the generated "
+                     "kernel computes the same values (checked at the end). Numbers are shown to 4 digits.",
+    "h_numbers_inputs": "Inputs and the upstream gradient",
+    "numbers_dloss": "The loss is the final output, so backward starts from dloss = ∂L/∂L = 1.",
+    "h_numbers_sgd": "One SGD update",
+    "numbers_sgd": "With learning rate η = {lr}, each parameter takes one gradient-descent step θ ← θ − η dθ:",
+    "numbers_check": "Every value above was computed from the printed expressions; the generated kernel "
+                     "(symgrad.load) returns {names} and agrees to {err} (largest absolute difference).",
     "upstream": "Upstream gradient: {g}.",
     "local": "Local derivative (sympy.diff):",
     "local_used": "The engine rewrites it in terms of the output {y} (see the simplifications below):",
@@ -125,6 +135,15 @@ ZH = {
     "dloss_one": "当损失就是最终输出时，L = {of}，上游梯度 {g} = ∂L/∂L = 1（backward 的默认值 dloss=1.0）；"
                  "给其他值会按比例缩放下面的每个梯度。",
     "h_through": "第 {k} 步：从 {node} 回到 {arg}",
+    "title_numbers": "{name}：数值算例",
+    "numbers_intro": "用一个很小的输入把推导再走一遍（{dims}；随机种子 {seed}，输入保留一位小数）：每个打印出的表达式都代入"
+                     "这些数字求值，生成的核函数算出相同的值（最后核对）。数字显示 4 位有效数字。",
+    "h_numbers_inputs": "输入与上游梯度",
+    "numbers_dloss": "损失就是最终输出，所以反向传播从 dloss = ∂L/∂L = 1 开始。",
+    "h_numbers_sgd": "一次 SGD 更新",
+    "numbers_sgd": "学习率 η = {lr}，每个参数做一步梯度下降 θ ← θ − η dθ：",
+    "numbers_check": "上面每个值都由打印出的表达式算出；生成的核函数（symgrad.load）返回的 {names} 与之一致，"
+                     "最大绝对误差 {err}。",
     "upstream": "上游梯度：{g}。",
     "local": "局部导数（sympy.diff）：",
     "local_used": "引擎把它改写为用输出 {y} 表示（见下文的化简）：",
