@@ -19,6 +19,7 @@ from .notation import Notation, Partial
 from .gradients import GradientSections, shape_math
 from .simplify import nice
 from .cancel import linear_sum, vanishing_terms
+from .textbook import add_layer_form
 from .strings import Strings
 from ..targets.numpy.layer import NumpyLayerEmitter
 from .notation import Blocks
@@ -40,6 +41,7 @@ def build(spec, lang: str = "en") -> Document:
     B.simplifications()
     B.final()
     B.saved()
+    add_layer_form(B)
     doc.dims = {i: d for d, i in nt.index.items()}
     doc.add(Heading(2, S.text("h_code")))
     if spec.kind in ("layer", "activation", "loss"):

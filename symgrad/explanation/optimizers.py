@@ -21,6 +21,7 @@ from .model import Code, Document, Equation, Heading, Para, Table, m
 from .names import DISPLAY, display_map, number, rename
 from .teaching import add_facts
 from .typeset import textbook
+from .textbook import add_optimizer_form
 from .strings import Strings
 from .strings_kinds import MEANING_EN, MEANING_ZH
 from ..targets.numpy.optimizer import optimizer_context
@@ -144,6 +145,7 @@ def build(spec, lang: str = "en") -> Document:
                 doc.add(Equation(D(eq.lhs), tb(eq), defines=eq.lhs.name, role="variant", rel="<-"))
 
     add_facts(doc, spec, S, D)
+    add_optimizer_form(doc, spec, S, D)
     _code(doc, spec, S, variants)
     doc.add(Para(S("code_note", name=spec.name)))
     return doc

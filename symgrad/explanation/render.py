@@ -18,7 +18,7 @@ FORMATS = ("text", "latex", "markdown")
 
 
 # -- printing mathematics ------------------------------------------------------------------------------
-UPDATE_ROLES = ("update", "variant", "schedule", "fact")   # in the order built (typeset.textbook)
+UPDATE_ROLES = ("update", "variant", "schedule", "fact", "textbook")   # in the order built (typeset.textbook)
 
 
 class _Latex(LatexPrinter):

@@ -50,6 +50,14 @@ EN = {
     "dloss_one": "When the loss is the final output, L = {of} and the upstream gradient is {g} = ∂L/∂L = 1 "
                  "(backward's default dloss=1.0); another value scales every gradient below.",
     "h_through": "Step {k}: from {node} back to {arg}",
+    "h_textbook": "As textbooks write it",
+    "textbook_opt": "The same step as {source} writes it (x ← e in order, later lines read the new values):",
+    "textbook_proof": "SymPy composes these lines and the derived update above into the new {x} and simplifies "
+                      "their difference (for v ≥ 0 and 1 − βᵗ > 0):",
+    "textbook_layernorm": "The gradient of LayerNorm's input as textbooks write it (the CS231n notes; mean over "
+                          "the normalized axis, rstd = 1/√(var + eps)):",
+    "textbook_proof_layer": "SymPy expands each mean into its sum / D and simplifies the difference with the "
+                            "derived dx above:",
     "title_numbers": "{name}: worked numbers",
     "numbers_intro": "The derivation again on a tiny input ({dims}; random seed {seed}, inputs rounded to one "
                      "decimal): each printed expression is evaluated with these numbers, and the generated "
@@ -135,6 +143,11 @@ ZH = {
     "dloss_one": "当损失就是最终输出时，L = {of}，上游梯度 {g} = ∂L/∂L = 1（backward 的默认值 dloss=1.0）；"
                  "给其他值会按比例缩放下面的每个梯度。",
     "h_through": "第 {k} 步：从 {node} 回到 {arg}",
+    "h_textbook": "教科书中的写法",
+    "textbook_opt": "同一步更新按 {source} 的写法（x ← e 依次执行，后面的行读取新值）：",
+    "textbook_proof": "SymPy 把这些行与上面推导出的更新分别合成为新的 {x}，并化简二者之差（v ≥ 0，1 − βᵗ > 0）：",
+    "textbook_layernorm": "教科书（CS231n 讲义）中 LayerNorm 输入梯度的写法（mean 对归一化的轴求均值，rstd = 1/√(var + eps)）：",
+    "textbook_proof_layer": "SymPy 把每个 mean 展开为求和 / D，并化简它与上面推导出的 dx 之差：",
     "title_numbers": "{name}：数值算例",
     "numbers_intro": "用一个很小的输入把推导再走一遍（{dims}；随机种子 {seed}，输入保留一位小数）：每个打印出的表达式都代入"
                      "这些数字求值，生成的核函数算出相同的值（最后核对）。数字显示 4 位有效数字。",

@@ -70,7 +70,7 @@ def textbook(expr, first=None, arrays=None):
     """``expr`` ordered as a textbook writes an update: see the module docstring."""
     expr = sp.sympify(expr)
     arrays = [a for a in (arrays if arrays is not None else expr.free_symbols) if isinstance(a, sp.Symbol)]
-    arrays = sorted(arrays, key=lambda a: (a != first, a.name))
+    arrays = sorted(set(arrays), key=lambda a: (a != first, a.name, str(a.assumptions0)))
     terms = None
     try:
         poly = sp.Poly(sp.expand(expr), *arrays) if arrays else None
@@ -80,7 +80,9 @@ def textbook(expr, first=None, arrays=None):
         terms = []
         for mono, coeff in poly.terms():
             base = sp.Mul(*[a ** k for a, k in zip(arrays, mono)])
-            terms.append((base, sp.factor(coeff)))
+            terms.append((base, min((sp.factor(coeff), coeff), key=sp.count_ops)))
+        if len(terms) == 1:
+            return expr                                  # one term: nothing to order
     if terms is None:
         parts = list(sp.Add.make_args(expr))
         parts.sort(key=lambda t: (not (first is not None and t == first),
