@@ -176,11 +176,13 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
               help="With --docs: write nothing; exit 1 naming the pages that differ from a fresh run.")
 @click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None,
               help="Also write the computational graph of NAME as SVG to this file.")
+@click.option("--summary", is_flag=True, help="The board version: legend, final gradients and saved values only.")
 @click.option("--numbers", is_flag=True,
               help="Worked numbers: the derivation on a tiny input, computed by the kernel and the printed formulas.")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --numbers: the random input's seed.")
 @spec_option
-def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas, graph, numbers, seed):
+def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas, graph, summary, numbers,
+            seed):
     """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
     from .explanation import explain as explain_one, explainable
     _load_specs(specs)
@@ -222,6 +224,8 @@ def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, fo
             from .explanation import Explanation
             from .explanation.numbers import worked
             ex = Explanation(worked(name, lang=lang, seed=seed)[0], ex.spec)
+        if summary:
+            ex = ex.summary()
         parts.append(ex.latex(standalone=standalone) if fmt == "latex" else ex.render(fmt))
     text = "\n".join(parts)
     if out:

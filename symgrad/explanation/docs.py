@@ -29,16 +29,16 @@ def render_docs(names=None) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-GRAPH_LINK = {"en": "Computational graph (forward: solid; backward: dashed, labelled with the local derivative; "
-                     "saved values: thick border): [{name}.svg]({name}.svg)",
-              "zh": "计算图（前向：实线；反向：虚线，标注局部导数；保存的值：粗边框）：[{name}.svg]({name}.svg)"}
+GRAPH_LINK = {"en": "Computational graph of {name} (forward: solid; backward: dashed, labelled with the local "
+                     "derivative; saved values: thick border)",
+              "zh": "{name} 的计算图（前向：实线；反向：虚线，标注局部导数；保存的值：粗边框）"}
 
 
 def _link_graph(md: str, name: str, lang: str) -> str:
     """The page with a link to its computational graph under the title (``NAME.svg`` beside it)."""
     head, sep, rest = md.partition("\n# ")
     title, _, body = rest.partition("\n\n")
-    link = GRAPH_LINK[lang].format(name=name) + "\n\n![" + name + "](" + name + ".svg)"
+    link = "![" + GRAPH_LINK[lang].format(name=name) + "](" + name + ".svg)"
     return head + sep + title + "\n\n" + link + "\n\n" + body
 
 

@@ -34,7 +34,7 @@ def _names(expr) -> list:
             out.append(str(a.base))
         elif isinstance(a, sp.Symbol) and not a.is_integer:
             out.append(a.name)
-    return list(dict.fromkeys(out))
+    return sorted(set(out))      # by name: Max(v, v_max) orders its arguments by hash
 
 
 def _base(x) -> str:

@@ -46,9 +46,10 @@ def build(spec, lang: str = "en") -> Document:
     doc.add(Heading(2, S.text("h_code")))
     if spec.kind in ("layer", "activation", "loss"):
         em = NumpyLayerEmitter(kernel)
-        doc.add(Para(S("code_backward", name=spec.name)))
+        doc.add(Para(S("code_backward", name=spec.name) + [" "] + S("code_note", name=spec.name)))
         doc.add(Code([line for st in kernel.backward.body for line in em.statement(st)]))
-    doc.add(Para(S("code_note", name=spec.name)))
+    else:
+        doc.add(Para(S("code_note", name=spec.name)))
     return doc
 
 
@@ -85,7 +86,6 @@ class PageBuilder(GradientSections):
         S, nt, spec = self.S, self.nt, self.spec
         self.doc.inputs = [i.name for i in spec.inputs]
         self.doc.add(Heading(2, S.text("h_legend")))
-        self.doc.add(Para(S("legend_dims")))
         rows = []
         for dim, i in nt.index.items():
             if dim == T.ANY:
@@ -118,6 +118,8 @@ class PageBuilder(GradientSections):
             if tot.id in {g.id for g in self.d.grad_inputs}:
                 continue
             f = nt.by_id[fid]
+            if self.code(tot) in (nt.name(tot), S.text("fused")) and nt.name(tot) == "d" + nt.name(f):
+                continue     # dX for dL/dX, named so in the code too: said once in the backward intro
             rows.append([[m(self.ref(tot, nt.idx(f.shape)))], [shape_math(f.shape, S)],
                          S("role_grad", of=m(self.ref(f))), [self.code(tot)]])
         self.doc.add(Table([S.text(k) for k in ("col_symbol", "col_shape", "col_role", "col_code")], rows))
@@ -125,7 +127,8 @@ class PageBuilder(GradientSections):
     def forward(self, head="h_forward"):
         S, nt = self.S, self.nt
         self.doc.add(Heading(2, S.text(head)))
-        self.doc.add(Para(S("forward_intro")))
+        if head != "h_forward":
+            self.doc.add(Para(S("forward_intro")))
         readers = {}                                # a stop_gradient value -> the nodes that read it
         for n in self.nt.order:
             for a in n.args:
@@ -138,7 +141,6 @@ class PageBuilder(GradientSections):
             self.eq(n, nt.element(n, idx, stop=lambda _: True), "forward", idx)
             mat = nt.matrix(n)
             if mat is not None:
-                self.doc.add(Para(S("matrix_form")))
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(n), *n.shape), mat, role="matrix"))
             for sid, users in readers.items():      # said once, after the last value that reads it
                 if users[-1] is n:
@@ -193,7 +195,8 @@ class PageBuilder(GradientSections):
         arg_idx = nt.idx(arg.shape)
         head = S.text("h_through", k=k, node=nt.name(s.node), arg=nt.name(arg))
         self.doc.add(Heading(3, head))
-        self.doc.add(Para(S("upstream", g=m(self.ref(s.upstream, node_idx)))))
+        up = S("upstream", g=m(self.ref(s.upstream, node_idx)))
+        then = S("then_product") if single else []
         if s.rule == "elementwise":
             y, x = self.ref(s.node, node_idx), self.ref(arg, nt.align(node_idx, s.node.shape, arg.shape))
         else:
@@ -202,10 +205,10 @@ class PageBuilder(GradientSections):
         if s.rule == "elementwise":
             sub = {a.sym: self.ref(a, nt.align(node_idx, s.node.shape, a.shape)) for a in s.node.args}
             sub[s.node.sym] = y
-            self.doc.add(Para(S("local")))
+            rewritten = s.local_used is not None and s.local_used != s.local
+            self.doc.add(Para(up + S("local") + (S("local_used", y=m(y)) if rewritten else []) + then))
             self.doc.add(Equation(dydx, s.local.xreplace(sub), role="local"))
-            if s.local_used is not None and s.local_used != s.local:
-                self.doc.add(Para(S("local_used", y=m(y))))
+            if rewritten:
                 self.doc.add(Equation(dydx, nice(s.local_used.xreplace(sub)), role="local"))
         elif s.rule == "einsum":
             n = s.node
@@ -218,16 +221,16 @@ class PageBuilder(GradientSections):
             local = sp.Mul(*[self.ref(a, [letters[l] for l in n.ins[j]]) for j, a in enumerate(n.args) if j != kk])
             y = self.ref(n, [letters[l] for l in n.out])       # u[n, m], with u's own indices
             dydx = Partial(y, x)
-            self.doc.add(Para(S("local_einsum", arg=m(sp.Symbol(nt.name(arg))))))
+            self.doc.add(Para(up + S("local_einsum", arg=m(sp.Symbol(nt.name(arg)))) + then))
             self.doc.add(Equation(dydx, local, role="local"))
         elif s.rule == "slice":     # gates[n, H + k] -> z_f[n, k]: the gradient goes back into those columns
             tot = self.d.adjoints[arg.id]
-            self.doc.add(Para(S("local_slice", g=m(sp.Symbol(nt.name(tot))))))
+            self.doc.add(Para(up + S("local_slice", g=m(sp.Symbol(nt.name(tot))))))
             cols = list(node_idx[:-1]) + [node_idx[-1] + s.node.start]
             self.doc.add(Equation(self.ref(tot, cols), self.ref(s.upstream, node_idx), role="chain"))
             return
         else:
-            self.doc.add(Para(S({"sum": "local_sum", "max": "local_max"}.get(s.rule, "local_expand"))))
+            self.doc.add(Para(up + S({"sum": "local_sum", "max": "local_max"}.get(s.rule, "local_expand")) + then))
         rhs = nt.element(s.contribution, arg_idx, stop=self.stop_named)
         rhs = rhs if rhs.has(sp.Sum) else nice(rhs)
         tot = self.d.adjoints[arg.id]
@@ -237,7 +240,6 @@ class PageBuilder(GradientSections):
             self.doc.add(Equation(proof, linear_sum(proof.function, *proof.limits[0][:1], proof.limits[0][2] + 1),
                                   role="aux"))
         if single:
-            self.doc.add(Para(S("product")))
             self.eq(tot, rhs, "chain", arg_idx, defines=tot.id not in {g.id for g in self.d.grad_inputs})
             mat = nt.matrix(s.contribution)
             if mat is not None:
