@@ -162,14 +162,17 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
 
 @main.command()
 @click.argument("names", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown"]), default="text",
-              show_default=True, help="text: Unicode for a terminal; latex: a fragment; markdown: $$ blocks.")
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown", "html"]), default="text",
+              show_default=True, help="text: Unicode for a terminal; latex: a fragment; markdown: $$ blocks; "
+              "html: one self-contained page (MathML, the graph inline).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="Language of headings and prose (zh: 中文).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
 @click.option("--standalone", is_flag=True, help="With --format latex: a complete document (documentclass ...).")
 @click.option("--all", "all_", is_flag=True, help="Every explainable kernel.")
+@click.option("--site", "site", type=click.Path(file_okay=False), default=None,
+              help="Write NAME.html, NAME.zh.html and an index.html for every explainable kernel into this folder.")
 @click.option("--docs", "docs", type=click.Path(file_okay=False), default=None,
               help="Write NAME.md and NAME.zh.md pages into this folder (e.g. docs/derivations).")
 @click.option("--check", "check_only", is_flag=True,
@@ -181,7 +184,7 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
               help="Worked numbers: the derivation on a tiny input, computed by the kernel and the printed formulas.")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --numbers: the random input's seed.")
 @spec_option
-def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas, graph, summary, numbers,
+def explain(names, fmt, lang, out, standalone, all_, site, docs, check_only, specs, formulas, graph, summary, numbers,
             seed):
     """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
     from .explanation import explain as explain_one, explainable
@@ -201,6 +204,14 @@ def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, fo
         for f in changed:
             click.echo(f"wrote {f}")
         click.echo(f"{len(changed)} written, {len(same)} unchanged in {docs}")
+        return
+    if site is not None:
+        from .explanation.html import write_site
+        try:
+            written = write_site(site, None if all_ or not names else list(names))
+        except OSError as e:
+            raise SymgradError(f"--site {site}: cannot write ({e.strerror or e})") from e
+        click.echo(f"{len(written)} file(s) written in {site}")
         return
     if check_only:
         raise SymgradError("--check needs --docs FOLDER")
@@ -226,6 +237,11 @@ def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, fo
             ex = Explanation(worked(name, lang=lang, seed=seed)[0], ex.spec)
         if summary:
             ex = ex.summary()
+        if fmt == "html":
+            from .explanation.html import to_html
+            from .explanation.graph import to_svg
+            parts.append(to_html(ex.doc, to_svg(ex.doc) if not numbers else None))
+            continue
         parts.append(ex.latex(standalone=standalone) if fmt == "latex" else ex.render(fmt))
     text = "\n".join(parts)
     if out:
