@@ -48,7 +48,7 @@ def _index(names) -> str:
              "Each page derives one kernel step by step, printed from the same objects that generate its code:",
              "a layer's forward and backward pass (the chain rule; the LSTM through time), an optimizer's update",
              "rule, a schedule's formula.",
-             "每页逐步推导一个核函数，打印自生成其代码的同一组对象：层的前向传播与反向传播（链式法则；LSTM 随时间反向传播）、",
+             "每页逐步推导一个算子，打印自生成其代码的同一组对象：层的前向传播与反向传播（链式法则；LSTM 随时间反向传播）、",
              "优化器的参数更新规则（梯度下降）、学习率调度公式。", "",
              "| kernel | kind | English | 中文 |", "|---|---|---|---|"]
     for n in names:

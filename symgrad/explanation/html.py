@@ -169,7 +169,7 @@ def render_site(names=None) -> dict:
                    f'</td><td><a href="{n}.zh.html">中文</a></td></tr>' for n in names)
     files["index.html"] = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>symgrad derivations"
                            f" / 推导</title><style>{CSS}</style></head>\n<body>\n<h1>Derivations / 推导</h1>\n"
-                           "<p>Each page derives one kernel step by step. 每页逐步推导一个核函数。</p>\n"
+                           "<p>Each page derives one kernel step by step. 每页逐步推导一个算子。</p>\n"
                            f"<table><tr><th>kernel</th><th>kind</th><th>English</th><th>中文</th></tr>{rows}</table>\n"
                            "</body>\n</html>\n")
     return files

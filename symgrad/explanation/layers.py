@@ -21,6 +21,7 @@ from .simplify import nice
 from .cancel import linear_sum, vanishing_terms
 from .textbook import add_layer_form
 from .strings import Strings
+from .strings_docs import description
 from ..targets.numpy.layer import NumpyLayerEmitter
 from .notation import Blocks
 
@@ -30,9 +31,9 @@ def build(spec, lang: str = "en") -> Document:
     kernel = lower(spec)
     nt = Notation(spec, kernel)
     doc = Document(spec.name, spec.kind, lang, S.text("title", name=spec.name))
-    first = (spec.doc or "").strip().splitlines()
+    first = description(spec, lang)
     if first:
-        doc.add(Para([first[0]]))
+        doc.add(Para(first))
     doc.add(Para(S("intro", kind=S.text("kind_" + spec.kind), name=spec.name)))
     B = PageBuilder(spec, nt, S, doc, kernel)
     B.legend()

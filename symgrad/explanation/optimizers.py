@@ -23,6 +23,7 @@ from .teaching import add_facts
 from .typeset import textbook
 from .textbook import add_optimizer_form
 from .strings import Strings
+from .strings_docs import description
 from .strings_kinds import MEANING_EN, MEANING_ZH
 from ..targets.numpy.optimizer import optimizer_context
 
@@ -78,9 +79,9 @@ def build(spec, lang: str = "en") -> Document:
     S = Strings(lang)
     meaning = MEANING_ZH if lang == "zh" else MEANING_EN
     doc = Document(spec.name, spec.kind, lang, S.text("title_optimizer", name=spec.name))
-    first = (spec.doc or "").strip().splitlines()
+    first = description(spec, lang)
     if first:
-        doc.add(Para([first[0]]))
+        doc.add(Para(first))
     tracking = spec.meta.get("sanity") == "tracking"
     doc.add(Para(S("intro_average" if tracking else "intro_optimizer", name=spec.name)))
     sy = vars(spec.symbols)

@@ -20,6 +20,7 @@ from .model import Code, Document, Equation, Heading, Para, Table, m
 from .notation import Notation, Partial
 from .gradients import shape_math
 from .strings import Strings
+from .strings_docs import description
 from ..targets.numpy.recurrent import context
 
 
@@ -32,9 +33,9 @@ def build(spec, lang: str = "en") -> Document:
     nt.taken.add(tname)
     t = sp.Symbol(tname, integer=True)
     doc = Document(spec.name, spec.kind, lang, S.text("title", name=spec.name))
-    first = (spec.doc or "").strip().splitlines()
+    first = description(spec, lang)
     if first:
-        doc.add(Para([first[0]]))
+        doc.add(Para(first))
     doc.add(Para(S("intro_recurrent", name=spec.name)))
     B = PageBuilder(cell, nt, S, doc, kernel)
     B.legend()

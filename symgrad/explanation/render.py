@@ -241,7 +241,9 @@ def _parts_md(parts, cell=False) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("*", r"\*").replace("_", r"\_")
+    """Markdown's emphasis characters escaped, except inside `code spans` (shown verbatim)."""
+    parts = s.split("`")
+    return "`".join(p if k % 2 else p.replace("*", r"\*").replace("_", r"\_") for k, p in enumerate(parts))
 
 
 def to_markdown(doc: Document) -> str:

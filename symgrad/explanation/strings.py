@@ -154,12 +154,12 @@ ZH = {
     "textbook_proof_layer": "SymPy 把每个 mean 展开为求和 / D，并化简它与上面推导出的 dx 之差：",
     "title_numbers": "{name}：数值算例",
     "numbers_intro": "用一个很小的输入把推导再走一遍（{dims}；随机种子 {seed}，输入保留一位小数）：每个打印出的表达式都代入"
-                     "这些数字求值，生成的核函数算出相同的值（最后核对）。数字显示 4 位有效数字。",
+                     "这些数字求值，生成的算子算出相同的值（最后核对）。数字显示 4 位有效数字。",
     "h_numbers_inputs": "输入与上游梯度",
     "numbers_dloss": "损失就是最终输出，所以反向传播从 dloss = ∂L/∂L = 1 开始。",
     "h_numbers_sgd": "一次 SGD 更新",
     "numbers_sgd": "学习率 η = {lr}，每个参数做一步梯度下降 θ ← θ − η dθ：",
-    "numbers_check": "上面每个值都由打印出的表达式算出；生成的核函数（symgrad.load）返回的 {names} 与之一致，"
+    "numbers_check": "上面每个值都由打印出的表达式算出；生成的算子（symgrad.load）返回的 {names} 与之一致，"
                      "最大绝对误差 {err}。",
     "upstream": "上游梯度 {g}。",
     "local": "局部导数（sympy.diff）",
@@ -195,9 +195,9 @@ ZH = {
     "why_step": "第 {k} 步的 {g}",
     "saved_none": "除上面列出的输入外无需保存：反向传播只需要上游梯度。",
     "h_code": "从推导到代码",
-    "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个核函数 IR"
+    "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个算子 IR"
                      "（逐元素步骤已融合，公共子表达式由 sympy.cse 命名）：",
-    "code_note": "用 `symgrad generate {name}` 重新生成核函数，用 `symgrad explain {name}` 重新生成本页。",
+    "code_note": "用 `symgrad generate {name}` 重新生成算子，用 `symgrad explain {name}` 重新生成本页。",
 }
 
 TABLES = {"en": EN, "zh": ZH}
