@@ -36,3 +36,12 @@ def test_layernorm_textbook_form_with_mean_is_proven():
     (form,) = doc.equations("textbook")
     assert "mean" in str(form.rhs) and doc.equations("proof")[0].rhs == 0
     assert r"\operatorname{mean}_{d'}" in explain("layernorm").markdown()
+
+
+def test_lstm_in_torch_documented_equations_is_proven():
+    ex = explain("lstm")
+    forms = ex.doc.equations("textbook")
+    assert [str(e.lhs).split("[")[0] for e in forms] == ["i", "f", "g", "o", "c_new", "h_new"]
+    assert ex.doc.equations("proof")[-1].rhs == 0
+    md = ex.markdown()
+    assert r"{{W}^{\mathrm{ii}}_{k,d}}" in md and r"\sum_{d=0}^{D - 1}" in md

@@ -20,6 +20,7 @@ from .model import Code, Document, Equation, Heading, Para, Table, m
 from .notation import Notation, Partial
 from .gradients import shape_math
 from .strings import Strings
+from .textbook import add_recurrent_form
 from .strings_docs import description
 from ..targets.numpy.recurrent import context
 
@@ -51,6 +52,7 @@ def build(spec, lang: str = "en") -> Document:
     _bptt(doc, spec, nt, S, t)
     _plan(doc, spec, S, nt)
     B.saved()
+    add_recurrent_form(doc, cell, nt, S)
     doc.dims = {i: dd for dd, i in nt.index.items()}
     doc.dims[t] = spec.time
     doc.add(Para(S("code_note", name=spec.name)))

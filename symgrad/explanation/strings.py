@@ -58,6 +58,10 @@ EN = {
                           "the normalized axis, rstd = 1/√(var + eps)):",
     "textbook_proof_layer": "SymPy expands each mean into its sum / D and simplifies the difference with the "
                             "derived dx above:",
+    "textbook_lstm": "The step in the equations of the torch.nn.LSTM documentation, gates in its order i, f, g, o, "
+                     "each with its own blocks W_ii = W_ih[0:H], W_if = W_ih[H:2H], W_ig, W_io (and W_h·, b_i·, b_h·):",
+    "textbook_proof_lstm": "SymPy replaces each block by its rows of W_ih, W_hh, b_ih, b_hh and simplifies every "
+                           "difference with the derived forward step above:",
     "title_numbers": "{name}: worked numbers",
     "numbers_intro": "The derivation again on a tiny input ({dims}; random seed {seed}, inputs rounded to one "
                      "decimal): each printed expression is evaluated with these numbers, and the generated "
@@ -152,6 +156,9 @@ ZH = {
     "textbook_proof": "SymPy 把这些行与上面推导出的更新分别合成为新的 {x}，并化简二者之差（v ≥ 0，1 − βᵗ > 0）：",
     "textbook_layernorm": "教科书（CS231n 讲义）中 LayerNorm 输入梯度的写法（mean 对归一化的轴求均值，rstd = 1/√(var + eps)）：",
     "textbook_proof_layer": "SymPy 把每个 mean 展开为求和 / D，并化简它与上面推导出的 dx 之差：",
+    "textbook_lstm": "按 torch.nn.LSTM 文档中的方程写出这一步，门的顺序为 i、f、g、o，每个门有自己的权重块 "
+                     "W_ii = W_ih[0:H]、W_if = W_ih[H:2H]、W_ig、W_io（以及 W_h·、b_i·、b_h·）：",
+    "textbook_proof_lstm": "SymPy 把每个权重块换成 W_ih、W_hh、b_ih、b_hh 的对应行，并化简它与上面推导出的前向一步之差：",
     "title_numbers": "{name}：数值算例",
     "numbers_intro": "用一个很小的输入把推导再走一遍（{dims}；随机种子 {seed}，输入保留一位小数）：每个打印出的表达式都代入"
                      "这些数字求值，生成的算子算出相同的值（最后核对）。数字显示 4 位有效数字。",

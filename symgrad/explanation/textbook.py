@@ -133,3 +133,54 @@ def _same_sums(a, b, D) -> bool:
         return e.replace(lambda x: isinstance(x, sp.Sum),
                          lambda x: linear_sum(x.function, x.limits[0][0], x.limits[0][2] + 1))
     return sp.simplify(sp.expand(canon(a) - canon(b))) == 0
+
+
+TORCH_GATES = (("i", "sigmoid"), ("f", "sigmoid"), ("g", "tanh"), ("o", "sigmoid"))
+
+
+def add_recurrent_form(doc, cell, nt, S):
+    """The LSTM cell in torch.nn.LSTM's documented equations (gates i, f, g, o with their own weight
+    blocks W_ii = W_ih[0:H], W_if = W_ih[H:2H], ...), each proven equal to the derived forward step."""
+    from ..derive.stable import Sigmoid
+    names = {nt.names.get(n.id): n for n in cell.derivation.forward_nodes}
+    if not all(g in names for g, _ in TORCH_GATES) or not {"c_new", "h_new", "x", "h", "c"} <= set(names):
+        return
+    n_, k_ = nt.idx(names["i"].shape)
+    H = nt.dim_of(k_)
+    d_ = nt.idx(names["x"].shape)[-1]
+    kp = sp.Symbol(k_.name + "'", integer=True)
+    x, h, c = (sp.IndexedBase(s) for s in ("x", "h", "c"))
+    sub, ok, shown = {}, True, []
+    for pos, (gate, fn) in enumerate(TORCH_GATES):
+        Wi, Wh = sp.IndexedBase("W_i" + gate), sp.IndexedBase("W_h" + gate)
+        bi, bh = sp.IndexedBase("b_i" + gate), sp.IndexedBase("b_h" + gate)
+        top_d, top_h = sp.Add(nt.dim_of(d_), -1, evaluate=False), sp.Add(H, -1, evaluate=False)   # D - 1
+        arg = sp.Add(sp.Sum(Wi[k_, d_] * x[n_, d_], (d_, 0, top_d)), bi[k_],
+                     sp.Sum(Wh[k_, kp] * h[n_, kp], (kp, 0, top_h)), bh[k_], evaluate=False)
+        shown.append((sp.IndexedBase(gate)[n_, k_], Sigmoid(arg) if fn == "sigmoid" else sp.tanh(arg)))
+        off = pos * H
+        sub.update({Wi: (sp.IndexedBase("W_ih"), off), Wh: (sp.IndexedBase("W_hh"), off),
+                    bi: (sp.IndexedBase("b_ih"), off), bh: (sp.IndexedBase("b_hh"), off)})
+        book = sp.Add(*arg.args).xreplace({top_d: nt.dim_of(d_) - 1, top_h: H - 1}).replace(lambda e: isinstance(e, sp.Indexed) and e.base in sub,
+                           lambda e: sub[e.base][0][(e.indices[0] + sub[e.base][1],) + tuple(e.indices[1:])])
+        derived = nt.element(names[gate], [n_, k_], stop=lambda m: False)
+        inner = derived.args[0] if fn == "tanh" else -next(iter(derived.atoms(sp.exp))).args[0]   # 1/(1 + e^-a)
+        if fn == "sigmoid" and sp.simplify(derived - 1 / (1 + sp.exp(-inner))) != 0:
+            ok = False
+        ok = ok and _same_sums(sp.expand(book), sp.expand(inner), H)
+    cn, hn = sp.IndexedBase("c_new")[n_, k_], sp.IndexedBase("h_new")[n_, k_]
+    i, f, g, o = (sp.IndexedBase(s)[n_, k_] for s in "ifgo")
+    gates = {names[s].id for s in ("i", "f", "g", "o", "c_new")}
+    for lhs, rhs, node in ((cn, sp.Add(sp.Mul(f, c[n_, k_], evaluate=False), sp.Mul(i, g, evaluate=False),
+                                       evaluate=False), names["c_new"]),
+                           (hn, sp.Mul(o, sp.tanh(cn), evaluate=False), names["h_new"])):
+        shown.append((lhs, rhs))
+        derived = nt.element(node, [n_, k_], stop=lambda m: m.id in gates)
+        ok = ok and sp.simplify(sp.expand(sp.Add(*[a for a in [rhs]]).doit() - derived)) == 0
+    doc.add(Heading(2, S.text("h_textbook")))
+    doc.add(Para(S("textbook_lstm")))
+    for lhs, rhs in shown:
+        doc.add(Equation(lhs, rhs, role="textbook"))
+    doc.add(Para(S("textbook_proof_lstm")))
+    doc.add(Equation(m(None, latex=r"\mathrm{torch} - \mathrm{derived}", text="torch − derived"),
+                     sp.Integer(0) if ok else sp.Symbol("nonzero"), role="proof"))
