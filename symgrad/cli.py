@@ -220,20 +220,30 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
 
 @main.command()
 @click.argument("names", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown"]), default="text",
-              show_default=True, help="text: Unicode for a terminal; latex: a fragment; markdown: $$ blocks.")
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown", "html"]), default="text",
+              show_default=True, help="text: Unicode for a terminal; latex: a fragment; markdown: $$ blocks; "
+              "html: one self-contained page (MathML, the graph inline).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="Language of headings and prose (zh: 中文).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
 @click.option("--standalone", is_flag=True, help="With --format latex: a complete document (documentclass ...).")
 @click.option("--all", "all_", is_flag=True, help="Every explainable kernel.")
+@click.option("--site", "site", type=click.Path(file_okay=False), default=None,
+              help="Write NAME.html, NAME.zh.html and an index.html for every explainable kernel into this folder.")
 @click.option("--docs", "docs", type=click.Path(file_okay=False), default=None,
               help="Write NAME.md and NAME.zh.md pages into this folder (e.g. docs/derivations).")
 @click.option("--check", "check_only", is_flag=True,
               help="With --docs: write nothing; exit 1 naming the pages that differ from a fresh run.")
+@click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None,
+              help="Also write the computational graph of NAME as SVG to this file.")
+@click.option("--summary", is_flag=True, help="The board version: legend, final gradients and saved values only.")
+@click.option("--numbers", is_flag=True,
+              help="Worked numbers: the derivation on a tiny input, computed by the kernel and the printed formulas.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --numbers: the random input's seed.")
 @spec_option
-def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, formulas):
+def explain(names, fmt, lang, out, standalone, all_, site, docs, check_only, specs, formulas, graph, summary, numbers,
+            seed):
     """Print the derivation of NAMES step by step (forward, chain rule, final gradients)."""
     from .explanation import explain as explain_one, explainable
     _load_specs(specs)
@@ -253,14 +263,43 @@ def explain(names, fmt, lang, out, standalone, all_, docs, check_only, specs, fo
             click.echo(f"wrote {f}")
         click.echo(f"{len(changed)} written, {len(same)} unchanged in {docs}")
         return
+    if site is not None:
+        from .explanation.html import write_site
+        try:
+            written = write_site(site, None if all_ or not names else list(names))
+        except OSError as e:
+            raise SymgradError(f"--site {site}: cannot write ({e.strerror or e})") from e
+        click.echo(f"{len(written)} file(s) written in {site}")
+        return
     if check_only:
         raise SymgradError("--check needs --docs FOLDER")
     todo = explainable() if all_ else list(names)
     if not todo:
         raise SymgradError("explain: give a kernel NAME (see `symgrad list`) or --all")
+    if graph is not None:
+        if len(todo) != 1:
+            raise SymgradError("--graph: give exactly one kernel NAME")
+        from .explanation.graph import to_svg
+        from .codegen.render import write_atomic
+        try:
+            write_atomic(Path(graph), to_svg(explain_one(todo[0], lang=lang).doc))
+        except OSError as e:
+            raise SymgradError(f"--graph {graph}: cannot write ({e.strerror or e})") from e
+        click.echo(f"wrote {graph}", err=True)
     parts = []
     for name in todo:
         ex = explain_one(name, lang=lang)
+        if numbers:
+            from .explanation import Explanation
+            from .explanation.numbers import worked
+            ex = Explanation(worked(name, lang=lang, seed=seed)[0], ex.spec)
+        if summary:
+            ex = ex.summary()
+        if fmt == "html":
+            from .explanation.html import to_html
+            from .explanation.graph import to_svg
+            parts.append(to_html(ex.doc, to_svg(ex.doc) if not numbers else None))
+            continue
         parts.append(ex.latex(standalone=standalone) if fmt == "latex" else ex.render(fmt))
     text = "\n".join(parts)
     if out:

@@ -300,7 +300,7 @@ def test_a_new_kind_plugs_in_a_builder():
 
     try:
         ex = explain(Toy())
-        assert r"p \leftarrow - g lr + p" in ex.latex() and "update" in str(ex)
+        assert r"p \leftarrow - g \mathrm{lr} + p" in ex.latex() and "update" in str(ex)
     finally:
         sg.REGISTRY.remove_rule("explain", ("toy_optimizer",))
     with pytest.raises(sg.SymgradError, match="no explanation builder"):
@@ -325,7 +325,8 @@ def test_cli_explain(tmp_path):
 def test_cli_docs_write_and_check(tmp_path):
     r = CliRunner().invoke(main, ["explain", "dense", "relu", "--docs", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert {p.name for p in tmp_path.iterdir()} == {"dense.md", "dense.zh.md", "relu.md", "relu.zh.md", "README.md"}
+    assert {p.name for p in tmp_path.iterdir()} == {"dense.md", "dense.zh.md", "relu.md", "relu.zh.md", "README.md",
+                                                    "dense.svg", "relu.svg"}
     r = CliRunner().invoke(main, ["explain", "dense", "relu", "--docs", str(tmp_path), "--check"])
     assert r.exit_code == 0 and "up to date" in r.output
     (tmp_path / "relu.md").write_text("stale\n")

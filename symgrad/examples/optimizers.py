@@ -122,9 +122,9 @@ def plot_optimizers(function="rosenbrock", steps=None, out="optimizers.png", los
         ax.contourf(gx, gy, gz, levels=25, cmap="Greys_r", alpha=0.55)
         ax.contour(gx, gy, gz, levels=25, colors="k", linewidths=0.3, alpha=0.4)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
-    for r, c in zip(runs, colors):
-        ax.plot(r.path[:, 0], r.path[:, 1], color=c, lw=1.6, marker=".", ms=2.5,
-                label=f"{r.label} (lr={r.hyper['lr']:g})")
+    styles = line_styles(len(runs))
+    for r, c, st in zip(runs, colors, styles):
+        ax.plot(r.path[:, 0], r.path[:, 1], color=c, label=f"{r.label} (lr={r.hyper['lr']:g})", **st)
     ax.plot(*cfg["start"], "ko", ms=7, label="start")
     if cfg["minimum"]:
         ax.plot(*cfg["minimum"], "*", color="gold", mec="k", ms=16, label="minimum")
@@ -140,8 +140,8 @@ def plot_optimizers(function="rosenbrock", steps=None, out="optimizers.png", los
     fig.subplots_adjust(bottom=0.2 if loss_curve else 0.15)
     if loss_curve:
         ax2 = axes[1]
-        for r, c in zip(runs, colors):
-            ax2.plot(np.arange(len(r.losses)), r.losses, color=c, lw=1.6, label=r.label)
+        for r, c, st in zip(runs, colors, styles):
+            ax2.plot(np.arange(len(r.losses)), r.losses, color=c, label=r.label, **st)
         if cfg["minimum"]:
             ax2.set_yscale("log")
         else:
@@ -151,11 +151,50 @@ def plot_optimizers(function="rosenbrock", steps=None, out="optimizers.png", los
         ax2.set_ylabel("f(x, y)" + (" (log scale)" if cfg["minimum"] else " (symlog scale)"))
         ax2.set_title("loss against steps")
         ax2.grid(alpha=0.3, which="both")
+    pairs: dict = {}
+    for a, b, where in overlaps(runs, function):
+        if loss_curve or where == "paths":
+            pairs.setdefault((a, b), []).append(where)
+    notes = [f"{a} and {b} coincide ({' and '.join(w)}): the first is drawn wider underneath"
+             for (a, b), w in pairs.items()]
+    if notes:
+        fig.text(0.5, 0.925, "; ".join(notes), ha="center", fontsize=8, style="italic")
     n_steps = cfg["steps"] if steps is None else steps
     fig.suptitle(f"Optimizers on the {function} function, {n_steps} steps each; "
                  f"every step a generated symgrad kernel, gradients derived by SymPy", fontsize=10)
     save_figure(fig, out)
     return runs
+
+
+def line_styles(n: int) -> list[dict]:
+    """Distinct line style and marker per run; earlier runs drawn wider and lower, so a curve that a
+    later one covers still shows at its edges."""
+    dashes = ["-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1))]
+    marks = ["o", "s", "^", "D", "v", "P"]
+    return [dict(linestyle=dashes[k % 6], marker=marks[k % 6], markevery=0.1, ms=5, mfc="none",
+                 lw=max(3.4 - 0.45 * k, 1.0), zorder=2 + k) for k in range(n)]
+
+
+def overlaps(runs, function: str, rtol: float = 0.02) -> list[tuple]:
+    """Pairs of runs that would hide each other: ``(label, label, "paths" | "loss curves")`` when their
+    paths stay within ``rtol`` of the axes' extent, or their losses within ``rtol`` decades (log scale) or
+    ``rtol`` of the loss range."""
+    cfg = FUNCTIONS[function]
+    span = max(cfg["xlim"][1] - cfg["xlim"][0], cfg["ylim"][1] - cfg["ylim"][0])
+    out = []
+    for i, a in enumerate(runs):
+        for b in runs[i + 1:]:
+            n = min(len(a.path), len(b.path))
+            if np.max(np.abs(a.path[:n] - b.path[:n])) <= rtol * span:
+                out.append((a.label, b.label, "paths"))
+            la, lb = np.asarray(a.losses[:n], float), np.asarray(b.losses[:n], float)
+            if cfg["minimum"]:
+                close = np.max(np.abs(np.log10(np.abs(la) + 1e-300) - np.log10(np.abs(lb) + 1e-300))) <= 10 * rtol
+            else:
+                close = np.max(np.abs(la - lb)) <= rtol * max(np.ptp(np.concatenate([la, lb])), 1e-12)
+            if close:
+                out.append((a.label, b.label, "loss curves"))
+    return out
 
 
 def _lognorm():

@@ -12,12 +12,15 @@ from __future__ import annotations
 from ..errors import SymgradError
 from ..registry import REGISTRY
 from .layers import build as build_layer
-from .model import Document
+from .model import Document, Equation, Heading
 from .optimizers import build as build_optimizer
 from .recurrent import build as build_recurrent
 from .render import FORMATS, RENDERERS, latex_document
 from .schedules import build as build_schedule
-from .strings import LANGS
+from .strings import LANGS, Strings
+
+SUMMARY_SECTIONS = ("h_legend", "h_final", "h_saved", "h_bptt", "h_opt_symbols", "h_state", "h_hypers", "h_update",
+                    "h_sched_formula")
 from .render import eq_latex
 
 REGISTRY.register_rule("explain", ("layer", "activation", "loss"))(build_layer)
@@ -44,6 +47,23 @@ class Explanation:
         if format not in RENDERERS:
             raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
         return RENDERERS[format](self.doc)
+
+    def summary(self) -> "Explanation":
+        """The board version: the legend, the final gradients (or update rule) and the saved values."""
+        S = Strings(self.lang)
+        keep = {S.text(k) for k in SUMMARY_SECTIONS}
+        blocks, on, final = [], False, S.text("h_final")
+        finals = [e for e in self.doc.equations("final")]
+        for b in self.doc.blocks:
+            if isinstance(b, Heading) and b.level == 2:
+                on = b.text in keep
+            if on and not (isinstance(b, Equation) and b.role == "final"):
+                blocks.append(b)
+            if isinstance(b, Heading) and b.text == final:
+                blocks += finals          # every final gradient, also those computed in a step's last line
+        d = self.doc
+        return Explanation(Document(d.name, d.kind, d.lang, d.title, blocks, d.dims, d.symbols, d.saved, d.inputs),
+                           self.spec)
 
     def text(self) -> str:
         return self.render("text")

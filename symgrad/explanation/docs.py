@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import SymgradError
 from . import explain, explainable
+from .graph import to_svg
 from ..codegen.render import write_atomic
 from ..registry import REGISTRY
 
@@ -21,9 +22,24 @@ def render_docs(names=None) -> dict[str, str]:
     files = {}
     for name in names:
         for lang, suffix in SUFFIX.items():
-            files[name + suffix] = explain(name, lang=lang).markdown()
+            ex = explain(name, lang=lang)
+            files[name + suffix] = _link_graph(ex.markdown(), name, lang)
+        files[name + ".svg"] = to_svg(ex.doc)
     files[INDEX] = _index(names)
     return dict(sorted(files.items()))
+
+
+GRAPH_LINK = {"en": "Computational graph of {name} (forward: solid; backward: dashed, labelled with the local "
+                     "derivative; saved values: thick border)",
+              "zh": "{name} 的计算图（前向：实线；反向：虚线，标注局部导数；保存的值：粗边框）"}
+
+
+def _link_graph(md: str, name: str, lang: str) -> str:
+    """The page with a link to its computational graph under the title (``NAME.svg`` beside it)."""
+    head, sep, rest = md.partition("\n# ")
+    title, _, body = rest.partition("\n\n")
+    link = "![" + GRAPH_LINK[lang].format(name=name) + "](" + name + ".svg)"
+    return head + sep + title + "\n\n" + link + "\n\n" + body
 
 
 def _index(names) -> str:
@@ -32,7 +48,7 @@ def _index(names) -> str:
              "Each page derives one kernel step by step, printed from the same objects that generate its code:",
              "a layer's forward and backward pass (the chain rule; the LSTM through time), an optimizer's update",
              "rule, a schedule's formula.",
-             "每页逐步推导一个核函数，打印自生成其代码的同一组对象：层的前向传播与反向传播（链式法则；LSTM 随时间反向传播）、",
+             "每页逐步推导一个算子，打印自生成其代码的同一组对象：层的前向传播与反向传播（链式法则；LSTM 随时间反向传播）、",
              "优化器的参数更新规则（梯度下降）、学习率调度公式。", "",
              "| kernel | kind | English | 中文 |", "|---|---|---|---|"]
     for n in names:

@@ -43,29 +43,41 @@ class GradientSections:
         S, nt, d = self.S, self.nt, self.d
         self.doc.add(Heading(2, S.text("h_final")))
         grad_ids = {g.id for g in d.grad_inputs}
+        said = False
+        steps = {(e.defines, e.rhs): e for e in self.doc.equations() if e.role in ("chain", "total")}
         for inp in self.spec.diff_inputs:
             g = d.grads[inp.name]
             if g.id not in nt.names:
                 nt.names[g.id] = "d" + inp.name
             idx = nt.idx(inp.shape)
-            self.doc.add(Para(S("final_intro", x=m(self.ref(inp)))))
             compact = nt.element(g, idx, stop=self.stop_named)
             compact = compact if compact.has(sp.Sum) else nice(compact)
-            self.eq(g, compact, "final", idx)
-            mat = nt.matrix(g)
-            if mat is not None:
-                self.doc.add(Para(S("final_matrix")))
-                self.doc.add(Equation(sp.MatrixSymbol(nt.name(g), *inp.shape), mat, role="matrix"))
-            if any(isinstance(n, T.Concat) for n in T.walk([g])):
-                continue     # the blocks of a concatenation read better than one Piecewise per element
+            concat = any(isinstance(n, T.Concat) for n in T.walk([g]))
             full = nt.element(g, idx, stop=lambda n: n.id in self.fwd_ids or n.id in grad_ids)
-            simple = simplest(full)
-            if simple != compact:
-                self.doc.add(Para(S("final_full")))
-                self.eq(g, simple, "simplified", idx)
+            simple = compact if concat else simplest(full)
+            step = steps.get((nt.name(g), compact))
+            if step is not None:        # the step computed the whole gradient: it is the final one, no repeat
+                step.role = "final"
+                if simple != compact:
+                    if not said:
+                        self.doc.add(Para(S("final_update") + [" "] + S("final_all")))
+                        said = True
+                    self.eq(g, simple, "simplified", idx)
+            else:
+                self.doc.add(Para(S("final_intro", x=m(self.ref(inp)))))
+                self.eq(g, compact, "final", idx)
+                mat = nt.matrix(g)
+                if mat is not None:
+                    self.doc.add(Equation(sp.MatrixSymbol(nt.name(g), *inp.shape), mat, role="matrix"))
+                if concat:
+                    continue     # the blocks of a concatenation read better than one Piecewise per element
+                if simple != compact:
+                    self.doc.add(Para(S("final_full")))
+                    self.eq(g, simple, "simplified", idx)
             self._normalized(g, simple, idx)
             self._named_product(g, idx, [compact, simple])
-        self.doc.add(Para(S("final_update")))
+        if not said:
+            self.doc.add(Para(S("final_update") + [" "] + S("final_in_steps")))
 
     def _named_product(self, g, idx, shown):
         """The gradient in terms of a named product ``p = a*b`` of the forward pass and its gradient ``dp``.
@@ -144,8 +156,9 @@ class GradientSections:
             self.doc.add(Para(S("final_norm", p=m(sp.Symbol(pname)), e=m(sp.Symbol(nt.name(x))),
                                 s=m(sp.Symbol(nt.name(s))), soft=soft)))
             live = tuple(i for i in xi if i is not None)
-            self.doc.add(Equation(P[live], self.ref(x, xi) / self.ref(s, nt.align(xi, x.shape, s.shape)),
-                                  defines=pname, indices=live, role="aux"))
+            if p is None:           # a value of its own; an existing one (softmax's a) was defined in forward
+                self.doc.add(Equation(P[live], self.ref(x, xi) / self.ref(s, nt.align(xi, x.shape, s.shape)),
+                                      defines=pname, indices=live, role="aux"))
             self.eq(g, new, "simplified", idx)
             return
 
@@ -167,8 +180,8 @@ class GradientSections:
                     readers += S("why_step", g=g, k=self.step_no.get(id(s), "?"))
                     readers.append("; ")
             rows.append([[m(self.ref(n))], [code], [shape_math(n.shape, S)], readers[:-1]])
+            self.doc.saved.append(nt.name(n))
         if rows:
-            self.doc.add(Para(S("saved_intro")))
             self.doc.add(Table([S.text("col_symbol"), S.text("col_code"), S.text("col_shape"), S.text("col_why")],
                                rows))
         else:

@@ -18,7 +18,10 @@ from .model import Bullets, Code, Document, Equation, Heading, Para, Table, m
 from .notation import Notation, Partial
 from .gradients import GradientSections, shape_math
 from .simplify import nice
+from .cancel import linear_sum, vanishing_terms
+from .textbook import add_layer_form
 from .strings import Strings
+from .strings_docs import description
 from ..targets.numpy.layer import NumpyLayerEmitter
 from .notation import Blocks
 
@@ -28,9 +31,9 @@ def build(spec, lang: str = "en") -> Document:
     kernel = lower(spec)
     nt = Notation(spec, kernel)
     doc = Document(spec.name, spec.kind, lang, S.text("title", name=spec.name))
-    first = (spec.doc or "").strip().splitlines()
+    first = description(spec, lang)
     if first:
-        doc.add(Para([first[0]]))
+        doc.add(Para(first))
     doc.add(Para(S("intro", kind=S.text("kind_" + spec.kind), name=spec.name)))
     B = PageBuilder(spec, nt, S, doc, kernel)
     B.legend()
@@ -39,12 +42,12 @@ def build(spec, lang: str = "en") -> Document:
     B.simplifications()
     B.final()
     B.saved()
+    add_layer_form(B)
     doc.dims = {i: d for d, i in nt.index.items()}
     doc.add(Heading(2, S.text("h_code")))
     em = NumpyLayerEmitter(kernel)   # build() is the explain rule of layers, activations and losses only
-    doc.add(Para(S("code_backward", name=spec.name)))
+    doc.add(Para(S("code_backward", name=spec.name) + [" "] + S("code_note", name=spec.name)))
     doc.add(Code([line for st in kernel.backward.body for line in em.statement(st)]))
-    doc.add(Para(S("code_note", name=spec.name)))
     return doc
 
 
@@ -79,8 +82,8 @@ class PageBuilder(GradientSections):
     # -- sections ------------------------------------------------------------------------------------
     def legend(self):
         S, nt, spec = self.S, self.nt, self.spec
+        self.doc.inputs = [i.name for i in spec.inputs]
         self.doc.add(Heading(2, S.text("h_legend")))
-        self.doc.add(Para(S("legend_dims")))
         rows = []
         for dim, i in nt.index.items():
             if dim == T.ANY:
@@ -95,7 +98,7 @@ class PageBuilder(GradientSections):
         self.doc.add(Table([S.text("col_dim"), S.text("col_index"), S.text("col_meaning")], rows))
         rows = []
         outs = {o.id for o in spec.outputs}
-        for n in self.d.forward_nodes:
+        for n in self.nt.order:
             if isinstance(n, T.StopGradient):
                 continue
             if isinstance(n, T.Input):
@@ -113,6 +116,8 @@ class PageBuilder(GradientSections):
             if tot.id in {g.id for g in self.d.grad_inputs}:
                 continue
             f = nt.by_id[fid]
+            if self.code(tot) in (nt.name(tot), S.text("fused")) and nt.name(tot) == "d" + nt.name(f):
+                continue     # dX for dL/dX, named so in the code too: said once in the backward intro
             rows.append([[m(self.ref(tot, nt.idx(f.shape)))], [shape_math(f.shape, S)],
                          S("role_grad", of=m(self.ref(f))), [self.code(tot)]])
         self.doc.add(Table([S.text(k) for k in ("col_symbol", "col_shape", "col_role", "col_code")], rows))
@@ -120,19 +125,26 @@ class PageBuilder(GradientSections):
     def forward(self, head="h_forward"):
         S, nt = self.S, self.nt
         self.doc.add(Heading(2, S.text(head)))
-        self.doc.add(Para(S("forward_intro")))
-        for n in self.d.forward_nodes:
+        if head != "h_forward":
+            self.doc.add(Para(S("forward_intro")))
+        readers = {}                                # a stop_gradient value -> the nodes that read it
+        for n in self.nt.order:
+            for a in n.args:
+                if isinstance(a, T.StopGradient):
+                    readers.setdefault(nt.resolve(a).id, []).append(n)
+        for n in self.nt.order:
             if isinstance(n, (T.Input, T.StopGradient)):
                 continue
             idx = self.idx(n)
             self.eq(n, nt.element(n, idx, stop=lambda _: True), "forward", idx)
             mat = nt.matrix(n)
             if mat is not None:
-                self.doc.add(Para(S("matrix_form")))
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(n), *n.shape), mat, role="matrix"))
-            for a in n.args:
-                if isinstance(a, T.StopGradient):
-                    self.doc.add(Para(S("stop_note", m=m(self.ref(a)))))
+            for sid, users in readers.items():      # said once, after the last value that reads it
+                if users[-1] is n:
+                    names = [p for u in users[:-1] for p in (m(self.ref(u)), ", ")] + [m(self.ref(n))]
+                    self.doc.add(Para(S("stop_note", m=m(self.ref(nt.by_id[sid])), users=names,
+                                        first=m(self.ref(users[0])), last=m(self.ref(n)))))
 
     def backward(self, head="h_backward"):
         S, nt, d = self.S, self.nt, self.d
@@ -140,6 +152,9 @@ class PageBuilder(GradientSections):
         ups = [m(self.ref(g)) for g in d.grad_inputs]
         joined = [p for u in ups for p in (", ", u)][1:]
         self.doc.add(Para(S("backward_intro", up=joined)))
+        for g in d.grad_inputs:
+            if not g.shape:                         # a scalar loss: backward starts from dloss = 1
+                self.doc.add(Para(S("dloss_one", g=m(self.ref(g)), of=m(self.ref(g.upstream_of)))))
         by_node: dict = {}
         into: dict = {}
         for s in d.steps:
@@ -148,7 +163,7 @@ class PageBuilder(GradientSections):
         outs = {o.id for o in self.spec.outputs}
         count = {fid: len(v) + (fid in outs) for fid, v in into.items()}   # an output also gets d<output>
         k = 0
-        for f in reversed(d.forward_nodes):
+        for f in nt.back_order:
             tot = d.adjoints.get(f.id)
             if tot is None:
                 continue
@@ -178,7 +193,8 @@ class PageBuilder(GradientSections):
         arg_idx = nt.idx(arg.shape)
         head = S.text("h_through", k=k, node=nt.name(s.node), arg=nt.name(arg))
         self.doc.add(Heading(3, head))
-        self.doc.add(Para(S("upstream", g=m(self.ref(s.upstream, node_idx)))))
+        up = S("upstream", g=m(self.ref(s.upstream, node_idx)))
+        then = S("then_product") if single else []
         if s.rule == "elementwise":
             y, x = self.ref(s.node, node_idx), self.ref(arg, nt.align(node_idx, s.node.shape, arg.shape))
         else:
@@ -187,10 +203,10 @@ class PageBuilder(GradientSections):
         if s.rule == "elementwise":
             sub = {a.sym: self.ref(a, nt.align(node_idx, s.node.shape, a.shape)) for a in s.node.args}
             sub[s.node.sym] = y
-            self.doc.add(Para(S("local")))
+            rewritten = s.local_used is not None and s.local_used != s.local
+            self.doc.add(Para(up + S("local") + (S("local_used", y=m(y)) if rewritten else []) + then))
             self.doc.add(Equation(dydx, s.local.xreplace(sub), role="local"))
-            if s.local_used is not None and s.local_used != s.local:
-                self.doc.add(Para(S("local_used", y=m(y))))
+            if rewritten:
                 self.doc.add(Equation(dydx, nice(s.local_used.xreplace(sub)), role="local"))
         elif s.rule == "einsum":
             n = s.node
@@ -201,21 +217,27 @@ class PageBuilder(GradientSections):
                     letters[l] = nt.idx([dict(zip(n.ins[kk], arg.shape))[l]], set(node_idx))[0]
             x = self.ref(arg, [letters[l] for l in n.ins[kk]])
             local = sp.Mul(*[self.ref(a, [letters[l] for l in n.ins[j]]) for j, a in enumerate(n.args) if j != kk])
-            self.doc.add(Para(S("local_einsum", arg=m(sp.Symbol(nt.name(arg))))))
-            self.doc.add(Equation(Partial(y, x), local, role="local"))
+            y = self.ref(n, [letters[l] for l in n.out])       # u[n, m], with u's own indices
+            dydx = Partial(y, x)
+            self.doc.add(Para(up + S("local_einsum", arg=m(sp.Symbol(nt.name(arg)))) + then))
+            self.doc.add(Equation(dydx, local, role="local"))
         elif s.rule == "slice":     # gates[n, H + k] -> z_f[n, k]: the gradient goes back into those columns
             tot = self.d.adjoints[arg.id]
-            self.doc.add(Para(S("local_slice", g=m(sp.Symbol(nt.name(tot))))))
+            self.doc.add(Para(up + S("local_slice", g=m(sp.Symbol(nt.name(tot))))))
             cols = list(node_idx[:-1]) + [node_idx[-1] + s.node.start]
             self.doc.add(Equation(self.ref(tot, cols), self.ref(s.upstream, node_idx), role="chain"))
             return
         else:
-            self.doc.add(Para(S({"sum": "local_sum", "max": "local_max"}.get(s.rule, "local_expand"))))
+            self.doc.add(Para(up + S({"sum": "local_sum", "max": "local_max"}.get(s.rule, "local_expand")) + then))
         rhs = nt.element(s.contribution, arg_idx, stop=self.stop_named)
         rhs = rhs if rhs.has(sp.Sum) else nice(rhs)
         tot = self.d.adjoints[arg.id]
+        for term, rest, v, (vsum, proof) in vanishing_terms(self, s, node_idx, arg_idx):
+            self.doc.add(Para(S("cancel", term=m(term), rest=m(rest), v=m(v), j=m(vsum.limits[0][0]))))
+            self.doc.add(Equation(vsum, proof, role="aux"))
+            self.doc.add(Equation(proof, linear_sum(proof.function, *proof.limits[0][:1], proof.limits[0][2] + 1),
+                                  role="aux"))
         if single:
-            self.doc.add(Para(S("product")))
             self.eq(tot, rhs, "chain", arg_idx, defines=tot.id not in {g.id for g in self.d.grad_inputs})
             mat = nt.matrix(s.contribution)
             if mat is not None:

@@ -75,6 +75,8 @@ class Document:
     blocks: list = field(default_factory=list)
     dims: dict = field(default_factory=dict)   # index symbol -> dimension (for numeric evaluation)
     symbols: dict = field(default_factory=dict)  # display symbol name -> name in the code
+    saved: list = field(default_factory=list)    # display names of the values forward saves for backward
+    inputs: list = field(default_factory=list)   # display names of the inputs, in argument order
 
     def add(self, block):
         self.blocks.append(block)

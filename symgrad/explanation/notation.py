@@ -62,6 +62,37 @@ class Notation:
             self.names[tot.id] = want if want not in self.taken else self._fresh(want)
             self.taken.add(self.names[tot.id])
         self.code_names = dict(kernel.node_names) if kernel is not None else {}
+        self.order = self._display_order()
+
+    def _display_order(self) -> list:
+        """The forward nodes in an order a textbook follows: a topological order in which the branches
+        of stacked slices come in column order (the LSTM's gates i, f, g, o, as torch documents them)
+        and a node that joins several branches comes after all of them."""
+        nodes = self.d.forward_nodes
+        pos = {n.id: k for k, n in enumerate(nodes)}
+        starts: dict = {}
+        for n in nodes:
+            own = {sp.default_sort_key(n.start)} if isinstance(n, T.Slice) else set()
+            starts[n.id] = own.union(*[starts.get(a.id, set()) for a in n.args])
+        key = {nid: ((0, ()) if not s else (1, min(s)) if len(s) == 1 else (2, ())) for nid, s in starts.items()}
+        out, placed = [], set()
+        while len(out) < len(nodes):
+            ready = [n for n in nodes if n.id not in placed and all(a.id in placed for a in n.args)]
+            pick = min(ready, key=lambda n: (key[n.id], pos[n.id]))
+            out.append(pick)
+            placed.add(pick.id)
+        users: dict = {}
+        for n in nodes:
+            for a in n.args:
+                users.setdefault(a.id, set()).add(n.id)
+        back_key = {nid: ((0, ()) if k[0] == 2 else (1, k[1]) if k[0] == 1 else (2, ())) for nid, k in key.items()}
+        self.back_order, done = [], set()      # backward: joins first, then each branch in column order
+        while len(self.back_order) < len(nodes):
+            ready = [n for n in nodes if n.id not in done and users.get(n.id, set()) <= done]
+            pick = min(ready, key=lambda n: (back_key[n.id], -pos[n.id]))
+            self.back_order.append(pick)
+            done.add(pick.id)
+        return out
 
     # -- names ---------------------------------------------------------------------------------
     def _index_letters(self):

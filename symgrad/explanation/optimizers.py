@@ -20,7 +20,10 @@ import sympy as sp
 from .model import Code, Document, Equation, Heading, Para, Table, m
 from .names import DISPLAY, display_map, number, rename
 from .teaching import add_facts
+from .typeset import textbook
+from .textbook import add_optimizer_form
 from .strings import Strings
+from .strings_docs import description
 from .strings_kinds import MEANING_EN, MEANING_ZH
 from ..targets.numpy.optimizer import optimizer_context
 
@@ -76,9 +79,9 @@ def build(spec, lang: str = "en") -> Document:
     S = Strings(lang)
     meaning = MEANING_ZH if lang == "zh" else MEANING_EN
     doc = Document(spec.name, spec.kind, lang, S.text("title_optimizer", name=spec.name))
-    first = (spec.doc or "").strip().splitlines()
+    first = description(spec, lang)
     if first:
-        doc.add(Para([first[0]]))
+        doc.add(Para(first))
     tracking = spec.meta.get("sanity") == "tracking"
     doc.add(Para(S("intro_average" if tracking else "intro_optimizer", name=spec.name)))
     sy = vars(spec.symbols)
@@ -126,21 +129,24 @@ def build(spec, lang: str = "en") -> Document:
                 doc.add(Para([f"{r.name}: ", m(D(r.condition)), f"  ({r.message})"]))
 
     doc.add(Heading(2, S.text("h_update")))
+    arrays = [D(sy[n]) for n in (spec.param, spec.grad, *spec.state)]
+    tb = lambda eq: textbook(D(eq.rhs), D(eq.lhs), arrays)  # noqa: E731 - beta1 m + (1 - beta1) g
     variants = spec.variants()
     prog = program(spec)
     if prog is not None:
         doc.add(Para(S("update_intro", k=len(variants))))
         for eq, cond in prog:
-            doc.add(Equation(D(eq.lhs), D(eq.rhs), [S.text("update_if")], defines=eq.lhs.name, role="update",
+            doc.add(Equation(D(eq.lhs), tb(eq), [S.text("update_if")], defines=eq.lhs.name, role="update",
                              rel="<-", when=None if cond == sp.true else D(cond)))
     else:
         doc.add(Para(S("variants_list")))
         for v in variants:
             doc.add(Para([", ".join(f"{n}={b}" for n, b in v.flags) + ":"]))
             for eq in v.equations:
-                doc.add(Equation(D(eq.lhs), D(eq.rhs), defines=eq.lhs.name, role="variant", rel="<-"))
+                doc.add(Equation(D(eq.lhs), tb(eq), defines=eq.lhs.name, role="variant", rel="<-"))
 
     add_facts(doc, spec, S, D)
+    add_optimizer_form(doc, spec, S, D)
     _code(doc, spec, S, variants)
     doc.add(Para(S("code_note", name=spec.name)))
     return doc

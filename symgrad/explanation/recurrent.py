@@ -17,9 +17,11 @@ from ..ir.lower import lower
 from ..spec import tensor as T
 from .layers import PageBuilder
 from .model import Code, Document, Equation, Heading, Para, Table, m
-from .notation import Notation
+from .notation import Notation, Partial
 from .gradients import shape_math
 from .strings import Strings
+from .textbook import add_recurrent_form
+from .strings_docs import description
 from ..targets.numpy.recurrent import context
 
 
@@ -32,9 +34,9 @@ def build(spec, lang: str = "en") -> Document:
     nt.taken.add(tname)
     t = sp.Symbol(tname, integer=True)
     doc = Document(spec.name, spec.kind, lang, S.text("title", name=spec.name))
-    first = (spec.doc or "").strip().splitlines()
+    first = description(spec, lang)
     if first:
-        doc.add(Para([first[0]]))
+        doc.add(Para(first))
     doc.add(Para(S("intro_recurrent", name=spec.name)))
     B = PageBuilder(cell, nt, S, doc, kernel)
     B.legend()
@@ -50,6 +52,7 @@ def build(spec, lang: str = "en") -> Document:
     _bptt(doc, spec, nt, S, t)
     _plan(doc, spec, S, nt)
     B.saved()
+    add_recurrent_form(doc, cell, nt, S)
     doc.dims = {i: dd for dd, i in nt.index.items()}
     doc.dims[t] = spec.time
     doc.add(Para(S("code_note", name=spec.name)))
@@ -116,7 +119,8 @@ def _bptt(doc, spec, nt, S, t):
     doc.add(Para(S("bptt_start", h="d" + h, c="d" + (c or h), hT="d" + h + "T", cT="d" + (c or h) + "T")))
     for s in spec.state:
         idx = nt.idx(outs[s].shape)
-        doc.add(Equation(sp.IndexedBase("d" + s + "0")[tuple(idx)], sp.IndexedBase("d" + s)[(0,) + tuple(idx)],
+        lhs = Partial(sp.Symbol("L"), sp.IndexedBase(s + "0")[tuple(idx)])     # the gradient of the initial state
+        doc.add(Equation(lhs, sp.IndexedBase("d" + s)[(0,) + tuple(idx)],
                          defines="d" + s + "0", indices=tuple(idx), role="bptt"))
     params = [i for i in cell.diff_inputs if i.name not in spec.state and i.name not in spec.sequence]
     seqs = [i for i in cell.diff_inputs if i.name in spec.sequence]

@@ -10,6 +10,7 @@ from ..runtime import load
 from .model import Document, Equation, Heading, Para, Table, m
 from .names import display_map, number, rename
 from .strings import Strings
+from .strings_docs import description
 from .strings_kinds import MEANING_EN, MEANING_ZH
 
 EXAMPLE = {"lr": 0.1, "decay_steps": 3.0, "decay_rate": 0.5}
@@ -30,9 +31,9 @@ def build(spec, lang: str = "en") -> Document:
     S = Strings(lang)
     meaning = MEANING_ZH if lang == "zh" else MEANING_EN
     doc = Document(spec.name, spec.kind, lang, S.text("title_schedule", name=spec.name))
-    first = (spec.doc or "").strip().splitlines()
+    first = description(spec, lang)
     if first:
-        doc.add(Para([first[0]]))
+        doc.add(Para(first))
     doc.add(Para(S("intro_schedule", name=spec.name)))
     names = display_map(list(spec.args))
     words = [v for v in names.values() if "_" in v]

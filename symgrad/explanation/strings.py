@@ -19,12 +19,12 @@ EN = {
     "intro": "This {kind} is defined by its forward pass only; symgrad derives the backward pass with "
              "SymPy. Every formula below is printed from the same derivation that generates "
              "generated/numpy/{name}.py.",
-    "h_legend": "Symbols and shapes",
+    "h_legend": "Symbols and shapes (indices count from 0, as in the code)",
     "legend_dims": "Dimensions are named, each with an index letter; indices count from 0, as in the code.",
     "col_dim": "dimension", "col_index": "index", "col_meaning": "meaning",
     "dim_axis": "size of axis {axis} of {arg}",
-    "dim_batch": "; the batch: N = all samples (batch gradient descent), 1 (stochastic gradient descent), "
-                 "b (mini-batch)",
+    "dim_batch": "; the batch: N = all samples (batch gradient descent), 1 (stochastic gradient descent) "
+                 "or the mini-batch size (mini-batch gradient descent)",
     "dim_any": "number of elements (the input may have any shape; {k} runs over all elements)",
     "dim_other": "a dimension of the derivation",
     "col_symbol": "symbol", "col_shape": "shape", "col_role": "role", "col_code": "name in the code",
@@ -36,26 +36,54 @@ EN = {
     "role_upstream": "upstream gradient ∂L/∂{of}, the input of backward",
     "role_grad": "gradient ∂L/∂{of}",
     "fused": "(fused, not stored)",
-    "h_forward": "Forward pass",
+    "h_forward": "Forward pass, element by element (sums written out)",
     "forward_intro": "Every step of the forward graph, element by element (sums are written out):",
     "matrix_form": "In matrix form:",
-    "stop_note": "{m} enters through stop_gradient: backward treats it as a constant, which is exact "
-                 "because the result does not depend on it.",
+    "stop_note": "{m} enters {users} through stop_gradient: backward treats it as a constant. {first} does "
+                 "depend on {m}, but {last} does not (a shift of {m} cancels out of it), so the gradient "
+                 "contributions through {m} add up to zero and leaving them out is exact.",
     "h_backward": "Backward pass: the chain rule step by step",
     "backward_intro": "Write dX for ∂L/∂X, the gradient of the final loss L with respect to X. Backward "
                       "starts from the upstream gradient {up} and walks the graph from the output back to "
                       "the inputs; each step multiplies the upstream gradient by the local derivative that "
                       "SymPy computed (sympy.diff). This is the chain rule.",
+    "dloss_one": "When the loss is the final output, L = {of} and the upstream gradient is {g} = ∂L/∂L = 1 "
+                 "(backward's default dloss=1.0); another value scales every gradient below.",
     "h_through": "Step {k}: from {node} back to {arg}",
-    "upstream": "Upstream gradient: {g}.",
-    "local": "Local derivative (sympy.diff):",
-    "local_used": "The engine rewrites it in terms of the output {y} (see the simplifications below):",
-    "local_einsum": "Local derivative (the contraction is linear in {arg}):",
+    "h_textbook": "As textbooks write it",
+    "textbook_opt": "The same step as {source} writes it (x ← e in order, later lines read the new values):",
+    "textbook_proof": "SymPy composes these lines and the derived update above into the new {x} and simplifies "
+                      "their difference (for v ≥ 0 and 1 − βᵗ > 0):",
+    "textbook_layernorm": "The gradient of LayerNorm's input as textbooks write it (the CS231n notes; mean over "
+                          "the normalized axis, rstd = 1/√(var + eps)):",
+    "textbook_proof_layer": "SymPy expands each mean into its sum / D and simplifies the difference with the "
+                            "derived dx above:",
+    "textbook_lstm": "The step in the equations of the torch.nn.LSTM documentation, gates in its order i, f, g, o, "
+                     "each with its own blocks W_ii = W_ih[0:H], W_if = W_ih[H:2H], W_ig, W_io (and W_h·, b_i·, b_h·):",
+    "textbook_proof_lstm": "SymPy replaces each block by its rows of W_ih, W_hh, b_ih, b_hh and simplifies every "
+                           "difference with the derived forward step above:",
+    "title_numbers": "{name}: worked numbers",
+    "numbers_intro": "The derivation again on a tiny input ({dims}; random seed {seed}, inputs rounded to one "
+                     "decimal): each printed expression is evaluated with these numbers, and the generated "
+                     "kernel computes the same values (checked at the end). Numbers are shown to 4 digits.",
+    "h_numbers_inputs": "Inputs and the upstream gradient",
+    "numbers_dloss": "The loss is the final output, so backward starts from dloss = ∂L/∂L = 1.",
+    "h_numbers_sgd": "One SGD update",
+    "numbers_sgd": "With learning rate η = {lr}, each parameter takes one gradient-descent step θ ← θ − η dθ:",
+    "numbers_check": "Every value above was computed from the printed expressions; the generated kernel "
+                     "(symgrad.load) returns {names} and agrees to {err} (largest absolute difference).",
+    "upstream": "Upstream gradient {g}. ",
+    "local": "Local derivative (sympy.diff)",
+    "local_used": ", rewritten in terms of the output {y} (see the simplifications)",
+    "local_einsum": "Local derivative (the contraction is linear in {arg})",
     "local_sum": "Local derivative of a sum: 1 for every summed element, so the upstream gradient is "
-                 "broadcast back over the summed axes.",
-    "local_max": "Local derivative of a max: 1 at the arg-max (shared equally among ties), 0 elsewhere.",
-    "local_expand": "An inserted size-1 axis: the gradient is summed over it.",
+                 "broadcast back over the summed axes",
+    "local_max": "Local derivative of a max: 1 at the arg-max (shared equally among ties), 0 elsewhere",
+    "local_expand": "An inserted size-1 axis: the gradient is summed over it",
     "product": "Upstream gradient × local derivative:",
+    "then_product": "; then upstream gradient × local derivative (and its matrix form):",
+    "cancel": "Summing over {j}, the term {term} of the upstream gradient vanishes: its factor {rest} does not "
+              "depend on {j}, and {v} sums to zero over {j} (SymPy):",
     "product_part": "Upstream gradient × local derivative (one contribution to {g}):",
     "total": "{x} is used more than once, so {g} adds up the contributions:",
     "h_simpl": "Simplifications made by the engine",
@@ -67,6 +95,9 @@ EN = {
     "simpl_none": "None: every local derivative is used as SymPy computed it.",
     "h_final": "Final gradients",
     "final_intro": "The gradient of {x} in index notation, in terms of the named gradients above:",
+    "final_in_steps": "Each gradient is the last equation of its step above.",
+    "final_all": "Every step substituted and simplified by SymPy (sympy.simplify); each gradient in terms of the "
+                 "named gradients is the last equation of its step above:",
     "final_matrix": "Vectorized (matrix form, ᵀ is the transpose):",
     "final_full": "Substituting every step and simplifying with SymPy (sympy.simplify):",
     "final_norm": "where {p} = {e} / {s} is {e} normalized over its sum{soft}; with it SymPy simplifies to:",
@@ -76,7 +107,7 @@ EN = {
                    "mean), the same gradient reads:",
     "final_update": "Gradient descent then updates each trained parameter θ as θ ← θ − η dθ "
                     "(learning rate η).",
-    "h_saved": "Saved for the backward pass",
+    "h_saved": "Saved for the backward pass (forward's cache, read by backward)",
     "saved_intro": "Forward stores these values in its cache because backward reads them:",
     "col_why": "read by",
     "why_step": "{g} in step {k}",
@@ -93,11 +124,11 @@ ZH = {
     "kind_layer": "层", "kind_activation": "激活函数", "kind_loss": "损失函数",
     "intro": "这个{kind}只由前向传播定义；symgrad 用 SymPy 推导出反向传播。下面每个公式都打印自生成 "
              "generated/numpy/{name}.py 的同一个推导。",
-    "h_legend": "符号与形状",
+    "h_legend": "符号与形状（下标从 0 开始计数，与代码一致）",
     "legend_dims": "每个维度都有名字和对应的下标字母；下标从 0 开始计数，与代码一致。",
     "col_dim": "维度", "col_index": "下标", "col_meaning": "含义",
     "dim_axis": "{arg} 第 {axis} 轴的长度",
-    "dim_batch": "；批大小：N = 全部样本（批量梯度下降 BGD）、1（随机梯度下降 SGD）、b（小批量梯度下降）",
+    "dim_batch": "；批大小：N = 全部样本（批量梯度下降 BGD）、1（随机梯度下降 SGD）或小批量的大小（小批量梯度下降）",
     "dim_any": "元素个数（输入可以是任意形状；{k} 遍历所有元素）",
     "dim_other": "推导中的一个维度",
     "col_symbol": "符号", "col_shape": "形状", "col_role": "作用", "col_code": "代码中的名字",
@@ -109,22 +140,44 @@ ZH = {
     "role_upstream": "上游梯度 ∂L/∂{of}，反向传播的输入",
     "role_grad": "梯度 ∂L/∂{of}",
     "fused": "（已融合，不单独存储）",
-    "h_forward": "前向传播",
+    "h_forward": "前向传播（逐元素写出，求和显式写出）",
     "forward_intro": "前向计算图的每一步，逐元素写出（求和显式写出）：",
     "matrix_form": "矩阵形式：",
-    "stop_note": "{m} 经过 stop_gradient：反向传播把它当作常数；因为结果与它无关，这是精确的。",
+    "stop_note": "{m} 经过 stop_gradient 进入 {users}：反向传播把它当作常数。{first} 确实依赖 {m}，但 {last} "
+                 "不依赖它（{m} 的平移在其中相互抵消），所以经过 {m} 的梯度贡献之和为零，略去它们是精确的。",
     "h_backward": "反向传播：逐步应用链式法则",
     "backward_intro": "记 dX = ∂L/∂X，即最终损失 L 对 X 的梯度。反向传播从上游梯度 {up} 出发，沿计算图从输出"
                       "走回输入；每一步把上游梯度乘以 SymPy（sympy.diff）求出的局部导数。这就是链式法则。",
+    "dloss_one": "当损失就是最终输出时，L = {of}，上游梯度 {g} = ∂L/∂L = 1（backward 的默认值 dloss=1.0）；"
+                 "给其他值会按比例缩放下面的每个梯度。",
     "h_through": "第 {k} 步：从 {node} 回到 {arg}",
-    "upstream": "上游梯度：{g}。",
-    "local": "局部导数（sympy.diff）：",
-    "local_used": "引擎把它改写为用输出 {y} 表示（见下文的化简）：",
-    "local_einsum": "局部导数（该缩并对 {arg} 是线性的）：",
-    "local_sum": "求和的局部导数：每个被求和的元素都是 1，所以上游梯度沿求和轴广播回去。",
-    "local_max": "最大值的局部导数：在最大值位置为 1（并列时平分），其余为 0。",
-    "local_expand": "插入的长度为 1 的轴：梯度沿该轴求和。",
+    "h_textbook": "教科书中的写法",
+    "textbook_opt": "同一步更新按 {source} 的写法（x ← e 依次执行，后面的行读取新值）：",
+    "textbook_proof": "SymPy 把这些行与上面推导出的更新分别合成为新的 {x}，并化简二者之差（v ≥ 0，1 − βᵗ > 0）：",
+    "textbook_layernorm": "教科书（CS231n 讲义）中 LayerNorm 输入梯度的写法（mean 对归一化的轴求均值，rstd = 1/√(var + eps)）：",
+    "textbook_proof_layer": "SymPy 把每个 mean 展开为求和 / D，并化简它与上面推导出的 dx 之差：",
+    "textbook_lstm": "按 torch.nn.LSTM 文档中的方程写出这一步，门的顺序为 i、f、g、o，每个门有自己的权重块 "
+                     "W_ii = W_ih[0:H]、W_if = W_ih[H:2H]、W_ig、W_io（以及 W_h·、b_i·、b_h·）：",
+    "textbook_proof_lstm": "SymPy 把每个权重块换成 W_ih、W_hh、b_ih、b_hh 的对应行，并化简它与上面推导出的前向一步之差：",
+    "title_numbers": "{name}：数值算例",
+    "numbers_intro": "用一个很小的输入把推导再走一遍（{dims}；随机种子 {seed}，输入保留一位小数）：每个打印出的表达式都代入"
+                     "这些数字求值，生成的算子算出相同的值（最后核对）。数字显示 4 位有效数字。",
+    "h_numbers_inputs": "输入与上游梯度",
+    "numbers_dloss": "损失就是最终输出，所以反向传播从 dloss = ∂L/∂L = 1 开始。",
+    "h_numbers_sgd": "一次 SGD 更新",
+    "numbers_sgd": "学习率 η = {lr}，每个参数做一步梯度下降 θ ← θ − η dθ：",
+    "numbers_check": "上面每个值都由打印出的表达式算出；生成的算子（symgrad.load）返回的 {names} 与之一致，"
+                     "最大绝对误差 {err}。",
+    "upstream": "上游梯度 {g}。",
+    "local": "局部导数（sympy.diff）",
+    "local_used": "，改写为用输出 {y} 表示（见化简一节）",
+    "local_einsum": "局部导数（该矩阵乘法对 {arg} 是线性的）",
+    "local_sum": "求和的局部导数：每个被求和的元素都是 1，所以上游梯度沿求和轴广播回去",
+    "local_max": "最大值的局部导数：在最大值位置为 1（并列时平分），其余为 0",
+    "local_expand": "插入的长度为 1 的轴：梯度沿该轴求和",
     "product": "上游梯度 × 局部导数：",
+    "then_product": "；然后是上游梯度 × 局部导数（及其矩阵形式）：",
+    "cancel": "对 {j} 求和时，上游梯度中的 {term} 一项消失：它的因子 {rest} 与 {j} 无关，而 {v} 对 {j} 的和为零（SymPy 验证）：",
     "product_part": "上游梯度 × 局部导数（对 {g} 的一项贡献）：",
     "total": "{x} 被使用了不止一次，所以 {g} 是各项贡献之和：",
     "h_simpl": "引擎所做的化简",
@@ -134,6 +187,8 @@ ZH = {
     "simpl_none": "无：每个局部导数都按 SymPy 求出的形式使用。",
     "h_final": "最终梯度",
     "final_intro": "{x} 的梯度，用下标形式和上面命名的梯度写出：",
+    "final_in_steps": "每个梯度就是上面对应步骤的最后一个方程。",
+    "final_all": "代入每一步并用 SymPy 化简（sympy.simplify）；用命名梯度表示的形式就是上面各步的最后一个方程：",
     "final_matrix": "向量化（矩阵形式，ᵀ 表示转置）：",
     "final_full": "代入每一步并用 SymPy 化简（sympy.simplify）：",
     "final_norm": "其中 {p} = {e} / {s} 是 {e} 按其和归一化的结果{soft}；用它 SymPy 化简为：",
@@ -141,15 +196,15 @@ ZH = {
     "final_named": "用命名的量 {p} = {a}·{b} 及其梯度 {dp} 表示（代入 {a} = {p} / {b}，并把常数因子提到求和号外；"
                    "一行的和除以行长就是该行的均值），同一个梯度写作：",
     "final_update": "之后梯度下降按 θ ← θ − η dθ 更新每个要训练的参数 θ（学习率 η），即参数更新。",
-    "h_saved": "为反向传播保存的值",
+    "h_saved": "为反向传播保存的值（前向传播的 cache，供反向传播读取）",
     "saved_intro": "前向传播把这些值存入 cache，因为反向传播要读取它们：",
     "col_why": "被谁读取",
     "why_step": "第 {k} 步的 {g}",
     "saved_none": "除上面列出的输入外无需保存：反向传播只需要上游梯度。",
     "h_code": "从推导到代码",
-    "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个核函数 IR"
+    "code_backward": "generated/numpy/{name}.py 中 backward 的函数体，打印自同一个算子 IR"
                      "（逐元素步骤已融合，公共子表达式由 sympy.cse 命名）：",
-    "code_note": "用 `symgrad generate {name}` 重新生成核函数，用 `symgrad explain {name}` 重新生成本页。",
+    "code_note": "用 `symgrad generate {name}` 重新生成算子，用 `symgrad explain {name}` 重新生成本页。",
 }
 
 TABLES = {"en": EN, "zh": ZH}

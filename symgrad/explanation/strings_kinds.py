@@ -111,8 +111,10 @@ EN_MORE = {
                   "gradients are the gradient of the loss at that step's output plus what step t + 1 sent "
                   "back to its state inputs; d{h}[t] and d{c}[t] below are the cell's d{h}, d{c} at step t "
                   "(gradients with respect to the state before step t):",
-    "bptt_start": "Before the last step nothing comes from the future: {h}[T] = {hT} and {c}[T] = {cT} "
-                  "(zeros when backward is called without them). After the loop:",
+    "bptt_start": "The last step, t = T − 1, has no later step sending gradient back, so the state "
+                  "gradients it receives are only those given to backward: {h}[T] = {hT} and {c}[T] = {cT} "
+                  "(zeros when backward is called without them). After the loop, the gradients of the "
+                  "initial state are those of step 0:",
     "bptt_params": "Parameters are shared by every step, so their gradients add up over t:",
     "bptt_seq": "The sequence input gets one gradient per step:",
     "h_plan": "What the kernel moves out of the time loop",
@@ -174,7 +176,7 @@ ZH_MORE = {
                       "（v = −η_prev b，η_prev 是之前各步的学习率）：",
     "nesterov_diff": "二者之差（SymPy 因式分解）：",
     "nesterov_note": "当且仅当 η = η_prev 时它为 0：学习率不变时两种写法走的每一步都相同；学习率按调度变化时相差这一项。",
-    "h_worked": "算例（由生成的核函数计算）",
+    "h_worked": "算例（由生成的算子计算）",
     "ema_worked": "把 x = [1, 2, 3, 4, 5] 逐步送入 sg.load(\"ema\").step（第一步 avg ← x）：",
     "col_step": "t", "col_x": "x_t",
     "sched_worked": "sg.load(\"{name}\").value 在 {args} 时的取值：",
@@ -185,12 +187,12 @@ ZH_MORE = {
                   "minimize(..., global_step) 中，第 t 次更新使用 global_step = t − 1。",
     "h_code_opt": "从方程到代码",
     "code_opt": "generated/numpy/{name}.py 中 {flags} 时的融合函数 {fn}：由上面的方程生成、按块原地执行的 NumPy ufunc 调用：",
-    "code_note": "用 `symgrad generate {name}` 重新生成核函数，用 `symgrad explain {name}` 重新生成本页。",
+    "code_note": "用 `symgrad generate {name}` 重新生成算子，用 `symgrad explain {name}` 重新生成本页。",
     "intro_recurrent": "循环层由它的单元定义：一个时间步，只写前向传播。symgrad 用 SymPy 推导单元的反向传播；时间循环和随时间反向传播"
                        "（BPTT）来自模板。下面每个公式都打印自生成 generated/numpy/{name}.py 的推导。",
     "dim_time": "时间步数（{seq} 的第 0 轴）",
-    "h_seq": "整个序列上的核函数",
-    "seq_intro": "生成的核函数对 t = 0 .. T − 1 依次运行单元。它的参数和结果，用第 t 步单元的符号表示：",
+    "h_seq": "整个序列上的算子",
+    "seq_intro": "生成的算子对 t = 0 .. T − 1 依次运行单元。它的参数和结果，用第 t 步单元的符号表示：",
     "seq_input": "序列输入；第 t 步单元的 {x} 是 {x}[t]",
     "seq_state0": "初始状态：第 0 步单元的 {s}",
     "seq_param": "参数，各时间步共享",
@@ -204,10 +206,11 @@ ZH_MORE = {
     "h_bptt": "随时间反向传播（BPTT）",
     "bptt_intro": "反向传播对 t = T − 1 到 0 依次运行推导出的单步。第 t 步单元的上游梯度是损失对该步输出的梯度，加上第 t + 1 步"
                   "传回到其状态输入的梯度；下面的 d{h}[t]、d{c}[t] 是第 t 步单元的 d{h}、d{c}（对第 t 步之前状态的梯度）：",
-    "bptt_start": "最后一步之前没有来自未来的梯度：{h}[T] = {hT}，{c}[T] = {cT}（backward 未给出时为零）。循环结束后：",
+    "bptt_start": "最后一步 t = T − 1 之后没有更晚的时间步传回梯度，所以它收到的状态梯度只有传给 backward 的："
+                  "{h}[T] = {hT}，{c}[T] = {cT}（backward 未给出时为零）。循环结束后，初始状态的梯度就是第 0 步的梯度：",
     "bptt_params": "参数被每一步共享，所以它们的梯度对 t 求和：",
     "bptt_seq": "序列输入每一步得到一个梯度：",
-    "h_plan": "核函数移出时间循环的部分",
+    "h_plan": "算子移出时间循环的部分",
     "plan_intro": "只有传递状态的计算必须逐步执行（symgrad.ir.recurrent.plan）。循环之前，对所有 t 一次算出：",
     "plan_loop": "前向循环内，第 t 步：",
     "plan_bloop": "反向循环内（t 递减），第 t 步：",

@@ -85,3 +85,21 @@ class Word(sp.Symbol):
     def _pretty(self, printer):
         from sympy.printing.pretty.stringpict import prettyForm
         return prettyForm(self.name)
+
+
+class MeanOver(sp.Function):
+    """``mean_j(body)``: the mean of ``body`` over index ``j`` (a textbook's mean(·); display and proofs)."""
+
+    nargs = 2
+
+    def _latex(self, printer):
+        return r"\operatorname{mean}_{%s}\left(%s\right)" % (printer._print(self.args[1]), printer._print(self.args[0]))
+
+    def _sympystr(self, printer):
+        return "mean_%s(%s)" % (printer._print(self.args[1]), printer._print(self.args[0]))
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        body = printer._print(self.args[0])
+        head = prettyForm("mean_%s" % printer._print(self.args[1]))
+        return prettyForm(*head.right(prettyForm(*body.parens())))

@@ -63,12 +63,14 @@ def check_optimizer(spec, backend="numpy", dtype="float64", seed=0, sizes=None) 
             if spec.meta.get("sanity") == "tracking":
                 err = float(np.max(np.abs(p - b)))
                 rows.append(Row(spec.name, "tracks constant", err, err / float(np.max(np.abs(b))),
-                                err <= 1e-3 * float(np.max(np.abs(b))), note))
+                                err <= 1e-3 * float(np.max(np.abs(b))), note, ("max abs dev", "max rel dev")))
             else:
                 f0, f1 = _f(p0, a, b), _f(p, a, b)
                 fmin = _f(b / a, a, b)
                 rows.append(Row(spec.name, "f decreases", f1 - fmin, (f1 - fmin) / (f0 - fmin),
-                                bool(np.isfinite(f1)) and f1 < f0, f"{note}; f-f* over {STEPS} steps: {f0 - fmin:.3g} -> {f1 - fmin:.3g}"))
+                                bool(np.isfinite(f1)) and f1 < f0,
+                                f"{note}; f-f* over {STEPS} steps: {f0 - fmin:.3g} -> {f1 - fmin:.3g}",
+                                ("f-f* at end", "end / start")))
         except (ValueError, TypeError) as e:
             rows.append(Row(spec.name, "example", float("nan"), float("nan"), False, f"{note}: {e}"))
     return rows
