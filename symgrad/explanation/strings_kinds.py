@@ -236,6 +236,10 @@ MEANING_EN = {
     "centered": "divide by the centered variance", "amsgrad": "use the maximum of v (AMSGrad)",
     "use_nesterov": "Nesterov momentum", "staircase": "floor the exponent",
     "has_momentum": "momentum in use", "has_weight_decay": "weight decay in use", "first_step": "first step",
+    "mu_product": "product of the momentum coefficients mu_1 ... mu_t (one scalar per parameter)",
+    "momentum_decay": "decay of the momentum schedule mu_t = beta1 (1 - 0.5 * 0.96^(t psi))",
+    "decoupled_weight_decay": "decay p directly (AdamW style) instead of adding wd p to g",
+    "rectified": "the variance rectification applies (rho_t > 5)",
 }
 
 MEANING_ZH = {
@@ -249,4 +253,8 @@ MEANING_ZH = {
     "avg": "滑动平均值，原地更新", "x": "新的观测值", "nesterov": "Nesterov 动量", "maximize": "梯度上升而非下降",
     "centered": "除以中心化的方差", "amsgrad": "使用 v 的最大值（AMSGrad）", "use_nesterov": "Nesterov 动量",
     "staircase": "指数向下取整", "has_momentum": "使用动量", "has_weight_decay": "使用权重衰减", "first_step": "第一步",
+    "mu_product": "动量系数之积 mu_1 ... mu_t（每个参数一个标量）",
+    "momentum_decay": "动量调度 mu_t = beta1 (1 - 0.5 * 0.96^(t psi)) 的衰减率",
+    "decoupled_weight_decay": "直接衰减 p（AdamW 方式），而不是把 wd p 加到 g 上",
+    "rectified": "方差修正生效（rho_t > 5）",
 }
