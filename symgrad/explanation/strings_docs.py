@@ -7,8 +7,8 @@ from __future__ import annotations
 DOC_ZH = {
     "adagrad": "Adagrad（torch.optim.Adagrad；Duchi 等，2011）。",
     "adam": "Adam（torch.optim.Adam；Kingma 与 Ba，2015），L2 权重衰减 g = g + wd p。",
-    "nadam": "NAdam（torch.optim.NAdam；Dozat 2016，《Incorporating Nesterov Momentum into Adam》）。",
-    "radam": "RAdam（torch.optim.RAdam；Liu 等 2020，《On the Variance of the Adaptive Learning Rate》）。",
+    "nadam": "NAdam：带 Nesterov 动量的 Adam（torch.optim.NAdam；Dozat 2016）。",
+    "radam": "RAdam：方差修正的 Adam（torch.optim.RAdam；Liu 等 2020）。",
     "adamw": "AdamW（torch.optim.AdamW；Loshchilov 与 Hutter，2019），先做解耦的权重衰减 p = p (1 - lr wd)。",
     "bce_logits": "基于 logits 的二元交叉熵，对所有元素取平均（torch BCEWithLogitsLoss）：",
     "dense": "仿射变换 y = x W + b（即 torch.nn.Linear，W = weight.T）。",
