@@ -91,6 +91,8 @@ def blas() -> tuple[tuple[str, ...], tuple[str, ...], str]:
                 cflags = ("-DSYMGRAD_CBLAS", f"-DSYMGRAD_BLAS_INT={itype}",
                           f"-DSYMGRAD_CBLAS_SGEMM=scipy_cblas_sgemm{sfx}",
                           f"-DSYMGRAD_CBLAS_DGEMM=scipy_cblas_dgemm{sfx}")
+                if hasattr(lib, "openblas_set_num_threads_local"):   # one-thread BLAS inside our OpenMP team
+                    cflags += ("-DSYMGRAD_BLAS_LOCAL_THREADS=openblas_set_num_threads_local",)
                 return cflags, (so, f"-Wl,-rpath,{Path(so).parent}"), f"NumPy's OpenBLAS ({Path(so).name})"
     for name in ("openblas", "cblas", "blas"):
         found = ctypes.util.find_library(name)
