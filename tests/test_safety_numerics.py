@@ -71,3 +71,31 @@ def test_empty_dims_give_the_same_answer_on_both_backends(name):
         assert [a.shape for a in arrays] == [a.shape for a in ref]
         for a, r in zip(arrays, ref):
             np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize("step", [2 ** 63 - 1, 2 ** 64, -1, 2.0, True])
+def test_a_step_count_out_of_range_is_refused_before_any_write(step):
+    for backend in [b.values[0] for b in BACKENDS if not b.marks or not b.marks[0].args[0]]:
+        for name, hyper in (("adam", {}), ("sgd", {"momentum": 0.9})):
+            k = symgrad.load(name, backend)
+            p = np.ones(3)
+            st = k.init(p)
+            before = {n: np.copy(v) for n, v in st.items() if isinstance(v, np.ndarray)}
+            st["step"] = step
+            with pytest.raises(ValueError, match=r"state\['step'\]"):
+                k.step(p, np.ones(3), st, lr=0.1, **hyper)
+            assert np.array_equal(p, np.ones(3)) and all(np.array_equal(st[n], v) for n, v in before.items())
+
+
+def test_a_numpy_integer_step_does_not_wrap_and_both_backends_agree():
+    results = []
+    for backend in [b.values[0] for b in BACKENDS if not b.marks or not b.marks[0].args[0]]:
+        k = symgrad.load("adam", backend)
+        p = np.ones(3)
+        st = k.init(p)
+        st["step"] = np.int8(127)            # at its maximum: step + 1 must be 128, not -128
+        k.step(p, np.ones(3), st, lr=0.1)
+        assert st["step"] == 128 and np.isfinite(p).all()
+        results.append(p)
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], rtol=1e-15)

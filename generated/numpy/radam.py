@@ -153,7 +153,7 @@ def _checked(param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled_
         raise ValueError(f"eps: expected a value in [0, inf), got {eps!r}")
     if not (0.0 <= weight_decay < np.inf):
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
-    t = state["step"] + 1
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
     has_weight_decay = bool(weight_decay != 0)
     rectified = bool(-2*beta2**t*t/(1 - beta2**t) - 1 + 2/(1 - beta2) > 5)
     return (_p, _orig, _g, t, (lr, beta1, beta2, eps, weight_decay, ), (decoupled_weight_decay, maximize, ),
@@ -627,8 +627,9 @@ def _check_state(state, p):
         got = state.get("kernel") if isinstance(state, dict) else type(state).__name__
         raise TypeError(f"state: expected the state returned by {NAME}.init, got {got!r}")
     step = state.get("step")
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValueError(f"state['step']: expected an integer >= 0, got {step!r}")
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or not 0 <= step < 2**62:
+        raise ValueError(f"state['step']: expected an integer in [0, 2**62) (the count of steps taken; the C "
+                         f"kernels take it as int64), got {step!r}")
     for k in STATE:
         a = state.get(k)
         shape = p.shape

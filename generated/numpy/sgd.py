@@ -188,7 +188,7 @@ def _checked(param, grad, state, lr, momentum, dampening, weight_decay, nesterov
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
     if not ((dampening == 0) and (momentum > 0) or not nesterov):
         raise ValueError(f"nesterov: nesterov=True requires momentum > 0 and dampening == 0; got dampening={dampening!r}, momentum={momentum!r}, nesterov={nesterov!r}")
-    t = state["step"] + 1
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
     has_momentum = bool(momentum != 0)
     first_step = bool(t == 1)
     has_weight_decay = bool(weight_decay != 0)
@@ -644,8 +644,9 @@ def _check_state(state, p):
         got = state.get("kernel") if isinstance(state, dict) else type(state).__name__
         raise TypeError(f"state: expected the state returned by {NAME}.init, got {got!r}")
     step = state.get("step")
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValueError(f"state['step']: expected an integer >= 0, got {step!r}")
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or not 0 <= step < 2**62:
+        raise ValueError(f"state['step']: expected an integer in [0, 2**62) (the count of steps taken; the C "
+                         f"kernels take it as int64), got {step!r}")
     for k in STATE:
         a = state.get(k)
         shape = p.shape
