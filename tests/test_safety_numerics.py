@@ -99,3 +99,26 @@ def test_a_numpy_integer_step_does_not_wrap_and_both_backends_agree():
         results.append(p)
     for r in results[1:]:
         np.testing.assert_allclose(r, results[0], rtol=1e-15)
+
+
+def test_an_overlapping_gradient_is_read_before_the_update_writes():
+    """Row 10: param and grad views of one buffer, one element apart: both backends give p - lr g."""
+    for backend in [b.values[0] for b in BACKENDS if not b.marks or not b.marks[0].args[0]]:
+        k = symgrad.load("sgd", backend)
+        buf = np.random.default_rng(0).standard_normal(65537)
+        p, g = buf[1:], buf[:-1]
+        want = p - 0.1 * g
+        k.step(p, g, k.init(p), lr=0.1)
+        np.testing.assert_allclose(p, want, rtol=0, atol=0)
+
+
+def test_a_read_only_scratch_is_refused_before_any_write():
+    """Row 11: every check before the first write, so a retry does not apply an update twice."""
+    for backend in [b.values[0] for b in BACKENDS if not b.marks or not b.marks[0].args[0]]:
+        k = symgrad.load("adam", backend)
+        p = np.ones(3)
+        st = k.init(p)
+        st["scratch"][1].flags.writeable = False
+        with pytest.raises(ValueError, match="scratch"):
+            k.step(p, np.ones(3), st)
+        assert np.array_equal(p, np.ones(3)) and not st["exp_avg"].any() and st["step"] == 0

@@ -59,6 +59,8 @@ def _checked(param, grad, state, lr, beta1, beta2, eps):
     _p, _orig = _param("param", param)
     _check_state(state, _p)
     _g = _grad("grad", grad, _p)
+    if np.may_share_memory(_g, _p) or any(np.may_share_memory(_g, state[k]) for k in STATE):
+        _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
     lr = _hyper("lr", lr)
     beta1 = _hyper("beta1", beta1)
     beta2 = _hyper("beta2", beta2)
@@ -167,8 +169,9 @@ def _check_state(state, p):
             raise ValueError(f"state[{k!r}]: expected a writeable C-contiguous array")
     scratch, size = state.get("scratch"), min(p.size, BLOCK)
     if not isinstance(scratch, tuple) or len(scratch) != NSCRATCH or any(
-            not isinstance(s, np.ndarray) or s.shape != (size,) or s.dtype != p.dtype for s in scratch):
-        raise ValueError(f"state['scratch']: expected {NSCRATCH} {p.dtype} buffers of shape ({size},) "
+            not isinstance(s, np.ndarray) or s.shape != (size,) or s.dtype != p.dtype or not s.flags.writeable
+            for s in scratch):
+        raise ValueError(f"state['scratch']: expected {NSCRATCH} writeable {p.dtype} buffers of shape ({size},) "
                          f"(from init of this parameter)")
 
 

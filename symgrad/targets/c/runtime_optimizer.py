@@ -28,7 +28,7 @@ class COptimizer(CKernel):
         self.args = step_args(spec)
         self.bind("step", self.args, restype=ctypes.c_int, hyper_type=ctypes.c_double)
         self.sig = inspect.signature(self.h.step)
-        ns = dict(ADDRESS_NAMESPACE, _checked=self.h._checked, _share=np.may_share_memory, _copyto=np.copyto,
+        ns = dict(ADDRESS_NAMESPACE, _checked=self.h._checked, _copyto=np.copyto,
                   _STEP={dt: self.funcs["step", dt] for dt in REAL}, _no_rule=self._no_rule)
         ns.update({f"_d{i}": prm.default for i, prm in enumerate(self.sig.parameters.values())})
         exec(compile(self.step_source(), f"<symgrad c/{spec.name} call path>", "exec"), ns)  # noqa: S102
@@ -39,8 +39,9 @@ class COptimizer(CKernel):
 
     def step_source(self) -> str:
         """``step`` with the NumPy module's signature (so a wrong call raises Python's own TypeError,
-        word for word): checks, a copy of a gradient that overlaps what C writes (``restrict``), the C
-        update, the copy back into a non-contiguous parameter, the step count."""
+        word for word): the NumPy module's checks (which also copy a gradient that overlaps what the
+        update writes: the C arguments are ``restrict``), the C update, the copy back into a
+        non-contiguous parameter, the step count."""
         params, star = [], False
         for i, prm in enumerate(self.sig.parameters.values()):
             if prm.kind is prm.KEYWORD_ONLY and not star:
@@ -51,9 +52,6 @@ class COptimizer(CKernel):
         state = [a.name for a in self.args if a.role in ("state", "scalar_state")]
         L = [f"_p, _orig, _g, t, _h, _f, _key = _checked({', '.join(names)})"]
         L += [f'_s{i} = {names[2]}["{n}"]' for i, n in enumerate(state)]
-        L.append("if " + " or ".join(f"_share(_g, {x})" for x in ["_p"] + [f"_s{i}" for i in range(len(state))])
-                 + ":")
-        L.append("    _g = _g.copy()")
         vals, nh, nf = [], 0, 0
         for a in self.args:
             if a.role == "param":
