@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import DTypeError, SpecError
 from .registry import REGISTRY
-from .runtime import load
+from .runtime import bind_arguments, load
 
 __all__ = ["function"]
 
@@ -110,23 +110,8 @@ class JaxKernel:
     def __call__(self, *args, **kwargs):
         import jax.numpy as jnp
 
-        if len(args) > len(self.input_names):
-            raise TypeError(f"{self.name}: expected at most {len(self.input_names)} array arguments "
-                            f"({', '.join(self.input_names)}), got {len(args)}")
-        values = dict(zip(self.input_names, args))
-        hyper = {}
-        for k, v in kwargs.items():
-            if k in self.input_names and k not in values:
-                values[k] = v
-            elif k in self.hyper_names:
-                hyper[k] = v          # checked by the kernel
-            else:
-                raise TypeError(f"{self.name}: unexpected argument {k!r}; expected "
-                                f"{', '.join(self.input_names + self.hyper_names)}")
-        missing = [n for n in self.input_names if n not in values]
-        if missing:
-            raise TypeError(f"{self.name}: missing argument(s) {', '.join(missing)}")
-        arrays = [jnp.asarray(values[n]) for n in self.input_names]
+        values, hyper = bind_arguments(self.name, self.input_names, self.hyper_names, args, kwargs)
+        arrays = [jnp.asarray(v) for v in values]
         outs = self.vjp_function(tuple(sorted(hyper.items())))(*arrays)
         return outs if len(outs) > 1 else outs[0]
 

@@ -50,3 +50,27 @@ def load(name: str, backend: str = "numpy", dtype: str = "float64") -> LoadedKer
         raise SpecError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
     module = REGISTRY.target_rules(spec, backend).load(spec)
     return LoadedKernel(spec, backend, np.dtype(str(dtype)), module)
+
+
+def bind_arguments(name: str, input_names: list, hyper_names: list, args, kwargs, what: str = "array"):
+    """(values of ``input_names`` in order, hyperparameters) of a call ``f(*args, **kwargs)`` of kernel
+    ``name`` through a framework wrapper (``symgrad.torch``, ``symgrad.jax``): positional arrays, any by
+    keyword, hyperparameters by keyword only; a ``TypeError`` names what is wrong."""
+    if len(args) > len(input_names):
+        raise TypeError(f"{name}: expected at most {len(input_names)} {what} arguments "
+                        f"({', '.join(input_names)}), got {len(args)}")
+    values = dict(zip(input_names, args))
+    hyper = {}
+    for k, v in kwargs.items():
+        if k in input_names:
+            if k in values:
+                raise TypeError(f"{name}: argument {k!r} given twice")
+            values[k] = v
+        elif k in hyper_names:
+            hyper[k] = v          # checked by the kernel
+        else:
+            raise TypeError(f"{name}: unexpected argument {k!r}; expected {', '.join(input_names + hyper_names)}")
+    missing = [n for n in input_names if n not in values]
+    if missing:
+        raise TypeError(f"{name}: missing argument(s) {', '.join(missing)}")
+    return [values[n] for n in input_names], hyper

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import DTypeError, SpecError
 from ..registry import REGISTRY
-from ..runtime import load
+from ..runtime import bind_arguments, load
 
 FLOAT_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
@@ -107,25 +107,7 @@ class TorchKernel:
 
     def bind(self, args, kwargs) -> tuple[list, dict]:
         """(tensors in the kernel's argument order, hyperparameters) of a call."""
-        if len(args) > len(self.input_names):
-            raise TypeError(f"{self.name}: expected at most {len(self.input_names)} tensor arguments "
-                            f"({', '.join(self.input_names)}), got {len(args)}")
-        values = dict(zip(self.input_names, args))
-        hyper = {}
-        for k, v in kwargs.items():
-            if k in self.input_names:
-                if k in values:
-                    raise TypeError(f"{self.name}: argument {k!r} given twice")
-                values[k] = v
-            elif k in self.hyper_names:
-                hyper[k] = v
-            else:
-                raise TypeError(f"{self.name}: unexpected argument {k!r}; expected "
-                                f"{', '.join(self.input_names + self.hyper_names)}")
-        missing = [n for n in self.input_names if n not in values]
-        if missing:
-            raise TypeError(f"{self.name}: missing argument(s) {', '.join(missing)}")
-        return [values[n] for n in self.input_names], hyper
+        return bind_arguments(self.name, self.input_names, self.hyper_names, args, kwargs, "tensor")
 
     def kernel_dtype(self, tensors) -> str:
         if self.dtype is not None:
