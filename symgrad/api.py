@@ -13,6 +13,7 @@ from .spec.tensor import apply, dims, einsum, hyper
 from .spec.functions import (abs, exp, log, max, maximum, mean, one_hot, sqrt,  # noqa: A004
                              stop_gradient, sum, tanh, where)
 from .spec.optimizer import hparam, optimizer, scalar, schedule
+from .spec.window import expand_dims, size, unfold
 from .targets import load_all as _load_targets
 
 _load_targets()   # every package under symgrad/targets registers its target
@@ -24,7 +25,7 @@ from .explanation import explain
 __all__ = [
     "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
     "UnknownKernelError", "__version__", "abs", "activation", "apply", "check", "constant", "dims", "einsum",
-    "exp", "explain", "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max",
-    "maximum", "mean", "one_hot", "optimizer", "recurrent", "scalar", "schedule", "sqrt", "stop_gradient", "sum",
-    "tanh", "where",
+    "exp", "expand_dims", "explain", "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max",
+    "maximum", "mean", "one_hot", "optimizer", "recurrent", "scalar", "schedule", "size", "sqrt", "stop_gradient", "sum",
+    "tanh", "unfold", "where",
 ]

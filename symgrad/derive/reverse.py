@@ -13,6 +13,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..spec import tensor as T
+from ..spec.window import Fold, Unfold
 from .reductions import ReductionTable, simplify_sum
 from .stable import in_terms_of_output
 
@@ -27,7 +28,7 @@ class Step:
     local: sp.Expr | None        # d node / d arg as SymPy computed it (elementwise nodes)
     local_used: sp.Expr | None   # after rewriting in terms of the output, if that applied
     contribution: T.Node
-    rule: str                    # "elementwise" | "einsum" | "sum" | "max" | "expand" | "slice"
+    rule: str                    # "elementwise" | "einsum" | "sum" | "max" | "expand" | "slice" | "unfold" | "fold"
 
 
 @dataclass
@@ -179,6 +180,16 @@ def _vjp(node: T.Node, G: T.Node, needs: set[int], table):
                 c = T.Slice(G, pos, pos + width)
                 yield a, c, Step(node, a, G, None, None, c, "concat")
             pos = pos + width
+    elif isinstance(node, Unfold):
+        (a,) = node.args
+        if a.id in needs:   # the transpose of a read at computed positions: add back to them
+            c = Fold(G, node)
+            yield a, c, Step(node, a, G, None, None, c, "unfold")
+    elif isinstance(node, Fold):
+        (a,) = node.args
+        if a.id in needs:   # the transpose of a scatter-add: read at the same positions (fill 0)
+            like = Unfold(G, node.size, node.stride, node.padding, node.dilation, node.out)
+            yield a, like, Step(node, a, G, None, None, like, "fold")
     elif isinstance(node, (T.Input, T.OneHot, T.StopGradient)):
         return
     else:  # pragma: no cover - a new node kind without a rule

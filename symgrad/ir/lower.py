@@ -15,6 +15,7 @@ from ..derive.stable import stabilize
 from ..errors import SpecError
 from ..spec import tensor as T
 from ..spec.layer import LayerSpec
+from ..spec.window import Fold, Unfold
 
 RESERVED = {"np", "cache", "dtype", "c", "shape"}
 
@@ -81,20 +82,21 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
     gouts = [ir.Arg(g.name, g.shape) for g in grads_in]
     eqs = [(s.out, _stmt_expr(s)) for s in forward.body]
     geqs = [(s.out, _stmt_expr(s)) for s in backward.body]
-    dims = spec.dims
-    for dname in dims:
+    for dname in spec.dims:
         if not any(ax == dname for i in spec.inputs for ax in i.shape):
             raise SpecError(f"{spec.name}: dimension {dname} must be the whole size of some input axis")
     return ir.Kernel(spec.name, spec.kind, spec.doc, args, [(h.name, h.default) for h in spec.hypers],
-                     outs, gouts, dims, forward, backward, eqs, geqs, dict(spec.meta),
-                     node_names=dict(namer.names), loss=spec.loss)
+                     outs, gouts, spec.kernel_dims, forward, backward, eqs, geqs, dict(spec.meta),
+                     node_names=dict(namer.names), loss=spec.loss,
+                     sizes=[(s.name, s.default, s.minimum) for s in spec.sizes],
+                     out_dims=[(str(o), o.numerator, o.stride) for o in spec.out_dims])
 
 
 class _Namer:
     def __init__(self, spec):
         self.names: dict[int, str] = {}
         self.taken = set(RESERVED) | {i.name for i in spec.inputs} | {h.name for h in spec.hypers}
-        self.taken |= {str(s) for s in spec.dims} | {"d" + o.name for o in spec.outputs}
+        self.taken |= {str(s) for s in spec.kernel_dims} | {"d" + o.name for o in spec.outputs}
         for i in spec.inputs:
             self.names[i.id] = i.name
         self.k = 0
@@ -197,6 +199,14 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
         elif isinstance(n, T.Expand):
             name = namer.name(n)
             body.append(ir.Expand(name, n.shape, _materialized(n.args[0], expr_of), n.axes))
+        elif isinstance(n, Unfold):
+            name = namer.name(n)
+            body.append(ir.Window(name, n.shape, _materialized(n.args[0], expr_of), n.args[0].shape,
+                                  n.size, n.stride, n.padding, n.dilation, n.fill))
+        elif isinstance(n, Fold):
+            name = namer.name(n)
+            body.append(ir.WindowAdd(name, n.shape, _materialized(n.args[0], expr_of), n.args[0].shape,
+                                     n.size, n.stride, n.padding, n.dilation))
         elif isinstance(n, T.Slice):
             name = namer.name(n)
             body.append(ir.Slice(name, n.shape, _materialized(n.args[0], expr_of), n.start, n.stop))
@@ -284,4 +294,8 @@ def _stmt_expr(s):
         return ("slice", s.src, s.start, s.stop)
     if isinstance(s, ir.Concat):
         return ("concat", s.parts)
+    if isinstance(s, ir.Window):
+        return ("unfold", s.src, s.size, s.stride, s.padding, s.dilation)
+    if isinstance(s, ir.WindowAdd):
+        return ("fold", s.src, s.size, s.stride, s.padding, s.dilation)
     return ("expand", s.src, s.axes)

@@ -85,6 +85,35 @@ class Concat:
 
 
 @dataclass
+class Window:
+    """``out[..., k, i] = src[..., stride*i + dilation*k - padding]`` on the last ``len(size)`` axes of
+    ``src`` (``fill`` outside); ``out`` has shape ``lead + size + out_dims``."""
+    out: str
+    shape: tuple
+    src: str
+    src_shape: tuple
+    size: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    fill: sp.Expr = sp.Integer(0)
+
+
+@dataclass
+class WindowAdd:
+    """The transpose of ``Window``: ``out`` (shape ``lead + lengths``) is zero plus ``src[..., k, i]``
+    added at ``stride*i + dilation*k - padding`` for every window cell inside the tensor (col2im)."""
+    out: str
+    shape: tuple
+    src: str
+    src_shape: tuple
+    size: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+
+
+@dataclass
 class Function:
     name: str
     params: list            # Arg (arrays in order)
@@ -111,6 +140,8 @@ class Kernel:
     meta: dict = field(default_factory=dict)
     node_names: dict = field(default_factory=dict)  # spec node id -> array name (for explain)
     loss: bool = False      # one scalar output; backward's dloss defaults to 1.0
+    sizes: list = field(default_factory=list)      # (name, default int or size name, minimum): int keywords
+    out_dims: list = field(default_factory=list)   # (name, numerator, stride): name = numerator // stride + 1
 
 
 def prod(shape) -> sp.Expr:
@@ -150,7 +181,7 @@ def reads(s) -> set[str]:
         return names - temps
     if isinstance(s, Einsum):
         return set(s.operands)
-    if isinstance(s, (Slice, Expand)):
+    if isinstance(s, (Slice, Expand, Window, WindowAdd)):
         return {s.src}
     if isinstance(s, Concat):
         return {p for p in s.parts if p}

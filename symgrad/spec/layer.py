@@ -25,6 +25,7 @@ from ..registry import REGISTRY
 from . import tensor as T
 from .constants import check_constants
 from .minmax import pairwise
+from .window import Size, SizeDecl, sizes_of
 from ..derive.reverse import derive
 
 
@@ -83,6 +84,7 @@ class LayerSpec:
     formula: str = ""             # the scalar formula of an activation, for docs
     loss: bool = False            # one scalar output; backward's upstream gradient defaults to 1.0
     meta: dict = field(default_factory=dict)
+    sizes: list = field(default_factory=list)   # symgrad.size parameters (integer keywords fixing shapes)
 
     @property
     def output_names(self) -> list[str]:
@@ -103,6 +105,16 @@ class LayerSpec:
         return seen
 
     @cached_property
+    def out_dims(self) -> list:
+        """Dims computed from the others (window positions of ``unfold``), in first-use order."""
+        return sizes_of(T.walk(self.outputs))[1]
+
+    @property
+    def kernel_dims(self) -> list:
+        """Every integer a kernel takes: the inputs' dims, the size parameters, the computed dims."""
+        return self.dims + [s for s in self.sizes if s not in self.dims] + self.out_dims
+
+    @cached_property
     def derivation(self):
         return derive(self)
 
@@ -111,7 +123,7 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
     """The ``LayerSpec`` of forward function ``fn`` (shapes ``decls``); ``loss``: one scalar output."""
     T.check_kernel_name(name, "layer name")
     sig = inspect.signature(fn)
-    inputs, hypers, call = [], [], []
+    inputs, hypers, sizes, call = [], [], [], []
     for pname, p in sig.parameters.items():
         if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             raise SpecError(f"{name}: parameter {pname!r} must be a plain positional parameter")
@@ -128,6 +140,10 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
             inp = T.Input(pname, d.shape, d.kind, d.requires_grad, d.bound)
             inputs.append(inp)
             call.append(inp)
+        elif isinstance(p.default, SizeDecl):
+            sz = Size(pname, p.default.default, p.default.minimum)
+            sizes.append(sz)
+            call.append(sz)
         elif p.default is not p.empty and isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
             h = T.Hyper(pname, p.default)
             hypers.append(h)
@@ -157,17 +173,29 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
     for h in hypers:
         if h not in used:
             raise SpecError(f"{name}: hyperparameter {h.name!r} is not used")
-    names = [i.name for i in inputs] + [h.name for h in hypers]
+    used_sizes = sizes_of(T.walk(outs))[0]
+    for sz in sizes:
+        if sz not in used_sizes:
+            raise SpecError(f"{name}: size parameter {sz.name!r} is not used")
+        if isinstance(sz.default, str) and sz.default not in [x.name for x in sizes if isinstance(x.default, int)]:
+            raise SpecError(f"{name}: size parameter {sz.name!r} defaults to {sz.default!r}, "
+                            "which is not an int-valued size parameter of this layer")
+    for sz in used_sizes:
+        if sz not in sizes:
+            raise SpecError(f"{name}: size parameter {sz.name!r} is not a parameter of this layer")
+    names = [i.name for i in inputs] + [h.name for h in hypers] + [sz.name for sz in sizes]
     for o in outs:
         if o.name in names:
             raise SpecError(f"{name}: output name {o.name!r} clashes with an argument")
     dim_names = [str(s) for i in inputs for d in i.shape for s in sp.sympify(d).free_symbols]
     dim_names += [str(i.bound) for i in inputs if i.bound is not None]
-    T.check_distinct(name, {"input": [i.name for i in inputs], "hyperparameter": [h.name for h in hypers],
+    dim_names += [str(o) for o in sizes_of(T.walk(outs))[1]]
+    T.check_distinct(name, {"input": [i.name for i in inputs],
+                            "hyperparameter": [h.name for h in hypers] + [sz.name for sz in sizes],
                             "dimension": sorted(set(dim_names)), "output": [o.name for o in outs]})
     if not any(i.differentiable for i in inputs):
         raise SpecError(f"{name}: no input gets a gradient")
-    return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "", loss=loss)
+    return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "", loss=loss, sizes=sizes)
 
 
 def layer(name: str | None = None, *, register: bool = True, **shapes):

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ..spec.tensor import ANY
+from ..spec.tensor import ANY, walk
+from ..spec.window import Unfold
 from .report import Row
 from ..runtime import load
 
@@ -18,11 +19,24 @@ DEFAULT_SIZES = {"N": 3, "D": 4, "M": 5, "C": 4, "H": 3, "T": 3}
 
 
 def sizes_for(spec, sizes=None) -> dict:
+    """Small sizes for the dims of ``spec``; a window's size (a kernel's ``K``) gets 2, so that the
+    window fits in the other axes at every checked stride, padding and dilation."""
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
+    nodes = walk(spec.outputs) if getattr(spec, "sizes", None) else []   # recurrent specs name outputs
+    windows = {s for n in nodes if isinstance(n, Unfold) for s in n.size}
     out = {}
     for k, d in enumerate(spec.dims):
-        out[d] = sizes.get(str(d), 3 + k)
+        out[d] = sizes.get(str(d), 2 if d in windows else 3 + k)
     return out
+
+
+def size_settings(spec) -> list[dict]:
+    """The size-parameter values a layer is checked at: its defaults, then each int default + 1
+    (stride 2, padding 1, dilation 2; a size that defaults to another keeps following it)."""
+    if not getattr(spec, "sizes", None):
+        return [{}]
+    bumped = {s.name: s.default + 1 for s in spec.sizes if isinstance(s.default, int)}
+    return [{}, bumped]
 
 
 def random_inputs(spec, rng, sizes=None) -> dict:
@@ -57,17 +71,30 @@ def _upstreams(spec, outs, rng):
 
 
 def check_layer(spec, backend="numpy", dtype="float64", seed=0, sizes=None) -> list[Row]:
+    """Rows of the finite-difference (float64) or float32-vs-float64 check of a layer, at every
+    setting of its size parameters (``size_settings``)."""
+    rows = []
+    for hyp in size_settings(spec):
+        note = ", ".join(f"{k}={v}" for k, v in hyp.items())
+        for row in _check_layer(spec, backend, dtype, seed, sizes, hyp):
+            if note:
+                row.note = f"{row.note}; {note}" if row.note else note
+            rows.append(row)
+    return rows
+
+
+def _check_layer(spec, backend, dtype, seed, sizes, hyp) -> list[Row]:
     rng = np.random.default_rng(seed)
     args = random_inputs(spec, rng, sizes)
     k64 = load(spec.name, backend, "float64")
-    outs, cache = outputs_of(spec, k64.forward(**args))
+    outs, cache = outputs_of(spec, k64.forward(**args, **hyp))
     ups = _upstreams(spec, outs, rng)
     grads = k64.backward(cache, *ups)
     rows = []
     if dtype == "float32":
         k32 = load(spec.name, backend, "float32")
         a32 = {n: (v.astype(np.float32) if v.dtype.kind == "f" else v) for n, v in args.items()}
-        o32, c32 = outputs_of(spec, k32.forward(**a32))
+        o32, c32 = outputs_of(spec, k32.forward(**a32, **hyp))
         g32 = k32.backward(c32, *[np.asarray(u, dtype=np.float32) if np.ndim(u) else u for u in ups])
         for name, ref, got in list(zip(spec.output_names, outs, o32)) + \
                 list(zip(["d" + i.name for i in spec.diff_inputs], grads, g32)):
@@ -79,7 +106,7 @@ def check_layer(spec, backend="numpy", dtype="float64", seed=0, sizes=None) -> l
         return rows
 
     def objective(a):
-        o, _ = outputs_of(spec, k64.forward(**a))
+        o, _ = outputs_of(spec, k64.forward(**a, **hyp))
         return float(sum(np.sum(np.asarray(oo) * u) for oo, u in zip(o, ups)))
 
     for inp, g in zip(spec.diff_inputs, grads):

@@ -55,6 +55,7 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     dims = [str(d) for d in k.dims]
     reals = [a for a in k.inputs if a.kind == "real"]
     sig = "".join(f"{a.name}, " for a in k.inputs) + "".join(f"{n}={v!r}, " for n, v in k.hypers)
+    sig += "".join(f"{n}={'None' if isinstance(v, str) else v}, " for n, v, _ in k.sizes)
     L = [f"def forward({sig}*, dtype=None):",
          f"dtype = _dtype(dtype, {''.join(a.name + ', ' for a in reals)})"]
     L += [f'{a.name} = _real("{a.name}", {a.name}, dtype)' if a.kind == "real" else
@@ -81,6 +82,7 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
         B.append(f'{d} = cache.get("{d}")')
         B.append(f"if type({d}) is not int or {d} < 0:")
         B.append(f'    {d} = _dims_of(cache, "{d}")')
+    B += e.out_dim_binds(cached=True)
     if any_ref:
         B.append('shape = tuple(cache.get("shape", ()))')
         B.append(f"if _prod(shape) != {ANY}:")

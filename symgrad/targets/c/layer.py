@@ -146,8 +146,73 @@ class CBody(Fusion, Views):
             self.concat(s, depth)
         elif isinstance(s, ir.Einsum):
             self.einsum(s, depth)
+        elif isinstance(s, ir.Window):
+            self.window(s, depth)
+        elif isinstance(s, ir.WindowAdd):
+            self.window_add(s, depth)
         else:  # pragma: no cover
             raise TypeError(s)
+
+    def _positions(self, s, lengths, n, depth, inner):
+        """Open the loops over window cells ``k`` and positions ``o`` of ``s`` (for the source
+        position ``p = stride o + dilation k - padding`` of each axis) around ``inner(ps, ok, d)``."""
+        ks = [f"_k{a}" for a in range(n)]
+        os_ = [f"_o{a}" for a in range(n)]
+        ps = [f"_p{a}" for a in range(n)]
+        d = depth
+        for a in range(n):
+            self.emit(f"for (int64_t {ks[a]} = 0; {ks[a]} < {cint(s.size[a])}; ++{ks[a]}) {{", d)
+            d += 1
+        conds = []
+        for a in range(n):
+            outs = tuple(s.shape[-n:]) if isinstance(s, ir.Window) else tuple(s.src_shape[-n:])
+            self.emit(f"for (int64_t {os_[a]} = 0; {os_[a]} < {cint(outs[a])}; ++{os_[a]}) {{", d)
+            d += 1
+            pos = s.stride[a] * sp.Symbol(os_[a]) + s.dilation[a] * sp.Symbol(ks[a]) - s.padding[a]
+            self.emit(f"const int64_t {ps[a]} = {cint(pos)};", d)
+            conds.append(f"(uint64_t){ps[a]} < (uint64_t){cint(lengths[a])}")
+        inner(ps, ks, os_, conds, d)
+        self.close(d, depth)
+
+    def window(self, s, depth):
+        """``u[lead, k, o] = x[lead, stride o + dilation k - padding]`` (``fill`` outside): im2col."""
+        n = len(s.size)
+        lead, lengths = tuple(s.src_shape[:-n]), tuple(s.src_shape[-n:])
+        outs = tuple(s.shape[-n:])
+        fill = {sp.oo: "INFINITY", -sp.oo: "-INFINITY"}.get(s.fill) or ccode(s.fill, self.dtype, {})
+        self.emit(f"SG_PARALLEL_FOR({cint(prod(s.shape))})", depth)
+        self.emit(f"for (int64_t _l = 0; _l < {cint(prod(lead))}; ++_l) {{", depth)
+        src = f"{self.ptr(s.src)} + _l * {cint(prod(lengths))}"
+        dst = f"{self.ptr(s.out)} + _l * {cint(prod(tuple(s.size) + outs))}"
+        self.emit(f"const {self.real} *restrict _src = {src};", depth + 1)
+        self.emit(f"{self.real} *restrict _dst = {dst};", depth + 1)
+
+        def inner(ps, ks, os_, conds, d):
+            flat_dst = self.index(tuple(s.size) + outs, tuple(s.size) + outs, ks + os_)
+            flat_src = self.index(lengths, lengths, ps)
+            self.emit(f"_dst[{flat_dst}] = ({' && '.join(conds)}) ? _src[{flat_src}] : {fill};", d)
+        self._positions(s, lengths, n, depth + 1, inner)
+        self.emit("}", depth)
+
+    def window_add(self, s, depth):
+        """The transpose of ``window`` (col2im): zero ``dx``, then add each window cell at the position
+        it was read from; rows of the leading axes are independent, so they run in parallel."""
+        n = len(s.size)
+        lengths = tuple(s.shape[-n:])
+        lead = tuple(s.shape[:-n])
+        cells = tuple(s.src_shape[-2 * n:])
+        self.emit(f"SG_PARALLEL_FOR({cint(prod(s.src_shape))})", depth)
+        self.emit(f"for (int64_t _l = 0; _l < {cint(prod(lead))}; ++_l) {{", depth)
+        self.emit(f"const {self.real} *restrict _src = {self.ptr(s.src)} + _l * {cint(prod(cells))};", depth + 1)
+        self.emit(f"{self.real} *restrict _dst = {self.ptr(s.out)} + _l * {cint(prod(lengths))};", depth + 1)
+        self.emit(f"for (int64_t _i = 0; _i < {cint(prod(lengths))}; ++_i) _dst[_i] = 0;", depth + 1)
+
+        def inner(ps, ks, os_, conds, d):
+            flat_src = self.index(cells, cells, ks + os_)
+            flat_dst = self.index(lengths, lengths, ps)
+            self.emit(f"if ({' && '.join(conds)}) _dst[{flat_dst}] += _src[{flat_src}];", d)
+        self._positions(s, lengths, n, depth + 1, inner)
+        self.emit("}", depth)
 
     def _acc(self, s):
         """(accumulator type, initial value, update format) of a reduction."""
@@ -181,9 +246,15 @@ class CBody(Fusion, Views):
             self.emit("}", d)
             self.close(d, depth)
             return
-        # general: initialise the output, then accumulate in source memory order
+        # general: initialise the output (inside a loop over rows: this row's part), then accumulate
+        # in source memory order
         if s.out in self.values:
             self.emit(f"{self.cname(s.out)} = {init};", depth)
+        elif bound:
+            assert bound == 1 and 0 not in axes, "a reduction inside a row loop keeps the row axis"
+            row = cint(prod(tuple(s.shape)[1:]))
+            self.emit(f"for (int64_t _i = 0; _i < {row}; ++_i) {self.ptr(s.out)}[{ivars[0]} * {row} + _i] = {init};",
+                      depth)
         else:
             self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = {init};", depth)
         d = self.loops(dom, range(bound, len(dom)), ivars, depth)

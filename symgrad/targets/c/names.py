@@ -135,6 +135,10 @@ def describe(s, g: Glossary, short=False) -> str:
         return f"{out} = {g.name(s.src)}[..., {s.start}:{s.stop}] (copy)"
     if isinstance(s, ir.Concat):
         return f"{out} = concat({', '.join(g.name(p) if p else '0' for p in s.parts)}): the blocks not written in place"
+    if isinstance(s, ir.Window):
+        return f"{out} = the windows of {g.name(s.src)} (unfold, im2col)"
+    if isinstance(s, ir.WindowAdd):
+        return f"{out} = {g.name(s.src)} added back at the window positions (fold, col2im)"
     return f"{out} = copy of {g.name(s.src)}"
 
 

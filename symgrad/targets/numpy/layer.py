@@ -77,6 +77,16 @@ class NumpyLayerEmitter:
             lines.append(f"{s.out} = np.expand_dims({s.src}, {tuple(s.axes)})")
         elif isinstance(s, ir.Slice):
             lines.append(f"{s.out} = {s.src}[..., {pycode(s.start)}:{pycode(s.stop)}]")
+        elif isinstance(s, ir.Window):
+            fill = {sp.oo: "np.inf", -sp.oo: "-np.inf"}.get(s.fill) or f"{float(s.fill)!r}"
+            n = len(s.size)
+            lines.append(f"{s.out} = _unfold({s.src}, {self.tup(s.size)}, {self.tup(s.stride)}, "
+                         f"{self.tup(s.padding)}, {self.tup(s.dilation)}, {self.tup(s.shape[-n:])}, {fill})")
+        elif isinstance(s, ir.WindowAdd):
+            n = len(s.size)
+            lines.append(f"{s.out} = _fold({s.src}, {self.tup(s.shape[-n:])}, {self.tup(s.size)}, "
+                         f"{self.tup(s.stride)}, {self.tup(s.padding)}, {self.tup(s.dilation)}, "
+                         f"{self.tup(s.src_shape[-n:])})")
         elif isinstance(s, ir.Concat):
             parts = [p if p is not None else
                      f"np.zeros({self.shape(tuple(s.shape[:-1]) + (w,))}, dtype=dtype)"
@@ -85,6 +95,10 @@ class NumpyLayerEmitter:
         else:  # pragma: no cover
             raise TypeError(s)
         return lines
+
+    @staticmethod
+    def tup(values) -> str:
+        return "(" + "".join(f"{pycode(sp.sympify(v))}, " for v in values) + ")"
 
     def einsum(self, s: ir.Einsum) -> str:
         ops = s.operands
@@ -123,7 +137,30 @@ class NumpyLayerEmitter:
             return f"{s.out} = {s.src}[..., {s.start}:{s.stop}]"
         if isinstance(s, ir.Concat):
             return f"{s.out} = concat({', '.join(p or '0' for p in s.parts)})"
+        if isinstance(s, ir.Window):
+            return (f"{s.out} = unfold({s.src}, size={self.tup(s.size)}, stride={self.tup(s.stride)}, "
+                    f"padding={self.tup(s.padding)}, dilation={self.tup(s.dilation)})")
+        if isinstance(s, ir.WindowAdd):
+            return (f"{s.out} = fold({s.src}, size={self.tup(s.size)}, stride={self.tup(s.stride)}, "
+                    f"padding={self.tup(s.padding)}, dilation={self.tup(s.dilation)}): the transpose of unfold")
         return f"{s.out} = expand_dims({s.src}, {s.axes})"
+
+    def size_binds(self) -> list[str]:
+        """Lines that check the size keywords (stride, padding, ...): ints >= their minimum."""
+        out = []
+        for n, default, minimum in self.k.sizes:
+            fallback = f", default={default}" if isinstance(default, str) else ""
+            out.append(f"{n} = _size(\"{n}\", {n}, {minimum}{fallback})")
+        return out
+
+    def out_dim_binds(self, cached: bool = False) -> list[str]:
+        """Lines that compute the window-position dims (``H_out``) from the others; from a cache,
+        lines that check the cached ones against the cached sizes."""
+        out = []
+        for n, num, stride in self.k.out_dims:
+            value = f'_out_dim("{n}", {pycode(num)}, {pycode(stride)}, "{num}")'
+            out.append(f'_window_cache(cache, "{n}", {n}, {value})' if cached else f"{n} = {value}")
+        return out
 
     def validation(self, inputs) -> tuple[list[str], list[str], list[str]]:
         """Lines that bind the dims from the arguments' shapes, then check every shape.
@@ -138,6 +175,8 @@ class NumpyLayerEmitter:
         binds = [f'_check_ndim("{a.name}", {a.name}, {len(a.shape)}, "{self.shape_text(a.shape)}")'
                  for a in inputs if tuple(a.shape) != (ANY,)]
         binds += [f"{d} = {plain_dims[d][0]}.shape[{plain_dims[d][1]}]" for d in order]
+        binds += self.size_binds() + self.out_dim_binds()
+        order += [sp.Symbol(n) for n, _, _ in self.k.sizes] + [sp.Symbol(n) for n, _, _ in self.k.out_dims]
         if self.any_ref:
             binds.append(f"shape = {self.any_ref}.shape")
             binds.append(f"{ANY} = {self.any_ref}.size")
@@ -173,4 +212,7 @@ class NumpyLayerEmitter:
             is_loss=k.loss,
             grads=[a for a in k.inputs if a.grad],
             uses_sigmoid=any("_sigmoid(" in l for l in fwd + bwd),
+            uses_window=bool(k.sizes or k.out_dims),
+            window_checks=self.out_dim_binds(cached=True),
+            sizes=[(n, "None" if isinstance(d, str) else d, d) for n, d, _ in k.sizes],
         )
