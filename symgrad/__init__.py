@@ -16,4 +16,4 @@ beside it; ``registry`` ties kernel kinds to what each stage does with them.
 from .api import *  # noqa: F401,F403 - the public API
 from .api import __all__, __version__  # noqa: F401
 from .builtins import layers as _builtin_layers, optimizers as _builtin_optimizers  # noqa: F401,E402
-from .builtins import windows as _builtin_windows  # noqa: F401,E402
+from .builtins import windows as _builtin_windows, normalization as _builtin_norm  # noqa: F401,E402

@@ -7,7 +7,7 @@ module and then the built-ins, so neither imports the other back.
 from .errors import CompilerError, DTypeError, ShapeError, SpecError, SymgradError, UnknownKernelError
 from .version import __version__
 from .registry import REGISTRY
-from .spec.layer import ANYSHAPE, activation, constant, index, layer, loss
+from .spec.layer import ANYSHAPE, activation, buffer, constant, flag, index, layer, loss, update
 from .spec.recurrent import recurrent
 from .spec.tensor import apply, dims, einsum, hyper
 from .spec.functions import (abs, exp, log, max, maximum, mean, one_hot, sqrt,  # noqa: A004
@@ -23,7 +23,7 @@ from .generation import generate
 from .explanation import explain
 
 __all__ = [
-    "ANYSHAPE", "REGISTRY", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
+    "ANYSHAPE", "REGISTRY", "buffer", "flag", "update", "CompilerError", "DTypeError", "ShapeError", "SpecError", "SymgradError",
     "UnknownKernelError", "__version__", "abs", "activation", "apply", "check", "constant", "dims", "einsum",
     "exp", "expand_dims", "explain", "generate", "hparam", "hyper", "index", "layer", "load", "log", "loss", "max",
     "maximum", "mean", "one_hot", "optimizer", "recurrent", "scalar", "schedule", "size", "sqrt", "stop_gradient", "sum",

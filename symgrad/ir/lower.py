@@ -49,7 +49,7 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
             continue
         if n.name and not isinstance(n, T.Input):
             namer.claim(n, n.name)
-    for o in spec.outputs:
+    for o in list(spec.outputs) + [v for _, v in spec.updates]:
         namer.claim(o, o.name)
     adj_of = {tot.id: fid for fid, tot in d.adjoints.items()}
     by_id = {n.id: n for n in fwd_nodes}
@@ -62,7 +62,9 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
         if f is not None and f.name and not isinstance(n, T.Input):
             namer.claim(n, "d" + f.name, soft=True)
 
-    forward = _function("forward", spec.inputs, fwd_nodes, spec.outputs, saved, namer, {}, {})
+    new_values = [v for _, v in spec.updates]   # buffers' new values: computed by forward, not derived
+    fwd_all = T.walk(list(spec.outputs) + new_values) if new_values else fwd_nodes
+    forward = _function("forward", spec.inputs, fwd_all, list(spec.outputs) + new_values, saved, namer, {}, {})
     fwd_env = {n.id: sp.Symbol(namer.name(n)) for n in saved + saved_inputs}
     for n in fwd_nodes:
         if isinstance(n, T.Input):
@@ -77,7 +79,8 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
     for n in saved_inputs + saved:
         backward.shapes[namer.name(n)] = n.shape
 
-    args = [ir.Arg(i.name, i.shape, i.kind, i.bound, i.differentiable) for i in spec.inputs]
+    args = [ir.Arg(i.name, i.shape, i.kind, i.bound, i.differentiable, getattr(i, "buffer", False))
+            for i in spec.inputs]
     outs = [ir.Arg(o.name, o.shape) for o in spec.outputs]
     gouts = [ir.Arg(g.name, g.shape) for g in grads_in]
     eqs = [(s.out, _stmt_expr(s)) for s in forward.body]
@@ -85,11 +88,13 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
     for dname in spec.dims:
         if not any(ax == dname for i in spec.inputs for ax in i.shape):
             raise SpecError(f"{spec.name}: dimension {dname} must be the whole size of some input axis")
-    return ir.Kernel(spec.name, spec.kind, spec.doc, args, [(h.name, h.default) for h in spec.hypers],
+    hypers = [(h.name, bool(h.default) if isinstance(h, T.Flag) else h.default) for h in spec.hypers]
+    return ir.Kernel(spec.name, spec.kind, spec.doc, args, hypers,
                      outs, gouts, spec.kernel_dims, forward, backward, eqs, geqs, dict(spec.meta),
                      node_names=dict(namer.names), loss=spec.loss,
                      sizes=[(s.name, s.default, s.minimum) for s in spec.sizes],
-                     out_dims=[(str(o), o.numerator, o.stride) for o in spec.out_dims])
+                     out_dims=[(str(o), o.numerator, o.stride) for o in spec.out_dims],
+                     updates=[(t.name, namer.name(v)) for t, v in spec.updates])
 
 
 class _Namer:

@@ -19,6 +19,7 @@ class Arg:
     kind: str = "real"      # real | index
     bound: sp.Expr | None = None   # for index args: ids lie in range(bound)
     grad: bool = True
+    buffer: bool = False    # updated in place by forward (``Kernel.updates``)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class Kernel:
     loss: bool = False      # one scalar output; backward's dloss defaults to 1.0
     sizes: list = field(default_factory=list)      # (name, default int or size name, minimum): int keywords
     out_dims: list = field(default_factory=list)   # (name, numerator, stride): name = numerator // stride + 1
+    updates: list = field(default_factory=list)    # (buffer argument, array of its new value): forward writes
 
 
 def prod(shape) -> sp.Expr:

@@ -35,7 +35,66 @@ class ArgDecl:
     kind: str = "real"
     requires_grad: bool = True
     bound: sp.Symbol | None = None
+    buffer: bool = False
 
+
+def buffer(shape: tuple) -> ArgDecl:
+    """Declare a real array that the layer updates in place and does not differentiate (BatchNorm's
+    running statistics): ``symgrad.update(arg, value)`` in the layer gives its new value.
+
+    Args:
+        shape: a tuple of dimensions, e.g. ``(D,)``.
+
+    At run time the argument must be a writeable array of the kernel's dtype (never converted: the
+    update must reach the caller's array); forward writes it after every check and computation
+    succeeded, so a failed call changes nothing.
+
+    Example::
+
+        @symgrad.layer(x=(N, D), avg=symgrad.buffer((D,)))
+        def track(x, avg, momentum=0.1):
+            return x * 1.0, symgrad.update(avg, (1 - momentum) * avg + momentum * symgrad.mean(x, axis=0))
+    """
+    return ArgDecl(tuple(shape), "real", False, None, True)
+
+
+@dataclass(frozen=True)
+class Update:
+    """What ``symgrad.update`` returns: a buffer argument and its new value (a tensor)."""
+
+    target: object
+    value: object
+
+
+def update(target, value) -> Update:
+    """The new value of a buffer argument (``symgrad.buffer``), written in place by forward.
+
+    Args:
+        target: the buffer argument.
+        value: a tensor of the buffer's shape (or broadcastable to it), computed from any arguments;
+            no gradient flows through it.
+
+    Return it from the layer function after the outputs: ``return y, symgrad.update(running_mean, m)``.
+    """
+    if not isinstance(target, T.Input) or not getattr(target, "buffer", False):
+        raise SpecError(f"update: the target must be a symgrad.buffer argument, got {target!r}")
+    return Update(target, value)
+
+
+def flag(default: bool) -> "T.Flag":
+    """A boolean keyword of forward (``training=True``), as a layer parameter's default.
+
+    In formulas it is 1.0 (True) or 0.0 (False); choose with ``symgrad.where(lambda t: t > 0, a, b,
+    training)``. The kernel accepts ``True``/``False`` (or 1/0).
+    """
+    if not isinstance(default, bool):
+        raise SpecError(f"flag: the default must be True or False, got {default!r}")
+    return _FlagDecl(default)
+
+
+@dataclass(frozen=True)
+class _FlagDecl:
+    default: bool
 
 def index(shape: tuple, bound: sp.Symbol) -> ArgDecl:
     """Declare an argument of integer class ids in ``range(bound)`` (a loss target); never differentiated.
@@ -85,6 +144,7 @@ class LayerSpec:
     loss: bool = False            # one scalar output; backward's upstream gradient defaults to 1.0
     meta: dict = field(default_factory=dict)
     sizes: list = field(default_factory=list)   # symgrad.size parameters (integer keywords fixing shapes)
+    updates: list = field(default_factory=list)  # [(buffer Input, new value node)], written by forward
 
     @property
     def output_names(self) -> list[str]:
@@ -138,8 +198,13 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
                                     f"or 1, got {dim!r}; a literal size is not allowed: name it, e.g. "
                                     f"K = symgrad.dims('K')[0], and the kernel checks it at run time")
             inp = T.Input(pname, d.shape, d.kind, d.requires_grad, d.bound)
+            inp.buffer = d.buffer
             inputs.append(inp)
             call.append(inp)
+        elif isinstance(p.default, _FlagDecl):
+            h = T.Flag(pname, p.default.default)
+            hypers.append(h)
+            call.append(h)
         elif isinstance(p.default, SizeDecl):
             sz = Size(pname, p.default.default, p.default.minimum)
             sizes.append(sz)
@@ -157,6 +222,26 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
         raise SpecError(f"{name}: a layer needs at least one array input")
     out = fn(*call)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    updates = [u for u in outs if isinstance(u, Update)]
+    first = len(outs) - len(updates)
+    if not all(isinstance(u, Update) for u in outs[first:]) or first == 0:
+        raise SpecError(f"{name}: return the outputs first, then the symgrad.update(...) values")
+    outs = outs[:first]
+    upd = []
+    for u in updates:
+        if u.target not in inputs:
+            raise SpecError(f"{name}: update of {u.target!r}, which is not an argument of this layer")
+        if any(u.target is t for t, _ in upd):
+            raise SpecError(f"{name}: buffer {u.target.name!r} is updated twice")
+        v = T.elementwise(lambda a: a, T.as_node(u.value), shape=u.target.shape)
+        if T.broadcast_shapes([u.value.shape, u.target.shape], f" in the update of {u.target.name!r}") != \
+                tuple(u.target.shape):
+            raise SpecError(f"{name}: the update of {u.target.name!r} has shape {u.value.shape}, "
+                            f"the buffer {u.target.shape}")
+        upd.append((u.target, v.named("new_" + u.target.name)))
+    for i in inputs:
+        if getattr(i, "buffer", False) and not any(t is i for t, _ in upd):
+            raise SpecError(f"{name}: buffer {i.name!r} is never updated (return symgrad.update({i.name}, ...))")
     for k, o in enumerate(outs):
         if not isinstance(o, T.Node):
             raise SpecError(f"{name}: forward must return tensors, got {type(o).__name__}")
@@ -166,10 +251,10 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
             o.named("loss" if loss else ("y" if len(outs) == 1 else f"y{k}"))
     if loss and (len(outs) != 1 or outs[0].shape != ()):
         raise SpecError(f"{name}: a loss must return one scalar, got shape(s) {[o.shape for o in outs]}")
-    for n in T.walk(outs):
+    for n in T.walk(outs + [v for _, v in upd]):
         if isinstance(n, T.Map):
             check_constants(n.expr, f"{name}: formula {n.fn or ''}".rstrip())
-    used = {s for n in T.walk(outs) if isinstance(n, T.Map) for s in n.hyper_symbols()}
+    used = {s for n in T.walk(outs + [v for _, v in upd]) if isinstance(n, T.Map) for s in n.hyper_symbols()}
     for h in hypers:
         if h not in used:
             raise SpecError(f"{name}: hyperparameter {h.name!r} is not used")
@@ -195,7 +280,8 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
                             "dimension": sorted(set(dim_names)), "output": [o.name for o in outs]})
     if not any(i.differentiable for i in inputs):
         raise SpecError(f"{name}: no input gets a gradient")
-    return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "", loss=loss, sizes=sizes)
+    return LayerSpec(name, kind, inputs, hypers, outs, doc=inspect.getdoc(fn) or "", loss=loss, sizes=sizes,
+                     updates=upd)
 
 
 def layer(name: str | None = None, *, register: bool = True, **shapes):

@@ -305,6 +305,14 @@ class Hyper(sp.Symbol):
         return super()._hashable_content() + (self.default,)
 
 
+class Flag(Hyper):
+    """A boolean keyword (``training=True``): 1.0 or 0.0 in formulas (``symgrad.flag``)."""
+
+    def __new__(cls, name: str, default: bool):
+        obj = Hyper.__new__(cls, name, 1.0 if default else 0.0)
+        return obj
+
+
 def hyper(name: str, default: float) -> Hyper:
     """A scalar hyperparameter usable inside tensor expressions (a keyword argument of forward).
 

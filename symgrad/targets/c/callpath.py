@@ -58,18 +58,21 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     sig += "".join(f"{n}={'None' if isinstance(v, str) else v}, " for n, v, _ in k.sizes)
     L = [f"def forward({sig}*, dtype=None):",
          f"dtype = _dtype(dtype, {''.join(a.name + ', ' for a in reals)})"]
-    L += [f'{a.name} = _real("{a.name}", {a.name}, dtype)' if a.kind == "real" else
+    L += [f'{a.name} = {"_buffer" if a.buffer else "_real"}("{a.name}", {a.name}, dtype)' if a.kind == "real" else
           f'{a.name} = _ids("{a.name}", {a.name})' for a in k.inputs]
-    L += [f'{n} = _hyper("{n}", {n})' for n, _ in k.hypers]
+    L += [f'{n} = {"_flag" if isinstance(v, bool) else "_hyper"}("{n}", {n})' for n, v in k.hypers]
     L += binds + checks
     L += [f"{a.name} = _contig_ids({a.name})" if a.kind == "index" else f"{a.name} = _contig({a.name})"
           for a in k.inputs]
     L += _alloc(fwd, ("out", "cache"))
     L.append("_ct = _CT[dtype]")
     L.append(_call(fwd, "_FWD"))
+    L += [f"_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
+    buffers = {a.name for a in k.inputs if a.buffer}
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
     items.append('"shape": shape' if any_ref else '"shape": ()')
-    items += [f'"{n}": {n}' for n, _ in k.hypers] + [f'"{n}": {n}' for n in k.backward.saved]
+    items += [f'"{n}": {n}' for n, _ in k.hypers]
+    items += [f'"{n}": {n}.copy()' if n in buffers else f'"{n}": {n}' for n in k.backward.saved]
     L.append("cache = {" + ", ".join(items) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
     L.append(f"return ({', '.join(outs)}, cache)")

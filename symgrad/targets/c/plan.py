@@ -74,6 +74,8 @@ def plan(k: ir.Kernel) -> tuple[CFunc, CFunc]:
     fshapes = k.forward.shapes
     cache = [n for n in k.forward.saved if n not in out_names and n not in in_names]
     fargs = [CArg(o.name, "out", tuple(o.shape)) for o in k.outputs]
+    bshape = {a.name: tuple(a.shape) for a in k.inputs}
+    fargs += [CArg(v, "out", bshape[b], f"the new value of {b} (the caller copies it in)") for b, v in k.updates]
     fargs += [CArg(n, "cache", tuple(fshapes[n])) for n in cache]
     fargs += [CArg(a.name, "index" if a.kind == "index" else "in", tuple(a.shape)) for a in k.inputs]
     taken = {a.name for a in fargs}

@@ -213,6 +213,7 @@ class NumpyLayerEmitter:
             grads=[a for a in k.inputs if a.grad],
             uses_sigmoid=any("_sigmoid(" in l for l in fwd + bwd),
             uses_window=bool(k.sizes or k.out_dims),
+            buffers={a.name for a in k.inputs if a.buffer},
             window_checks=self.out_dim_binds(cached=True),
             sizes=[(n, "None" if isinstance(d, str) else d, d) for n, d, _ in k.sizes],
         )
