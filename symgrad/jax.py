@@ -11,6 +11,9 @@ kernel call per batch element) on CPU. The kernel's cache is a host-side Python 
 cannot carry between the two callbacks, so the backward callback runs forward again and then
 backward (rematerialization, as ``jax.checkpoint`` does): a gradient costs two forward passes.
 Output shapes are found by running forward once on zeros per new combination of input shapes.
+A layer with buffers (BatchNorm's running statistics) is functional here, as JAX state is: the
+function returns the outputs followed by the buffers' new values (``y, new_mean, new_var``) and
+leaves its arguments unchanged.
 Importing this module does not import jax; ``function`` does.
 """
 from __future__ import annotations
@@ -38,7 +41,9 @@ class JaxKernel:
         self.input_names = [i.name for i in self.spec.inputs]
         self.reals = [i.name for i in self.spec.inputs if i.kind == "real"]
         self.diff = [i.differentiable for i in self.spec.inputs]
-        self.hyper_names = [h.name for h in self.spec.hypers]
+        self.hyper_names = [h.name for h in self.spec.hypers] + [z.name for z in getattr(self.spec, "sizes", [])]
+        self.buffers = [i.name for i in self.spec.inputs if getattr(i, "buffer", False)]
+        self.n_outputs = len(self.spec.outputs)
 
     def __repr__(self):
         return f"symgrad.jax.function({self.name!r}, backend={self.backend!r})"
@@ -55,17 +60,18 @@ class JaxKernel:
 
     def host_forward(self, hyper: dict, *arrays):
         """(outputs as a tuple of arrays, cache) of the kernel on host arrays."""
-        arrays = [np.asarray(a) for a in arrays]
+        arrays = [np.array(a) if n in self.buffers else np.asarray(a) for n, a in zip(self.input_names, arrays)]
         kernel = load(self.name, self.backend, self.dtype_of(arrays))
         *outs, cache = kernel.forward(*arrays, **hyper)
         if len(outs) == 1 and isinstance(outs[0], tuple):
             outs = list(outs[0])
+        outs += [a for n, a in zip(self.input_names, arrays) if n in self.buffers]   # their new values
         return tuple(np.asarray(o, dtype=kernel.dtype) for o in outs), cache, kernel
 
     def host_backward(self, hyper: dict, n_in: int, *arrays_and_grads):
         arrays, grads = arrays_and_grads[:n_in], arrays_and_grads[n_in:]
         _, cache, kernel = self.host_forward(hyper, *arrays)
-        res = kernel.backward(cache, *[np.asarray(g) for g in grads])
+        res = kernel.backward(cache, *[np.asarray(g) for g in grads[:self.n_outputs]])  # buffers: no gradient
         return tuple(np.asarray(g, dtype=kernel.dtype) for g in res)
 
     @lru_cache(maxsize=None)

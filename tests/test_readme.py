@@ -248,7 +248,8 @@ def test_contract_layer_table_matches_the_kernels():
     assert len(rows) >= 8
     for names_cell, args_cell, _out, grads_cell in rows:
         documented_args = re.findall(r"(\w+)(?: \(|=)", args_cell)
-        documented_defaults = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.e+-]+)", args_cell)}
+        documented_defaults = {k: {"None": None, "True": True, "False": False}[v] if v in ("None", "True", "False")
+                               else float(v) for k, v in re.findall(r"(\w+)=(None|True|False|[\d.e+-]+)", args_cell)}
         documented_grads = re.findall(r"\w+", grads_cell.split(")")[0])
         for name in re.findall(r"`(\w+)`", names_cell):
             k = symgrad.load(name)

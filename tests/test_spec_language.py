@@ -418,11 +418,11 @@ def test_spec_language_reference_examples_run_and_check_on_both_targets():
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / "docs" / "spec-language.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     ns = {}
     for code in blocks:
         exec(compile(code, "spec-language.md", "exec"), ns)  # noqa: S102 - our own documentation
-    specs = [ns["rmsnorm"], ns["gru"], ns["debiased_momentum"]]
+    specs = [ns["my_conv2d"], ns["rmsnorm"], ns["gru"], ns["debiased_momentum"]]
     with registered(*specs):
         for backend in [b.values[0] if hasattr(b, "values") else b for b in BACKENDS]:
             rep = sg.check([s.name for s in specs], backend=backend)

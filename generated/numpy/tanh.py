@@ -65,6 +65,25 @@ def _hyper(name, v):
         raise ValueError(f"{name}: {str(v)[:12]}... ({len(str(v))} digits) is too large for a float") from None
 
 
+def _flag(name, v):
+    """A boolean keyword (``training``): True/False (or 1/0) -> 1.0/0.0."""
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, np.integer)) and v in (0, 1)):
+        return 1.0 if v else 0.0
+    raise TypeError(f"{name}: expected True or False, got {v!r}")
+
+
+def _buffer(name, a, dtype):
+    """An array updated in place (running statistics): a writeable, C-contiguous ndarray of exactly
+    ``dtype``. Never converted: a converted copy would take the update and the caller never see it."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array (it is updated in place), got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype}, got {a.dtype} (it is updated in place, never converted)")
+    if not a.flags.writeable or not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a writeable C-contiguous array (it is updated in place)")
+    return a
+
+
 def _inv(n):
     """1/n for a size n; an empty axis (n = 0) gives inf as in C, not ZeroDivisionError (a Python
     float, so float32 arithmetic stays float32)."""

@@ -90,7 +90,7 @@ class TorchKernel:
         self.dtype = None if dtype is None else str(dtype).replace("torch.", "")
         self.input_names = [i.name for i in self.spec.inputs]
         self.reals = [i.name for i in self.spec.inputs if i.kind == "real"]
-        self.hyper_names = [h.name for h in self.spec.hypers]
+        self.hyper_names = [h.name for h in self.spec.hypers] + [z.name for z in getattr(self.spec, "sizes", [])]
         self.kernels = {}
         self.calls = {}       # (dtype, hyperparameters) -> Call, reused: a call's setup is per-call overhead
         if self.dtype is not None:

@@ -24,9 +24,12 @@ def sizes_for(spec, sizes=None) -> dict:
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     nodes = walk(spec.outputs) if getattr(spec, "sizes", None) else []   # recurrent specs name outputs
     windows = {s for n in nodes if isinstance(n, Unfold) for s in n.size}
+    lengths = {s for n in nodes if isinstance(n, Unfold) for s in n.lengths}
     out = {}
     for k, d in enumerate(spec.dims):
         out[d] = sizes.get(str(d), 2 if d in windows else 3 + k)
+        if d in lengths:   # a windowed axis holds a window of 2-3 cells at every checked setting
+            out[d] = max(out[d], 4)
     return out
 
 

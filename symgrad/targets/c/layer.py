@@ -253,8 +253,10 @@ class CBody(Fusion, Views):
         elif bound:
             assert bound == 1 and 0 not in axes, "a reduction inside a row loop keeps the row axis"
             row = cint(prod(tuple(s.shape)[1:]))
+            self.note(f"this row of {self.cname(s.out)} starts at {init}", depth)
             self.emit(f"for (int64_t _i = 0; _i < {row}; ++_i) {self.ptr(s.out)}[{ivars[0]} * {row} + _i] = {init};",
                       depth)
+            self.note(f"then takes the {s.kind} over axes {', '.join(map(str, axes))} of the row", depth)
         else:
             self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = {init};", depth)
         d = self.loops(dom, range(bound, len(dom)), ivars, depth)
