@@ -170,7 +170,8 @@ def check(names, backend, dtype, seed, specs, formulas):
 
 @main.command()
 @click.argument("workloads", nargs=-1, type=click.Choice(["percall", "mlp", "lstm_step", "torch_layernorm",
-                                                           "torch_tiny", "dense", "layernorm", "lstm", "adam"]))
+                                                           "torch_tiny", "dense", "layernorm", "lstm", "adam",
+                                                           "conv2d", "maxpool2d", "batchnorm2d"]))
 @click.option("--threads", type=int, default=2, show_default=True, help="Threads for BLAS, OpenMP and torch.")
 @click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "float64"]),
               help="Repeatable; default both.")

@@ -30,16 +30,15 @@
  *   y = t1 + t2
  *
  *   y (N, O, L_out): output, overwritten
- *   t0 (N, C, K, L_out): written: saved for the backward pass
  *   x (N, C, L): read
  *   weight (O, C, K): read
  *   bias (O,): read
- *   scratch: L_out*N*O + O elements of work space (= conv1d_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: L_out*C*K*N + L_out*N*O + O elements of work space (= conv1d_forward_scratch_size(...)), contents undefined afterwards
  */
-void conv1d_forward_f32(float *restrict y, float *restrict t0, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
-void conv1d_forward_f64(double *restrict y, double *restrict t0, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
+void conv1d_forward_f32(float *restrict y, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
+void conv1d_forward_f64(double *restrict y, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 
-/* Elements (float or double) of the scratch buffer conv1d_forward_* needs: L_out*N*O + O. */
+/* Elements (float or double) of the scratch buffer conv1d_forward_* needs: L_out*C*K*N + L_out*N*O + O. */
 int64_t conv1d_forward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 
 
@@ -47,6 +46,7 @@ int64_t conv1d_forward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, 
  *
  *   dyweight = einsum('nol,ock->nckl', dy, weight)
  *   dx = fold(dyweight, size=(K, ), stride=(stride, ), padding=(padding, ), dilation=(dilation, )): the transpose of unfold
+ *   t0 = unfold(x, size=(K, ), stride=(stride, ), padding=(padding, ), dilation=(dilation, ))
  *   dweight = einsum('nol,nckl->ock', dy, t0)
  *   sum_dy = sum(dy) over axis 2
  *   t5 = sum(sum_dy) over axis 0
@@ -56,14 +56,14 @@ int64_t conv1d_forward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, 
  *   dweight (O, C, K): gradient, overwritten (not accumulated)
  *   dbias (O,): gradient, overwritten (not accumulated)
  *   dy (N, O, L_out): upstream gradient, read
+ *   x (N, C, L): read, from forward
  *   weight (O, C, K): read, from forward
- *   t0 (N, C, K, L_out): read, from forward
- *   scratch: L_out*C*K*N + N*O + 17*O elements of work space (= conv1d_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 2*L_out*C*K*N + N*O + 17*O elements of work space (= conv1d_backward_scratch_size(...)), contents undefined afterwards
  */
-void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict weight, const float *restrict t0, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
-void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict weight, const double *restrict t0, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
+void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
+void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict x, const double *restrict weight, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 
-/* Elements (float or double) of the scratch buffer conv1d_backward_* needs: L_out*C*K*N + N*O + 17*O. */
+/* Elements (float or double) of the scratch buffer conv1d_backward_* needs: 2*L_out*C*K*N + N*O + 17*O. */
 int64_t conv1d_backward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 
 

@@ -33,16 +33,15 @@
  *   y = t1 + t2
  *
  *   y (N, O, H_out, W_out): output, overwritten
- *   t0 (N, C, KH, KW, H_out, W_out): written: saved for the backward pass
  *   x (N, C, H, W): read
  *   weight (O, C, KH, KW): read
  *   bias (O,): read
- *   scratch: H_out*W_out*N*O + O elements of work space (= conv2d_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + O elements of work space (= conv2d_forward_scratch_size(...)), contents undefined afterwards
  */
-void conv2d_forward_f32(float *restrict y, float *restrict t0, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
-void conv2d_forward_f64(double *restrict y, double *restrict t0, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
+void conv2d_forward_f32(float *restrict y, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
+void conv2d_forward_f64(double *restrict y, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 
-/* Elements (float or double) of the scratch buffer conv2d_forward_* needs: H_out*W_out*N*O + O. */
+/* Elements (float or double) of the scratch buffer conv2d_forward_* needs: H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + O. */
 int64_t conv2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 
 
@@ -50,6 +49,7 @@ int64_t conv2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, 
  *
  *   dyweight = einsum('nohw,ocab->ncabhw', dy, weight)
  *   dx = fold(dyweight, size=(KH, KW, ), stride=(stride, stride, ), padding=(padding, padding, ), dilation=(dilation, dilation, )): the transpose of unfold
+ *   t0 = unfold(x, size=(KH, KW, ), stride=(stride, stride, ), padding=(padding, padding, ), dilation=(dilation, dilation, ))
  *   dweight = einsum('nohw,ncabhw->ocab', dy, t0)
  *   sum_dy = sum(dy) over axis 2, 3
  *   t5 = sum(sum_dy) over axis 0
@@ -59,14 +59,14 @@ int64_t conv2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, 
  *   dweight (O, C, KH, KW): gradient, overwritten (not accumulated)
  *   dbias (O,): gradient, overwritten (not accumulated)
  *   dy (N, O, H_out, W_out): upstream gradient, read
+ *   x (N, C, H, W): read, from forward
  *   weight (O, C, KH, KW): read, from forward
- *   t0 (N, C, KH, KW, H_out, W_out): read, from forward
- *   scratch: H_out*W_out*C*KH*KW*N + N*O + 17*O elements of work space (= conv2d_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 2*H_out*W_out*C*KH*KW*N + N*O + 17*O elements of work space (= conv2d_backward_scratch_size(...)), contents undefined afterwards
  */
-void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict weight, const float *restrict t0, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
-void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict weight, const double *restrict t0, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
+void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
+void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict x, const double *restrict weight, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 
-/* Elements (float or double) of the scratch buffer conv2d_backward_* needs: H_out*W_out*C*KH*KW*N + N*O + 17*O. */
+/* Elements (float or double) of the scratch buffer conv2d_backward_* needs: 2*H_out*W_out*C*KH*KW*N + N*O + 17*O. */
 int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 
 

@@ -62,8 +62,10 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
                          double beta, double *c, SYMGRAD_BLAS_INT ldc);
 #endif
 
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
 static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
-                            int64_t lda, const float *restrict b, int64_t ldb, float *restrict c, int64_t ldc)
+                            int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
+                            int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
@@ -83,16 +85,16 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
-                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, 0, c + lo * ldc, ldc);
+                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, beta, c + lo * ldc, ldc);
                 else
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
-                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, 0, c + lo, ldc);
+                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
             SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
 #else
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
-                   0, c, ldc);
+                   beta, c, ldc);
 #endif
         return;
     }
@@ -102,7 +104,8 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     for (int64_t i = 0; i < m; ++i) {
         float *restrict ci = c + i * ldc;
         if (!tb) {
-            for (int64_t j = 0; j < n; ++j) ci[j] = 0;
+            if (!beta)
+                for (int64_t j = 0; j < n; ++j) ci[j] = 0;
             for (int64_t p = 0; p < k; ++p) {
                 const float aip = ta ? a[p * lda + i] : a[i * lda + p];
                 const float *restrict bp = b + p * ldb;
@@ -112,14 +115,16 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             for (int64_t j = 0; j < n; ++j) {
                 float s = 0;
                 for (int64_t p = 0; p < k; ++p) s += (ta ? a[p * lda + i] : a[i * lda + p]) * b[j * ldb + p];
-                ci[j] = s;
+                ci[j] = beta ? ci[j] + s : s;
             }
         }
     }
 }
 
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
 static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
-                            int64_t lda, const double *restrict b, int64_t ldb, double *restrict c, int64_t ldc)
+                            int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
+                            int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
@@ -139,16 +144,16 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
-                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, 0, c + lo * ldc, ldc);
+                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, beta, c + lo * ldc, ldc);
                 else
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
-                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, 0, c + lo, ldc);
+                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
             SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
 #else
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
-                   0, c, ldc);
+                   beta, c, ldc);
 #endif
         return;
     }
@@ -158,7 +163,8 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     for (int64_t i = 0; i < m; ++i) {
         double *restrict ci = c + i * ldc;
         if (!tb) {
-            for (int64_t j = 0; j < n; ++j) ci[j] = 0;
+            if (!beta)
+                for (int64_t j = 0; j < n; ++j) ci[j] = 0;
             for (int64_t p = 0; p < k; ++p) {
                 const double aip = ta ? a[p * lda + i] : a[i * lda + p];
                 const double *restrict bp = b + p * ldb;
@@ -168,7 +174,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             for (int64_t j = 0; j < n; ++j) {
                 double s = 0;
                 for (int64_t p = 0; p < k; ++p) s += (ta ? a[p * lda + i] : a[i * lda + p]) * b[j * ldb + p];
-                ci[j] = s;
+                ci[j] = beta ? ci[j] + s : s;
             }
         }
     }
@@ -188,7 +194,7 @@ void dense_forward_f32(float *restrict y, const float *restrict x, const float *
 {
     float *restrict xW = scratch + 0;
     /* xW = x W (GEMM) */
-    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, xW, M);
+    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* y = b + xW */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
@@ -202,7 +208,7 @@ void dense_forward_f64(double *restrict y, const double *restrict x, const doubl
 {
     double *restrict xW = scratch + 0;
     /* xW = x W (GEMM) */
-    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, xW, M);
+    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* y = b + xW */
     SG_PARALLEL_FOR(M*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
@@ -244,9 +250,9 @@ void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict 
         }
     }
     /* dx = dy W^T (GEMM) */
-    sg_gemm_f32(0, 1, N, D, M, dy, M, W, M, dx, D);
+    sg_gemm_f32(0, 1, N, D, M, dy, M, W, M, 0, dx, D);
     /* dW = x^T dy (GEMM) */
-    sg_gemm_f32(1, 0, D, M, N, x, D, dy, M, dW, M);
+    sg_gemm_f32(1, 0, D, M, N, x, D, dy, M, 0, dW, M);
 }
 
 void dense_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict dy, const double *restrict x, const double *restrict W, double *restrict scratch, int64_t N, int64_t D, int64_t M)
@@ -273,7 +279,7 @@ void dense_backward_f64(double *restrict dx, double *restrict dW, double *restri
         }
     }
     /* dx = dy W^T (GEMM) */
-    sg_gemm_f64(0, 1, N, D, M, dy, M, W, M, dx, D);
+    sg_gemm_f64(0, 1, N, D, M, dy, M, W, M, 0, dx, D);
     /* dW = x^T dy (GEMM) */
-    sg_gemm_f64(1, 0, D, M, N, x, D, dy, M, dW, M);
+    sg_gemm_f64(1, 0, D, M, N, x, D, dy, M, 0, dW, M);
 }

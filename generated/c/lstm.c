@@ -117,8 +117,10 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
                          double beta, double *c, SYMGRAD_BLAS_INT ldc);
 #endif
 
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
 static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
-                            int64_t lda, const float *restrict b, int64_t ldb, float *restrict c, int64_t ldc)
+                            int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
+                            int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
@@ -138,16 +140,16 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
-                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, 0, c + lo * ldc, ldc);
+                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, beta, c + lo * ldc, ldc);
                 else
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
-                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, 0, c + lo, ldc);
+                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
             SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
 #else
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
-                   0, c, ldc);
+                   beta, c, ldc);
 #endif
         return;
     }
@@ -157,7 +159,8 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     for (int64_t i = 0; i < m; ++i) {
         float *restrict ci = c + i * ldc;
         if (!tb) {
-            for (int64_t j = 0; j < n; ++j) ci[j] = 0;
+            if (!beta)
+                for (int64_t j = 0; j < n; ++j) ci[j] = 0;
             for (int64_t p = 0; p < k; ++p) {
                 const float aip = ta ? a[p * lda + i] : a[i * lda + p];
                 const float *restrict bp = b + p * ldb;
@@ -167,14 +170,16 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             for (int64_t j = 0; j < n; ++j) {
                 float s = 0;
                 for (int64_t p = 0; p < k; ++p) s += (ta ? a[p * lda + i] : a[i * lda + p]) * b[j * ldb + p];
-                ci[j] = s;
+                ci[j] = beta ? ci[j] + s : s;
             }
         }
     }
 }
 
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
 static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
-                            int64_t lda, const double *restrict b, int64_t ldb, double *restrict c, int64_t ldc)
+                            int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
+                            int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
@@ -194,16 +199,16 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
-                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, 0, c + lo * ldc, ldc);
+                               lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1, beta, c + lo * ldc, ldc);
                 else
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
-                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, 0, c + lo, ldc);
+                               b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
             SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
 #else
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
-                   0, c, ldc);
+                   beta, c, ldc);
 #endif
         return;
     }
@@ -213,7 +218,8 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     for (int64_t i = 0; i < m; ++i) {
         double *restrict ci = c + i * ldc;
         if (!tb) {
-            for (int64_t j = 0; j < n; ++j) ci[j] = 0;
+            if (!beta)
+                for (int64_t j = 0; j < n; ++j) ci[j] = 0;
             for (int64_t p = 0; p < k; ++p) {
                 const double aip = ta ? a[p * lda + i] : a[i * lda + p];
                 const double *restrict bp = b + p * ldb;
@@ -223,7 +229,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
             for (int64_t j = 0; j < n; ++j) {
                 double s = 0;
                 for (int64_t p = 0; p < k; ++p) s += (ta ? a[p * lda + i] : a[i * lda + p]) * b[j * ldb + p];
-                ci[j] = s;
+                ci[j] = beta ? ci[j] + s : s;
             }
         }
     }
@@ -250,11 +256,11 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
     /* xW_ih = x W_ih^T (GEMM) */
-    sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, xW_ih_steps, 4*H);
+    sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
     /* the time loop: one step of the cell for t = 0 .. T-1 */
     for (int64_t _t = 0; _t < T; ++_t) {
         /* hW_hh = h W_hh^T (GEMM) */
-        sg_gemm_f32(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, hW_hh, 4*H);
+        sg_gemm_f32(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, 0, hW_hh, 4*H);
         /* for each of the N rows: 2 passes over the row */
         for (int64_t i0 = 0; i0 < N; ++i0) {
             /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
@@ -289,11 +295,11 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
     /* xW_ih = x W_ih^T (GEMM) */
-    sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, xW_ih_steps, 4*H);
+    sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
     /* the time loop: one step of the cell for t = 0 .. T-1 */
     for (int64_t _t = 0; _t < T; ++_t) {
         /* hW_hh = h W_hh^T (GEMM) */
-        sg_gemm_f64(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, hW_hh, 4*H);
+        sg_gemm_f64(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, 0, hW_hh, 4*H);
         /* for each of the N rows: 2 passes over the row */
         for (int64_t i0 = 0; i0 < N; ++i0) {
             /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
@@ -352,7 +358,7 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
             }
         }
         /* dh = dgates W_hh (GEMM) */
-        sg_gemm_f32(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, _gout_h, H);
+        sg_gemm_f32(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, 0, _gout_h, H);
         _gin_h = _gout_h;
         _gin_c = _gout_c;
     }
@@ -385,12 +391,19 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
-    /* dx = dgates W_ih (GEMM) */
-    sg_gemm_f32(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, dx, D);
-    /* dW_ih = dgates^T x (GEMM) */
-    sg_gemm_f32(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, dW_ih, D);
-    /* dW_hh = dgates^T h (GEMM) */
-    sg_gemm_f32(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, dW_hh, H);
+    /* for each of the T samples: dx = dgates W_ih (GEMM); dW_ih = dgates^T x (GEMM); dW_hh = dgates^T h (GEMM) */
+    /* dW_ih accumulates over the samples: zero it first */
+    for (int64_t _i = 0; _i < 4*D*H; ++_i) dW_ih[_i] = 0;
+    /* dW_hh accumulates over the samples: zero it first */
+    for (int64_t _i = 0; _i < 4*((H)*(H)); ++_i) dW_hh[_i] = 0;
+    for (int64_t _s = 0; _s < T; ++_s) {
+        /* dx = dgates W_ih (GEMM) */
+        sg_gemm_f32(0, 0, N, D, 4*H, (dgates + 4*H*_s), 4*H, W_ih, D, 0, dx, D);
+        /* dW_ih = dgates^T x (GEMM) */
+        sg_gemm_f32(1, 0, 4*H, D, N, (dgates + 4*H*_s), 4*H, (x + D*_s), D, 0, dW_ih, D);
+        /* dW_hh = dgates^T h (GEMM) */
+        sg_gemm_f32(1, 0, 4*H, H, N, (dgates + 4*H*_s), 4*H, (h + H*_s), H, 0, dW_hh, H);
+    }
 }
 
 void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restrict dc0, double *restrict dW_ih, double *restrict dW_hh, double *restrict db_ih, double *restrict db_hh, const double *restrict dhs, const double *restrict dhT, const double *restrict dcT, const double *restrict h_steps, const double *restrict c_steps, const double *restrict o_steps, const double *restrict tanh_c_steps, const double *restrict g_steps, const double *restrict i_steps, const double *restrict f_steps, const double *restrict x, const double *restrict W_ih, const double *restrict W_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
@@ -418,7 +431,7 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
             }
         }
         /* dh = dgates W_hh (GEMM) */
-        sg_gemm_f64(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, _gout_h, H);
+        sg_gemm_f64(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, 0, _gout_h, H);
         _gin_h = _gout_h;
         _gin_c = _gout_c;
     }
@@ -451,10 +464,17 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
-    /* dx = dgates W_ih (GEMM) */
-    sg_gemm_f64(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, dx, D);
-    /* dW_ih = dgates^T x (GEMM) */
-    sg_gemm_f64(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, dW_ih, D);
-    /* dW_hh = dgates^T h (GEMM) */
-    sg_gemm_f64(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, dW_hh, H);
+    /* for each of the T samples: dx = dgates W_ih (GEMM); dW_ih = dgates^T x (GEMM); dW_hh = dgates^T h (GEMM) */
+    /* dW_ih accumulates over the samples: zero it first */
+    for (int64_t _i = 0; _i < 4*D*H; ++_i) dW_ih[_i] = 0;
+    /* dW_hh accumulates over the samples: zero it first */
+    for (int64_t _i = 0; _i < 4*((H)*(H)); ++_i) dW_hh[_i] = 0;
+    for (int64_t _s = 0; _s < T; ++_s) {
+        /* dx = dgates W_ih (GEMM) */
+        sg_gemm_f64(0, 0, N, D, 4*H, (dgates + 4*H*_s), 4*H, W_ih, D, 0, dx, D);
+        /* dW_ih = dgates^T x (GEMM) */
+        sg_gemm_f64(1, 0, 4*H, D, N, (dgates + 4*H*_s), 4*H, (x + D*_s), D, 0, dW_ih, D);
+        /* dW_hh = dgates^T h (GEMM) */
+        sg_gemm_f64(1, 0, 4*H, H, N, (dgates + 4*H*_s), 4*H, (h + H*_s), H, 0, dW_hh, H);
+    }
 }

@@ -40,8 +40,23 @@ static inline double sg_max_f64(double a, double b) { return (a > b || a != a) ?
 
 
 
-void maxpool2d_forward_f32(float *restrict y, float *restrict t0, const float *restrict x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
+int64_t maxpool2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
+    (void)N;
+    (void)C;
+    (void)H;
+    (void)W;
+    (void)kernel_size;
+    (void)stride;
+    (void)padding;
+    (void)H_out;
+    (void)W_out;
+    return H_out*W_out*((kernel_size)*(kernel_size))*C*N;
+}
+
+void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
+{
+    float *restrict t0 = scratch + 0;
     /* t0 = the windows of x (unfold, im2col) */
     SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N)
     for (int64_t _l = 0; _l < C*N; ++_l) {
@@ -79,8 +94,9 @@ void maxpool2d_forward_f32(float *restrict y, float *restrict t0, const float *r
     }
 }
 
-void maxpool2d_forward_f64(double *restrict y, double *restrict t0, const double *restrict x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
+void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
+    double *restrict t0 = scratch + 0;
     /* t0 = the windows of x (unfold, im2col) */
     SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N)
     for (int64_t _l = 0; _l < C*N; ++_l) {
@@ -129,19 +145,37 @@ int64_t maxpool2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t
     (void)padding;
     (void)H_out;
     (void)W_out;
-    return H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
+    return 2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
 }
 
-void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const float *restrict y, const float *restrict t0, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
+void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict y, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     float *restrict t1 = scratch + 0;
     float *restrict t2 = scratch + H_out*W_out*C*N;
-    float *restrict t3 = scratch + 2*H_out*W_out*C*N;
-    float *restrict t4 = scratch + 3*H_out*W_out*C*N;
+    float *restrict t0 = scratch + 2*H_out*W_out*C*N;
+    float *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
+    float *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
     /* t1 = copy of dy */
     for (int64_t _i = 0; _i < H_out*W_out*C*N; ++_i) t1[_i] = dy[_i];
     /* t2 = copy of y */
     for (int64_t _i = 0; _i < H_out*W_out*C*N; ++_i) t2[_i] = y[_i];
+    /* t0 = the windows of x (unfold, im2col) */
+    SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N)
+    for (int64_t _l = 0; _l < C*N; ++_l) {
+        const float *restrict _src = x + _l * H*W;
+        float *restrict _dst = t0 + _l * H_out*W_out*((kernel_size)*(kernel_size));
+        for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+            for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                    const int64_t _p0 = -padding + stride*_o0 + _k0;
+                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                        const int64_t _p1 = -padding + stride*_o1 + _k1;
+                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+                    }
+                }
+            }
+        }
+    }
     /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
@@ -193,16 +227,34 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
     }
 }
 
-void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, const double *restrict y, const double *restrict t0, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
+void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, const double *restrict x, const double *restrict y, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     double *restrict t1 = scratch + 0;
     double *restrict t2 = scratch + H_out*W_out*C*N;
-    double *restrict t3 = scratch + 2*H_out*W_out*C*N;
-    double *restrict t4 = scratch + 3*H_out*W_out*C*N;
+    double *restrict t0 = scratch + 2*H_out*W_out*C*N;
+    double *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
+    double *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
     /* t1 = copy of dy */
     for (int64_t _i = 0; _i < H_out*W_out*C*N; ++_i) t1[_i] = dy[_i];
     /* t2 = copy of y */
     for (int64_t _i = 0; _i < H_out*W_out*C*N; ++_i) t2[_i] = y[_i];
+    /* t0 = the windows of x (unfold, im2col) */
+    SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N)
+    for (int64_t _l = 0; _l < C*N; ++_l) {
+        const double *restrict _src = x + _l * H*W;
+        double *restrict _dst = t0 + _l * H_out*W_out*((kernel_size)*(kernel_size));
+        for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+            for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                    const int64_t _p0 = -padding + stride*_o0 + _k0;
+                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                        const int64_t _p1 = -padding + stride*_o1 + _k1;
+                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+                    }
+                }
+            }
+        }
+    }
     /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {

@@ -28,31 +28,35 @@
  *   y = max(t0) over axis 2, 3
  *
  *   y (N, C, H_out, W_out): output, overwritten
- *   t0 (N, C, kernel_size, kernel_size, H_out, W_out): written: saved for the backward pass
  *   x (N, C, H, W): read
+ *   scratch: H_out*W_out*((kernel_size)*(kernel_size))*C*N elements of work space (= maxpool2d_forward_scratch_size(...)), contents undefined afterwards
  */
-void maxpool2d_forward_f32(float *restrict y, float *restrict t0, const float *restrict x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
-void maxpool2d_forward_f64(double *restrict y, double *restrict t0, const double *restrict x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+
+/* Elements (float or double) of the scratch buffer maxpool2d_forward_* needs: H_out*W_out*((kernel_size)*(kernel_size))*C*N. */
+int64_t maxpool2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
 
 
 /* maxpool2d_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   t1 = expand_dims(dy, (2, 3))
  *   t2 = expand_dims(y, (2, 3))
+ *   t0 = unfold(x, size=(kernel_size, kernel_size, ), stride=(stride, stride, ), padding=(padding, padding, ), dilation=(1, 1, ))
  *   t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) over axis 2, 3
  *   t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3
  *   dx = fold(t4, size=(kernel_size, kernel_size, ), stride=(stride, stride, ), padding=(padding, padding, ), dilation=(1, 1, )): the transpose of unfold
  *
  *   dx (N, C, H, W): gradient, overwritten (not accumulated)
  *   dy (N, C, H_out, W_out): upstream gradient, read
+ *   x (N, C, H, W): read, from forward
  *   y (N, C, H_out, W_out): read, from forward
- *   t0 (N, C, kernel_size, kernel_size, H_out, W_out): read, from forward
- *   scratch: H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N elements of work space (= maxpool2d_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N elements of work space (= maxpool2d_backward_scratch_size(...)), contents undefined afterwards
  */
-void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const float *restrict y, const float *restrict t0, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
-void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, const double *restrict y, const double *restrict t0, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict y, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, const double *restrict x, const double *restrict y, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
 
-/* Elements (float or double) of the scratch buffer maxpool2d_backward_* needs: H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N. */
+/* Elements (float or double) of the scratch buffer maxpool2d_backward_* needs: 2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N. */
 int64_t maxpool2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
 
 

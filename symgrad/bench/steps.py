@@ -26,6 +26,8 @@ def flops(workload, d) -> float | None:
     if workload == "lstm":
         T, N, D, H = d["T"], d["N"], d["D"], d["H"]
         return 3 * 2 * T * N * 4 * H * (D + H)
+    if workload == "conv2d":   # "same" convolution: N H W output positions, O x C K K products each
+        return 3 * 2 * d["N"] * d["H"] * d["W"] * d["O"] * d["C"] * d["K"] ** 2
     return None
 
 

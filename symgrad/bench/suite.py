@@ -32,9 +32,15 @@ SIZES = {  # workload -> dims (full size; --small shrinks them for the smoke tes
     "adam": dict(P=2 ** 24),
     **STEP_SIZES,
     "torch_layernorm": dict(N=8192, D=1024), "torch_tiny": dict(N=4, D=8),
+    # issue 15: a ResNet-style 3x3 "same" convolution, 2x2 max-pooling and per-channel BatchNorm
+    "conv2d": dict(N=32, C=64, H=32, W=32, O=64, K=3), "maxpool2d": dict(N=32, C=64, H=32, W=32),
+    "batchnorm2d": dict(N=32, C=64, H=32, W=32),
 }
+WINDOWS = ("conv2d", "maxpool2d", "batchnorm2d")
 SMALL = {"dense": dict(N=8, D=16, M=8), "layernorm": dict(N=16, D=32), "lstm": dict(T=3, N=4, D=5, H=6),
-         "adam": dict(P=1000), **STEP_SMALL, "torch_layernorm": dict(N=16, D=32), "torch_tiny": dict(N=2, D=4)}
+         "adam": dict(P=1000), **STEP_SMALL, "torch_layernorm": dict(N=16, D=32), "torch_tiny": dict(N=2, D=4),
+         "conv2d": dict(N=2, C=3, H=6, W=5, O=4, K=3), "maxpool2d": dict(N=2, C=3, H=6, W=6),
+         "batchnorm2d": dict(N=2, C=3, H=4, W=5)}
 INTEROP = ("torch_layernorm", "torch_tiny")   # a symgrad.torch.Module inside a torch training step
 TARGETS = [  # (workload, contender, reference, goal): ratio contender/reference <= goal, float32
     ("percall", "C", "NumPy", 1.0), ("torch_layernorm", "C", "torch", 0.6), ("torch_tiny", "C", "torch", 2.0), ("mlp", "C", "torch", 0.33), ("mlp", "NumPy", "torch", 0.75),
@@ -43,7 +49,9 @@ TARGETS = [  # (workload, contender, reference, goal): ratio contender/reference
     ("layernorm", "C", "torch", 0.3), ("adam", "C", "torch", 1.05),
     ("dense", "NumPy", "hand NumPy", 1.2), ("layernorm", "NumPy", "hand NumPy", 1.2),
     ("lstm", "NumPy", "hand NumPy", 1.2), ("adam", "NumPy", "hand NumPy", 0.5),
+    ("conv2d", "C", "torch", 1.0),
 ]
+BANDWIDTH_GOALS = {"adam": 0.6, "maxpool2d": 0.6, "batchnorm2d": 0.6}   # C's share of the triad bound
 
 
 @dataclass
@@ -127,10 +135,27 @@ def _args(workload, dims, dtype, rng):
         return dict(x=f(T, N, D), h0=np.zeros((N, H), dtype), c0=np.zeros((N, H), dtype),
                     W_ih=f(4 * H, D) * 0.05, W_hh=f(4 * H, H) * 0.05, b_ih=f(4 * H), b_hh=f(4 * H),
                     dhs=f(T, N, H))
+    if workload in WINDOWS:
+        n, c, h, w = dims["N"], dims["C"], dims["H"], dims["W"]
+        out = dict(x=f(n, c, h, w))
+        if workload == "conv2d":
+            k, o = dims["K"], dims["O"]
+            out.update(weight=f(o, c, k, k) * (1 / (c * k * k) ** 0.5), bias=f(o), dy=f(n, o, h, w))
+        elif workload == "maxpool2d":
+            out.update(dy=f(n, c, h // 2, w // 2))
+        else:
+            out.update(gamma=f(c), beta=f(c), running_mean=np.zeros(c, dtype), running_var=np.ones(c, dtype),
+                       dy=f(n, c, h, w))
+        return out
     return dict(p=f(dims["P"]), g=f(dims["P"]))
 
 
 def _bytes(workload, dims, itemsize):
+    if workload in ("maxpool2d", "batchnorm2d"):
+        x = dims["N"] * dims["C"] * dims["H"] * dims["W"] * itemsize
+        # max-pooling: forward reads x, writes y (x/4); backward reads x, dy (x/4), writes dx.
+        # BatchNorm as LayerNorm: forward reads x, writes y; backward reads dy and x, writes dx
+        return 3.5 * x if workload == "maxpool2d" else 5 * x
     if workload == "layernorm":  # forward reads x, writes y; backward reads dy and x, writes dx
         return 5 * dims["N"] * dims["D"] * itemsize
     if workload == "adam":  # reads p, g, m, v; writes p, m, v
@@ -166,7 +191,8 @@ def contenders(workload, a, dtype, threads):
             st = k.init(p)
             out[label] = lambda k=k, p=p, st=st: k.step(p, a["g"], st, lr=1e-3)
     else:
-        out["hand NumPy"] = getattr(hand, f"{workload}_runner")(a)
+        if workload not in WINDOWS:
+            out["hand NumPy"] = getattr(hand, f"{workload}_runner")(a)
         for backend, label in (("numpy", "NumPy"), ("c", "C")):
             try:
                 k = symgrad.load(workload, backend=backend, dtype=dtype)
@@ -177,6 +203,13 @@ def contenders(workload, a, dtype, threads):
 
 
 def _layer_runner(k, workload, a):
+    if workload == "conv2d":
+        return lambda: k.backward(k.forward(a["x"], a["weight"], a["bias"], padding=1)[1], a["dy"])
+    if workload == "maxpool2d":
+        return lambda: k.backward(k.forward(a["x"], kernel_size=2)[1], a["dy"])
+    if workload == "batchnorm2d":
+        return lambda: k.backward(k.forward(a["x"], a["gamma"], a["beta"], a["running_mean"],
+                                            a["running_var"])[1], a["dy"])
     if workload == "dense":
         return lambda: k.backward(k.forward(a["x"], a["W"], a["b"])[1], a["dy"])
     if workload == "layernorm":
@@ -207,6 +240,17 @@ def _torch_runner(workload, a, dtype, threads):
     if workload == "layernorm":
         x, g, b, dy = T(a["x"]), T(a["gamma"]), T(a["beta"]), torch.tensor(a["dy"])
         return lambda: torch.nn.functional.layer_norm(x, (x.shape[-1],), g, b, 1e-5).backward(dy)
+    F = torch.nn.functional
+    if workload == "conv2d":
+        x, w, b, dy = T(a["x"]), T(a["weight"]), T(a["bias"]), torch.tensor(a["dy"])
+        return lambda: F.conv2d(x, w, b, padding=1).backward(dy)
+    if workload == "maxpool2d":
+        x, dy = T(a["x"]), torch.tensor(a["dy"])
+        return lambda: F.max_pool2d(x, 2).backward(dy)
+    if workload == "batchnorm2d":
+        x, g, b, dy = T(a["x"]), T(a["gamma"]), T(a["beta"]), torch.tensor(a["dy"])
+        rm, rv = torch.tensor(a["running_mean"]), torch.tensor(a["running_var"])
+        return lambda: F.batch_norm(x, rm, rv, g, b, training=True).backward(dy)
     if workload == "lstm":
         D, H = a["W_ih"].shape[1], a["W_hh"].shape[1]
         lstm = torch.nn.LSTM(D, H).to(getattr(torch, dtype))
@@ -327,7 +371,8 @@ def targets(report, markdown=False) -> list[str]:
         if r.bound and "C" in r.times and r.dtype == "float32":
             frac = r.bound / r.times["C"]
             out.append(("- " if markdown else "") + f"{r.workload} float32: C reaches {frac:.0%} of the triad "
-                       "bandwidth" + (" (goal >= 60%)" if r.workload == "adam" else ""))
+                       "bandwidth" + (f" (goal >= {BANDWIDTH_GOALS[r.workload]:.0%})"
+                                      if r.workload in BANDWIDTH_GOALS else ""))
     return out
 
 

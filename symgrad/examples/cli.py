@@ -34,8 +34,9 @@ def train():
 
 
 @train.command()
-@click.option("--model", type=click.Choice(["mlp", "lstm"]), default="mlp", show_default=True,
-              help="mlp: dense-layernorm-tanh-dense; lstm: reads the 8x8 image row by row.")
+@click.option("--model", type=click.Choice(["mlp", "lstm", "cnn"]), default="mlp", show_default=True,
+              help="mlp: dense-layernorm-tanh-dense; lstm: reads the 8x8 image row by row; "
+                   "cnn: conv2d-relu-maxpool2d-dense.")
 @click.option("--optimizer", default=None, help="Any optimizer kernel (symgrad list) [default: adam; "
                                                 "sgd with --compare-batch-modes].")
 @click.option("--batch-size", default=None, metavar="N|full",

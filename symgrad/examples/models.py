@@ -5,6 +5,8 @@ NumPy is used here only to allocate and initialize parameters, reshape batches a
 - ``MLP``:  x -> dense -> layernorm -> tanh -> dense -> softmax_cross_entropy
 - ``LSTMClassifier``: an image read row by row, x (T, N, D) -> lstm -> last hidden state hT ->
   dense -> softmax_cross_entropy (the LSTM's backward gets dhs = 0 and dhT from the dense layer).
+- ``CNN``: the 8x8 image as one channel -> conv2d (3x3, padding 1) -> relu -> maxpool2d (2x2) ->
+  flatten -> dense -> softmax_cross_entropy.
 """
 from __future__ import annotations
 
@@ -117,4 +119,48 @@ class LSTMClassifier(_Model):
         return {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh, "W": dW, "b": db}
 
 
-MODELS = {"mlp": MLP, "lstm": LSTMClassifier}
+class CNN(_Model):
+    """conv2d(1 -> F channels, 3x3, padding 1) -> relu -> maxpool2d(2) -> flatten -> dense -> softmax CE.
+
+    ``hidden`` is the number of convolution channels F; the image side is sqrt(n_in) (8 for digits)."""
+
+    kernels = ("conv2d", "relu", "maxpool2d", "dense", "softmax_cross_entropy")
+
+    def __init__(self, n_in, n_classes, hidden=16, seed=0, backend="numpy", dtype="float64"):
+        super().__init__(backend, dtype)
+        side = int(round(np.sqrt(n_in)))
+        if side * side != n_in or side % 2:
+            raise ValueError(f"n_in: expected an even square image size, got {n_in}")
+        self.side, self.F = side, hidden
+        rng = np.random.default_rng(seed)
+        t, flat = self.dtype, hidden * (side // 2) ** 2
+        self.params = {  # He-normal convolution (fan-in 9, relu follows), Glorot-style dense
+            "conv_w": (rng.standard_normal((hidden, 1, 3, 3)) * np.sqrt(2 / 9)).astype(t),
+            "conv_b": np.zeros(hidden, t),
+            "W": (rng.standard_normal((flat, n_classes)) / np.sqrt(flat)).astype(t),
+            "b": np.zeros(n_classes, t),
+        }
+
+    def _forward(self, x, y):
+        k, p = self.k, self.params
+        n = x.shape[0]
+        img = x.reshape(n, 1, self.side, self.side)
+        z, c1 = k["conv2d"].forward(img, p["conv_w"], p["conv_b"], padding=1)
+        a, c2 = k["relu"].forward(z)
+        m, c3 = k["maxpool2d"].forward(a, kernel_size=2)
+        logits, c4 = k["dense"].forward(m.reshape(n, -1), p["W"], p["b"])
+        loss, c5 = k["softmax_cross_entropy"].forward(logits, y)
+        return loss, {"c": (c1, c2, c3, c4, c5), "logits": logits, "pooled": m.shape}
+
+    def _backward(self, caches):
+        k = self.k
+        c1, c2, c3, c4, c5 = caches["c"]
+        (dlogits,) = k["softmax_cross_entropy"].backward(c5)
+        dflat, dW, db = k["dense"].backward(c4, dlogits)
+        (da,) = k["maxpool2d"].backward(c3, dflat.reshape(caches["pooled"]))
+        (dz,) = k["relu"].backward(c2, da)
+        _, dconv_w, dconv_b = k["conv2d"].backward(c1, dz)
+        return {"conv_w": dconv_w, "conv_b": dconv_b, "W": dW, "b": db}
+
+
+MODELS = {"mlp": MLP, "lstm": LSTMClassifier, "cnn": CNN}

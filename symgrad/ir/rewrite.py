@@ -8,6 +8,8 @@ allocates is exactly what the emitted code reads):
   (LayerNorm's ``xc = x - mean``, ``xhat = rstd*xc``) is recomputed in backward from those; forward
   then saves only the small values (``mean``, ``rstd``; torch saves the same) and writes no full-size
   cache array, and backward reads ``x`` instead of two saved arrays.
+- **Read windows again** (``rematerialize_windows``): im2col columns are never saved; backward
+  reads the window from its source again, where the per-sample loop keeps it in cache.
 - **Inline cheap values** (``inline``): an elementwise value read by several elementwise statements
   or reductions over its own domain is substituted into them when it is cheap (a few arithmetic
   operations), so it never goes to memory; the C compiler shares it between consumers of one loop.
@@ -95,6 +97,35 @@ def rematerialize(k: ir.Kernel) -> ir.Kernel:
     return dataclasses.replace(k, forward=fwd, backward=bwd)
 
 
+def rematerialize_windows(k: ir.Kernel) -> ir.Kernel:
+    """A saved window read (im2col: ``size`` times its source) is read again in backward, right
+    before its first use, from its source, which is saved instead when it is not already (torch's
+    convolution saves the input, not the columns); forward then writes no column array to the cache."""
+    producer = {s.out: s for s in k.forward.body}
+    outs = {o.name for o in k.outputs}
+    redo = [producer[n] for n in k.forward.saved
+            if isinstance(producer.get(n), ir.Window) and n not in outs]
+    if not redo:
+        return k
+    gone = {s.out for s in redo}
+    inputs = {a.name for a in k.inputs}
+    fsaved = [n for n in k.forward.saved if n not in gone]
+    fsaved += [s.src for s in redo if s.src not in inputs and s.src not in fsaved]
+    need_inputs = {s.src for s in redo if s.src in inputs}
+    bsaved_inputs = [a.name for a in k.inputs if a.name in need_inputs or a.name in k.backward.saved]
+    bsaved = bsaved_inputs + [n for n in fsaved if n not in bsaved_inputs]
+    body = list(k.backward.body)
+    for w in redo:
+        first = next(i for i, t in enumerate(body) if w.out in ir.reads(t))
+        body.insert(first, w)
+    bshapes = dict(k.backward.shapes)
+    for n in bsaved:
+        bshapes[n] = k.forward.shapes.get(n, bshapes.get(n))
+    fwd = dataclasses.replace(k.forward, saved=fsaved)
+    bwd = dataclasses.replace(k.backward, body=body, saved=bsaved, shapes=bshapes)
+    return dataclasses.replace(k, forward=fwd, backward=bwd)
+
+
 def _domain(s):
     if isinstance(s, ir.Elementwise):
         return tuple(s.shape)
@@ -130,7 +161,7 @@ def inline(f: ir.Function, keep: set) -> ir.Function:
 
 def c_kernel(spec) -> ir.Kernel:
     """The kernel IR the C target emits for a layer, activation or loss."""
-    k = rematerialize(lower(spec))
+    k = rematerialize_windows(rematerialize(lower(spec)))
     fkeep = {o.name for o in k.outputs} | set(k.forward.saved)
     fwd = inline(k.forward, fkeep)
     bwd = inline(k.backward, set(k.backward.returns))

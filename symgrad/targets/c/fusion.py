@@ -53,7 +53,7 @@ class Fusion:
             s = body[i]
             if not isinstance(s, (ir.Elementwise, ir.Reduction)):
                 continue
-            while i > 0 and isinstance(body[i - 1], (ir.Einsum, ir.Concat, ir.Slice)) and \
+            while i > 0 and isinstance(body[i - 1], (ir.Einsum, ir.Concat, ir.Slice, ir.Window, ir.WindowAdd)) and \
                     body[i - 1].out not in self.reads(s) and s.out not in self.reads(body[i - 1]) and \
                     not (isinstance(body[i - 1], ir.Concat) and s.out in body[i - 1].parts):
                 body[i - 1], body[i] = body[i], body[i - 1]

@@ -13,6 +13,8 @@ and temporaries carry the names of what they hold (``names``).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sympy as sp
 
 from ...ir import nodes as ir
@@ -20,7 +22,7 @@ from ...ir.nodes import is_one, prod
 from ...ir.schedule import colred
 from .fusion import Fusion
 from .names import Glossary, comment, describe
-from .plan import gemm_form
+from .plan import gemm_form, looped_gemm_form
 from .views import Views, cint
 from ...codegen.printers import ccode
 
@@ -296,13 +298,37 @@ class CBody(Fusion, Views):
             self.emit("}", depth - 1)
         self.unload(pre, outer)
 
-    def einsum(self, s, depth):
+    def einsum(self, s, depth, accumulated=False):
+        """A contraction: one GEMM, a loop of GEMMs, or plain loops. ``accumulated``: an accumulating
+        loop's output was zeroed by the caller (a sample loop around this statement)."""
         g = gemm_form(s)
         sfx = "f32" if self.dtype == "float32" else "f64"
         if g is not None:
             ta, tb, m, n, kk, a, b, lda, ldb = g
             self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
-                      f"{self.ptr(a)}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, {self.ptr(s.out)}, {cint(n)});", depth)
+                      f"{self.ptr(a)}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, 0, {self.ptr(s.out)}, {cint(n)});", depth)
+            return
+        lg = looped_gemm_form(s)
+        if lg is not None:   # a loop of products (a batch, or a sum that accumulates into the output)
+            loops, (ta, tb, m, n, kk, a, b, lda, ldb) = lg
+            if any(acc for *_, acc in loops) and not accumulated:   # zero first: an empty sum (N = 0) leaves zeros
+                self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = 0;", depth)
+            offs = {s.operands[0]: sp.Integer(0), s.operands[1]: sp.Integer(0), s.out: sp.Integer(0)}
+            d = depth
+            for j, (size, da, db, dc, acc) in enumerate(loops):
+                if is_one(size):   # one sample of a sample loop: no loop
+                    continue
+                v = sp.Symbol(f"_g{j}")
+                self.emit(f"for (int64_t {v} = 0; {v} < {cint(size)}; ++{v}) {{", d)
+                d += 1
+                offs[s.operands[0]] += v * da
+                offs[s.operands[1]] += v * db
+                offs[s.out] += v * dc
+            beta = int(accumulated or any(acc for *_, acc in loops))
+            at = {x: self.ptr(x) + ("" if offs[x] == 0 else f" + {cint(offs[x])}") for x in offs}
+            self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
+                      f"{at[a]}, {cint(lda)}, {at[b]}, {cint(ldb)}, {beta}, {at[s.out]}, {cint(n)});", d)
+            self.close(d, depth)
             return
         # any other contraction: zero the output, then loop over every letter
         lhs, outl = s.subscripts.split("->")
@@ -325,10 +351,105 @@ class CBody(Fusion, Views):
         self.emit(f"{self.at(s.out, dom, dom, [iv[c] for c in outl])} += {' * '.join(prods)};", d)
         self.close(d, depth)
 
+    # -- one sample at a time ----------------------------------------------------------------
+    def per_sample(self, s):
+        """``(leading dim, statement for one sample)`` when ``s`` can run one slice of its leading
+        axis at a time (a window read or its transpose over a batch; a product looped over the batch,
+        independent or accumulating), else None."""
+        if isinstance(s, (ir.Window, ir.WindowAdd)):
+            n = len(s.size)
+            lead = tuple(s.src_shape[:-n]) if isinstance(s, ir.Window) else tuple(s.shape[:-n])
+            if not lead or is_one(lead[0]):
+                return None
+            one = sp.Integer(1)
+            return lead[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]),
+                                                src_shape=(one,) + tuple(s.src_shape[1:]))
+        if isinstance(s, ir.Einsum):
+            lg = looped_gemm_form(s)
+            if lg is None:
+                return None
+            size, da, db, dc, _ = lg[0][0]
+            one = sp.Integer(1)
+            shapes = [((one,) + tuple(sh[1:])) if d else tuple(sh) for sh, d in zip(s.operand_shapes, (da, db))]
+            out = ((one,) + tuple(s.shape[1:])) if dc else tuple(s.shape)
+            return size, dataclasses.replace(s, shape=out, operand_shapes=tuple(shapes))
+        return None
+
+    def sample_runs(self, groups) -> dict:
+        """Runs of consecutive single statements that can share one loop over the samples (a
+        convolution's im2col, product and col2im), keyed by the index of their first group: the
+        values only the run reads then live in one sample's slot (cache-resident, never a full-size
+        pass over memory)."""
+        runs, i = {}, 0
+        args = {a.name for a in self.cf.args}
+        while i < len(groups):
+            j, dim0 = i, None
+            while j < len(groups) and len(groups[j]) == 1:
+                ps = self.per_sample(groups[j][0])
+                if ps is None or (dim0 is not None and ps[0] != dim0):
+                    break
+                dim0 = ps[0]
+                j += 1
+            run = [g[0] for g in groups[i:j]]
+            later = set()
+            for g in groups[j:]:
+                for t in g:
+                    later |= self.reads(t)
+            written = {t.out for t in run}
+            internal = {n for n in written if n not in args and n not in later and n not in self.f.returns
+                        and n not in self.views}
+            if len(run) >= 2 and internal:
+                runs[i] = (run, dim0, internal)
+                i = j
+            else:
+                i += 1
+        return runs
+
+    def sample_loop(self, run, dim0, internal, depth):
+        """Emit ``run`` inside ``for (_s = 0; _s < dim0; ++_s)``: full arrays by their ``_s`` slice,
+        values internal to the run in slot 0; accumulating products are zeroed before the loop."""
+        self.note(f"for each of the {dim0} samples: {'; '.join(describe(t, self.glossary, short=True) for t in run)}",
+                  depth)
+        acc = [t for t in run if isinstance(t, ir.Einsum) and looped_gemm_form(t)[0][0][4]]
+        for t in acc:
+            self.note(f"{self.cname(t.out)} accumulates over the samples: zero it first", depth)
+            self.emit(f"for (int64_t _i = 0; _i < {cint(prod(t.shape))}; ++_i) {self.ptr(t.out)}[_i] = 0;", depth)
+        self.emit(f"for (int64_t _s = 0; _s < {cint(dim0)}; ++_s) {{", depth)
+        saved_views, saved_shapes = dict(self.views), dict(self.shapes)
+        for t in run:
+            _, one = self.per_sample(t)
+            names = [t.src, t.out] if not isinstance(t, ir.Einsum) else list(t.operands) + [t.out]
+            shapes = [one.src_shape, one.shape] if not isinstance(t, ir.Einsum) else list(one.operand_shapes) + [one.shape]
+            for name, shape in zip(names, shapes):
+                full = tuple(saved_shapes[name])
+                if tuple(shape) == full:
+                    continue   # not sliced (a weight, an accumulated output)
+                step = prod(full[1:])
+                off = sp.Integer(0) if name in internal else sp.Symbol("_s") * step
+                self.views[name] = (self.cname(name), off, self.contiguous(shape))
+                self.shapes[name] = tuple(shape)
+            self.note(describe(t, self.glossary), depth + 1)
+            if isinstance(t, ir.Einsum):
+                self.einsum(one, depth + 1, accumulated=t in acc)
+            else:
+                self.statement(one, depth + 1, 0, [f"i{a}" for a in range(8)])
+        self.views, self.shapes = saved_views, saved_shapes
+        self.emit("}", depth)
+
     def body(self) -> list[str]:
         for n in self.cf.locals:
             self.emit(f"{self.real} {self.cname(n)};", 1)
-        for group in self.groups():
+        groups = self.groups()
+        runs = self.sample_runs(groups)
+        skip = set()
+        for gi, group in enumerate(groups):
+            if gi in skip:
+                continue
+            if gi in runs:
+                run, dim0, internal = runs[gi]
+                skip |= set(range(gi, gi + len(run)))
+                self.sample_loop(run, dim0, internal, 1)
+                continue
             s0 = group[0]
             if len(group) > 1 or self.domain(s0) is not None:
                 self.note(self.group_text(group), 1)

@@ -160,3 +160,39 @@ def gemm_form(s: ir.Einsum):
     lda = m if ta else k
     ldb = k if tb else n
     return ta, tb, m, n, k, opA, opB, lda, ldb
+
+
+def looped_gemm_form(s: ir.Einsum):
+    """A contraction that is a loop of matrix products over its leading letters: ``(loops, gemm)``
+    with ``loops`` a list of (size, offset per iteration of A, of B, of the output, accumulate) and
+    ``gemm`` what ``gemm_form`` gives for the rest, or None.
+
+    A leading letter of the output and of one operand is a loop of independent products (a batch:
+    ``ncabhw,ocab->nohw`` is one product per sample, convolution as im2col + GEMM); a leading letter
+    of both operands that the output lacks is a loop that *accumulates* into the output (the weight
+    gradient ``nohw,ncabhw->ocab`` sums one product per sample). Only leading letters are peeled, so
+    each iteration's operands stay contiguous blocks."""
+    if len(s.operands) != 2:
+        return None
+    lhs, out = s.subscripts.split("->")
+    A, B = lhs.split(",")
+    sa, sb = (tuple(x) for x in s.operand_shapes)
+    so = tuple(s.shape)
+    loops = []
+    while A and B is not None:
+        a0, b0, o0 = A[0], B[0] if B else None, out[0] if out else None
+        if o0 is not None and a0 == o0 and a0 not in B:        # batch over A's and the output's first axis
+            loops.append((sa[0], prod(sa[1:]), 0, prod(so[1:]), False))
+            A, out, sa, so = A[1:], out[1:], sa[1:], so[1:]
+        elif o0 is not None and b0 == o0 and b0 not in A:      # batch over B's and the output's first axis
+            loops.append((sb[0], 0, prod(sb[1:]), prod(so[1:]), False))
+            B, out, sb, so = B[1:], out[1:], sb[1:], so[1:]
+        elif a0 == b0 and a0 not in out:                        # a sum over both operands' first axis
+            loops.append((sa[0], prod(sa[1:]), prod(sb[1:]), 0, True))
+            A, B, sa, sb = A[1:], B[1:], sa[1:], sb[1:]
+        else:
+            break
+        g = gemm_form(ir.Einsum(s.out, so, f"{A},{B}->{out}", s.operands, (sa, sb))) if A and B and out else None
+        if g is not None:
+            return loops, g
+    return None
