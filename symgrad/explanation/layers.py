@@ -278,4 +278,23 @@ class PageBuilder(GradientSections):
                 st = stabilize(e)
                 if st != e:
                     items.append(S("simpl_stable", expr=m(e), stable=m(st)))
+        items += self.accuracy_notes()
         self.doc.add(Bullets(items) if items else Para(S("simpl_none")))
+
+    def accuracy_notes(self) -> list:
+        """What ``symgrad.ir.accuracy`` did to the kernel (``kernel.meta["accuracy"]``), said in words."""
+        S = self.S
+        by_code = {self.nt.code_names.get(n.id): n for n in self.d.forward_nodes + list(self.d.adjoints.values())}
+
+        def name(code):
+            n = by_code.get(code)
+            return m(self.ref(n)) if n is not None else code
+
+        out = []
+        for note in self.kernel.meta.get("accuracy", []):
+            if note[0] == "mean":
+                out.append(S("simpl_mean", mean=name(note[1]), v=name(note[2])))
+            else:
+                _, grad, r, v, w = note
+                out.append(S("simpl_powers", grad=name(grad), r=name(r), v=name(v), w=name(w)))
+        return out

@@ -93,6 +93,14 @@ EN = {
     "simpl_stable": "In the code, {expr} is evaluated in the numerically stable form {stable} (an identity "
                     "that SymPy verifies).",
     "simpl_none": "None: every local derivative is used as SymPy computed it.",
+    "simpl_mean": "In the code, {mean} (the mean of {v}) is computed as the corrected two-pass mean "
+                  "m0 + mean({v} − m0), m0 the plain mean (Higham, Accuracy and Stability of Numerical "
+                  "Algorithms, §1.9): the same value in exact arithmetic, and within rounding of the true mean in "
+                  "floating point, so a constant row is centered to exactly 0 (as in torch).",
+    "simpl_powers": "In the code, {grad} is evaluated without powers of {r}: {r}·{v} is replaced by the saved "
+                    "{w}, and {r} is moved into the row sums it multiplies (an exact identity), so no "
+                    "intermediate value leaves the scale of the inputs ({r}³ underflows for rows of size 1e16 "
+                    "in float32).",
     "h_final": "Final gradients",
     "final_intro": "The gradient of {x} in index notation, in terms of the named gradients above:",
     "final_in_steps": "Each gradient is the last equation of its step above.",
@@ -185,6 +193,11 @@ ZH = {
                     "改用 {used}{nice}。反向传播读取保存的输出 {y}，不必从 {x} 重新计算，也不会溢出。",
     "simpl_stable": "代码中 {expr} 按数值稳定的形式 {stable} 计算（SymPy 验证过的恒等式）。",
     "simpl_none": "无：每个局部导数都按 SymPy 求出的形式使用。",
+    "simpl_mean": "代码中 {mean}（{v} 的均值）按修正的两遍均值 m0 + mean({v} − m0) 计算，m0 为普通均值"
+                  "（Higham《Accuracy and Stability of Numerical Algorithms》§1.9）：精确算术下数值相同，"
+                  "浮点运算中与真实均值只差舍入误差，所以常数行中心化后恰好为 0（与 torch 相同）。",
+    "simpl_powers": "代码中计算 {grad} 时不出现 {r} 的幂：{r}·{v} 换成保存的 {w}，{r} 移进它所乘的行求和中"
+                    "（恒等变形），所以中间值都保持输入的量级（float32 中行的量级为 1e16 时 {r}³ 会下溢）。",
     "h_final": "最终梯度",
     "final_intro": "{x} 的梯度，用下标形式和上面命名的梯度写出：",
     "final_in_steps": "每个梯度就是上面对应步骤的最后一个方程。",

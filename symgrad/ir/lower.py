@@ -2,7 +2,8 @@
 
 Decides what forward saves for backward (every forward value a backward node reads), fuses
 elementwise chains (a single-use elementwise node is inlined into its consumer), applies the stable
-rewrites, and eliminates common subexpressions with ``sympy.cse``.
+rewrites, eliminates common subexpressions with ``sympy.cse``, and applies the accuracy rewrites of
+``symgrad.ir.accuracy`` (corrected means, balanced powers).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from functools import lru_cache
 import sympy as sp
 
 from . import nodes as ir
+from .accuracy import balanced_powers, corrected_means
 from ..derive.stable import stabilize
 from ..errors import SpecError
 from ..spec import tensor as T
@@ -62,6 +64,8 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
             namer.claim(n, "d" + f.name, soft=True)
 
     forward = _function("forward", spec.inputs, fwd_nodes, spec.outputs, saved, namer, {}, {})
+    notes: list = []
+    forward = corrected_means(forward, namer.fresh, notes)
     fwd_env = {n.id: sp.Symbol(namer.name(n)) for n in saved + saved_inputs}
     for n in fwd_nodes:
         if isinstance(n, T.Input):
@@ -75,6 +79,7 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
     backward.saved = [namer.name(n) for n in saved_inputs + saved]
     for n in saved_inputs + saved:
         backward.shapes[namer.name(n)] = n.shape
+    forward, backward = balanced_powers(forward, backward, namer.fresh, lambda e: _cse(e, namer), notes)
 
     args = [ir.Arg(i.name, i.shape, i.kind, i.bound, i.differentiable) for i in spec.inputs]
     outs = [ir.Arg(o.name, o.shape) for o in spec.outputs]
@@ -86,7 +91,8 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
         if not any(ax == dname for i in spec.inputs for ax in i.shape):
             raise SpecError(f"{spec.name}: dimension {dname} must be the whole size of some input axis")
     return ir.Kernel(spec.name, spec.kind, spec.doc, args, [(h.name, h.default) for h in spec.hypers],
-                     outs, gouts, dims, forward, backward, eqs, geqs, dict(spec.meta),
+                     outs, gouts, dims, forward, backward, eqs, geqs,
+                     {**spec.meta, **({"accuracy": notes} if notes else {})},
                      node_names=dict(namer.names), loss=spec.loss)
 
 
@@ -118,6 +124,16 @@ class _Namer:
                 self.k += 1
             self.claim(node, f"t{self.k}")
         return self.names[node.id]
+
+    def fresh(self, base: str | None = None) -> sp.Symbol:
+        """A new name: ``base`` (``base_2``, ... if taken), or the next temporary."""
+        if base is None:
+            return self.temp()
+        name, k = base, 2
+        while name in self.taken:
+            name, k = f"{base}_{k}", k + 1
+        self.taken.add(name)
+        return sp.Symbol(name)
 
     def temp(self) -> sp.Symbol:
         while f"t{self.k}" in self.taken:
