@@ -1,4 +1,4 @@
-"""Extreme values (issue 16, rows 3, 4 and 6): the same answer as torch on both backends."""
+"""Extreme values (issue 16, rows 3 to 6): the same answer as torch on both backends."""
 import numpy as np
 import pytest
 
@@ -208,3 +208,36 @@ def test_a_user_rmsnorm_gets_the_balanced_backward_too(backend):
     finally:
         symgrad.REGISTRY.remove("rmsnorm_scaled")
 
+
+@needs_torch
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cross_entropy_with_a_masked_logit_is_finite_like_torch(backend, dtype):
+    """Row 5: a logit of -inf at a class other than the target (a masked class) gave loss NaN, from
+    0 * (-inf) in the one-hot product that picked the target's logit; it is now selected, and the
+    loss (1.3133 for [-inf, 0, 1], target 1) and gradient equal torch's."""
+    z = np.array([[-np.inf, 0.0, 1.0], [2.0, -np.inf, -np.inf], [0.5, -1.0, -np.inf]], dtype=dtype)
+    target = np.array([1, 0, 0])
+    k = symgrad.load("softmax_cross_entropy", backend=backend, dtype=dtype)
+    loss, cache = k.forward(z, target)
+    (dz,) = k.backward(cache)
+    zt = torch.tensor(z, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(zt, torch.tensor(target))
+    lt.backward()
+    assert np.isfinite(loss) and np.isfinite(dz).all()
+    tol = 1e-6 if dtype == "float32" else 1e-15
+    np.testing.assert_allclose(loss, lt.item(), rtol=tol)
+    np.testing.assert_allclose(dz, zt.grad.numpy(), rtol=tol, atol=tol)
+    one, _ = k.forward(z[:1], target[:1])
+    np.testing.assert_allclose(one, 1.3132616875182228, rtol=tol)
+
+
+def test_selecting_by_a_one_hot_differentiates_to_the_one_hot():
+    """Row 5's selection where(Y > 0, z, 0) has the local derivative Piecewise((1, Y > 0), (0, True));
+    on a one-hot (0 or 1) that is Y itself, so backward stays p - Y, without a branch."""
+    import sympy as sp
+    from symgrad.ir.lower import lower
+    spec = symgrad.REGISTRY.get("softmax_cross_entropy")
+    assert [s.why for s in spec.derivation.steps if s.why == "indicator"] == ["indicator"]
+    for s in lower(spec).backward.body:
+        assert not s.expr.has(sp.Piecewise)
