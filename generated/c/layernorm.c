@@ -42,15 +42,17 @@ int64_t layernorm_forward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;
     (void)D;
-    return 2*N;
+    return 4*N;
 }
 
 void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D)
 {
     float *restrict sum_x = scratch + 0;
-    float *restrict sum_xc_sq = scratch + N;
+    float *restrict mean0 = scratch + N;
+    float *restrict t2 = scratch + 2*N;
+    float *restrict sum_xc_sq = scratch + 3*N;
     /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
-    /* for each of the N rows: 3 passes over the row */
+    /* for each of the N rows: 4 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         /* pass 1: row sums sum_x */
@@ -62,8 +64,18 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
             }
             sum_x[i0] = (float)_acc;
         }
-        mean[i0] = sum_x[i0]/((float)D);
-        /* pass 2: row sums sum_xc_sq */
+        mean0[i0] = sum_x[i0]/((float)D);
+        /* pass 2: row sums t2 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc += -mean0[i0] + x[D*i0 + i1];
+            }
+            t2[i0] = (float)_acc;
+        }
+        mean[i0] = mean0[i0] + t2[i0]/((float)D);
+        /* pass 3: row sums sum_xc_sq */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -73,7 +85,7 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
             sum_xc_sq[i0] = (float)_acc;
         }
         rstd[i0] = powf(eps + sum_xc_sq[i0]/((float)D), -1.0F/2.0F);
-        /* pass 3: y = beta + gamma*xhat */
+        /* pass 4: y = beta + gamma*xhat */
         {
             const float _r_mean = mean[i0];
             const float _r_rstd = rstd[i0];
@@ -87,9 +99,11 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
 void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D)
 {
     double *restrict sum_x = scratch + 0;
-    double *restrict sum_xc_sq = scratch + N;
+    double *restrict mean0 = scratch + N;
+    double *restrict t2 = scratch + 2*N;
+    double *restrict sum_xc_sq = scratch + 3*N;
     /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
-    /* for each of the N rows: 3 passes over the row */
+    /* for each of the N rows: 4 passes over the row */
     SG_PARALLEL_FOR(D*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         /* pass 1: row sums sum_x */
@@ -101,8 +115,18 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
             }
             sum_x[i0] = (double)_acc;
         }
-        mean[i0] = sum_x[i0]/((double)D);
-        /* pass 2: row sums sum_xc_sq */
+        mean0[i0] = sum_x[i0]/((double)D);
+        /* pass 2: row sums t2 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc += -mean0[i0] + x[D*i0 + i1];
+            }
+            t2[i0] = (double)_acc;
+        }
+        mean[i0] = mean0[i0] + t2[i0]/((double)D);
+        /* pass 3: row sums sum_xc_sq */
         {
             double _acc = 0.0;
             SG_SIMD_SUM(_acc)
@@ -112,7 +136,7 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
             sum_xc_sq[i0] = (double)_acc;
         }
         rstd[i0] = pow(eps + sum_xc_sq[i0]/((double)D), -1.0/2.0);
-        /* pass 3: y = beta + gamma*xhat */
+        /* pass 4: y = beta + gamma*xhat */
         {
             const double _r_mean = mean[i0];
             const double _r_rstd = rstd[i0];
@@ -127,17 +151,15 @@ int64_t layernorm_backward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;
     (void)D;
-    return 32*D + 4*N;
+    return 32*D + 2*N;
 }
 
 void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict gamma, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float eps, int64_t N, int64_t D)
 {
-    float *restrict drstd = scratch + 0;
-    float *restrict dvar = scratch + N;
-    float *restrict sum_dxhat = scratch + 2*N;
-    float *restrict dmean = scratch + 3*N;
-    float *restrict _part_dgamma = scratch + 4*N;
-    float *restrict _part_dbeta = scratch + 16*D + 4*N;
+    float *restrict sum_dxhat_xhat = scratch + 0;
+    float *restrict sum_dxhat = scratch + N;
+    float *restrict _part_dgamma = scratch + 2*N;
+    float *restrict _part_dbeta = scratch + 16*D + 2*N;
     /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*xc: the derivation's values, recomputed where they are used */
     /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const float inv_D = (1.0F/((((float)D))));
@@ -150,34 +172,32 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             float *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums drstd = sum(dxhat*xc), sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
+                /* pass 1: row sums sum_dxhat_xhat, sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
                 {
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
                     {
-                        double _acc_drstd = 0.0;
+                        double _acc_sum_dxhat_xhat = 0.0;
                         double _acc_sum_dxhat = 0.0;
-                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dxhat)
+                        SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
                         for (int64_t i1 = 0; i1 < D; ++i1) {
-                            _acc_drstd += dy[D*i0 + i1]*gamma[i1]*(-_r_mean + x[D*i0 + i1]);
+                            _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
                             _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
                             _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
                             _p_dbeta[i1] += dy[D*i0 + i1];
                         }
-                        drstd[i0] = (float)_acc_drstd;
+                        sum_dxhat_xhat[i0] = (float)_acc_sum_dxhat_xhat;
                         sum_dxhat[i0] = (float)_acc_sum_dxhat;
                     }
                 }
-                dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
-                dmean[i0] = -rstd[i0]*sum_dxhat[i0];
-                /* pass 2: dx = dmean/D + dxhat*rstd + 2*dvar*xc/D */
+                /* pass 2: dx = rstd*(dxhat - sum_dxhat/D - sum_dxhat_xhat*xhat/D) */
                 {
-                    const float _r_dmean = dmean[i0];
-                    const float _r_dvar = dvar[i0];
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
+                    const float _r_sum_dxhat = sum_dxhat[i0];
+                    const float _r_sum_dxhat_xhat = sum_dxhat_xhat[i0];
                     for (int64_t i1 = 0; i1 < D; ++i1) {
-                        dx[D*i0 + i1] = _r_dmean*inv_D + 2*_r_dvar*inv_D*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
+                        dx[D*i0 + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
                     }
                 }
             }
@@ -199,12 +219,10 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
 
 void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict gamma, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double eps, int64_t N, int64_t D)
 {
-    double *restrict drstd = scratch + 0;
-    double *restrict dvar = scratch + N;
-    double *restrict sum_dxhat = scratch + 2*N;
-    double *restrict dmean = scratch + 3*N;
-    double *restrict _part_dgamma = scratch + 4*N;
-    double *restrict _part_dbeta = scratch + 16*D + 4*N;
+    double *restrict sum_dxhat_xhat = scratch + 0;
+    double *restrict sum_dxhat = scratch + N;
+    double *restrict _part_dgamma = scratch + 2*N;
+    double *restrict _part_dbeta = scratch + 16*D + 2*N;
     /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*xc: the derivation's values, recomputed where they are used */
     /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const double inv_D = (1.0/((((double)D))));
@@ -217,34 +235,32 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             double *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums drstd = sum(dxhat*xc), sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
+                /* pass 1: row sums sum_dxhat_xhat, sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
                 {
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
                     {
-                        double _acc_drstd = 0.0;
+                        double _acc_sum_dxhat_xhat = 0.0;
                         double _acc_sum_dxhat = 0.0;
-                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dxhat)
+                        SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
                         for (int64_t i1 = 0; i1 < D; ++i1) {
-                            _acc_drstd += dy[D*i0 + i1]*gamma[i1]*(-_r_mean + x[D*i0 + i1]);
+                            _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
                             _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
                             _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
                             _p_dbeta[i1] += dy[D*i0 + i1];
                         }
-                        drstd[i0] = (double)_acc_drstd;
+                        sum_dxhat_xhat[i0] = (double)_acc_sum_dxhat_xhat;
                         sum_dxhat[i0] = (double)_acc_sum_dxhat;
                     }
                 }
-                dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]));
-                dmean[i0] = -rstd[i0]*sum_dxhat[i0];
-                /* pass 2: dx = dmean/D + dxhat*rstd + 2*dvar*xc/D */
+                /* pass 2: dx = rstd*(dxhat - sum_dxhat/D - sum_dxhat_xhat*xhat/D) */
                 {
-                    const double _r_dmean = dmean[i0];
-                    const double _r_dvar = dvar[i0];
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
+                    const double _r_sum_dxhat = sum_dxhat[i0];
+                    const double _r_sum_dxhat_xhat = sum_dxhat_xhat[i0];
                     for (int64_t i1 = 0; i1 < D; ++i1) {
-                        dx[D*i0 + i1] = _r_dmean*inv_D + 2*_r_dvar*inv_D*(-_r_mean + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*_r_rstd;
+                        dx[D*i0 + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
                     }
                 }
             }

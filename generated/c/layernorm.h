@@ -18,7 +18,9 @@
 /* layernorm_forward: the forward pass
  *
  *   sum_x = sum(x) over axis 1
- *   mean = sum_x/D
+ *   mean0 = sum_x/D
+ *   t2 = sum(x - mean0) over axis 1
+ *   mean = mean0 + t2/D
  *   sum_xc_sq = sum((x - mean)**2) over axis 1
  *   rstd = 1/sqrt(sum_xc_sq/D + eps)
  *   y = beta + gamma*rstd*(x - mean)
@@ -29,23 +31,21 @@
  *   x (N, D): read
  *   gamma (D,): read
  *   beta (D,): read
- *   scratch: 2*N elements of work space (= layernorm_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 4*N elements of work space (= layernorm_forward_scratch_size(...)), contents undefined afterwards
  *   eps: hyperparameter (default 1e-05)
  */
 void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D);
 void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D);
 
-/* Elements (float or double) of the scratch buffer layernorm_forward_* needs: 2*N. */
+/* Elements (float or double) of the scratch buffer layernorm_forward_* needs: 4*N. */
 int64_t layernorm_forward_scratch_size(int64_t N, int64_t D);
 
 
 /* layernorm_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
- *   drstd = sum(dy*gamma*(x - mean)) over axis 1
- *   dvar = -drstd*rstd**3/2
+ *   sum_dxhat_xhat = sum(dy*gamma*rstd*(x - mean)) over axis 1
  *   sum_dxhat = sum(dy*gamma) over axis 1
- *   dmean = -rstd*sum_dxhat
- *   dx = dmean/D + dy*gamma*rstd + 2*dvar*(x - mean)/D
+ *   dx = rstd*(dy*gamma - sum_dxhat/D - rstd*sum_dxhat_xhat*(x - mean)/D)
  *   dgamma = sum(dy*rstd*(x - mean)) over axis 0
  *   dbeta = sum(dy) over axis 0
  *
@@ -57,13 +57,13 @@ int64_t layernorm_forward_scratch_size(int64_t N, int64_t D);
  *   gamma (D,): read, from forward
  *   rstd (N, 1): read, from forward
  *   mean (N, 1): read, from forward
- *   scratch: 32*D + 4*N elements of work space (= layernorm_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 32*D + 2*N elements of work space (= layernorm_backward_scratch_size(...)), contents undefined afterwards
  *   eps: hyperparameter (default 1e-05)
  */
 void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict gamma, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float eps, int64_t N, int64_t D);
 void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict gamma, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double eps, int64_t N, int64_t D);
 
-/* Elements (float or double) of the scratch buffer layernorm_backward_* needs: 32*D + 4*N. */
+/* Elements (float or double) of the scratch buffer layernorm_backward_* needs: 32*D + 2*N. */
 int64_t layernorm_backward_scratch_size(int64_t N, int64_t D);
 
 

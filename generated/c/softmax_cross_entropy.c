@@ -85,14 +85,14 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
     /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
-        /* pass 1: row maxima max_z; one-hot t3 = one_hot(target, C); row sums t4 = sum(t3*z) */
+        /* pass 1: row maxima max_z; one-hot t3 = one_hot(target, C); row sums t4 = sum(Piecewise((z, t3 > 0), (0, True))) */
         {
             float _acc_max_z = -INFINITY;
             double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc_max_z = sg_max_f32(_acc_max_z, z[C*i0 + i1]);
                 t3[C*i0 + i1] = (target[i0] == i1) ? 1.0F : 0.0F;
-                _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
+                _acc_t4 += ((t3[C*i0 + i1] > 0) ? (z[C*i0 + i1]) : (0));
             }
             max_z[i0] = (float)_acc_max_z;
             t4[i0] = (float)_acc_t4;
@@ -132,14 +132,14 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
     /* for each of the N rows: 2 passes over the row */
     SG_PARALLEL_FOR(C*N)
     for (int64_t i0 = 0; i0 < N; ++i0) {
-        /* pass 1: row maxima max_z; one-hot t3 = one_hot(target, C); row sums t4 = sum(t3*z) */
+        /* pass 1: row maxima max_z; one-hot t3 = one_hot(target, C); row sums t4 = sum(Piecewise((z, t3 > 0), (0, True))) */
         {
             double _acc_max_z = -INFINITY;
             double _acc_t4 = 0.0;
             for (int64_t i1 = 0; i1 < C; ++i1) {
                 _acc_max_z = sg_max_f64(_acc_max_z, z[C*i0 + i1]);
                 t3[C*i0 + i1] = (target[i0] == i1) ? 1.0 : 0.0;
-                _acc_t4 += t3[C*i0 + i1]*z[C*i0 + i1];
+                _acc_t4 += ((t3[C*i0 + i1] > 0) ? (z[C*i0 + i1]) : (0));
             }
             max_z[i0] = (double)_acc_max_z;
             t4[i0] = (double)_acc_t4;

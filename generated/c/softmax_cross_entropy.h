@@ -21,7 +21,7 @@
  *   t1 = exp(z - max_z)
  *   t2 = sum(t1) over axis 1
  *   t3 = one_hot(target, C)
- *   t4 = sum(t3*z) over axis 1
+ *   t4 = sum(Piecewise((z, t3 > 0), (0, True))) over axis 1
  *   t5 = sum(max_z - t4 + log(t2)) over all axes
  *   loss = t5/N
  *

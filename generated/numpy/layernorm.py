@@ -7,7 +7,9 @@ Dimensions: N, D
 
 Forward:
     t0 = sum(x) over axis 1
-    mean = t0/D
+    mean0 = t0/D
+    t2 = sum(x - mean0) over axis 1
+    mean = mean0 + t2/D
     xc = x - mean
     t1 = sum(xc**2) over axis 1
     rstd = 1/sqrt(t1/D + eps)
@@ -16,15 +18,13 @@ Forward:
 
 Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     dxhat = dy*gamma
-    drstd = sum(dxhat*xc) over axis 1
-    dvar = -drstd*rstd**3/2
-    t2 = sum(dxhat) over axis 1
-    dmean = -rstd*t2
-    dx = dmean/D + dxhat*rstd + 2*dvar*xc/D
+    t5 = sum(dxhat*xhat) over axis 1
+    t3 = sum(dxhat) over axis 1
+    dx = rstd*(dxhat - t3/D - t5*xhat/D)
     dgamma = sum(dy*xhat) over axis 0
     dbeta = sum(dy) over axis 0
 
-Saved for the backward pass: gamma, xc, rstd, xhat.
+Saved for the backward pass: gamma, rstd, xhat.
 """
 import numpy as np
 
@@ -196,13 +196,15 @@ def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
     _check_shape("gamma", gamma, (D,), "(D)")
     _check_shape("beta", beta, (D,), "(D)")
     t0 = np.sum(x, axis=1, keepdims=True)
-    mean = t0/D
+    mean0 = t0/D
+    t2 = np.sum(-mean0 + x, axis=1, keepdims=True)
+    mean = mean0 + t2/D
     xc = -mean + x
     t1 = np.sum(xc**2, axis=1, keepdims=True)
     rstd = 1/np.sqrt(eps + t1/D)
     xhat = rstd*xc
     y = beta + gamma*xhat
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "xc": xc, "rstd": rstd, "xhat": xhat, "eps": eps}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "rstd": rstd, "xhat": xhat, "eps": eps}
     return y, cache
 
 
@@ -218,19 +220,16 @@ def backward(cache, dy):
     N = _dim(cache, "N")
     D = _dim(cache, "D")
     gamma = _cached(cache, "gamma", (D,), dtype)
-    xc = _cached(cache, "xc", (N, D), dtype)
     rstd = _cached(cache, "rstd", (N, 1), dtype)
     xhat = _cached(cache, "xhat", (N, D), dtype)
     eps = _hyper("eps", cache.get("eps"))
     dy = _real("dy", dy, dtype)
     _check_shape("dy", dy, (N, D), "(N, D)")
     dxhat = dy*gamma
-    drstd = np.sum(dxhat*xc, axis=1, keepdims=True)
-    dvar = -1/2*drstd*rstd**3
-    t2 = np.sum(dxhat, axis=1, keepdims=True)
-    dmean = -rstd*t2
-    t3 = _inv(D)
-    dx = dmean*t3 + 2*dvar*t3*xc + dxhat*rstd
+    t5 = np.sum(dxhat*xhat, axis=1, keepdims=True)
+    t3 = np.sum(dxhat, axis=1, keepdims=True)
+    t6 = _inv(D)
+    dx = rstd*(dxhat - t3*t6 - t5*t6*xhat)
     dgamma = np.sum(dy*xhat, axis=0)
     dbeta = np.sum(dy, axis=0)
     return (dx, dgamma, dbeta, )

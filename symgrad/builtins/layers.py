@@ -72,10 +72,14 @@ def bce_logits(z, target):
 @sg.loss(z=(N, C), target=sg.index((N,), bound=C))
 def softmax_cross_entropy(z, target):
     """Softmax cross-entropy on logits with class ids, mean over the batch (torch cross_entropy):
-    logsumexp(z_n) - z_n[target_n]."""
+    logsumexp(z_n) - z_n[target_n].
+
+    The picked logit z_n[target_n] is selected by the one-hot Y (z where Y = 1, else 0), not
+    multiplied by it: Y * z is 0 * (-inf) = NaN for a logit of -inf at another class (a masked
+    class), where torch gives a finite loss."""
     m = sg.stop_gradient(sg.max(z, axis=-1, keepdims=True))
     lse = (sg.log(sg.sum(sg.exp(z - m), axis=-1, keepdims=True)) + m).named("lse")
-    picked = sg.sum(sg.one_hot(target, C) * z, axis=-1, keepdims=True)
+    picked = sg.sum(sg.where(lambda y: y > 0, z, 0, sg.one_hot(target, C)), axis=-1, keepdims=True)
     return sg.mean(lse - picked)
 
 

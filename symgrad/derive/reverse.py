@@ -29,6 +29,7 @@ class Step:
     local_used: sp.Expr | None   # after rewriting in terms of the output, if that applied
     contribution: T.Node
     rule: str                    # "elementwise" | "einsum" | "sum" | "max" | "expand" | "slice" | "unfold" | "fold"
+    why: str = "output"          # why local_used differs from local: "output" | "indicator"
 
 
 @dataclass
@@ -211,11 +212,33 @@ def _vjp_map(node: T.Map, G: T.Node, needs: set[int], table):
         if local.has(sp.Derivative, sp.DiracDelta, sp.Subs):
             raise SpecError(f"{node.fn or node.expr} is not differentiable: SymPy gives d/d{a.name or 'arg'} = "
                             f"{local}; use a differentiable formula or symgrad.stop_gradient")
+        why = "output"
         if y_rewrite is not None:
             c = T.Map(G.sym * y_rewrite, [G, node] + list(node.args))
             used = y_rewrite
         else:
-            c = T.Map(G.sym * local, [G] + list(node.args))
-            used = local
+            used = _indicators(local, node.args)
+            why = "indicator" if used != local else why
+            c = T.Map(G.sym * used, [G] + list(node.args))
         c = _unbroadcast(c, a.shape, table)
-        yield a, c, Step(node, a, G, local, used, c, "elementwise")
+        yield a, c, Step(node, a, G, local, used, c, "elementwise", why)
+
+
+def _indicators(e: sp.Expr, args) -> sp.Expr:
+    """``e`` with each ``Piecewise((1, cond(Y)), (0, True))`` on a one-hot ``Y`` (values 0 and 1)
+    replaced by ``Y`` itself, when SymPy finds ``cond`` true at Y = 1 and false at Y = 0: the
+    derivative of ``where(Y > 0, z, 0)`` (selecting the target logit) is then ``Y``, as for ``Y z``."""
+    onehots = {a.sym for a in args if isinstance(a, T.OneHot)}
+
+    def indicator(p):
+        if not (isinstance(p, sp.Piecewise) and len(p.args) == 2 and p.args[0].expr == 1
+                and p.args[1].expr == 0 and p.args[1].cond == sp.true):
+            return None
+        cond = p.args[0].cond
+        ys = cond.free_symbols & onehots
+        if len(ys) != 1 or cond.free_symbols != ys:
+            return None
+        (y,) = ys
+        return y if cond.subs(y, 1) == sp.true and cond.subs(y, 0) == sp.false else None
+
+    return e.replace(lambda p: indicator(p) is not None, indicator) if onehots else e

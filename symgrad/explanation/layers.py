@@ -204,7 +204,8 @@ class PageBuilder(GradientSections):
             sub = {a.sym: self.ref(a, nt.align(node_idx, s.node.shape, a.shape)) for a in s.node.args}
             sub[s.node.sym] = y
             rewritten = s.local_used is not None and s.local_used != s.local
-            self.doc.add(Para(up + S("local") + (S("local_used", y=m(y)) if rewritten else []) + then))
+            note = (S("local_used", y=m(y)) if s.why == "output" else S("local_indicator")) if rewritten else []
+            self.doc.add(Para(up + S("local") + note + then))
             self.doc.add(Equation(dydx, s.local.xreplace(sub), role="local"))
             if rewritten:
                 self.doc.add(Equation(dydx, nice(s.local_used.xreplace(sub)), role="local"))
@@ -269,7 +270,8 @@ class PageBuilder(GradientSections):
                 sub = {a.sym: self.ref(a, nt.align(node_idx, s.node.shape, a.shape)) for a in s.node.args}
                 sub[s.node.sym] = self.ref(s.node, node_idx)
                 used = s.local_used.xreplace(sub)
-                items.append(S("simpl_output", y=m(self.ref(s.node)), x=m(self.ref(nt.resolve(s.arg))),
+                items.append(S("simpl_output" if s.why == "output" else "simpl_indicator",
+                               y=m(self.ref(s.node)), x=m(self.ref(nt.resolve(s.arg))),
                                local=m(s.local.xreplace(sub)), used=m(used),
                                nice=[] if nice(used) == used else [" = ", m(nice(used))]))
         for n in self.d.forward_nodes:
@@ -278,4 +280,23 @@ class PageBuilder(GradientSections):
                 st = stabilize(e)
                 if st != e:
                     items.append(S("simpl_stable", expr=m(e), stable=m(st)))
+        items += self.accuracy_notes()
         self.doc.add(Bullets(items) if items else Para(S("simpl_none")))
+
+    def accuracy_notes(self) -> list:
+        """What ``symgrad.ir.accuracy`` did to the kernel (``kernel.meta["accuracy"]``), said in words."""
+        S = self.S
+        by_code = {self.nt.code_names.get(n.id): n for n in self.d.forward_nodes + list(self.d.adjoints.values())}
+
+        def name(code):
+            n = by_code.get(code)
+            return m(self.ref(n)) if n is not None else code
+
+        out = []
+        for note in self.kernel.meta.get("accuracy", []):
+            if note[0] == "mean":
+                out.append(S("simpl_mean", mean=name(note[1]), v=name(note[2])))
+            else:
+                _, grad, r, v, w = note
+                out.append(S("simpl_powers", grad=name(grad), r=name(r), v=name(v), w=name(w)))
+        return out

@@ -75,6 +75,7 @@ EN = {
     "upstream": "Upstream gradient {g}. ",
     "local": "Local derivative (sympy.diff)",
     "local_used": ", rewritten in terms of the output {y} (see the simplifications)",
+    "local_indicator": ", its indicator written as the one-hot itself (see the simplifications)",
     "local_einsum": "Local derivative (the contraction is linear in {arg})",
     "local_sum": "Local derivative of a sum: 1 for every summed element, so the upstream gradient is "
                  "broadcast back over the summed axes",
@@ -93,6 +94,17 @@ EN = {
     "simpl_stable": "In the code, {expr} is evaluated in the numerically stable form {stable} (an identity "
                     "that SymPy verifies).",
     "simpl_none": "None: every local derivative is used as SymPy computed it.",
+    "simpl_indicator": "∂{y}/∂{x}: SymPy gives {local}. The one-hot in its condition is 0 or 1, and the "
+                       "condition holds exactly where it is 1 (SymPy checks both values), so the engine uses "
+                       "{used}{nice}: the same values, and no branch in backward.",
+    "simpl_mean": "In the code, {mean} (the mean of {v}) is computed as the corrected two-pass mean "
+                  "m0 + mean({v} − m0), m0 the plain mean (Higham, Accuracy and Stability of Numerical "
+                  "Algorithms, §1.9): the same value in exact arithmetic, and within rounding of the true mean in "
+                  "floating point, so a constant row is centered to exactly 0 (as in torch).",
+    "simpl_powers": "In the code, {grad} is evaluated without powers of {r}: {r}·{v} is replaced by the saved "
+                    "{w}, and {r} is moved into the row sums it multiplies (an exact identity), so no "
+                    "intermediate value leaves the scale of the inputs ({r}³ underflows for rows of size 1e16 "
+                    "in float32).",
     "h_final": "Final gradients",
     "final_intro": "The gradient of {x} in index notation, in terms of the named gradients above:",
     "final_in_steps": "Each gradient is the last equation of its step above.",
@@ -171,6 +183,7 @@ ZH = {
     "upstream": "上游梯度 {g}。",
     "local": "局部导数（sympy.diff）",
     "local_used": "，改写为用输出 {y} 表示（见化简一节）",
+    "local_indicator": "，其中的指示函数写成 one-hot 本身（见化简一节）",
     "local_einsum": "局部导数（该矩阵乘法对 {arg} 是线性的）",
     "local_sum": "求和的局部导数：每个被求和的元素都是 1，所以上游梯度沿求和轴广播回去",
     "local_max": "最大值的局部导数：在最大值位置为 1（并列时平分），其余为 0",
@@ -185,6 +198,13 @@ ZH = {
                     "改用 {used}{nice}。反向传播读取保存的输出 {y}，不必从 {x} 重新计算，也不会溢出。",
     "simpl_stable": "代码中 {expr} 按数值稳定的形式 {stable} 计算（SymPy 验证过的恒等式）。",
     "simpl_none": "无：每个局部导数都按 SymPy 求出的形式使用。",
+    "simpl_indicator": "∂{y}/∂{x}：SymPy 给出 {local}。条件中的 one-hot 只取 0 或 1，且条件恰在其为 1 时成立"
+                       "（SymPy 检查了两个取值），所以引擎改用 {used}{nice}：数值相同，反向传播中也没有分支。",
+    "simpl_mean": "代码中 {mean}（{v} 的均值）按修正的两遍均值 m0 + mean({v} − m0) 计算，m0 为普通均值"
+                  "（Higham《Accuracy and Stability of Numerical Algorithms》§1.9）：精确算术下数值相同，"
+                  "浮点运算中与真实均值只差舍入误差，所以常数行中心化后恰好为 0（与 torch 相同）。",
+    "simpl_powers": "代码中计算 {grad} 时不出现 {r} 的幂：{r}·{v} 换成保存的 {w}，{r} 移进它所乘的行求和中"
+                    "（恒等变形），所以中间值都保持输入的量级（float32 中行的量级为 1e16 时 {r}³ 会下溢）。",
     "h_final": "最终梯度",
     "final_intro": "{x} 的梯度，用下标形式和上面命名的梯度写出：",
     "final_in_steps": "每个梯度就是上面对应步骤的最后一个方程。",

@@ -2,7 +2,8 @@
 
 Decides what forward saves for backward (every forward value a backward node reads), fuses
 elementwise chains (a single-use elementwise node is inlined into its consumer), applies the stable
-rewrites, and eliminates common subexpressions with ``sympy.cse``.
+rewrites, eliminates common subexpressions with ``sympy.cse``, and applies the accuracy rewrites of
+``symgrad.ir.accuracy`` (corrected means, balanced powers).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from functools import lru_cache
 import sympy as sp
 
 from . import nodes as ir
+from .accuracy import balanced_powers, corrected_means
 from ..derive.stable import stabilize
 from ..errors import SpecError
 from ..spec import tensor as T
@@ -65,6 +67,8 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
     new_values = [v for _, v in spec.updates]   # buffers' new values: computed by forward, not derived
     fwd_all = T.walk(list(spec.outputs) + new_values) if new_values else fwd_nodes
     forward = _function("forward", spec.inputs, fwd_all, list(spec.outputs) + new_values, saved, namer, {}, {})
+    notes: list = []
+    forward = corrected_means(forward, namer.fresh, notes)
     fwd_env = {n.id: sp.Symbol(namer.name(n)) for n in saved + saved_inputs}
     for n in fwd_nodes:
         if isinstance(n, T.Input):
@@ -78,6 +82,7 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
     backward.saved = [namer.name(n) for n in saved_inputs + saved]
     for n in saved_inputs + saved:
         backward.shapes[namer.name(n)] = n.shape
+    forward, backward = balanced_powers(forward, backward, namer.fresh, lambda e: _cse(e, namer), notes)
 
     args = [ir.Arg(i.name, i.shape, i.kind, i.bound, i.differentiable, getattr(i, "buffer", False))
             for i in spec.inputs]
@@ -90,7 +95,8 @@ def _lower(spec: LayerSpec) -> ir.Kernel:
             raise SpecError(f"{spec.name}: dimension {dname} must be the whole size of some input axis")
     hypers = [(h.name, bool(h.default) if isinstance(h, T.Flag) else h.default) for h in spec.hypers]
     return ir.Kernel(spec.name, spec.kind, spec.doc, args, hypers,
-                     outs, gouts, spec.kernel_dims, forward, backward, eqs, geqs, dict(spec.meta),
+                     outs, gouts, spec.kernel_dims, forward, backward, eqs, geqs,
+                     {**spec.meta, **({"accuracy": notes} if notes else {})},
                      node_names=dict(namer.names), loss=spec.loss,
                      sizes=[(s.name, s.default, s.minimum) for s in spec.sizes],
                      out_dims=[(str(o), o.numerator, o.stride) for o in spec.out_dims],
@@ -125,6 +131,16 @@ class _Namer:
                 self.k += 1
             self.claim(node, f"t{self.k}")
         return self.names[node.id]
+
+    def fresh(self, base: str | None = None) -> sp.Symbol:
+        """A new name: ``base`` (``base_2``, ... if taken), or the next temporary."""
+        if base is None:
+            return self.temp()
+        name, k = base, 2
+        while name in self.taken:
+            name, k = f"{base}_{k}", k + 1
+        self.taken.add(name)
+        return sp.Symbol(name)
 
     def temp(self) -> sp.Symbol:
         while f"t{self.k}" in self.taken:

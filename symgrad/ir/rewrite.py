@@ -5,7 +5,8 @@ allocates is exactly what the emitted code reads):
 
 - **Recompute instead of save** (``rematerialize``): a value forward would save that is a cheap
   elementwise function (no transcendental call) of the inputs and of values smaller than itself
-  (LayerNorm's ``xc = x - mean``, ``xhat = rstd*xc``) is recomputed in backward from those; forward
+  (LayerNorm's ``xc = x - mean``, ``xhat = rstd*xc``, looking through cheap values nobody saves) is
+  recomputed in backward from those; forward
   then saves only the small values (``mean``, ``rstd``; torch saves the same) and writes no full-size
   cache array, and backward reads ``x`` instead of two saved arrays.
 - **Read windows again** (``rematerialize_windows``): im2col columns are never saved; backward
@@ -59,8 +60,8 @@ def rematerialize(k: ir.Kernel) -> ir.Kernel:
         s = producer.get(n)
         if n in outs or not isinstance(s, ir.Elementwise):
             continue
-        e = full_expr(s) if s is not None else None
-        if e is None or not cheap(e):
+        e = _through_values(full_expr(s), producer, set(k.forward.saved) | inputs | hypers, s.shape)
+        if not cheap(e):
             continue
         reads = {x.name for x in e.free_symbols} - hypers
         need = []
@@ -124,6 +125,22 @@ def rematerialize_windows(k: ir.Kernel) -> ir.Kernel:
     fwd = dataclasses.replace(k.forward, saved=fsaved)
     bwd = dataclasses.replace(k.backward, body=body, saved=bsaved, shapes=bshapes)
     return dataclasses.replace(k, forward=fwd, backward=bwd)
+
+
+def _through_values(e, producer, stop, shape):
+    """``e`` with the cheap forward values of ``shape`` it reads and nobody saves (``xc = x - mean``
+    when only ``xhat = rstd*xc`` is saved) replaced by their own expressions."""
+    for _ in range(4):
+        subs = {}
+        for x in e.free_symbols:
+            p = producer.get(x.name)
+            if x.name not in stop and isinstance(p, ir.Elementwise) and tuple(p.shape) == tuple(shape) \
+                    and cheap(full_expr(p)):
+                subs[x] = full_expr(p)
+        if not subs:
+            return e
+        e = e.xreplace(subs)
+    return e
 
 
 def _domain(s):
