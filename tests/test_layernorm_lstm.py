@@ -197,7 +197,7 @@ def test_c_lstm_generator_batches_over_time():
     each after the backward loop; gate slices are views and dgates' parts are written in place."""
     src = symgrad.REGISTRY.emit(symgrad.REGISTRY.get("lstm"), "c")["c/lstm.c"]
     fwd, bwd = src.split("void lstm_backward_f32")[0], src.split("void lstm_backward_f32")[1]
-    assert "sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, xW_ih_steps, 4*H);" in fwd
+    assert "sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);" in fwd   # beta 0: overwrite
     assert fwd.index("N*T, 4*H, D, x") < fwd.index("for (int64_t _t = 0")
     loop_end = bwd.index("if (T == 0)")
     for gemm in ("(0, 0, N*T, D, 4*H, dgates_steps", "(1, 0, 4*H, D, N*T, dgates_steps", "(1, 0, 4*H, H, N*T, dgates_steps"):

@@ -391,19 +391,12 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
-    /* for each of the T samples: dx = dgates W_ih (GEMM); dW_ih = dgates^T x (GEMM); dW_hh = dgates^T h (GEMM) */
-    /* dW_ih accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < 4*D*H; ++_i) dW_ih[_i] = 0;
-    /* dW_hh accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < 4*((H)*(H)); ++_i) dW_hh[_i] = 0;
-    for (int64_t _s = 0; _s < T; ++_s) {
-        /* dx = dgates W_ih (GEMM) */
-        sg_gemm_f32(0, 0, N, D, 4*H, (dgates + 4*H*_s), 4*H, W_ih, D, 0, dx, D);
-        /* dW_ih = dgates^T x (GEMM) */
-        sg_gemm_f32(1, 0, 4*H, D, N, (dgates + 4*H*_s), 4*H, (x + D*_s), D, 0, dW_ih, D);
-        /* dW_hh = dgates^T h (GEMM) */
-        sg_gemm_f32(1, 0, 4*H, H, N, (dgates + 4*H*_s), 4*H, (h + H*_s), H, 0, dW_hh, H);
-    }
+    /* dx = dgates W_ih (GEMM) */
+    sg_gemm_f32(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
+    /* dW_ih = dgates^T x (GEMM) */
+    sg_gemm_f32(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
+    /* dW_hh = dgates^T h (GEMM) */
+    sg_gemm_f32(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, 0, dW_hh, H);
 }
 
 void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restrict dc0, double *restrict dW_ih, double *restrict dW_hh, double *restrict db_ih, double *restrict db_hh, const double *restrict dhs, const double *restrict dhT, const double *restrict dcT, const double *restrict h_steps, const double *restrict c_steps, const double *restrict o_steps, const double *restrict tanh_c_steps, const double *restrict g_steps, const double *restrict i_steps, const double *restrict f_steps, const double *restrict x, const double *restrict W_ih, const double *restrict W_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
@@ -464,17 +457,10 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
-    /* for each of the T samples: dx = dgates W_ih (GEMM); dW_ih = dgates^T x (GEMM); dW_hh = dgates^T h (GEMM) */
-    /* dW_ih accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < 4*D*H; ++_i) dW_ih[_i] = 0;
-    /* dW_hh accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < 4*((H)*(H)); ++_i) dW_hh[_i] = 0;
-    for (int64_t _s = 0; _s < T; ++_s) {
-        /* dx = dgates W_ih (GEMM) */
-        sg_gemm_f64(0, 0, N, D, 4*H, (dgates + 4*H*_s), 4*H, W_ih, D, 0, dx, D);
-        /* dW_ih = dgates^T x (GEMM) */
-        sg_gemm_f64(1, 0, 4*H, D, N, (dgates + 4*H*_s), 4*H, (x + D*_s), D, 0, dW_ih, D);
-        /* dW_hh = dgates^T h (GEMM) */
-        sg_gemm_f64(1, 0, 4*H, H, N, (dgates + 4*H*_s), 4*H, (h + H*_s), H, 0, dW_hh, H);
-    }
+    /* dx = dgates W_ih (GEMM) */
+    sg_gemm_f64(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
+    /* dW_ih = dgates^T x (GEMM) */
+    sg_gemm_f64(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
+    /* dW_hh = dgates^T h (GEMM) */
+    sg_gemm_f64(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, 0, dW_hh, H);
 }

@@ -398,7 +398,11 @@ class CBody(Fusion, Views):
             written = {t.out for t in run}
             internal = {n for n in written if n not in args and n not in later and n not in self.f.returns
                         and n not in self.views}
-            if len(run) >= 2 and internal:
+            touched = set()
+            for t in run:
+                touched |= self.reads(t) | {t.out}
+            windows = any(isinstance(t, (ir.Window, ir.WindowAdd)) for t in run)
+            if len(run) >= 2 and internal and windows and not (touched & set(self.views)):
                 runs[i] = (run, dim0, internal)
                 i = j
             else:
