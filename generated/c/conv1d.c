@@ -201,7 +201,9 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + L_out*C*K*N;
     float *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     for (int64_t _s = 0; _s < N; ++_s) {
         /* t0 = the windows of x (unfold, im2col) */
         SG_PARALLEL_FOR(L_out*C*K)
@@ -216,16 +218,12 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
             }
         }
         /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-        sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, t0, L_out, 0, (t1 + L_out*O*_s), L_out);
-    }
-    /* t2 = copy of bias */
-    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* y = t1 + t2 */
-    SG_PARALLEL_FOR(L_out*N*O)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
+        sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, t0, L_out, 0, t1, L_out);
+        /* y = t1 + t2 */
+        SG_PARALLEL_FOR(L_out*O)
         for (int64_t i1 = 0; i1 < O; ++i1) {
             for (int64_t i2 = 0; i2 < L_out; ++i2) {
-                y[L_out*O*i0 + L_out*i1 + i2] = t1[L_out*O*i0 + L_out*i1 + i2] + t2[i1];
+                y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*i1 + i2] + t2[i1];
             }
         }
     }
@@ -236,7 +234,9 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + L_out*C*K*N;
     double *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     for (int64_t _s = 0; _s < N; ++_s) {
         /* t0 = the windows of x (unfold, im2col) */
         SG_PARALLEL_FOR(L_out*C*K)
@@ -251,16 +251,12 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
             }
         }
         /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-        sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, t0, L_out, 0, (t1 + L_out*O*_s), L_out);
-    }
-    /* t2 = copy of bias */
-    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* y = t1 + t2 */
-    SG_PARALLEL_FOR(L_out*N*O)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
+        sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, t0, L_out, 0, t1, L_out);
+        /* y = t1 + t2 */
+        SG_PARALLEL_FOR(L_out*O)
         for (int64_t i1 = 0; i1 < O; ++i1) {
             for (int64_t i2 = 0; i2 < L_out; ++i2) {
-                y[L_out*O*i0 + L_out*i1 + i2] = t1[L_out*O*i0 + L_out*i1 + i2] + t2[i1];
+                y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*i1 + i2] + t2[i1];
             }
         }
     }

@@ -204,7 +204,9 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
     float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     for (int64_t _s = 0; _s < N; ++_s) {
         /* t0 = the windows of x (unfold, im2col) */
         SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
@@ -224,17 +226,13 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
             }
         }
         /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-        sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, t0, H_out*W_out, 0, (t1 + H_out*W_out*O*_s), H_out*W_out);
-    }
-    /* t2 = copy of bias */
-    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* y = t1 + t2 */
-    SG_PARALLEL_FOR(H_out*W_out*N*O)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
+        sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, t0, H_out*W_out, 0, t1, H_out*W_out);
+        /* y = t1 + t2 */
+        SG_PARALLEL_FOR(H_out*W_out*O)
         for (int64_t i1 = 0; i1 < O; ++i1) {
             for (int64_t i2 = 0; i2 < H_out; ++i2) {
                 for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                    y[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                    y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
                 }
             }
         }
@@ -246,7 +244,9 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
     double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     for (int64_t _s = 0; _s < N; ++_s) {
         /* t0 = the windows of x (unfold, im2col) */
         SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
@@ -266,17 +266,13 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
             }
         }
         /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-        sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, t0, H_out*W_out, 0, (t1 + H_out*W_out*O*_s), H_out*W_out);
-    }
-    /* t2 = copy of bias */
-    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* y = t1 + t2 */
-    SG_PARALLEL_FOR(H_out*W_out*N*O)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
+        sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, t0, H_out*W_out, 0, t1, H_out*W_out);
+        /* y = t1 + t2 */
+        SG_PARALLEL_FOR(H_out*W_out*O)
         for (int64_t i1 = 0; i1 < O; ++i1) {
             for (int64_t i2 = 0; i2 < H_out; ++i2) {
                 for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                    y[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                    y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
                 }
             }
         }

@@ -51,7 +51,7 @@ class Fusion:
         for j in range(1, len(body)):
             i = j
             s = body[i]
-            if not isinstance(s, (ir.Elementwise, ir.Reduction)):
+            if not isinstance(s, (ir.Elementwise, ir.Reduction, ir.Expand)):
                 continue
             while i > 0 and isinstance(body[i - 1], (ir.Einsum, ir.Concat, ir.Slice, ir.Window, ir.WindowAdd)) and \
                     body[i - 1].out not in self.reads(s) and s.out not in self.reads(body[i - 1]) and \
@@ -60,9 +60,11 @@ class Fusion:
                 i -= 1
         return body
 
-    def groups(self):
+    def groups(self, body=None):
+        """Consecutive statements that share one loop over the rows (``body``: a part of the ordered
+        function body; default all of it)."""
         out, cur, dim0, written, cols = [], [], None, set(), set()
-        for s in self.ordered(self.f.body):
+        for s in (self.ordered(self.f.body) if body is None else body):
             if self.silent(s):
                 continue
             dom = self.domain(s)

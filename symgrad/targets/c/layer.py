@@ -354,14 +354,15 @@ class CBody(Fusion, Views):
     # -- one sample at a time ----------------------------------------------------------------
     def per_sample(self, s):
         """``(leading dim, statement for one sample)`` when ``s`` can run one slice of its leading
-        axis at a time (a window read or its transpose over a batch; a product looped over the batch,
-        independent or accumulating), else None."""
+        axis at a time: a window read or its transpose over a batch, a product looped over the batch
+        (independent or accumulating), an elementwise statement, a reduction that keeps the leading
+        axis or an inserted axis over a batch; else None."""
+        one = sp.Integer(1)
         if isinstance(s, (ir.Window, ir.WindowAdd)):
             n = len(s.size)
             lead = tuple(s.src_shape[:-n]) if isinstance(s, ir.Window) else tuple(s.shape[:-n])
             if not lead or is_one(lead[0]):
                 return None
-            one = sp.Integer(1)
             return lead[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]),
                                                 src_shape=(one,) + tuple(s.src_shape[1:]))
         if isinstance(s, ir.Einsum):
@@ -369,32 +370,39 @@ class CBody(Fusion, Views):
             if lg is None:
                 return None
             size, da, db, dc, _ = lg[0][0]
-            one = sp.Integer(1)
             shapes = [((one,) + tuple(sh[1:])) if d else tuple(sh) for sh, d in zip(s.operand_shapes, (da, db))]
             out = ((one,) + tuple(s.shape[1:])) if dc else tuple(s.shape)
             return size, dataclasses.replace(s, shape=out, operand_shapes=tuple(shapes))
+        if isinstance(s, ir.Elementwise) and len(s.shape) >= 2 and not is_one(s.shape[0]) \
+                and s.out not in self.values:
+            return s.shape[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]))
+        if isinstance(s, ir.Reduction) and len(s.src_shape) >= 2 and 0 not in s.axes and not is_one(s.src_shape[0]):
+            return s.src_shape[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]),
+                                                       src_shape=(one,) + tuple(s.src_shape[1:]))
+        if isinstance(s, ir.Expand) and 0 not in s.axes and len(self.shapes[s.src]) >= 1 \
+                and not is_one(s.shape[0]) and self.shapes[s.src][0] == s.shape[0]:
+            return s.shape[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]))
         return None
 
-    def sample_runs(self, groups) -> dict:
-        """Runs of consecutive single statements that can share one loop over the samples (a
-        convolution's im2col, product and col2im), keyed by the index of their first group: the
-        values only the run reads then live in one sample's slot (cache-resident, never a full-size
-        pass over memory)."""
-        runs, i = {}, 0
+    def sample_runs(self, body) -> list:
+        """Runs of consecutive statements of ``body`` (ordered) that share one loop over the samples
+        because one of them reads windows (a convolution's im2col, product and col2im; max-pooling's
+        windows and their maximum): ``[(start, end, dim0, internal)]``. The values only the run reads
+        live in one sample's slot (cache-resident, never a full-size pass over memory)."""
+        runs, i = [], 0
         args = {a.name for a in self.cf.args}
-        while i < len(groups):
+        while i < len(body):
             j, dim0 = i, None
-            while j < len(groups) and len(groups[j]) == 1:
-                ps = self.per_sample(groups[j][0])
+            while j < len(body):
+                ps = self.per_sample(body[j])
                 if ps is None or (dim0 is not None and ps[0] != dim0):
                     break
                 dim0 = ps[0]
                 j += 1
-            run = [g[0] for g in groups[i:j]]
+            run = body[i:j]
             later = set()
-            for g in groups[j:]:
-                for t in g:
-                    later |= self.reads(t)
+            for t in body[j:]:
+                later |= self.reads(t)
             written = {t.out for t in run}
             internal = {n for n in written if n not in args and n not in later and n not in self.f.returns
                         and n not in self.views}
@@ -403,15 +411,41 @@ class CBody(Fusion, Views):
                 touched |= self.reads(t) | {t.out}
             windows = any(isinstance(t, (ir.Window, ir.WindowAdd)) for t in run)
             if len(run) >= 2 and internal and windows and not (touched & set(self.views)):
-                runs[i] = (run, dim0, internal)
+                runs.append((i, j, dim0, internal))
                 i = j
             else:
-                i += 1
+                i = max(j, i + 1)
         return runs
 
+    def _slice_views(self, t, one, internal, full_shapes):
+        """Views of ``t``'s arrays for one sample: full arrays at their ``_s`` slice, values internal
+        to the run at slot 0; arrays without the sample axis (weights, accumulators) unchanged."""
+        if isinstance(t, ir.Einsum):
+            pairs = list(zip(t.operands, one.operand_shapes)) + [(t.out, one.shape)]
+        elif isinstance(t, (ir.Window, ir.WindowAdd)):
+            pairs = [(t.src, one.src_shape), (t.out, one.shape)]
+        else:
+            pairs = [(t.out, one.shape)] + [(n, full_shapes[n]) for n in ir.reads(t) if n in full_shapes]
+        for name, shape in pairs:
+            full = tuple(full_shapes[name])
+            if isinstance(t, (ir.Elementwise, ir.Reduction, ir.Expand)) and name != t.out:
+                # an operand broadcast (right-aligned) into the statement's domain: sliced only when
+                # it carries the sample axis itself
+                dom = tuple(t.src_shape) if isinstance(t, ir.Reduction) else tuple(t.shape)
+                if isinstance(t, ir.Expand):
+                    dom = full
+                if len(full) != len(dom) or is_one(full[0]):
+                    continue
+                shape = (sp.Integer(1),) + full[1:]
+            if tuple(shape) == full:
+                continue
+            off = sp.Integer(0) if name in internal else sp.Symbol("_s") * prod(full[1:])
+            self.views[name] = (self.cname(name), off, self.contiguous(shape))
+            self.shapes[name] = tuple(shape)
+
     def sample_loop(self, run, dim0, internal, depth):
-        """Emit ``run`` inside ``for (_s = 0; _s < dim0; ++_s)``: full arrays by their ``_s`` slice,
-        values internal to the run in slot 0; accumulating products are zeroed before the loop."""
+        """Emit ``run`` inside ``for (_s = 0; _s < dim0; ++_s)``: each statement on one sample
+        (``per_sample``); accumulating products are zeroed before the loop."""
         self.note(f"for each of the {dim0} samples: {'; '.join(describe(t, self.glossary, short=True) for t in run)}",
                   depth)
         acc = [t for t in run if isinstance(t, ir.Einsum) and looped_gemm_form(t)[0][0][4]]
@@ -419,41 +453,41 @@ class CBody(Fusion, Views):
             self.note(f"{self.cname(t.out)} accumulates over the samples: zero it first", depth)
             self.emit(f"for (int64_t _i = 0; _i < {cint(prod(t.shape))}; ++_i) {self.ptr(t.out)}[_i] = 0;", depth)
         self.emit(f"for (int64_t _s = 0; _s < {cint(dim0)}; ++_s) {{", depth)
+        ones = [self.per_sample(t)[1] for t in run]   # before any view changes a shape
         saved_views, saved_shapes = dict(self.views), dict(self.shapes)
-        for t in run:
-            _, one = self.per_sample(t)
-            names = [t.src, t.out] if not isinstance(t, ir.Einsum) else list(t.operands) + [t.out]
-            shapes = [one.src_shape, one.shape] if not isinstance(t, ir.Einsum) else list(one.operand_shapes) + [one.shape]
-            for name, shape in zip(names, shapes):
-                full = tuple(saved_shapes[name])
-                if tuple(shape) == full:
-                    continue   # not sliced (a weight, an accumulated output)
-                step = prod(full[1:])
-                off = sp.Integer(0) if name in internal else sp.Symbol("_s") * step
-                self.views[name] = (self.cname(name), off, self.contiguous(shape))
-                self.shapes[name] = tuple(shape)
+        for t, one in zip(run, ones):
+            self._slice_views(t, one, internal, saved_shapes)
             self.note(describe(t, self.glossary), depth + 1)
+            self._hoisted = self.hoist(one, depth + 1)
             if isinstance(t, ir.Einsum):
                 self.einsum(one, depth + 1, accumulated=t in acc)
             else:
                 self.statement(one, depth + 1, 0, [f"i{a}" for a in range(8)])
         self.views, self.shapes = saved_views, saved_shapes
+        self._hoisted = set()
         self.emit("}", depth)
 
     def body(self) -> list[str]:
         for n in self.cf.locals:
             self.emit(f"{self.real} {self.cname(n)};", 1)
-        groups = self.groups()
-        runs = self.sample_runs(groups)
-        skip = set()
-        for gi, group in enumerate(groups):
-            if gi in skip:
-                continue
-            if gi in runs:
-                run, dim0, internal = runs[gi]
-                skip |= set(range(gi, gi + len(run)))
-                self.sample_loop(run, dim0, internal, 1)
-                continue
+        ordered = [s for s in self.ordered(self.f.body) if not self.silent(s)]
+        runs = self.sample_runs(ordered)
+        parts, pos = [], 0
+        for start, end, dim0, internal in runs:
+            parts.append(("groups", ordered[pos:start]))
+            parts.append(("samples", (ordered[start:end], dim0, internal)))
+            pos = end
+        parts.append(("groups", ordered[pos:]))
+        for kind, part in parts:
+            if kind == "samples":
+                self.sample_loop(*part, 1)
+            else:
+                self.emit_groups(self.groups(part))
+        legend = self.glossary.legend()
+        return (["    " + comment(legend)] if legend else []) + self.lines
+
+    def emit_groups(self, groups):
+        for group in groups:
             s0 = group[0]
             if len(group) > 1 or self.domain(s0) is not None:
                 self.note(self.group_text(group), 1)
@@ -480,8 +514,6 @@ class CBody(Fusion, Views):
             for s in group:
                 work = sp.Max(work, prod(self.domain(s)))
             self.row_group(group, dom, work, ivars)
-        legend = self.glossary.legend()
-        return (["    " + comment(legend)] if legend else []) + self.lines
 
     def _flat(self, s) -> bool:
         if s.out in self.views or self.reads(s) & set(self.views):
