@@ -32,6 +32,22 @@
 #endif
 #endif
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+/* How many chunks of n samples run in parallel: one per OpenMP thread (at most 16, at most n), each
+ * with its own slot of scratch; 1 without OpenMP. */
+static inline int64_t sg_chunks_of(int64_t n)
+{
+#ifdef _OPENMP
+    int64_t t = omp_get_max_threads();
+#else
+    int64_t t = 1;
+#endif
+    t = t > 16 ? 16 : t;
+    return t < n ? t : n;
+}
+
 
 
 
@@ -203,27 +219,33 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
     float *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(L_out*C*K)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = (x + C*L*_s) + _l * L;
-            float *restrict _dst = t0 + _l * L_out*K;
-            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                    _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(L_out*C*K)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*L*_s) + _l * L;
+                    float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
+                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
+                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        }
+                    }
                 }
-            }
-        }
-        /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-        sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, t0, L_out, 0, t1, L_out);
-        /* y = t1 + t2 */
-        SG_PARALLEL_FOR(L_out*O)
-        for (int64_t i1 = 0; i1 < O; ++i1) {
-            for (int64_t i2 = 0; i2 < L_out; ++i2) {
-                y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*i1 + i2] + t2[i1];
+                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
+                /* y = t1 + t2 */
+                SG_PARALLEL_FOR(L_out*O)
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < L_out; ++i2) {
+                        y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*O*_c + L_out*i1 + i2] + t2[i1];
+                    }
+                }
             }
         }
     }
@@ -236,27 +258,33 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
     double *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(L_out*C*K)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = (x + C*L*_s) + _l * L;
-            double *restrict _dst = t0 + _l * L_out*K;
-            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                    _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(L_out*C*K)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*L*_s) + _l * L;
+                    double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
+                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
+                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        }
+                    }
                 }
-            }
-        }
-        /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-        sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, t0, L_out, 0, t1, L_out);
-        /* y = t1 + t2 */
-        SG_PARALLEL_FOR(L_out*O)
-        for (int64_t i1 = 0; i1 < O; ++i1) {
-            for (int64_t i2 = 0; i2 < L_out; ++i2) {
-                y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*i1 + i2] + t2[i1];
+                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
+                /* y = t1 + t2 */
+                SG_PARALLEL_FOR(L_out*O)
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < L_out; ++i2) {
+                        y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*O*_c + L_out*i1 + i2] + t2[i1];
+                    }
+                }
             }
         }
     }
@@ -273,16 +301,17 @@ int64_t conv1d_backward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O,
     (void)padding;
     (void)dilation;
     (void)L_out;
-    return 2*L_out*C*K*N + N*O + 17*O;
+    return 2*L_out*C*K*N + 16*C*K*O + N*O + 17*O;
 }
 
 void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
 {
     float *restrict dyweight = scratch + 0;
     float *restrict t0 = scratch + L_out*C*K*N;
-    float *restrict sum_dy = scratch + 2*L_out*C*K*N;
-    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + N*O;
-    float *restrict t5 = scratch + 2*L_out*C*K*N + N*O + 16*O;
+    float *restrict _part_dweight = scratch + 2*L_out*C*K*N;
+    float *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*C*K*O;
+    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O;
+    float *restrict t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -324,39 +353,51 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             dbias[i0] = (float)_acc;
         }
     }
-    /* for each of the N samples: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-    /* dweight accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < C*K*O; ++_i) dweight[_i] = 0;
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
-        sg_gemm_f32(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, dyweight, L_out);
-        /* dx = dyweight added back at the window positions (fold, col2im) */
-        SG_PARALLEL_FOR(L_out*C*K)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = dyweight + _l * L_out*K;
-            float *restrict _dst = (dx + C*L*_s) + _l * L;
-            for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
-            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                    if ((uint64_t)_p0 < (uint64_t)L) _dst[_p0] += _src[L_out*_k0 + _o0];
+    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(2*L_out*C*K*N + C*K*O + C*L*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_dweight = _part_dweight + _c * C*K*O;
+            for (int64_t _i = 0; _i < C*K*O; ++_i) _p_dweight[_i] = 0;
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
+                sg_gemm_f32(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c), L_out);
+                /* dx = dyweight added back at the window positions (fold, col2im) */
+                SG_PARALLEL_FOR(L_out*C*K)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
+                    float *restrict _dst = (dx + C*L*_s) + _l * L;
+                    for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
+                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
+                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                            if ((uint64_t)_p0 < (uint64_t)L) _dst[_p0] += _src[L_out*_k0 + _o0];
+                        }
+                    }
                 }
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(L_out*C*K)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*L*_s) + _l * L;
+                    float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
+                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
+                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        }
+                    }
+                }
+                /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+                sg_gemm_f32(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c), L_out, 1, _p_dweight, C*K);
             }
         }
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(L_out*C*K)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = (x + C*L*_s) + _l * L;
-            float *restrict _dst = t0 + _l * L_out*K;
-            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                    _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
-                }
-            }
+        /* dweight = the sum of the chunks' partial products */
+        for (int64_t _i = 0; _i < C*K*O; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dweight[_k * C*K*O + _i];
+            dweight[_i] = (float)_acc;
         }
-        /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-        sg_gemm_f32(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, t0, L_out, 1, dweight, C*K);
     }
 }
 
@@ -364,9 +405,10 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
 {
     double *restrict dyweight = scratch + 0;
     double *restrict t0 = scratch + L_out*C*K*N;
-    double *restrict sum_dy = scratch + 2*L_out*C*K*N;
-    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + N*O;
-    double *restrict t5 = scratch + 2*L_out*C*K*N + N*O + 16*O;
+    double *restrict _part_dweight = scratch + 2*L_out*C*K*N;
+    double *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*C*K*O;
+    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O;
+    double *restrict t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -408,38 +450,50 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dbias[i0] = (double)_acc;
         }
     }
-    /* for each of the N samples: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-    /* dweight accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < C*K*O; ++_i) dweight[_i] = 0;
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
-        sg_gemm_f64(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, dyweight, L_out);
-        /* dx = dyweight added back at the window positions (fold, col2im) */
-        SG_PARALLEL_FOR(L_out*C*K)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = dyweight + _l * L_out*K;
-            double *restrict _dst = (dx + C*L*_s) + _l * L;
-            for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
-            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                    if ((uint64_t)_p0 < (uint64_t)L) _dst[_p0] += _src[L_out*_k0 + _o0];
+    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(2*L_out*C*K*N + C*K*O + C*L*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_dweight = _part_dweight + _c * C*K*O;
+            for (int64_t _i = 0; _i < C*K*O; ++_i) _p_dweight[_i] = 0;
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
+                sg_gemm_f64(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c), L_out);
+                /* dx = dyweight added back at the window positions (fold, col2im) */
+                SG_PARALLEL_FOR(L_out*C*K)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
+                    double *restrict _dst = (dx + C*L*_s) + _l * L;
+                    for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
+                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
+                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                            if ((uint64_t)_p0 < (uint64_t)L) _dst[_p0] += _src[L_out*_k0 + _o0];
+                        }
+                    }
                 }
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(L_out*C*K)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*L*_s) + _l * L;
+                    double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
+                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
+                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        }
+                    }
+                }
+                /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+                sg_gemm_f64(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c), L_out, 1, _p_dweight, C*K);
             }
         }
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(L_out*C*K)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = (x + C*L*_s) + _l * L;
-            double *restrict _dst = t0 + _l * L_out*K;
-            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                    _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
-                }
-            }
+        /* dweight = the sum of the chunks' partial products */
+        for (int64_t _i = 0; _i < C*K*O; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dweight[_k * C*K*O + _i];
+            dweight[_i] = (double)_acc;
         }
-        /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-        sg_gemm_f64(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, t0, L_out, 1, dweight, C*K);
     }
 }

@@ -32,6 +32,22 @@
 #endif
 #endif
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+/* How many chunks of n samples run in parallel: one per OpenMP thread (at most 16, at most n), each
+ * with its own slot of scratch; 1 without OpenMP. */
+static inline int64_t sg_chunks_of(int64_t n)
+{
+#ifdef _OPENMP
+    int64_t t = omp_get_max_threads();
+#else
+    int64_t t = 1;
+#endif
+    t = t > 16 ? 16 : t;
+    return t < n ? t : n;
+}
+
 
 
 
@@ -206,33 +222,39 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
     float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            float *restrict _dst = t0 + _l * H_out*W_out*KH*KW;
-            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
-                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
+                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-        sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, t0, H_out*W_out, 0, t1, H_out*W_out);
-        /* y = t1 + t2 */
-        SG_PARALLEL_FOR(H_out*W_out*O)
-        for (int64_t i1 = 0; i1 < O; ++i1) {
-            for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                    y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                /* y = t1 + t2 */
+                SG_PARALLEL_FOR(H_out*W_out*O)
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
+                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                        }
+                    }
                 }
             }
         }
@@ -246,33 +268,39 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
     double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            double *restrict _dst = t0 + _l * H_out*W_out*KH*KW;
-            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
-                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
+                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-        sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, t0, H_out*W_out, 0, t1, H_out*W_out);
-        /* y = t1 + t2 */
-        SG_PARALLEL_FOR(H_out*W_out*O)
-        for (int64_t i1 = 0; i1 < O; ++i1) {
-            for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                    y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                /* y = t1 + t2 */
+                SG_PARALLEL_FOR(H_out*W_out*O)
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
+                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                        }
+                    }
                 }
             }
         }
@@ -293,16 +321,17 @@ int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W,
     (void)dilation;
     (void)H_out;
     (void)W_out;
-    return 2*H_out*W_out*C*KH*KW*N + N*O + 17*O;
+    return 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O + N*O + 17*O;
 }
 
 void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
     float *restrict dyweight = scratch + 0;
     float *restrict t0 = scratch + H_out*W_out*C*KH*KW*N;
-    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N;
-    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + N*O;
-    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + N*O + 16*O;
+    float *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N;
+    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O;
+    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O + N*O;
+    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -346,49 +375,61 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             dbias[i0] = (float)_acc;
         }
     }
-    /* for each of the N samples: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
-    /* dweight accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) dweight[_i] = 0;
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
-        sg_gemm_f32(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, dyweight, H_out*W_out);
-        /* dx = dyweight added back at the window positions (fold, col2im) */
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = dyweight + _l * H_out*W_out*KH*KW;
-            float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
-                            if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(2*H_out*W_out*C*KH*KW*N + C*H*N*W + C*KH*KW*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_dweight = _part_dweight + _c * C*KH*KW*O;
+            for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) _p_dweight[_i] = 0;
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
+                sg_gemm_f32(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c), H_out*W_out);
+                /* dx = dyweight added back at the window positions (fold, col2im) */
+                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
+                                    if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            float *restrict _dst = t0 + _l * H_out*W_out*KH*KW;
-            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
-                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
+                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                                }
+                            }
                         }
                     }
                 }
+                /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+                sg_gemm_f32(0, 1, O, C*KH*KW, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 1, _p_dweight, C*KH*KW);
             }
         }
-        /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
-        sg_gemm_f32(0, 1, O, C*KH*KW, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, t0, H_out*W_out, 1, dweight, C*KH*KW);
+        /* dweight = the sum of the chunks' partial products */
+        for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dweight[_k * C*KH*KW*O + _i];
+            dweight[_i] = (float)_acc;
+        }
     }
 }
 
@@ -396,9 +437,10 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
 {
     double *restrict dyweight = scratch + 0;
     double *restrict t0 = scratch + H_out*W_out*C*KH*KW*N;
-    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N;
-    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + N*O;
-    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + N*O + 16*O;
+    double *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N;
+    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O;
+    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O + N*O;
+    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -442,48 +484,60 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dbias[i0] = (double)_acc;
         }
     }
-    /* for each of the N samples: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
-    /* dweight accumulates over the samples: zero it first */
-    for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) dweight[_i] = 0;
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
-        sg_gemm_f64(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, dyweight, H_out*W_out);
-        /* dx = dyweight added back at the window positions (fold, col2im) */
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = dyweight + _l * H_out*W_out*KH*KW;
-            double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
-                            if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(2*H_out*W_out*C*KH*KW*N + C*H*N*W + C*KH*KW*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_dweight = _part_dweight + _c * C*KH*KW*O;
+            for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) _p_dweight[_i] = 0;
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
+                sg_gemm_f64(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c), H_out*W_out);
+                /* dx = dyweight added back at the window positions (fold, col2im) */
+                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
+                                    if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            double *restrict _dst = t0 + _l * H_out*W_out*KH*KW;
-            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
-                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = dilation*_k1 - padding + stride*_o1;
+                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                                }
+                            }
                         }
                     }
                 }
+                /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+                sg_gemm_f64(0, 1, O, C*KH*KW, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 1, _p_dweight, C*KH*KW);
             }
         }
-        /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
-        sg_gemm_f64(0, 1, O, C*KH*KW, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, t0, H_out*W_out, 1, dweight, C*KH*KW);
+        /* dweight = the sum of the chunks' partial products */
+        for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dweight[_k * C*KH*KW*O + _i];
+            dweight[_i] = (double)_acc;
+        }
     }
 }

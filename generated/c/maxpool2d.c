@@ -32,6 +32,22 @@
 #endif
 #endif
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+/* How many chunks of n samples run in parallel: one per OpenMP thread (at most 16, at most n), each
+ * with its own slot of scratch; 1 without OpenMP. */
+static inline int64_t sg_chunks_of(int64_t n)
+{
+#ifdef _OPENMP
+    int64_t t = omp_get_max_threads();
+#else
+    int64_t t = 1;
+#endif
+    t = t > 16 ? 16 : t;
+    return t < n ? t : n;
+}
+
 
 static inline float sg_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }  /* NaN propagates, as np.maximum */
 
@@ -57,33 +73,39 @@ int64_t maxpool2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t 
 void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     float *restrict t0 = scratch + 0;
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); y */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            float *restrict _dst = t0 + _l * H_out*W_out*((kernel_size)*(kernel_size));
-            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = -padding + stride*_o1 + _k1;
-                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); y */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + H_out*W_out*C*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* y = max(t0) */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                        for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                            y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
+                /* y = max(t0) */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
+                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
+                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
+                                }
+                            }
                         }
                     }
                 }
@@ -95,33 +117,39 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
 void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     double *restrict t0 = scratch + 0;
-    /* for each of the N samples: t0 = the windows of x (unfold, im2col); y */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            double *restrict _dst = t0 + _l * H_out*W_out*((kernel_size)*(kernel_size));
-            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = -padding + stride*_o1 + _k1;
-                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); y */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + H_out*W_out*C*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* y = max(t0) */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                        for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                            y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
+                /* y = max(t0) */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
+                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
+                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
+                                }
+                            }
                         }
                     }
                 }
@@ -151,68 +179,74 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
     float *restrict t0 = scratch + 2*H_out*W_out*C*N;
     float *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
     float *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
-    /* for each of the N samples: t1 = copy of dy; t2 = copy of y; t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t1 = copy of dy */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) t1[_i] = (dy + H_out*W_out*C*_s)[_i];
-        /* t2 = copy of y */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) t2[_i] = (y + H_out*W_out*C*_s)[_i];
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            float *restrict _dst = t0 + _l * H_out*W_out*((kernel_size)*(kernel_size));
-            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = -padding + stride*_o1 + _k1;
-                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+    /* for each of the N samples, in one chunk of samples per thread: t1 = copy of dy; t2 = copy of y; t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N + C*H*N*W)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t1 = copy of dy */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = (dy + H_out*W_out*C*_s)[_i];
+                /* t2 = copy of y */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t2 + H_out*W_out*C*_c)[_i] = (y + H_out*W_out*C*_s)[_i];
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) t3[_i] = 0.0;
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                        for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                            t3[H_out*W_out*i1 + W_out*i4 + i5] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0));
+                /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = 0.0;
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
+                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
+                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0));
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                        for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t1[H_out*W_out*i1 + W_out*i4 + i5]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0))/t3[H_out*W_out*i1 + W_out*i4 + i5];
+                /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
+                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
+                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5];
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* dx = t4 added back at the window positions (fold, col2im) */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const float *restrict _src = t4 + _l * H_out*W_out*((kernel_size)*(kernel_size));
-            float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = -padding + stride*_o1 + _k1;
-                            if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                /* dx = t4 added back at the window positions (fold, col2im) */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                    for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
+                                    if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                }
+                            }
                         }
                     }
                 }
@@ -228,68 +262,74 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
     double *restrict t0 = scratch + 2*H_out*W_out*C*N;
     double *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
     double *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
-    /* for each of the N samples: t1 = copy of dy; t2 = copy of y; t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) */
-    for (int64_t _s = 0; _s < N; ++_s) {
-        /* t1 = copy of dy */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) t1[_i] = (dy + H_out*W_out*C*_s)[_i];
-        /* t2 = copy of y */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) t2[_i] = (y + H_out*W_out*C*_s)[_i];
-        /* t0 = the windows of x (unfold, im2col) */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-            double *restrict _dst = t0 + _l * H_out*W_out*((kernel_size)*(kernel_size));
-            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = -padding + stride*_o1 + _k1;
-                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+    /* for each of the N samples, in one chunk of samples per thread: t1 = copy of dy; t2 = copy of y; t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) */
+    {
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N + C*H*N*W)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t1 = copy of dy */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = (dy + H_out*W_out*C*_s)[_i];
+                /* t2 = copy of y */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t2 + H_out*W_out*C*_c)[_i] = (y + H_out*W_out*C*_s)[_i];
+                /* t0 = the windows of x (unfold, im2col) */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : -INFINITY;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
-        for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) t3[_i] = 0.0;
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                        for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                            t3[H_out*W_out*i1 + W_out*i4 + i5] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0));
+                /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
+                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = 0.0;
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
+                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
+                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0));
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                        for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t1[H_out*W_out*i1 + W_out*i4 + i5]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0))/t3[H_out*W_out*i1 + W_out*i4 + i5];
+                /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
+                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
+                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5];
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-        /* dx = t4 added back at the window positions (fold, col2im) */
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
-        for (int64_t _l = 0; _l < C; ++_l) {
-            const double *restrict _src = t4 + _l * H_out*W_out*((kernel_size)*(kernel_size));
-            double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                            const int64_t _p1 = -padding + stride*_o1 + _k1;
-                            if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                /* dx = t4 added back at the window positions (fold, col2im) */
+                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                    for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                        for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
+                                    if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                }
+                            }
                         }
                     }
                 }

@@ -22,7 +22,7 @@ from ...ir.nodes import is_one, prod
 from ...ir.schedule import colred
 from .fusion import Fusion
 from .names import Glossary, comment, describe
-from .plan import gemm_form, looped_gemm_form
+from .plan import accumulates, gemm_form, looped_gemm_form
 from .views import Views, cint
 from ...codegen.printers import ccode
 
@@ -439,32 +439,58 @@ class CBody(Fusion, Views):
                 shape = (sp.Integer(1),) + full[1:]
             if tuple(shape) == full:
                 continue
-            off = sp.Integer(0) if name in internal else sp.Symbol("_s") * prod(full[1:])
+            off = (sp.Symbol("_c") if name in internal else sp.Symbol("_s")) * prod(full[1:])   # a slot per chunk
             self.views[name] = (self.cname(name), off, self.contiguous(shape))
             self.shapes[name] = tuple(shape)
 
     def sample_loop(self, run, dim0, internal, depth):
-        """Emit ``run`` inside ``for (_s = 0; _s < dim0; ++_s)``: each statement on one sample
-        (``per_sample``); accumulating products are zeroed before the loop."""
-        self.note(f"for each of the {dim0} samples: {'; '.join(describe(t, self.glossary, short=True) for t in run)}",
-                  depth)
-        acc = [t for t in run if isinstance(t, ir.Einsum) and looped_gemm_form(t)[0][0][4]]
+        """Emit ``run`` one sample at a time (``per_sample``), the samples split into one chunk per
+        thread: ONE parallel region per run (a barrier per statement would cost more than the work
+        when another library's OpenMP threads spin on the same cores). Each chunk keeps the values
+        internal to the run in its own slot and accumulates products into its own partial output,
+        summed after the region; BLAS calls inside run single-threaded (no nested parallelism)."""
+        acc = [t for t in run if isinstance(t, ir.Einsum) and accumulates(t)]
+        self.note(f"for each of the {dim0} samples, in one chunk of samples per thread: "
+                  f"{'; '.join(describe(t, self.glossary, short=True) for t in run)}", depth)
+        work = sp.Integer(0)
+        for t in run:
+            work += prod(t.shape)
+        self.emit("{", depth)
+        d = depth + 1
+        self.emit(f"const int64_t _nc = sg_chunks_of({cint(dim0)});", d)
+        self.emit(f"SG_PARALLEL_FOR({cint(work)})", d)
+        self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", d)
         for t in acc:
-            self.note(f"{self.cname(t.out)} accumulates over the samples: zero it first", depth)
-            self.emit(f"for (int64_t _i = 0; _i < {cint(prod(t.shape))}; ++_i) {self.ptr(t.out)}[_i] = 0;", depth)
-        self.emit(f"for (int64_t _s = 0; _s < {cint(dim0)}; ++_s) {{", depth)
+            size = cint(prod(t.shape))
+            self.emit(f"{self.real} *restrict _p_{self.cname(t.out)} = {self.ptr('_part_' + t.out)} + _c * {size};",
+                      d + 1)
+            self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{self.cname(t.out)}[_i] = 0;", d + 1)
+        self.emit(f"for (int64_t _s = _c * {cint(dim0)} / _nc; _s < (_c + 1) * {cint(dim0)} / _nc; ++_s) {{", d + 1)
         ones = [self.per_sample(t)[1] for t in run]   # before any view changes a shape
         saved_views, saved_shapes = dict(self.views), dict(self.shapes)
         for t, one in zip(run, ones):
             self._slice_views(t, one, internal, saved_shapes)
-            self.note(describe(t, self.glossary), depth + 1)
-            self._hoisted = self.hoist(one, depth + 1)
+            if t in acc:
+                self.views[t.out] = (f"_p_{self.cname(t.out)}", sp.Integer(0), self.contiguous(t.shape))
+            self.note(describe(t, self.glossary), d + 2)
+            self._hoisted = self.hoist(one, d + 2)
             if isinstance(t, ir.Einsum):
-                self.einsum(one, depth + 1, accumulated=t in acc)
+                self.einsum(one, d + 2, accumulated=t in acc)
             else:
-                self.statement(one, depth + 1, 0, [f"i{a}" for a in range(8)])
+                self.statement(one, d + 2, 0, [f"i{a}" for a in range(8)])
         self.views, self.shapes = saved_views, saved_shapes
         self._hoisted = set()
+        self.emit("}", d + 1)
+        self.emit("}", d)
+        for t in acc:
+            self.note(f"{self.cname(t.out)} = the sum of the chunks' partial products", d)
+            size = cint(prod(t.shape))
+            self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", d)
+            self.emit("double _acc = 0.0;", d + 1)
+            self.emit(f"for (int64_t _k = 0; _k < _nc; ++_k) _acc += {self.ptr('_part_' + t.out)}[_k * {size} + _i];",
+                      d + 1)
+            self.emit(f"{self.ptr(t.out)}[_i] = ({self.real})_acc;", d + 1)
+            self.emit("}", d)
         self.emit("}", depth)
 
     def body(self) -> list[str]:

@@ -101,10 +101,13 @@ def plan(k: ir.Kernel) -> tuple[CFunc, CFunc]:
 
 def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
     scratch, locs = [], []
+    windows = any(isinstance(s, (ir.Window, ir.WindowAdd)) for s in f.body)   # sample loops (c_layer)
     views = concat_parts(f, taken) | {s.out for s in f.body if isinstance(s, ir.Slice)}
     for s in f.body:
         if colred(s):  # partial sums, one row per chunk of rows (c_fusion)
             scratch.append((f"_part_{s.out}", (CHUNKS,) + tuple(s.src_shape[1:])))
+        if windows and isinstance(s, ir.Einsum) and accumulates(s):   # one partial product per chunk of samples
+            scratch.append((f"_part_{s.out}", (CHUNKS,) + tuple(s.shape)))
         if s.out in taken or s.out in views:
             continue
         if tuple(s.shape) == ():
@@ -196,3 +199,12 @@ def looped_gemm_form(s: ir.Einsum):
         if g is not None:
             return loops, g
     return None
+
+
+def accumulates(s: ir.Einsum) -> bool:
+    """A product looped over its operands' first axis that sums into the output (``looped_gemm_form``):
+    chunks of samples running in parallel each accumulate a partial output (c_layer's sample loops)."""
+    if gemm_form(s) is not None:   # one product (``pk,pj->kj``): no loop
+        return False
+    lg = looped_gemm_form(s)
+    return lg is not None and lg[0][0][4]
