@@ -58,14 +58,19 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
     float *restrict t6 = scratch + 4*C;
     /* xhat = t4*(x - t1), var = t3/(H*N*W): the derivation's values, recomputed where they are used */
     /* sum_x */
-    for (int64_t _i = 0; _i < C; ++_i) sum_x[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H; ++i2) {
-                for (int64_t i3 = 0; i3 < W; ++i3) {
-                    sum_x[i1] += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
+                    }
                 }
             }
+            sum_x[i1] = (float)_acc;
         }
     }
     /* for each of the C rows: mean = sum_x/(H*N*W), mu = Piecewise((mean, training > 0), (running_mean, True)) */
@@ -79,14 +84,19 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
     /* t2 = copy of mean */
     for (int64_t _i = 0; _i < C; ++_i) t2[_i] = mean[_i];
     /* t3 = sum((x - t2)**2) */
-    for (int64_t _i = 0; _i < C; ++_i) t3[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H; ++i2) {
-                for (int64_t i3 = 0; i3 < W; ++i3) {
-                    t3[i1] += ((-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += ((-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+                    }
                 }
             }
+            t3[i1] = (float)_acc;
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
@@ -129,14 +139,19 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
     double *restrict t6 = scratch + 4*C;
     /* xhat = t4*(x - t1), var = t3/(H*N*W): the derivation's values, recomputed where they are used */
     /* sum_x */
-    for (int64_t _i = 0; _i < C; ++_i) sum_x[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H; ++i2) {
-                for (int64_t i3 = 0; i3 < W; ++i3) {
-                    sum_x[i1] += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
+                    }
                 }
             }
+            sum_x[i1] = (double)_acc;
         }
     }
     /* for each of the C rows: mean = sum_x/(H*N*W), mu = Piecewise((mean, training > 0), (running_mean, True)) */
@@ -150,14 +165,19 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
     /* t2 = copy of mean */
     for (int64_t _i = 0; _i < C; ++_i) t2[_i] = mean[_i];
     /* t3 = sum((x - t2)**2) */
-    for (int64_t _i = 0; _i < C; ++_i) t3[_i] = 0.0;
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H; ++i2) {
-                for (int64_t i3 = 0; i3 < W; ++i3) {
-                    t3[i1] += ((-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += ((-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+                    }
                 }
             }
+            t3[i1] = (double)_acc;
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */

@@ -15,19 +15,26 @@ N, D, C, H, W = sg.dims("N D C H W")
 
 
 def _normalize(x, gamma, beta, running_mean, running_var, momentum, eps, training, axes, count, expand):
-    """BatchNorm over ``axes`` of ``x``; ``expand`` puts a per-feature vector in x's broadcast shape."""
-    mean = sg.mean(x, axis=axes).named("mean")
-    var = sg.mean((x - expand(mean)) ** 2, axis=axes).named("var")
-    mu = sg.where(lambda t: t > 0, mean, running_mean, training).named("mu")
-    sigma2 = sg.where(lambda t: t > 0, var, running_var, training).named("sigma2")
+    """BatchNorm over ``axes`` of ``x``; ``expand`` puts a per-feature vector in x's broadcast shape.
+
+    The batch statistics keep their axes (shape (1, D) or (1, C, 1, 1)), so the derivation sees that
+    sum(x - mean) = 0 over them and the gradient needs no reduction for it (``derive/reductions``)."""
+    mean = sg.mean(x, axis=axes, keepdims=True).named("mean")
+    xc = (x - mean).named("xc")
+    var = sg.mean(xc ** 2, axis=axes, keepdims=True).named("var")
+    mu = sg.where(lambda t: t > 0, mean, expand(running_mean), training).named("mu")
+    sigma2 = sg.where(lambda t: t > 0, var, expand(running_var), training).named("sigma2")
     rstd = (1 / sg.sqrt(sigma2 + eps)).named("rstd")
-    xhat = ((x - expand(mu)) * expand(rstd)).named("xhat")
+    xhat = ((x - mu) * rstd).named("xhat")
     y = xhat * expand(gamma) + expand(beta)
     # torch's running statistics: an exponential moving average with the unbiased batch variance
-    new_mean = sg.where(lambda t: t > 0, (1 - momentum) * running_mean + momentum * sg.stop_gradient(mean),
-                        running_mean, training)
-    unbiased = sg.stop_gradient(var) * (count / sp.Max(count - 1, 1))   # N = 1: the biased value (0)
-    new_var = sg.where(lambda t: t > 0, (1 - momentum) * running_var + momentum * unbiased, running_var, training)
+    # (the kept size-1 axes summed away: a reshape to the buffer's shape)
+    batch_mean = sg.sum(sg.stop_gradient(mean), axis=axes)
+    batch_var = sg.sum(sg.stop_gradient(var), axis=axes) * (count / sp.Max(count - 1, 1))   # N = 1: 0
+    new_mean = sg.where(lambda t: t > 0, (1 - momentum) * running_mean + momentum * batch_mean, running_mean,
+                        training)
+    new_var = sg.where(lambda t: t > 0, (1 - momentum) * running_var + momentum * batch_var, running_var,
+                       training)
     return y, sg.update(running_mean, new_mean), sg.update(running_var, new_var)
 
 
