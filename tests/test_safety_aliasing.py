@@ -3,11 +3,16 @@
 Row 12: optimizer arrays that a step writes (the parameter, the state arrays, the scratch buffers)
 sharing memory are refused with a ValueError naming both, before any write: the update would read
 what it had just overwritten, and differently on each backend (the C arguments are ``restrict``).
+
+Row 9: the cache keeps what backward reads in its own read-only memory: editing the returned output
+or an argument in place between forward and backward leaves the gradient as it was (``a *= 0.5``
+after sigmoid, ``W -= lr * dW`` before dense's backward), and editing a cached array raises at once.
 """
 import numpy as np
 import pytest
 
 import symgrad
+from symgrad.verify.layers import outputs_of, random_inputs
 
 from conftest import BACKENDS
 
@@ -117,3 +122,65 @@ def test_a_gradient_that_is_a_scratch_buffer_is_read_from_a_copy(backend):
     want = p - 0.1 * g
     k.step(p, g, st, lr=0.1, momentum=0.5)
     np.testing.assert_allclose(p, want, rtol=0, atol=0)
+
+
+ROW9 = ["sigmoid", "tanh", "dense_sigmoid", "dense_tanh", "dense", "dense_relu", "relu", "layernorm", "softmax",
+        "mse", "bce_logits", "softmax_cross_entropy", "lstm"]
+
+
+def _forward(k, spec, dtype, seed):
+    args = {n: (v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v)
+            for n, v in random_inputs(spec, np.random.default_rng(seed)).items()}
+    outs, cache = outputs_of(spec, k.forward(**args))
+    return args, outs, cache
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ROW9)
+def test_editing_outputs_and_arguments_in_place_leaves_the_gradient(backend, dtype, name):
+    spec = symgrad.REGISTRY.get(name)
+    k = symgrad.load(name, backend, dtype)
+    args, outs, cache = _forward(k, spec, dtype, 3)
+    ups = [1.0] if getattr(spec, "loss", False) else [np.linspace(-1, 2, np.size(o)).reshape(np.shape(o)).astype(dtype)
+                                                      for o in outs]
+    want = k.backward(cache, *ups)
+    args, outs, cache = _forward(k, spec, dtype, 3)
+    for o in outs:
+        if isinstance(o, np.ndarray) and o.ndim:
+            o *= 0.5                                  # a, c = sigmoid.forward(z); a *= 0.5
+    for v in args.values():
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            v -= 0.25 * v + 1                         # W -= lr * dW (an optimizer step) before backward
+    got = k.backward(cache, *ups)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["sigmoid", "dense", "layernorm", "lstm"])
+def test_a_cached_array_is_read_only(backend, name):
+    """An in-place edit of the cache itself raises at the edit (a replaced entry is checked by
+    backward: tests/test_safety_caches.py)."""
+    spec = symgrad.REGISTRY.get(name)
+    k = symgrad.load(name, backend)
+    _, _, cache = _forward(k, spec, "float64", 0)
+    arrays = [n for n, v in cache.items() if isinstance(v, np.ndarray)]
+    assert arrays
+    for n in arrays:
+        with pytest.raises(ValueError, match="read-only"):
+            cache[n] *= 0.5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_converted_or_non_contiguous_argument_is_copied_once(backend):
+    """The conversion that makes an integer or strided argument a new array is the cache's copy:
+    no second one (and the answer is the same as for the plain argument)."""
+    k = symgrad.load("dense", backend)
+    x, W, b = np.arange(12.0).reshape(3, 4), np.ones((4, 2)), np.zeros(2)
+    _, cache = k.forward(x.astype(np.int64), np.asfortranarray(W), b)
+    assert cache["x"].flags.owndata and cache["W"].flags.owndata
+    assert cache["x"].flags.c_contiguous and not cache["x"].flags.writeable
+    _, ref = k.forward(x, W, b)
+    for g, w in zip(k.backward(cache, np.ones((3, 2))), k.backward(ref, np.ones((3, 2)))):
+        np.testing.assert_array_equal(g, w)

@@ -1,6 +1,8 @@
 """Edited caches (issue 16, row 8): backward on either backend refuses a cache that is not exactly what
-its own forward returned (a dimension changed, an array truncated, retyped or removed, a cache of the
-other backend), with a TypeError or ValueError, never a silently wrong gradient."""
+its own forward returned (a dimension changed, an array truncated, retyped, made non-contiguous or
+removed, a cache of the other backend), with a TypeError or ValueError, never a silently wrong
+gradient; an in-place edit of a cached array raises at the edit (row 9: the arrays are read-only).
+Optimizer states edited the way the C backend refuses are refused by both backends (row 12)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -34,6 +36,11 @@ def _tamper(cache, how, pick):
     elif how == "retype" and arrays:
         n = arrays[pick % len(arrays)]
         c[n] = c[n].astype(np.float32 if c[n].dtype != np.float32 else np.float64)
+    elif how == "noncontig" and any(c[n].size > 1 for n in arrays):
+        n = [n for n in arrays if c[n].size > 1][pick % len([n for n in arrays if c[n].size > 1])]
+        wide = np.empty(c[n].shape + (2,), c[n].dtype)
+        wide[..., 0] = c[n]
+        c[n] = wide[..., 0]                          # the same values, every other element of a buffer
     elif how == "drop" and arrays:
         del c[arrays[pick % len(arrays)]]
     elif how == "dtype":
@@ -46,9 +53,15 @@ def _tamper(cache, how, pick):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", LAYERS)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(how=st.sampled_from(["dim", "truncate", "retype", "drop", "dtype"]), pick=st.integers(0, 20))
+@given(how=st.sampled_from(["dim", "truncate", "retype", "noncontig", "drop", "dtype", "inplace"]),
+       pick=st.integers(0, 20))
 def test_an_edited_cache_is_refused(backend, name, how, pick):
     k, cache, ups = _fresh(name, backend)
+    if how == "inplace":
+        arrays = sorted(n for n, v in cache.items() if isinstance(v, np.ndarray))
+        with pytest.raises(ValueError, match="read-only"):
+            cache[arrays[pick % len(arrays)]] *= 0.5
+        return
     bad = _tamper(cache, how, pick)
     if bad is None:
         return

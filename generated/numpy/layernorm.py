@@ -24,7 +24,7 @@ Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     dgamma = sum(dy*xhat) over axis 0
     dbeta = sum(dy) over axis 0
 
-Saved for the backward pass: gamma, xc, rstd, xhat.
+Saved for the backward pass: gamma, xc, rstd, xhat (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -139,16 +139,31 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, *given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so an array the caller holds is copied: an argument (one of
+    ``given``), a view of one (it owns no data), or an output forward returns (passed as ``given``).
+    Read-only, an edit of the cache itself raises at the edit instead of changing the gradient."""
+    if not a.flags.owndata or any(a is g for g in given):
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -165,7 +180,7 @@ def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
     """
     dtype = _dtype(dtype, x, gamma, beta, )
     x = _real("x", x, dtype)
-    gamma = _real("gamma", gamma, dtype)
+    gamma = _owned(_real("gamma", gamma, dtype), gamma)
     beta = _real("beta", beta, dtype)
     eps = _hyper("eps", eps)
     _check_ndim("x", x, 2, "(N, D)")
@@ -183,7 +198,7 @@ def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
     rstd = 1/np.sqrt(eps + t1/D)
     xhat = rstd*xc
     y = beta + gamma*xhat
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "xc": xc, "rstd": rstd, "xhat": xhat, "eps": eps}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "xc": _owned(xc, x, gamma, beta), "rstd": _owned(rstd, x, gamma, beta), "xhat": _owned(xhat, x, gamma, beta), "eps": eps}
     return y, cache
 
 

@@ -154,8 +154,28 @@ class NumpyLayerEmitter:
                 checks.append(f'_check_ids("{a.name}", {a.name}, {pycode(a.bound)})')
         return binds, checks, [str(d) for d in order]
 
+    def cache_values(self) -> tuple[set, list[tuple[str, str]]]:
+        """(saved inputs, [(name, source of the value the cache keeps)]): every saved array through
+        ``_owned``, so the cache holds what backward reads in memory no caller can edit. A saved
+        input is owned where it is converted (a conversion may already have made it a copy); a
+        returned output is copied; an intermediate is copied only if it is an input or a view."""
+        k = self.k
+        inputs = [a.name for a in k.inputs]
+        outputs = {o.name for o in k.outputs}
+        saved_inputs = {n for n in k.backward.saved if n in inputs}
+        values = []
+        for n in k.backward.saved:
+            if n in saved_inputs:
+                values.append((n, n))
+            elif n in outputs:
+                values.append((n, f"_owned({n}, {n})"))
+            else:
+                values.append((n, f"_owned({n}, {', '.join(inputs)})"))
+        return saved_inputs, values
+
     def context(self) -> dict:
         k = self.k
+        saved_inputs, cache_values = self.cache_values()
         binds, checks, order = self.validation(k.inputs)
         fwd = [l for s in k.forward.body for l in self.statement(s)]
         bwd = [l for s in k.backward.body for l in self.statement(s)]
@@ -173,4 +193,5 @@ class NumpyLayerEmitter:
             is_loss=k.loss,
             grads=[a for a in k.inputs if a.grad],
             uses_sigmoid=any("_sigmoid(" in l for l in fwd + bwd),
+            saved_inputs=saved_inputs, cache_values=cache_values,
         )
