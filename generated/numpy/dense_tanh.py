@@ -142,15 +142,16 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, *given):
+def _owned(a, given):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
     "modified by an inplace operation" from one), and an exact check of the values costs more than a
-    copy (measured: docs/contract.md), so an array the caller holds is copied: an argument (one of
-    ``given``), a view of one (it owns no data), or an output forward returns (passed as ``given``).
-    Read-only, an edit of the cache itself raises at the edit instead of changing the gradient."""
-    if not a.flags.owndata or any(a is g for g in given):
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
     return a

@@ -76,7 +76,7 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     items.append('"shape": shape' if any_ref else '"shape": ()')
     outputs, inputs = {o.name for o in k.outputs}, {a.name for a in k.inputs}
     items += [f'"{n}": {n}' for n, _ in k.hypers]
-    items += [f'"{n}": {n}' if n in inputs else f'"{n}": _owned({n}, {n})' if n in outputs else f'"{n}": _owned({n})'
+    items += [f'"{n}": {n}' if n in inputs else f'"{n}": _owned({n}, {n if n in outputs else None})'
               for n in k.backward.saved]   # a returned output is copied; the kernel's own buffers made read-only
     L.append("cache = {" + ", ".join(items) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
@@ -139,7 +139,8 @@ def recurrent_source(spec, k, fwd, bwd, dims) -> str:
     saved = [a.name for a in bwd.args if a.role == "in" and any(a.name == b.name for b in fwd.args)]
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
     items += [f'"{n}": {n}' for n, _ in k.hypers]
-    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {", ".join(spec.output_names)})' for n in saved]
+    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {n if n in spec.output_names else None})'
+              for n in saved]
     L.append("cache = {" + ", ".join(items) + "}")
     L.append(f"return ({', '.join(spec.output_names)}, ), cache")
     src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])

@@ -158,19 +158,21 @@ class NumpyLayerEmitter:
         """(saved inputs, [(name, source of the value the cache keeps)]): every saved array through
         ``_owned``, so the cache holds what backward reads in memory no caller can edit. A saved
         input is owned where it is converted (a conversion may already have made it a copy); a
-        returned output is copied; an intermediate is copied only if it is an input or a view."""
+        returned output is copied, and so is an intermediate that is an input under another name
+        (``t = x``); other intermediates are copied only if they are views (``_owned`` looks)."""
         k = self.k
-        inputs = [a.name for a in k.inputs]
+        inputs = {a.name for a in k.inputs}
         outputs = {o.name for o in k.outputs}
+        alias = {s.out: str(s.expr) for s in k.forward.body
+                 if isinstance(s, ir.Elementwise) and s.expr.is_Symbol and not s.broadcast}
+        def is_input(n):
+            while n in alias:
+                n = alias[n]
+            return n in inputs
         saved_inputs = {n for n in k.backward.saved if n in inputs}
-        values = []
-        for n in k.backward.saved:
-            if n in saved_inputs:
-                values.append((n, n))
-            elif n in outputs:
-                values.append((n, f"_owned({n}, {n})"))
-            else:
-                values.append((n, f"_owned({n}, {', '.join(inputs)})"))
+        values = [(n, n if n in saved_inputs else
+                   f"_owned({n}, {n})" if n in outputs or is_input(n) else f"_owned({n}, None)")
+                  for n in k.backward.saved]
         return saved_inputs, values
 
     def context(self) -> dict:
