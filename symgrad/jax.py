@@ -71,7 +71,9 @@ class JaxKernel:
     def host_backward(self, hyper: dict, n_in: int, *arrays_and_grads):
         arrays, grads = arrays_and_grads[:n_in], arrays_and_grads[n_in:]
         _, cache, kernel = self.host_forward(hyper, *arrays)
-        res = kernel.backward(cache, *[np.asarray(g) for g in grads[:self.n_outputs]])  # buffers: no gradient
+        if self.buffers:   # the buffers' new values come last and take no gradient
+            grads = grads[:self.n_outputs]
+        res = kernel.backward(cache, *[np.asarray(g) for g in grads])
         return tuple(np.asarray(g, dtype=kernel.dtype) for g in res)
 
     @lru_cache(maxsize=None)

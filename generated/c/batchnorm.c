@@ -44,16 +44,21 @@ int64_t batchnorm_forward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;
     (void)D;
-    return 34*D;
+    return 54*D;
 }
 
 void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict mu, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t D)
 {
     float *restrict _part_sum_x = scratch + 0;
     float *restrict sum_x = scratch + 16*D;
-    float *restrict _part_t1 = scratch + 17*D;
-    float *restrict t1 = scratch + 33*D;
-    /* var = t1/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    float *restrict mean0 = scratch + 17*D;
+    float *restrict _part_t4 = scratch + 18*D;
+    float *restrict t4 = scratch + 34*D;
+    float *restrict _part_sum_xc_sq = scratch + 35*D;
+    float *restrict sum_xc_sq = scratch + 51*D;
+    float *restrict sum_mean = scratch + 52*D;
+    float *restrict sum_var = scratch + 53*D;
+    /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* for each of the N rows: column sums sum_x, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -74,36 +79,65 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
             sum_x[_i] = (float)_acc;
         }
     }
-    /* for each of the D rows: mean = sum_x/N, mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    /* mean0 = sum_x/N */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        mean[i0] = sum_x[i0]/((float)N);
-        mu[i0] = ((training > 0) ? (mean[i0]) : (running_mean[i0]));
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean0[i1] = sum_x[i1]/((float)N);
     }
-    /* for each of the N rows: column sums t1 = sum((x - mean)**2), per chunk of rows, then summed */
+    /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t1 = _part_t1 + _c*D;
-            for (int64_t _i = 0; _i < D; ++_i) _p_t1[_i] = 0.0;
+            float *restrict _p_t4 = _part_t4 + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_t4[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < D; ++i1) {
-                    _p_t1[i1] += ((-mean[i1] + x[D*i0 + i1])*(-mean[i1] + x[D*i0 + i1]));
+                    _p_t4[i1] += -mean0[i1] + x[D*i0 + i1];
                 }
             }
         }
-        /* t1 = sum of the chunks' partial sums */
+        /* t4 = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t1[_k*D + _i];
-            t1[_i] = (float)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
+            t4[_i] = (float)_acc;
+        }
+    }
+    /* mean = mean0 + t4/N */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean[i1] = mean0[i1] + t4[i1]/((float)N);
+    }
+    /* mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mu[i1] = ((training > 0) ? (mean[i1]) : (running_mean[i1]));
+    }
+    /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_xc_sq[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_sum_xc_sq[i1] += ((-mean[i1] + x[D*i0 + i1])*(-mean[i1] + x[D*i0 + i1]));
+                }
+            }
+        }
+        /* sum_xc_sq = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
+            sum_xc_sq[_i] = (float)_acc;
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        rstd[i0] = powf(eps + ((training > 0) ? (t1[i0]/((float)N)) : (running_var[i0])), -1.0F/2.0F);
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        rstd[i1] = powf(eps + ((training > 0) ? (sum_xc_sq[i1]/((float)N)) : (running_var[i1])), -1.0F/2.0F);
     }
     /* y = beta + gamma*xhat */
     SG_PARALLEL_FOR(D*N)
@@ -112,11 +146,25 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
             y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
         }
     }
-    /* for each of the D rows: new_running_mean (elementwise), new_running_var (elementwise) */
+    /* sum_mean */
+    for (int64_t _i = 0; _i < D; ++_i) sum_mean[_i] = 0.0;
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        sum_mean[i1] += mean[i1];
+    }
+    /* new_running_mean (elementwise) */
     SG_PARALLEL_FOR(D)
     for (int64_t i0 = 0; i0 < D; ++i0) {
-        new_running_mean[i0] = ((training > 0) ? (momentum*mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
-        new_running_var[i0] = ((training > 0) ? (momentum*t1[i0]/sg_max_f32(1, ((float)N) - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+    }
+    /* sum_var */
+    for (int64_t _i = 0; _i < D; ++_i) sum_var[_i] = 0.0;
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        sum_var[i1] += sum_xc_sq[i1]/((float)N);
+    }
+    /* new_running_var (elementwise) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        new_running_var[i0] = ((training > 0) ? (momentum*((float)N)*sum_var[i0]/sg_max_f32(1, ((float)N) - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
     }
 }
 
@@ -124,9 +172,14 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
 {
     double *restrict _part_sum_x = scratch + 0;
     double *restrict sum_x = scratch + 16*D;
-    double *restrict _part_t1 = scratch + 17*D;
-    double *restrict t1 = scratch + 33*D;
-    /* var = t1/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    double *restrict mean0 = scratch + 17*D;
+    double *restrict _part_t4 = scratch + 18*D;
+    double *restrict t4 = scratch + 34*D;
+    double *restrict _part_sum_xc_sq = scratch + 35*D;
+    double *restrict sum_xc_sq = scratch + 51*D;
+    double *restrict sum_mean = scratch + 52*D;
+    double *restrict sum_var = scratch + 53*D;
+    /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* for each of the N rows: column sums sum_x, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -147,36 +200,65 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
             sum_x[_i] = (double)_acc;
         }
     }
-    /* for each of the D rows: mean = sum_x/N, mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    /* mean0 = sum_x/N */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        mean[i0] = sum_x[i0]/((double)N);
-        mu[i0] = ((training > 0) ? (mean[i0]) : (running_mean[i0]));
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean0[i1] = sum_x[i1]/((double)N);
     }
-    /* for each of the N rows: column sums t1 = sum((x - mean)**2), per chunk of rows, then summed */
+    /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t1 = _part_t1 + _c*D;
-            for (int64_t _i = 0; _i < D; ++_i) _p_t1[_i] = 0.0;
+            double *restrict _p_t4 = _part_t4 + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_t4[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < D; ++i1) {
-                    _p_t1[i1] += ((-mean[i1] + x[D*i0 + i1])*(-mean[i1] + x[D*i0 + i1]));
+                    _p_t4[i1] += -mean0[i1] + x[D*i0 + i1];
                 }
             }
         }
-        /* t1 = sum of the chunks' partial sums */
+        /* t4 = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t1[_k*D + _i];
-            t1[_i] = (double)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
+            t4[_i] = (double)_acc;
+        }
+    }
+    /* mean = mean0 + t4/N */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean[i1] = mean0[i1] + t4[i1]/((double)N);
+    }
+    /* mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mu[i1] = ((training > 0) ? (mean[i1]) : (running_mean[i1]));
+    }
+    /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_xc_sq[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_sum_xc_sq[i1] += ((-mean[i1] + x[D*i0 + i1])*(-mean[i1] + x[D*i0 + i1]));
+                }
+            }
+        }
+        /* sum_xc_sq = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
+            sum_xc_sq[_i] = (double)_acc;
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        rstd[i0] = pow(eps + ((training > 0) ? (t1[i0]/((double)N)) : (running_var[i0])), -1.0/2.0);
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        rstd[i1] = pow(eps + ((training > 0) ? (sum_xc_sq[i1]/((double)N)) : (running_var[i1])), -1.0/2.0);
     }
     /* y = beta + gamma*xhat */
     SG_PARALLEL_FOR(D*N)
@@ -185,11 +267,25 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
             y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
         }
     }
-    /* for each of the D rows: new_running_mean (elementwise), new_running_var (elementwise) */
+    /* sum_mean */
+    for (int64_t _i = 0; _i < D; ++_i) sum_mean[_i] = 0.0;
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        sum_mean[i1] += mean[i1];
+    }
+    /* new_running_mean (elementwise) */
     SG_PARALLEL_FOR(D)
     for (int64_t i0 = 0; i0 < D; ++i0) {
-        new_running_mean[i0] = ((training > 0) ? (momentum*mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
-        new_running_var[i0] = ((training > 0) ? (momentum*t1[i0]/sg_max_f64(1, ((double)N) - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+    }
+    /* sum_var */
+    for (int64_t _i = 0; _i < D; ++_i) sum_var[_i] = 0.0;
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        sum_var[i1] += sum_xc_sq[i1]/((double)N);
+    }
+    /* new_running_var (elementwise) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        new_running_var[i0] = ((training > 0) ? (momentum*((double)N)*sum_var[i0]/sg_max_f64(1, ((double)N) - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
     }
 }
 
@@ -197,24 +293,20 @@ int64_t batchnorm_backward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;
     (void)D;
-    return 87*D;
+    return 68*D;
 }
 
 void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict gamma, const float *restrict mu, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t D)
 {
     float *restrict _part_drstd = scratch + 0;
     float *restrict drstd = scratch + 16*D;
-    float *restrict t2 = scratch + 17*D;
-    float *restrict t3 = scratch + 18*D;
-    float *restrict _part_t4 = scratch + 19*D;
-    float *restrict t4 = scratch + 35*D;
-    float *restrict _part_dmu = scratch + 36*D;
-    float *restrict dmu = scratch + 52*D;
-    float *restrict t5 = scratch + 53*D;
-    float *restrict t6 = scratch + 54*D;
-    float *restrict _part_dgamma = scratch + 55*D;
-    float *restrict _part_dbeta = scratch + 71*D;
-    /* dxhat = dy*gamma, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    float *restrict dvar = scratch + 17*D;
+    float *restrict _part_sum_dy = scratch + 18*D;
+    float *restrict sum_dy = scratch + 34*D;
+    float *restrict dmean = scratch + 35*D;
+    float *restrict _part_dgamma = scratch + 36*D;
+    float *restrict _part_dbeta = scratch + 52*D;
+    /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* for each of the N rows: column sums drstd = sum(dxhat*(x - mu)), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -235,50 +327,38 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             drstd[_i] = (float)_acc;
         }
     }
-    /* t2 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*N) */
+    /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        t2[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0))/((float)N);
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        dvar[i1] = -1.0F/2.0F*drstd[i1]*((rstd[i1])*(rstd[i1])*(rstd[i1]))*((training > 0) ? (1) : (0));
     }
-    /* t3 = copy of t2 */
-    for (int64_t _i = 0; _i < D; ++_i) t3[_i] = t2[_i];
-    /* for each of the N rows: column sums t4 = sum(t3*(-2*x + 2*mean)), dmu = sum(-dxhat*rstd), per chunk of rows, then summed */
+    /* for each of the N rows: column sums sum_dy, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t4 = _part_t4 + _c*D;
-            for (int64_t _i = 0; _i < D; ++_i) _p_t4[_i] = 0.0;
-            float *restrict _p_dmu = _part_dmu + _c*D;
-            for (int64_t _i = 0; _i < D; ++_i) _p_dmu[_i] = 0.0;
+            float *restrict _p_sum_dy = _part_sum_dy + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_dy[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < D; ++i1) {
-                    _p_t4[i1] += t3[i1]*(2*mean[i1] - 2*x[D*i0 + i1]);
-                    _p_dmu[i1] += -dy[D*i0 + i1]*gamma[i1]*rstd[i1];
+                    _p_sum_dy[i1] += dy[D*i0 + i1];
                 }
             }
         }
-        /* t4 = sum of the chunks' partial sums */
+        /* sum_dy = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
-            t4[_i] = (float)_acc;
-        }
-        /* dmu = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dmu[_k*D + _i];
-            dmu[_i] = (float)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_dy[_k*D + _i];
+            sum_dy[_i] = (float)_acc;
         }
     }
-    /* t5 = (t4 + dmu*Piecewise((1, training > 0), (0, True)))/N */
+    /* dmean = -gamma*rstd*sum_dy*Piecewise((1, training > 0), (0, True)) */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        t5[i0] = (dmu[i0]*((training > 0) ? (1) : (0)) + t4[i0])/((float)N);
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        dmean[i1] = -gamma[i1]*rstd[i1]*sum_dy[i1]*((training > 0) ? (1) : (0));
     }
-    /* t6 = copy of t5 */
-    for (int64_t _i = 0; _i < D; ++_i) t6[_i] = t5[_i];
-    /* for each of the N rows: dx = t6 + dxhat*rstd + t3*(-2*mean + 2*x); column sums dgamma = sum(dy*xhat), dbeta = sum(dy), per chunk of rows, then summed */
+    /* for each of the N rows: dx = dmean/N + dxhat*rstd + 2*dvar*xc/N; column sums dgamma = sum(dy*xhat), dbeta = sum(dy), per chunk of rows, then summed */
+    const float inv_N = (1.0F/((((float)N))));
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
@@ -289,7 +369,7 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < D; ++i1) {
-                    dx[D*i0 + i1] = dy[D*i0 + i1]*gamma[i1]*rstd[i1] + t3[i1]*(-2*mean[i1] + 2*x[D*i0 + i1]) + t6[i1];
+                    dx[D*i0 + i1] = dmean[i1]*inv_N + 2*dvar[i1]*inv_N*(-mean[i1] + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*rstd[i1];
                     _p_dgamma[i1] += dy[D*i0 + i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
                     _p_dbeta[i1] += dy[D*i0 + i1];
                 }
@@ -314,17 +394,13 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
 {
     double *restrict _part_drstd = scratch + 0;
     double *restrict drstd = scratch + 16*D;
-    double *restrict t2 = scratch + 17*D;
-    double *restrict t3 = scratch + 18*D;
-    double *restrict _part_t4 = scratch + 19*D;
-    double *restrict t4 = scratch + 35*D;
-    double *restrict _part_dmu = scratch + 36*D;
-    double *restrict dmu = scratch + 52*D;
-    double *restrict t5 = scratch + 53*D;
-    double *restrict t6 = scratch + 54*D;
-    double *restrict _part_dgamma = scratch + 55*D;
-    double *restrict _part_dbeta = scratch + 71*D;
-    /* dxhat = dy*gamma, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    double *restrict dvar = scratch + 17*D;
+    double *restrict _part_sum_dy = scratch + 18*D;
+    double *restrict sum_dy = scratch + 34*D;
+    double *restrict dmean = scratch + 35*D;
+    double *restrict _part_dgamma = scratch + 36*D;
+    double *restrict _part_dbeta = scratch + 52*D;
+    /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* for each of the N rows: column sums drstd = sum(dxhat*(x - mu)), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -345,50 +421,38 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             drstd[_i] = (double)_acc;
         }
     }
-    /* t2 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*N) */
+    /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        t2[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0))/((double)N);
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        dvar[i1] = -1.0/2.0*drstd[i1]*((rstd[i1])*(rstd[i1])*(rstd[i1]))*((training > 0) ? (1) : (0));
     }
-    /* t3 = copy of t2 */
-    for (int64_t _i = 0; _i < D; ++_i) t3[_i] = t2[_i];
-    /* for each of the N rows: column sums t4 = sum(t3*(-2*x + 2*mean)), dmu = sum(-dxhat*rstd), per chunk of rows, then summed */
+    /* for each of the N rows: column sums sum_dy, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t4 = _part_t4 + _c*D;
-            for (int64_t _i = 0; _i < D; ++_i) _p_t4[_i] = 0.0;
-            double *restrict _p_dmu = _part_dmu + _c*D;
-            for (int64_t _i = 0; _i < D; ++_i) _p_dmu[_i] = 0.0;
+            double *restrict _p_sum_dy = _part_sum_dy + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_dy[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < D; ++i1) {
-                    _p_t4[i1] += t3[i1]*(2*mean[i1] - 2*x[D*i0 + i1]);
-                    _p_dmu[i1] += -dy[D*i0 + i1]*gamma[i1]*rstd[i1];
+                    _p_sum_dy[i1] += dy[D*i0 + i1];
                 }
             }
         }
-        /* t4 = sum of the chunks' partial sums */
+        /* sum_dy = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
-            t4[_i] = (double)_acc;
-        }
-        /* dmu = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dmu[_k*D + _i];
-            dmu[_i] = (double)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_dy[_k*D + _i];
+            sum_dy[_i] = (double)_acc;
         }
     }
-    /* t5 = (t4 + dmu*Piecewise((1, training > 0), (0, True)))/N */
+    /* dmean = -gamma*rstd*sum_dy*Piecewise((1, training > 0), (0, True)) */
     SG_PARALLEL_FOR(D)
-    for (int64_t i0 = 0; i0 < D; ++i0) {
-        t5[i0] = (dmu[i0]*((training > 0) ? (1) : (0)) + t4[i0])/((double)N);
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        dmean[i1] = -gamma[i1]*rstd[i1]*sum_dy[i1]*((training > 0) ? (1) : (0));
     }
-    /* t6 = copy of t5 */
-    for (int64_t _i = 0; _i < D; ++_i) t6[_i] = t5[_i];
-    /* for each of the N rows: dx = t6 + dxhat*rstd + t3*(-2*mean + 2*x); column sums dgamma = sum(dy*xhat), dbeta = sum(dy), per chunk of rows, then summed */
+    /* for each of the N rows: dx = dmean/N + dxhat*rstd + 2*dvar*xc/N; column sums dgamma = sum(dy*xhat), dbeta = sum(dy), per chunk of rows, then summed */
+    const double inv_N = (1.0/((((double)N))));
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(D*N)
@@ -399,7 +463,7 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 for (int64_t i1 = 0; i1 < D; ++i1) {
-                    dx[D*i0 + i1] = dy[D*i0 + i1]*gamma[i1]*rstd[i1] + t3[i1]*(-2*mean[i1] + 2*x[D*i0 + i1]) + t6[i1];
+                    dx[D*i0 + i1] = dmean[i1]*inv_N + 2*dvar[i1]*inv_N*(-mean[i1] + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*rstd[i1];
                     _p_dgamma[i1] += dy[D*i0 + i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
                     _p_dbeta[i1] += dy[D*i0 + i1];
                 }

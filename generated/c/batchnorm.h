@@ -18,26 +18,30 @@
 /* batchnorm_forward: the forward pass
  *
  *   sum_x = sum(x) over axis 0
- *   mean = sum_x/N
+ *   mean0 = sum_x/N
+ *   t4 = sum(x - mean0) over axis 0
+ *   mean = mean0 + t4/N
  *   mu = Piecewise((mean, training > 0), (running_mean, True))
- *   t1 = sum((x - mean)**2) over axis 0
- *   rstd = 1/sqrt(eps + Piecewise((t1/N, training > 0), (running_var, True)))
+ *   sum_xc_sq = sum((x - mean)**2) over axis 0
+ *   rstd = 1/sqrt(eps + Piecewise((sum_xc_sq/N, training > 0), (running_var, True)))
  *   y = beta + gamma*rstd*(x - mu)
- *   new_running_mean = Piecewise((mean*momentum + running_mean*(1 - momentum), training > 0), (running_mean, True))
- *   new_running_var = Piecewise((running_var*(1 - momentum) + t1*momentum/Max(1, -1 + N), training > 0), (running_var, True))
+ *   sum_mean = sum(mean) over axis 0
+ *   new_running_mean = Piecewise((running_mean*(1 - momentum) + sum_mean*momentum, training > 0), (running_mean, True))
+ *   sum_var = sum(sum_xc_sq/N) over axis 0
+ *   new_running_var = Piecewise((running_var*(1 - momentum) + sum_var*N*momentum/Max(1, -1 + N), training > 0), (running_var, True))
  *
  *   y (N, D): output, overwritten
  *   new_running_mean (D,): output, overwritten
  *   new_running_var (D,): output, overwritten
- *   mu (D,): written: saved for the backward pass
- *   rstd (D,): written: saved for the backward pass
- *   mean (D,): written: saved for the backward pass
+ *   mu (1, D): written: saved for the backward pass
+ *   rstd (1, D): written: saved for the backward pass
+ *   mean (1, D): written: saved for the backward pass
  *   x (N, D): read
  *   gamma (D,): read
  *   beta (D,): read
  *   running_mean (D,): read
  *   running_var (D,): read
- *   scratch: 34*D elements of work space (= batchnorm_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 54*D elements of work space (= batchnorm_forward_scratch_size(...)), contents undefined afterwards
  *   momentum: hyperparameter (default 0.1)
  *   eps: hyperparameter (default 1e-05)
  *   training: hyperparameter (default True)
@@ -45,20 +49,17 @@
 void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict mu, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t D);
 void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict mu, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t D);
 
-/* Elements (float or double) of the scratch buffer batchnorm_forward_* needs: 34*D. */
+/* Elements (float or double) of the scratch buffer batchnorm_forward_* needs: 54*D. */
 int64_t batchnorm_forward_scratch_size(int64_t N, int64_t D);
 
 
 /* batchnorm_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   drstd = sum(dy*gamma*(x - mu)) over axis 0
- *   t2 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*N)
- *   t3 = expand_dims(t2, (0,))
- *   t4 = sum(t3*(-2*x + 2*mean)) over axis 0
- *   dmu = sum(-dy*gamma*rstd) over axis 0
- *   t5 = (t4 + dmu*Piecewise((1, training > 0), (0, True)))/N
- *   t6 = expand_dims(t5, (0,))
- *   dx = t6 + t3*(-2*mean + 2*x) + dy*gamma*rstd
+ *   dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2
+ *   sum_dy = sum(dy) over axis 0
+ *   dmean = -gamma*rstd*sum_dy*Piecewise((1, training > 0), (0, True))
+ *   dx = dmean/N + dy*gamma*rstd + 2*dvar*(x - mean)/N
  *   dgamma = sum(dy*rstd*(x - mu)) over axis 0
  *   dbeta = sum(dy) over axis 0
  *
@@ -68,10 +69,10 @@ int64_t batchnorm_forward_scratch_size(int64_t N, int64_t D);
  *   dy (N, D): upstream gradient, read
  *   x (N, D): read, from forward
  *   gamma (D,): read, from forward
- *   mu (D,): read, from forward
- *   rstd (D,): read, from forward
- *   mean (D,): read, from forward
- *   scratch: 87*D elements of work space (= batchnorm_backward_scratch_size(...)), contents undefined afterwards
+ *   mu (1, D): read, from forward
+ *   rstd (1, D): read, from forward
+ *   mean (1, D): read, from forward
+ *   scratch: 68*D elements of work space (= batchnorm_backward_scratch_size(...)), contents undefined afterwards
  *   momentum: hyperparameter (default 0.1)
  *   eps: hyperparameter (default 1e-05)
  *   training: hyperparameter (default True)
@@ -79,7 +80,7 @@ int64_t batchnorm_forward_scratch_size(int64_t N, int64_t D);
 void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict gamma, const float *restrict mu, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t D);
 void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict gamma, const double *restrict mu, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t D);
 
-/* Elements (float or double) of the scratch buffer batchnorm_backward_* needs: 87*D. */
+/* Elements (float or double) of the scratch buffer batchnorm_backward_* needs: 68*D. */
 int64_t batchnorm_backward_scratch_size(int64_t N, int64_t D);
 
 

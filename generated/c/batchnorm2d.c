@@ -46,17 +46,21 @@ int64_t batchnorm2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_
     (void)C;
     (void)H;
     (void)W;
-    return 5*C;
+    return 9*C;
 }
 
-void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict t5, float *restrict t1, float *restrict rstd, float *restrict t2, float *restrict t4, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W)
+void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict t4, float *restrict mu, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W)
 {
     float *restrict sum_x = scratch + 0;
-    float *restrict mean = scratch + C;
-    float *restrict mu = scratch + 2*C;
-    float *restrict t3 = scratch + 3*C;
-    float *restrict t6 = scratch + 4*C;
-    /* xhat = t4*(x - t1), var = t3/(H*N*W): the derivation's values, recomputed where they are used */
+    float *restrict mean0 = scratch + C;
+    float *restrict t9 = scratch + 2*C;
+    float *restrict t1 = scratch + 3*C;
+    float *restrict sum_xc_sq = scratch + 4*C;
+    float *restrict t3 = scratch + 5*C;
+    float *restrict t5 = scratch + 6*C;
+    float *restrict sum_mean = scratch + 7*C;
+    float *restrict sum_var = scratch + 8*C;
+    /* xc = x - mean, xhat = rstd*(x - mu), var = sum_xc_sq/(H*N*W): the derivation's values, recomputed where they are used */
     /* sum_x */
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -73,17 +77,12 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
             sum_x[i1] = (float)_acc;
         }
     }
-    /* for each of the C rows: mean = sum_x/(H*N*W), mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    /* mean0 = sum_x/(H*N*W) */
     SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        mean[i0] = sum_x[i0]/(((float)H)*((float)N)*((float)W));
-        mu[i0] = ((training > 0) ? (mean[i0]) : (running_mean[i0]));
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        mean0[i1] = sum_x[i1]/(((float)H)*((float)N)*((float)W));
     }
-    /* t1 = copy of mu */
-    for (int64_t _i = 0; _i < C; ++_i) t1[_i] = mu[_i];
-    /* t2 = copy of mean */
-    for (int64_t _i = 0; _i < C; ++_i) t2[_i] = mean[_i];
-    /* t3 = sum((x - t2)**2) */
+    /* t9 = sum(x - mean0) */
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i1 = 0; i1 < C; ++i1) {
         {
@@ -92,52 +91,106 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
                 for (int64_t i2 = 0; i2 < H; ++i2) {
                     SG_SIMD_SUM(_acc)
                     for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += ((-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+                        _acc += -mean0[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
                     }
                 }
             }
-            t3[i1] = (float)_acc;
+            t9[i1] = (float)_acc;
         }
     }
-    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
+    /* mean = mean0 + t9/(H*N*W) */
     SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        rstd[i0] = powf(eps + ((training > 0) ? (t3[i0]/(((float)H)*((float)N)*((float)W))) : (running_var[i0])), -1.0F/2.0F);
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        mean[i1] = mean0[i1] + t9[i1]/(((float)H)*((float)N)*((float)W));
     }
-    /* t4 = copy of rstd */
-    for (int64_t _i = 0; _i < C; ++_i) t4[_i] = rstd[_i];
-    /* t5 = copy of gamma */
-    for (int64_t _i = 0; _i < C; ++_i) t5[_i] = gamma[_i];
-    /* t6 = copy of beta */
-    for (int64_t _i = 0; _i < C; ++_i) t6[_i] = beta[_i];
-    /* y = t6 + t5*xhat */
+    /* t1 = copy of running_mean */
+    for (int64_t _i = 0; _i < C; ++_i) t1[_i] = running_mean[_i];
+    /* mu = Piecewise((mean, training > 0), (t1, True)) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        mu[i1] = ((training > 0) ? (mean[i1]) : (t1[i1]));
+    }
+    /* sum_xc_sq */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += ((-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+                    }
+                }
+            }
+            sum_xc_sq[i1] = (float)_acc;
+        }
+    }
+    /* t3 = copy of running_var */
+    for (int64_t _i = 0; _i < C; ++_i) t3[_i] = running_var[_i];
+    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (t3, True))) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        rstd[i1] = powf(eps + ((training > 0) ? (sum_xc_sq[i1]/(((float)H)*((float)N)*((float)W))) : (t3[i1])), -1.0F/2.0F);
+    }
+    /* t4 = copy of gamma */
+    for (int64_t _i = 0; _i < C; ++_i) t4[_i] = gamma[_i];
+    /* t5 = copy of beta */
+    for (int64_t _i = 0; _i < C; ++_i) t5[_i] = beta[_i];
+    /* y = t5 + t4*xhat */
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < C; ++i1) {
             for (int64_t i2 = 0; i2 < H; ++i2) {
                 for (int64_t i3 = 0; i3 < W; ++i3) {
-                    y[C*H*W*i0 + H*W*i1 + W*i2 + i3] = t4[i1]*t5[i1]*(-t1[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t6[i1];
+                    y[C*H*W*i0 + H*W*i1 + W*i2 + i3] = rstd[i1]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t5[i1];
                 }
             }
         }
     }
-    /* for each of the C rows: new_running_mean (elementwise), new_running_var (elementwise) */
+    /* sum_mean */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += mean[i1];
+            sum_mean[i1] = (float)_acc;
+        }
+    }
+    /* new_running_mean (elementwise) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i0 = 0; i0 < C; ++i0) {
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+    }
+    /* sum_var */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i1]/(((float)H)*((float)N)*((float)W));
+            sum_var[i1] = (float)_acc;
+        }
+    }
+    /* new_running_var (elementwise) */
     const float H_N_W = ((float)H)*((float)N)*((float)W);
     SG_PARALLEL_FOR(C)
     for (int64_t i0 = 0; i0 < C; ++i0) {
-        new_running_mean[i0] = ((training > 0) ? (momentum*mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
-        new_running_var[i0] = ((training > 0) ? (momentum*t3[i0]*H_N_W/(((float)H)*((float)N)*((float)W)*sg_max_f32(1, H_N_W - 1)) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f32(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
     }
 }
 
-void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict t5, double *restrict t1, double *restrict rstd, double *restrict t2, double *restrict t4, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W)
+void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict t4, double *restrict mu, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W)
 {
     double *restrict sum_x = scratch + 0;
-    double *restrict mean = scratch + C;
-    double *restrict mu = scratch + 2*C;
-    double *restrict t3 = scratch + 3*C;
-    double *restrict t6 = scratch + 4*C;
-    /* xhat = t4*(x - t1), var = t3/(H*N*W): the derivation's values, recomputed where they are used */
+    double *restrict mean0 = scratch + C;
+    double *restrict t9 = scratch + 2*C;
+    double *restrict t1 = scratch + 3*C;
+    double *restrict sum_xc_sq = scratch + 4*C;
+    double *restrict t3 = scratch + 5*C;
+    double *restrict t5 = scratch + 6*C;
+    double *restrict sum_mean = scratch + 7*C;
+    double *restrict sum_var = scratch + 8*C;
+    /* xc = x - mean, xhat = rstd*(x - mu), var = sum_xc_sq/(H*N*W): the derivation's values, recomputed where they are used */
     /* sum_x */
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -154,17 +207,12 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
             sum_x[i1] = (double)_acc;
         }
     }
-    /* for each of the C rows: mean = sum_x/(H*N*W), mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    /* mean0 = sum_x/(H*N*W) */
     SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        mean[i0] = sum_x[i0]/(((double)H)*((double)N)*((double)W));
-        mu[i0] = ((training > 0) ? (mean[i0]) : (running_mean[i0]));
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        mean0[i1] = sum_x[i1]/(((double)H)*((double)N)*((double)W));
     }
-    /* t1 = copy of mu */
-    for (int64_t _i = 0; _i < C; ++_i) t1[_i] = mu[_i];
-    /* t2 = copy of mean */
-    for (int64_t _i = 0; _i < C; ++_i) t2[_i] = mean[_i];
-    /* t3 = sum((x - t2)**2) */
+    /* t9 = sum(x - mean0) */
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i1 = 0; i1 < C; ++i1) {
         {
@@ -173,41 +221,91 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
                 for (int64_t i2 = 0; i2 < H; ++i2) {
                     SG_SIMD_SUM(_acc)
                     for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += ((-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-t2[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+                        _acc += -mean0[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
                     }
                 }
             }
-            t3[i1] = (double)_acc;
+            t9[i1] = (double)_acc;
         }
     }
-    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
+    /* mean = mean0 + t9/(H*N*W) */
     SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        rstd[i0] = pow(eps + ((training > 0) ? (t3[i0]/(((double)H)*((double)N)*((double)W))) : (running_var[i0])), -1.0/2.0);
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        mean[i1] = mean0[i1] + t9[i1]/(((double)H)*((double)N)*((double)W));
     }
-    /* t4 = copy of rstd */
-    for (int64_t _i = 0; _i < C; ++_i) t4[_i] = rstd[_i];
-    /* t5 = copy of gamma */
-    for (int64_t _i = 0; _i < C; ++_i) t5[_i] = gamma[_i];
-    /* t6 = copy of beta */
-    for (int64_t _i = 0; _i < C; ++_i) t6[_i] = beta[_i];
-    /* y = t6 + t5*xhat */
+    /* t1 = copy of running_mean */
+    for (int64_t _i = 0; _i < C; ++_i) t1[_i] = running_mean[_i];
+    /* mu = Piecewise((mean, training > 0), (t1, True)) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        mu[i1] = ((training > 0) ? (mean[i1]) : (t1[i1]));
+    }
+    /* sum_xc_sq */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += ((-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
+                    }
+                }
+            }
+            sum_xc_sq[i1] = (double)_acc;
+        }
+    }
+    /* t3 = copy of running_var */
+    for (int64_t _i = 0; _i < C; ++_i) t3[_i] = running_var[_i];
+    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (t3, True))) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        rstd[i1] = pow(eps + ((training > 0) ? (sum_xc_sq[i1]/(((double)H)*((double)N)*((double)W))) : (t3[i1])), -1.0/2.0);
+    }
+    /* t4 = copy of gamma */
+    for (int64_t _i = 0; _i < C; ++_i) t4[_i] = gamma[_i];
+    /* t5 = copy of beta */
+    for (int64_t _i = 0; _i < C; ++_i) t5[_i] = beta[_i];
+    /* y = t5 + t4*xhat */
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < C; ++i1) {
             for (int64_t i2 = 0; i2 < H; ++i2) {
                 for (int64_t i3 = 0; i3 < W; ++i3) {
-                    y[C*H*W*i0 + H*W*i1 + W*i2 + i3] = t4[i1]*t5[i1]*(-t1[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t6[i1];
+                    y[C*H*W*i0 + H*W*i1 + W*i2 + i3] = rstd[i1]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t5[i1];
                 }
             }
         }
     }
-    /* for each of the C rows: new_running_mean (elementwise), new_running_var (elementwise) */
+    /* sum_mean */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += mean[i1];
+            sum_mean[i1] = (double)_acc;
+        }
+    }
+    /* new_running_mean (elementwise) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i0 = 0; i0 < C; ++i0) {
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+    }
+    /* sum_var */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i1]/(((double)H)*((double)N)*((double)W));
+            sum_var[i1] = (double)_acc;
+        }
+    }
+    /* new_running_var (elementwise) */
     const double H_N_W = ((double)H)*((double)N)*((double)W);
     SG_PARALLEL_FOR(C)
     for (int64_t i0 = 0; i0 < C; ++i0) {
-        new_running_mean[i0] = ((training > 0) ? (momentum*mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
-        new_running_var[i0] = ((training > 0) ? (momentum*t3[i0]*H_N_W/(((double)H)*((double)N)*((double)W)*sg_max_f64(1, H_N_W - 1)) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f64(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
     }
 }
 
@@ -217,80 +315,66 @@ int64_t batchnorm2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64
     (void)C;
     (void)H;
     (void)W;
-    return 4*C*N + 92*C;
+    return 2*C*N + 38*C;
 }
 
-void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict t5, const float *restrict t1, const float *restrict rstd, const float *restrict t2, const float *restrict t4, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W)
+void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict t4, const float *restrict mu, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W)
 {
-    float *restrict t8 = scratch + 0;
-    float *restrict _part_t9 = scratch + C*N;
-    float *restrict t9 = scratch + C*N + 16*C;
-    float *restrict drstd = scratch + C*N + 17*C;
-    float *restrict t10 = scratch + C*N + 18*C;
-    float *restrict t11 = scratch + C*N + 19*C;
-    float *restrict sum_x = scratch + C*N + 20*C;
-    float *restrict _part_t13 = scratch + 2*C*N + 20*C;
-    float *restrict t13 = scratch + 2*C*N + 36*C;
+    float *restrict drstd = scratch + 0;
+    float *restrict dvar = scratch + C;
+    float *restrict sum_dy = scratch + 2*C;
+    float *restrict dmean = scratch + 3*C;
+    float *restrict sum_dy_xhat = scratch + 4*C;
+    float *restrict _part_t13 = scratch + C*N + 4*C;
+    float *restrict t13 = scratch + C*N + 20*C;
+    float *restrict t14 = scratch + C*N + 21*C;
+    float *restrict _part_t15 = scratch + 2*C*N + 21*C;
     float *restrict t15 = scratch + 2*C*N + 37*C;
-    float *restrict sum_dy = scratch + 2*C*N + 38*C;
-    float *restrict _part_t17 = scratch + 3*C*N + 38*C;
-    float *restrict t17 = scratch + 3*C*N + 54*C;
-    float *restrict dmu = scratch + 3*C*N + 55*C;
-    float *restrict t18 = scratch + 3*C*N + 56*C;
-    float *restrict t19 = scratch + 3*C*N + 57*C;
-    float *restrict sum_dy_xhat = scratch + 3*C*N + 58*C;
-    float *restrict _part_t21 = scratch + 4*C*N + 58*C;
-    float *restrict t21 = scratch + 4*C*N + 74*C;
-    float *restrict _part_t22 = scratch + 4*C*N + 75*C;
-    float *restrict t22 = scratch + 4*C*N + 91*C;
-    /* dxhat = dy*t5, xhat = t4*(x - t1): the derivation's values, recomputed where they are used */
-    /* for each of the N rows: 2 passes over the row; column sums t9: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t9 = _part_t9 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t9[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums t8 = sum(dxhat*(x - t1)) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t5[i1]*(-t1[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
-                            }
-                        }
-                        t8[C*i0 + i1] = (float)_acc;
-                    }
-                }
-                /* pass 2: column sums t9 = sum(t8) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t9[i1] += t8[C*i0 + i1];
-                }
-            }
-        }
-        /* t9 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t9[_k*C + _i];
-            t9[_i] = (float)_acc;
-        }
-    }
-    /* for each of the C rows: row sums drstd = sum(t9); t10 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*H*N*W) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
+    /* xc = x - mean, dxhat = dy*t4, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* drstd = sum(dxhat*(x - mu)) */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
         {
             double _acc = 0.0;
-            _acc += t9[i0];
-            drstd[i0] = (float)_acc;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
+                    }
+                }
+            }
+            drstd[i1] = (float)_acc;
         }
-        t10[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0))/(((float)H)*((float)N)*((float)W));
     }
-    /* t11 = copy of t10 */
-    for (int64_t _i = 0; _i < C; ++_i) t11[_i] = t10[_i];
-    /* for each of the N rows: 2 passes over the row; column sums t13: per chunk of rows, then summed */
+    /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        dvar[i1] = -1.0F/2.0F*drstd[i1]*((rstd[i1])*(rstd[i1])*(rstd[i1]))*((training > 0) ? (1) : (0));
+    }
+    /* sum_dy */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
+                    }
+                }
+            }
+            sum_dy[i1] = (float)_acc;
+        }
+    }
+    /* dmean = -rstd*sum_dy*t4*Piecewise((1, training > 0), (0, True)) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        dmean[i1] = -rstd[i1]*sum_dy[i1]*t4[i1]*((training > 0) ? (1) : (0));
+    }
+    /* for each of the N rows: 3 passes over the row; column sums t13: per chunk of rows, then summed */
+    const float inv_H_inv_N_inv_W = 1/(((float)H)*((float)N)*((float)W));
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(C*H*N*W)
@@ -298,23 +382,30 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
             float *restrict _p_t13 = _part_t13 + _c*C;
             for (int64_t _i = 0; _i < C; ++_i) _p_t13[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_x */
+                /* pass 1: row sums sum_dy_xhat */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     {
                         double _acc = 0.0;
                         for (int64_t i2 = 0; i2 < H; ++i2) {
                             SG_SIMD_SUM(_acc)
                             for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
+                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
                             }
                         }
-                        sum_x[C*i0 + i1] = (float)_acc;
+                        sum_dy_xhat[C*i0 + i1] = (float)_acc;
                     }
                 }
-                /* pass 2: column sums t13 = sum(-2*sum_x*t11 + 2*t11*t2*H*W) */
+                /* pass 2: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    const float t14 = 2*t11[i1];
-                    _p_t13[i1] += ((float)H)*((float)W)*t14*t2[i1] - sum_x[C*i0 + i1]*t14;
+                    for (int64_t i2 = 0; i2 < H; ++i2) {
+                        for (int64_t i3 = 0; i3 < W; ++i3) {
+                            dx[C*H*W*i0 + H*W*i1 + W*i2 + i3] = dmean[i1]*inv_H_inv_N_inv_W + 2*dvar[i1]*inv_H_inv_N_inv_W*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*t4[i1];
+                        }
+                    }
+                }
+                /* pass 3: column sums t13 = sum(sum_dy_xhat) */
+                for (int64_t i1 = 0; i1 < C; ++i1) {
+                    _p_t13[i1] += sum_dy_xhat[C*i0 + i1];
                 }
             }
         }
@@ -325,24 +416,24 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
             t13[_i] = (float)_acc;
         }
     }
-    /* t15 = sum(t13) */
+    /* dgamma = sum(t13) */
     SG_PARALLEL_FOR(C)
     for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
             _acc += t13[i0];
-            t15[i0] = (float)_acc;
+            dgamma[i0] = (float)_acc;
         }
     }
-    /* for each of the N rows: 2 passes over the row; column sums t17: per chunk of rows, then summed */
+    /* for each of the N rows: 2 passes over the row; column sums t15: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t17 = _part_t17 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t17[_i] = 0.0;
+            float *restrict _p_t15 = _part_t15 + _c*C;
+            for (int64_t _i = 0; _i < C; ++_i) _p_t15[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_dy */
+                /* pass 1: row sums t14 = sum(dy) */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     {
                         double _acc = 0.0;
@@ -352,41 +443,96 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                                 _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
                             }
                         }
-                        sum_dy[C*i0 + i1] = (float)_acc;
+                        t14[C*i0 + i1] = (float)_acc;
                     }
                 }
-                /* pass 2: column sums t17 = sum(-sum_dy*t4*t5) */
+                /* pass 2: column sums t15 = sum(t14) */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t17[i1] += -sum_dy[C*i0 + i1]*t4[i1]*t5[i1];
+                    _p_t15[i1] += t14[C*i0 + i1];
                 }
             }
         }
-        /* t17 = sum of the chunks' partial sums */
+        /* t15 = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < C; ++_i) {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t17[_k*C + _i];
-            t17[_i] = (float)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t15[_k*C + _i];
+            t15[_i] = (float)_acc;
         }
     }
-    /* for each of the C rows: row sums dmu = sum(t17); t18 = (t15 + dmu*Piecewise((1, training > 0), (0, True)))/(H*N*W) */
+    /* dbeta = sum(t15) */
     SG_PARALLEL_FOR(C)
     for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
-            _acc += t17[i0];
-            dmu[i0] = (float)_acc;
+            _acc += t15[i0];
+            dbeta[i0] = (float)_acc;
         }
-        t18[i0] = (dmu[i0]*((training > 0) ? (1) : (0)) + t15[i0])/(((float)H)*((float)N)*((float)W));
     }
-    /* t19 = copy of t18 */
-    for (int64_t _i = 0; _i < C; ++_i) t19[_i] = t18[_i];
-    /* for each of the N rows: 3 passes over the row; column sums t21: per chunk of rows, then summed */
+}
+
+void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict t4, const double *restrict mu, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W)
+{
+    double *restrict drstd = scratch + 0;
+    double *restrict dvar = scratch + C;
+    double *restrict sum_dy = scratch + 2*C;
+    double *restrict dmean = scratch + 3*C;
+    double *restrict sum_dy_xhat = scratch + 4*C;
+    double *restrict _part_t13 = scratch + C*N + 4*C;
+    double *restrict t13 = scratch + C*N + 20*C;
+    double *restrict t14 = scratch + C*N + 21*C;
+    double *restrict _part_t15 = scratch + 2*C*N + 21*C;
+    double *restrict t15 = scratch + 2*C*N + 37*C;
+    /* xc = x - mean, dxhat = dy*t4, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* drstd = sum(dxhat*(x - mu)) */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
+                    }
+                }
+            }
+            drstd[i1] = (double)_acc;
+        }
+    }
+    /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        dvar[i1] = -1.0/2.0*drstd[i1]*((rstd[i1])*(rstd[i1])*(rstd[i1]))*((training > 0) ? (1) : (0));
+    }
+    /* sum_dy */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        {
+            double _acc = 0.0;
+            for (int64_t i0 = 0; i0 < N; ++i0) {
+                for (int64_t i2 = 0; i2 < H; ++i2) {
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i3 = 0; i3 < W; ++i3) {
+                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
+                    }
+                }
+            }
+            sum_dy[i1] = (double)_acc;
+        }
+    }
+    /* dmean = -rstd*sum_dy*t4*Piecewise((1, training > 0), (0, True)) */
+    SG_PARALLEL_FOR(C)
+    for (int64_t i1 = 0; i1 < C; ++i1) {
+        dmean[i1] = -rstd[i1]*sum_dy[i1]*t4[i1]*((training > 0) ? (1) : (0));
+    }
+    /* for each of the N rows: 3 passes over the row; column sums t13: per chunk of rows, then summed */
+    const double inv_H_inv_N_inv_W = 1/(((double)H)*((double)N)*((double)W));
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t21 = _part_t21 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t21[_i] = 0.0;
+            double *restrict _p_t13 = _part_t13 + _c*C;
+            for (int64_t _i = 0; _i < C; ++_i) _p_t13[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_dy_xhat */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
@@ -395,168 +541,23 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                         for (int64_t i2 = 0; i2 < H; ++i2) {
                             SG_SIMD_SUM(_acc)
                             for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*(-t1[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
+                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
                             }
                         }
-                        sum_dy_xhat[C*i0 + i1] = (float)_acc;
+                        sum_dy_xhat[C*i0 + i1] = (double)_acc;
                     }
                 }
-                /* pass 2: dx = t19 + dxhat*t4 + t11*(-2*t2 + 2*x) */
+                /* pass 2: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < H; ++i2) {
                         for (int64_t i3 = 0; i3 < W; ++i3) {
-                            dx[C*H*W*i0 + H*W*i1 + W*i2 + i3] = dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*t5[i1] + t11[i1]*(-2*t2[i1] + 2*x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t19[i1];
+                            dx[C*H*W*i0 + H*W*i1 + W*i2 + i3] = dmean[i1]*inv_H_inv_N_inv_W + 2*dvar[i1]*inv_H_inv_N_inv_W*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*t4[i1];
                         }
                     }
                 }
-                /* pass 3: column sums t21 = sum(sum_dy_xhat) */
+                /* pass 3: column sums t13 = sum(sum_dy_xhat) */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t21[i1] += sum_dy_xhat[C*i0 + i1];
-                }
-            }
-        }
-        /* t21 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t21[_k*C + _i];
-            t21[_i] = (float)_acc;
-        }
-    }
-    /* dgamma = sum(t21) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        {
-            double _acc = 0.0;
-            _acc += t21[i0];
-            dgamma[i0] = (float)_acc;
-        }
-    }
-    /* for each of the N rows: column sums t22 = sum(sum_dy), per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*N)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t22 = _part_t22 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t22[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t22[i1] += sum_dy[C*i0 + i1];
-                }
-            }
-        }
-        /* t22 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t22[_k*C + _i];
-            t22[_i] = (float)_acc;
-        }
-    }
-    /* dbeta = sum(t22) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        {
-            double _acc = 0.0;
-            _acc += t22[i0];
-            dbeta[i0] = (float)_acc;
-        }
-    }
-}
-
-void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict t5, const double *restrict t1, const double *restrict rstd, const double *restrict t2, const double *restrict t4, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W)
-{
-    double *restrict t8 = scratch + 0;
-    double *restrict _part_t9 = scratch + C*N;
-    double *restrict t9 = scratch + C*N + 16*C;
-    double *restrict drstd = scratch + C*N + 17*C;
-    double *restrict t10 = scratch + C*N + 18*C;
-    double *restrict t11 = scratch + C*N + 19*C;
-    double *restrict sum_x = scratch + C*N + 20*C;
-    double *restrict _part_t13 = scratch + 2*C*N + 20*C;
-    double *restrict t13 = scratch + 2*C*N + 36*C;
-    double *restrict t15 = scratch + 2*C*N + 37*C;
-    double *restrict sum_dy = scratch + 2*C*N + 38*C;
-    double *restrict _part_t17 = scratch + 3*C*N + 38*C;
-    double *restrict t17 = scratch + 3*C*N + 54*C;
-    double *restrict dmu = scratch + 3*C*N + 55*C;
-    double *restrict t18 = scratch + 3*C*N + 56*C;
-    double *restrict t19 = scratch + 3*C*N + 57*C;
-    double *restrict sum_dy_xhat = scratch + 3*C*N + 58*C;
-    double *restrict _part_t21 = scratch + 4*C*N + 58*C;
-    double *restrict t21 = scratch + 4*C*N + 74*C;
-    double *restrict _part_t22 = scratch + 4*C*N + 75*C;
-    double *restrict t22 = scratch + 4*C*N + 91*C;
-    /* dxhat = dy*t5, xhat = t4*(x - t1): the derivation's values, recomputed where they are used */
-    /* for each of the N rows: 2 passes over the row; column sums t9: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t9 = _part_t9 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t9[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums t8 = sum(dxhat*(x - t1)) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t5[i1]*(-t1[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
-                            }
-                        }
-                        t8[C*i0 + i1] = (double)_acc;
-                    }
-                }
-                /* pass 2: column sums t9 = sum(t8) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t9[i1] += t8[C*i0 + i1];
-                }
-            }
-        }
-        /* t9 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t9[_k*C + _i];
-            t9[_i] = (double)_acc;
-        }
-    }
-    /* for each of the C rows: row sums drstd = sum(t9); t10 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*H*N*W) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        {
-            double _acc = 0.0;
-            _acc += t9[i0];
-            drstd[i0] = (double)_acc;
-        }
-        t10[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0))/(((double)H)*((double)N)*((double)W));
-    }
-    /* t11 = copy of t10 */
-    for (int64_t _i = 0; _i < C; ++_i) t11[_i] = t10[_i];
-    /* for each of the N rows: 2 passes over the row; column sums t13: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t13 = _part_t13 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t13[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_x */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                            }
-                        }
-                        sum_x[C*i0 + i1] = (double)_acc;
-                    }
-                }
-                /* pass 2: column sums t13 = sum(-2*sum_x*t11 + 2*t11*t2*H*W) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    const double t14 = 2*t11[i1];
-                    _p_t13[i1] += ((double)H)*((double)W)*t14*t2[i1] - sum_x[C*i0 + i1]*t14;
+                    _p_t13[i1] += sum_dy_xhat[C*i0 + i1];
                 }
             }
         }
@@ -567,24 +568,24 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
             t13[_i] = (double)_acc;
         }
     }
-    /* t15 = sum(t13) */
+    /* dgamma = sum(t13) */
     SG_PARALLEL_FOR(C)
     for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
             _acc += t13[i0];
-            t15[i0] = (double)_acc;
+            dgamma[i0] = (double)_acc;
         }
     }
-    /* for each of the N rows: 2 passes over the row; column sums t17: per chunk of rows, then summed */
+    /* for each of the N rows: 2 passes over the row; column sums t15: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
         SG_PARALLEL_FOR(C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t17 = _part_t17 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t17[_i] = 0.0;
+            double *restrict _p_t15 = _part_t15 + _c*C;
+            for (int64_t _i = 0; _i < C; ++_i) _p_t15[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_dy */
+                /* pass 1: row sums t14 = sum(dy) */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     {
                         double _acc = 0.0;
@@ -594,111 +595,28 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                                 _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
                             }
                         }
-                        sum_dy[C*i0 + i1] = (double)_acc;
+                        t14[C*i0 + i1] = (double)_acc;
                     }
                 }
-                /* pass 2: column sums t17 = sum(-sum_dy*t4*t5) */
+                /* pass 2: column sums t15 = sum(t14) */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t17[i1] += -sum_dy[C*i0 + i1]*t4[i1]*t5[i1];
+                    _p_t15[i1] += t14[C*i0 + i1];
                 }
             }
         }
-        /* t17 = sum of the chunks' partial sums */
+        /* t15 = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < C; ++_i) {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t17[_k*C + _i];
-            t17[_i] = (double)_acc;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t15[_k*C + _i];
+            t15[_i] = (double)_acc;
         }
     }
-    /* for each of the C rows: row sums dmu = sum(t17); t18 = (t15 + dmu*Piecewise((1, training > 0), (0, True)))/(H*N*W) */
+    /* dbeta = sum(t15) */
     SG_PARALLEL_FOR(C)
     for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
-            _acc += t17[i0];
-            dmu[i0] = (double)_acc;
-        }
-        t18[i0] = (dmu[i0]*((training > 0) ? (1) : (0)) + t15[i0])/(((double)H)*((double)N)*((double)W));
-    }
-    /* t19 = copy of t18 */
-    for (int64_t _i = 0; _i < C; ++_i) t19[_i] = t18[_i];
-    /* for each of the N rows: 3 passes over the row; column sums t21: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t21 = _part_t21 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t21[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_dy_xhat */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*(-t1[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
-                            }
-                        }
-                        sum_dy_xhat[C*i0 + i1] = (double)_acc;
-                    }
-                }
-                /* pass 2: dx = t19 + dxhat*t4 + t11*(-2*t2 + 2*x) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H; ++i2) {
-                        for (int64_t i3 = 0; i3 < W; ++i3) {
-                            dx[C*H*W*i0 + H*W*i1 + W*i2 + i3] = dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*t5[i1] + t11[i1]*(-2*t2[i1] + 2*x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t19[i1];
-                        }
-                    }
-                }
-                /* pass 3: column sums t21 = sum(sum_dy_xhat) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t21[i1] += sum_dy_xhat[C*i0 + i1];
-                }
-            }
-        }
-        /* t21 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t21[_k*C + _i];
-            t21[_i] = (double)_acc;
-        }
-    }
-    /* dgamma = sum(t21) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        {
-            double _acc = 0.0;
-            _acc += t21[i0];
-            dgamma[i0] = (double)_acc;
-        }
-    }
-    /* for each of the N rows: column sums t22 = sum(sum_dy), per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*N)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t22 = _part_t22 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t22[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t22[i1] += sum_dy[C*i0 + i1];
-                }
-            }
-        }
-        /* t22 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t22[_k*C + _i];
-            t22[_i] = (double)_acc;
-        }
-    }
-    /* dbeta = sum(t22) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        {
-            double _acc = 0.0;
-            _acc += t22[i0];
+            _acc += t15[i0];
             dbeta[i0] = (double)_acc;
         }
     }

@@ -20,85 +20,78 @@
 /* batchnorm2d_forward: the forward pass
  *
  *   sum_x = sum(x) over axis 0, 2, 3
- *   mean = sum_x/(H*N*W)
- *   mu = Piecewise((mean, training > 0), (running_mean, True))
- *   t1 = expand_dims(mu, (1, 2))
- *   t2 = expand_dims(mean, (1, 2))
- *   t3 = sum((x - t2)**2) over axis 0, 2, 3
- *   rstd = 1/sqrt(eps + Piecewise((t3/(H*N*W), training > 0), (running_var, True)))
- *   t4 = expand_dims(rstd, (1, 2))
- *   t5 = expand_dims(gamma, (1, 2))
- *   t6 = expand_dims(beta, (1, 2))
- *   y = t6 + t4*t5*(x - t1)
- *   new_running_mean = Piecewise((mean*momentum + running_mean*(1 - momentum), training > 0), (running_mean, True))
- *   new_running_var = Piecewise((running_var*(1 - momentum) + t3*momentum/Max(1, -1 + H*N*W), training > 0), (running_var, True))
+ *   mean0 = sum_x/(H*N*W)
+ *   t9 = sum(x - mean0) over axis 0, 2, 3
+ *   mean = mean0 + t9/(H*N*W)
+ *   t1 = expand_dims(running_mean, (1, 2))
+ *   mu = Piecewise((mean, training > 0), (t1, True))
+ *   sum_xc_sq = sum((x - mean)**2) over axis 0, 2, 3
+ *   t3 = expand_dims(running_var, (1, 2))
+ *   rstd = 1/sqrt(eps + Piecewise((sum_xc_sq/(H*N*W), training > 0), (t3, True)))
+ *   t4 = expand_dims(gamma, (1, 2))
+ *   t5 = expand_dims(beta, (1, 2))
+ *   y = t5 + rstd*t4*(x - mu)
+ *   sum_mean = sum(mean) over axis 0, 2, 3
+ *   new_running_mean = Piecewise((running_mean*(1 - momentum) + sum_mean*momentum, training > 0), (running_mean, True))
+ *   sum_var = sum(sum_xc_sq/(H*N*W)) over axis 0, 2, 3
+ *   new_running_var = Piecewise((running_var*(1 - momentum) + sum_var*H*N*W*momentum/Max(1, -1 + H*N*W), training > 0), (running_var, True))
  *
  *   y (N, C, H, W): output, overwritten
  *   new_running_mean (C,): output, overwritten
  *   new_running_var (C,): output, overwritten
- *   t5 (C, 1, 1): written: saved for the backward pass
- *   t1 (C, 1, 1): written: saved for the backward pass
- *   rstd (C,): written: saved for the backward pass
- *   t2 (C, 1, 1): written: saved for the backward pass
  *   t4 (C, 1, 1): written: saved for the backward pass
+ *   mu (1, C, 1, 1): written: saved for the backward pass
+ *   rstd (1, C, 1, 1): written: saved for the backward pass
+ *   mean (1, C, 1, 1): written: saved for the backward pass
  *   x (N, C, H, W): read
  *   gamma (C,): read
  *   beta (C,): read
  *   running_mean (C,): read
  *   running_var (C,): read
- *   scratch: 5*C elements of work space (= batchnorm2d_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 9*C elements of work space (= batchnorm2d_forward_scratch_size(...)), contents undefined afterwards
  *   momentum: hyperparameter (default 0.1)
  *   eps: hyperparameter (default 1e-05)
  *   training: hyperparameter (default True)
  */
-void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict t5, float *restrict t1, float *restrict rstd, float *restrict t2, float *restrict t4, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W);
-void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict t5, double *restrict t1, double *restrict rstd, double *restrict t2, double *restrict t4, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W);
+void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict t4, float *restrict mu, float *restrict rstd, float *restrict mean, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W);
+void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict t4, double *restrict mu, double *restrict rstd, double *restrict mean, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W);
 
-/* Elements (float or double) of the scratch buffer batchnorm2d_forward_* needs: 5*C. */
+/* Elements (float or double) of the scratch buffer batchnorm2d_forward_* needs: 9*C. */
 int64_t batchnorm2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W);
 
 
 /* batchnorm2d_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
- *   t8 = sum(dy*t5*(x - t1)) over axis 2, 3
- *   t9 = sum(t8) over axis 0
- *   drstd = sum(t9) over axis 1, 2
- *   t10 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*H*N*W)
- *   t11 = expand_dims(t10, (0, 2, 3))
- *   sum_x = sum(x) over axis 2, 3
- *   t13 = sum(-2*sum_x*t11 + 2*t11*t2*H*W) over axis 0
- *   t15 = sum(t13) over axis 1, 2
- *   sum_dy = sum(dy) over axis 2, 3
- *   t17 = sum(-sum_dy*t4*t5) over axis 0
- *   dmu = sum(t17) over axis 1, 2
- *   t18 = (t15 + dmu*Piecewise((1, training > 0), (0, True)))/(H*N*W)
- *   t19 = expand_dims(t18, (0, 2, 3))
- *   dx = t19 + t11*(-2*t2 + 2*x) + dy*t4*t5
- *   sum_dy_xhat = sum(dy*t4*(x - t1)) over axis 2, 3
- *   t21 = sum(sum_dy_xhat) over axis 0
- *   dgamma = sum(t21) over axis 1, 2
- *   t22 = sum(sum_dy) over axis 0
- *   dbeta = sum(t22) over axis 1, 2
+ *   drstd = sum(dy*t4*(x - mu)) over axis 0, 2, 3
+ *   dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2
+ *   sum_dy = sum(dy) over axis 0, 2, 3
+ *   dmean = -rstd*sum_dy*t4*Piecewise((1, training > 0), (0, True))
+ *   dx = dy*rstd*t4 + dmean/(H*N*W) + 2*dvar*(x - mean)/(H*N*W)
+ *   sum_dy_xhat = sum(dy*rstd*(x - mu)) over axis 2, 3
+ *   t13 = sum(sum_dy_xhat) over axis 0
+ *   dgamma = sum(t13) over axis 1, 2
+ *   t14 = sum(dy) over axis 2, 3
+ *   t15 = sum(t14) over axis 0
+ *   dbeta = sum(t15) over axis 1, 2
  *
  *   dx (N, C, H, W): gradient, overwritten (not accumulated)
  *   dgamma (C,): gradient, overwritten (not accumulated)
  *   dbeta (C,): gradient, overwritten (not accumulated)
  *   dy (N, C, H, W): upstream gradient, read
  *   x (N, C, H, W): read, from forward
- *   t5 (C, 1, 1): read, from forward
- *   t1 (C, 1, 1): read, from forward
- *   rstd (C,): read, from forward
- *   t2 (C, 1, 1): read, from forward
  *   t4 (C, 1, 1): read, from forward
- *   scratch: 4*C*N + 92*C elements of work space (= batchnorm2d_backward_scratch_size(...)), contents undefined afterwards
+ *   mu (1, C, 1, 1): read, from forward
+ *   rstd (1, C, 1, 1): read, from forward
+ *   mean (1, C, 1, 1): read, from forward
+ *   scratch: 2*C*N + 38*C elements of work space (= batchnorm2d_backward_scratch_size(...)), contents undefined afterwards
  *   momentum: hyperparameter (default 0.1)
  *   eps: hyperparameter (default 1e-05)
  *   training: hyperparameter (default True)
  */
-void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict t5, const float *restrict t1, const float *restrict rstd, const float *restrict t2, const float *restrict t4, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W);
-void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict t5, const double *restrict t1, const double *restrict rstd, const double *restrict t2, const double *restrict t4, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W);
+void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict t4, const float *restrict mu, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W);
+void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict t4, const double *restrict mu, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W);
 
-/* Elements (float or double) of the scratch buffer batchnorm2d_backward_* needs: 4*C*N + 92*C. */
+/* Elements (float or double) of the scratch buffer batchnorm2d_backward_* needs: 2*C*N + 38*C. */
 int64_t batchnorm2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W);
 
 

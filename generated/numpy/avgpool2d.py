@@ -149,16 +149,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -247,7 +263,7 @@ def forward(x, kernel_size=2, stride=None, padding=0, *, dtype=None):
     _check_shape("x", x, (N, C, H, W), "(N, C, H, W)")
     t0 = _unfold(x, (kernel_size, kernel_size, ), (stride, stride, ), (padding, padding, ), (1, 1, ), (H_out, W_out, ), 0.0)
     t1 = np.sum(t0, axis=(2, 3))
-    y = t1/kernel_size**2
+    y = t1*_inv(kernel_size**2)
     cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "kernel_size": kernel_size, "stride": stride, "padding": padding, "H_out": H_out, "W_out": W_out}
     return y, cache
 
@@ -274,7 +290,7 @@ def backward(cache, dy):
     _window_cache(cache, "W_out", W_out, _out_dim("W_out", -kernel_size + 2*padding + W, stride, "-kernel_size + 2*padding + W"))
     dy = _real("dy", dy, dtype)
     _check_shape("dy", dy, (N, C, H_out, W_out), "(N, C, H_out, W_out)")
-    t2 = dy/kernel_size**2
+    t2 = dy*_inv(kernel_size**2)
     t3 = np.expand_dims(t2, (2, 3))
     t4 = np.broadcast_to(np.array(t3, dtype=dtype), (N, C, kernel_size, kernel_size, H_out, W_out)).astype(dtype)
     dx = _fold(t4, (H, W, ), (kernel_size, kernel_size, ), (stride, stride, ), (padding, padding, ), (1, 1, ), (H_out, W_out, ))

@@ -7,30 +7,32 @@ Dimensions: N, D
 
 Forward:
     t0 = sum(x) over axis 0
-    mean = t0/N
+    mean0 = t0/N
+    t4 = sum(x - mean0) over axis 0
+    mean = mean0 + t4/N
     mu = Piecewise((mean, training > 0), (running_mean, True))
-    t1 = sum((x - mean)**2) over axis 0
+    xc = x - mean
+    t1 = sum(xc**2) over axis 0
     var = t1/N
     rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True)))
     xhat = rstd*(x - mu)
     y = beta + gamma*xhat
-    new_running_mean = Piecewise((mean*momentum + running_mean*(1 - momentum), training > 0), (running_mean, True))
-    new_running_var = Piecewise((running_var*(1 - momentum) + var*N*momentum/Max(1, -1 + N), training > 0), (running_var, True))
+    t2 = sum(mean) over axis 0
+    new_running_mean = Piecewise((running_mean*(1 - momentum) + t2*momentum, training > 0), (running_mean, True))
+    t3 = sum(var) over axis 0
+    new_running_var = Piecewise((running_var*(1 - momentum) + t3*N*momentum/Max(1, -1 + N), training > 0), (running_var, True))
 
 Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     dxhat = dy*gamma
     drstd = sum(dxhat*(x - mu)) over axis 0
-    t2 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*N)
-    t3 = expand_dims(t2, (0,))
-    t4 = sum(t3*(-2*x + 2*mean)) over axis 0
-    dmu = sum(-dxhat*rstd) over axis 0
-    t5 = (t4 + dmu*Piecewise((1, training > 0), (0, True)))/N
-    t6 = expand_dims(t5, (0,))
-    dx = t6 + dxhat*rstd + t3*(-2*mean + 2*x)
+    dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2
+    t5 = sum(dy) over axis 0
+    dmean = -gamma*rstd*t5*Piecewise((1, training > 0), (0, True))
+    dx = dmean/N + dxhat*rstd + 2*dvar*xc/N
     dgamma = sum(dy*xhat) over axis 0
     dbeta = sum(dy) over axis 0
 
-Saved for the backward pass: x, gamma, mu, rstd, mean, xhat.
+Saved for the backward pass: x, gamma, mu, rstd, xc, xhat (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -164,16 +166,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -193,8 +211,8 @@ def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, 
     Returns (y, cache), y (N, D).
     """
     dtype = _dtype(dtype, x, gamma, beta, running_mean, running_var, )
-    x = _real("x", x, dtype)
-    gamma = _real("gamma", gamma, dtype)
+    x = _owned(_real("x", x, dtype), x)
+    gamma = _owned(_real("gamma", gamma, dtype), gamma)
     beta = _real("beta", beta, dtype)
     running_mean = _buffer("running_mean", running_mean, dtype)
     running_var = _buffer("running_var", running_var, dtype)
@@ -213,19 +231,24 @@ def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, 
     _check_shape("beta", beta, (D,), "(D)")
     _check_shape("running_mean", running_mean, (D,), "(D)")
     _check_shape("running_var", running_var, (D,), "(D)")
-    t0 = np.sum(x, axis=0)
-    mean = t0/N
+    t0 = np.sum(x, axis=0, keepdims=True)
+    mean0 = t0*_inv(N)
+    t4 = np.sum(-mean0 + x, axis=0, keepdims=True)
+    mean = mean0 + t4*_inv(N)
     mu = np.where(np.greater(training, 0), mean, running_mean)
-    t1 = np.sum((-mean + x)**2, axis=0)
-    var = t1/N
+    xc = -mean + x
+    t1 = np.sum(xc**2, axis=0, keepdims=True)
+    var = t1*_inv(N)
     rstd = 1/np.sqrt(eps + np.where(np.greater(training, 0), var, running_var))
     xhat = rstd*(-mu + x)
     y = beta + gamma*xhat
-    new_running_mean = np.where(np.greater(training, 0), momentum*mean + running_mean*(1 - momentum), running_mean)
-    new_running_var = np.where(np.greater(training, 0), momentum*N*var/np.maximum(1, N - 1) + running_var*(1 - momentum), running_var)
+    t2 = np.sum(mean, axis=0)
+    new_running_mean = np.where(np.greater(training, 0), momentum*t2 + running_mean*(1 - momentum), running_mean)
+    t3 = np.sum(var, axis=0)
+    new_running_var = np.where(np.greater(training, 0), momentum*N*t3/np.maximum(1, N - 1) + running_var*(1 - momentum), running_var)
     np.copyto(running_mean, new_running_mean)   # the buffer's new value, once everything succeeded
     np.copyto(running_var, new_running_var)   # the buffer's new value, once everything succeeded
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "x": x, "gamma": gamma, "mu": mu, "rstd": rstd, "mean": mean, "xhat": xhat, "momentum": momentum, "eps": eps, "training": training}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "x": x, "gamma": gamma, "mu": _owned(mu, None), "rstd": _owned(rstd, None), "xc": _owned(xc, None), "xhat": _owned(xhat, None), "momentum": momentum, "eps": eps, "training": training}
     return y, cache
 
 
@@ -242,9 +265,9 @@ def backward(cache, dy):
     D = _dim(cache, "D")
     x = _cached(cache, "x", (N, D), dtype)
     gamma = _cached(cache, "gamma", (D,), dtype)
-    mu = _cached(cache, "mu", (D,), dtype)
-    rstd = _cached(cache, "rstd", (D,), dtype)
-    mean = _cached(cache, "mean", (D,), dtype)
+    mu = _cached(cache, "mu", (1, D), dtype)
+    rstd = _cached(cache, "rstd", (1, D), dtype)
+    xc = _cached(cache, "xc", (N, D), dtype)
     xhat = _cached(cache, "xhat", (N, D), dtype)
     momentum = _hyper("momentum", cache.get("momentum"))
     eps = _hyper("eps", cache.get("eps"))
@@ -252,14 +275,12 @@ def backward(cache, dy):
     dy = _real("dy", dy, dtype)
     _check_shape("dy", dy, (N, D), "(N, D)")
     dxhat = dy*gamma
-    drstd = np.sum(dxhat*(-mu + x), axis=0)
-    t2 = -1/2*drstd*rstd**3*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0)))/N
-    t3 = np.expand_dims(t2, (0,))
-    t4 = np.sum(t3*(2*mean - 2*x), axis=0)
-    dmu = np.sum(-dxhat*rstd, axis=0)
-    t5 = (dmu*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0))) + t4)/N
-    t6 = np.expand_dims(t5, (0,))
-    dx = dxhat*rstd + t3*(-2*mean + 2*x) + t6
+    drstd = np.sum(dxhat*(-mu + x), axis=0, keepdims=True)
+    dvar = -1/2*drstd*rstd**3*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0)))
+    t5 = np.sum(dy, axis=0, keepdims=True)
+    dmean = -gamma*rstd*t5*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0)))
+    t6 = _inv(N)
+    dx = dmean*t6 + 2*dvar*t6*xc + dxhat*rstd
     dgamma = np.sum(dy*xhat, axis=0)
     dbeta = np.sum(dy, axis=0)
     return (dx, dgamma, dbeta, )

@@ -7,44 +7,40 @@ Dimensions: N, C, H, W
 
 Forward:
     t0 = sum(x) over axis 0, 2, 3
-    mean = t0/(H*N*W)
-    mu = Piecewise((mean, training > 0), (running_mean, True))
-    t1 = expand_dims(mu, (1, 2))
-    t2 = expand_dims(mean, (1, 2))
-    t3 = sum((x - t2)**2) over axis 0, 2, 3
-    var = t3/(H*N*W)
-    rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True)))
-    t4 = expand_dims(rstd, (1, 2))
-    xhat = t4*(x - t1)
-    t5 = expand_dims(gamma, (1, 2))
-    t6 = expand_dims(beta, (1, 2))
-    y = t6 + t5*xhat
-    new_running_mean = Piecewise((mean*momentum + running_mean*(1 - momentum), training > 0), (running_mean, True))
-    new_running_var = Piecewise((running_var*(1 - momentum) + var*H*N*W*momentum/Max(1, -1 + H*N*W), training > 0), (running_var, True))
+    mean0 = t0/(H*N*W)
+    t9 = sum(x - mean0) over axis 0, 2, 3
+    mean = mean0 + t9/(H*N*W)
+    t1 = expand_dims(running_mean, (1, 2))
+    mu = Piecewise((mean, training > 0), (t1, True))
+    xc = x - mean
+    t2 = sum(xc**2) over axis 0, 2, 3
+    var = t2/(H*N*W)
+    t3 = expand_dims(running_var, (1, 2))
+    rstd = 1/sqrt(eps + Piecewise((var, training > 0), (t3, True)))
+    xhat = rstd*(x - mu)
+    t4 = expand_dims(gamma, (1, 2))
+    t5 = expand_dims(beta, (1, 2))
+    y = t5 + t4*xhat
+    t6 = sum(mean) over axis 0, 2, 3
+    new_running_mean = Piecewise((running_mean*(1 - momentum) + t6*momentum, training > 0), (running_mean, True))
+    t7 = sum(var) over axis 0, 2, 3
+    new_running_var = Piecewise((running_var*(1 - momentum) + t7*H*N*W*momentum/Max(1, -1 + H*N*W), training > 0), (running_var, True))
 
 Backward (derived by symgrad, reverse mode with SymPy local derivatives):
-    dxhat = dy*t5
-    t8 = sum(dxhat*(x - t1)) over axis 2, 3
-    t9 = sum(t8) over axis 0
-    drstd = sum(t9) over axis 1, 2
-    t10 = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/(2*H*N*W)
-    t11 = expand_dims(t10, (0, 2, 3))
-    t12 = sum(x) over axis 2, 3
-    t13 = sum(-2*t11*t12 + 2*t11*t2*H*W) over axis 0
-    t15 = sum(t13) over axis 1, 2
-    t16 = sum(dy) over axis 2, 3
-    t17 = sum(-t16*t4*t5) over axis 0
-    dmu = sum(t17) over axis 1, 2
-    t18 = (t15 + dmu*Piecewise((1, training > 0), (0, True)))/(H*N*W)
-    t19 = expand_dims(t18, (0, 2, 3))
-    dx = t19 + dxhat*t4 + t11*(-2*t2 + 2*x)
-    t20 = sum(dy*xhat) over axis 2, 3
-    t21 = sum(t20) over axis 0
-    dgamma = sum(t21) over axis 1, 2
-    t22 = sum(t16) over axis 0
-    dbeta = sum(t22) over axis 1, 2
+    dxhat = dy*t4
+    drstd = sum(dxhat*(x - mu)) over axis 0, 2, 3
+    dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2
+    t10 = sum(dy) over axis 0, 2, 3
+    dmean = -rstd*t10*t4*Piecewise((1, training > 0), (0, True))
+    dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W)
+    t12 = sum(dy*xhat) over axis 2, 3
+    t13 = sum(t12) over axis 0
+    dgamma = sum(t13) over axis 1, 2
+    t14 = sum(dy) over axis 2, 3
+    t15 = sum(t14) over axis 0
+    dbeta = sum(t15) over axis 1, 2
 
-Saved for the backward pass: x, t5, t1, rstd, t2, t4, xhat.
+Saved for the backward pass: x, t4, mu, rstd, xc, xhat (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -178,16 +174,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -207,7 +219,7 @@ def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, 
     Returns (y, cache), y (N, C, H, W).
     """
     dtype = _dtype(dtype, x, gamma, beta, running_mean, running_var, )
-    x = _real("x", x, dtype)
+    x = _owned(_real("x", x, dtype), x)
     gamma = _real("gamma", gamma, dtype)
     beta = _real("beta", beta, dtype)
     running_mean = _buffer("running_mean", running_mean, dtype)
@@ -229,25 +241,29 @@ def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, 
     _check_shape("beta", beta, (C,), "(C)")
     _check_shape("running_mean", running_mean, (C,), "(C)")
     _check_shape("running_var", running_var, (C,), "(C)")
-    t0 = np.sum(x, axis=(0, 2, 3))
-    mean = t0/(H*N*W)
-    mu = np.where(np.greater(training, 0), mean, running_mean)
-    t1 = np.expand_dims(mu, (1, 2))
-    t2 = np.expand_dims(mean, (1, 2))
-    t3 = np.sum((-t2 + x)**2, axis=(0, 2, 3))
-    var = t3/(H*N*W)
-    rstd = 1/np.sqrt(eps + np.where(np.greater(training, 0), var, running_var))
-    t4 = np.expand_dims(rstd, (1, 2))
-    xhat = t4*(-t1 + x)
-    t5 = np.expand_dims(gamma, (1, 2))
-    t6 = np.expand_dims(beta, (1, 2))
-    y = t5*xhat + t6
-    new_running_mean = np.where(np.greater(training, 0), momentum*mean + running_mean*(1 - momentum), running_mean)
-    t7 = H*N*W
-    new_running_var = np.where(np.greater(training, 0), momentum*t7*var/np.maximum(1, t7 - 1) + running_var*(1 - momentum), running_var)
+    t0 = np.sum(x, axis=(0, 2, 3), keepdims=True)
+    mean0 = t0*_inv(H*N*W)
+    t9 = np.sum(-mean0 + x, axis=(0, 2, 3), keepdims=True)
+    mean = mean0 + t9*_inv(H*N*W)
+    t1 = np.expand_dims(running_mean, (1, 2))
+    mu = np.where(np.greater(training, 0), mean, t1)
+    xc = -mean + x
+    t2 = np.sum(xc**2, axis=(0, 2, 3), keepdims=True)
+    var = t2*_inv(H*N*W)
+    t3 = np.expand_dims(running_var, (1, 2))
+    rstd = 1/np.sqrt(eps + np.where(np.greater(training, 0), var, t3))
+    xhat = rstd*(-mu + x)
+    t4 = np.expand_dims(gamma, (1, 2))
+    t5 = np.expand_dims(beta, (1, 2))
+    y = t4*xhat + t5
+    t6 = np.sum(mean, axis=(0, 2, 3))
+    new_running_mean = np.where(np.greater(training, 0), momentum*t6 + running_mean*(1 - momentum), running_mean)
+    t7 = np.sum(var, axis=(0, 2, 3))
+    t8 = H*N*W
+    new_running_var = np.where(np.greater(training, 0), momentum*t7*t8/np.maximum(1, t8 - 1) + running_var*(1 - momentum), running_var)
     np.copyto(running_mean, new_running_mean)   # the buffer's new value, once everything succeeded
     np.copyto(running_var, new_running_var)   # the buffer's new value, once everything succeeded
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "x": x, "t5": t5, "t1": t1, "rstd": rstd, "t2": t2, "t4": t4, "xhat": xhat, "momentum": momentum, "eps": eps, "training": training}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "x": x, "t4": _owned(t4, None), "mu": _owned(mu, None), "rstd": _owned(rstd, None), "xc": _owned(xc, None), "xhat": _owned(xhat, None), "momentum": momentum, "eps": eps, "training": training}
     return y, cache
 
 
@@ -265,36 +281,27 @@ def backward(cache, dy):
     H = _dim(cache, "H")
     W = _dim(cache, "W")
     x = _cached(cache, "x", (N, C, H, W), dtype)
-    t5 = _cached(cache, "t5", (C, 1, 1), dtype)
-    t1 = _cached(cache, "t1", (C, 1, 1), dtype)
-    rstd = _cached(cache, "rstd", (C,), dtype)
-    t2 = _cached(cache, "t2", (C, 1, 1), dtype)
     t4 = _cached(cache, "t4", (C, 1, 1), dtype)
+    mu = _cached(cache, "mu", (1, C, 1, 1), dtype)
+    rstd = _cached(cache, "rstd", (1, C, 1, 1), dtype)
+    xc = _cached(cache, "xc", (N, C, H, W), dtype)
     xhat = _cached(cache, "xhat", (N, C, H, W), dtype)
     momentum = _hyper("momentum", cache.get("momentum"))
     eps = _hyper("eps", cache.get("eps"))
     training = _hyper("training", cache.get("training"))
     dy = _real("dy", dy, dtype)
     _check_shape("dy", dy, (N, C, H, W), "(N, C, H, W)")
-    dxhat = dy*t5
-    t8 = np.sum(dxhat*(-t1 + x), axis=(2, 3), keepdims=True)
-    t9 = np.sum(t8, axis=0)
-    drstd = np.sum(t9, axis=(1, 2))
-    t10 = -1/2*drstd*rstd**3*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0)))/(H*N*W)
-    t11 = np.expand_dims(t10, (0, 2, 3))
-    t12 = np.sum(x, axis=(2, 3), keepdims=True)
-    t14 = 2*t11
-    t13 = np.sum(H*W*t14*t2 - t12*t14, axis=0)
-    t15 = np.sum(t13, axis=(1, 2))
-    t16 = np.sum(dy, axis=(2, 3), keepdims=True)
-    t17 = np.sum(-t16*t4*t5, axis=0)
-    dmu = np.sum(t17, axis=(1, 2))
-    t18 = (dmu*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0))) + t15)/(H*N*W)
-    t19 = np.expand_dims(t18, (0, 2, 3))
-    dx = dxhat*t4 + t11*(-2*t2 + 2*x) + t19
-    t20 = np.sum(dy*xhat, axis=(2, 3), keepdims=True)
-    t21 = np.sum(t20, axis=0)
-    dgamma = np.sum(t21, axis=(1, 2))
-    t22 = np.sum(t16, axis=0)
-    dbeta = np.sum(t22, axis=(1, 2))
+    dxhat = dy*t4
+    drstd = np.sum(dxhat*(-mu + x), axis=(0, 2, 3), keepdims=True)
+    dvar = -1/2*drstd*rstd**3*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0)))
+    t10 = np.sum(dy, axis=(0, 2, 3), keepdims=True)
+    dmean = -rstd*t10*t4*float(np.where(np.greater(training, 0), dtype.type(1), dtype.type(0)))
+    t11 = _inv(H*N*W)
+    dx = dmean*t11 + 2*dvar*t11*xc + dxhat*rstd
+    t12 = np.sum(dy*xhat, axis=(2, 3), keepdims=True)
+    t13 = np.sum(t12, axis=0)
+    dgamma = np.sum(t13, axis=(1, 2))
+    t14 = np.sum(dy, axis=(2, 3), keepdims=True)
+    t15 = np.sum(t14, axis=0)
+    dbeta = np.sum(t15, axis=(1, 2))
     return (dx, dgamma, dbeta, )

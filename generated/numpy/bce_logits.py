@@ -12,7 +12,7 @@ Forward:
 Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     dz = dloss*(-target - sigmoid(-Abs(z))*sign(z) + Heaviside(z))/n_elems
 
-Saved for the backward pass: z, target.
+Saved for the backward pass: z, target (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -145,16 +145,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 def _sigmoid(z):
@@ -176,13 +192,13 @@ def forward(z, target, *, dtype=None):
     Returns (loss, cache), loss a scalar.
     """
     dtype = _dtype(dtype, z, target, )
-    z = _real("z", z, dtype)
-    target = _real("target", target, dtype)
+    z = _owned(_real("z", z, dtype), z)
+    target = _owned(_real("target", target, dtype), target)
     shape = z.shape
     n_elems = z.size
     _check_shape("target", target, z.shape, "the shape of z")
     t0 = np.sum(-target*z + np.log1p(np.exp(-abs(z))) + np.maximum(0, z), axis=None)
-    loss = t0/n_elems
+    loss = t0*_inv(n_elems)
     cache = {"kernel": NAME, "dtype": dtype, "shape": shape, "n_elems": n_elems, "z": z, "target": target}
     return loss, cache
 
@@ -201,5 +217,5 @@ def backward(cache, dloss=1.0):
     z = _cached(cache, "z", shape, dtype)
     target = _cached(cache, "target", shape, dtype)
     dloss = _scalar("dloss", dloss, dtype)
-    dz = dloss*(-target - _sigmoid(-abs(z))*np.sign(z) + np.heaviside(z, 1/2))/n_elems
+    dz = (dloss*(-target - _sigmoid(-abs(z))*np.sign(z) + np.heaviside(z, 1/2)))*_inv(n_elems)
     return (dz, )

@@ -19,7 +19,7 @@ Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     t5 = sum(t4) over axis 0
     dbias = sum(t5) over axis 1
 
-Saved for the backward pass: weight, t0.
+Saved for the backward pass: weight, t0 (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -152,16 +152,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -239,7 +255,7 @@ def forward(x, weight, bias, stride=1, padding=0, dilation=1, *, dtype=None):
     """
     dtype = _dtype(dtype, x, weight, bias, )
     x = _real("x", x, dtype)
-    weight = _real("weight", weight, dtype)
+    weight = _owned(_real("weight", weight, dtype), weight)
     bias = _real("bias", bias, dtype)
     _check_ndim("x", x, 3, "(N, C, L)")
     _check_ndim("weight", weight, 3, "(O, C, K)")
@@ -260,7 +276,7 @@ def forward(x, weight, bias, stride=1, padding=0, dilation=1, *, dtype=None):
     t1 = np.einsum('nckl,ock->nol', t0, weight, optimize=True)
     t2 = np.expand_dims(bias, (1,))
     y = t1 + t2
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "L": L, "O": O, "K": K, "stride": stride, "padding": padding, "dilation": dilation, "L_out": L_out, "weight": weight, "t0": t0}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "L": L, "O": O, "K": K, "stride": stride, "padding": padding, "dilation": dilation, "L_out": L_out, "weight": weight, "t0": _owned(t0, None)}
     return y, cache
 
 

@@ -15,7 +15,7 @@ Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     dW = x.T @ dz
     db = sum(dz) over axis 0
 
-Saved for the backward pass: x, W, a.
+Saved for the backward pass: x, W, a (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -148,16 +148,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 def _sigmoid(z):
@@ -180,8 +196,8 @@ def forward(x, W, b, *, dtype=None):
     Returns (a, cache), a (N, M).
     """
     dtype = _dtype(dtype, x, W, b, )
-    x = _real("x", x, dtype)
-    W = _real("W", W, dtype)
+    x = _owned(_real("x", x, dtype), x)
+    W = _owned(_real("W", W, dtype), W)
     b = _real("b", b, dtype)
     _check_ndim("x", x, 2, "(N, D)")
     _check_ndim("W", W, 2, "(D, M)")
@@ -194,7 +210,7 @@ def forward(x, W, b, *, dtype=None):
     _check_shape("b", b, (M,), "(M)")
     t0 = x @ W
     a = _sigmoid(b + t0)
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "M": M, "x": x, "W": W, "a": a}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "M": M, "x": x, "W": W, "a": _owned(a, a)}
     return a, cache
 
 

@@ -24,7 +24,7 @@ Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     dgamma = sum(dy*xhat) over axis 0
     dbeta = sum(dy) over axis 0
 
-Saved for the backward pass: gamma, rstd, xhat.
+Saved for the backward pass: gamma, rstd, xhat (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -158,16 +158,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -184,7 +200,7 @@ def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
     """
     dtype = _dtype(dtype, x, gamma, beta, )
     x = _real("x", x, dtype)
-    gamma = _real("gamma", gamma, dtype)
+    gamma = _owned(_real("gamma", gamma, dtype), gamma)
     beta = _real("beta", beta, dtype)
     eps = _hyper("eps", eps)
     _check_ndim("x", x, 2, "(N, D)")
@@ -196,15 +212,15 @@ def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
     _check_shape("gamma", gamma, (D,), "(D)")
     _check_shape("beta", beta, (D,), "(D)")
     t0 = np.sum(x, axis=1, keepdims=True)
-    mean0 = t0/D
+    mean0 = t0*_inv(D)
     t2 = np.sum(-mean0 + x, axis=1, keepdims=True)
-    mean = mean0 + t2/D
+    mean = mean0 + t2*_inv(D)
     xc = -mean + x
     t1 = np.sum(xc**2, axis=1, keepdims=True)
-    rstd = 1/np.sqrt(eps + t1/D)
+    rstd = 1/np.sqrt(eps + t1*_inv(D))
     xhat = rstd*xc
     y = beta + gamma*xhat
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "rstd": rstd, "xhat": xhat, "eps": eps}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "rstd": _owned(rstd, None), "xhat": _owned(xhat, None), "eps": eps}
     return y, cache
 
 

@@ -16,7 +16,7 @@ Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3
     dx = fold(t4, size=(kernel_size, kernel_size, ), stride=(stride, stride, ), padding=(padding, padding, ), dilation=(1, 1, )): the transpose of unfold
 
-Saved for the backward pass: y, t0.
+Saved for the backward pass: y, t0 (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -149,16 +149,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -247,7 +263,7 @@ def forward(x, kernel_size=2, stride=None, padding=0, *, dtype=None):
     _check_shape("x", x, (N, C, H, W), "(N, C, H, W)")
     t0 = _unfold(x, (kernel_size, kernel_size, ), (stride, stride, ), (padding, padding, ), (1, 1, ), (H_out, W_out, ), -np.inf)
     y = np.max(t0, axis=(2, 3), initial=-np.inf)
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "kernel_size": kernel_size, "stride": stride, "padding": padding, "H_out": H_out, "W_out": W_out, "y": y, "t0": t0}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "kernel_size": kernel_size, "stride": stride, "padding": padding, "H_out": H_out, "W_out": W_out, "y": _owned(y, y), "t0": _owned(t0, None)}
     return y, cache
 
 

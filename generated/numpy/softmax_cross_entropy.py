@@ -17,7 +17,7 @@ Forward:
 Backward (derived by symgrad, reverse mode with SymPy local derivatives):
     dz = -dloss*t3/N + dloss*t1/(t2*N)
 
-Saved for the backward pass: t2, t3, t1.
+Saved for the backward pass: t2, t3, t1 (read-only, in the cache's own memory: see _owned).
 """
 import numpy as np
 
@@ -150,16 +150,32 @@ def _any_shape(cache, size):
 
 
 def _cached(cache, name, shape, dtype, ids=False):
-    """An array of the cache, which must be what forward stored: its dtype (integer ids) and shape."""
+    """An array of the cache, which must be what forward stored: its dtype (integer ids), shape and
+    C order (a non-contiguous array is refused as by the C backend, so both treat an edited cache alike)."""
     a = cache.get(name)
     if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or \
-            (a.dtype.kind not in "iu" if ids else a.dtype != dtype):
-        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
-        want = "integer class ids" if ids else f"a {dtype} array"
+            (a.dtype.kind not in "iu" if ids else a.dtype != dtype or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}, contiguous={a.flags.c_contiguous}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        want = "integer class ids" if ids else f"a C-contiguous {dtype} array"
         raise TypeError(f"cache: entry {name!r} should be {want} of shape {tuple(shape)}, got {got}; "
                         f"pass the cache returned by forward unchanged")
     return a
 
+
+def _owned(a, given):
+    """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
+
+    Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
+    "modified by an inplace operation" from one), and an exact check of the values costs more than a
+    copy (measured: docs/contract.md), so ``a`` is copied when the caller may hold it: when it is
+    ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
+    An argument that conversion already copied is not copied again. Read-only, an edit of the cache
+    itself raises at the edit instead of changing the gradient."""
+    if a is given or not a.flags.owndata:
+        a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 
@@ -188,8 +204,8 @@ def forward(z, target, *, dtype=None):
     t3 = (target[..., None] == np.arange(C)).astype(dtype)
     t4 = np.sum(np.where(np.greater(t3, 0), z, dtype.type(0)), axis=1, keepdims=True)
     t5 = np.sum(t0 - t4 + np.log(t2), axis=None)
-    loss = t5/N
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "t2": t2, "t3": t3, "t1": t1}
+    loss = t5*_inv(N)
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "t2": _owned(t2, None), "t3": _owned(t3, None), "t1": _owned(t1, None)}
     return loss, cache
 
 
@@ -208,6 +224,6 @@ def backward(cache, dloss=1.0):
     t3 = _cached(cache, "t3", (N, C), dtype)
     t1 = _cached(cache, "t1", (N, C), dtype)
     dloss = _scalar("dloss", dloss, dtype)
-    t6 = dloss/N
+    t6 = dloss*_inv(N)
     dz = t1*t6/t2 - t3*t6
     return (dz, )

@@ -86,6 +86,18 @@ class NumpyPrinter(_SympyNumPy):
     def _print_Integer(self, e):
         return str(e.p)
 
+    def _print_Mul(self, e):
+        # 1/(H*N*W) of sizes prints as _inv(H*N*W): inf, not ZeroDivisionError, at an empty axis
+        if self.sizes:
+            num, den = e.as_numer_denom()
+            if den != 1 and den.free_symbols and all(
+                    f.is_Integer or (isinstance(f, sp.Symbol) and f.name in self.sizes)
+                    or (f.is_Pow and isinstance(f.base, sp.Symbol) and f.base.name in self.sizes and f.exp.is_Integer)
+                    for f in sp.Mul.make_args(den)):
+                inv = f"_inv({self._print(den)})"
+                return inv if num == 1 else f"{self.parenthesize(num, 50)}*{inv}"
+        return super()._print_Mul(e)
+
     def _print_Pow(self, e, rational=False):
         if e.exp == -1 and isinstance(e.base, sp.Symbol) and e.base.name in self.sizes:
             return f"_inv({e.base.name})"

@@ -5,6 +5,9 @@ decided per call: the argument checks are the NumPy module's own lines (same err
 shapes and the scratch size are Python expressions of the dims (printed from SymPy once), the ctypes
 functions have their argument types set, and the argument list is a fixed tuple of expressions. A
 call then validates, allocates its outputs, cache and scratch, and calls C; no SymPy on the path.
+What the cache keeps passes through the NumPy module's ``_owned``, as in the NumPy backend: a saved
+input or a returned output is copied (the C kernel reads a caller's array by address, so an in-place
+edit between forward and backward would change the gradient), every cached buffer made read-only.
 
 ``layer_source(k, fwd, bwd, any_ref)`` returns the source of ``forward``/``backward``; it runs in a
 namespace with the NumPy module's helpers (``_real``, ``_check_shape`` ...), the ctypes functions
@@ -58,8 +61,12 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     sig += "".join(f"{n}={'None' if isinstance(v, str) else v}, " for n, v, _ in k.sizes)
     L = [f"def forward({sig}*, dtype=None):",
          f"dtype = _dtype(dtype, {''.join(a.name + ', ' for a in reals)})"]
-    L += [f'{a.name} = {"_buffer" if a.buffer else "_real"}("{a.name}", {a.name}, dtype)' if a.kind == "real" else
-          f'{a.name} = _ids("{a.name}", {a.name})' for a in k.inputs]
+    saved = set(k.backward.saved)   # a saved input is owned where it is converted (_owned, as in NumPy)
+    buffers = {a.name for a in k.inputs if a.buffer}   # updated in place: never converted, copied into the cache
+    conv = {a.name: (f'_buffer("{a.name}", {a.name}, dtype)' if a.buffer else f'_real("{a.name}", {a.name}, dtype)')
+            if a.kind == "real" else f'_ids("{a.name}", {a.name})' for a in k.inputs}
+    L += [f"{a.name} = _owned({conv[a.name]}, {a.name})" if a.name in saved and a.name not in buffers
+          else f"{a.name} = {conv[a.name]}" for a in k.inputs]
     L += [f'{n} = {"_flag" if isinstance(v, bool) else "_hyper"}("{n}", {n})' for n, v in k.hypers]
     L += binds + checks
     L += [f"{a.name} = _contig_ids({a.name})" if a.kind == "index" else f"{a.name} = _contig({a.name})"
@@ -68,11 +75,13 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     L.append("_ct = _CT[dtype]")
     L.append(_call(fwd, "_FWD"))
     L += [f"_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
-    buffers = {a.name for a in k.inputs if a.buffer}
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
     items.append('"shape": shape' if any_ref else '"shape": ()')
+    outputs, inputs = {o.name for o in k.outputs}, {a.name for a in k.inputs}
     items += [f'"{n}": {n}' for n, _ in k.hypers]
-    items += [f'"{n}": {n}.copy()' if n in buffers else f'"{n}": {n}' for n in k.backward.saved]
+    items += [f'"{n}": {n}' if n in inputs and n not in buffers else
+              f'"{n}": _owned({n}, {n if n in outputs or n in buffers else None})'
+              for n in k.backward.saved]   # a returned output or a buffer is copied; the kernel's own made read-only
     L.append("cache = {" + ", ".join(items) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
     L.append(f"return ({', '.join(outs)}, cache)")
@@ -123,7 +132,10 @@ def recurrent_source(spec, k, fwd, bwd, dims) -> str:
     sig = "".join(f"{n}, " for n in names) + "".join(f"{n}={v!r}, " for n, v in k.hypers)
     L = [f"def forward({sig}*, dtype=None):",
          f"dtype = _dtype(dtype, {''.join(n + ', ' for n in names)})"]
-    L += [f'{n} = _contig(_real("{n}", {n}, dtype))' for n in names]
+    fwd_names = {a.name for a in fwd.args}
+    kept = {a.name for a in bwd.args if a.role == "in" and a.name in fwd_names}   # what the cache keeps
+    L += [f'{n} = _contig(_owned(_real("{n}", {n}, dtype), {n}))' if n in kept else
+          f'{n} = _contig(_real("{n}", {n}, dtype))' for n in names]
     L.append(f"{', '.join(dims)}, = _validate({', '.join(names)}).values()")
     L += [f'{n} = _hyper("{n}", {n})' for n, _ in k.hypers]
     L += _alloc(fwd, ("out", "cache"))
@@ -131,7 +143,9 @@ def recurrent_source(spec, k, fwd, bwd, dims) -> str:
     L.append(_call(fwd, "_FWD"))
     saved = [a.name for a in bwd.args if a.role == "in" and any(a.name == b.name for b in fwd.args)]
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
-    items += [f'"{n}": {n}' for n, _ in k.hypers] + [f'"{n}": {n}' for n in saved]
+    items += [f'"{n}": {n}' for n, _ in k.hypers]
+    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {n if n in spec.output_names else None})'
+              for n in saved]
     L.append("cache = {" + ", ".join(items) + "}")
     L.append(f"return ({', '.join(spec.output_names)}, ), cache")
     src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])

@@ -193,8 +193,31 @@ class NumpyLayerEmitter:
                 checks.append(f'_check_ids("{a.name}", {a.name}, {pycode(a.bound)})')
         return binds, checks, [str(d) for d in order]
 
+    def cache_values(self) -> tuple[set, list[tuple[str, str]]]:
+        """(saved inputs, [(name, source of the value the cache keeps)]): every saved array through
+        ``_owned``, so the cache holds what backward reads in memory no caller can edit. A saved
+        input is owned where it is converted (a conversion may already have made it a copy); a
+        returned output is copied, and so is an intermediate that is an input under another name
+        (``t = x``); other intermediates are copied only if they are views (``_owned`` looks)."""
+        k = self.k
+        inputs = {a.name for a in k.inputs}
+        outputs = {o.name for o in k.outputs}
+        alias = {s.out: str(s.expr) for s in k.forward.body
+                 if isinstance(s, ir.Elementwise) and s.expr.is_Symbol and not s.broadcast}
+        def is_input(n):
+            while n in alias:
+                n = alias[n]
+            return n in inputs
+        buffers = {a.name for a in k.inputs if a.buffer}   # updated in place: never owned at conversion
+        saved_inputs = {n for n in k.backward.saved if n in inputs and n not in buffers}
+        values = [(n, n if n in saved_inputs else
+                   f"_owned({n}, {n})" if n in outputs or n in buffers or is_input(n) else f"_owned({n}, None)")
+                  for n in k.backward.saved]
+        return saved_inputs, values
+
     def context(self) -> dict:
         k = self.k
+        saved_inputs, cache_values = self.cache_values()
         binds, checks, order = self.validation(k.inputs)
         fwd = [l for s in k.forward.body for l in self.statement(s)]
         bwd = [l for s in k.backward.body for l in self.statement(s)]
@@ -216,4 +239,5 @@ class NumpyLayerEmitter:
             buffers={a.name for a in k.inputs if a.buffer},
             window_checks=self.out_dim_binds(cached=True),
             sizes=[(n, "None" if isinstance(d, str) else d, d) for n, d, _ in k.sizes],
+            saved_inputs=saved_inputs, cache_values=cache_values,
         )

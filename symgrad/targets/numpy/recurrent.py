@@ -49,6 +49,18 @@ def _post_lines(e: NumpyLayerEmitter, p, per_step: set) -> list[str]:
     return lines
 
 
+def _owned_inputs(spec, k, per_step, params, p) -> set:
+    """The user inputs that backward reads (through the per-step saved values, whose first state
+    is the initial one, or the cache): forward converts them through ``_owned``, so a caller's
+    in-place edit between forward and backward cannot change the gradient."""
+    saved = set(k.backward.saved)
+    owned = {n for n in saved if n in spec.sequence or n in params}
+    owned |= {f"{n}0" for n in saved if n in spec.state}
+    owned |= {n for n in spec.sequence if n in per_step}
+    owned |= {n for st in p.post for n in reads(st)} & params
+    return owned
+
+
 def context(spec) -> dict:
     p = plan(spec)
     k = p.kernel
@@ -105,6 +117,7 @@ def context(spec) -> dict:
         uses_sigmoid=any("_sigmoid(" in l for l in pre + fwd + bwd + post),
         hypers=[n for n, _ in k.hypers],
         cell_dims=[str(d) for d in spec.cell.dims],
+        owned=_owned_inputs(spec, k, per_step, params, p),
         seq_cached=[n for n in spec.sequence if n in per_step],
         post_params=sorted({n for st in p.post for n in reads(st)} & params),
         step_shapes=[e.shape(k.backward.shapes[n]) for n in k.backward.saved],
