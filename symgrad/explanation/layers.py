@@ -21,6 +21,7 @@ from .simplify import nice
 from .cancel import linear_sum, vanishing_terms
 from .textbook import add_layer_form
 from .textbook_windows import add_window_form
+from .textbook_norm import add_batchnorm_form
 from .strings import Strings
 from .strings_docs import description
 from ..spec.window import OutDim, Size, Unfold
@@ -47,6 +48,7 @@ def build(spec, lang: str = "en") -> Document:
     B.saved()
     add_layer_form(B)
     add_window_form(B)
+    add_batchnorm_form(B)
     doc.dims = nt.index_dims()
     doc.add(Heading(2, S.text("h_code")))
     em = NumpyLayerEmitter(kernel)   # build() is the explain rule of layers, activations and losses only

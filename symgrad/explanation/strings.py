@@ -97,6 +97,14 @@ EN = {
                   "(the input read at stride s and dilation d, zero outside):",
     "win_bias": "{g} is the sum of {dy} over the batch and every position (the bias is added at each one), "
                 "step by step above.",
+    "bn_modes": "SymPy sets the flag {t} in the derived dx. In eval mode ({t} = 0) the statistics are the "
+                "running ones, constants for backward, and every term through them drops:",
+    "bn_train": "In training mode ({t} = 1) mu = mean and sigma2 = var. SymPy writes every {x} as {xhat}/{r} + "
+                "{mean} (exact, as {xhat} = ({x} − {mean}) {r}), splits the double sums into products of single "
+                "sums, and uses that the normalized values sum to zero over the batch (summing {xhat} by "
+                "linearity, mean = Σ x / N):",
+    "bn_textbook": "As textbooks write it (Ioffe & Szegedy 2015; the CS231n notes), and SymPy's verdict on the "
+                   "difference with the derived form above:",
     "title_numbers": "{name}: worked numbers",
     "numbers_intro": "The derivation again on a tiny input ({dims}; random seed {seed}, inputs rounded to one "
                      "decimal): each printed expression is evaluated with these numbers, and the generated "
@@ -221,6 +229,12 @@ ZH = {
     "win_pool": "所以 {g} 收集覆盖该元素的每个窗口的 {dy}，平均分给窗口内的各格。",
     "win_weight": "把前向的窗口读取代入 {g}（SymPy）：输入与 {dy} 的互相关（输入按步幅 s、膨胀 d 读取，超出范围为 0）：",
     "win_bias": "{g} 是 {dy} 在批和所有位置上的和（偏置加在每个位置上），见上面的步骤。",
+    "bn_modes": "SymPy 在推导出的 dx 中代入开关 {t}。推理模式（{t} = 0）下统计量是运行统计量，对反向传播而言是常数，"
+                "经过它们的各项全部消失：",
+    "bn_train": "训练模式（{t} = 1）下 mu = mean，sigma2 = var。SymPy 把每个 {x} 写成 {xhat}/{r} + {mean}（精确成立，"
+                "因为 {xhat} = ({x} − {mean}) {r}），把二重求和拆成单重求和之积，并利用归一化后的值在批上求和为零"
+                "（按线性对 {xhat} 求和，mean = Σ x / N）：",
+    "bn_textbook": "教科书中的写法（Ioffe 与 Szegedy 2015；CS231n 讲义），以及 SymPy 对它与上面推导形式之差的化简结果：",
     "title_numbers": "{name}：数值算例",
     "numbers_intro": "用一个很小的输入把推导再走一遍（{dims}；随机种子 {seed}，输入保留一位小数）：每个打印出的表达式都代入"
                      "这些数字求值，生成的算子算出相同的值（最后核对）。数字显示 4 位有效数字。",
