@@ -20,7 +20,8 @@ from symgrad.explanation import Explanation, explain, explainable
 from symgrad.explanation.evaluate import run
 from symgrad.explanation.render import latex_document
 
-from symgrad.verify.layers import outputs_of
+from symgrad.explanation.windows import dim_values
+from symgrad.verify.layers import outputs_of, size_settings
 
 from conftest import layer_names
 
@@ -107,20 +108,22 @@ def _numeric_recurrent(spec, seed=0):
     return run(explain(spec.name).doc, env, sizes), ref
 
 
-def _numeric(name, seed=0):
-    """(document results, kernel outputs by name) on random inputs."""
+def _numeric(name, seed=0, settings=None):
+    """(document results, kernel outputs by name) on random inputs; ``settings``: size parameters
+    (stride, padding, dilation) passed to forward and bound in the printed formulas."""
     spec = sg.REGISTRY.get(name)
     if spec.kind == "recurrent":
         return _numeric_recurrent(spec, seed)
     rng = np.random.default_rng(seed)
-    sizes = {d: SIZES.get(str(d), 3) for d in spec.dims}
+    settings = settings or {}
+    sizes = dim_values(spec, {d: SIZES.get(str(d), 3) for d in spec.dims}, settings)
     shape = lambda s: tuple(int(sp.sympify(d).xreplace(sizes)) for d in s)  # noqa: E731
     vals = {}
     for i in spec.inputs:
         vals[i.name] = (rng.integers(0, int(i.bound.xreplace(sizes)), size=shape(i.shape)) if i.kind == "index"
                         else rng.standard_normal(shape(i.shape)))
     k = sg.load(name)
-    out, cache = outputs_of(spec, k.forward(*[vals[i.name] for i in spec.inputs]))
+    out, cache = outputs_of(spec, k.forward(*[vals[i.name] for i in spec.inputs], **settings))
     ups = {g.name: (rng.standard_normal(shape(g.shape)) if g.shape else 1.3) for g in spec.derivation.grad_inputs}
     grads = k.backward(cache, *ups.values())
     ref = {"d" + i.name: g for i, g in zip(spec.diff_inputs, grads)}
@@ -131,18 +134,20 @@ def _numeric(name, seed=0):
 
 @pytest.mark.parametrize("name", layer_names() + list(USER))
 def test_printed_formulas_evaluate_to_the_kernel(name):
-    results, ref = _numeric(name)
-    roles = {}
-    for eq, val in results:
-        key = eq.defines or str(eq.lhs)
-        if key in ref and eq.role in ("forward", "final", "simplified", "matrix"):
-            r = np.asarray(ref[key], dtype=np.float64)
-            got = np.asarray(val, dtype=np.float64).reshape(r.shape)
-            assert np.allclose(got, r, rtol=1e-10, atol=1e-12), (name, eq.role, key, np.max(np.abs(got - r)))
-            roles[eq.role] = roles.get(eq.role, 0) + 1
     spec = sg.REGISTRY.get(name)
-    assert roles.get("final") == len(spec.diff_inputs), roles   # every final gradient was compared
-    assert roles.get("forward", 0) >= 1
+    for settings in size_settings(spec):     # every size setting the checker uses (stride 2, padding 1, ...)
+        results, ref = _numeric(name, settings=settings)
+        roles = {}
+        for eq, val in results:
+            key = eq.defines or str(eq.lhs)
+            if key in ref and eq.role in ("forward", "final", "simplified", "matrix"):
+                r = np.asarray(ref[key], dtype=np.float64)
+                got = np.asarray(val, dtype=np.float64).reshape(r.shape)
+                assert np.allclose(got, r, rtol=1e-10, atol=1e-12), (name, settings, eq.role, key,
+                                                                     np.max(np.abs(got - r)))
+                roles[eq.role] = roles.get(eq.role, 0) + 1
+        assert roles.get("final") == len(spec.diff_inputs), roles   # every final gradient was compared
+        assert roles.get("forward", 0) >= 1
 
 
 def test_chain_rule_steps_come_from_the_derivation():

@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from ..spec.window import OutDim, Size
 from .notation import ReduceMax
+from .symbols import Indicator, OnGrid
+from .windows import bind
 
 # SymPy functions of symgrad.derive.stable and codegen, as NumPy callables for lambdify
 MODULES = [{"Sigmoid": lambda a: np.exp(-np.logaddexp(0, -a)), "Softplus": lambda a: np.logaddexp(0, a),
@@ -62,6 +65,7 @@ def run(doc, values: dict, dim_sizes: dict, skip=("bptt",)) -> list:
     ``MatrixSymbol`` operands; ``skip``: roles not evaluated (a recurrent layer's equations over time
     need the stacked per-step values, see ``tests/test_explain_kinds.py``).
     """
+    dim_sizes = bind(doc.dims.values(), dim_sizes)     # size parameters' defaults, window counts
     sizes = dict(dim_sizes)
     for i, d in doc.dims.items():       # a dimension may be an expression of others: 4*H
         v = sp.sympify(sp.sympify(d).xreplace(dim_sizes))
@@ -69,7 +73,7 @@ def run(doc, values: dict, dim_sizes: dict, skip=("bptt",)) -> list:
             sizes[i] = int(v)
     env, out = dict(values), []
     for eq in doc.equations():
-        if eq.role in skip:
+        if eq.role in skip or not holds(eq.when, env, sizes):
             continue
         if eq.role == "blocks":     # [a | b | c]: side by side along the last axis
             val = np.concatenate([np.asarray(env[str(a)], dtype=np.float64) for a in eq.rhs.args], axis=-1)
@@ -87,7 +91,52 @@ def run(doc, values: dict, dim_sizes: dict, skip=("bptt",)) -> list:
     return out
 
 
+def holds(cond, env, sizes) -> bool:
+    """Whether an equation's condition (``when``: ``s = 1``, ``training = 1``) holds for these values."""
+    if cond is None:
+        return True
+    vals = {}
+    for x in cond.free_symbols:
+        if x in sizes:
+            vals[x] = sp.Integer(int(sizes[x]))
+        elif x.name in env and np.ndim(env[x.name]) == 0:
+            vals[x] = sp.sympify(float(env[x.name]))
+        else:
+            return True
+    return bool(cond.xreplace(vals))
+
+
+def _affine(e) -> bool:
+    """An index that is not a plain symbol plus a constant offset: s*i + d*a - p, (h + p - a)/s."""
+    js = [s for s in e.free_symbols if s.is_integer and not s.is_positive and not isinstance(s, (Size, OutDim))]
+    return not (len(js) == 1 and not (e - js[0]).has(js[0]))
+
+
+def _gather(a, e, env, sizes) -> Labelled:
+    """``a`` read at index expressions of several indices; an index outside an axis or not an integer
+    reads 0 (zero padding: the convention the pages state for window reads)."""
+    parts = [_ev(i, env, sizes) for i in e.indices]
+    labels = []
+    for p in parts:
+        labels += [l for l in p.labels if l not in labels]
+    pos = [np.asarray(p.to(labels), dtype=np.float64) for p in parts]
+    shape = np.broadcast_shapes(*[q.shape for q in pos]) if pos else ()
+    pos = [np.broadcast_to(q, shape) for q in pos]
+    ok = np.ones(shape, dtype=bool)
+    at = []
+    for k, q in enumerate(pos):
+        r = np.round(q)
+        ok &= (np.abs(q - r) < 1e-9) & (r >= 0) & (r < a.shape[k])
+        at.append(np.clip(r, 0, a.shape[k] - 1).astype(np.int64))
+    return Labelled(np.where(ok, a[tuple(at)], 0.0), labels)
+
+
 def _ev(e, env, sizes) -> Labelled:
+    if isinstance(e, sp.Indexed) and any(not isinstance(i, sp.Symbol) and _affine(i) for i in e.indices):
+        a = np.asarray(env[str(e.base)], dtype=np.float64)
+        if a.ndim != len(e.indices):
+            raise ValueError(f"{e.base}: {a.ndim} axes, indexed by {e.indices}")
+        return _gather(a, e, env, sizes)
     if isinstance(e, sp.Indexed):
         name = str(e.base)
         a = np.asarray(env[name], dtype=np.float64)
@@ -134,6 +183,8 @@ def _ev(e, env, sizes) -> Labelled:
             return body
         k = body.labels.index(j)
         return Labelled(body.a.max(axis=k), body.labels[:k] + body.labels[k + 1:])
+    if isinstance(e, (Size, OutDim)):     # a size parameter (stride s) or a window count (H_out)
+        return Labelled(float(sizes[e]))
     if isinstance(e, sp.Symbol):
         if e.is_integer and not e.is_positive:  # an index used as a value: 0, 1, ..., size - 1
             return Labelled(np.arange(sizes_of(e, sizes)), (e,))
@@ -145,6 +196,8 @@ def _ev(e, env, sizes) -> Labelled:
     if e.is_Number or isinstance(e, (sp.logic.boolalg.BooleanTrue, sp.logic.boolalg.BooleanFalse)):
         return Labelled(float(bool(e)) if not e.is_Number else float(e))
     # elementwise: replace maximal structural parts by dummies and lambdify the rest
+    e = e.replace(lambda x: isinstance(x, OnGrid), lambda x: x.as_relations())
+    e = e.replace(lambda x: isinstance(x, Indicator), lambda x: x.as_piecewise())
     parts: dict = {}
 
     def cut(x):
@@ -164,9 +217,11 @@ def _ev(e, env, sizes) -> Labelled:
     for v, _ in vals:
         labels += [l for l in v.labels if l not in labels]
     f = sp.lambdify([d for _, d in vals], skel, modules=MODULES)
-    out = f(*[v.to(labels) for v, _ in vals])
-    return Labelled(np.broadcast_to(out, np.broadcast_shapes(*[v.to(labels).shape for v, _ in vals]))
-                    if vals else out, labels)
+    if not vals:
+        return Labelled(f(), labels)
+    shape = np.broadcast_shapes(*[v.to(labels).shape for v, _ in vals])
+    out = f(*[np.broadcast_to(v.to(labels), shape) for v, _ in vals])   # numpy's logical_and.reduce needs
+    return Labelled(np.broadcast_to(out, shape), labels)                  # operands of one shape
 
 
-__all__ = ["Labelled", "evaluate", "run"]
+__all__ = ["Labelled", "evaluate", "holds", "run"]

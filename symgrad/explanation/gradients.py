@@ -13,6 +13,7 @@ import sympy as sp
 from ..spec import tensor as T
 from .model import Equation, Heading, Para, Table, m
 from .simplify import agrees, nice, simplest
+from .windows import reads_windows
 
 
 def _pull_constants(e):
@@ -54,7 +55,9 @@ class GradientSections:
             compact = compact if compact.has(sp.Sum) else nice(compact)
             concat = any(isinstance(n, T.Concat) for n in T.walk([g]))
             full = nt.element(g, idx, stop=lambda n: n.id in self.fwd_ids or n.id in grad_ids)
-            simple = compact if concat else simplest(full)
+            # a scatter-add (Fold) is re-indexed by symgrad.explanation.textbook_windows instead:
+            # sympy.simplify moves its Piecewise through the sums and gains nothing
+            simple = compact if concat or reads_windows(g) else simplest(full)
             step = steps.get((nt.name(g), compact))
             if step is not None:        # the step computed the whole gradient: it is the final one, no repeat
                 step.role = "final"

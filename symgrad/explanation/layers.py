@@ -20,8 +20,12 @@ from .gradients import GradientSections, shape_math
 from .simplify import nice
 from .cancel import linear_sum, vanishing_terms
 from .textbook import add_layer_form
+from .textbook_windows import add_window_form
+from .textbook_norm import add_batchnorm_form
 from .strings import Strings
 from .strings_docs import description
+from ..spec.window import OutDim, Size, Unfold
+from .windows import count_formula, positions
 from ..targets.numpy.layer import NumpyLayerEmitter
 from .notation import Blocks
 
@@ -43,7 +47,9 @@ def build(spec, lang: str = "en") -> Document:
     B.final()
     B.saved()
     add_layer_form(B)
-    doc.dims = {i: d for d, i in nt.index.items()}
+    add_window_form(B)
+    add_batchnorm_form(B)
+    doc.dims = nt.index_dims()
     doc.add(Heading(2, S.text("h_code")))
     em = NumpyLayerEmitter(kernel)   # build() is the explain rule of layers, activations and losses only
     doc.add(Para(S("code_backward", name=spec.name) + [" "] + S("code_note", name=spec.name)))
@@ -94,6 +100,10 @@ class PageBuilder(GradientSections):
                     S("dim_other")
                 if str(dim) == "N" and where and where[1] == 0:
                     meaning += S("dim_batch")
+                if isinstance(dim, OutDim):
+                    meaning = S("dim_out", L=m(dim.parts[0]), f=m(count_formula(dim, nt.size_sym)))
+                elif isinstance(dim, Size):
+                    meaning = S("dim_window", name=m(dim))
             rows.append([[m(dim, text=str(dim))], [m(i)], meaning])
         self.doc.add(Table([S.text("col_dim"), S.text("col_index"), S.text("col_meaning")], rows))
         rows = []
@@ -108,7 +118,16 @@ class PageBuilder(GradientSections):
                 role = S("role_output" if n.id in outs else "role_inter")
             rows.append([[m(self.ref(n))], [shape_math(n.shape, S)], role, [self.code(n)]])
         for h in spec.hypers:
-            rows.append([[m(h)], [S.text("scalar")], S("role_hyper", default=h.default), [h.name]])
+            if isinstance(h, T.Flag):
+                rows.append([[m(h)], [S.text("scalar")], S("role_flag", default=bool(h.default)), [h.name]])
+            else:
+                rows.append([[m(h)], [S.text("scalar")], S("role_hyper", default=h.default), [h.name]])
+        for sz in getattr(spec, "sizes", []):
+            default = sz.default if isinstance(sz.default, int) else m(nt.size_sym.get(
+                next(x for x in spec.sizes if x.name == sz.default)))
+            what = S("size_" + sz.name) if "size_" + sz.name in S.table else []
+            rows.append([[m(nt.size_sym[sz])], [S.text("scalar")], what + S("role_size", default=default),
+                         [sz.name]])
         for g in self.d.grad_inputs:
             rows.append([[m(self.ref(g))], [shape_math(g.shape, S)],
                          S("role_upstream", of=m(self.ref(g.upstream_of))), [g.name]])
@@ -137,6 +156,8 @@ class PageBuilder(GradientSections):
                 continue
             idx = self.idx(n)
             self.eq(n, nt.element(n, idx, stop=lambda _: True), "forward", idx)
+            if isinstance(n, Unfold):
+                self._window_note(n, idx)
             mat = nt.matrix(n)
             if mat is not None:
                 self.doc.add(Equation(sp.MatrixSymbol(nt.name(n), *n.shape), mat, role="matrix"))
@@ -145,6 +166,20 @@ class PageBuilder(GradientSections):
                     names = [p for u in users[:-1] for p in (m(self.ref(u)), ", ")] + [m(self.ref(n))]
                     self.doc.add(Para(S("stop_note", m=m(self.ref(nt.by_id[sid])), users=names,
                                         first=m(self.ref(users[0])), last=m(self.ref(n)))))
+
+    def _window_note(self, n, idx):
+        """What a window read's indices mean, and what it reads outside the input."""
+        S, nt = self.S, self.nt
+        x = nt.resolve(n.args[0])
+        k = len(n.size)
+        win, out = idx[-2 * k:-k], idx[-k:]
+        pos = positions(nt, n, win, out)
+        fill = S("unfold_zero", x=m(sp.Symbol(nt.name(x)))) if n.fill == 0 else S("unfold_fill", fill=m(n.fill))
+        used = set().union(*(sp.sympify(v).free_symbols for v in n.stride + n.dilation + n.padding))
+        letters = ", ".join(f"{nt.size_sym[z]} = {z.name}" for z in self.spec.sizes if z in used)
+        self.doc.add(Para(S("unfold_note", u=m(sp.Symbol(nt.name(n))), x=m(sp.Symbol(nt.name(x))),
+                            cells=m(sp.Tuple(*win)), at=m(sp.Tuple(*out)), pos=m(sp.Tuple(*pos)), fill=fill,
+                            sizes=letters)))
 
     def backward(self, head="h_backward"):
         S, nt, d = self.S, self.nt, self.d
@@ -229,7 +264,10 @@ class PageBuilder(GradientSections):
             self.doc.add(Equation(self.ref(tot, cols), self.ref(s.upstream, node_idx), role="chain"))
             return
         else:
-            self.doc.add(Para(up + S({"sum": "local_sum", "max": "local_max"}.get(s.rule, "local_expand")) + then))
+            key = {"sum": "local_sum", "max": "local_max", "unfold": "local_unfold"}.get(s.rule, "local_expand")
+            self.doc.add(Para(up + S(key, u=m(sp.Symbol(nt.name(s.node))), x=m(sp.Symbol(nt.name(arg))),
+                                     g=m(sp.Symbol(nt.name(self.d.adjoints[arg.id]))),
+                                     du=m(sp.Symbol(nt.name(s.upstream)))) + then))
         rhs = nt.element(s.contribution, arg_idx, stop=self.stop_named)
         rhs = rhs if rhs.has(sp.Sum) else nice(rhs)
         tot = self.d.adjoints[arg.id]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import sympy as sp
 
 from ..spec import tensor as T
+from ..spec.window import Fold, OutDim, Unfold
 from .symbols import Blocks, OpApply, Partial, ReduceMax, Word  # noqa: F401 - display symbols used here and re-exported
+from .windows import OUT_LETTERS, WINDOW_LETTERS, fold_element, size_letters, unfold_element, window_dims
 
 POOL = "uvwhgqrkpjl"
 INDEX_POOL = "ijklpqrst"
@@ -36,7 +38,8 @@ class Notation:
         self.names: dict[int, str] = {}
         fixed = [i.name for i in spec.inputs] + [h.name for h in spec.hypers] + [str(s) for s in spec.dims]
         fixed += [n.name for n in d.forward_nodes if n.name] + [g.name for g in d.grad_inputs]
-        self.taken = set(fixed)
+        self.taken = set(fixed) | {s.name for s in getattr(spec, "sizes", [])}
+        self.size_sym = size_letters(spec, self.taken)      # stride -> s, padding -> p, dilation -> d
         self._index_letters()
         users: dict = {}
         for n in d.forward_nodes:
@@ -96,17 +99,41 @@ class Notation:
 
     # -- names ---------------------------------------------------------------------------------
     def _index_letters(self):
+        """One index letter per dimension: its own lower-case letter if it has one; a window's cells
+        a, b, its positions i, j (``u[n, c, a, b, i, j]``); a window size used on several axes (max
+        pooling's kernel_size x kernel_size) gets a spare letter per extra axis (``self.spare``)."""
         self.index: dict = {}
+        self.spare: dict = {}
+        wins, outs = window_dims(self.d.forward_nodes)
         letters = []
+
+        def pick(pool):
+            return next(c for c in pool if c not in letters and c not in self.taken)
+
         for dim in self._all_dims():
             cand = str(dim).lower() if isinstance(dim, sp.Symbol) and len(str(dim)) == 1 else None
             if dim == T.ANY:
                 cand = "k"
+            if dim in wins or isinstance(dim, OutDim):
+                cand = pick(WINDOW_LETTERS if dim in wins else OUT_LETTERS + INDEX_POOL)
             if cand is None or cand in letters or cand in self.taken:
-                cand = next(c for c in INDEX_POOL if c not in letters and c not in self.taken)
+                cand = pick(INDEX_POOL)
             letters.append(cand)
             self.index[dim] = sp.Symbol(cand, integer=True)
+            if dim in wins:
+                for n in self.d.forward_nodes:
+                    if isinstance(n, Unfold) and list(n.size).count(dim) > len(self.spare.get(dim, [])) + 1:
+                        c = pick(WINDOW_LETTERS)
+                        letters.append(c)
+                        self.spare.setdefault(dim, []).append(sp.Symbol(c, integer=True))
         self.taken |= set(letters)
+
+    def index_dims(self) -> dict:
+        """Index symbol -> dimension (a document's ``dims``), spare letters and size letters included."""
+        out = {i: d for d, i in self.index.items()}
+        out.update({i: d for d, extra in self.spare.items() for i in extra})
+        out.update({shown: s for s, shown in self.size_sym.items() if shown is not s})
+        return out
 
     def _all_dims(self):
         out = []
@@ -165,6 +192,8 @@ class Notation:
                 out.append(None)
                 continue
             i = self.index.get(dim) or self._new_dim(dim)
+            if i in used:
+                i = next((a for a in self.spare.get(dim, []) if a not in used), i)
             while i in used:
                 i = sp.Symbol(i.name + "'", integer=True)
             used.add(i)
@@ -181,6 +210,9 @@ class Notation:
         base = sp.Symbol(i.name.rstrip("'"), integer=True)
         for dim, s in self.index.items():
             if s == base:
+                return dim
+        for dim, extra in self.spare.items():
+            if base in extra:
                 return dim
         raise KeyError(i)
 
@@ -264,6 +296,10 @@ class Notation:
                 pieces.append((sub(a, list(idx[:-1]) + [j - pos]), j < pos + a.shape[-1]))
                 pos = pos + a.shape[-1]
             return sp.Piecewise(*pieces)
+        if isinstance(n, Unfold):      # a window read: x at s i + d a - p
+            return unfold_element(self, n, idx, sub)
+        if isinstance(n, Fold):        # its transpose: the sum over the window cells that read an element
+            return fold_element(self, n, idx, sub, avoid)
         return OpApply(sp.Symbol(n.op), *[sub(a, self.align(idx, n.shape, a.shape)) for a in n.args])
 
     # -- matrix (vectorized) form ------------------------------------------------------------------

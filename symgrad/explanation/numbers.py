@@ -20,15 +20,26 @@ from .evaluate import evaluate, run
 from .model import Document, Equation, Heading, Para
 from .strings import Strings
 from .symbols import Partial
+from .windows import dim_values
+from ..spec import tensor as T
+from ..spec.window import Unfold
 
 LR = 0.1
 
 
 def _sizes(spec) -> dict:
+    """N = 2, other dims 3 or 2; a window 2 wide over an axis of 3; then the size parameters' defaults
+    and the window counts (H_out) they give."""
+    wins, lengths = set(), set()
+    for n in T.walk(spec.outputs):
+        if isinstance(n, Unfold):
+            wins |= set(n.size)
+            lengths |= set(n.lengths)
     out = {}
     for k, d in enumerate(spec.dims):
         out[d] = 2 if str(d) == "N" else (3 if k % 2 else 2) if str(d) != "n_elems" else 4
-    return out
+        out[d] = 2 if d in wins else 3 if d in lengths else out[d]
+    return dim_values(spec, out)
 
 
 def _matrix(a) -> object:

@@ -24,7 +24,7 @@ def nice(e: sp.Expr) -> sp.Expr:
     if isinstance(f, sp.Mul) and f.could_extract_minus_sign():
         adds = [a for a in f.args if isinstance(a, sp.Add)]
         if len(adds) == 1:
-            f = sp.Mul(*[a for a in (-f).args if a is not adds[0]]) * (-adds[0])
+            f = sp.Mul(*[a for a in (-f).args if a != adds[0]]) * (-adds[0])   # ==, not `is`: SymPy's cache
     return min([f, e], key=_cost)
 
 

@@ -27,6 +27,22 @@ EN = {
                  "or the mini-batch size (mini-batch gradient descent)",
     "dim_any": "number of elements (the input may have any shape; {k} runs over all elements)",
     "dim_other": "a dimension of the derivation",
+    "dim_out": "number of window positions along {L}: {f}",
+    "dim_window": "window size (the size parameter {name})",
+    "role_flag": "flag: 1 = True (training mode), 0 = False (eval mode); default {default}",
+    "role_size": "integer size parameter (default {default})",
+    "size_stride": "stride: the step between two windows; ",
+    "size_padding": "padding: cells added on each side of the input; ",
+    "size_dilation": "dilation: the spacing between a window's cells; ",
+    "size_kernel_size": "the window's size (kernel_size × kernel_size); ",
+    "unfold_note": "A window read (im2col): {u} holds cell {cells} of window {at}, the element of {x} at "
+                   "{pos} ({sizes}); {fill}.",
+    "unfold_zero": "outside its axes {x} reads 0 (the zero padding)",
+    "unfold_fill": "outside the input it reads {fill}, so a padded cell never wins the max",
+    "local_unfold": "A window read: each element of {u} is one element of {x} (or the padding), so the local "
+                    "derivative is 1 where a window cell reads that element of {x} and 0 elsewhere; {g} adds up "
+                    "{du} over every window cell that read the element (the transpose of the window read, a "
+                    "scatter-add: col2im)",
     "col_symbol": "symbol", "col_shape": "shape", "col_role": "role", "col_code": "name in the code",
     "scalar": "scalar",
     "role_input": "input (gets a gradient)", "role_const": "input without gradient",
@@ -62,6 +78,33 @@ EN = {
                      "each with its own blocks W_ii = W_ih[0:H], W_if = W_ih[H:2H], W_ig, W_io (and W_h·, b_i·, b_h·):",
     "textbook_proof_lstm": "SymPy replaces each block by its rows of W_ih, W_hh, b_ih, b_hh and simplifies every "
                            "difference with the derived forward step above:",
+    "win_reindex": "The scatter-add in {g} sums over every window position, with a condition. SymPy solves "
+                   "{eq} for {i}: {sol}, so each sum over a window position keeps one term, present when {grid}. "
+                   "Substituting the steps and the forward window reads (SymPy), the gradient reads:",
+    "win_conv": "So {g} is a full convolution of {dy} with the kernel {w}: every output position whose window "
+                "covers the input element sends back {dy} times the kernel cell that multiplied it ({dy} read as "
+                "0 off its grid of positions, i.e. zero-padded, and between positions when s > 1). It is the "
+                "transpose of the forward correlation.",
+    "win_flip": "With stride 1, SymPy substitutes {a} → (KH − 1 − a, KW − 1 − b) in the sums (the same ranges, "
+                "summed in reverse): {w} appears rotated by 180°, and the gradient is the correlation of {dy}, "
+                "zero-padded by d (KH − 1) − p, with the flipped kernel:",
+    "win_pool_max": "So {g} collects {dy} from every window that covers the element, times the mask of the "
+                    "arg-max (1 where the element is the window's maximum, shared among ties): the gradient "
+                    "goes to the maximum of each window and is scattered back to its place.",
+    "win_pool": "So {g} collects {dy} from every window that covers the element, spread equally over the "
+                "window's cells.",
+    "win_weight": "Substituting the forward window read into {g} (SymPy): a correlation of the input with {dy} "
+                  "(the input read at stride s and dilation d, zero outside):",
+    "win_bias": "{g} is the sum of {dy} over the batch and every position (the bias is added at each one), "
+                "step by step above.",
+    "bn_modes": "SymPy sets the flag {t} in the derived dx. In eval mode ({t} = 0) the statistics are the "
+                "running ones, constants for backward, and every term through them drops:",
+    "bn_train": "In training mode ({t} = 1) mu = mean and sigma2 = var. SymPy writes every {x} as {xhat}/{r} + "
+                "{mean} (exact, as {xhat} = ({x} − {mean}) {r}), splits the double sums into products of single "
+                "sums, and uses that the normalized values sum to zero over the batch (summing {xhat} by "
+                "linearity, mean = Σ x / N):",
+    "bn_textbook": "As textbooks write it (Ioffe & Szegedy 2015; the CS231n notes), and SymPy's verdict on the "
+                   "difference with the derived form above:",
     "title_numbers": "{name}: worked numbers",
     "numbers_intro": "The derivation again on a tiny input ({dims}; random seed {seed}, inputs rounded to one "
                      "decimal): each printed expression is evaluated with these numbers, and the generated "
@@ -143,6 +186,21 @@ ZH = {
     "dim_batch": "；批大小：N = 全部样本（批量梯度下降 BGD）、1（随机梯度下降 SGD）或小批量的大小（小批量梯度下降）",
     "dim_any": "元素个数（输入可以是任意形状；{k} 遍历所有元素）",
     "dim_other": "推导中的一个维度",
+    "dim_out": "沿 {L} 的窗口位置数：{f}",
+    "dim_window": "窗口大小（尺寸参数 {name}）",
+    "role_flag": "开关：1 = True（训练模式），0 = False（推理模式）；默认 {default}",
+    "role_size": "整数尺寸参数（默认 {default}）",
+    "size_stride": "步幅 stride：相邻两个窗口之间的步长；",
+    "size_padding": "填充 padding：在输入每一侧补上的格数；",
+    "size_dilation": "膨胀 dilation：窗口内相邻两格之间的间距；",
+    "size_kernel_size": "窗口大小（kernel_size × kernel_size）；",
+    "unfold_note": "窗口读取（im2col）：{u} 存放窗口 {at} 的第 {cells} 格，即 {x} 在 {pos} 处的元素"
+                   "（{sizes}）；{fill}。",
+    "unfold_zero": "超出各轴范围时 {x} 读作 0（零填充）",
+    "unfold_fill": "超出输入范围时读作 {fill}，所以填充的格子永远不会成为最大值",
+    "local_unfold": "窗口读取：{u} 的每个元素就是 {x} 的一个元素（或填充值），所以局部导数在窗口格读取 {x} "
+                    "该元素处为 1，其余为 0；{g} 把读取过该元素的每个窗口格的 {du} 加起来（窗口读取的转置，"
+                    "即散射相加 scatter-add：col2im）",
     "col_symbol": "符号", "col_shape": "形状", "col_role": "作用", "col_code": "代码中的名字",
     "scalar": "标量",
     "role_input": "输入（求梯度）", "role_const": "输入（不求梯度）",
@@ -171,6 +229,24 @@ ZH = {
     "textbook_lstm": "按 torch.nn.LSTM 文档中的方程写出这一步，门的顺序为 i、f、g、o，每个门有自己的权重块 "
                      "W_ii = W_ih[0:H]、W_if = W_ih[H:2H]、W_ig、W_io（以及 W_h·、b_i·、b_h·）：",
     "textbook_proof_lstm": "SymPy 把每个权重块换成 W_ih、W_hh、b_ih、b_hh 的对应行，并化简它与上面推导出的前向一步之差：",
+    "win_reindex": "{g} 中的散射相加对所有窗口位置求和，并带一个条件。SymPy 从 {eq} 解出 {i}：{sol}，所以对窗口位置的"
+                   "每个求和只剩一项，且仅当 {grid} 时存在。代入各步与前向的窗口读取（SymPy），梯度写作：",
+    "win_conv": "所以 {g} 是 {dy} 与卷积核 {w} 的全卷积（full convolution）：窗口覆盖该输入元素的每个输出位置，"
+                "把 {dy} 乘以与它相乘过的那个核元素送回来（{dy} 在其位置网格之外读作 0，即零填充；s > 1 时"
+                "位置之间也读作 0）。它是前向互相关的转置。",
+    "win_flip": "步幅为 1 时，SymPy 在求和中代入 {a} → (KH − 1 − a, KW − 1 − b)（范围不变，倒序求和）：{w} 旋转了 "
+                "180°，梯度就是零填充 d (KH − 1) − p 之后的 {dy} 与翻转后的卷积核的互相关：",
+    "win_pool_max": "所以 {g} 收集覆盖该元素的每个窗口的 {dy}，再乘以最大值位置的掩码（该元素是窗口最大值时为 1，"
+                    "并列时平分）：梯度只流向每个窗口的最大值，并被散射回它原来的位置。",
+    "win_pool": "所以 {g} 收集覆盖该元素的每个窗口的 {dy}，平均分给窗口内的各格。",
+    "win_weight": "把前向的窗口读取代入 {g}（SymPy）：输入与 {dy} 的互相关（输入按步幅 s、膨胀 d 读取，超出范围为 0）：",
+    "win_bias": "{g} 是 {dy} 在批和所有位置上的和（偏置加在每个位置上），见上面的步骤。",
+    "bn_modes": "SymPy 在推导出的 dx 中代入开关 {t}。推理模式（{t} = 0）下统计量是运行统计量，对反向传播而言是常数，"
+                "经过它们的各项全部消失：",
+    "bn_train": "训练模式（{t} = 1）下 mu = mean，sigma2 = var。SymPy 把每个 {x} 写成 {xhat}/{r} + {mean}（精确成立，"
+                "因为 {xhat} = ({x} − {mean}) {r}），把二重求和拆成单重求和之积，并利用归一化后的值在批上求和为零"
+                "（按线性对 {xhat} 求和，mean = Σ x / N）：",
+    "bn_textbook": "教科书中的写法（Ioffe 与 Szegedy 2015；CS231n 讲义），以及 SymPy 对它与上面推导形式之差的化简结果：",
     "title_numbers": "{name}：数值算例",
     "numbers_intro": "用一个很小的输入把推导再走一遍（{dims}；随机种子 {seed}，输入保留一位小数）：每个打印出的表达式都代入"
                      "这些数字求值，生成的算子算出相同的值（最后核对）。数字显示 4 位有效数字。",

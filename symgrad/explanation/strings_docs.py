@@ -11,6 +11,14 @@ DOC_ZH = {
     "radam": "RAdam：方差修正的 Adam（torch.optim.RAdam；Liu 等 2020）。",
     "adamw": "AdamW（torch.optim.AdamW；Loshchilov 与 Hutter，2019），先做解耦的权重衰减 p = p (1 - lr wd)。",
     "bce_logits": "基于 logits 的二元交叉熵，对所有元素取平均（torch BCEWithLogitsLoss）：",
+    "avgpool2d": "二维平均池化（torch.nn.functional.avg_pool2d，count_include_pad=True）：每个 kernel_size × "
+                 "kernel_size 窗口的均值，填充的格子按 0 计入。",
+    "batchnorm": "沿批维度的批归一化（torch.nn.functional.batch_norm，x 形状 (N, D)）：训练模式用本批的均值与"
+                 "有偏方差，并原地更新 running_mean、running_var；推理模式用这两个运行统计量。",
+    "batchnorm2d": "对 x (N, C, H, W) 的每个通道做批归一化（torch.nn.functional.batch_norm）：统计量取自批维度和"
+                   "两个空间维度（每个通道 N H W 个值），其余同 batchnorm。",
+    "conv1d": "一维卷积（torch.nn.functional.conv1d，实际是互相关）：窗口读取后与卷积核做一次求和（einsum）。",
+    "conv2d": "二维卷积（torch.nn.functional.conv2d，实际是互相关）：im2col 窗口读取后与卷积核做一次求和（einsum）。",
     "dense": "仿射变换 y = x W + b（即 torch.nn.Linear，W = weight.T）。",
     "dense_relu": "融合的全连接层 + relu：a = relu(x W + b)。",
     "dense_sigmoid": "融合的全连接层 + sigmoid：a = sigmoid(x W + b)。",
@@ -19,6 +27,8 @@ DOC_ZH = {
     "exponential_decay": "学习率指数衰减（tf.train.exponential_decay，TF1）。",
     "layernorm": "沿最后一个轴做层归一化（torch.nn.functional.layer_norm）：",
     "lstm": "单层 LSTM，语义同 torch.nn.LSTM：门 i、f、g、o 依次堆叠在 W_ih (4H, D)、W_hh (4H, H) 中。",
+    "maxpool2d": "二维最大池化（torch.nn.functional.max_pool2d）：取每个 kernel_size × kernel_size 窗口的最大值，"
+                 "填充的格子读作 −∞。",
     "mse": "对所有元素求均方误差：mean((pred - target)^2)（torch.nn.MSELoss）。",
     "relu": "逐元素 relu：a = Piecewise((z, z > 0), (0, True))（PyTorch 语义）。",
     "rmsprop": "RMSprop（torch.optim.RMSprop；Hinton 课程第 6e 讲，中心化形式见 Graves 2013）。",

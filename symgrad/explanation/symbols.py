@@ -103,3 +103,59 @@ class MeanOver(sp.Function):
         body = printer._print(self.args[0])
         head = prettyForm("mean_%s" % printer._print(self.args[1]))
         return prettyForm(*head.right(prettyForm(*body.parens())))
+
+
+class OnGrid(sp.logic.boolalg.BooleanFunction):
+    """``e ∈ {0, …, n − 1}``: the index ``e`` is an integer inside an axis of length ``n`` (a condition;
+    the evaluator reads it as ``0 <= e < n`` and ``e`` integer)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, e, n):
+        if e.is_Integer and n.is_Integer:
+            return sp.true if 0 <= e < n else sp.false
+        return None
+
+    def as_relations(self):
+        e, n = self.args
+        return sp.And(e >= 0, e < n, sp.Eq(e, sp.floor(e)))
+
+    def _latex(self, printer):
+        return r"%s \in \left\{0, \ldots, %s\right\}" % (printer._print(self.args[0]), printer._print(self.args[1] - 1))
+
+    def _sympystr(self, printer):
+        return "%s ∈ {0, …, %s}" % (printer._print(self.args[0]), printer._print(self.args[1] - 1))
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        return prettyForm(*printer._print(self.args[0]).right(
+            prettyForm(" ∈ {0, …, %s}" % sp.sstr(self.args[1] - 1))))
+
+
+class Indicator(sp.Function):
+    """``[c]``: 1 where the condition ``c`` holds, else 0 (Iverson's bracket; the arg-max mask ``[u = y]``).
+
+    Equal to ``Piecewise((1, c), (0, True))``, but SymPy's ``piecewise_fold`` (run by every ``Sum``) does
+    not pull it out of an enclosing sum, which it does to a Piecewise, leaving summation indices free."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, c):
+        if c in (sp.true, sp.false):
+            return sp.Integer(1 if c == sp.true else 0)
+        return None
+
+    def as_piecewise(self):
+        return sp.Piecewise((1, self.args[0]), (0, True))
+
+    def _latex(self, printer):
+        return r"\left[%s\right]" % printer._print(self.args[0])
+
+    def _sympystr(self, printer):
+        return "[%s]" % printer._print(self.args[0])
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+        return prettyForm(*printer._print(self.args[0]).parens("[", "]"))

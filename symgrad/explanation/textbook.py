@@ -103,6 +103,9 @@ def add_layer_form(B):
     names = set(nt.names.values())
     if not {"dxhat", "xhat", "rstd"} <= names or "dx" not in names:
         return
+    rstd = next(n for n in B.d.forward_nodes if nt.names.get(n.id) == "rstd")
+    if not rstd.shape or rstd.shape[-1] != 1:     # a statistic per row (LayerNorm), not per feature (BatchNorm)
+        return
     derived = [e for e in doc.equations() if e.defines == "dx" and e.role in ("final", "simplified")]
     if not derived:
         return
