@@ -53,7 +53,7 @@ def add_batchnorm_form(B):
     if not ({"xhat", "rstd", "mu", "mean"} <= set(by) and "x" in by and len(flags) == 1):
         return
     x, xhat, rstd = by["x"], by["xhat"], by["rstd"]
-    if len(rstd.shape) >= len(x.shape) or "gamma" not in by:
+    if "gamma" not in by:
         return
     flag = flags[0]
     grad_ids = {g.id for g in d.grad_inputs}
@@ -64,7 +64,7 @@ def add_batchnorm_form(B):
     full = nt.element(g, idx, stop=lambda n: n.id in B.fwd_ids or n.id in grad_ids)
     X, XH, R, MEAN, MU = (sp.IndexedBase(s) for s in ("x", "xhat", "rstd", "mean", "mu"))
     batch = [i for i in live if i not in nt.ref(rstd, nt.align(idx, x.shape, rstd.shape)).free_symbols]
-    if len(batch) != 1:
+    if len(batch) != 1 or batch[0] != live[0]:   # statistics over the batch axis (not LayerNorm's rows)
         return
     (n_,) = batch
     N = nt.dim_of(n_)
@@ -76,6 +76,10 @@ def add_batchnorm_form(B):
                                              lambda e: MEAN[e.indices])
     train = train.replace(lambda e: isinstance(e, sp.Indexed) and e.base == X,
                           lambda e: XH[e.indices] / r_of(e.indices) + m_of(e.indices))
+    if "xc" in by:   # a named centred value xc = x - mean is x̂ / rstd
+        XC = sp.IndexedBase("xc")
+        train = train.replace(lambda e: isinstance(e, sp.Indexed) and e.base == XC,
+                              lambda e: XH[e.indices] / r_of(e.indices))
     train = split_sums(train)
     # Σ_n xhat[n, d] = 0: xhat = (x - mean) rstd and mean = Σ_n x / N, summed by linearity (SymPy)
     nn = sp.Symbol(n_.name + "'", integer=True)
