@@ -25,8 +25,20 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
     k, dims, fwd, bwd = _funcs(spec)
     name = spec.name
     lines = [f"static double run_{name}_{sfx}(int64_t s)", "{", "    uint64_t seed = 7;"]
+    sizes = {n: (default, minimum) for n, default, minimum in getattr(k, "sizes", [])}
+    outs = {n: (num, stride) for n, num, stride in getattr(k, "out_dims", [])}
+    windows = {str(x) for f in (k.forward, k.backward) for st in f.body if hasattr(st, "dilation")
+               for x in st.size}
     for i, d in enumerate(dims):
-        lines.append(f"    const int64_t {d} = s + {i};")
+        if d in sizes:   # stride, padding, dilation, kernel size: small, varied with s
+            lines.append(f"    const int64_t {d} = {sizes[d][1]} + (s + {i}) % 2;")
+        elif d in outs:  # window positions: from their formula, as the Python runtime computes them
+            num, stride = outs[d]
+            lines.append(f"    const int64_t {d} = ({cint(num)}) / {cint(stride)} + 1;")
+        elif d in windows:   # a kernel's size: small enough to fit the other axes
+            lines.append(f"    const int64_t {d} = 1 + (s + {i}) % 3;")
+        else:
+            lines.append(f"    const int64_t {d} = s + {i};")
     bufs, frees = {}, []
 
     def alloc(a, fill):
