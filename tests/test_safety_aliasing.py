@@ -14,7 +14,7 @@ import pytest
 import symgrad
 from symgrad.verify.layers import outputs_of, random_inputs
 
-from conftest import BACKENDS
+from conftest import BACKENDS, require_target
 
 DTYPES = ["float32", "float64"]
 
@@ -184,3 +184,24 @@ def test_a_converted_or_non_contiguous_argument_is_copied_once(backend):
     _, ref = k.forward(x, W, b)
     for g, w in zip(k.backward(cache, np.ones((3, 2))), k.backward(ref, np.ones((3, 2)))):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_borrow_keeps_references_and_still_refuses_a_strided_cache(backend):
+    """forward(..., borrow=True) (what symgrad.torch passes: torch checks in-place edits itself)
+    keeps the caller's contiguous arrays in the cache instead of copies; a strided argument is still
+    made contiguous; the gradient is the same as without borrowing."""
+    require_target("dense", backend)
+    k = symgrad.load("dense", backend=backend)
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5)), rng.standard_normal(5)
+    dy = rng.standard_normal((4, 5))
+    y, c = k.forward(x, W, b, borrow=True)
+    assert c["x"] is x or np.shares_memory(c["x"], x)
+    ref = k.backward(k.forward(x, W, b)[1], dy)
+    for g, r in zip(k.backward(c, dy), ref):
+        np.testing.assert_array_equal(g, r)
+    Wt = np.asfortranarray(W)
+    y2, c2 = k.forward(x, Wt, b, borrow=True)
+    assert c2["W"].flags.c_contiguous
+    np.testing.assert_array_equal(k.backward(c2, dy)[1], ref[1])

@@ -179,7 +179,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -188,6 +188,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -195,7 +197,7 @@ def _owned(a, given):
 
 
 
-def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, training=True, *, dtype=None):
+def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, training=True, *, dtype=None, borrow=False):
     """Forward pass of batchnorm.
 
     Arguments:
@@ -208,11 +210,13 @@ def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, 
         eps: hyperparameter (default 1e-05)
         training: hyperparameter (default True)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (y, cache), y (N, D).
     """
     dtype = _dtype(dtype, x, gamma, beta, running_mean, running_var, )
-    x = _owned(_real("x", x, dtype), x)
-    gamma = _owned(_real("gamma", gamma, dtype), gamma)
+    x = _owned(_real("x", x, dtype), x, borrow)
+    gamma = _owned(_real("gamma", gamma, dtype), gamma, borrow)
     beta = _real("beta", beta, dtype)
     running_mean = _buffer("running_mean", running_mean, dtype)
     running_var = _buffer("running_var", running_var, dtype)
@@ -248,7 +252,7 @@ def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-05, 
     new_running_var = np.where(np.greater(training, 0), momentum*N*t3/np.maximum(1, N - 1) + running_var*(1 - momentum), running_var)
     np.copyto(running_mean, new_running_mean)   # the buffer's new value, once everything succeeded
     np.copyto(running_var, new_running_var)   # the buffer's new value, once everything succeeded
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "x": x, "gamma": gamma, "mu": _owned(mu, None), "rstd": _owned(rstd, None), "xc": _owned(xc, None), "xhat": _owned(xhat, None), "momentum": momentum, "eps": eps, "training": training}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "x": x, "gamma": gamma, "mu": _owned(mu, None, borrow), "rstd": _owned(rstd, None, borrow), "xc": _owned(xc, None, borrow), "xhat": _owned(xhat, None, borrow), "momentum": momentum, "eps": eps, "training": training}
     return y, cache
 
 

@@ -165,7 +165,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -174,6 +174,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -240,7 +242,7 @@ def _fold(g, lengths, size, stride, padding, dilation, out):
 
 
 
-def forward(x, weight, bias, stride=1, padding=0, dilation=1, *, dtype=None):
+def forward(x, weight, bias, stride=1, padding=0, dilation=1, *, dtype=None, borrow=False):
     """Forward pass of conv2d.
 
     Arguments:
@@ -251,11 +253,13 @@ def forward(x, weight, bias, stride=1, padding=0, dilation=1, *, dtype=None):
         padding: size parameter, an int (default 0)
         dilation: size parameter, an int (default 1)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (y, cache), y (N, O, H_out, W_out).
     """
     dtype = _dtype(dtype, x, weight, bias, )
     x = _real("x", x, dtype)
-    weight = _owned(_real("weight", weight, dtype), weight)
+    weight = _owned(_real("weight", weight, dtype), weight, borrow)
     bias = _real("bias", bias, dtype)
     _check_ndim("x", x, 4, "(N, C, H, W)")
     _check_ndim("weight", weight, 4, "(O, C, KH, KW)")
@@ -279,7 +283,7 @@ def forward(x, weight, bias, stride=1, padding=0, dilation=1, *, dtype=None):
     t1 = np.einsum('ncabhw,ocab->nohw', t0, weight, optimize=True)
     t2 = np.expand_dims(bias, (1, 2))
     y = t1 + t2
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "O": O, "KH": KH, "KW": KW, "stride": stride, "padding": padding, "dilation": dilation, "H_out": H_out, "W_out": W_out, "weight": weight, "t0": _owned(t0, None)}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "O": O, "KH": KH, "KW": KW, "stride": stride, "padding": padding, "dilation": dilation, "H_out": H_out, "W_out": W_out, "weight": weight, "t0": _owned(t0, None, borrow)}
     return y, cache
 
 

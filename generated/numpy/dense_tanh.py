@@ -161,7 +161,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -170,6 +170,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -177,7 +179,7 @@ def _owned(a, given):
 
 
 
-def forward(x, W, b, *, dtype=None):
+def forward(x, W, b, *, dtype=None, borrow=False):
     """Forward pass of dense_tanh.
 
     Arguments:
@@ -185,11 +187,13 @@ def forward(x, W, b, *, dtype=None):
         W: (D, M)
         b: (M)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (a, cache), a (N, M).
     """
     dtype = _dtype(dtype, x, W, b, )
-    x = _owned(_real("x", x, dtype), x)
-    W = _owned(_real("W", W, dtype), W)
+    x = _owned(_real("x", x, dtype), x, borrow)
+    W = _owned(_real("W", W, dtype), W, borrow)
     b = _real("b", b, dtype)
     _check_ndim("x", x, 2, "(N, D)")
     _check_ndim("W", W, 2, "(D, M)")
@@ -202,7 +206,7 @@ def forward(x, W, b, *, dtype=None):
     _check_shape("b", b, (M,), "(M)")
     t0 = x @ W
     a = np.tanh(b + t0)
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "M": M, "x": x, "W": W, "a": _owned(a, a)}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "M": M, "x": x, "W": W, "a": _owned(a, a, borrow)}
     return a, cache
 
 

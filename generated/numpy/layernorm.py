@@ -171,7 +171,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -180,6 +180,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -187,7 +189,7 @@ def _owned(a, given):
 
 
 
-def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
+def forward(x, gamma, beta, eps=1e-05, *, dtype=None, borrow=False):
     """Forward pass of layernorm.
 
     Arguments:
@@ -196,11 +198,13 @@ def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
         beta: (D)
         eps: hyperparameter (default 1e-05)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (y, cache), y (N, D).
     """
     dtype = _dtype(dtype, x, gamma, beta, )
     x = _real("x", x, dtype)
-    gamma = _owned(_real("gamma", gamma, dtype), gamma)
+    gamma = _owned(_real("gamma", gamma, dtype), gamma, borrow)
     beta = _real("beta", beta, dtype)
     eps = _hyper("eps", eps)
     _check_ndim("x", x, 2, "(N, D)")
@@ -220,7 +224,7 @@ def forward(x, gamma, beta, eps=1e-05, *, dtype=None):
     rstd = 1/np.sqrt(eps + t1*_inv(D))
     xhat = rstd*xc
     y = beta + gamma*xhat
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "rstd": _owned(rstd, None), "xhat": _owned(xhat, None), "eps": eps}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "D": D, "gamma": gamma, "rstd": _owned(rstd, None, borrow), "xhat": _owned(xhat, None, borrow), "eps": eps}
     return y, cache
 
 

@@ -195,7 +195,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -204,6 +204,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -273,7 +275,7 @@ def _cell_backward(x, h, c, W_ih, W_hh, o, tanh_c, g, i, f, dh_new, dc_new, N, D
     return (dh, dc, dgates, )
 
 
-def forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, *, dtype=None):
+def forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, *, dtype=None, borrow=False):
     """Forward pass of lstm over the whole sequence.
 
     Arguments:
@@ -285,14 +287,16 @@ def forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, *, dtype=None):
         b_ih: (4*H)
         b_hh: (4*H)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns ((hs, hT, cT), cache).
     """
     dtype = _dtype(dtype, x, h0, c0, W_ih, W_hh, b_ih, b_hh, )
-    x = _owned(_real("x", x, dtype), x)
-    h0 = _owned(_real("h0", h0, dtype), h0)
-    c0 = _owned(_real("c0", c0, dtype), c0)
-    W_ih = _owned(_real("W_ih", W_ih, dtype), W_ih)
-    W_hh = _owned(_real("W_hh", W_hh, dtype), W_hh)
+    x = _owned(_real("x", x, dtype), x, borrow)
+    h0 = _owned(_real("h0", h0, dtype), h0, borrow)
+    c0 = _owned(_real("c0", c0, dtype), c0, borrow)
+    W_ih = _owned(_real("W_ih", W_ih, dtype), W_ih, borrow)
+    W_hh = _owned(_real("W_hh", W_hh, dtype), W_hh, borrow)
     b_ih = _real("b_ih", b_ih, dtype)
     b_hh = _real("b_hh", b_hh, dtype)
     _check_ndim("x", x, 3, "(T, N, D)")

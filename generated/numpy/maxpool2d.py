@@ -162,7 +162,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -171,6 +171,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -237,7 +239,7 @@ def _fold(g, lengths, size, stride, padding, dilation, out):
 
 
 
-def forward(x, kernel_size=2, stride=None, padding=0, *, dtype=None):
+def forward(x, kernel_size=2, stride=None, padding=0, *, dtype=None, borrow=False):
     """Forward pass of maxpool2d.
 
     Arguments:
@@ -246,6 +248,8 @@ def forward(x, kernel_size=2, stride=None, padding=0, *, dtype=None):
         stride: size parameter, an int (default None: the value of kernel_size)
         padding: size parameter, an int (default 0)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (y, cache), y (N, C, H_out, W_out).
     """
     dtype = _dtype(dtype, x, )
@@ -263,7 +267,7 @@ def forward(x, kernel_size=2, stride=None, padding=0, *, dtype=None):
     _check_shape("x", x, (N, C, H, W), "(N, C, H, W)")
     t0 = _unfold(x, (kernel_size, kernel_size, ), (stride, stride, ), (padding, padding, ), (1, 1, ), (H_out, W_out, ), -np.inf)
     y = np.max(t0, axis=(2, 3), initial=-np.inf)
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "kernel_size": kernel_size, "stride": stride, "padding": padding, "H_out": H_out, "W_out": W_out, "y": _owned(y, y), "t0": _owned(t0, None)}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "H": H, "W": W, "kernel_size": kernel_size, "stride": stride, "padding": padding, "H_out": H_out, "W_out": W_out, "y": _owned(y, y, borrow), "t0": _owned(t0, None, borrow)}
     return y, cache
 
 

@@ -158,7 +158,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -167,6 +167,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -174,18 +176,20 @@ def _owned(a, given):
 
 
 
-def forward(pred, target, *, dtype=None):
+def forward(pred, target, *, dtype=None, borrow=False):
     """Forward pass of mse.
 
     Arguments:
         pred: (any shape)
         target: (any shape), no gradient
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (loss, cache), loss a scalar.
     """
     dtype = _dtype(dtype, pred, target, )
-    pred = _owned(_real("pred", pred, dtype), pred)
-    target = _owned(_real("target", target, dtype), target)
+    pred = _owned(_real("pred", pred, dtype), pred, borrow)
+    target = _owned(_real("target", target, dtype), target, borrow)
     shape = pred.shape
     n_elems = pred.size
     _check_shape("target", target, pred.shape, "the shape of pred")

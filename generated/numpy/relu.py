@@ -157,7 +157,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -166,6 +166,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -173,16 +175,18 @@ def _owned(a, given):
 
 
 
-def forward(z, *, dtype=None):
+def forward(z, *, dtype=None, borrow=False):
     """Forward pass of relu.
 
     Arguments:
         z: (any shape)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (a, cache), a (any shape).
     """
     dtype = _dtype(dtype, z, )
-    z = _owned(_real("z", z, dtype), z)
+    z = _owned(_real("z", z, dtype), z, borrow)
     shape = z.shape
     n_elems = z.size
     a = np.where(np.less_equal(z, 0), dtype.type(0), z)

@@ -161,7 +161,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -170,6 +170,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -177,12 +179,14 @@ def _owned(a, given):
 
 
 
-def forward(z, *, dtype=None):
+def forward(z, *, dtype=None, borrow=False):
     """Forward pass of softmax.
 
     Arguments:
         z: (N, C)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (a, cache), a (N, C).
     """
     dtype = _dtype(dtype, z, )
@@ -195,7 +199,7 @@ def forward(z, *, dtype=None):
     e = np.exp(-t0 + z)
     t1 = np.sum(e, axis=1, keepdims=True)
     a = e/t1
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "e": _owned(e, None), "t1": _owned(t1, None)}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "e": _owned(e, None, borrow), "t1": _owned(t1, None, borrow)}
     return a, cache
 
 

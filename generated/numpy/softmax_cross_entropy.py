@@ -163,7 +163,7 @@ def _cached(cache, name, shape, dtype, ids=False):
     return a
 
 
-def _owned(a, given):
+def _owned(a, given, borrow=False):
     """``a`` as the cache keeps it: read-only, in memory that nothing outside the cache refers to.
 
     Backward must see the values forward saw. NumPy arrays carry no version counter (torch raises
@@ -172,6 +172,8 @@ def _owned(a, given):
     ``given`` (the caller's argument, or an output that forward returns) or a view (it owns no data).
     An argument that conversion already copied is not copied again. Read-only, an edit of the cache
     itself raises at the edit instead of changing the gradient."""
+    if borrow and a.flags.c_contiguous:   # forward(..., borrow=True): the caller keeps them unchanged
+        return a
     if a is given or not a.flags.owndata:
         a = a.copy()
     a.flags.writeable = False
@@ -179,13 +181,15 @@ def _owned(a, given):
 
 
 
-def forward(z, target, *, dtype=None):
+def forward(z, target, *, dtype=None, borrow=False):
     """Forward pass of softmax_cross_entropy.
 
     Arguments:
         z: (N, C)
         target: (N), integer class ids in range(C)
         dtype: float32 or float64; by default the dtype of the first real array argument.
+        borrow: True to let the cache refer to the arguments and outputs instead of copies: only when
+            nothing edits them before backward (symgrad.torch: torch's autograd checks that).
     Returns (loss, cache), loss a scalar.
     """
     dtype = _dtype(dtype, z, )
@@ -205,7 +209,7 @@ def forward(z, target, *, dtype=None):
     t4 = np.sum(np.where(np.greater(t3, 0), z, dtype.type(0)), axis=1, keepdims=True)
     t5 = np.sum(t0 - t4 + np.log(t2), axis=None)
     loss = t5*_inv(N)
-    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "t2": _owned(t2, None), "t3": _owned(t3, None), "t1": _owned(t1, None)}
+    cache = {"kernel": NAME, "dtype": dtype, "N": N, "C": C, "t2": _owned(t2, None, borrow), "t3": _owned(t3, None, borrow), "t1": _owned(t1, None, borrow)}
     return loss, cache
 
 

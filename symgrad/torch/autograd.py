@@ -44,7 +44,9 @@ class KernelFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call, *tensors):
         arrays = [cpu_array(n, t) for n, t in zip(call.input_names, tensors)]
-        result = call.kernel.forward(*arrays, **call.hyper)
+        # borrow: the cache refers to the tensors' memory instead of copying it; save_for_backward
+        # below makes torch raise if any of them is modified in place before backward
+        result = call.kernel.forward(*arrays, **call.hyper, borrow=True)
         *outs, cache = result
         if len(outs) == 1 and isinstance(outs[0], tuple):
             outs = list(outs[0])

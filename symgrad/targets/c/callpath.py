@@ -59,13 +59,13 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     reals = [a for a in k.inputs if a.kind == "real"]
     sig = "".join(f"{a.name}, " for a in k.inputs) + "".join(f"{n}={v!r}, " for n, v in k.hypers)
     sig += "".join(f"{n}={'None' if isinstance(v, str) else v}, " for n, v, _ in k.sizes)
-    L = [f"def forward({sig}*, dtype=None):",
+    L = [f"def forward({sig}*, dtype=None, borrow=False):",
          f"dtype = _dtype(dtype, {''.join(a.name + ', ' for a in reals)})"]
     saved = set(k.backward.saved)   # a saved input is owned where it is converted (_owned, as in NumPy)
     buffers = {a.name for a in k.inputs if a.buffer}   # updated in place: never converted, copied into the cache
     conv = {a.name: (f'_buffer("{a.name}", {a.name}, dtype)' if a.buffer else f'_real("{a.name}", {a.name}, dtype)')
             if a.kind == "real" else f'_ids("{a.name}", {a.name})' for a in k.inputs}
-    L += [f"{a.name} = _owned({conv[a.name]}, {a.name})" if a.name in saved and a.name not in buffers
+    L += [f"{a.name} = _owned({conv[a.name]}, {a.name}, borrow)" if a.name in saved and a.name not in buffers
           else f"{a.name} = {conv[a.name]}" for a in k.inputs]
     L += [f'{n} = {"_flag" if isinstance(v, bool) else "_hyper"}("{n}", {n})' for n, v in k.hypers]
     L += binds + checks
@@ -80,7 +80,8 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     outputs, inputs = {o.name for o in k.outputs}, {a.name for a in k.inputs}
     items += [f'"{n}": {n}' for n, _ in k.hypers]
     items += [f'"{n}": {n}' if n in inputs and n not in buffers else
-              f'"{n}": _owned({n}, {n if n in outputs or n in buffers else None})'
+              f'"{n}": _owned({n}, {n})' if n in buffers else   # forward itself updates a buffer: always copied
+              f'"{n}": _owned({n}, {n if n in outputs else None}, borrow)'
               for n in k.backward.saved]   # a returned output or a buffer is copied; the kernel's own made read-only
     L.append("cache = {" + ", ".join(items) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
@@ -130,11 +131,11 @@ def recurrent_source(spec, k, fwd, bwd, dims) -> str:
     compiled beside this) binds the dims; upstream gradients of the final state default to zeros."""
     names = [i.name for i in spec.inputs]
     sig = "".join(f"{n}, " for n in names) + "".join(f"{n}={v!r}, " for n, v in k.hypers)
-    L = [f"def forward({sig}*, dtype=None):",
+    L = [f"def forward({sig}*, dtype=None, borrow=False):",
          f"dtype = _dtype(dtype, {''.join(n + ', ' for n in names)})"]
     fwd_names = {a.name for a in fwd.args}
     kept = {a.name for a in bwd.args if a.role == "in" and a.name in fwd_names}   # what the cache keeps
-    L += [f'{n} = _contig(_owned(_real("{n}", {n}, dtype), {n}))' if n in kept else
+    L += [f'{n} = _contig(_owned(_real("{n}", {n}, dtype), {n}, borrow))' if n in kept else
           f'{n} = _contig(_real("{n}", {n}, dtype))' for n in names]
     L.append(f"{', '.join(dims)}, = _validate({', '.join(names)}).values()")
     L += [f'{n} = _hyper("{n}", {n})' for n, _ in k.hypers]
@@ -144,7 +145,7 @@ def recurrent_source(spec, k, fwd, bwd, dims) -> str:
     saved = [a.name for a in bwd.args if a.role == "in" and any(a.name == b.name for b in fwd.args)]
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
     items += [f'"{n}": {n}' for n, _ in k.hypers]
-    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {n if n in spec.output_names else None})'
+    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {n if n in spec.output_names else None}, borrow)'
               for n in saved]
     L.append("cache = {" + ", ".join(items) + "}")
     L.append(f"return ({', '.join(spec.output_names)}, ), cache")

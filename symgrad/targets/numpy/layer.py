@@ -211,7 +211,8 @@ class NumpyLayerEmitter:
         buffers = {a.name for a in k.inputs if a.buffer}   # updated in place: never owned at conversion
         saved_inputs = {n for n in k.backward.saved if n in inputs and n not in buffers}
         values = [(n, n if n in saved_inputs else
-                   f"_owned({n}, {n})" if n in outputs or n in buffers or is_input(n) else f"_owned({n}, None)")
+                   f"_owned({n}, {n})" if n in buffers else   # forward itself updates a buffer: always copied
+                   f"_owned({n}, {n}, borrow)" if n in outputs or is_input(n) else f"_owned({n}, None, borrow)")
                   for n in k.backward.saved]
         return saved_inputs, values
 
