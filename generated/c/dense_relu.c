@@ -75,10 +75,11 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
          * torch's OpenMP threads spun beside OpenBLAS's) */
-        if (m * n * k >= ((int64_t)1 << 27) && !omp_in_parallel()) {
-            /* a large product outside any parallel region: BLAS's own thread pool, as NumPy calls it
-             * (measured with torch in the process: dense 512x1024x1024 1.3x hand NumPy this way,
-             * 2.3x split over the OpenMP team) */
+        if (m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
+            /* a large product (2^24 multiply-adds: the LSTM's 64x1024x256 step) outside any parallel
+             * region: BLAS's own thread pool, as NumPy calls it. Measured with torch in the process:
+             * dense 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM
+             * T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split) */
             SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
@@ -142,10 +143,11 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
          * torch's OpenMP threads spun beside OpenBLAS's) */
-        if (m * n * k >= ((int64_t)1 << 27) && !omp_in_parallel()) {
-            /* a large product outside any parallel region: BLAS's own thread pool, as NumPy calls it
-             * (measured with torch in the process: dense 512x1024x1024 1.3x hand NumPy this way,
-             * 2.3x split over the OpenMP team) */
+        if (m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
+            /* a large product (2^24 multiply-adds: the LSTM's 64x1024x256 step) outside any parallel
+             * region: BLAS's own thread pool, as NumPy calls it. Measured with torch in the process:
+             * dense 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM
+             * T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split) */
             SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
