@@ -247,3 +247,18 @@ def test_import_without_using_torch_does_not_import_it():
     code = "import sys, symgrad, symgrad.torch, symgrad.jax; assert 'torch' not in sys.modules; " \
            "assert 'jax' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@needs_torch
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_second_derivative_is_refused_not_wrong(backend):
+    """backward(create_graph=True) through a kernel would differentiate nothing (its backward is
+    plain NumPy/C): it raises instead of returning a second derivative of zero."""
+    require_target("tanh", backend)
+    import symgrad.torch as sgt
+    f = sgt.function("tanh", backend=backend)
+    x = torch.randn(3, requires_grad=True)
+    (g,) = torch.autograd.grad(f(x).sum(), x)            # first derivative: fine
+    assert torch.allclose(g, 1 - torch.tanh(x) ** 2)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        torch.autograd.grad(f(x).sum(), x, create_graph=True)

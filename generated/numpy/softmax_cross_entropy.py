@@ -195,12 +195,12 @@ def forward(z, target, *, dtype=None, borrow=False):
     dtype = _dtype(dtype, z, )
     z = _real("z", z, dtype)
     target = _ids("target", target)
-    _check_ndim("z", z, 2, "(N, C)")
-    _check_ndim("target", target, 1, "(N)")
+    if z.ndim != 2: _check_ndim("z", z, 2, "(N, C)")
+    if target.ndim != 1: _check_ndim("target", target, 1, "(N)")
     N = z.shape[0]
     C = z.shape[1]
-    _check_shape("z", z, (N, C), "(N, C)")
-    _check_shape("target", target, (N,), "(N)")
+    if z.shape != (N, C): _check_shape("z", z, (N, C), "(N, C)")
+    if target.shape != (N,): _check_shape("target", target, (N,), "(N)")
     _check_ids("target", target, C)
     t0 = np.max(z, axis=1, keepdims=True, initial=-np.inf)
     t1 = np.exp(-t0 + z)

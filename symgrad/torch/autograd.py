@@ -43,30 +43,35 @@ class KernelFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, call, *tensors):
-        arrays = [cpu_array(n, t) for n, t in zip(call.input_names, tensors)]
+        # CPU placement was checked by the caller (TorchKernel.run); .numpy() shares memory
+        arrays = [t.detach().numpy() if isinstance(t, torch.Tensor) else t for t in tensors]
         # borrow: the cache refers to the tensors' memory instead of copying it; save_for_backward
         # below makes torch raise if any of them is modified in place before backward
-        result = call.kernel.forward(*arrays, **call.hyper, borrow=True)
-        *outs, cache = result
-        if len(outs) == 1 and isinstance(outs[0], tuple):
-            outs = list(outs[0])
-        outs = tuple(as_tensor(o, call.kernel.dtype) for o in outs)
+        *outs, cache = call.kernel.forward(*arrays, **call.hyper, borrow=True)
+        if len(outs) == 1 and type(outs[0]) is tuple:
+            outs = outs[0]
+        outs = tuple(torch.from_numpy(o) if type(o) is np.ndarray and o.ndim else as_tensor(o, call.kernel.dtype)
+                     for o in outs)
         ctx.call, ctx.cache = call, cache
         ctx.save_for_backward(*[t for t in tensors if isinstance(t, torch.Tensor)], *outs)
         return outs if len(outs) > 1 else outs[0]
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, *grad_outs):
         ctx.saved_tensors  # noqa: B018 - raises if an input or output was modified in place
+        if torch.is_grad_enabled():   # backward(create_graph=True): what once_differentiable refuses, cheaper
+            raise RuntimeError(f"{ctx.call.kernel.name}: a symgrad kernel's backward is not differentiable "
+                               "(create_graph=True / a second derivative); differentiate the spec twice instead")
         call = ctx.call
-        grads = call.kernel.backward(ctx.cache, *[cpu_array(f"grad of {n}", g)
-                                                  for n, g in zip(call.output_names, grad_outs)])
-        by_name = dict(zip(call.diff_names, grads))
+        grads = call.kernel.backward(ctx.cache, *[g.detach().numpy() if g.is_cpu else cpu_array("grad", g)
+                                                  for g in grad_outs])
         res = [None]
-        for n, need in zip(call.input_names, ctx.needs_input_grad[1:]):
-            g = by_name.get(n)
-            res.append(as_tensor(g, call.kernel.dtype) if need and g is not None else None)
+        for j, need in zip(call.grad_slot, ctx.needs_input_grad[1:]):
+            if need and j >= 0:
+                g = grads[j]
+                res.append(torch.from_numpy(g) if type(g) is np.ndarray and g.ndim else as_tensor(g, call.kernel.dtype))
+            else:
+                res.append(None)
         return tuple(res)
 
 
@@ -78,6 +83,8 @@ class Call:
         self.input_names = [i.name for i in spec.inputs]
         self.diff_names = [i.name for i in spec.diff_inputs]
         self.output_names = list(spec.output_names)
+        # input position -> index of its gradient in backward's result (-1: none)
+        self.grad_slot = [self.diff_names.index(n) if n in self.diff_names else -1 for n in self.input_names]
 
 
 class TorchKernel:
@@ -122,14 +129,20 @@ class TorchKernel:
         return "float64"
 
     def __call__(self, *args, **kwargs):
-        tensors, hyper = self.bind(args, kwargs)
+        return self.run(*self.bind(args, kwargs))
+
+    def run(self, tensors, hyper):
+        """The kernel on ``tensors`` (in its argument order) with ``hyper``, through autograd."""
         for n, t in zip(self.input_names, tensors):
-            if isinstance(t, torch.Tensor) and t.device.type != "cpu":
+            if isinstance(t, torch.Tensor) and not t.is_cpu:
                 raise DTypeError(f"{n}: expected a CPU tensor, got a tensor on {t.device} "
                                  f"(symgrad's kernels run on the CPU; move it with .cpu())")
         dtype = self.kernel_dtype(tensors)
-        key = (dtype, tuple(sorted(hyper.items()))) if all(isinstance(v, (int, float)) for v in hyper.values()) \
-            else None
+        if not hyper:
+            key = (dtype, ())
+        else:
+            key = (dtype, tuple(sorted(hyper.items()))) if all(isinstance(v, (int, float)) for v in hyper.values()) \
+                else None
         call = self.calls.get(key) if key is not None else None
         if call is None:
             call = Call(self.kernel(dtype), hyper, self.spec)

@@ -111,6 +111,11 @@ class Module(torch.nn.Module):
         if len(data) > len(self.data_names):
             raise TypeError(f"{self.fn.name}: expected the data argument(s) {', '.join(self.data_names)}, "
                             f"got {len(data)} positional arguments")
+        if not kwargs and len(data) == len(self.data_names):   # the usual call: no name binding
+            given = dict(zip(self.data_names, data))
+            params = self._parameters
+            return self.fn.run([given[n] if n in given else params[n] for n in self.fn.input_names],
+                               self.hyper)
         args = dict(zip(self.data_names, data))
         args.update({n: getattr(self, n) for n in self.param_names})
         return self.fn(**args, **self.hyper, **kwargs)
