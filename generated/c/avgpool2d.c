@@ -85,11 +85,27 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
                     float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
                         for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            const int64_t _sh = -padding + _k1;
+                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                            const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                            const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
                             for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
                                 const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
-                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    }
+                                    continue;
+                                }
+                                for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                                for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                    const int64_t _p1 = stride*_o1 + _sh;
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                }
+                                for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
                                 }
                             }
                         }
@@ -139,11 +155,27 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
                     double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
                         for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            const int64_t _sh = -padding + _k1;
+                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                            const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                            const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
                             for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
                                 const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
-                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) ? _src[W*_p0 + _p1] : 0;
+                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    }
+                                    continue;
+                                }
+                                for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                                for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                    const int64_t _p1 = stride*_o1 + _sh;
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                }
+                                for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
                                 }
                             }
                         }
@@ -233,11 +265,18 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
                     for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
                     for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
                         for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            const int64_t _sh = -padding + _k1;
+                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                            const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                            const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
                             for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
                                 const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
-                                    if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                    continue;
+                                }
+                                for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                    const int64_t _p1 = stride*_o1 + _sh;
+                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                 }
                             }
                         }
@@ -291,11 +330,18 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
                     for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
                     for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
                         for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                            const int64_t _sh = -padding + _k1;
+                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                            const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                            const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
                             for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
                                 const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                    const int64_t _p1 = -padding + stride*_o1 + _k1;
-                                    if ((uint64_t)_p0 < (uint64_t)H && (uint64_t)_p1 < (uint64_t)W) _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                    continue;
+                                }
+                                for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                    const int64_t _p1 = stride*_o1 + _sh;
+                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                 }
                             }
                         }

@@ -249,9 +249,19 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
                     const float *restrict _src = (x + C*L*_s) + _l * L;
                     float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
                     for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        const int64_t _sh = dilation*_k0 - padding;
+                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                        for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
+                        }
+                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                            const int64_t _p0 = stride*_o0 + _sh;
+                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                        }
+                        for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
                         }
                     }
                 }
@@ -288,9 +298,19 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
                     const double *restrict _src = (x + C*L*_s) + _l * L;
                     double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
                     for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        const int64_t _sh = dilation*_k0 - padding;
+                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                        for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
+                        }
+                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                            const int64_t _p0 = stride*_o0 + _sh;
+                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                        }
+                        for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
                         }
                     }
                 }
@@ -388,9 +408,13 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                     float *restrict _dst = (dx + C*L*_s) + _l * L;
                     for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
                     for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                            if ((uint64_t)_p0 < (uint64_t)L) _dst[_p0] += _src[L_out*_k0 + _o0];
+                        const int64_t _sh = dilation*_k0 - padding;
+                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                            const int64_t _p0 = stride*_o0 + _sh;
+                            _dst[_p0] += _src[L_out*_k0 + _o0];
                         }
                     }
                 }
@@ -400,9 +424,19 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                     const float *restrict _src = (x + C*L*_s) + _l * L;
                     float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
                     for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        const int64_t _sh = dilation*_k0 - padding;
+                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                        for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
+                        }
+                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                            const int64_t _p0 = stride*_o0 + _sh;
+                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                        }
+                        for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
                         }
                     }
                 }
@@ -485,9 +519,13 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                     double *restrict _dst = (dx + C*L*_s) + _l * L;
                     for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
                     for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                            if ((uint64_t)_p0 < (uint64_t)L) _dst[_p0] += _src[L_out*_k0 + _o0];
+                        const int64_t _sh = dilation*_k0 - padding;
+                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                            const int64_t _p0 = stride*_o0 + _sh;
+                            _dst[_p0] += _src[L_out*_k0 + _o0];
                         }
                     }
                 }
@@ -497,9 +535,19 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                     const double *restrict _src = (x + C*L*_s) + _l * L;
                     double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
                     for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                        for (int64_t _o0 = 0; _o0 < L_out; ++_o0) {
-                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                            _dst[L_out*_k0 + _o0] = ((uint64_t)_p0 < (uint64_t)L) ? _src[_p0] : 0;
+                        const int64_t _sh = dilation*_k0 - padding;
+                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                        for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
+                        }
+                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                            const int64_t _p0 = stride*_o0 + _sh;
+                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                        }
+                        for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                            _dst[L_out*_k0 + _o0] = 0;
                         }
                     }
                 }

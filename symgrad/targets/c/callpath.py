@@ -35,7 +35,9 @@ def _shape(shape) -> str:
 def _alloc(cf, roles) -> list[str]:
     lines = [f"{a.name} = _empty({_shape(a.shape)}, dtype)" for a in cf.args if a.role in roles]
     if cf.scratch:
-        lines.append(f"scratch = _empty((max({pycode(cf.scratch_size())}, 1),), dtype)")
+        # scratch pages are not mapped ahead (np.empty): a kernel may touch only part of it (a
+        # convolution's per-chunk slots), and mapping all of it cost a fifth of the convolution's time
+        lines.append(f"scratch = _scratch((max({pycode(cf.scratch_size())}, 1),), dtype)")
     return lines
 
 

@@ -155,9 +155,14 @@ class CBody(Fusion, Views):
         else:  # pragma: no cover
             raise TypeError(s)
 
-    def _positions(self, s, lengths, n, depth, inner):
-        """Open the loops over window cells ``k`` and positions ``o`` of ``s`` (for the source
-        position ``p = stride o + dilation k - padding`` of each axis) around ``inner(ps, ok, d)``."""
+    def _positions(self, s, lengths, outs, depth, valid, fill=None):
+        """The loops of a window read (or its transpose) ``s``: over the window cells ``k`` and the
+        positions ``o`` (source position ``p = stride o + dilation k - padding`` per axis). The
+        innermost positions are split into the range whose source lies inside the tensor, computed
+        once per cell (``valid(ks, os, ps, d)``: no bounds test, so the loop vectorizes for stride 1)
+        and the ranges before and after it (``fill(ks, os, d)``, or nothing); a row whose outer
+        position lies outside is filled (or skipped) whole."""
+        n = len(s.size)
         ks = [f"_k{a}" for a in range(n)]
         os_ = [f"_o{a}" for a in range(n)]
         ps = [f"_p{a}" for a in range(n)]
@@ -165,15 +170,41 @@ class CBody(Fusion, Views):
         for a in range(n):
             self.emit(f"for (int64_t {ks[a]} = 0; {ks[a]} < {cint(s.size[a])}; ++{ks[a]}) {{", d)
             d += 1
+        last = n - 1
+        shift = s.dilation[last] * sp.Symbol(ks[last]) - s.padding[last]     # p = stride o + shift
+        st, L, O = cint(s.stride[last]), cint(lengths[last]), cint(outs[last])
+        self.emit(f"const int64_t _sh = {cint(shift)};", d)
+        self.emit(f"const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + {st} - 1) / {st};   /* first o with p >= 0 */", d)
+        self.emit(f"const int64_t _hi = {L} - 1 - _sh < 0 ? 0 : ({L} - 1 - _sh) / {st} + 1;   /* p < {L} */", d)
+        self.emit(f"const int64_t _a = _lo < {O} ? _lo : {O}, _b = _hi < _a ? _a : (_hi < {O} ? _hi : {O});", d)
         conds = []
-        for a in range(n):
-            outs = tuple(s.shape[-n:]) if isinstance(s, ir.Window) else tuple(s.src_shape[-n:])
+        for a in range(last):
             self.emit(f"for (int64_t {os_[a]} = 0; {os_[a]} < {cint(outs[a])}; ++{os_[a]}) {{", d)
             d += 1
             pos = s.stride[a] * sp.Symbol(os_[a]) + s.dilation[a] * sp.Symbol(ks[a]) - s.padding[a]
             self.emit(f"const int64_t {ps[a]} = {cint(pos)};", d)
-            conds.append(f"(uint64_t){ps[a]} < (uint64_t){cint(lengths[a])}")
-        inner(ps, ks, os_, conds, d)
+            conds.append(f"(uint64_t){ps[a]} >= (uint64_t){cint(lengths[a])}")
+        o = os_[last]
+        if conds:   # an outer position outside the tensor: the whole row is fill
+            self.emit(f"if ({' || '.join(conds)}) {{", d)
+            if fill is not None:
+                self.emit(f"for (int64_t {o} = 0; {o} < {O}; ++{o}) {{", d + 1)
+                fill(ks, os_, d + 2)
+                self.emit("}", d + 1)
+            self.emit("continue;", d + 1)
+            self.emit("}", d)
+        if fill is not None:
+            self.emit(f"for (int64_t {o} = 0; {o} < _a; ++{o}) {{", d)
+            fill(ks, os_, d + 1)
+            self.emit("}", d)
+        self.emit(f"for (int64_t {o} = _a; {o} < _b; ++{o}) {{", d)
+        self.emit(f"const int64_t {ps[last]} = {cint(s.stride[last] * sp.Symbol(o))} + _sh;", d + 1)
+        valid(ks, os_, ps, d + 1)
+        self.emit("}", d)
+        if fill is not None:
+            self.emit(f"for (int64_t {o} = _b; {o} < {O}; ++{o}) {{", d)
+            fill(ks, os_, d + 1)
+            self.emit("}", d)
         self.close(d, depth)
 
     def window(self, s, depth):
@@ -188,12 +219,14 @@ class CBody(Fusion, Views):
         dst = f"{self.ptr(s.out)} + _l * {cint(prod(tuple(s.size) + outs))}"
         self.emit(f"const {self.real} *restrict _src = {src};", depth + 1)
         self.emit(f"{self.real} *restrict _dst = {dst};", depth + 1)
+        cells = tuple(s.size) + outs
 
-        def inner(ps, ks, os_, conds, d):
-            flat_dst = self.index(tuple(s.size) + outs, tuple(s.size) + outs, ks + os_)
-            flat_src = self.index(lengths, lengths, ps)
-            self.emit(f"_dst[{flat_dst}] = ({' && '.join(conds)}) ? _src[{flat_src}] : {fill};", d)
-        self._positions(s, lengths, n, depth + 1, inner)
+        def valid(ks, os_, ps, d):
+            self.emit(f"_dst[{self.index(cells, cells, ks + os_)}] = _src[{self.index(lengths, lengths, ps)}];", d)
+
+        def filler(ks, os_, d):
+            self.emit(f"_dst[{self.index(cells, cells, ks + os_)}] = {fill};", d)
+        self._positions(s, lengths, outs, depth + 1, valid, filler)
         self.emit("}", depth)
 
     def window_add(self, s, depth):
@@ -203,17 +236,16 @@ class CBody(Fusion, Views):
         lengths = tuple(s.shape[-n:])
         lead = tuple(s.shape[:-n])
         cells = tuple(s.src_shape[-2 * n:])
+        outs = cells[n:]
         self.emit(f"SG_PARALLEL_FOR({cint(prod(s.src_shape))})", depth)
         self.emit(f"for (int64_t _l = 0; _l < {cint(prod(lead))}; ++_l) {{", depth)
         self.emit(f"const {self.real} *restrict _src = {self.ptr(s.src)} + _l * {cint(prod(cells))};", depth + 1)
         self.emit(f"{self.real} *restrict _dst = {self.ptr(s.out)} + _l * {cint(prod(lengths))};", depth + 1)
         self.emit(f"for (int64_t _i = 0; _i < {cint(prod(lengths))}; ++_i) _dst[_i] = 0;", depth + 1)
 
-        def inner(ps, ks, os_, conds, d):
-            flat_src = self.index(cells, cells, ks + os_)
-            flat_dst = self.index(lengths, lengths, ps)
-            self.emit(f"if ({' && '.join(conds)}) _dst[{flat_dst}] += _src[{flat_src}];", d)
-        self._positions(s, lengths, n, depth + 1, inner)
+        def valid(ks, os_, ps, d):
+            self.emit(f"_dst[{self.index(lengths, lengths, ps)}] += _src[{self.index(cells, cells, ks + os_)}];", d)
+        self._positions(s, lengths, outs, depth + 1, valid)
         self.emit("}", depth)
 
     def _acc(self, s):
