@@ -30,20 +30,11 @@ import dataclasses
 import sympy as sp
 
 from . import nodes as ir
-from .nodes import full_expr, prod
+from .nodes import full_expr, prod, smaller
 
 
 def _array_symbols(e, shapes):
     return {s for s in e.free_symbols if s.name in shapes}
-
-
-def _smaller(shape, big) -> bool:
-    """``shape`` broadcasts into ``big`` with fewer elements (a row statistic of a matrix)."""
-    shape, big = tuple(shape), tuple(big)
-    if len(shape) > len(big) or shape == big:
-        return False
-    off = len(big) - len(shape)
-    return all(sp.sympify(d) == 1 or d == big[off + a] for a, d in enumerate(shape)) and prod(shape) != prod(big)
 
 
 # -- 1. corrected means (forward) ------------------------------------------------------------------
@@ -142,7 +133,7 @@ def _normalized_values(fwd: ir.Function, shapes) -> dict:
         if len(factors) != 2 or not all(isinstance(a, sp.Symbol) and a.name in shapes for a in factors):
             continue
         a, b = factors
-        if _smaller(shapes[a.name], shapes[b.name]) or _smaller(shapes[b.name], shapes[a.name]):
+        if smaller(shapes[a.name], shapes[b.name]) or smaller(shapes[b.name], shapes[a.name]):
             out[e] = s.out
     return out
 
@@ -152,7 +143,7 @@ def _power(e, shapes, shape) -> int:
     best = 0
     for p in e.atoms(sp.Pow):
         if isinstance(p.base, sp.Symbol) and p.base.name in shapes and p.exp.is_Integer \
-                and _smaller(shapes[p.base.name], shape):
+                and smaller(shapes[p.base.name], shape):
             best = max(best, abs(int(p.exp)))
     return best
 
@@ -176,7 +167,7 @@ def _balance(s, before, rules, shapes, returns, fresh):
     if _power(e, shapes, s.shape) >= start:
         return None
     used = [(str(r), str(p / r), w.name) for p, w in rules.items() if w in e.free_symbols
-            for r in sorted(p.free_symbols, key=str) if r in e.free_symbols and _smaller(shapes[r.name], s.shape)]
+            for r in sorted(p.free_symbols, key=str) if r in e.free_symbols and smaller(shapes[r.name], s.shape)]
     return min([e, sp.factor_terms(e)], key=sp.count_ops), extra, used
 
 
@@ -185,7 +176,7 @@ def _into_sum(e, red, p, w, shapes, before, extra, fresh):
     along the summed axes (of the sum's own shape)."""
     s = sp.Symbol(red.out)
     for r in sorted(p.free_symbols, key=str):
-        if tuple(shapes[r.name]) != tuple(red.shape) or not _smaller(red.shape, red.src_shape):
+        if tuple(shapes[r.name]) != tuple(red.shape) or not smaller(red.shape, red.src_shape):
             continue
         if e.subs(s * r, sp.Dummy()) == e:
             continue
@@ -210,7 +201,7 @@ def _same_sum(f, red, stmts):
 def _inline_row_values(e, before, returns, shape):
     """``e`` with earlier backward row values (elementwise, rational, smaller than ``shape``) inlined."""
     defs = {x.out: x for x in before if isinstance(x, ir.Elementwise) and x.out not in returns
-            and _smaller(x.shape, shape) and _rational(full_expr(x))}
+            and smaller(x.shape, shape) and _rational(full_expr(x))}
     for _ in range(4):
         subs = {sp.Symbol(n): full_expr(x) for n, x in defs.items() if sp.Symbol(n) in e.free_symbols}
         if not subs:

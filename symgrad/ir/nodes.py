@@ -86,9 +86,8 @@ class Concat:
 
 
 @dataclass
-class Window:
-    """``out[..., k, i] = src[..., stride*i + dilation*k - padding]`` on the last ``len(size)`` axes of
-    ``src`` (``fill`` outside); ``out`` has shape ``lead + size + out_dims``."""
+class WindowFields:
+    """What a window read and its transpose share: ``src``/``out`` and the window's geometry."""
     out: str
     shape: tuple
     src: str
@@ -97,21 +96,28 @@ class Window:
     stride: tuple
     padding: tuple
     dilation: tuple
+
+
+@dataclass
+class Window(WindowFields):
+    """``out[..., k, i] = src[..., stride*i + dilation*k - padding]`` on the last ``len(size)`` axes of
+    ``src`` (``fill`` outside); ``out`` has shape ``lead + size + out_dims``."""
     fill: sp.Expr = sp.Integer(0)
 
 
 @dataclass
-class WindowAdd:
+class WindowAdd(WindowFields):
     """The transpose of ``Window``: ``out`` (shape ``lead + lengths``) is zero plus ``src[..., k, i]``
     added at ``stride*i + dilation*k - padding`` for every window cell inside the tensor (col2im)."""
-    out: str
-    shape: tuple
-    src: str
-    src_shape: tuple
-    size: tuple
-    stride: tuple
-    padding: tuple
-    dilation: tuple
+
+
+def smaller(shape, big) -> bool:
+    """``shape`` broadcasts into ``big`` and has fewer elements (a row statistic of a matrix)."""
+    shape, big = tuple(shape), tuple(big)
+    if len(shape) > len(big) or shape == big:
+        return False
+    off = len(big) - len(shape)
+    return all(sp.sympify(d) == 1 or d == big[off + a] for a, d in enumerate(shape)) and prod(shape) != prod(big)
 
 
 @dataclass

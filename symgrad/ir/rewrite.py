@@ -25,7 +25,7 @@ from functools import lru_cache
 import sympy as sp
 
 from . import nodes as ir
-from .nodes import full_expr, prod
+from .nodes import full_expr, prod, smaller
 from .lower import lower
 
 CHEAP_OPS = 12   # sympy count_ops of an expression we recompute rather than store
@@ -38,15 +38,6 @@ def cheap(e) -> bool:
     if any(isinstance(a, sp.Pow) and not a.exp.is_Integer for a in sp.preorder_traversal(e)):
         return False
     return sp.count_ops(e) <= CHEAP_OPS
-
-
-def _smaller(shape, big) -> bool:
-    """``shape`` broadcasts into ``big`` and has fewer elements (a row statistic of a matrix)."""
-    shape, big = tuple(shape), tuple(big)
-    if len(shape) > len(big) or shape == big:
-        return False
-    off = len(big) - len(shape)
-    return all(sp.sympify(d) == 1 or d == big[off + a] for a, d in enumerate(shape)) and prod(shape) != prod(big)
 
 
 def rematerialize(k: ir.Kernel) -> ir.Kernel:
@@ -69,7 +60,7 @@ def rematerialize(k: ir.Kernel) -> ir.Kernel:
         for r in reads:
             if r in inputs or r in [c.out for c in recompute]:
                 continue
-            if r in fshapes and _smaller(fshapes[r], s.shape):
+            if r in fshapes and smaller(fshapes[r], s.shape):
                 need.append(r)
                 continue
             ok = False

@@ -268,23 +268,12 @@ class CBody(Fusion, Views):
         acc_t, init, upd = self._acc(s)
         out_ref = self._out_ref(s, ivars)
         suffix = all(a >= len(kept) for a in axes) and kept == list(range(len(kept)))
-        if suffix:  # accumulate in a register
+        # kept axes outside, the reduced ones inside with the innermost contiguous (a row statistic,
+        # or BatchNorm's per-channel statistics over N, H, W): one register accumulator per output
+        # element, double for sums, the first kept axis in parallel
+        inner = bool(kept) and len(dom) - 1 in axes and bound == 0 and s.out not in self.values
+        if suffix or inner:
             d = self.loops(dom, [a for a in kept if a >= bound], ivars, depth, omp=bound == 0 and bool(kept))
-            self.emit("{", d)
-            self.emit(f"{acc_t} _acc = {init};", d + 1)
-            d2 = self.loops(dom, axes, ivars, d + 1, simd=["_acc"] if s.kind == "sum" else None)
-            self.temps(s, dom, ivars, d2, self._hoisted)
-            self.emit(upd.format(acc="_acc", v=self.expr(s.expr, dom, ivars)), d2)
-            self.close(d2, d + 1)
-            self.emit(f"{out_ref} = ({self.real})_acc;", d + 1)
-            self.emit("}", d)
-            self.close(d, depth)
-            return
-        if kept and len(dom) - 1 in axes and bound == 0 and s.out not in self.values:
-            # kept axes outside (the first in parallel), the reduced ones inside with the innermost
-            # contiguous: one register accumulator per output element, in double for sums
-            # (BatchNorm's per-channel statistics over N, H, W)
-            d = self.loops(dom, kept, ivars, depth, omp=True)
             self.emit("{", d)
             self.emit(f"{acc_t} _acc = {init};", d + 1)
             d2 = self.loops(dom, axes, ivars, d + 1, simd=["_acc"] if s.kind == "sum" else None)
