@@ -99,6 +99,7 @@ class TorchKernel:
         self.dtype = None if dtype is None else str(dtype).replace("torch.", "")
         self.input_names = [i.name for i in self.spec.inputs]
         self.reals = [i.name for i in self.spec.inputs if i.kind == "real"]
+        self.is_real = [i.kind == "real" for i in self.spec.inputs]
         self.hyper_names = [h.name for h in self.spec.hypers] + [z.name for z in getattr(self.spec, "sizes", [])]
         self.kernels = {}
         self.calls = {}       # (dtype, hyperparameters) -> Call, reused: a call's setup is per-call overhead
@@ -121,8 +122,8 @@ class TorchKernel:
     def kernel_dtype(self, tensors) -> str:
         if self.dtype is not None:
             return self.dtype
-        for n, t in zip(self.input_names, tensors):
-            if n in self.reals and isinstance(t, torch.Tensor):
+        for n, t, real in zip(self.input_names, tensors, self.is_real):
+            if real and isinstance(t, torch.Tensor):
                 if t.dtype not in FLOAT_DTYPES:
                     raise DTypeError(f"{n}: expected a float32 or float64 tensor, got {t.dtype}")
                 return FLOAT_DTYPES[t.dtype]

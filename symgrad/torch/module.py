@@ -79,6 +79,8 @@ class Module(torch.nn.Module):
         fan = known_shape(first[-1:], dims) if tuple(first) != (ANY,) and first else None
         bound = 1 / math.sqrt(fan[0]) if fan and fan[0] else 1.0
         self.param_names = [n for n in inputs if n not in self.data_names]
+        # the kernel's argument order: (position among the data arguments, or -1 for a parameter, name)
+        self._order = [(self.data_names.index(n) if n in self.data_names else -1, n) for n in self.fn.input_names]
         for n in self.param_names:
             if n in tensors:
                 t = tensors[n]
@@ -112,10 +114,8 @@ class Module(torch.nn.Module):
             raise TypeError(f"{self.fn.name}: expected the data argument(s) {', '.join(self.data_names)}, "
                             f"got {len(data)} positional arguments")
         if not kwargs and len(data) == len(self.data_names):   # the usual call: no name binding
-            given = dict(zip(self.data_names, data))
             params = self._parameters
-            return self.fn.run([given[n] if n in given else params[n] for n in self.fn.input_names],
-                               self.hyper)
+            return self.fn.run([data[i] if i >= 0 else params[n] for i, n in self._order], self.hyper)
         args = dict(zip(self.data_names, data))
         args.update({n: getattr(self, n) for n in self.param_names})
         return self.fn(**args, **self.hyper, **kwargs)
