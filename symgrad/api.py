@@ -7,7 +7,8 @@ module and then the built-ins, so neither imports the other back.
 from .errors import CompilerError, DTypeError, ShapeError, SpecError, SymgradError, UnknownKernelError
 from .version import __version__
 from .registry import REGISTRY
-from .spec.layer import ANYSHAPE, activation, buffer, constant, flag, index, layer, loss, update
+from .spec.decls import buffer, constant, flag, index, update
+from .spec.layer import ANYSHAPE, activation, layer, loss
 from .spec.recurrent import recurrent
 from .spec.tensor import apply, dims, einsum, hyper
 from .spec.functions import (abs, exp, log, max, maximum, mean, one_hot, sqrt,  # noqa: A004

@@ -13,21 +13,20 @@ and temporaries carry the names of what they hold (``names``).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import sympy as sp
 
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import colred
 from .fusion import Fusion
+from .windows import Windows
 from .names import Glossary, comment, describe
-from .plan import accumulates, gemm_form, looped_gemm_form
+from .plan import gemm_form, looped_gemm_form
 from .views import Views, cint
 from ...codegen.printers import ccode
 
 
-class CBody(Fusion, Views):
+class CBody(Fusion, Views, Windows):
     """C statements of one function for one dtype."""
 
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None,
@@ -154,99 +153,6 @@ class CBody(Fusion, Views):
             self.window_add(s, depth)
         else:  # pragma: no cover
             raise TypeError(s)
-
-    def _positions(self, s, lengths, outs, depth, valid, fill=None):
-        """The loops of a window read (or its transpose) ``s``: over the window cells ``k`` and the
-        positions ``o`` (source position ``p = stride o + dilation k - padding`` per axis). The
-        innermost positions are split into the range whose source lies inside the tensor, computed
-        once per cell (``valid(ks, os, ps, d)``: no bounds test, so the loop vectorizes for stride 1)
-        and the ranges before and after it (``fill(ks, os, d)``, or nothing); a row whose outer
-        position lies outside is filled (or skipped) whole."""
-        n = len(s.size)
-        ks = [f"_k{a}" for a in range(n)]
-        os_ = [f"_o{a}" for a in range(n)]
-        ps = [f"_p{a}" for a in range(n)]
-        d = depth
-        for a in range(n):
-            self.emit(f"for (int64_t {ks[a]} = 0; {ks[a]} < {cint(s.size[a])}; ++{ks[a]}) {{", d)
-            d += 1
-        last = n - 1
-        shift = s.dilation[last] * sp.Symbol(ks[last]) - s.padding[last]     # p = stride o + shift
-        st, L, O = cint(s.stride[last]), cint(lengths[last]), cint(outs[last])
-        self.emit(f"const int64_t _sh = {cint(shift)};", d)
-        self.emit(f"const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + {st} - 1) / {st};   /* first o with p >= 0 */", d)
-        self.emit(f"const int64_t _hi = {L} - 1 - _sh < 0 ? 0 : ({L} - 1 - _sh) / {st} + 1;   /* p < {L} */", d)
-        self.emit(f"const int64_t _a = _lo < {O} ? _lo : {O}, _b = _hi < _a ? _a : (_hi < {O} ? _hi : {O});", d)
-        conds = []
-        for a in range(last):
-            self.emit(f"for (int64_t {os_[a]} = 0; {os_[a]} < {cint(outs[a])}; ++{os_[a]}) {{", d)
-            d += 1
-            pos = s.stride[a] * sp.Symbol(os_[a]) + s.dilation[a] * sp.Symbol(ks[a]) - s.padding[a]
-            self.emit(f"const int64_t {ps[a]} = {cint(pos)};", d)
-            conds.append(f"(uint64_t){ps[a]} >= (uint64_t){cint(lengths[a])}")
-        o = os_[last]
-        if conds:   # an outer position outside the tensor: the whole row is fill
-            self.emit(f"if ({' || '.join(conds)}) {{", d)
-            if fill is not None:
-                self.emit(f"for (int64_t {o} = 0; {o} < {O}; ++{o}) {{", d + 1)
-                fill(ks, os_, d + 2)
-                self.emit("}", d + 1)
-            self.emit("continue;", d + 1)
-            self.emit("}", d)
-        if fill is not None:
-            self.emit(f"for (int64_t {o} = 0; {o} < _a; ++{o}) {{", d)
-            fill(ks, os_, d + 1)
-            self.emit("}", d)
-        self.emit(f"for (int64_t {o} = _a; {o} < _b; ++{o}) {{", d)
-        self.emit(f"const int64_t {ps[last]} = {cint(s.stride[last] * sp.Symbol(o))} + _sh;", d + 1)
-        valid(ks, os_, ps, d + 1)
-        self.emit("}", d)
-        if fill is not None:
-            self.emit(f"for (int64_t {o} = _b; {o} < {O}; ++{o}) {{", d)
-            fill(ks, os_, d + 1)
-            self.emit("}", d)
-        self.close(d, depth)
-
-    def window(self, s, depth):
-        """``u[lead, k, o] = x[lead, stride o + dilation k - padding]`` (``fill`` outside): im2col."""
-        n = len(s.size)
-        lead, lengths = tuple(s.src_shape[:-n]), tuple(s.src_shape[-n:])
-        outs = tuple(s.shape[-n:])
-        fill = {sp.oo: "INFINITY", -sp.oo: "-INFINITY"}.get(s.fill) or ccode(s.fill, self.dtype, {})
-        self.emit(f"SG_PARALLEL_FOR({cint(prod(s.shape))})", depth)
-        self.emit(f"for (int64_t _l = 0; _l < {cint(prod(lead))}; ++_l) {{", depth)
-        src = f"{self.ptr(s.src)} + _l * {cint(prod(lengths))}"
-        dst = f"{self.ptr(s.out)} + _l * {cint(prod(tuple(s.size) + outs))}"
-        self.emit(f"const {self.real} *restrict _src = {src};", depth + 1)
-        self.emit(f"{self.real} *restrict _dst = {dst};", depth + 1)
-        cells = tuple(s.size) + outs
-
-        def valid(ks, os_, ps, d):
-            self.emit(f"_dst[{self.index(cells, cells, ks + os_)}] = _src[{self.index(lengths, lengths, ps)}];", d)
-
-        def filler(ks, os_, d):
-            self.emit(f"_dst[{self.index(cells, cells, ks + os_)}] = {fill};", d)
-        self._positions(s, lengths, outs, depth + 1, valid, filler)
-        self.emit("}", depth)
-
-    def window_add(self, s, depth):
-        """The transpose of ``window`` (col2im): zero ``dx``, then add each window cell at the position
-        it was read from; rows of the leading axes are independent, so they run in parallel."""
-        n = len(s.size)
-        lengths = tuple(s.shape[-n:])
-        lead = tuple(s.shape[:-n])
-        cells = tuple(s.src_shape[-2 * n:])
-        outs = cells[n:]
-        self.emit(f"SG_PARALLEL_FOR({cint(prod(s.src_shape))})", depth)
-        self.emit(f"for (int64_t _l = 0; _l < {cint(prod(lead))}; ++_l) {{", depth)
-        self.emit(f"const {self.real} *restrict _src = {self.ptr(s.src)} + _l * {cint(prod(cells))};", depth + 1)
-        self.emit(f"{self.real} *restrict _dst = {self.ptr(s.out)} + _l * {cint(prod(lengths))};", depth + 1)
-        self.emit(f"for (int64_t _i = 0; _i < {cint(prod(lengths))}; ++_i) _dst[_i] = 0;", depth + 1)
-
-        def valid(ks, os_, ps, d):
-            self.emit(f"_dst[{self.index(lengths, lengths, ps)}] += _src[{self.index(cells, cells, ks + os_)}];", d)
-        self._positions(s, lengths, outs, depth + 1, valid)
-        self.emit("}", depth)
 
     def _acc(self, s):
         """(accumulator type, initial value, update format) of a reduction."""
@@ -386,148 +292,6 @@ class CBody(Fusion, Views):
             prods.append(self.at(name, shape, tuple(shape), [iv[c] for c in lt]))
         self.emit(f"{self.at(s.out, dom, dom, [iv[c] for c in outl])} += {' * '.join(prods)};", d)
         self.close(d, depth)
-
-    # -- one sample at a time ----------------------------------------------------------------
-    def per_sample(self, s):
-        """``(leading dim, statement for one sample)`` when ``s`` can run one slice of its leading
-        axis at a time: a window read or its transpose over a batch, a product looped over the batch
-        (independent or accumulating), an elementwise statement, a reduction that keeps the leading
-        axis or an inserted axis over a batch; else None."""
-        one = sp.Integer(1)
-        if isinstance(s, (ir.Window, ir.WindowAdd)):
-            n = len(s.size)
-            lead = tuple(s.src_shape[:-n]) if isinstance(s, ir.Window) else tuple(s.shape[:-n])
-            if not lead or is_one(lead[0]):
-                return None
-            return lead[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]),
-                                                src_shape=(one,) + tuple(s.src_shape[1:]))
-        if isinstance(s, ir.Einsum):
-            lg = looped_gemm_form(s)
-            if lg is None:
-                return None
-            size, da, db, dc, _ = lg[0][0]
-            shapes = [((one,) + tuple(sh[1:])) if d else tuple(sh) for sh, d in zip(s.operand_shapes, (da, db))]
-            out = ((one,) + tuple(s.shape[1:])) if dc else tuple(s.shape)
-            return size, dataclasses.replace(s, shape=out, operand_shapes=tuple(shapes))
-        if isinstance(s, ir.Elementwise) and len(s.shape) >= 2 and not is_one(s.shape[0]) \
-                and s.out not in self.values:
-            return s.shape[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]))
-        if isinstance(s, ir.Reduction) and len(s.src_shape) >= 2 and 0 not in s.axes and not is_one(s.src_shape[0]):
-            return s.src_shape[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]),
-                                                       src_shape=(one,) + tuple(s.src_shape[1:]))
-        if isinstance(s, ir.Expand) and 0 not in s.axes and len(self.shapes[s.src]) >= 1 \
-                and not is_one(s.shape[0]) and self.shapes[s.src][0] == s.shape[0]:
-            return s.shape[0], dataclasses.replace(s, shape=(one,) + tuple(s.shape[1:]))
-        return None
-
-    def sample_runs(self, body) -> list:
-        """Runs of consecutive statements of ``body`` (ordered) that share one loop over the samples
-        because one of them reads windows (a convolution's im2col, product and col2im; max-pooling's
-        windows and their maximum): ``[(start, end, dim0, internal)]``. The values only the run reads
-        live in one sample's slot (cache-resident, never a full-size pass over memory)."""
-        runs, i = [], 0
-        args = {a.name for a in self.cf.args}
-        while i < len(body):
-            j, dim0 = i, None
-            while j < len(body):
-                ps = self.per_sample(body[j])
-                if ps is None or (dim0 is not None and ps[0] != dim0):
-                    break
-                dim0 = ps[0]
-                j += 1
-            run = body[i:j]
-            later = set()
-            for t in body[j:]:
-                later |= self.reads(t)
-            written = {t.out for t in run}
-            internal = {n for n in written if n not in args and n not in later and n not in self.f.returns
-                        and n not in self.views}
-            touched = set()
-            for t in run:
-                touched |= self.reads(t) | {t.out}
-            windows = any(isinstance(t, (ir.Window, ir.WindowAdd)) for t in run)
-            if len(run) >= 2 and internal and windows and not (touched & set(self.views)):
-                runs.append((i, j, dim0, internal))
-                i = j
-            else:
-                i = max(j, i + 1)
-        return runs
-
-    def _slice_views(self, t, one, internal, full_shapes):
-        """Views of ``t``'s arrays for one sample: full arrays at their ``_s`` slice, values internal
-        to the run at slot 0; arrays without the sample axis (weights, accumulators) unchanged."""
-        if isinstance(t, ir.Einsum):
-            pairs = list(zip(t.operands, one.operand_shapes)) + [(t.out, one.shape)]
-        elif isinstance(t, (ir.Window, ir.WindowAdd)):
-            pairs = [(t.src, one.src_shape), (t.out, one.shape)]
-        else:
-            pairs = [(t.out, one.shape)] + [(n, full_shapes[n]) for n in ir.reads(t) if n in full_shapes]
-        for name, shape in pairs:
-            full = tuple(full_shapes[name])
-            if isinstance(t, (ir.Elementwise, ir.Reduction, ir.Expand)) and name != t.out:
-                # an operand broadcast (right-aligned) into the statement's domain: sliced only when
-                # it carries the sample axis itself
-                dom = tuple(t.src_shape) if isinstance(t, ir.Reduction) else tuple(t.shape)
-                if isinstance(t, ir.Expand):
-                    dom = full
-                if len(full) != len(dom) or is_one(full[0]):
-                    continue
-                shape = (sp.Integer(1),) + full[1:]
-            if tuple(shape) == full:
-                continue
-            off = (sp.Symbol("_c") if name in internal else sp.Symbol("_s")) * prod(full[1:])   # a slot per chunk
-            self.views[name] = (self.cname(name), off, self.contiguous(shape))
-            self.shapes[name] = tuple(shape)
-
-    def sample_loop(self, run, dim0, internal, depth):
-        """Emit ``run`` one sample at a time (``per_sample``), the samples split into one chunk per
-        thread: ONE parallel region per run (a barrier per statement would cost more than the work
-        when another library's OpenMP threads spin on the same cores). Each chunk keeps the values
-        internal to the run in its own slot and accumulates products into its own partial output,
-        summed after the region; BLAS calls inside run single-threaded (no nested parallelism)."""
-        acc = [t for t in run if isinstance(t, ir.Einsum) and accumulates(t)]
-        self.note(f"for each of the {dim0} samples, in one chunk of samples per thread: "
-                  f"{'; '.join(describe(t, self.glossary, short=True) for t in run)}", depth)
-        work = sp.Integer(0)
-        for t in run:
-            work += prod(t.shape)
-        self.emit("{", depth)
-        d = depth + 1
-        self.emit(f"const int64_t _nc = sg_chunks_of({cint(dim0)});", d)
-        self.emit(f"SG_PARALLEL_FOR({cint(work)})", d)
-        self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", d)
-        for t in acc:
-            size = cint(prod(t.shape))
-            self.emit(f"{self.real} *restrict _p_{self.cname(t.out)} = {self.ptr('_part_' + t.out)} + _c * {size};",
-                      d + 1)
-            self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{self.cname(t.out)}[_i] = 0;", d + 1)
-        self.emit(f"for (int64_t _s = _c * {cint(dim0)} / _nc; _s < (_c + 1) * {cint(dim0)} / _nc; ++_s) {{", d + 1)
-        ones = [self.per_sample(t)[1] for t in run]   # before any view changes a shape
-        saved_views, saved_shapes = dict(self.views), dict(self.shapes)
-        for t, one in zip(run, ones):
-            self._slice_views(t, one, internal, saved_shapes)
-            if t in acc:
-                self.views[t.out] = (f"_p_{self.cname(t.out)}", sp.Integer(0), self.contiguous(t.shape))
-            self.note(describe(t, self.glossary), d + 2)
-            self._hoisted = self.hoist(one, d + 2)
-            if isinstance(t, ir.Einsum):
-                self.einsum(one, d + 2, accumulated=t in acc)
-            else:
-                self.statement(one, d + 2, 0, [f"i{a}" for a in range(8)])
-        self.views, self.shapes = saved_views, saved_shapes
-        self._hoisted = set()
-        self.emit("}", d + 1)
-        self.emit("}", d)
-        for t in acc:
-            self.note(f"{self.cname(t.out)} = the sum of the chunks' partial products", d)
-            size = cint(prod(t.shape))
-            self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", d)
-            self.emit("double _acc = 0.0;", d + 1)
-            self.emit(f"for (int64_t _k = 0; _k < _nc; ++_k) _acc += {self.ptr('_part_' + t.out)}[_k * {size} + _i];",
-                      d + 1)
-            self.emit(f"{self.ptr(t.out)}[_i] = ({self.real})_acc;", d + 1)
-            self.emit("}", d)
-        self.emit("}", depth)
 
     def body(self) -> list[str]:
         for n in self.cf.locals:
