@@ -309,3 +309,30 @@ def test_torch_function_and_jax_with_sizes_and_buffers(backend):
     y, m1, v1 = f(xj, np.ones(3), np.zeros(3), m0, v0)
     assert np.array_equal(m0, np.zeros(3)) and np.allclose(np.asarray(m1), 0.1 * xj.mean(0), rtol=1e-12)
     assert np.allclose(np.asarray(v1), 0.9 + 0.1 * xj.var(0, ddof=1), rtol=1e-12)
+
+
+@needs_torch
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torch_module_batchnorm2d_is_nn_batchnorm2d(backend):
+    """symgrad.torch.Module("batchnorm2d") holds the running statistics as buffers (running_var starts
+    at 1: sg.buffer's init), follows train()/eval() like nn.BatchNorm2d, and matches it over steps."""
+    require_target("batchnorm2d", backend)
+    import symgrad.torch as sgt
+    bn = sgt.Module("batchnorm2d", C=3, backend=backend, dtype=torch.float64)
+    assert [n for n, _ in bn.named_parameters()] == ["gamma", "beta"]
+    assert [n for n, _ in bn.named_buffers()] == ["running_mean", "running_var"]
+    ref = torch.nn.BatchNorm2d(3, dtype=torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(bn.gamma)
+        ref.bias.copy_(bn.beta)
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    for mode in ("train", "train", "eval", "train", "eval"):
+        getattr(bn, mode)()
+        getattr(ref, mode)()
+        y, r = bn(x), ref(x)
+        assert torch.allclose(y, r, rtol=1e-10, atol=1e-12), mode
+        gy = torch.autograd.grad(y.sum(), x)[0]
+        gr = torch.autograd.grad(r.sum(), x)[0]
+        assert torch.allclose(gy, gr, rtol=1e-8, atol=1e-10), mode
+    assert torch.allclose(bn.running_mean, ref.running_mean, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(bn.running_var, ref.running_var, rtol=1e-12, atol=1e-15)

@@ -38,7 +38,7 @@ def _normalize(x, gamma, beta, running_mean, running_var, momentum, eps, trainin
     return y, sg.update(running_mean, new_mean), sg.update(running_var, new_var)
 
 
-@sg.layer(x=(N, D), gamma=(D,), beta=(D,), running_mean=sg.buffer((D,)), running_var=sg.buffer((D,)))
+@sg.layer(x=(N, D), gamma=(D,), beta=(D,), running_mean=sg.buffer((D,)), running_var=sg.buffer((D,), init=1.0))
 def batchnorm(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-5, training=sg.flag(True)):
     """Batch normalization over the batch axis (torch.nn.functional.batch_norm, x (N, D)):
     y = (x - mu) / sqrt(sigma2 + eps) * gamma + beta with (mu, sigma2) the batch mean and biased
@@ -49,7 +49,7 @@ def batchnorm(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-5,
                       0, N, lambda v: v)
 
 
-@sg.layer(x=(N, C, H, W), gamma=(C,), beta=(C,), running_mean=sg.buffer((C,)), running_var=sg.buffer((C,)))
+@sg.layer(x=(N, C, H, W), gamma=(C,), beta=(C,), running_mean=sg.buffer((C,)), running_var=sg.buffer((C,), init=1.0))
 def batchnorm2d(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-5, training=sg.flag(True)):
     """Batch normalization per channel of x (N, C, H, W) (torch.nn.functional.batch_norm): the
     statistics are over the batch and both spatial axes (N H W values per channel); otherwise as

@@ -19,14 +19,17 @@ class ArgDecl:
     requires_grad: bool = True
     bound: sp.Symbol | None = None
     buffer: bool = False
+    init: float = 0.0          # a buffer's initial value (what symgrad.torch.Module fills it with)
 
 
-def buffer(shape: tuple) -> ArgDecl:
+def buffer(shape: tuple, init: float = 0.0) -> ArgDecl:
     """Declare a real array that the layer updates in place and does not differentiate (BatchNorm's
     running statistics): ``symgrad.update(arg, value)`` in the layer gives its new value.
 
     Args:
         shape: a tuple of dimensions, e.g. ``(D,)``.
+        init: its initial value where symgrad makes one (``symgrad.torch.Module``: a running variance
+            starts at 1, a running mean at 0).
 
     At run time the argument must be a writeable array of the kernel's dtype (never converted: the
     update must reach the caller's array); forward writes it after every check and computation
@@ -38,7 +41,7 @@ def buffer(shape: tuple) -> ArgDecl:
         def track(x, avg, momentum=0.1):
             return x * 1.0, symgrad.update(avg, (1 - momentum) * avg + momentum * symgrad.mean(x, axis=0))
     """
-    return ArgDecl(tuple(shape), "real", False, None, True)
+    return ArgDecl(tuple(shape), "real", False, None, True, float(init))
 
 
 @dataclass(frozen=True)

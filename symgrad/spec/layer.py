@@ -102,7 +102,7 @@ def build_spec(name: str, fn: Callable, decls: dict, kind: str, loss: bool = Fal
                                     f"or 1, got {dim!r}; a literal size is not allowed: name it, e.g. "
                                     f"K = symgrad.dims('K')[0], and the kernel checks it at run time")
             inp = T.Input(pname, d.shape, d.kind, d.requires_grad, d.bound)
-            inp.buffer = d.buffer
+            inp.buffer, inp.init = d.buffer, d.init
             inputs.append(inp)
             call.append(inp)
         elif isinstance(p.default, FlagDecl):

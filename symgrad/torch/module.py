@@ -79,9 +79,17 @@ class Module(torch.nn.Module):
         fan = known_shape(first[-1:], dims) if tuple(first) != (ANY,) and first else None
         bound = 1 / math.sqrt(fan[0]) if fan and fan[0] else 1.0
         self.param_names = [n for n in inputs if n not in self.data_names]
+        # a `training` flag the caller did not fix follows the module's mode (train() / eval())
+        self._follows_mode = "training" in self.fn.hyper_names and "training" not in self.hyper
         # the kernel's argument order: (position among the data arguments, or -1 for a parameter, name)
         self._order = [(self.data_names.index(n) if n in self.data_names else -1, n) for n in self.fn.input_names]
         for n in self.param_names:
+            if getattr(inputs[n], "buffer", False):   # updated in place by forward (running statistics)
+                t = tensors.get(n)
+                if t is None:
+                    t = torch.full(known_shape(inputs[n].shape, dims), inputs[n].init, dtype=dtype)
+                self.register_buffer(n, t)
+                continue
             if n in tensors:
                 t = tensors[n]
                 want = known_shape(inputs[n].shape, dims)
@@ -113,9 +121,13 @@ class Module(torch.nn.Module):
         if len(data) > len(self.data_names):
             raise TypeError(f"{self.fn.name}: expected the data argument(s) {', '.join(self.data_names)}, "
                             f"got {len(data)} positional arguments")
+        hyper = self.hyper
+        if self._follows_mode and "training" not in kwargs:   # model.train() / model.eval(), as nn.BatchNorm
+            hyper = {**hyper, "training": self.training}
         if not kwargs and len(data) == len(self.data_names):   # the usual call: no name binding
-            params = self._parameters
-            return self.fn.run([data[i] if i >= 0 else params[n] for i, n in self._order], self.hyper)
+            params, buffers = self._parameters, self._buffers
+            return self.fn.run([data[i] if i >= 0 else params[n] if n in params else buffers[n]
+                                for i, n in self._order], hyper)
         args = dict(zip(self.data_names, data))
         args.update({n: getattr(self, n) for n in self.param_names})
-        return self.fn(**args, **self.hyper, **kwargs)
+        return self.fn(**args, **hyper, **kwargs)
