@@ -38,8 +38,8 @@ def as_tensor(a, dtype) -> torch.Tensor:
 
 
 class KernelFunction(torch.autograd.Function):
-    """forward(ctx, call, *tensors): ``call`` carries the kernel, its hyperparameters and the names
-    of its arguments and outputs; the tensors are the kernel's array arguments in order."""
+    """forward(ctx, call, *tensors): ``call`` carries the kernel, its hyperparameters and where each
+    argument's gradient is; the tensors are the kernel's array arguments in order."""
 
     @staticmethod
     def forward(ctx, call, *tensors):
@@ -76,15 +76,13 @@ class KernelFunction(torch.autograd.Function):
 
 
 class Call:
-    """What one call passes to ``KernelFunction``: kernel, hyperparameters, argument names."""
+    """What one call passes to ``KernelFunction``: kernel, hyperparameters, and for each argument
+    position the index of its gradient in backward's result (-1: none)."""
 
     def __init__(self, kernel, hyper, spec):
         self.kernel, self.hyper = kernel, hyper
-        self.input_names = [i.name for i in spec.inputs]
-        self.diff_names = [i.name for i in spec.diff_inputs]
-        self.output_names = list(spec.output_names)
-        # input position -> index of its gradient in backward's result (-1: none)
-        self.grad_slot = [self.diff_names.index(n) if n in self.diff_names else -1 for n in self.input_names]
+        diff = [i.name for i in spec.diff_inputs]
+        self.grad_slot = [diff.index(i.name) if i.name in diff else -1 for i in spec.inputs]
 
 
 class TorchKernel:
@@ -98,7 +96,6 @@ class TorchKernel:
         self.name, self.backend = name, backend
         self.dtype = None if dtype is None else str(dtype).replace("torch.", "")
         self.input_names = [i.name for i in self.spec.inputs]
-        self.reals = [i.name for i in self.spec.inputs if i.kind == "real"]
         self.is_real = [i.kind == "real" for i in self.spec.inputs]
         self.hyper_names = [h.name for h in self.spec.hypers] + [z.name for z in getattr(self.spec, "sizes", [])]
         self.kernels = {}
@@ -119,26 +116,26 @@ class TorchKernel:
         """(tensors in the kernel's argument order, hyperparameters) of a call."""
         return bind_arguments(self.name, self.input_names, self.hyper_names, args, kwargs, "tensor")
 
-    def kernel_dtype(self, tensors) -> str:
-        if self.dtype is not None:
-            return self.dtype
-        for n, t, real in zip(self.input_names, tensors, self.is_real):
-            if real and isinstance(t, torch.Tensor):
-                if t.dtype not in FLOAT_DTYPES:
-                    raise DTypeError(f"{n}: expected a float32 or float64 tensor, got {t.dtype}")
-                return FLOAT_DTYPES[t.dtype]
-        return "float64"
-
     def __call__(self, *args, **kwargs):
         return self.run(*self.bind(args, kwargs))
 
     def run(self, tensors, hyper):
         """The kernel on ``tensors`` (in its argument order) with ``hyper``, through autograd."""
-        for n, t in zip(self.input_names, tensors):
-            if isinstance(t, torch.Tensor) and not t.is_cpu:
-                raise DTypeError(f"{n}: expected a CPU tensor, got a tensor on {t.device} "
-                                 f"(symgrad's kernels run on the CPU; move it with .cpu())")
-        dtype = self.kernel_dtype(tensors)
+        dtype, first = self.dtype, None   # the kernel's dtype: given, or the first real tensor's
+        for n, t, real in zip(self.input_names, tensors, self.is_real):
+            if isinstance(t, torch.Tensor):
+                if not t.is_cpu:
+                    raise DTypeError(f"{n}: expected a CPU tensor, got a tensor on {t.device} "
+                                     f"(symgrad's kernels run on the CPU; move it with .cpu())")
+                if real and first is None:
+                    first = (n, t.dtype)
+        if dtype is None:
+            if first is None:
+                dtype = "float64"
+            elif first[1] not in FLOAT_DTYPES:
+                raise DTypeError(f"{first[0]}: expected a float32 or float64 tensor, got {first[1]}")
+            else:
+                dtype = FLOAT_DTYPES[first[1]]
         if not hyper:
             key = (dtype, ())
         else:
