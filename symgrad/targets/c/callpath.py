@@ -7,7 +7,9 @@ functions have their argument types set, and the argument list is a fixed tuple 
 call then validates, allocates its outputs, cache and scratch, and calls C; no SymPy on the path.
 What the cache keeps passes through the NumPy module's ``_owned``, as in the NumPy backend: a saved
 input or a returned output is copied (the C kernel reads a caller's array by address, so an in-place
-edit between forward and backward would change the gradient), every cached buffer made read-only.
+edit between forward and backward would change the gradient), every cached buffer made read-only;
+what the kernel itself allocated for the cache is fresh and goes through ``_sealed`` (read-only, never
+copied: a large one lives on the memory pool, ``memory.py``, and owns no data).
 
 ``layer_source(k, fwd, bwd, any_ref)`` returns the source of ``forward``/``backward``; it runs in a
 namespace with the NumPy module's helpers (``_real``, ``_check_shape`` ...), the ctypes functions
@@ -83,7 +85,8 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
     items += [f'"{n}": {n}' for n, _ in k.hypers]
     items += [f'"{n}": {n}' if n in inputs and n not in buffers else
               f'"{n}": _owned({n}, {n})' if n in buffers else   # forward itself updates a buffer: always copied
-              f'"{n}": _owned({n}, {n if n in outputs else None}, borrow)'
+              f'"{n}": _owned({n}, {n}, borrow)' if n in outputs else
+              f'"{n}": _sealed({n}, borrow)'
               for n in k.backward.saved]   # a returned output or a buffer is copied; the kernel's own made read-only
     L.append("cache = {" + ", ".join(items) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
@@ -147,8 +150,8 @@ def recurrent_source(spec, k, fwd, bwd, dims) -> str:
     saved = [a.name for a in bwd.args if a.role == "in" and any(a.name == b.name for b in fwd.args)]
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
     items += [f'"{n}": {n}' for n, _ in k.hypers]
-    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {n if n in spec.output_names else None}, borrow)'
-              for n in saved]
+    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {n}, borrow)' if n in spec.output_names
+              else f'"{n}": _sealed({n}, borrow)' for n in saved]
     L.append("cache = {" + ", ".join(items) + "}")
     L.append(f"return ({', '.join(spec.output_names)}, ), cache")
     src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])

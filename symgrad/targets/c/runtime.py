@@ -18,36 +18,12 @@ import sympy as sp
 from ...codegen.printers import C_TYPES
 from ..numpy import numpy_module
 from .build import build, load_library
+from .memory import copy, empty
 
 REAL = {np.dtype(dtype): (getattr(ctypes, f"c_{real}"), sfx) for sfx, dtype, real in C_TYPES}
 """NumPy dtype -> (ctypes type, C function suffix)."""
 POINTER_ROLES = frozenset({"out", "cache", "in", "index", "scratch", "param", "grad", "state", "scalar_state"})
 INT_ROLES = frozenset({"dim", "n", "t"})
-
-_MADV_POPULATE_WRITE = 23  # Linux >= 5.14
-
-
-@lru_cache(maxsize=None)
-def _madvise():
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
-    return fn
-
-
-def empty(shape, dtype) -> np.ndarray:
-    """A new array; from 8 MiB on, its pages are mapped before the kernel runs (one madvise on
-    Linux, best effort). Large fresh memory first touched by several OpenMP threads at once was
-    measured to stall in bursts (LayerNorm 8192 x 1024 forward 3.6 ms, then 17 ms for seconds at a
-    time); faulted in here, the kernel runs steadily."""
-    a = np.empty(shape, dtype=dtype)
-    fn = _madvise() if a.nbytes >= 8 << 20 else None
-    if fn is not None:
-        start = a.ctypes.data & ~4095
-        fn(start, a.ctypes.data + a.nbytes - start, _MADV_POPULATE_WRITE)  # best effort: errors ignored
-    return a
 
 
 @lru_cache(maxsize=None)
@@ -70,7 +46,28 @@ def address_source(name: str) -> str:
     return f"_addr(id({name}) + _DATA).value" if data_offset() is not None else f"{name}.ctypes.data"
 
 
-ADDRESS_NAMESPACE = {"_addr": ctypes.c_void_p.from_address, "_DATA": data_offset()}
+def sealed(a: np.ndarray, borrow: bool) -> np.ndarray:
+    """An array the kernel itself allocated for the cache, as the cache keeps it: read-only unless
+    ``borrow``. It is fresh (``memory.empty``) and referred to by nothing else, so unlike ``_owned``
+    it is never copied, although a pooled array owns no data."""
+    if not borrow:
+        a.flags.writeable = False
+    return a
+
+
+def owned(a: np.ndarray, given, borrow: bool = False) -> np.ndarray:
+    """The NumPy module's ``_owned`` (the cache's copy of what the caller may hold, read-only; its
+    docstring says why), with a large copy made on the memory pool by several threads (``memory.copy``),
+    so that a training loop reuses the same mapped memory for it every step."""
+    if borrow and a.flags.c_contiguous:
+        return a
+    if a is given or not a.flags.owndata:
+        a = copy(a)
+    a.flags.writeable = False
+    return a
+
+
+CALL_NAMESPACE = {"_addr": ctypes.c_void_p.from_address, "_DATA": data_offset(), "_sealed": sealed, "_owned": owned}
 
 
 def loader(cls, emit):

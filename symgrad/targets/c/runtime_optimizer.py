@@ -16,7 +16,7 @@ import inspect
 import numpy as np
 
 from .optimizer import step_args
-from .runtime import ADDRESS_NAMESPACE, REAL, CKernel, address_source
+from .runtime import CALL_NAMESPACE, REAL, CKernel, address_source
 
 
 class COptimizer(CKernel):
@@ -28,7 +28,7 @@ class COptimizer(CKernel):
         self.args = step_args(spec)
         self.bind("step", self.args, restype=ctypes.c_int, hyper_type=ctypes.c_double)
         self.sig = inspect.signature(self.h.step)
-        ns = dict(ADDRESS_NAMESPACE, _checked=self.h._checked, _copyto=np.copyto,
+        ns = dict(CALL_NAMESPACE, _checked=self.h._checked, _copyto=np.copyto,
                   _STEP={dt: self.funcs["step", dt] for dt in REAL}, _no_rule=self._no_rule)
         ns.update({f"_d{i}": prm.default for i, prm in enumerate(self.sig.parameters.values())})
         exec(compile(self.step_source(), f"<symgrad c/{spec.name} call path>", "exec"), ns)  # noqa: S102

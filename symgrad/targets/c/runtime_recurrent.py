@@ -15,7 +15,7 @@ from ...ir import nodes as ir
 from ..numpy.layer import NumpyLayerEmitter
 from .callpath import recurrent_source
 from .recurrent import CRecurrent
-from .runtime import ADDRESS_NAMESPACE, REAL, CKernel, empty
+from .runtime import CALL_NAMESPACE, REAL, CKernel, empty
 
 
 class CRecurrentLayer(CKernel):
@@ -33,10 +33,10 @@ class CRecurrentLayer(CKernel):
         ns = dict(vars(self.h))
         exec(compile(src, f"<symgrad c/{spec.name} checks>", "exec"), ns)  # noqa: S102 - our own lines
         self._validate = ns["_validate"]
-        ns.update(ADDRESS_NAMESPACE)
+        ns.update(CALL_NAMESPACE)
         ns.update(NAME=spec.name, _validate=self._validate, _FWD={dt: self.funcs["forward", dt] for dt in REAL},
                   _BWD={dt: self.funcs["backward", dt] for dt in REAL},
-                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _scratch=np.empty, _zeros=np.zeros,
+                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _scratch=empty, _zeros=np.zeros,
                   _contig=np.ascontiguousarray, _header=self.header, _dims_of=self.dim_of, _cached=self.cached)
         src = recurrent_source(spec, k, self.r.fwd, self.r.bwd, self.dims)
         exec(compile(src, f"<symgrad c/{spec.name} call path>", "exec"), ns)  # noqa: S102 - our own lines
