@@ -37,52 +37,70 @@ def as_tensor(a, dtype) -> torch.Tensor:
     return torch.from_numpy(np.array(a, dtype=dtype))
 
 
-class KernelFunction(torch.autograd.Function):
-    """forward(ctx, call, *tensors): ``call`` carries the kernel, its hyperparameters and where each
-    argument's gradient is; the tensors are the kernel's array arguments in order."""
-
-    @staticmethod
-    def forward(ctx, call, *tensors):
-        # CPU placement was checked by the caller (TorchKernel.run); .numpy() shares memory
-        arrays = [t.detach().numpy() if isinstance(t, torch.Tensor) else t for t in tensors]
-        # borrow: the cache refers to the tensors' memory instead of copying it; save_for_backward
-        # below makes torch raise if any of them is modified in place before backward
-        *outs, cache = call.kernel.forward(*arrays, **call.hyper, borrow=True)
-        if len(outs) == 1 and type(outs[0]) is tuple:
-            outs = outs[0]
-        outs = tuple(torch.from_numpy(o) if type(o) is np.ndarray and o.ndim else as_tensor(o, call.kernel.dtype)
-                     for o in outs)
-        ctx.call, ctx.cache = call, cache
-        ctx.save_for_backward(*[t for t in tensors if isinstance(t, torch.Tensor)], *outs)
-        return outs if len(outs) > 1 else outs[0]
-
-    @staticmethod
-    def backward(ctx, *grad_outs):
-        ctx.saved_tensors  # noqa: B018 - raises if an input or output was modified in place
-        if torch.is_grad_enabled():   # backward(create_graph=True): what once_differentiable refuses, cheaper
-            raise RuntimeError(f"{ctx.call.kernel.name}: a symgrad kernel's backward is not differentiable "
-                               "(create_graph=True / a second derivative); differentiate the spec twice instead")
-        call = ctx.call
-        grads = call.kernel.backward(ctx.cache, *[g.detach().numpy() if g.is_cpu else cpu_array("grad", g)
-                                                  for g in grad_outs])
-        res = [None]
-        for j, need in zip(call.grad_slot, ctx.needs_input_grad[1:]):
-            if need and j >= 0:
-                g = grads[j]
-                res.append(torch.from_numpy(g) if type(g) is np.ndarray and g.ndim else as_tensor(g, call.kernel.dtype))
-            else:
-                res.append(None)
-        return tuple(res)
+FUNCTION_SOURCE = """
+def forward(ctx, {args}):
+    {unpack}, cache = _FWD({arrays}, borrow=True, **_H)
+    {wrap}
+    ctx.cache = cache
+    if {all_tensors}:
+        ctx.save_for_backward({args}, {outs})
+    else:
+        ctx.save_for_backward(*[t for t in ({args},) if isinstance(t, _Tensor)], {outs})
+    return {outs}
 
 
-class Call:
-    """What one call passes to ``KernelFunction``: kernel, hyperparameters, and for each argument
-    position the index of its gradient in backward's result (-1: none)."""
+def backward(ctx, {grads}):
+    ctx.saved_tensors  # raises if an input or output was modified in place
+    if _grad_enabled():   # backward(create_graph=True): what once_differentiable refuses, cheaper
+        raise RuntimeError(_SECOND)
+    g = _BWD(ctx.cache, {grad_arrays})
+    n = ctx.needs_input_grad
+    return ({returns})
+"""
 
-    def __init__(self, kernel, hyper, spec):
-        self.kernel, self.hyper = kernel, hyper
-        diff = [i.name for i in spec.diff_inputs]
-        self.grad_slot = [diff.index(i.name) if i.name in diff else -1 for i in spec.inputs]
+
+def function_class(kernel, hyper: dict, spec) -> type:
+    """A ``torch.autograd.Function`` for ``kernel`` with ``hyper`` fixed, its forward and backward
+    written as Python source for this kernel's arguments (``FUNCTION_SOURCE``): a call only converts,
+    calls and wraps. A generic forward looping over the arguments cost 7 us more per training step at
+    4 x 8 (symgrad.torch's tiny-tensor goal is 2x a torch built-in op), as the C call path
+    (``targets/c/callpath.py``) is written once per kernel for the same reason.
+
+    forward hands the kernel NumPy views (``.detach().numpy()``), saves inputs and outputs with
+    ``save_for_backward`` (so an in-place edit before backward raises torch's error) and keeps the
+    kernel's cache on the context; backward returns None where no gradient is needed or the input
+    has none."""
+    names = [i.name for i in spec.inputs]
+    outs = list(spec.output_names)
+    diff = [i.name for i in spec.diff_inputs]
+    recurrent = hasattr(spec, "state")
+    out_list = ", ".join(f"o_{o}" for o in outs)
+    src = FUNCTION_SOURCE.format(
+        args=", ".join(f"a_{n}" for n in names),
+        arrays=", ".join(f"_arr(a_{n})" for n in names),
+        unpack=f"({out_list})" if recurrent else out_list,   # a recurrent layer: ((hs, hT, cT), cache)
+        outs=out_list,
+        wrap="; ".join(f"o_{o} = _t(o_{o})" for o in outs),
+        all_tensors=" and ".join(f"isinstance(a_{n}, _Tensor)" for n in names),
+        grads=", ".join(f"d_{o}" for o in outs),
+        grad_arrays=", ".join(f"_grad(d_{o})" for o in outs),
+        returns="".join(f"_t(g[{diff.index(n)}]) if n[{i}] else None, " if n in diff else "None, "
+                        for i, n in enumerate(names)))
+    dtype = kernel.dtype
+
+    def _t(a):
+        return torch.from_numpy(a) if type(a) is np.ndarray and a.ndim else as_tensor(a, dtype)
+
+    ns = {"_FWD": kernel.forward, "_BWD": kernel.backward, "_H": dict(hyper), "_Tensor": torch.Tensor,
+          "_arr": lambda t: t.detach().numpy() if isinstance(t, torch.Tensor) else t,
+          "_grad": lambda g: g.detach().numpy() if g.is_cpu else cpu_array("grad", g),
+          "_t": _t, "_grad_enabled": torch.is_grad_enabled,
+          "_SECOND": f"{kernel.name}: a symgrad kernel's backward is not differentiable (create_graph=True / "
+                     "a second derivative); differentiate the spec twice instead"}
+    exec(compile(src, f"<symgrad.torch {kernel.name}>", "exec"), ns)  # noqa: S102 - our own lines
+    return type(f"{kernel.name}_Function", (torch.autograd.Function,),
+                {"forward": staticmethod(ns["forward"]), "backward": staticmethod(ns["backward"]),
+                 "source": src, "__doc__": function_class.__doc__})
 
 
 class TorchKernel:
@@ -99,7 +117,7 @@ class TorchKernel:
         self.is_real = [i.kind == "real" for i in self.spec.inputs]
         self.hyper_names = [h.name for h in self.spec.hypers] + [z.name for z in getattr(self.spec, "sizes", [])]
         self.kernels = {}
-        self.calls = {}       # (dtype, hyperparameters) -> Call, reused: a call's setup is per-call overhead
+        self.calls = {}       # (dtype, hyperparameters) -> its Function's apply, made once
         if self.dtype is not None:
             self.kernel(self.dtype)
 
@@ -121,32 +139,35 @@ class TorchKernel:
 
     def run(self, tensors, hyper):
         """The kernel on ``tensors`` (in its argument order) with ``hyper``, through autograd."""
-        dtype, first = self.dtype, None   # the kernel's dtype: given, or the first real tensor's
-        for n, t, real in zip(self.input_names, tensors, self.is_real):
-            if isinstance(t, torch.Tensor):
-                if not t.is_cpu:
-                    raise DTypeError(f"{n}: expected a CPU tensor, got a tensor on {t.device} "
-                                     f"(symgrad's kernels run on the CPU; move it with .cpu())")
-                if real and first is None:
-                    first = (n, t.dtype)
-        if dtype is None:
-            if first is None:
-                dtype = "float64"
-            elif first[1] not in FLOAT_DTYPES:
-                raise DTypeError(f"{first[0]}: expected a float32 or float64 tensor, got {first[1]}")
-            else:
-                dtype = FLOAT_DTYPES[first[1]]
+        for t in tensors:
+            if isinstance(t, torch.Tensor) and not t.is_cpu:
+                raise self._placement_error(tensors)
+        dtype = self.dtype or self._dtype_of(tensors)
         if not hyper:
             key = (dtype, ())
         else:
             key = (dtype, tuple(sorted(hyper.items()))) if all(isinstance(v, (int, float)) for v in hyper.values()) \
                 else None
-        call = self.calls.get(key) if key is not None else None
-        if call is None:
-            call = Call(self.kernel(dtype), hyper, self.spec)
+        fn = self.calls.get(key) if key is not None else None
+        if fn is None:
+            fn = function_class(self.kernel(dtype), hyper, self.spec).apply
             if key is not None:
-                self.calls[key] = call
-        return KernelFunction.apply(call, *tensors)
+                self.calls[key] = fn
+        return fn(*tensors)
+
+    def _placement_error(self, tensors) -> DTypeError:
+        n, t = next((n, t) for n, t in zip(self.input_names, tensors) if isinstance(t, torch.Tensor) and not t.is_cpu)
+        return DTypeError(f"{n}: expected a CPU tensor, got a tensor on {t.device} "
+                          f"(symgrad's kernels run on the CPU; move it with .cpu())")
+
+    def _dtype_of(self, tensors) -> str:
+        """The first real tensor's dtype (float64 when no real argument is a tensor)."""
+        for n, t, real in zip(self.input_names, tensors, self.is_real):
+            if real and isinstance(t, torch.Tensor):
+                if t.dtype not in FLOAT_DTYPES:
+                    raise DTypeError(f"{n}: expected a float32 or float64 tensor, got {t.dtype}")
+                return FLOAT_DTYPES[t.dtype]
+        return "float64"
 
 
 def function(name: str, backend: str = "c", dtype=None) -> TorchKernel:

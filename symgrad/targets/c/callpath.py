@@ -37,8 +37,9 @@ def _shape(shape) -> str:
 def _alloc(cf, roles) -> list[str]:
     lines = [f"{a.name} = _empty({_shape(a.shape)}, dtype)" for a in cf.args if a.role in roles]
     if cf.scratch:
-        # scratch pages are not mapped ahead (np.empty): a kernel may touch only part of it (a
-        # convolution's per-chunk slots), and mapping all of it cost a fifth of the convolution's time
+        # scratch pages are not mapped ahead (populate=False): a kernel may touch only part of it (a
+        # convolution's per-chunk slots), and mapping all of it cost a fifth of the convolution's time;
+        # from the pool, what the kernel touched stays mapped for the next call
         lines.append(f"scratch = _scratch((max({pycode(cf.scratch_size())}, 1),), dtype)")
     return lines
 
@@ -120,7 +121,8 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
             B.append(f'{g.name} = _scalar("{g.name}", {g.name}, dtype)')
         else:
             B.append(f'{g.name} = _real("{g.name}", {g.name}, dtype)')
-            B.append(f'_check_shape("{g.name}", {g.name}, {_shape(g.shape)}, "{shape_text(g.shape)}")')
+            B.append(f'if {g.name}.shape != {_shape(g.shape)}: '
+                     f'_check_shape("{g.name}", {g.name}, {_shape(g.shape)}, "{shape_text(g.shape)}")')
             B.append(f"{g.name} = _contig({g.name})")
     B += [f'{n} = _hyper("{n}", cache.get("{n}"))' for n, _ in k.hypers]
     B += _alloc(bwd, ("out",))

@@ -8,9 +8,9 @@ and the step 12.9 ms, against 6.5 ms when the two outputs reuse memory already m
 ``nn.LayerNorm`` took 16-17 ms in the same process). So arrays of ``LARGE`` bytes and more come from
 a pool, as torch's CUDA caching allocator does on the GPU:
 
-- ``empty(shape, dtype)`` returns an ndarray on a block of the pool (a free block of the same rounded
-  size, else a new block, 2 MiB-aligned, advised for huge pages and mapped at once with
-  ``MADV_POPULATE_WRITE``). The array's base is a small ctypes view of the block; when the last array
+- ``empty(shape, dtype, populate=True)`` returns an ndarray on a block of the pool (a free block of
+  the same rounded size, else a new block, 2 MiB-aligned, advised for huge pages and, unless
+  ``populate`` is False, mapped at once with ``MADV_POPULATE_WRITE``). The array's base is a small ctypes view of the block; when the last array
   (or tensor) that refers to it is gone, a ``weakref.finalize`` gives the block back to the pool.
   The memory is never handed out twice while anything can still reach it.
 - The pool keeps at most ``limit`` bytes of free blocks (``SYMGRAD_POOL_BYTES``, default 1 GiB;
@@ -24,7 +24,6 @@ a pool, as torch's CUDA caching allocator does on the GPU:
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import threading
 import weakref
@@ -72,11 +71,13 @@ class Pool:
         self._held = 0              # bytes in free blocks
         self._lock = threading.Lock()
 
-    def empty(self, shape, dtype) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
+    def empty(self, shape, dtype, populate: bool = True) -> np.ndarray:
+        a = np.empty(shape, dtype)   # small: this is the array (a large one is only reserved, never touched)
+        nbytes = a.nbytes
         if nbytes < LARGE or self.limit == 0:
-            return np.empty(shape, dtype)
+            return a
+        dtype = a.dtype
+        del a
         size = -(-nbytes // ALIGN) * ALIGN
         with self._lock:
             blocks = self._free.get(size)
@@ -84,7 +85,7 @@ class Pool:
             if block is not None:
                 self._held -= size
         if block is None:
-            block = _new_block(size)
+            block = _new_block(size, populate)
         view = (ctypes.c_char * nbytes).from_address(block[1])
         weakref.finalize(view, self._give_back, size, block).atexit = False
         return np.frombuffer(view, dtype).reshape(shape)
@@ -107,14 +108,16 @@ class Pool:
         return self._held
 
 
-def _new_block(size: int):
-    """(owner, address): ``size`` bytes at a 2 MiB boundary, mapped now (best effort)."""
+def _new_block(size: int, populate: bool):
+    """(owner, address): ``size`` bytes at a 2 MiB boundary, mapped now if ``populate`` (best effort;
+    a scratch buffer is not: a kernel may touch only part of it)."""
     raw = np.empty(size + ALIGN, np.uint8)
     address = raw.ctypes.data + (-raw.ctypes.data) % ALIGN
     fn = _madvise()
     if fn is not None:   # errors (an older kernel, no huge pages) only cost the mapping at first touch
         fn(address, size, _MADV_HUGEPAGE)
-        fn(address, size, _MADV_POPULATE_WRITE)
+        if populate:
+            fn(address, size, _MADV_POPULATE_WRITE)
     return raw, address
 
 
@@ -153,4 +156,9 @@ if hasattr(os, "register_at_fork"):   # the executor's threads do not exist in a
 
 POOL = Pool(_limit_from_env())
 empty = POOL.empty
+
+
+def scratch(shape, dtype) -> np.ndarray:
+    """A kernel's scratch buffer: from the pool, its pages mapped by the kernel as it touches them."""
+    return POOL.empty(shape, dtype, False)
 release = POOL.release
