@@ -211,10 +211,12 @@ int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict xW = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* y = b + xW */
-    SG_PARALLEL_FOR(M*N)
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             y[M*i0 + i1] = b[i1] + xW[M*i0 + i1];
@@ -225,10 +227,12 @@ void dense_forward_f32(float *restrict y, const float *restrict x, const float *
 void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict xW = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* y = b + xW */
-    SG_PARALLEL_FOR(M*N)
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             y[M*i0 + i1] = b[i1] + xW[M*i0 + i1];
@@ -247,10 +251,12 @@ int64_t dense_backward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict dy, const float *restrict x, const float *restrict W, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict _part_db = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(M*N)
+        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db = _part_db + _c*M;
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
@@ -276,10 +282,12 @@ void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict 
 void dense_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict dy, const double *restrict x, const double *restrict W, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict _part_db = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(M*N)
+        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db = _part_db + _c*M;
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;

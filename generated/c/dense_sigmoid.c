@@ -254,10 +254,12 @@ int64_t dense_sigmoid_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_sigmoid_forward_f32(float *restrict a, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict xW = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* a = sigmoid(b + xW) */
-    SG_PARALLEL_FOR(M*N)
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             a[M*i0 + i1] = sg_sigmoid_f32(b[i1] + xW[M*i0 + i1]);
@@ -268,10 +270,12 @@ void dense_sigmoid_forward_f32(float *restrict a, const float *restrict x, const
 void dense_sigmoid_forward_f64(double *restrict a, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict xW = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* a = sigmoid(b + xW) */
-    SG_PARALLEL_FOR(M*N)
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
     for (int64_t i0 = 0; i0 < N; ++i0) {
         for (int64_t i1 = 0; i1 < M; ++i1) {
             a[M*i0 + i1] = sg_sigmoid_f64(b[i1] + xW[M*i0 + i1]);
@@ -291,10 +295,12 @@ void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *r
 {
     float *restrict dz = scratch + 0;
     float *restrict _part_db = scratch + M*N;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* for each of the N rows: dz = da*(a - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(M*N)
+        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db = _part_db + _c*M;
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;
@@ -322,10 +328,12 @@ void dense_sigmoid_backward_f64(double *restrict dx, double *restrict dW, double
 {
     double *restrict dz = scratch + 0;
     double *restrict _part_db = scratch + M*N;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* for each of the N rows: dz = da*(a - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(M*N)
+        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db = _part_db + _c*M;
             for (int64_t _i = 0; _i < M; ++_i) _p_db[_i] = 0.0;

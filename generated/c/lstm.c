@@ -273,6 +273,8 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
+    const int _sg_team = !(4*D*H*N*T >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* xW_ih = x W_ih^T (GEMM) */
     sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
     /* the time loop: one step of the cell for t = 0 .. T-1 */
@@ -312,6 +314,8 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
+    const int _sg_team = !(4*D*H*N*T >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* xW_ih = x W_ih^T (GEMM) */
     sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
     /* the time loop: one step of the cell for t = 0 .. T-1 */
@@ -384,10 +388,12 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dh0[_i] = dhT[_i];
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dc0[_i] = dcT[_i];
     /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
+    const int _sg_team = !(4*D*H*N*T >= 16777216 || 4*((H)*(H))*N*T >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
         const int64_t _nc = N*T < 16 ? N*T : 16;
-        SG_PARALLEL_FOR(4*H*N*T)
+        SG_PARALLEL_FOR(_sg_team ? 4*H*N*T : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db_ih = _part_db_ih + _c*4*H;
             for (int64_t _i = 0; _i < 4*H; ++_i) _p_db_ih[_i] = 0.0;
@@ -405,7 +411,7 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
         }
     }
     /* db_hh = copy of db_ih */
-    SG_PARALLEL_FOR(4*H)
+    SG_PARALLEL_FOR(_sg_team ? 4*H : 0)
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
@@ -450,10 +456,12 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dh0[_i] = dhT[_i];
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dc0[_i] = dcT[_i];
     /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
+    const int _sg_team = !(4*D*H*N*T >= 16777216 || 4*((H)*(H))*N*T >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
     /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
         const int64_t _nc = N*T < 16 ? N*T : 16;
-        SG_PARALLEL_FOR(4*H*N*T)
+        SG_PARALLEL_FOR(_sg_team ? 4*H*N*T : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db_ih = _part_db_ih + _c*4*H;
             for (int64_t _i = 0; _i < 4*H; ++_i) _p_db_ih[_i] = 0.0;
@@ -471,7 +479,7 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
         }
     }
     /* db_hh = copy of db_ih */
-    SG_PARALLEL_FOR(4*H)
+    SG_PARALLEL_FOR(_sg_team ? 4*H : 0)
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }

@@ -32,6 +32,7 @@ class CBody(Fusion, Views, Windows):
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None,
                  names=None):
         self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
+        self._team_guard = False     # OpenMP loops only when no product goes to BLAS's threads (body)
         self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
         self.real = "float" if dtype == "float32" else "double"
         self.shapes = dict(f.shapes)
@@ -69,6 +70,8 @@ class CBody(Fusion, Views, Windows):
     def emit(self, line, depth):
         if self.serial and line.startswith("SG_PARALLEL_FOR("):
             return
+        if self._team_guard and line.startswith("SG_PARALLEL_FOR("):
+            line = f"SG_PARALLEL_FOR(_sg_team ? {line[len('SG_PARALLEL_FOR('):-1]} : 0)"
         self.lines.append("    " * depth + line)
 
     def note(self, text, depth):
@@ -298,6 +301,18 @@ class CBody(Fusion, Views, Windows):
             self.emit(f"{self.real} {self.cname(n)};", 1)
         ordered = [s for s in self.ordered(self.f.body) if not self.silent(s)]
         runs = self.sample_runs(ordered)
+        in_runs = {id(s) for start, end, *_ in runs for s in ordered[start:end]}
+        blas = [g for g in (gemm_form(s) for s in ordered if isinstance(s, ir.Einsum) and id(s) not in in_runs)
+                if g is not None]
+        if blas and not self.serial:
+            # A product of 2^24 multiply-adds or more runs on BLAS's own threads (sg_gemm). OpenMP's
+            # threads spin for milliseconds after a parallel loop when the process started OpenMP
+            # before symgrad could ask for the passive policy (torch imported first), and took the
+            # cores from BLAS's threads: dense 512x1024x1024 f+b 15-24 ms against 12.2 with this
+            # function's element loops serial (hand NumPy 10.8). So at such sizes they are serial.
+            big = " || ".join(dict.fromkeys(f"{cint(m * n * kk)} >= 16777216" for _, _, m, n, kk, *_ in blas))
+            self.emit(f"const int _sg_team = !({big});   /* OpenMP loops only beside products this small */", 1)
+            self.emit("(void)_sg_team;", 1)
         parts, pos = [], 0
         for start, end, dim0, internal in runs:
             parts.append(("groups", ordered[pos:start]))
@@ -308,7 +323,9 @@ class CBody(Fusion, Views, Windows):
             if kind == "samples":
                 self.sample_loop(*part, 1)
             else:
+                self._team_guard = bool(blas) and not self.serial
                 self.emit_groups(self.groups(part))
+                self._team_guard = False
         legend = self.glossary.legend()
         return (["    " + comment(legend)] if legend else []) + self.lines
 
