@@ -18,7 +18,7 @@ import sympy as sp
 from ...codegen.printers import C_TYPES
 from ..numpy import numpy_module
 from .build import build, load_library
-from .memory import copy, empty
+from .memory import LARGE, copy, empty
 
 REAL = {np.dtype(dtype): (getattr(ctypes, f"c_{real}"), sfx) for sfx, dtype, real in C_TYPES}
 """NumPy dtype -> (ctypes type, C function suffix)."""
@@ -62,7 +62,7 @@ def owned(a: np.ndarray, given, borrow: bool = False) -> np.ndarray:
     if borrow and a.flags.c_contiguous:
         return a
     if a is given or not a.flags.owndata:
-        a = copy(a)
+        a = a.copy() if a.nbytes < LARGE else copy(a)   # small: no second frame on a per-call path
     a.flags.writeable = False
     return a
 
