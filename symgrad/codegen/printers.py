@@ -170,7 +170,7 @@ class CPrinter(_SympyC99):
         from sympy.codegen.ast import float32, float64, real
         super().__init__({"type_aliases": {real: float32 if dtype == "float32" else float64}})
         self.dtype, self.sfx, self.refs = dtype, self.SUFFIX[dtype], dict(refs or {})
-        self.inline_math = inline_math and dtype == "float32"  # sg_exp_f32/sg_tanh_f32 (layer template)
+        self.inline_math = inline_math  # sg_exp_*/sg_tanh_* of the layer template: loops vectorize
         self.real = "float" if dtype == "float32" else "double"
 
     def _print(self, expr, **kwargs):
