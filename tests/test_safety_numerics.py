@@ -241,3 +241,24 @@ def test_selecting_by_a_one_hot_differentiates_to_the_one_hot():
     assert [s.why for s in spec.derivation.steps if s.why == "indicator"] == ["indicator"]
     for s in lower(spec).backward.body:
         assert not s.expr.has(sp.Piecewise)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_hyperparameters_checked_once_are_still_checked_when_they_change(backend):
+    """Checked hyperparameters are remembered by (type, value) (optimizer template, _SEEN): a value that
+    equals a remembered one but is of another type (True == 1) or a new bad value is still refused,
+    before any write."""
+    k = symgrad.load("sgd", backend=backend, dtype="float64")
+    p, g = np.ones(5), np.full(5, 0.5)
+    st = k.init(p)
+    k.step(p, g, st, lr=1, momentum=0.9)           # remembered
+    k.step(p, g, st, lr=1, momentum=0.9)
+    before, step = p.copy(), st["step"]
+    for bad, err in ((dict(lr=True), TypeError), (dict(lr=-1), ValueError), (dict(lr=float("nan")), ValueError),
+                     (dict(lr=[1]), TypeError), (dict(momentum=0.0, nesterov=True), ValueError)):
+        with pytest.raises(err):
+            k.step(p, g, st, **{"lr": 1, "momentum": 0.9, **bad})
+    np.testing.assert_array_equal(p, before)
+    assert st["step"] == step
+    k.step(p, g, st, lr=1, momentum=0.9)
+    assert st["step"] == step + 1 and not np.array_equal(p, before)

@@ -70,6 +70,28 @@ def _checked(param, grad, state, lr, lr_decay, weight_decay, eps):
     _g = _grad("grad", grad, _p)
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
+    _seen = ((type(lr), lr, type(lr_decay), lr_decay, type(weight_decay), weight_decay, type(eps), eps, ))
+    try:
+        _h = _SEEN.get(_seen)
+    except TypeError:   # an unhashable value: the checks below name it
+        _h, _seen = None, None
+    if _h is None:
+        _h = _checked_hypers(lr, lr_decay, weight_decay, eps, )
+        if _seen is not None and len(_SEEN) < 256:
+            _SEEN[_seen] = _h
+    (lr, lr_decay, weight_decay, eps, ), () = _h
+    has_weight_decay = bool(weight_decay != 0)
+    return (_p, _orig, _g, t, _h[0], _h[1], (has_weight_decay, ))
+
+
+_SEEN = {}
+"""Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
+every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+
+
+def _checked_hypers(lr, lr_decay, weight_decay, eps, ):
+    """(hyperparameters as floats, flags), or the error naming the first bad one."""
     lr = _hyper("lr", lr)
     lr_decay = _hyper("lr_decay", lr_decay)
     weight_decay = _hyper("weight_decay", weight_decay)
@@ -82,10 +104,7 @@ def _checked(param, grad, state, lr, lr_decay, weight_decay, eps):
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
     if not (0.0 <= eps < np.inf):
         raise ValueError(f"eps: expected a value in [0, inf), got {eps!r}")
-    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    has_weight_decay = bool(weight_decay != 0)
-    return (_p, _orig, _g, t, (lr, lr_decay, weight_decay, eps, ), (),
-            (has_weight_decay, ))
+    return (lr, lr_decay, weight_decay, eps, ), ()
 
 
 def _step_0(_p_all, _g_all, _s_sum_all, scratch, t, lr, lr_decay, weight_decay, eps):

@@ -85,6 +85,28 @@ def _checked(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad):
     _g = _grad("grad", grad, _p)
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
+    _seen = ((type(lr), lr, type(beta1), beta1, type(beta2), beta2, type(eps), eps, type(weight_decay), weight_decay, type(amsgrad), amsgrad, ))
+    try:
+        _h = _SEEN.get(_seen)
+    except TypeError:   # an unhashable value: the checks below name it
+        _h, _seen = None, None
+    if _h is None:
+        _h = _checked_hypers(lr, beta1, beta2, eps, weight_decay, amsgrad, )
+        if _seen is not None and len(_SEEN) < 256:
+            _SEEN[_seen] = _h
+    (lr, beta1, beta2, eps, weight_decay, ), (amsgrad, ) = _h
+    has_weight_decay = bool(weight_decay != 0)
+    return (_p, _orig, _g, t, _h[0], _h[1], (amsgrad, has_weight_decay, ))
+
+
+_SEEN = {}
+"""Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
+every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+
+
+def _checked_hypers(lr, beta1, beta2, eps, weight_decay, amsgrad, ):
+    """(hyperparameters as floats, flags), or the error naming the first bad one."""
     lr = _hyper("lr", lr)
     beta1 = _hyper("beta1", beta1)
     beta2 = _hyper("beta2", beta2)
@@ -101,10 +123,7 @@ def _checked(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad):
         raise ValueError(f"eps: expected a value in [0, inf), got {eps!r}")
     if not (0.0 <= weight_decay < np.inf):
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
-    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    has_weight_decay = bool(weight_decay != 0)
-    return (_p, _orig, _g, t, (lr, beta1, beta2, eps, weight_decay, ), (amsgrad, ),
-            (amsgrad, has_weight_decay, ))
+    return (lr, beta1, beta2, eps, weight_decay, ), (amsgrad, )
 
 
 def _step_0(_p_all, _g_all, _s_exp_avg_all, _s_exp_avg_sq_all, _s_max_exp_avg_sq_all, scratch, t, lr, beta1, beta2, eps, weight_decay):

@@ -105,6 +105,29 @@ def _checked(param, grad, state, lr, alpha, eps, weight_decay, momentum, centere
     _g = _grad("grad", grad, _p)
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
+    _seen = ((type(lr), lr, type(alpha), alpha, type(eps), eps, type(weight_decay), weight_decay, type(momentum), momentum, type(centered), centered, ))
+    try:
+        _h = _SEEN.get(_seen)
+    except TypeError:   # an unhashable value: the checks below name it
+        _h, _seen = None, None
+    if _h is None:
+        _h = _checked_hypers(lr, alpha, eps, weight_decay, momentum, centered, )
+        if _seen is not None and len(_SEEN) < 256:
+            _SEEN[_seen] = _h
+    (lr, alpha, eps, weight_decay, momentum, ), (centered, ) = _h
+    has_momentum = bool(momentum != 0)
+    has_weight_decay = bool(weight_decay != 0)
+    return (_p, _orig, _g, t, _h[0], _h[1], (centered, has_momentum, has_weight_decay, ))
+
+
+_SEEN = {}
+"""Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
+every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+
+
+def _checked_hypers(lr, alpha, eps, weight_decay, momentum, centered, ):
+    """(hyperparameters as floats, flags), or the error naming the first bad one."""
     lr = _hyper("lr", lr)
     alpha = _hyper("alpha", alpha)
     eps = _hyper("eps", eps)
@@ -121,11 +144,7 @@ def _checked(param, grad, state, lr, alpha, eps, weight_decay, momentum, centere
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
     if not (0.0 <= momentum < np.inf):
         raise ValueError(f"momentum: expected a value in [0, inf), got {momentum!r}")
-    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    has_momentum = bool(momentum != 0)
-    has_weight_decay = bool(weight_decay != 0)
-    return (_p, _orig, _g, t, (lr, alpha, eps, weight_decay, momentum, ), (centered, ),
-            (centered, has_momentum, has_weight_decay, ))
+    return (lr, alpha, eps, weight_decay, momentum, ), (centered, )
 
 
 def _step_0(_p_all, _g_all, _s_square_avg_all, _s_momentum_buffer_all, _s_grad_avg_all, scratch, t, lr, alpha, eps, weight_decay, momentum):

@@ -175,6 +175,30 @@ def _checked(param, grad, state, lr, momentum, dampening, weight_decay, nesterov
     _g = _grad("grad", grad, _p)
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
+    _seen = ((type(lr), lr, type(momentum), momentum, type(dampening), dampening, type(weight_decay), weight_decay, type(nesterov), nesterov, type(maximize), maximize, ))
+    try:
+        _h = _SEEN.get(_seen)
+    except TypeError:   # an unhashable value: the checks below name it
+        _h, _seen = None, None
+    if _h is None:
+        _h = _checked_hypers(lr, momentum, dampening, weight_decay, nesterov, maximize, )
+        if _seen is not None and len(_SEEN) < 256:
+            _SEEN[_seen] = _h
+    (lr, momentum, dampening, weight_decay, ), (nesterov, maximize, ) = _h
+    has_momentum = bool(momentum != 0)
+    first_step = bool(t == 1)
+    has_weight_decay = bool(weight_decay != 0)
+    return (_p, _orig, _g, t, _h[0], _h[1], (nesterov, maximize, has_momentum, first_step, has_weight_decay, ))
+
+
+_SEEN = {}
+"""Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
+every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+
+
+def _checked_hypers(lr, momentum, dampening, weight_decay, nesterov, maximize, ):
+    """(hyperparameters as floats, flags), or the error naming the first bad one."""
     lr = _hyper("lr", lr)
     momentum = _hyper("momentum", momentum)
     dampening = _hyper("dampening", dampening)
@@ -191,12 +215,7 @@ def _checked(param, grad, state, lr, momentum, dampening, weight_decay, nesterov
         raise ValueError(f"weight_decay: expected a value in [0, inf), got {weight_decay!r}")
     if not ((dampening == 0) and (momentum > 0) or not nesterov):
         raise ValueError(f"nesterov: nesterov=True requires momentum > 0 and dampening == 0; got dampening={dampening!r}, momentum={momentum!r}, nesterov={nesterov!r}")
-    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    has_momentum = bool(momentum != 0)
-    first_step = bool(t == 1)
-    has_weight_decay = bool(weight_decay != 0)
-    return (_p, _orig, _g, t, (lr, momentum, dampening, weight_decay, ), (nesterov, maximize, ),
-            (nesterov, maximize, has_momentum, first_step, has_weight_decay, ))
+    return (lr, momentum, dampening, weight_decay, ), (nesterov, maximize, )
 
 
 def _step_0(_p_all, _g_all, _s_momentum_buffer_all, scratch, t, lr, momentum, dampening, weight_decay):

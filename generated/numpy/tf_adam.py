@@ -62,6 +62,27 @@ def _checked(param, grad, state, lr, beta1, beta2, eps):
     _g = _grad("grad", grad, _p)
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
+    _seen = ((type(lr), lr, type(beta1), beta1, type(beta2), beta2, type(eps), eps, ))
+    try:
+        _h = _SEEN.get(_seen)
+    except TypeError:   # an unhashable value: the checks below name it
+        _h, _seen = None, None
+    if _h is None:
+        _h = _checked_hypers(lr, beta1, beta2, eps, )
+        if _seen is not None and len(_SEEN) < 256:
+            _SEEN[_seen] = _h
+    (lr, beta1, beta2, eps, ), () = _h
+    return (_p, _orig, _g, t, _h[0], _h[1], ())
+
+
+_SEEN = {}
+"""Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
+every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+
+
+def _checked_hypers(lr, beta1, beta2, eps, ):
+    """(hyperparameters as floats, flags), or the error naming the first bad one."""
     lr = _hyper("lr", lr)
     beta1 = _hyper("beta1", beta1)
     beta2 = _hyper("beta2", beta2)
@@ -74,9 +95,7 @@ def _checked(param, grad, state, lr, beta1, beta2, eps):
         raise ValueError(f"beta2: expected a value in [0, 1), got {beta2!r}")
     if not (0.0 <= eps < np.inf):
         raise ValueError(f"eps: expected a value in [0, inf), got {eps!r}")
-    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    return (_p, _orig, _g, t, (lr, beta1, beta2, eps, ), (),
-            ())
+    return (lr, beta1, beta2, eps, ), ()
 
 
 def _step_0(_p_all, _g_all, _s_m_all, _s_v_all, scratch, t, lr, beta1, beta2, eps):

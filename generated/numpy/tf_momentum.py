@@ -71,6 +71,27 @@ def _checked(param, grad, state, lr, momentum, use_nesterov):
     _g = _grad("grad", grad, _p)
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
+    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
+    _seen = ((type(lr), lr, type(momentum), momentum, type(use_nesterov), use_nesterov, ))
+    try:
+        _h = _SEEN.get(_seen)
+    except TypeError:   # an unhashable value: the checks below name it
+        _h, _seen = None, None
+    if _h is None:
+        _h = _checked_hypers(lr, momentum, use_nesterov, )
+        if _seen is not None and len(_SEEN) < 256:
+            _SEEN[_seen] = _h
+    (lr, momentum, ), (use_nesterov, ) = _h
+    return (_p, _orig, _g, t, _h[0], _h[1], (use_nesterov, ))
+
+
+_SEEN = {}
+"""Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
+every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+
+
+def _checked_hypers(lr, momentum, use_nesterov, ):
+    """(hyperparameters as floats, flags), or the error naming the first bad one."""
     lr = _hyper("lr", lr)
     momentum = _hyper("momentum", momentum)
     use_nesterov = _flag("use_nesterov", use_nesterov)
@@ -78,9 +99,7 @@ def _checked(param, grad, state, lr, momentum, use_nesterov):
         raise ValueError(f"lr: expected a value in [0, inf), got {lr!r}")
     if not (0.0 <= momentum < np.inf):
         raise ValueError(f"momentum: expected a value in [0, inf), got {momentum!r}")
-    t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    return (_p, _orig, _g, t, (lr, momentum, ), (use_nesterov, ),
-            (use_nesterov, ))
+    return (lr, momentum, ), (use_nesterov, )
 
 
 def _step_0(_p_all, _g_all, _s_accum_all, scratch, t, lr, momentum):

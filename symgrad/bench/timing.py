@@ -4,7 +4,11 @@ from __future__ import annotations
 import statistics
 import time
 
-GAP = 0.05   # seconds idle before each timed block
+GAP = 0.15
+"""Seconds idle before each timed block, so that the previous contender's threads have gone to sleep:
+OpenBLAS's workers spin for 2^28 TSC cycles after their last product (THREAD_TIMEOUT 28: 0.10 s at
+this machine's 2.6 GHz) before they sleep. With 0.05 s the C convolution, timed after the NumPy
+backend's (OpenBLAS products), took 63 ms against 36-39 ms alone; 38.9 ms with 0.25 s."""
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
