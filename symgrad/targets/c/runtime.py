@@ -42,8 +42,10 @@ def data_offset() -> int | None:
 
 
 def address_source(name: str) -> str:
-    """Python source for the data address of array ``name`` (``_addr``/``_DATA`` in the namespace)."""
-    return f"_addr(id({name}) + _DATA).value" if data_offset() is not None else f"{name}.ctypes.data"
+    """Python source for the data address of array ``name`` (``_addr``/``_DATA`` in the namespace): a
+    ``c_void_p`` viewing the array's own data pointer, which ctypes passes as it is (reading
+    ``.value`` and converting it back cost 24 ns more per argument; a dense f+b passes 16)."""
+    return f"_addr(id({name}) + _DATA)" if data_offset() is not None else f"{name}.ctypes.data"
 
 
 def sealed(a: np.ndarray, borrow: bool) -> np.ndarray:
