@@ -194,10 +194,16 @@ def test_lstm_empty_sequence_and_bad_input(backend):
 
 def test_c_lstm_generator_batches_over_time():
     """The C LSTM: x W_ih^T as one GEMM over T*N rows before the loop; dx, dW_ih, dW_hh as one GEMM
-    each after the backward loop; gate slices are views and dgates' parts are written in place."""
+    each after the backward loop; gate slices are views and dgates' parts are written in place. Both
+    time loops are split by batch rows (each thread every step of its rows, its part of each step's
+    product) and every product runs on the OpenMP team."""
     src = symgrad.REGISTRY.emit(symgrad.REGISTRY.get("lstm"), "c")["c/lstm.c"]
     fwd, bwd = src.split("void lstm_backward_f32")[0], src.split("void lstm_backward_f32")[1]
-    assert "sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);" in fwd   # beta 0: overwrite
+    assert "sg_gemm_team_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);" in fwd   # beta 0: overwrite
+    for part in (fwd.split("void lstm_forward_f32")[1], bwd):
+        assert "sg_gemm_f32(" not in part and "sg_rows_of(N, &_lo, &_hi);" in part
+        assert "for (int64_t i0 = _lo; i0 < _hi; ++i0)" in part
+    assert "sg_gemm_team_f32(0, 1, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh, H, 0, hW_hh + _lo*4*H, 4*H);" in fwd
     assert fwd.index("N*T, 4*H, D, x") < fwd.index("for (int64_t _t = 0")
     loop_end = bwd.index("if (T == 0)")
     for gemm in ("(0, 0, N*T, D, 4*H, dgates_steps", "(1, 0, 4*H, D, N*T, dgates_steps", "(1, 0, 4*H, H, N*T, dgates_steps"):
@@ -233,3 +239,19 @@ def test_user_rnn_cell_on_both_backends(backend):
             assert rel_err(a, b) < 1e-12
     finally:
         symgrad.REGISTRY.remove("elman2")
+
+
+def test_c_lstm_split_by_rows_equals_numpy():
+    """At T N H^2 >= 2^20 the C LSTM's time loops run split by batch rows on every thread (an odd N:
+    uneven shares); forward and every gradient equal the NumPy backend's."""
+    T, N, D, H = 4, 37, 5, 96
+    rng = np.random.default_rng(3)
+    args = [rng.standard_normal(s) * 0.3 for s in [(T, N, D), (N, H), (N, H), (4 * H, D), (4 * H, H), (4 * H,), (4 * H,)]]
+    ups = [rng.standard_normal(s) for s in [(T, N, H), (N, H), (N, H)]]
+    out = {}
+    for backend in ("numpy", "c"):
+        k = symgrad.load("lstm", backend=backend, dtype="float64")
+        (hs, hT, cT), cache = k.forward(*args)
+        out[backend] = [hs, hT, cT, *k.backward(cache, *ups)]
+    for a, b in zip(out["numpy"], out["c"]):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)

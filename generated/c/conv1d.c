@@ -66,9 +66,10 @@ static inline int64_t sg_chunks_of(int64_t n)
 #ifndef SYMGRAD_CBLAS_DGEMM
 #define SYMGRAD_CBLAS_DGEMM cblas_dgemm
 #endif
-#if defined(SYMGRAD_BLAS_LOCAL_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
 #include <omp.h>
-int SYMGRAD_BLAS_LOCAL_THREADS(int);
+void SYMGRAD_BLAS_SET_THREADS(int);
+int SYMGRAD_BLAS_GET_THREADS(void);
 #endif
 void SYMGRAD_CBLAS_SGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_BLAS_INT n, SYMGRAD_BLAS_INT k,
                          float alpha, const float *a, SYMGRAD_BLAS_INT lda, const float *b, SYMGRAD_BLAS_INT ldb,
@@ -77,36 +78,46 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
                          double alpha, const double *a, SYMGRAD_BLAS_INT lda, const double *b, SYMGRAD_BLAS_INT ldb,
                          double beta, double *c, SYMGRAD_BLAS_INT ldc);
 #endif
+/* SG_BLAS_ONE_THREAD_BEGIN / _END around a parallel region whose threads call BLAS: BLAS runs each
+ * call on the calling thread (the count is process-wide in OpenBLAS's pthreads build; restored after) */
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#define SG_BLAS_ONE_THREAD_BEGIN const int _sg_blas_threads = SYMGRAD_BLAS_GET_THREADS(); SYMGRAD_BLAS_SET_THREADS(1);
+#define SG_BLAS_ONE_THREAD_END SYMGRAD_BLAS_SET_THREADS(_sg_blas_threads);
+#else
+#define SG_BLAS_ONE_THREAD_BEGIN
+#define SG_BLAS_ONE_THREAD_END
+#endif
 
-/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
-static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
+ * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
+ * BLAS's own thread pool: what a function calls whose own parallel loops run beside its products (a
+ * recurrent layer split by batch rows: no second pool of threads spins on the same cores) */
+static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
     if (k > 0) {
-#if defined(SYMGRAD_BLAS_LOCAL_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
         /* the product split over this kernel's OpenMP team, rows (or columns) per thread, each part a
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
-         * torch's OpenMP threads spun beside OpenBLAS's) */
-        if (m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
-            /* a large product (2^24 multiply-adds: the LSTM's 64x1024x256 step) outside any parallel
-             * region: BLAS's own thread pool, as NumPy calls it. Measured with torch in the process:
-             * dense 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM
-             * T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split) */
+         * torch's OpenMP threads spun beside OpenBLAS's). Inside a parallel region the thread that
+         * opened it has set BLAS to one thread (SG_BLAS_ONE_THREAD): one call, on this thread. */
+        if (omp_in_parallel()) {
             SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
+        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();
+        SYMGRAD_BLAS_SET_THREADS(1);
         #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
             const int64_t lo = len * id / nt, hi = len * (id + 1) / nt;
-            SYMGRAD_BLAS_LOCAL_THREADS(1);
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
@@ -115,8 +126,8 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
-            SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
+        SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
 #else
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -145,36 +156,54 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
         }
     }
 }
+/* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
+ * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
+ * 0.97x torch (1.25x with 2^27, where its steps were split) */
+static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
+                            int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
+                            int64_t ldc)
+{
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+    if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
+        SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
+                   beta, c, ldc);
+        return;
+    }
+#endif
+    sg_gemm_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
 
-/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
-static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
+ * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
+ * BLAS's own thread pool: what a function calls whose own parallel loops run beside its products (a
+ * recurrent layer split by batch rows: no second pool of threads spins on the same cores) */
+static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
     if (k > 0) {
-#if defined(SYMGRAD_BLAS_LOCAL_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
         /* the product split over this kernel's OpenMP team, rows (or columns) per thread, each part a
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
-         * torch's OpenMP threads spun beside OpenBLAS's) */
-        if (m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
-            /* a large product (2^24 multiply-adds: the LSTM's 64x1024x256 step) outside any parallel
-             * region: BLAS's own thread pool, as NumPy calls it. Measured with torch in the process:
-             * dense 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM
-             * T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split) */
+         * torch's OpenMP threads spun beside OpenBLAS's). Inside a parallel region the thread that
+         * opened it has set BLAS to one thread (SG_BLAS_ONE_THREAD): one call, on this thread. */
+        if (omp_in_parallel()) {
             SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
+        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();
+        SYMGRAD_BLAS_SET_THREADS(1);
         #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
             const int64_t lo = len * id / nt, hi = len * (id + 1) / nt;
-            SYMGRAD_BLAS_LOCAL_THREADS(1);
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
@@ -183,8 +212,8 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
-            SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
+        SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
 #else
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -213,6 +242,23 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
         }
     }
 }
+/* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
+ * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
+ * 0.97x torch (1.25x with 2^27, where its steps were split) */
+static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
+                            int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
+                            int64_t ldc)
+{
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+    if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
+        SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
+                   beta, c, ldc);
+        return;
+    }
+#endif
+    sg_gemm_team_f64(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
 
 
 
@@ -239,6 +285,7 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
     /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
+        SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
         SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
@@ -276,6 +323,7 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
                 }
             }
         }
+        SG_BLAS_ONE_THREAD_END
     }
 }
 
@@ -288,6 +336,7 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
     /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
+        SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
         SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
@@ -325,6 +374,7 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
                 }
             }
         }
+        SG_BLAS_ONE_THREAD_END
     }
 }
 
@@ -393,6 +443,7 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     }
     /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
     {
+        SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
         SG_PARALLEL_FOR(2*L_out*C*K*N + C*K*O + C*L*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
@@ -444,6 +495,7 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 sg_gemm_f32(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c), L_out, 1, _p_dweight, C*K);
             }
         }
+        SG_BLAS_ONE_THREAD_END
         /* dweight = the sum of the chunks' partial products */
         for (int64_t _i = 0; _i < C*K*O; ++_i) {
             double _acc = 0.0;
@@ -504,6 +556,7 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
     }
     /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
     {
+        SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
         SG_PARALLEL_FOR(2*L_out*C*K*N + C*K*O + C*L*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
@@ -555,6 +608,7 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                 sg_gemm_f64(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c), L_out, 1, _p_dweight, C*K);
             }
         }
+        SG_BLAS_ONE_THREAD_END
         /* dweight = the sum of the chunks' partial products */
         for (int64_t _i = 0; _i < C*K*O; ++_i) {
             double _acc = 0.0;

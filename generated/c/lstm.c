@@ -32,6 +32,30 @@
 #endif
 #endif
 
+#ifdef _OPENMP
+#include <omp.h>
+#define SG_PRAGMA_REGION(x) _Pragma(#x)
+#define SG_PARALLEL_REGION(work) SG_PRAGMA_REGION(omp parallel if((work) >= 32768))
+/* SG_SIMD: the loop below vectorizes; inside a parallel region the compiler no longer knows the
+ * arrays are restrict (they reach the outlined function through a struct), and the gate loops of a
+ * row-split LSTM ran scalar: 42 ms forward on one thread against 17 */
+#define SG_SIMD SG_PRAGMA_REGION(omp simd)
+#else
+#define SG_PARALLEL_REGION(work)
+#define SG_SIMD
+#endif
+/* The rows [*lo, *hi) of n that this OpenMP thread takes: all of them outside a parallel region. */
+static inline void sg_rows_of(int64_t n, int64_t *lo, int64_t *hi)
+{
+#ifdef _OPENMP
+    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+    const int64_t nt = 1, id = 0;
+#endif
+    *lo = n * id / nt;
+    *hi = n * (id + 1) / nt;
+}
+
 /* float exp without a library call or a branch the compiler keeps (Cephes expf: x = n ln2 + r,
  * |r| <= ln2/2, exp(r) by a degree-6 polynomial; n rounded by the 1.5*2^23 shift; 2^n applied as two
  * factors, so overflow gives inf and underflow 0 by themselves; NaN propagates; ~1e-7 relative),
@@ -146,9 +170,10 @@ static inline double sg_sigmoid_f64(double z)
 #ifndef SYMGRAD_CBLAS_DGEMM
 #define SYMGRAD_CBLAS_DGEMM cblas_dgemm
 #endif
-#if defined(SYMGRAD_BLAS_LOCAL_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
 #include <omp.h>
-int SYMGRAD_BLAS_LOCAL_THREADS(int);
+void SYMGRAD_BLAS_SET_THREADS(int);
+int SYMGRAD_BLAS_GET_THREADS(void);
 #endif
 void SYMGRAD_CBLAS_SGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_BLAS_INT n, SYMGRAD_BLAS_INT k,
                          float alpha, const float *a, SYMGRAD_BLAS_INT lda, const float *b, SYMGRAD_BLAS_INT ldb,
@@ -157,36 +182,46 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
                          double alpha, const double *a, SYMGRAD_BLAS_INT lda, const double *b, SYMGRAD_BLAS_INT ldb,
                          double beta, double *c, SYMGRAD_BLAS_INT ldc);
 #endif
+/* SG_BLAS_ONE_THREAD_BEGIN / _END around a parallel region whose threads call BLAS: BLAS runs each
+ * call on the calling thread (the count is process-wide in OpenBLAS's pthreads build; restored after) */
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#define SG_BLAS_ONE_THREAD_BEGIN const int _sg_blas_threads = SYMGRAD_BLAS_GET_THREADS(); SYMGRAD_BLAS_SET_THREADS(1);
+#define SG_BLAS_ONE_THREAD_END SYMGRAD_BLAS_SET_THREADS(_sg_blas_threads);
+#else
+#define SG_BLAS_ONE_THREAD_BEGIN
+#define SG_BLAS_ONE_THREAD_END
+#endif
 
-/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
-static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
+ * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
+ * BLAS's own thread pool: what a function calls whose own parallel loops run beside its products (a
+ * recurrent layer split by batch rows: no second pool of threads spins on the same cores) */
+static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
     if (k > 0) {
-#if defined(SYMGRAD_BLAS_LOCAL_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
         /* the product split over this kernel's OpenMP team, rows (or columns) per thread, each part a
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
-         * torch's OpenMP threads spun beside OpenBLAS's) */
-        if (m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
-            /* a large product (2^24 multiply-adds: the LSTM's 64x1024x256 step) outside any parallel
-             * region: BLAS's own thread pool, as NumPy calls it. Measured with torch in the process:
-             * dense 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM
-             * T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split) */
+         * torch's OpenMP threads spun beside OpenBLAS's). Inside a parallel region the thread that
+         * opened it has set BLAS to one thread (SG_BLAS_ONE_THREAD): one call, on this thread. */
+        if (omp_in_parallel()) {
             SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
+        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();
+        SYMGRAD_BLAS_SET_THREADS(1);
         #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
             const int64_t lo = len * id / nt, hi = len * (id + 1) / nt;
-            SYMGRAD_BLAS_LOCAL_THREADS(1);
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
@@ -195,8 +230,8 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                     SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
-            SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
+        SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
 #else
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -225,36 +260,54 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
         }
     }
 }
+/* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
+ * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
+ * 0.97x torch (1.25x with 2^27, where its steps were split) */
+static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
+                            int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
+                            int64_t ldc)
+{
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+    if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
+        SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
+                   beta, c, ldc);
+        return;
+    }
+#endif
+    sg_gemm_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
 
-/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major */
-static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
+/* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
+ * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
+ * BLAS's own thread pool: what a function calls whose own parallel loops run beside its products (a
+ * recurrent layer split by batch rows: no second pool of threads spins on the same cores) */
+static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
 #ifdef SYMGRAD_CBLAS
     if (k > 0) {
-#if defined(SYMGRAD_BLAS_LOCAL_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
         /* the product split over this kernel's OpenMP team, rows (or columns) per thread, each part a
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
-         * torch's OpenMP threads spun beside OpenBLAS's) */
-        if (m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
-            /* a large product (2^24 multiply-adds: the LSTM's 64x1024x256 step) outside any parallel
-             * region: BLAS's own thread pool, as NumPy calls it. Measured with torch in the process:
-             * dense 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM
-             * T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split) */
+         * torch's OpenMP threads spun beside OpenBLAS's). Inside a parallel region the thread that
+         * opened it has set BLAS to one thread (SG_BLAS_ONE_THREAD): one call, on this thread. */
+        if (omp_in_parallel()) {
             SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
+        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();
+        SYMGRAD_BLAS_SET_THREADS(1);
         #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
             const int64_t lo = len * id / nt, hi = len * (id + 1) / nt;
-            SYMGRAD_BLAS_LOCAL_THREADS(1);
             if (hi > lo) {
                 if (split_rows)
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, hi - lo, n, k, 1, a + (ta ? lo : lo * lda),
@@ -263,8 +316,8 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                     SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, hi - lo, k, 1, a, lda > 1 ? lda : 1,
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
-            SYMGRAD_BLAS_LOCAL_THREADS(0);   /* 0: back to the global thread count (NumPy's own setting) */
         }
+        SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
 #else
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -293,6 +346,23 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
         }
     }
 }
+/* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
+ * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
+ * 0.97x torch (1.25x with 2^27, where its steps were split) */
+static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
+                            int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
+                            int64_t ldc)
+{
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+    if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
+        SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
+                   beta, c, ldc);
+        return;
+    }
+#endif
+    sg_gemm_team_f64(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
 
 
 
@@ -314,32 +384,40 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
-    const int _sg_team = !(4*D*H*N*T >= 16777216);   /* OpenMP loops only beside products this small */
-    (void)_sg_team;
     /* xW_ih = x W_ih^T (GEMM) */
-    sg_gemm_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
-    /* the time loop: one step of the cell for t = 0 .. T-1 */
-    for (int64_t _t = 0; _t < T; ++_t) {
-        /* hW_hh = h W_hh^T (GEMM) */
-        sg_gemm_f32(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, 0, hW_hh, 4*H);
-        /* for each of the N rows: 2 passes over the row */
-        for (int64_t i0 = 0; i0 < N; ++i0) {
-            /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
-            for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
-            }
-            /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
-            for (int64_t i1 = 0; i1 < H; ++i1) {
-                o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + 3*H + i1]);
-                f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + H + i1]);
-                i_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + i1]);
-                g_steps[H*N*_t + H*i0 + i1] = sg_tanh_f32(gates[4*H*i0 + 2*H + i1]);
-                c_steps[H*N*(_t + 1) + H*i0 + i1] = c_steps[H*N*_t + H*i0 + i1]*f_steps[H*N*_t + H*i0 + i1] + g_steps[H*N*_t + H*i0 + i1]*i_steps[H*N*_t + H*i0 + i1];
-                tanh_c_steps[H*N*_t + H*i0 + i1] = sg_tanh_f32(c_steps[H*N*(_t + 1) + H*i0 + i1]);
-                h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
+    sg_gemm_team_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
+    /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
+    SG_BLAS_ONE_THREAD_BEGIN
+    SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
+    {
+        int64_t _lo, _hi;
+        sg_rows_of(N, &_lo, &_hi);
+        /* the time loop: one step of the cell for t = 0 .. T-1 */
+        for (int64_t _t = 0; _t < T; ++_t) {
+            /* hW_hh = h W_hh^T (GEMM) */
+            sg_gemm_team_f32(0, 1, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh, H, 0, hW_hh + _lo*4*H, 4*H);
+            /* for each of the N rows: 2 passes over the row */
+            for (int64_t i0 = _lo; i0 < _hi; ++i0) {
+                /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < 4*H; ++i1) {
+                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
+                }
+                /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < H; ++i1) {
+                    o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + 3*H + i1]);
+                    f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + H + i1]);
+                    i_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + i1]);
+                    g_steps[H*N*_t + H*i0 + i1] = sg_tanh_f32(gates[4*H*i0 + 2*H + i1]);
+                    c_steps[H*N*(_t + 1) + H*i0 + i1] = c_steps[H*N*_t + H*i0 + i1]*f_steps[H*N*_t + H*i0 + i1] + g_steps[H*N*_t + H*i0 + i1]*i_steps[H*N*_t + H*i0 + i1];
+                    tanh_c_steps[H*N*_t + H*i0 + i1] = sg_tanh_f32(c_steps[H*N*(_t + 1) + H*i0 + i1]);
+                    h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
+                }
             }
         }
     }
+    SG_BLAS_ONE_THREAD_END
     /* after the time loop: hs, hT, cT (copies out of the state buffers) */
     for (int64_t _i = 0; _i < H*N*T; ++_i) hs[_i] = h_steps[H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
@@ -355,32 +433,40 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
-    const int _sg_team = !(4*D*H*N*T >= 16777216);   /* OpenMP loops only beside products this small */
-    (void)_sg_team;
     /* xW_ih = x W_ih^T (GEMM) */
-    sg_gemm_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
-    /* the time loop: one step of the cell for t = 0 .. T-1 */
-    for (int64_t _t = 0; _t < T; ++_t) {
-        /* hW_hh = h W_hh^T (GEMM) */
-        sg_gemm_f64(0, 1, N, 4*H, H, (h_steps + H*N*_t), H, W_hh, H, 0, hW_hh, 4*H);
-        /* for each of the N rows: 2 passes over the row */
-        for (int64_t i0 = 0; i0 < N; ++i0) {
-            /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
-            for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
-            }
-            /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
-            for (int64_t i1 = 0; i1 < H; ++i1) {
-                o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + 3*H + i1]);
-                f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + H + i1]);
-                i_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + i1]);
-                g_steps[H*N*_t + H*i0 + i1] = sg_tanh_f64(gates[4*H*i0 + 2*H + i1]);
-                c_steps[H*N*(_t + 1) + H*i0 + i1] = c_steps[H*N*_t + H*i0 + i1]*f_steps[H*N*_t + H*i0 + i1] + g_steps[H*N*_t + H*i0 + i1]*i_steps[H*N*_t + H*i0 + i1];
-                tanh_c_steps[H*N*_t + H*i0 + i1] = sg_tanh_f64(c_steps[H*N*(_t + 1) + H*i0 + i1]);
-                h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
+    sg_gemm_team_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
+    /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
+    SG_BLAS_ONE_THREAD_BEGIN
+    SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
+    {
+        int64_t _lo, _hi;
+        sg_rows_of(N, &_lo, &_hi);
+        /* the time loop: one step of the cell for t = 0 .. T-1 */
+        for (int64_t _t = 0; _t < T; ++_t) {
+            /* hW_hh = h W_hh^T (GEMM) */
+            sg_gemm_team_f64(0, 1, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh, H, 0, hW_hh + _lo*4*H, 4*H);
+            /* for each of the N rows: 2 passes over the row */
+            for (int64_t i0 = _lo; i0 < _hi; ++i0) {
+                /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < 4*H; ++i1) {
+                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
+                }
+                /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < H; ++i1) {
+                    o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + 3*H + i1]);
+                    f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + H + i1]);
+                    i_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + i1]);
+                    g_steps[H*N*_t + H*i0 + i1] = sg_tanh_f64(gates[4*H*i0 + 2*H + i1]);
+                    c_steps[H*N*(_t + 1) + H*i0 + i1] = c_steps[H*N*_t + H*i0 + i1]*f_steps[H*N*_t + H*i0 + i1] + g_steps[H*N*_t + H*i0 + i1]*i_steps[H*N*_t + H*i0 + i1];
+                    tanh_c_steps[H*N*_t + H*i0 + i1] = sg_tanh_f64(c_steps[H*N*(_t + 1) + H*i0 + i1]);
+                    h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
+                }
             }
         }
     }
+    SG_BLAS_ONE_THREAD_END
     /* after the time loop: hs, hT, cT (copies out of the state buffers) */
     for (int64_t _i = 0; _i < H*N*T; ++_i) hs[_i] = h_steps[H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
@@ -404,37 +490,44 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
     float *restrict _gc_1 = scratch + 3*H*N;
     float *restrict dgates_steps = scratch + 4*H*N;
     float *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N;
-    const float *_gin_h = dhT;
-    const float *_gin_c = dcT;
-    /* the time loop, backward: t = T-1 .. 0; the state gradients dh, dc flow back through two buffers each, used in turn */
-    for (int64_t _t = T - 1; _t >= 0; --_t) {
-        float *_gout_h = _t == 0 ? dh0 : (_gin_h == _gh_0 ? _gh_1 : _gh_0);
-        float *_gout_c = _t == 0 ? dc0 : (_gin_c == _gc_0 ? _gc_1 : _gc_0);
-        /* for each of the N rows: dgates = [t7 | t8 | t9 | t10], dc = f*(dc_new + dh_new*o*(1 - tanh_c**2)) */
-        for (int64_t i0 = 0; i0 < N; ++i0) {
-            for (int64_t i1 = 0; i1 < H; ++i1) {
-                dgates_steps[4*H*N*_t + 4*H*i0 + i1] = g_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((i_steps[H*N*_t + H*i0 + i1])*(i_steps[H*N*_t + H*i0 + i1])) + i_steps[H*N*_t + H*i0 + i1]);
-                dgates_steps[4*H*N*_t + 4*H*i0 + H + i1] = c_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((f_steps[H*N*_t + H*i0 + i1])*(f_steps[H*N*_t + H*i0 + i1])) + f_steps[H*N*_t + H*i0 + i1]);
-                dgates_steps[4*H*N*_t + 4*H*i0 + 2*H + i1] = i_steps[H*N*_t + H*i0 + i1]*(1 - ((g_steps[H*N*_t + H*i0 + i1])*(g_steps[H*N*_t + H*i0 + i1])))*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
-                dgates_steps[4*H*N*_t + 4*H*i0 + 3*H + i1] = tanh_c_steps[H*N*_t + H*i0 + i1]*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1])*(-((o_steps[H*N*_t + H*i0 + i1])*(o_steps[H*N*_t + H*i0 + i1])) + o_steps[H*N*_t + H*i0 + i1]);
-                _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
+    /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
+    SG_BLAS_ONE_THREAD_BEGIN
+    SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
+    {
+        int64_t _lo, _hi;
+        sg_rows_of(N, &_lo, &_hi);
+        const float *_gin_h = dhT;
+        const float *_gin_c = dcT;
+        /* the time loop, backward: t = T-1 .. 0; the state gradients dh, dc flow back through two buffers each, used in turn */
+        for (int64_t _t = T - 1; _t >= 0; --_t) {
+            float *_gout_h = _t == 0 ? dh0 : (_gin_h == _gh_0 ? _gh_1 : _gh_0);
+            float *_gout_c = _t == 0 ? dc0 : (_gin_c == _gc_0 ? _gc_1 : _gc_0);
+            /* for each of the N rows: dgates = [t7 | t8 | t9 | t10], dc = f*(dc_new + dh_new*o*(1 - tanh_c**2)) */
+            for (int64_t i0 = _lo; i0 < _hi; ++i0) {
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < H; ++i1) {
+                    dgates_steps[4*H*N*_t + 4*H*i0 + i1] = g_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((i_steps[H*N*_t + H*i0 + i1])*(i_steps[H*N*_t + H*i0 + i1])) + i_steps[H*N*_t + H*i0 + i1]);
+                    dgates_steps[4*H*N*_t + 4*H*i0 + H + i1] = c_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((f_steps[H*N*_t + H*i0 + i1])*(f_steps[H*N*_t + H*i0 + i1])) + f_steps[H*N*_t + H*i0 + i1]);
+                    dgates_steps[4*H*N*_t + 4*H*i0 + 2*H + i1] = i_steps[H*N*_t + H*i0 + i1]*(1 - ((g_steps[H*N*_t + H*i0 + i1])*(g_steps[H*N*_t + H*i0 + i1])))*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
+                    dgates_steps[4*H*N*_t + 4*H*i0 + 3*H + i1] = tanh_c_steps[H*N*_t + H*i0 + i1]*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1])*(-((o_steps[H*N*_t + H*i0 + i1])*(o_steps[H*N*_t + H*i0 + i1])) + o_steps[H*N*_t + H*i0 + i1]);
+                    _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
+                }
             }
+            /* dh = dgates W_hh (GEMM) */
+            sg_gemm_team_f32(0, 0, _hi - _lo, H, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_hh, H, 0, _gout_h + _lo*H, H);
+            _gin_h = _gout_h;
+            _gin_c = _gout_c;
         }
-        /* dh = dgates W_hh (GEMM) */
-        sg_gemm_f32(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, 0, _gout_h, H);
-        _gin_h = _gout_h;
-        _gin_c = _gout_c;
     }
+    SG_BLAS_ONE_THREAD_END
     /* no steps (T == 0): dh0 = dhT, dc0 = dcT */
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dh0[_i] = dhT[_i];
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dc0[_i] = dcT[_i];
     /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
-    const int _sg_team = !(4*D*H*N*T >= 16777216 || 4*((H)*(H))*N*T >= 16777216);   /* OpenMP loops only beside products this small */
-    (void)_sg_team;
     /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
         const int64_t _nc = N*T < 16 ? N*T : 16;
-        SG_PARALLEL_FOR(_sg_team ? 4*H*N*T : 0)
+        SG_PARALLEL_FOR(4*H*N*T)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db_ih = _part_db_ih + _c*4*H;
             for (int64_t _i = 0; _i < 4*H; ++_i) _p_db_ih[_i] = 0.0;
@@ -452,16 +545,16 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
         }
     }
     /* db_hh = copy of db_ih */
-    SG_PARALLEL_FOR(_sg_team ? 4*H : 0)
+    SG_PARALLEL_FOR(4*H)
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
     /* dx = dgates W_ih (GEMM) */
-    sg_gemm_f32(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
+    sg_gemm_team_f32(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
     /* dW_ih = dgates^T x (GEMM) */
-    sg_gemm_f32(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
+    sg_gemm_team_f32(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
     /* dW_hh = dgates^T h (GEMM) */
-    sg_gemm_f32(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, 0, dW_hh, H);
+    sg_gemm_team_f32(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, 0, dW_hh, H);
 }
 
 void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restrict dc0, double *restrict dW_ih, double *restrict dW_hh, double *restrict db_ih, double *restrict db_hh, const double *restrict dhs, const double *restrict dhT, const double *restrict dcT, const double *restrict h_steps, const double *restrict c_steps, const double *restrict o_steps, const double *restrict tanh_c_steps, const double *restrict g_steps, const double *restrict i_steps, const double *restrict f_steps, const double *restrict x, const double *restrict W_ih, const double *restrict W_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
@@ -472,37 +565,44 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
     double *restrict _gc_1 = scratch + 3*H*N;
     double *restrict dgates_steps = scratch + 4*H*N;
     double *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N;
-    const double *_gin_h = dhT;
-    const double *_gin_c = dcT;
-    /* the time loop, backward: t = T-1 .. 0; the state gradients dh, dc flow back through two buffers each, used in turn */
-    for (int64_t _t = T - 1; _t >= 0; --_t) {
-        double *_gout_h = _t == 0 ? dh0 : (_gin_h == _gh_0 ? _gh_1 : _gh_0);
-        double *_gout_c = _t == 0 ? dc0 : (_gin_c == _gc_0 ? _gc_1 : _gc_0);
-        /* for each of the N rows: dgates = [t7 | t8 | t9 | t10], dc = f*(dc_new + dh_new*o*(1 - tanh_c**2)) */
-        for (int64_t i0 = 0; i0 < N; ++i0) {
-            for (int64_t i1 = 0; i1 < H; ++i1) {
-                dgates_steps[4*H*N*_t + 4*H*i0 + i1] = g_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((i_steps[H*N*_t + H*i0 + i1])*(i_steps[H*N*_t + H*i0 + i1])) + i_steps[H*N*_t + H*i0 + i1]);
-                dgates_steps[4*H*N*_t + 4*H*i0 + H + i1] = c_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((f_steps[H*N*_t + H*i0 + i1])*(f_steps[H*N*_t + H*i0 + i1])) + f_steps[H*N*_t + H*i0 + i1]);
-                dgates_steps[4*H*N*_t + 4*H*i0 + 2*H + i1] = i_steps[H*N*_t + H*i0 + i1]*(1 - ((g_steps[H*N*_t + H*i0 + i1])*(g_steps[H*N*_t + H*i0 + i1])))*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
-                dgates_steps[4*H*N*_t + 4*H*i0 + 3*H + i1] = tanh_c_steps[H*N*_t + H*i0 + i1]*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1])*(-((o_steps[H*N*_t + H*i0 + i1])*(o_steps[H*N*_t + H*i0 + i1])) + o_steps[H*N*_t + H*i0 + i1]);
-                _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
+    /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
+    SG_BLAS_ONE_THREAD_BEGIN
+    SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
+    {
+        int64_t _lo, _hi;
+        sg_rows_of(N, &_lo, &_hi);
+        const double *_gin_h = dhT;
+        const double *_gin_c = dcT;
+        /* the time loop, backward: t = T-1 .. 0; the state gradients dh, dc flow back through two buffers each, used in turn */
+        for (int64_t _t = T - 1; _t >= 0; --_t) {
+            double *_gout_h = _t == 0 ? dh0 : (_gin_h == _gh_0 ? _gh_1 : _gh_0);
+            double *_gout_c = _t == 0 ? dc0 : (_gin_c == _gc_0 ? _gc_1 : _gc_0);
+            /* for each of the N rows: dgates = [t7 | t8 | t9 | t10], dc = f*(dc_new + dh_new*o*(1 - tanh_c**2)) */
+            for (int64_t i0 = _lo; i0 < _hi; ++i0) {
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < H; ++i1) {
+                    dgates_steps[4*H*N*_t + 4*H*i0 + i1] = g_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((i_steps[H*N*_t + H*i0 + i1])*(i_steps[H*N*_t + H*i0 + i1])) + i_steps[H*N*_t + H*i0 + i1]);
+                    dgates_steps[4*H*N*_t + 4*H*i0 + H + i1] = c_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]))*(-((f_steps[H*N*_t + H*i0 + i1])*(f_steps[H*N*_t + H*i0 + i1])) + f_steps[H*N*_t + H*i0 + i1]);
+                    dgates_steps[4*H*N*_t + 4*H*i0 + 2*H + i1] = i_steps[H*N*_t + H*i0 + i1]*(1 - ((g_steps[H*N*_t + H*i0 + i1])*(g_steps[H*N*_t + H*i0 + i1])))*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
+                    dgates_steps[4*H*N*_t + 4*H*i0 + 3*H + i1] = tanh_c_steps[H*N*_t + H*i0 + i1]*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1])*(-((o_steps[H*N*_t + H*i0 + i1])*(o_steps[H*N*_t + H*i0 + i1])) + o_steps[H*N*_t + H*i0 + i1]);
+                    _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
+                }
             }
+            /* dh = dgates W_hh (GEMM) */
+            sg_gemm_team_f64(0, 0, _hi - _lo, H, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_hh, H, 0, _gout_h + _lo*H, H);
+            _gin_h = _gout_h;
+            _gin_c = _gout_c;
         }
-        /* dh = dgates W_hh (GEMM) */
-        sg_gemm_f64(0, 0, N, H, 4*H, (dgates_steps + 4*H*N*_t), 4*H, W_hh, H, 0, _gout_h, H);
-        _gin_h = _gout_h;
-        _gin_c = _gout_c;
     }
+    SG_BLAS_ONE_THREAD_END
     /* no steps (T == 0): dh0 = dhT, dc0 = dcT */
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dh0[_i] = dhT[_i];
     if (T == 0) for (int64_t _i = 0; _i < H*N; ++_i) dc0[_i] = dcT[_i];
     /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
-    const int _sg_team = !(4*D*H*N*T >= 16777216 || 4*((H)*(H))*N*T >= 16777216);   /* OpenMP loops only beside products this small */
-    (void)_sg_team;
     /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
         const int64_t _nc = N*T < 16 ? N*T : 16;
-        SG_PARALLEL_FOR(_sg_team ? 4*H*N*T : 0)
+        SG_PARALLEL_FOR(4*H*N*T)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db_ih = _part_db_ih + _c*4*H;
             for (int64_t _i = 0; _i < 4*H; ++_i) _p_db_ih[_i] = 0.0;
@@ -520,14 +620,14 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
         }
     }
     /* db_hh = copy of db_ih */
-    SG_PARALLEL_FOR(_sg_team ? 4*H : 0)
+    SG_PARALLEL_FOR(4*H)
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
     /* dx = dgates W_ih (GEMM) */
-    sg_gemm_f64(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
+    sg_gemm_team_f64(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
     /* dW_ih = dgates^T x (GEMM) */
-    sg_gemm_f64(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
+    sg_gemm_team_f64(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
     /* dW_hh = dgates^T h (GEMM) */
-    sg_gemm_f64(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, 0, dW_hh, H);
+    sg_gemm_team_f64(1, 0, 4*H, H, N*T, dgates_steps, 4*H, h_steps, H, 0, dW_hh, H);
 }

@@ -91,8 +91,15 @@ def blas() -> tuple[tuple[str, ...], tuple[str, ...], str]:
                 cflags = ("-DSYMGRAD_CBLAS", f"-DSYMGRAD_BLAS_INT={itype}",
                           f"-DSYMGRAD_CBLAS_SGEMM=scipy_cblas_sgemm{sfx}",
                           f"-DSYMGRAD_CBLAS_DGEMM=scipy_cblas_dgemm{sfx}")
-                if hasattr(lib, "openblas_set_num_threads_local"):   # one-thread BLAS inside our OpenMP team
-                    cflags += ("-DSYMGRAD_BLAS_LOCAL_THREADS=openblas_set_num_threads_local",)
+                for setter, getter in ((f"scipy_openblas_set_num_threads{sfx}", f"scipy_openblas_get_num_threads{sfx}"),
+                                       ("openblas_set_num_threads", "openblas_get_num_threads")):
+                    # one-thread BLAS inside our OpenMP team: the thread count is global in this
+                    # pthreads build (openblas_set_num_threads_local changes nothing: measured, two
+                    # OpenMP threads' calls still went to BLAS's own threads, 332 us a step against
+                    # 191 with the global count at 1)
+                    if hasattr(lib, setter) and hasattr(lib, getter):
+                        cflags += (f"-DSYMGRAD_BLAS_SET_THREADS={setter}", f"-DSYMGRAD_BLAS_GET_THREADS={getter}")
+                        break
                 return cflags, (so, f"-Wl,-rpath,{Path(so).parent}"), f"NumPy's OpenBLAS ({Path(so).name})"
     for name in ("openblas", "cblas", "blas"):
         found = ctypes.util.find_library(name)

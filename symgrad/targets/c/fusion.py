@@ -178,7 +178,9 @@ class Fusion:
     def row_group(self, group, dom, work, ivars):
         """One parallel loop over the rows; column reductions accumulate per chunk of rows."""
         cols = [s for s in group if colred(s)]
-        rows = f"for (int64_t i0 = 0; i0 < {cint(dom[0])}; ++i0) {{"
+        lo, hi = ("_lo", "_hi") if self.rows is not None and dom[0] == self.rows else ("0", cint(dom[0]))
+        assert not (cols and lo == "_lo"), "a row-split loop has no sums over its rows"
+        rows = f"for (int64_t i0 = {lo}; i0 < {hi}; ++i0) {{"
         depth = 1
         if cols:
             n0 = cint(dom[0])

@@ -30,9 +30,11 @@ class CBody(Fusion, Views, Windows):
     """C statements of one function for one dtype."""
 
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None,
-                 names=None):
+                 names=None, rows=None, team=False):
         self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
         self._team_guard = False     # OpenMP loops only when no product goes to BLAS's threads (body)
+        self.rows = rows             # the batch dim whose loops run over this thread's rows [_lo, _hi)
+        self.team = team             # products on the OpenMP team (sg_gemm_team), never on BLAS's pool
         self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
         self.real = "float" if dtype == "float32" else "double"
         self.shapes = dict(f.shapes)
@@ -85,11 +87,14 @@ class CBody(Fusion, Views, Windows):
         for ax in axes:
             if simd and ax == axes[-1]:
                 self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth)
+            elif self.rows is not None and ax == axes[-1]:   # restrict is lost in a parallel region
+                self.emit("SG_SIMD", depth)
             if omp:
                 self.emit(f"SG_PARALLEL_FOR({cint(prod(dom))})", depth)
                 omp = False
             v = ivars[ax]
-            self.emit(f"for (int64_t {v} = 0; {v} < {cint(dom[ax])}; ++{v}) {{", depth)
+            lo, hi = ("_lo", "_hi") if self.rows is not None and ax == 0 and dom[0] == self.rows else (0, cint(dom[ax]))
+            self.emit(f"for (int64_t {v} = {lo}; {v} < {hi}; ++{v}) {{", depth)
             depth += 1
         return depth
 
@@ -248,10 +253,15 @@ class CBody(Fusion, Views, Windows):
         loop's output was zeroed by the caller (a sample loop around this statement)."""
         g = gemm_form(s)
         sfx = "f32" if self.dtype == "float32" else "f64"
+        gemm = "sg_gemm_team" if self.team else "sg_gemm"
         if g is not None:
             ta, tb, m, n, kk, a, b, lda, ldb = g
-            self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
-                      f"{self.ptr(a)}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, 0, {self.ptr(s.out)}, {cint(n)});", depth)
+            pa, pc, mm = self.ptr(a), self.ptr(s.out), cint(m)
+            if self.rows is not None and m == self.rows:   # this thread's rows of a and of the product
+                assert not ta, "a row-split product reads its rows from an untransposed operand"
+                pa, pc, mm = f"{pa} + _lo*{cint(lda)}", f"{pc} + _lo*{cint(n)}", "_hi - _lo"
+            self.emit(f"{gemm}_{sfx}({int(ta)}, {int(tb)}, {mm}, {cint(n)}, {cint(kk)}, "
+                      f"{pa}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, 0, {pc}, {cint(n)});", depth)
             return
         lg = looped_gemm_form(s)
         if lg is not None:   # a loop of products (a batch, or a sum that accumulates into the output)
@@ -271,7 +281,7 @@ class CBody(Fusion, Views, Windows):
                 offs[s.out] += v * dc
             beta = int(accumulated or any(acc for *_, acc in loops))
             at = {x: self.ptr(x) + ("" if offs[x] == 0 else f" + {cint(offs[x])}") for x in offs}
-            self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
+            self.emit(f"{gemm}_{sfx}({int(ta)}, {int(tb)}, {cint(m)}, {cint(n)}, {cint(kk)}, "
                       f"{at[a]}, {cint(lda)}, {at[b]}, {cint(ldb)}, {beta}, {at[s.out]}, {cint(n)});", d)
             self.close(d, depth)
             return
@@ -304,7 +314,7 @@ class CBody(Fusion, Views, Windows):
         in_runs = {id(s) for start, end, *_ in runs for s in ordered[start:end]}
         blas = [g for g in (gemm_form(s) for s in ordered if isinstance(s, ir.Einsum) and id(s) not in in_runs)
                 if g is not None]
-        if blas and not self.serial:
+        if blas and not self.serial and not self.team:
             # A product of 2^24 multiply-adds or more runs on BLAS's own threads (sg_gemm). OpenMP's
             # threads spin for milliseconds after a parallel loop when the process started OpenMP
             # before symgrad could ask for the passive policy (torch imported first), and took the
@@ -323,7 +333,7 @@ class CBody(Fusion, Views, Windows):
             if kind == "samples":
                 self.sample_loop(*part, 1)
             else:
-                self._team_guard = bool(blas) and not self.serial
+                self._team_guard = bool(blas) and not self.serial and not self.team
                 self.emit_groups(self.groups(part))
                 self._team_guard = False
         legend = self.glossary.legend()
@@ -344,7 +354,7 @@ class CBody(Fusion, Views, Windows):
             if dom is None or (len(group) == 1 and isinstance(s0, ir.Elementwise) and len(dom) == 1):
                 self.statement(s0, 1, 0, ivars)
                 continue
-            if len(group) == 1 and isinstance(s0, ir.Elementwise) and self._flat(s0):
+            if len(group) == 1 and isinstance(s0, ir.Elementwise) and self._flat(s0) and self.rows is None:
                 n = cint(prod(s0.shape))
                 self.emit(f"SG_PARALLEL_FOR({n})", 1)
                 self.emit(f"for (int64_t i0 = 0; i0 < {n}; ++i0) {{", 1)

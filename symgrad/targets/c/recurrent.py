@@ -24,7 +24,7 @@ from .layer import CBody, cint
 from .names import Glossary, cell_names, comment, renamed
 from ...ir.nodes import prod
 from ...ir.schedule import CHUNKS, colred, concat_parts
-from .plan import CArg, CFunc, shape_doc
+from .plan import CArg, CFunc, gemm_form, shape_doc
 from ...ir.rewrite import inline
 from ..numpy.layer import NumpyLayerEmitter
 from .context import DIM_MEANING, HELPERS, VARIANTS, CLayerEmitter
@@ -192,18 +192,68 @@ class CRecurrent:
         return ir.Function("post", [], body, [], [], shapes)
 
     # -- statements ------------------------------------------------------------------------
-    def _body(self, body, shapes, views, dtype, depth) -> list[str]:
-        """C lines of ``body``; inside the time loop (depth 2) the per-step elementwise work runs on
-        one thread: an OpenMP region per step would wait for the cores BLAS's threads still hold."""
+    def _body(self, body, shapes, views, dtype, depth, rows=None, team=False) -> list[str]:
+        """C lines of ``body``; inside the time loop (depth 2 and more) the elementwise work has no
+        OpenMP loops of its own: an OpenMP region per step would wait for the cores BLAS's threads
+        still hold, and a loop split by rows (``rows``) already runs on every thread."""
         f = ir.Function("part", [], list(body), [], [], dict(shapes))
         kk = SimpleNamespace(name=self.spec.name, dims=self.dims)
         locs = [s.out for s in body if tuple(s.shape) == ()]
         cf = SimpleNamespace(args=list(self.hypers) + [CArg(n, "in") for n in views], locals=locs)
-        lines = CBody(kk, f, cf, dtype, views, serial=depth > 1, glossary=self.glossary, names=self.names).body()
+        lines = CBody(kk, f, cf, dtype, views, serial=depth > 1, glossary=self.glossary, names=self.names,
+                      rows=rows, team=team).body()
         return ["    " * (depth - 1) + l for l in lines]
+
+    @property
+    def batch(self):
+        """The batch dim: the first axis of the state."""
+        return tuple(self.shape[self.state[0]])[0]
+
+    def row_split(self, body) -> bool:
+        """Whether the time loop can run split by batch rows, each thread all T steps of its own rows:
+        a row of the state depends only on the same row one step before, so the threads never wait
+        for each other. True when every statement of ``body`` keeps the rows apart: elementwise work,
+        slices and concatenations (along the features), row statistics, and products whose left
+        operand and result are the rows (``h W_hh^T``, ``dgates W_hh``); and nothing is summed over
+        the steps inside the loop."""
+        n = self.batch
+        if self.accumulated or len(tuple(self.shape[self.state[0]])) != 2:
+            return False
+        for s in body:
+            shape = tuple(getattr(s, "shape", ()))
+            if not shape or shape[0] != n:
+                return False
+            if isinstance(s, (ir.Elementwise, ir.OneHot)):
+                continue
+            if isinstance(s, (ir.Slice, ir.Concat)) and len(shape) >= 2:
+                continue
+            if isinstance(s, ir.Reduction) and 0 not in s.axes and tuple(s.src_shape)[0] == n:
+                continue
+            if isinstance(s, ir.Einsum):
+                g = gemm_form(s)
+                if g is not None and g[2] == n and not g[0] and \
+                        n not in set().union(*[sp.sympify(d).free_symbols for d in s.operand_shapes[1]]):
+                    continue
+            return False
+        return True
+
+    def _split_open(self, T, depth) -> list[str]:
+        """The parallel region of a row-split time loop, and this thread's rows ``[_lo, _hi)``: from
+        2^20 multiply-adds of the step products over the sequence (T N H^2) on, below it one thread."""
+        n, h = self.batch, tuple(self.shape[self.state[0]])[1]
+        ind = "    " * depth
+        return [cline("split by batch rows: each thread runs every step of its own rows (a row of the "
+                      "state depends only on the same row before, so the threads never wait for each "
+                      "other); every product on the OpenMP team, none on BLAS's own threads", depth),
+                f"{ind}SG_BLAS_ONE_THREAD_BEGIN",
+                f"{ind}SG_PARALLEL_REGION(({cint(T * n * h * h)}) >> 5)",
+                f"{ind}{{",
+                f"{ind}    int64_t _lo, _hi;",
+                f"{ind}    sg_rows_of({cint(n)}, &_lo, &_hi);"]
 
     def forward_lines(self, dtype) -> list[str]:
         p, T = self.p, self.T
+        split = self.row_split(p.loop)
         L = [cline("the initial state: " + ", ".join(f"{s}_steps[0] = {s}0" for s in self.state), 1)]
         for s in self.state:
             L.append(f"    for (int64_t _i = 0; _i < {cint(prod(self.shape[s]))}; ++_i) {s}_steps[_i] = {s}0[_i];")
@@ -222,13 +272,19 @@ class CRecurrent:
                     s = dataclasses.replace(s, shape=(T,) + tuple(s.shape))
                 pre.append(s)
             views = {s.out: (f"{self.cname(s.out)}_steps", 0, _contig(shapes[s.out])) for s in p.pre}
-            L += self._body(pre, shapes, views, dtype, 1)
-        L.append(cline(f"the time loop: one step of the cell for t = 0 .. {cint(T)}-1", 1))
-        L.append(f"    for (int64_t _t = 0; _t < {cint(T)}; ++_t) {{")
+            L += self._body(pre, shapes, views, dtype, 1, team=split)
+        d = 2 if split else 1
+        if split:
+            L += self._split_open(T, 1)
+        L.append(cline(f"the time loop: one step of the cell for t = 0 .. {cint(T)}-1", d))
+        L.append("    " * d + f"for (int64_t _t = 0; _t < {cint(T)}; ++_t) {{")
         views = dict(self.fviews)
         views.update({h: (f"{self.cname(h)}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
-        L += self._body(p.loop, self.shape, views, dtype, 2)
-        L.append("    }")
+        L += self._body(p.loop, self.shape, views, dtype, d + 1, rows=self.batch if split else None, team=split)
+        L.append("    " * d + "}")
+        if split:
+            L.append("    }")
+            L.append("    SG_BLAS_ONE_THREAD_END")
         outs = [f"{o}s" for o in self.spec.outputs] + [f"{s}T" for s in self.state]
         L.append(cline(f"after the time loop: {', '.join(outs)} (copies out of the state buffers)", 1))
         for o in self.spec.outputs:
@@ -247,23 +303,32 @@ class CRecurrent:
         for r in self.accumulated:
             n = cint(prod(self.shape[r]))
             L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] = 0;")
+        split = self.row_split(self.bbody)
+        d = 2 if split else 1
+        if split:
+            L += self._split_open(T, 1)
+        ind = "    " * d
         for s in self.state:
-            L.append(f"    const {real} *_gin_{s} = d{s}T;")
+            L.append(f"{ind}const {real} *_gin_{s} = d{s}T;")
         grads = ", ".join(f"d{s}" for s in self.state)
         L.append(cline(f"the time loop, backward: t = {cint(T)}-1 .. 0; the state gradients {grads} flow "
-                         "back through two buffers each, used in turn", 1))
-        L.append(f"    for (int64_t _t = {cint(T)} - 1; _t >= 0; --_t) {{")
+                         "back through two buffers each, used in turn", d))
+        L.append(f"{ind}for (int64_t _t = {cint(T)} - 1; _t >= 0; --_t) {{")
         for s in self.state:
-            L.append(f"        {real} *_gout_{s} = _t == 0 ? d{s}0 : (_gin_{s} == _g{s}_0 ? _g{s}_1 : _g{s}_0);")
-        L += self._body(self.bbody, self.shape, self.bviews, dtype, 2)
+            L.append(f"{ind}    {real} *_gout_{s} = _t == 0 ? d{s}0 : (_gin_{s} == _g{s}_0 ? _g{s}_1 : _g{s}_0);")
+        L += self._body(self.bbody, self.shape, self.bviews, dtype, d + 1, rows=self.batch if split else None,
+                        team=split)
         if self.accumulated:
             L.append(cline("add this step's " + ", ".join(self.accumulated), 2))
         for r in self.accumulated:
             n = cint(prod(self.shape[r]))
             L.append(f"        for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] += {r}[_i];")
         for s in self.state:
-            L.append(f"        _gin_{s} = _gout_{s};")
-        L.append("    }")
+            L.append(f"{ind}    _gin_{s} = _gout_{s};")
+        L.append(f"{ind}}}")
+        if split:
+            L.append("    }")
+            L.append("    SG_BLAS_ONE_THREAD_END")
         L.append(cline(f"no steps ({cint(T)} == 0): " + ", ".join(f"d{s}0 = d{s}T" for s in self.state), 1))
         for s in self.state:
             size = cint(prod(self.shape[s]))
@@ -271,7 +336,7 @@ class CRecurrent:
         if self.post_f.body:
             L.append(cline(f"after the time loop, over the values of all {cint(T)} steps at once "
                              f"(stacked over time): the gradients that do not carry the state", 1))
-        L += self._body(self.post_f.body, self.post_f.shapes, self.pviews, dtype, 1)
+        L += self._body(self.post_f.body, self.post_f.shapes, self.pviews, dtype, 1, team=split)
         return L
 
 

@@ -224,6 +224,7 @@ class Windows:
             work += prod(t.shape)
         self.emit("{", depth)
         d = depth + 1
+        begin = len(self.lines)   # SG_BLAS_ONE_THREAD_BEGIN goes here if the run calls BLAS
         self.emit(f"const int64_t _nc = sg_chunks_of({cint(dim0)});", d)
         self.emit(f"SG_PARALLEL_FOR({cint(work)})", d)
         self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", d)
@@ -249,6 +250,9 @@ class Windows:
         self._hoisted = set()
         self.emit("}", d + 1)
         self.emit("}", d)
+        if any("sg_gemm" in line for line in self.lines[begin:]):   # each chunk's products on its thread
+            self.lines.insert(begin, "    " * d + "SG_BLAS_ONE_THREAD_BEGIN")
+            self.emit("SG_BLAS_ONE_THREAD_END", d)
         for t in acc:
             self.note(f"{self.cname(t.out)} = the sum of the chunks' partial products", d)
             size = cint(prod(t.shape))
