@@ -183,10 +183,13 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
                          double beta, double *c, SYMGRAD_BLAS_INT ldc);
 #endif
 /* SG_BLAS_ONE_THREAD_BEGIN / _END around a parallel region whose threads call BLAS: BLAS runs each
- * call on the calling thread (the count is process-wide in OpenBLAS's pthreads build; restored after) */
+ * call on the calling thread (the count is process-wide in OpenBLAS's pthreads build; restored after).
+ * Only a caller that found a count other than 1 restores it: two kernels running at once in two
+ * Python threads then always leave NumPy's own count behind, whatever the order of their calls. */
 #if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
-#define SG_BLAS_ONE_THREAD_BEGIN const int _sg_blas_threads = SYMGRAD_BLAS_GET_THREADS(); SYMGRAD_BLAS_SET_THREADS(1);
-#define SG_BLAS_ONE_THREAD_END SYMGRAD_BLAS_SET_THREADS(_sg_blas_threads);
+#define SG_BLAS_ONE_THREAD_BEGIN const int _sg_blas_threads = SYMGRAD_BLAS_GET_THREADS(); \
+    if (_sg_blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(1);
+#define SG_BLAS_ONE_THREAD_END if (_sg_blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(_sg_blas_threads);
 #else
 #define SG_BLAS_ONE_THREAD_BEGIN
 #define SG_BLAS_ONE_THREAD_END
@@ -216,8 +219,8 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
-        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();
-        SYMGRAD_BLAS_SET_THREADS(1);
+        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();   /* as SG_BLAS_ONE_THREAD_BEGIN */
+        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(1);
         #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
@@ -231,7 +234,7 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
         }
-        SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
+        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
 #else
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -302,8 +305,8 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
-        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();
-        SYMGRAD_BLAS_SET_THREADS(1);
+        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();   /* as SG_BLAS_ONE_THREAD_BEGIN */
+        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(1);
         #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
@@ -317,7 +320,7 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
         }
-        SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
+        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
 #else
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
