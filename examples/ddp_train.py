@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import socket
 import sys
+import tempfile
 
 import torch
 import torch.distributed as dist
@@ -90,12 +90,6 @@ def report(model, losses, args):
         os._exit(1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--procs", type=int, default=2, help="processes to spawn on this machine (ignored under torchrun)")
@@ -110,8 +104,11 @@ def main(argv=None):
         return
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")   # spawned here: loopback only
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    init = f"tcp://127.0.0.1:{free_port()}"
-    mp.spawn(worker, args=(args.procs, args, init), nprocs=args.procs, join=True)
+    # rendezvous through a file: a port picked by binding port 0 and releasing it can be taken by
+    # another process before the store binds it (one run of the suite ended with rank 1 aborted)
+    with tempfile.TemporaryDirectory(prefix="symgrad-ddp-") as tmp:
+        init = "file://" + os.path.join(tmp, "rendezvous")
+        mp.spawn(worker, args=(args.procs, args, init), nprocs=args.procs, join=True)
 
 
 if __name__ == "__main__":
