@@ -255,3 +255,36 @@ def test_c_lstm_split_by_rows_equals_numpy():
         out[backend] = [hs, hT, cT, *k.backward(cache, *ups)]
     for a, b in zip(out["numpy"], out["c"]):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+
+
+def test_c_user_cell_split_by_rows_equals_numpy():
+    """A user's cell (an Elman RNN with a row statistic) takes the same row split at large sizes in
+    forward (its backward sums db over the rows inside the loop, so that loop stays whole); forward
+    and gradients equal the NumPy backend's."""
+    N, D, H = symgrad.dims("N D H")
+
+    @symgrad.recurrent(state=("h",), sequence=("x",), register=False,
+                       x=(N, D), h=(N, H), W=(D, H), U=(H, H), b=(H,))
+    def elman_norm(x, h, W, U, b):
+        z = x @ W + h @ U + b
+        return symgrad.tanh(z - symgrad.mean(z, axis=-1, keepdims=True))
+
+    symgrad.REGISTRY.add(elman_norm)
+    try:
+        src = symgrad.REGISTRY.emit(elman_norm, "c")["c/elman_norm.c"]
+        fwd, bwd = src.split("void elman_norm_backward_f32")
+        assert fwd.count("sg_rows_of(N, &_lo, &_hi);") == 2 and "sg_rows_of" not in bwd   # both dtypes
+        T, n, d, h = 4, 41, 7, 96
+        rng = np.random.default_rng(5)
+        args = (rng.standard_normal((T, n, d)), rng.standard_normal((n, h)) * 0.5, rng.standard_normal((d, h)) * 0.3,
+                rng.standard_normal((h, h)) * 0.1, rng.standard_normal(h))
+        dhs = rng.standard_normal((T, n, h))
+        res = {}
+        for backend in ("numpy", "c"):
+            k = symgrad.load("elman_norm", backend=backend, dtype="float64")
+            (hs, hT), cache = k.forward(*args)
+            res[backend] = [hs, hT, *k.backward(cache, dhs)]
+        for a, b in zip(res["numpy"], res["c"]):
+            np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-12)
+    finally:
+        symgrad.REGISTRY.remove("elman_norm")

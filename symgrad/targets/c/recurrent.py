@@ -149,7 +149,11 @@ class CRecurrent:
         for s in self.state:
             scratch += [(f"_g{s}_{j}", tuple(self.shape[s])) for j in (0, 1)]
         scratch += [(f"{n}_steps", self._stack(n)) for n in p.loop_values]
-        scratch += self._temps(self.bbody, self.bviews, set())
+        taken = {a.name for a in outs}   # a per-step value named like a gradient output gets its own name
+        self.names.update({r: f"{r}_step" for r in self.accumulated if r in taken})
+        scratch += [(self.cname(n), shp) for n, shp in self._temps(self.bbody, self.bviews, set())]
+        # column sums inside the loop (a parameter's gradient summed over the rows of a step): partials
+        scratch += [(f"_part_{self.cname(s.out)}", (CHUNKS,) + tuple(s.src_shape[1:])) for s in self.bbody if colred(s)]
         self.post_f = self._post()
         scratch += [(s.out, tuple(s.shape)) for s in self.post_f.body
                     if s.out not in self.user_grad and s.out not in self.pviews]
@@ -209,7 +213,7 @@ class CRecurrent:
         """The batch dim: the first axis of the state."""
         return tuple(self.shape[self.state[0]])[0]
 
-    def row_split(self, body) -> bool:
+    def row_split(self, body, backward: bool = False) -> bool:
         """Whether the time loop can run split by batch rows, each thread all T steps of its own rows:
         a row of the state depends only on the same row one step before, so the threads never wait
         for each other. True when every statement of ``body`` keeps the rows apart: elementwise work,
@@ -217,7 +221,7 @@ class CRecurrent:
         operand and result are the rows (``h W_hh^T``, ``dgates W_hh``); and nothing is summed over
         the steps inside the loop."""
         n = self.batch
-        if self.accumulated or len(tuple(self.shape[self.state[0]])) != 2:
+        if (backward and self.accumulated) or len(tuple(self.shape[self.state[0]])) != 2:
             return False
         for s in body:
             shape = tuple(getattr(s, "shape", ()))
@@ -303,7 +307,7 @@ class CRecurrent:
         for r in self.accumulated:
             n = cint(prod(self.shape[r]))
             L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] = 0;")
-        split = self.row_split(self.bbody)
+        split = self.row_split(self.bbody, backward=True)
         d = 2 if split else 1
         if split:
             L += self._split_open(T, 1)
@@ -322,7 +326,7 @@ class CRecurrent:
             L.append(cline("add this step's " + ", ".join(self.accumulated), 2))
         for r in self.accumulated:
             n = cint(prod(self.shape[r]))
-            L.append(f"        for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] += {r}[_i];")
+            L.append(f"        for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] += {self.cname(r)}[_i];")
         for s in self.state:
             L.append(f"{ind}    _gin_{s} = _gout_{s};")
         L.append(f"{ind}}}")
