@@ -197,27 +197,38 @@ def _grad(name, a, p):
 
 
 def _check_state(state, p):
+    """Every entry of ``state`` as init made it for ``p``: the usual case (a plain int step, plain arrays)
+    in straight-line checks, the exact messages on the slow path (this runs every step; it took 1.8 us
+    of a 9 us C Adam step)."""
     if not isinstance(state, dict) or state.get("kernel") != NAME:
         got = state.get("kernel") if isinstance(state, dict) else type(state).__name__
         raise TypeError(f"state: expected the state returned by {NAME}.init, got {got!r}")
     step = state.get("step")
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or not 0 <= step < 2**62:
-        raise ValueError(f"state['step']: expected an integer in [0, 2**62) (the count of steps taken; the C "
-                         f"kernels take it as int64), got {step!r}")
+    if type(step) is not int or not 0 <= step < 2**62:
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or not 0 <= step < 2**62:
+            raise ValueError(f"state['step']: expected an integer in [0, 2**62) (the count of steps taken; the C "
+                             f"kernels take it as int64), got {step!r}")
+    shape, dtype = p.shape, p.dtype
     for k in STATE:
         a = state.get(k)
-        shape = p.shape
-        if not isinstance(a, np.ndarray) or a.shape != shape:
-            raise ValueError(f"state[{k!r}]: expected an array of shape {shape} (from init of this "
-                             f"parameter), got {getattr(a, 'shape', type(a).__name__)}")
-        if a.dtype != p.dtype:
-            raise TypeError(f"state[{k!r}]: expected dtype {p.dtype}, got {a.dtype}")
-        if not (a.flags.c_contiguous and a.flags.writeable):
+        want = shape
+        if type(a) is not np.ndarray or a.shape != want or a.dtype != dtype:
+            if not isinstance(a, np.ndarray) or a.shape != want:
+                raise ValueError(f"state[{k!r}]: expected an array of shape {want} (from init of this "
+                                 f"parameter), got {getattr(a, 'shape', type(a).__name__)}")
+            if a.dtype != dtype:
+                raise TypeError(f"state[{k!r}]: expected dtype {dtype}, got {a.dtype}")
+        f = a.flags
+        if not (f.c_contiguous and f.writeable):
             raise ValueError(f"state[{k!r}]: expected a writeable C-contiguous array")
     scratch, size = state.get("scratch"), min(p.size, BLOCK)
-    if not isinstance(scratch, tuple) or len(scratch) != NSCRATCH or any(
-            not isinstance(s, np.ndarray) or s.shape != (size,) or s.dtype != p.dtype or not s.flags.writeable
-            for s in scratch):
+    ok = isinstance(scratch, tuple) and len(scratch) == NSCRATCH
+    if ok:
+        for s in scratch:
+            if not isinstance(s, np.ndarray) or s.shape != (size,) or s.dtype != dtype or not s.flags.writeable:
+                ok = False
+                break
+    if not ok:
         raise ValueError(f"state['scratch']: expected {NSCRATCH} writeable {p.dtype} buffers of shape ({size},) "
                          f"(from init of this parameter)")
 
