@@ -115,9 +115,16 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
+        if (m * n * k < 262144 || len < 16 || omp_get_max_threads() < 2) {
+            /* too small to split: one call on this thread's BLAS settings (OpenBLAS runs products this
+             * small on one thread by itself) */
+            SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
+                       beta, c, ldc);
+            return;
+        }
         const int blas_threads = SYMGRAD_BLAS_GET_THREADS();   /* as SG_BLAS_ONE_THREAD_BEGIN */
         if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(1);
-        #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
+        #pragma omp parallel
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
             const int64_t lo = len * id / nt, hi = len * (id + 1) / nt;
@@ -201,9 +208,16 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
         }
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
+        if (m * n * k < 262144 || len < 16 || omp_get_max_threads() < 2) {
+            /* too small to split: one call on this thread's BLAS settings (OpenBLAS runs products this
+             * small on one thread by itself) */
+            SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
+                       beta, c, ldc);
+            return;
+        }
         const int blas_threads = SYMGRAD_BLAS_GET_THREADS();   /* as SG_BLAS_ONE_THREAD_BEGIN */
         if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(1);
-        #pragma omp parallel if(m * n * k >= 262144 && len >= 16)
+        #pragma omp parallel
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
             const int64_t lo = len * id / nt, hi = len * (id + 1) / nt;
