@@ -174,24 +174,17 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
         /* the product split over this kernel's OpenMP team, rows (or columns) per thread, each part a
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
-         * torch's OpenMP threads spun beside OpenBLAS's). Inside a parallel region the thread that
-         * opened it has set BLAS to one thread (SG_BLAS_ONE_THREAD): one call, on this thread. */
-        if (omp_in_parallel()) {
-            SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
-                       beta, c, ldc);
-            return;
-        }
+         * torch's OpenMP threads spun beside OpenBLAS's). One call on this thread's BLAS settings
+         * inside a parallel region (its opener set BLAS to one thread: SG_BLAS_ONE_THREAD_BEGIN) and
+         * for a product too small to split (OpenBLAS runs those on one thread by itself). */
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
-        if (m * n * k < 262144 || len < 16 || omp_get_max_threads() < 2) {
-            /* too small to split: one call on this thread's BLAS settings (OpenBLAS runs products this
-             * small on one thread by itself) */
+        if (omp_in_parallel() || m * n * k < 262144 || len < 16 || omp_get_max_threads() < 2) {
             SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
         }
-        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();   /* as SG_BLAS_ONE_THREAD_BEGIN */
-        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(1);
+        SG_BLAS_ONE_THREAD_BEGIN
         #pragma omp parallel
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
@@ -205,7 +198,7 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
         }
-        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
+        SG_BLAS_ONE_THREAD_END
 #else
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -267,24 +260,17 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
         /* the product split over this kernel's OpenMP team, rows (or columns) per thread, each part a
          * one-thread BLAS call: no BLAS thread pool competes with the OpenMP threads, whatever wait
          * policy another library (torch) gave them (measured: LSTM backward 0.3 ms, 8.5 ms when
-         * torch's OpenMP threads spun beside OpenBLAS's). Inside a parallel region the thread that
-         * opened it has set BLAS to one thread (SG_BLAS_ONE_THREAD): one call, on this thread. */
-        if (omp_in_parallel()) {
-            SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
-                       beta, c, ldc);
-            return;
-        }
+         * torch's OpenMP threads spun beside OpenBLAS's). One call on this thread's BLAS settings
+         * inside a parallel region (its opener set BLAS to one thread: SG_BLAS_ONE_THREAD_BEGIN) and
+         * for a product too small to split (OpenBLAS runs those on one thread by itself). */
         const int split_rows = m >= n;
         const int64_t len = split_rows ? m : n;
-        if (m * n * k < 262144 || len < 16 || omp_get_max_threads() < 2) {
-            /* too small to split: one call on this thread's BLAS settings (OpenBLAS runs products this
-             * small on one thread by itself) */
+        if (omp_in_parallel() || m * n * k < 262144 || len < 16 || omp_get_max_threads() < 2) {
             SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                        beta, c, ldc);
             return;
         }
-        const int blas_threads = SYMGRAD_BLAS_GET_THREADS();   /* as SG_BLAS_ONE_THREAD_BEGIN */
-        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(1);
+        SG_BLAS_ONE_THREAD_BEGIN
         #pragma omp parallel
         {
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
@@ -298,7 +284,7 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
                                b + (tb ? lo * ldb : lo), ldb > 1 ? ldb : 1, beta, c + lo, ldc);
             }
         }
-        if (blas_threads != 1) SYMGRAD_BLAS_SET_THREADS(blas_threads);   /* back to NumPy's own setting */
+        SG_BLAS_ONE_THREAD_END
 #else
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);

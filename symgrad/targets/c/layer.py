@@ -314,7 +314,8 @@ class CBody(Fusion, Views, Windows):
         in_runs = {id(s) for start, end, *_ in runs for s in ordered[start:end]}
         blas = [g for g in (gemm_form(s) for s in ordered if isinstance(s, ir.Einsum) and id(s) not in in_runs)
                 if g is not None]
-        if blas and not self.serial and not self.team:
+        guard = bool(blas) and not self.serial and not self.team
+        if guard:
             # A product of 2^24 multiply-adds or more runs on BLAS's own threads (sg_gemm). OpenMP's
             # threads spin for milliseconds after a parallel loop when the process started OpenMP
             # before symgrad could ask for the passive policy (torch imported first), and took the
@@ -333,7 +334,7 @@ class CBody(Fusion, Views, Windows):
             if kind == "samples":
                 self.sample_loop(*part, 1)
             else:
-                self._team_guard = bool(blas) and not self.serial and not self.team
+                self._team_guard = guard
                 self.emit_groups(self.groups(part))
                 self._team_guard = False
         legend = self.glossary.legend()

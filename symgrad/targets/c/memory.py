@@ -10,8 +10,9 @@ a pool, as torch's CUDA caching allocator does on the GPU:
 
 - ``empty(shape, dtype, populate=True)`` returns an ndarray on a block of the pool (a free block of
   the same rounded size, else a new block, 2 MiB-aligned, advised for huge pages and, unless
-  ``populate`` is False, mapped at once with ``MADV_POPULATE_WRITE``). The array's base is a small ctypes view of the block; when the last array
-  (or tensor) that refers to it is gone, a ``weakref.finalize`` gives the block back to the pool.
+  ``populate`` is False, mapped at once with ``MADV_POPULATE_WRITE``; ``scratch`` passes False). The
+  array's base is a small ctypes view of the block; when the last array (or tensor) that refers to
+  it is gone, a ``weakref.finalize`` gives the block back to the pool.
   The memory is never handed out twice while anything can still reach it.
 - The pool keeps at most ``limit`` bytes of free blocks (``SYMGRAD_POOL_BYTES``, default 1 GiB;
   0 turns the pool off) and at most ``PER_SIZE`` free blocks of one size; a block given back beyond
@@ -156,6 +157,7 @@ if hasattr(os, "register_at_fork"):   # the executor's threads do not exist in a
 
 POOL = Pool(_limit_from_env())
 empty = POOL.empty
+release = POOL.release
 
 
 def scratch(shape, dtype) -> np.ndarray:
@@ -164,4 +166,3 @@ def scratch(shape, dtype) -> np.ndarray:
     small dense layer's f+b 0.8 us, 4%.)"""
     a = np.empty(shape, dtype)
     return a if a.nbytes < LARGE else POOL.empty(shape, dtype, False)
-release = POOL.release

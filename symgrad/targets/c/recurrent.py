@@ -255,6 +255,11 @@ class CRecurrent:
                 f"{ind}    int64_t _lo, _hi;",
                 f"{ind}    sg_rows_of({cint(n)}, &_lo, &_hi);"]
 
+    @staticmethod
+    def _split_close() -> list[str]:
+        """The end of ``_split_open``'s region; BLAS's thread count back to what it was."""
+        return ["    }", "    SG_BLAS_ONE_THREAD_END"]
+
     def forward_lines(self, dtype) -> list[str]:
         p, T = self.p, self.T
         split = self.row_split(p.loop)
@@ -287,8 +292,7 @@ class CRecurrent:
         L += self._body(p.loop, self.shape, views, dtype, d + 1, rows=self.batch if split else None, team=split)
         L.append("    " * d + "}")
         if split:
-            L.append("    }")
-            L.append("    SG_BLAS_ONE_THREAD_END")
+            L += self._split_close()
         outs = [f"{o}s" for o in self.spec.outputs] + [f"{s}T" for s in self.state]
         L.append(cline(f"after the time loop: {', '.join(outs)} (copies out of the state buffers)", 1))
         for o in self.spec.outputs:
@@ -331,8 +335,7 @@ class CRecurrent:
             L.append(f"{ind}    _gin_{s} = _gout_{s};")
         L.append(f"{ind}}}")
         if split:
-            L.append("    }")
-            L.append("    SG_BLAS_ONE_THREAD_END")
+            L += self._split_close()
         L.append(cline(f"no steps ({cint(T)} == 0): " + ", ".join(f"d{s}0 = d{s}T" for s in self.state), 1))
         for s in self.state:
             size = cint(prod(self.shape[s]))
