@@ -147,9 +147,13 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
         }
     }
     /* sum_mean */
-    for (int64_t _i = 0; _i < D; ++_i) sum_mean[_i] = 0.0;
+    SG_PARALLEL_FOR(D)
     for (int64_t i1 = 0; i1 < D; ++i1) {
-        sum_mean[i1] += mean[i1];
+        {
+            double _acc = 0.0;
+            _acc += mean[i1];
+            sum_mean[i1] = (float)_acc;
+        }
     }
     /* new_running_mean (elementwise) */
     SG_PARALLEL_FOR(D)
@@ -157,9 +161,13 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
         new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
     }
     /* sum_var */
-    for (int64_t _i = 0; _i < D; ++_i) sum_var[_i] = 0.0;
+    SG_PARALLEL_FOR(D)
     for (int64_t i1 = 0; i1 < D; ++i1) {
-        sum_var[i1] += sum_xc_sq[i1]/((float)N);
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i1]/((float)N);
+            sum_var[i1] = (float)_acc;
+        }
     }
     /* new_running_var (elementwise) */
     SG_PARALLEL_FOR(D)
@@ -268,9 +276,13 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
         }
     }
     /* sum_mean */
-    for (int64_t _i = 0; _i < D; ++_i) sum_mean[_i] = 0.0;
+    SG_PARALLEL_FOR(D)
     for (int64_t i1 = 0; i1 < D; ++i1) {
-        sum_mean[i1] += mean[i1];
+        {
+            double _acc = 0.0;
+            _acc += mean[i1];
+            sum_mean[i1] = (double)_acc;
+        }
     }
     /* new_running_mean (elementwise) */
     SG_PARALLEL_FOR(D)
@@ -278,9 +290,13 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
         new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
     }
     /* sum_var */
-    for (int64_t _i = 0; _i < D; ++_i) sum_var[_i] = 0.0;
+    SG_PARALLEL_FOR(D)
     for (int64_t i1 = 0; i1 < D; ++i1) {
-        sum_var[i1] += sum_xc_sq[i1]/((double)N);
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i1]/((double)N);
+            sum_var[i1] = (double)_acc;
+        }
     }
     /* new_running_var (elementwise) */
     SG_PARALLEL_FOR(D)

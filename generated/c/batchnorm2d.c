@@ -60,122 +60,77 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
     float *restrict t5 = scratch + 6*C;
     float *restrict sum_mean = scratch + 7*C;
     float *restrict sum_var = scratch + 8*C;
-    /* xc = x - mean, xhat = rstd*(x - mu), var = sum_xc_sq/(H*N*W): the derivation's values, recomputed where they are used */
-    /* sum_x */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                    }
-                }
-            }
-            sum_x[i1] = (float)_acc;
-        }
-    }
-    /* mean0 = sum_x/(H*N*W) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        mean0[i1] = sum_x[i1]/(((float)H)*((float)N)*((float)W));
-    }
-    /* t9 = sum(x - mean0) */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += -mean0[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                    }
-                }
-            }
-            t9[i1] = (float)_acc;
-        }
-    }
-    /* mean = mean0 + t9/(H*N*W) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        mean[i1] = mean0[i1] + t9[i1]/(((float)H)*((float)N)*((float)W));
-    }
-    /* t1 = copy of running_mean */
-    for (int64_t _i = 0; _i < C; ++_i) t1[_i] = running_mean[_i];
-    /* mu = Piecewise((mean, training > 0), (t1, True)) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        mu[i1] = ((training > 0) ? (mean[i1]) : (t1[i1]));
-    }
-    /* sum_xc_sq */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += ((-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
-                    }
-                }
-            }
-            sum_xc_sq[i1] = (float)_acc;
-        }
-    }
-    /* t3 = copy of running_var */
-    for (int64_t _i = 0; _i < C; ++_i) t3[_i] = running_var[_i];
-    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (t3, True))) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        rstd[i1] = powf(eps + ((training > 0) ? (sum_xc_sq[i1]/(((float)H)*((float)N)*((float)W))) : (t3[i1])), -1.0F/2.0F);
-    }
-    /* t4 = copy of gamma */
-    for (int64_t _i = 0; _i < C; ++_i) t4[_i] = gamma[_i];
-    /* t5 = copy of beta */
-    for (int64_t _i = 0; _i < C; ++_i) t5[_i] = beta[_i];
-    /* y = t5 + t4*xhat */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H; ++i2) {
-                for (int64_t i3 = 0; i3 < W; ++i3) {
-                    y[C*H*W*i0 + H*W*i1 + W*i2 + i3] = rstd[i1]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t5[i1];
-                }
-            }
-        }
-    }
-    /* sum_mean */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            _acc += mean[i1];
-            sum_mean[i1] = (float)_acc;
-        }
-    }
-    /* new_running_mean (elementwise) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
-    }
-    /* sum_var */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            _acc += sum_xc_sq[i1]/(((float)H)*((float)N)*((float)W));
-            sum_var[i1] = (float)_acc;
-        }
-    }
-    /* new_running_var (elementwise) */
+    /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* per channel (C in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the C rows: 4 passes over the row */
     const float H_N_W = ((float)H)*((float)N)*((float)W);
-    SG_PARALLEL_FOR(C)
+    SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
+        t1[i0] = running_mean[i0];
+        t3[i0] = running_var[i0];
+        t4[i0] = gamma[i0];
+        t5[i0] = beta[i0];
+        /* pass 1: row sums sum_x */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            sum_x[i0] = (float)_acc;
+        }
+        mean0[i0] = sum_x[i0]/(((float)H)*((float)N)*((float)W));
+        /* pass 2: row sums t9 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            t9[i0] = (float)_acc;
+        }
+        mean[i0] = mean0[i0] + t9[i0]/(((float)H)*((float)N)*((float)W));
+        mu[i0] = ((training > 0) ? (mean[i0]) : (t1[i0]));
+        {
+            double _acc = 0.0;
+            _acc += mean[i0];
+            sum_mean[i0] = (float)_acc;
+        }
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+        /* pass 3: row sums sum_xc_sq */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+            }
+            sum_xc_sq[i0] = (float)_acc;
+        }
+        rstd[i0] = powf(eps + ((training > 0) ? (sum_xc_sq[i0]/(((float)H)*((float)N)*((float)W))) : (t3[i0])), -1.0F/2.0F);
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i0]/(((float)H)*((float)N)*((float)W));
+            sum_var[i0] = (float)_acc;
+        }
         new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f32(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const float _r_mu = mu[i0];
+            const float _r_rstd = rstd[i0];
+            const float _r_t4 = t4[i0];
+            const float _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
+                }
+            }
+        }
     }
 }
 
@@ -190,122 +145,77 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
     double *restrict t5 = scratch + 6*C;
     double *restrict sum_mean = scratch + 7*C;
     double *restrict sum_var = scratch + 8*C;
-    /* xc = x - mean, xhat = rstd*(x - mu), var = sum_xc_sq/(H*N*W): the derivation's values, recomputed where they are used */
-    /* sum_x */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                    }
-                }
-            }
-            sum_x[i1] = (double)_acc;
-        }
-    }
-    /* mean0 = sum_x/(H*N*W) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        mean0[i1] = sum_x[i1]/(((double)H)*((double)N)*((double)W));
-    }
-    /* t9 = sum(x - mean0) */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += -mean0[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                    }
-                }
-            }
-            t9[i1] = (double)_acc;
-        }
-    }
-    /* mean = mean0 + t9/(H*N*W) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        mean[i1] = mean0[i1] + t9[i1]/(((double)H)*((double)N)*((double)W));
-    }
-    /* t1 = copy of running_mean */
-    for (int64_t _i = 0; _i < C; ++_i) t1[_i] = running_mean[_i];
-    /* mu = Piecewise((mean, training > 0), (t1, True)) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        mu[i1] = ((training > 0) ? (mean[i1]) : (t1[i1]));
-    }
-    /* sum_xc_sq */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += ((-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3])*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]));
-                    }
-                }
-            }
-            sum_xc_sq[i1] = (double)_acc;
-        }
-    }
-    /* t3 = copy of running_var */
-    for (int64_t _i = 0; _i < C; ++_i) t3[_i] = running_var[_i];
-    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (t3, True))) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        rstd[i1] = pow(eps + ((training > 0) ? (sum_xc_sq[i1]/(((double)H)*((double)N)*((double)W))) : (t3[i1])), -1.0/2.0);
-    }
-    /* t4 = copy of gamma */
-    for (int64_t _i = 0; _i < C; ++_i) t4[_i] = gamma[_i];
-    /* t5 = copy of beta */
-    for (int64_t _i = 0; _i < C; ++_i) t5[_i] = beta[_i];
-    /* y = t5 + t4*xhat */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H; ++i2) {
-                for (int64_t i3 = 0; i3 < W; ++i3) {
-                    y[C*H*W*i0 + H*W*i1 + W*i2 + i3] = rstd[i1]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + t5[i1];
-                }
-            }
-        }
-    }
-    /* sum_mean */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            _acc += mean[i1];
-            sum_mean[i1] = (double)_acc;
-        }
-    }
-    /* new_running_mean (elementwise) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
-        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
-    }
-    /* sum_var */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            _acc += sum_xc_sq[i1]/(((double)H)*((double)N)*((double)W));
-            sum_var[i1] = (double)_acc;
-        }
-    }
-    /* new_running_var (elementwise) */
+    /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* per channel (C in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the C rows: 4 passes over the row */
     const double H_N_W = ((double)H)*((double)N)*((double)W);
-    SG_PARALLEL_FOR(C)
+    SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
+        t1[i0] = running_mean[i0];
+        t3[i0] = running_var[i0];
+        t4[i0] = gamma[i0];
+        t5[i0] = beta[i0];
+        /* pass 1: row sums sum_x */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            sum_x[i0] = (double)_acc;
+        }
+        mean0[i0] = sum_x[i0]/(((double)H)*((double)N)*((double)W));
+        /* pass 2: row sums t9 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            t9[i0] = (double)_acc;
+        }
+        mean[i0] = mean0[i0] + t9[i0]/(((double)H)*((double)N)*((double)W));
+        mu[i0] = ((training > 0) ? (mean[i0]) : (t1[i0]));
+        {
+            double _acc = 0.0;
+            _acc += mean[i0];
+            sum_mean[i0] = (double)_acc;
+        }
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+        /* pass 3: row sums sum_xc_sq */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+            }
+            sum_xc_sq[i0] = (double)_acc;
+        }
+        rstd[i0] = pow(eps + ((training > 0) ? (sum_xc_sq[i0]/(((double)H)*((double)N)*((double)W))) : (t3[i0])), -1.0/2.0);
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i0]/(((double)H)*((double)N)*((double)W));
+            sum_var[i0] = (double)_acc;
+        }
         new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f64(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const double _r_mu = mu[i0];
+            const double _r_rstd = rstd[i0];
+            const double _r_t4 = t4[i0];
+            const double _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
+                }
+            }
+        }
     }
 }
 
@@ -331,141 +241,93 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
     float *restrict _part_t15 = scratch + 2*C*N + 21*C;
     float *restrict t15 = scratch + 2*C*N + 37*C;
     /* xc = x - mean, dxhat = dy*t4, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
-    /* drstd = sum(dxhat*(x - mu)) */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
-                    }
-                }
-            }
-            drstd[i1] = (float)_acc;
-        }
-    }
-    /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        dvar[i1] = -1.0F/2.0F*drstd[i1]*((rstd[i1])*(rstd[i1])*(rstd[i1]))*((training > 0) ? (1) : (0));
-    }
-    /* sum_dy */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                    }
-                }
-            }
-            sum_dy[i1] = (float)_acc;
-        }
-    }
-    /* dmean = -rstd*sum_dy*t4*Piecewise((1, training > 0), (0, True)) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        dmean[i1] = -rstd[i1]*sum_dy[i1]*t4[i1]*((training > 0) ? (1) : (0));
-    }
-    /* for each of the N rows: 3 passes over the row; column sums t13: per chunk of rows, then summed */
+    /* per channel (C in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the C rows: 6 passes over the row */
     const float inv_H_inv_N_inv_W = 1/(((float)H)*((float)N)*((float)W));
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t13 = _part_t13 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t13[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_dy_xhat */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
-                            }
-                        }
-                        sum_dy_xhat[C*i0 + i1] = (float)_acc;
-                    }
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i0 = 0; i0 < C; ++i0) {
+        /* pass 1: row sums sum_dy_xhat */
+        for (int64_t i1 = 0; i1 < N; ++i1) {
+            {
+                double _acc = 0.0;
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                 }
-                /* pass 2: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H; ++i2) {
-                        for (int64_t i3 = 0; i3 < W; ++i3) {
-                            dx[C*H*W*i0 + H*W*i1 + W*i2 + i3] = dmean[i1]*inv_H_inv_N_inv_W + 2*dvar[i1]*inv_H_inv_N_inv_W*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*t4[i1];
-                        }
-                    }
-                }
-                /* pass 3: column sums t13 = sum(sum_dy_xhat) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t13[i1] += sum_dy_xhat[C*i0 + i1];
-                }
+                sum_dy_xhat[N*i0 + i1] = (float)_acc;
             }
         }
-        /* t13 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
+        /* pass 2: row sums t13 = sum(sum_dy_xhat) */
+        {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t13[_k*C + _i];
-            t13[_i] = (float)_acc;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                _acc += sum_dy_xhat[N*i0 + i1];
+            }
+            t13[i0] = (float)_acc;
         }
-    }
-    /* dgamma = sum(t13) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
             _acc += t13[i0];
             dgamma[i0] = (float)_acc;
         }
-    }
-    /* for each of the N rows: 2 passes over the row; column sums t15: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t15 = _part_t15 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t15[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums t14 = sum(dy) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                            }
-                        }
-                        t14[C*i0 + i1] = (float)_acc;
-                    }
+        /* pass 3: row sums t14 = sum(dy) */
+        for (int64_t i1 = 0; i1 < N; ++i1) {
+            {
+                double _acc = 0.0;
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += dy[C*H*W*i1 + H*W*i0 + i2];
                 }
-                /* pass 2: column sums t15 = sum(t14) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t15[i1] += t14[C*i0 + i1];
-                }
+                t14[N*i0 + i1] = (float)_acc;
             }
         }
-        /* t15 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
+        /* pass 4: row sums t15 = sum(t14) */
+        {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t15[_k*C + _i];
-            t15[_i] = (float)_acc;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                _acc += t14[N*i0 + i1];
+            }
+            t15[i0] = (float)_acc;
         }
-    }
-    /* dbeta = sum(t15) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
             _acc += t15[i0];
             dbeta[i0] = (float)_acc;
+        }
+        /* pass 5: row sums drstd = sum(dxhat*(x - mu)), sum_dy */
+        {
+            const float _r_mu = mu[i0];
+            const float _r_t4 = t4[i0];
+            {
+                double _acc_drstd = 0.0;
+                double _acc_sum_dy = 0.0;
+                for (int64_t i1 = 0; i1 < N; ++i1) {
+                    SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                    for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                        _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                        _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                    }
+                }
+                drstd[i0] = (float)_acc_drstd;
+                sum_dy[i0] = (float)_acc_sum_dy;
+            }
+        }
+        dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0));
+        dmean[i0] = -rstd[i0]*sum_dy[i0]*t4[i0]*((training > 0) ? (1) : (0));
+        /* pass 6: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
+        {
+            const float _r_dmean = dmean[i0];
+            const float _r_dvar = dvar[i0];
+            const float _r_mean = mean[i0];
+            const float _r_rstd = rstd[i0];
+            const float _r_t4 = t4[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    dx[C*H*W*i1 + H*W*i0 + i2] = _r_dmean*inv_H_inv_N_inv_W + 2*_r_dvar*inv_H_inv_N_inv_W*(-_r_mean + x[C*H*W*i1 + H*W*i0 + i2]) + dy[C*H*W*i1 + H*W*i0 + i2]*_r_rstd*_r_t4;
+                }
+            }
         }
     }
 }
@@ -483,141 +345,93 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
     double *restrict _part_t15 = scratch + 2*C*N + 21*C;
     double *restrict t15 = scratch + 2*C*N + 37*C;
     /* xc = x - mean, dxhat = dy*t4, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
-    /* drstd = sum(dxhat*(x - mu)) */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*t4[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
-                    }
-                }
-            }
-            drstd[i1] = (double)_acc;
-        }
-    }
-    /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        dvar[i1] = -1.0/2.0*drstd[i1]*((rstd[i1])*(rstd[i1])*(rstd[i1]))*((training > 0) ? (1) : (0));
-    }
-    /* sum_dy */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        {
-            double _acc = 0.0;
-            for (int64_t i0 = 0; i0 < N; ++i0) {
-                for (int64_t i2 = 0; i2 < H; ++i2) {
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i3 = 0; i3 < W; ++i3) {
-                        _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                    }
-                }
-            }
-            sum_dy[i1] = (double)_acc;
-        }
-    }
-    /* dmean = -rstd*sum_dy*t4*Piecewise((1, training > 0), (0, True)) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i1 = 0; i1 < C; ++i1) {
-        dmean[i1] = -rstd[i1]*sum_dy[i1]*t4[i1]*((training > 0) ? (1) : (0));
-    }
-    /* for each of the N rows: 3 passes over the row; column sums t13: per chunk of rows, then summed */
+    /* per channel (C in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the C rows: 6 passes over the row */
     const double inv_H_inv_N_inv_W = 1/(((double)H)*((double)N)*((double)W));
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t13 = _part_t13 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t13[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_dy_xhat */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*(-mu[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]);
-                            }
-                        }
-                        sum_dy_xhat[C*i0 + i1] = (double)_acc;
-                    }
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i0 = 0; i0 < C; ++i0) {
+        /* pass 1: row sums sum_dy_xhat */
+        for (int64_t i1 = 0; i1 < N; ++i1) {
+            {
+                double _acc = 0.0;
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                 }
-                /* pass 2: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H; ++i2) {
-                        for (int64_t i3 = 0; i3 < W; ++i3) {
-                            dx[C*H*W*i0 + H*W*i1 + W*i2 + i3] = dmean[i1]*inv_H_inv_N_inv_W + 2*dvar[i1]*inv_H_inv_N_inv_W*(-mean[i1] + x[C*H*W*i0 + H*W*i1 + W*i2 + i3]) + dy[C*H*W*i0 + H*W*i1 + W*i2 + i3]*rstd[i1]*t4[i1];
-                        }
-                    }
-                }
-                /* pass 3: column sums t13 = sum(sum_dy_xhat) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t13[i1] += sum_dy_xhat[C*i0 + i1];
-                }
+                sum_dy_xhat[N*i0 + i1] = (double)_acc;
             }
         }
-        /* t13 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
+        /* pass 2: row sums t13 = sum(sum_dy_xhat) */
+        {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t13[_k*C + _i];
-            t13[_i] = (double)_acc;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                _acc += sum_dy_xhat[N*i0 + i1];
+            }
+            t13[i0] = (double)_acc;
         }
-    }
-    /* dgamma = sum(t13) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
             _acc += t13[i0];
             dgamma[i0] = (double)_acc;
         }
-    }
-    /* for each of the N rows: 2 passes over the row; column sums t15: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t15 = _part_t15 + _c*C;
-            for (int64_t _i = 0; _i < C; ++_i) _p_t15[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums t14 = sum(dy) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H; ++i2) {
-                            SG_SIMD_SUM(_acc)
-                            for (int64_t i3 = 0; i3 < W; ++i3) {
-                                _acc += dy[C*H*W*i0 + H*W*i1 + W*i2 + i3];
-                            }
-                        }
-                        t14[C*i0 + i1] = (double)_acc;
-                    }
+        /* pass 3: row sums t14 = sum(dy) */
+        for (int64_t i1 = 0; i1 < N; ++i1) {
+            {
+                double _acc = 0.0;
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += dy[C*H*W*i1 + H*W*i0 + i2];
                 }
-                /* pass 2: column sums t15 = sum(t14) */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    _p_t15[i1] += t14[C*i0 + i1];
-                }
+                t14[N*i0 + i1] = (double)_acc;
             }
         }
-        /* t15 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < C; ++_i) {
+        /* pass 4: row sums t15 = sum(t14) */
+        {
             double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t15[_k*C + _i];
-            t15[_i] = (double)_acc;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                _acc += t14[N*i0 + i1];
+            }
+            t15[i0] = (double)_acc;
         }
-    }
-    /* dbeta = sum(t15) */
-    SG_PARALLEL_FOR(C)
-    for (int64_t i0 = 0; i0 < C; ++i0) {
         {
             double _acc = 0.0;
             _acc += t15[i0];
             dbeta[i0] = (double)_acc;
+        }
+        /* pass 5: row sums drstd = sum(dxhat*(x - mu)), sum_dy */
+        {
+            const double _r_mu = mu[i0];
+            const double _r_t4 = t4[i0];
+            {
+                double _acc_drstd = 0.0;
+                double _acc_sum_dy = 0.0;
+                for (int64_t i1 = 0; i1 < N; ++i1) {
+                    SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                    for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                        _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                        _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                    }
+                }
+                drstd[i0] = (double)_acc_drstd;
+                sum_dy[i0] = (double)_acc_sum_dy;
+            }
+        }
+        dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0));
+        dmean[i0] = -rstd[i0]*sum_dy[i0]*t4[i0]*((training > 0) ? (1) : (0));
+        /* pass 6: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
+        {
+            const double _r_dmean = dmean[i0];
+            const double _r_dvar = dvar[i0];
+            const double _r_mean = mean[i0];
+            const double _r_rstd = rstd[i0];
+            const double _r_t4 = t4[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    dx[C*H*W*i1 + H*W*i0 + i2] = _r_dmean*inv_H_inv_N_inv_W + 2*_r_dvar*inv_H_inv_N_inv_W*(-_r_mean + x[C*H*W*i1 + H*W*i0 + i2]) + dy[C*H*W*i1 + H*W*i0 + i2]*_r_rstd*_r_t4;
+                }
+            }
         }
     }
 }

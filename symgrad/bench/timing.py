@@ -22,10 +22,22 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(ts)
 
 
-def alternating_medians(runs: dict, repeats: int, gap: float = GAP, block: float = 0.05) -> dict:
+WARM = 2
+"""Untimed calls after each idle gap, before the timed block. The first calls after 0.15 s idle are
+slow for every contender on this (virtual) machine, whatever it runs: a single-threaded 8 MiB
+``np.copyto`` took 1.21, 1.02, 0.64 ms and then 0.57 ms per call; BatchNorm2d forward+backward 4.9,
+3.3, 2.3, then 2.2 ms. A training loop does not idle between steps, so the blocks measure the steady
+state."""
+
+
+def alternating_medians(runs: dict, repeats: int, gap: float = GAP, block: float = 0.05,
+                        warm: int | None = None) -> dict:
     """name -> seconds per call: every contender warmed up and sized to blocks of about ``block``
     seconds, then ``repeats`` rounds that time one block of each contender in turn, each after
-    ``gap`` seconds idle; the median over rounds."""
+    ``gap`` seconds idle and ``warm`` untimed calls (``WARM`` after a gap, none without); the median
+    over rounds."""
+    if warm is None:
+        warm = WARM if gap > 0 else 0
     counts = {}
     for name, fn in runs.items():
         fn()
@@ -36,6 +48,8 @@ def alternating_medians(runs: dict, repeats: int, gap: float = GAP, block: float
     for _ in range(repeats):
         for name, fn in runs.items():
             time.sleep(gap)
+            for _ in range(warm):
+                fn()
             n = counts[name]
             t0 = time.perf_counter()
             for _ in range(n):

@@ -103,7 +103,7 @@ class Fusion:
         level, kinds = {}, {}
         for s in group:
             inner = self._inner(s)
-            scalar = isinstance(s, ir.Elementwise) and all(is_one(d) for d in tuple(s.shape)[1:])
+            scalar = isinstance(s, (ir.Elementwise, ir.Reduction)) and all(is_one(d) for d in self.domain(s)[1:])
             kind = "one" if scalar or inner is None else "pass"
             lv = 0
             for n in self.reads(s):
@@ -132,7 +132,7 @@ class Fusion:
     def looping(self, passes) -> list:
         """The entries of ``passes`` that loop over the row (not a per-row value between passes)."""
         return [(lv, kind, ss) for lv, kind, ss in passes if kind == "pass" or not (
-            isinstance(ss[0], ir.Elementwise) and all(is_one(d) for d in tuple(ss[0].shape)[1:]))]
+            isinstance(ss[0], (ir.Elementwise, ir.Reduction)) and all(is_one(d) for d in self.domain(ss[0])[1:]))]
 
     def group_text(self, group) -> str:
         """The comment of a row group: what its loop over the rows computes, pass by pass below."""

@@ -18,6 +18,7 @@ import sympy as sp
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import colred
+from .channels import Channels
 from .fusion import Fusion
 from .windows import Windows
 from .names import Glossary, comment, describe
@@ -26,7 +27,7 @@ from .views import Views, cint
 from ...codegen.printers import ccode
 
 
-class CBody(Fusion, Views, Windows):
+class CBody(Fusion, Views, Windows, Channels):
     """C statements of one function for one dtype."""
 
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None,
@@ -181,7 +182,10 @@ class CBody(Fusion, Views, Windows):
         kept = [a for a in range(len(dom)) if a not in axes]
         acc_t, init, upd = self._acc(s)
         out_ref = self._out_ref(s, ivars)
-        suffix = all(a >= len(kept) for a in axes) and kept == list(range(len(kept)))
+        # (axes of length 1 are never looped over: they do not count)
+        real_kept = [a for a in kept if not is_one(dom[a])]
+        real_axes = [a for a in axes if not is_one(dom[a])]
+        suffix = not real_kept or not real_axes or max(real_kept) < min(real_axes)
         # kept axes outside, the reduced ones inside with the innermost contiguous (a row statistic,
         # or BatchNorm's per-channel statistics over N, H, W): one register accumulator per output
         # element, double for sums, the first kept axis in parallel
@@ -335,7 +339,11 @@ class CBody(Fusion, Views, Windows):
                 self.sample_loop(*part, 1)
             else:
                 self._team_guard = guard
-                self.emit_groups(self.groups(part))
+                for how, stmts in self.channel_parts(part):
+                    if how == "channels":
+                        self.channel_group(stmts)
+                    else:
+                        self.emit_groups(self.groups(stmts))
                 self._team_guard = False
         legend = self.glossary.legend()
         return (["    " + comment(legend)] if legend else []) + self.lines
