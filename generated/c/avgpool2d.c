@@ -79,7 +79,6 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
@@ -125,7 +124,6 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
                     }
                 }
                 /* y = t1/kernel_size**2 */
-                SG_PARALLEL_FOR(H_out*W_out*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i3 = 0; i3 < W_out; ++i3) {
@@ -149,7 +147,6 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
@@ -195,7 +192,6 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
                     }
                 }
                 /* y = t1/kernel_size**2 */
-                SG_PARALLEL_FOR(H_out*W_out*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i3 = 0; i3 < W_out; ++i3) {
@@ -234,7 +230,6 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t2 = dy/kernel_size**2 */
-                SG_PARALLEL_FOR(H_out*W_out*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i3 = 0; i3 < W_out; ++i3) {
@@ -245,7 +240,6 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
                 /* t3 = copy of t2 */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = (t2 + H_out*W_out*C*_c)[_i];
                 /* t4 = copy of t3 */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
                         for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
@@ -258,7 +252,6 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
@@ -299,7 +292,6 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t2 = dy/kernel_size**2 */
-                SG_PARALLEL_FOR(H_out*W_out*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i3 = 0; i3 < W_out; ++i3) {
@@ -310,7 +302,6 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
                 /* t3 = copy of t2 */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = (t2 + H_out*W_out*C*_c)[_i];
                 /* t4 = copy of t3 */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
                         for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
@@ -323,7 +314,6 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;

@@ -294,7 +294,6 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(L_out*C*K)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*L*_s) + _l * L;
                     float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
@@ -318,7 +317,6 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
                 /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
                 sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
                 /* y = t1 + t2 */
-                SG_PARALLEL_FOR(L_out*O)
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < L_out; ++i2) {
                         y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*O*_c + L_out*i1 + i2] + t2[i1];
@@ -345,7 +343,6 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(L_out*C*K)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*L*_s) + _l * L;
                     double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
@@ -369,7 +366,6 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
                 /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
                 sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
                 /* y = t1 + t2 */
-                SG_PARALLEL_FOR(L_out*O)
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < L_out; ++i2) {
                         y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*O*_c + L_out*i1 + i2] + t2[i1];
@@ -456,7 +452,6 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
                 sg_gemm_f32(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c), L_out);
                 /* dx = dyweight added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(L_out*C*K)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
                     float *restrict _dst = (dx + C*L*_s) + _l * L;
@@ -473,7 +468,6 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                     }
                 }
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(L_out*C*K)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*L*_s) + _l * L;
                     float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
@@ -569,7 +563,6 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                 /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
                 sg_gemm_f64(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c), L_out);
                 /* dx = dyweight added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(L_out*C*K)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
                     double *restrict _dst = (dx + C*L*_s) + _l * L;
@@ -586,7 +579,6 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                     }
                 }
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(L_out*C*K)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*L*_s) + _l * L;
                     double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;

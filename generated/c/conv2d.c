@@ -297,7 +297,6 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
@@ -332,7 +331,6 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
                 /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
                 sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
-                SG_PARALLEL_FOR(H_out*W_out*O)
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i3 = 0; i3 < W_out; ++i3) {
@@ -361,7 +359,6 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
@@ -396,7 +393,6 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
                 /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
                 sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
-                SG_PARALLEL_FOR(H_out*W_out*O)
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i3 = 0; i3 < W_out; ++i3) {
@@ -490,7 +486,6 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
                 sg_gemm_f32(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c), H_out*W_out);
                 /* dx = dyweight added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
                     float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
@@ -515,7 +510,6 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                     }
                 }
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
@@ -624,7 +618,6 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                 /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
                 sg_gemm_f64(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c), H_out*W_out);
                 /* dx = dyweight added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
                     double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
@@ -649,7 +642,6 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                     }
                 }
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*C*KH*KW)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;

@@ -80,7 +80,6 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
@@ -140,7 +139,6 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
@@ -222,7 +220,6 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                 /* t2 = copy of y */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t2 + H_out*W_out*C*_c)[_i] = (y + H_out*W_out*C*_s)[_i];
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
@@ -268,7 +265,6 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                     }
                 }
                 /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
                         for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
@@ -281,7 +277,6 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
@@ -328,7 +323,6 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                 /* t2 = copy of y */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t2 + H_out*W_out*C*_c)[_i] = (y + H_out*W_out*C*_s)[_i];
                 /* t0 = the windows of x (unfold, im2col) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
                     double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
@@ -374,7 +368,6 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                     }
                 }
                 /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
                         for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
@@ -387,7 +380,6 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C)
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;

@@ -235,7 +235,8 @@ class Windows:
             self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{self.cname(t.out)}[_i] = 0;", d + 1)
         self.emit(f"for (int64_t _s = _c * {cint(dim0)} / _nc; _s < (_c + 1) * {cint(dim0)} / _nc; ++_s) {{", d + 1)
         ones = [self.per_sample(t)[1] for t in run]   # before any view changes a shape
-        saved_views, saved_shapes = dict(self.views), dict(self.shapes)
+        saved_views, saved_shapes, serial = dict(self.views), dict(self.shapes), self.serial
+        self.serial = True   # inside the region: no nested parallel loop (a team of one per sample)
         for t, one in zip(run, ones):
             self._slice_views(t, one, internal, saved_shapes)
             if t in acc:
@@ -246,7 +247,7 @@ class Windows:
                 self.einsum(one, d + 2, accumulated=t in acc)
             else:
                 self.statement(one, d + 2, 0, [f"i{a}" for a in range(8)])
-        self.views, self.shapes = saved_views, saved_shapes
+        self.views, self.shapes, self.serial = saved_views, saved_shapes, serial
         self._hoisted = set()
         self.emit("}", d + 1)
         self.emit("}", d)
