@@ -199,23 +199,28 @@ def contenders(workload, a, dtype, threads):
             except Exception:  # noqa: BLE001
                 continue
             out[label] = _layer_runner(k, workload, a)
+            if label == "C":   # the same kernels without the cache's copies (as symgrad.torch calls them)
+                out["C borrow"] = _layer_runner(k, workload, a, borrow=True)
     return out
 
 
-def _layer_runner(k, workload, a):
+def _layer_runner(k, workload, a, borrow=False):
+    """forward+backward of layer ``k``; ``borrow``: the cache refers to the arguments and outputs
+    instead of copying them (docs/contract.md, "Caches")."""
+    b = dict(borrow=True) if borrow else {}
     if workload == "conv2d":
-        return lambda: k.backward(k.forward(a["x"], a["weight"], a["bias"], padding=1)[1], a["dy"])
+        return lambda: k.backward(k.forward(a["x"], a["weight"], a["bias"], padding=1, **b)[1], a["dy"])
     if workload == "maxpool2d":
-        return lambda: k.backward(k.forward(a["x"], kernel_size=2)[1], a["dy"])
+        return lambda: k.backward(k.forward(a["x"], kernel_size=2, **b)[1], a["dy"])
     if workload == "batchnorm2d":
         return lambda: k.backward(k.forward(a["x"], a["gamma"], a["beta"], a["running_mean"],
-                                            a["running_var"])[1], a["dy"])
+                                            a["running_var"], **b)[1], a["dy"])
     if workload == "dense":
-        return lambda: k.backward(k.forward(a["x"], a["W"], a["b"])[1], a["dy"])
+        return lambda: k.backward(k.forward(a["x"], a["W"], a["b"], **b)[1], a["dy"])
     if workload == "layernorm":
-        return lambda: k.backward(k.forward(a["x"], a["gamma"], a["beta"])[1], a["dy"])
+        return lambda: k.backward(k.forward(a["x"], a["gamma"], a["beta"], **b)[1], a["dy"])
     names = ("x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh")
-    return lambda: k.backward(k.forward(*[a[n] for n in names])[1], a["dhs"])
+    return lambda: k.backward(k.forward(*[a[n] for n in names], **b)[1], a["dhs"])
 
 
 def _torch_interop(d, dtype, threads):
@@ -326,7 +331,7 @@ def machine(threads) -> str:
 
 
 def table(report, markdown=False) -> str:
-    cols = ["NumPy", "C", "hand NumPy", "torch"]
+    cols = ["NumPy", "C", "C borrow", "hand NumPy", "torch"]
     lines = []
     if markdown:
         lines += ["| workload | dtype | " + " | ".join(f"{c} (ms)" for c in cols) + " | bandwidth bound (ms) |",
@@ -362,7 +367,10 @@ def targets(report, markdown=False) -> list[str]:
             continue
         ratio = r.times[c] / r.times[ref]
         mark = "met" if ratio <= goal else "MISSED"
-        out.append(("- " if markdown else "") + f"{w} float32: {c} / {ref} = {ratio:.2f} (goal <= {goal}) {mark}")
+        borrow = (f"; C borrow / {ref} = {r.times['C borrow'] / r.times[ref]:.2f}"
+                  if c == "C" and "C borrow" in r.times else "")
+        out.append(("- " if markdown else "") + f"{w} float32: {c} / {ref} = {ratio:.2f} (goal <= {goal}) {mark}"
+                   + borrow)
     for r in report["results"]:
         if r.flops and r.dtype == "float32":
             rates = ", ".join(f"{c} {r.flops / r.times[c] / 1e9:.0f}" for c in ("C", "NumPy", "torch") if c in r.times)
@@ -372,7 +380,9 @@ def targets(report, markdown=False) -> list[str]:
             frac = r.bound / r.times["C"]
             out.append(("- " if markdown else "") + f"{r.workload} float32: C reaches {frac:.0%} of the triad "
                        "bandwidth" + (f" (goal >= {BANDWIDTH_GOALS[r.workload]:.0%})"
-                                      if r.workload in BANDWIDTH_GOALS else ""))
+                                      if r.workload in BANDWIDTH_GOALS else "")
+                       + (f"; {r.bound / r.times['C borrow']:.0%} with borrow=True (no cache copies)"
+                          if "C borrow" in r.times else ""))
     return out
 
 
