@@ -170,8 +170,9 @@ def _checked(param, grad, state, lr, momentum, dampening, weight_decay, nesterov
     """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
     hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
     _p, _orig = _param("param", param)
-    _check_state(state, _p)
-    _written = _check_aliasing(_p if _orig is None else _orig, state)
+    _written, _views = _check_state(state, _p, _orig)
+    if _views or len(set(map(id, _written))) != len(_written):
+        _check_aliasing(_written, _views)
     _g = _grad("grad", grad, _p)
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
@@ -636,8 +637,15 @@ def _shape_dtype(param, dtype):
     return shape, dtype
 
 
+_REAL = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+
+
 def _param(name, a):
     """The array updated in place: never a silent copy."""
+    if type(a) is np.ndarray:   # the usual case in straight lines (this runs every step)
+        f = a.flags
+        if f.writeable and f.c_contiguous and a.dtype in _REAL:
+            return a, None
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a writeable numpy.ndarray (updated in place), got {type(a).__name__}")
     if not a.flags.writeable:
@@ -652,6 +660,8 @@ def _param(name, a):
 
 
 def _grad(name, a, p):
+    if type(a) is np.ndarray and a.dtype is p.dtype and a.shape == p.shape and a.flags.c_contiguous:
+        return a   # the usual case (backward's output) in straight lines
     a = np.asarray(a)
     if a.dtype.kind in "biu":
         a = a.astype(p.dtype)
@@ -662,10 +672,12 @@ def _grad(name, a, p):
     return np.ascontiguousarray(a)
 
 
-def _check_state(state, p):
+def _check_state(state, p, orig=None):
     """Every entry of ``state`` as init made it for ``p``: the usual case (a plain int step, plain arrays)
     in straight-line checks, the exact messages on the slow path (this runs every step; it took 1.8 us
-    of a 9 us C Adam step)."""
+    of a 9 us C Adam step). Returns the arrays a step writes (the parameter as the caller gave it
+    (``orig`` when ``p`` is its contiguous copy), the state arrays, the scratch buffers) and the
+    positions of those that view another array's memory, for ``_check_aliasing``."""
     if not isinstance(state, dict) or state.get("kernel") != NAME:
         got = state.get("kernel") if isinstance(state, dict) else type(state).__name__
         raise TypeError(f"state: expected the state returned by {NAME}.init, got {got!r}")
@@ -675,10 +687,12 @@ def _check_state(state, p):
             raise ValueError(f"state['step']: expected an integer in [0, 2**62) (the count of steps taken; the C "
                              f"kernels take it as int64), got {step!r}")
     shape, dtype = p.shape, p.dtype
+    given = p if orig is None else orig
+    written, views = [given], ([] if given.flags.owndata else [0])
     for k in STATE:
         a = state.get(k)
         want = shape
-        if type(a) is not np.ndarray or a.shape != want or a.dtype != dtype:
+        if type(a) is not np.ndarray or a.shape != want or (a.dtype is not dtype and a.dtype != dtype):
             if not isinstance(a, np.ndarray) or a.shape != want:
                 raise ValueError(f"state[{k!r}]: expected an array of shape {want} (from init of this "
                                  f"parameter), got {getattr(a, 'shape', type(a).__name__)}")
@@ -687,16 +701,28 @@ def _check_state(state, p):
         f = a.flags
         if not (f.c_contiguous and f.writeable):
             raise ValueError(f"state[{k!r}]: expected a writeable C-contiguous array")
-    scratch, size = state.get("scratch"), min(p.size, BLOCK)
+        if not f.owndata:
+            views.append(len(written))
+        written.append(a)
+    scratch, size = state.get("scratch"), (min(p.size, BLOCK),)
     ok = isinstance(scratch, tuple) and len(scratch) == NSCRATCH
     if ok:
         for s in scratch:
-            if not isinstance(s, np.ndarray) or s.shape != (size,) or s.dtype != dtype or not s.flags.writeable:
+            if type(s) is not np.ndarray or s.shape != size or (s.dtype is not dtype and s.dtype != dtype):
+                if not isinstance(s, np.ndarray) or s.shape != size or s.dtype != dtype:
+                    ok = False
+                    break
+            f = s.flags
+            if not f.writeable:
                 ok = False
                 break
+            if not f.owndata:
+                views.append(len(written))
+            written.append(s)
     if not ok:
-        raise ValueError(f"state['scratch']: expected {NSCRATCH} writeable {p.dtype} buffers of shape ({size},) "
+        raise ValueError(f"state['scratch']: expected {NSCRATCH} writeable {p.dtype} buffers of shape ({size[0]},) "
                          f"(from init of this parameter)")
+    return tuple(written), views
 
 
 _WRITTEN = ("param", ) + tuple(f"state[{k!r}]" for k in STATE) + tuple(f"state['scratch'][{i}]" for i in range(NSCRATCH))
@@ -710,8 +736,9 @@ def _overlap(a, b):
     return np.may_share_memory(a, b) and (a.flags.c_contiguous and b.flags.c_contiguous or np.shares_memory(a, b))
 
 
-def _check_aliasing(p, state):
-    """The arrays a step writes (param, the state arrays, the scratch buffers), checked to be disjoint:
+def _check_aliasing(arrays, views):
+    """The ``arrays`` a step writes (param, the state arrays, the scratch buffers; ``views``: the
+    positions of those that do not own their memory, from ``_check_state``), checked to be disjoint:
     two of them sharing memory (``state["exp_avg_sq"] = state["exp_avg"]``, a momentum buffer that is
     the parameter) would make the update read what it has just overwritten, and differently on each
     backend (the C arguments are ``restrict``), so it is a ValueError naming both, before any write.
@@ -719,15 +746,13 @@ def _check_aliasing(p, state):
     A step takes microseconds, so the usual case must cost next to nothing: arrays that own their
     data (as init and NumPy's constructors make them) are disjoint unless they are one object, so only
     an array viewing another's memory (a slice, a torch tensor's ``.numpy()``) is compared with the
-    others (``np.may_share_memory`` on all pairs added 11-24 us to a step)."""
-    arrays = (p, *[state[k] for k in STATE], *state["scratch"])
-    first, views = {}, []
+    others (``np.may_share_memory`` on all pairs added 11-24 us to a step). ``_checked`` calls it only
+    when one of them is a view or one object is there twice."""
+    first = {}
     for i, a in enumerate(arrays):
         j = first.setdefault(id(a), i)
         if j != i:
             _aliased(j, i)
-        if not a.flags.owndata:
-            views.append(i)
     for i in views:
         for j, b in enumerate(arrays):
             if j != i and _overlap(arrays[i], b):

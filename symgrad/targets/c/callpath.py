@@ -13,7 +13,8 @@ copied: a large one lives on the memory pool, ``memory.py``, and owns no data).
 
 ``layer_source(k, fwd, bwd, any_ref)`` returns the source of ``forward``/``backward``; it runs in a
 namespace with the NumPy module's helpers (``_real``, ``_check_shape`` ...), the ctypes functions
-(``_FWD``/``_BWD`` by dtype), ``_CT`` (ctypes real type by dtype), ``_empty``, ``_contig`` and the
+(``_FWD``/``_BWD`` by dtype), ``_CT`` (ctypes real type by dtype), ``_npempty``/``_empty``/``_LARGE``
+(``np.empty`` and the pool), ``_contig`` and the
 cache validators ``_cached``/``_cached_ids``/``_dims_of`` of ``CKernel``.
 """
 from __future__ import annotations
@@ -35,7 +36,12 @@ def _shape(shape) -> str:
 
 
 def _alloc(cf, roles) -> list[str]:
-    lines = [f"{a.name} = _empty({_shape(a.shape)}, dtype)" for a in cf.args if a.role in roles]
+    lines = []
+    for a in cf.args:
+        if a.role in roles:   # a small array straight from NumPy (no second Python frame), a large one from the pool
+            shp = _shape(a.shape)
+            lines.append(f"{a.name} = _npempty({shp}, dtype)")
+            lines.append(f"if {a.name}.nbytes >= _LARGE: {a.name} = _empty({shp}, dtype)")
     if cf.scratch:
         # scratch pages are not mapped ahead (populate=False): a kernel may touch only part of it (a
         # convolution's per-chunk slots), and mapping all of it cost a fifth of the convolution's time;

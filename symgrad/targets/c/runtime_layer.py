@@ -17,7 +17,7 @@ import numpy as np
 from ...ir.rewrite import c_kernel
 from ..numpy.layer import NumpyLayerEmitter
 from .callpath import layer_source
-from .memory import scratch
+from .memory import LARGE, scratch
 from .plan import plan
 from .runtime import CALL_NAMESPACE, REAL, CKernel, empty
 
@@ -37,7 +37,7 @@ class CLayer(CKernel):
         ns.update(CALL_NAMESPACE)
         ns.update(NAME=k.name, _FWD={dt: self.funcs["forward", dt] for dt in REAL},
                   _BWD={dt: self.funcs["backward", dt] for dt in REAL},
-                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _scratch=scratch, _prod=math.prod,
+                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _prod=math.prod,
                   _contig=np.ascontiguousarray, _ndarray=np.ndarray, _copyto=np.copyto, _contig_ids=lambda a: np.ascontiguousarray(a, dtype=np.int64),
                   _header=self.header, _dims_of=self.dim_of, _cached=self.cached, _cached_ids=self.cached_ids)
         src = layer_source(k, self.fwd, self.bwd, any_ref)

@@ -14,7 +14,7 @@ import numpy as np
 from ...ir import nodes as ir
 from ..numpy.layer import NumpyLayerEmitter
 from .callpath import recurrent_source
-from .memory import scratch
+from .memory import LARGE, scratch
 from .recurrent import CRecurrent
 from .runtime import CALL_NAMESPACE, REAL, CKernel, empty
 
@@ -37,7 +37,7 @@ class CRecurrentLayer(CKernel):
         ns.update(CALL_NAMESPACE)
         ns.update(NAME=spec.name, _validate=self._validate, _FWD={dt: self.funcs["forward", dt] for dt in REAL},
                   _BWD={dt: self.funcs["backward", dt] for dt in REAL},
-                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _scratch=scratch, _zeros=np.zeros,
+                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _zeros=np.zeros,
                   _contig=np.ascontiguousarray, _header=self.header, _dims_of=self.dim_of, _cached=self.cached)
         src = recurrent_source(spec, k, self.r.fwd, self.r.bwd, self.dims)
         exec(compile(src, f"<symgrad c/{spec.name} call path>", "exec"), ns)  # noqa: S102 - our own lines
