@@ -262,3 +262,25 @@ def test_hyperparameters_checked_once_are_still_checked_when_they_change(backend
     assert st["step"] == step
     k.step(p, g, st, lr=1, momentum=0.9)
     assert st["step"] == step + 1 and not np.array_equal(p, before)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_hyperparameters_remembered_by_identity_are_still_checked_when_they_change(backend):
+    """The previous step's hyperparameter objects are reused by identity only when all are immutable
+    (optimizer template, _LAST): any other object is checked again (a bad value refused before any
+    write, a 0-d array refused as ever), and a new good value is used."""
+    k = symgrad.load("sgd", backend=backend, dtype="float64")
+    p, g = np.ones(5), np.full(5, 0.5)
+    st = k.init(p)
+    lr = 0.25
+    k.step(p, g, st, lr=lr)
+    k.step(p, g, st, lr=lr)                       # the same object: remembered
+    before = p.copy()
+    for bad, err in ((-1.0, ValueError), (np.array(0.25), TypeError), (True, TypeError)):
+        with pytest.raises(err, match="lr"):
+            k.step(p, g, st, lr=bad)
+    np.testing.assert_array_equal(p, before)
+    k.step(p, g, st, lr=np.float64(0.5))
+    np.testing.assert_allclose(p, before - 0.5 * g)
+    k.step(p, g, st, lr=lr)
+    np.testing.assert_allclose(p, before - 0.75 * g)

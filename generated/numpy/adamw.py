@@ -87,15 +87,23 @@ def _checked(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad):
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
     t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    _seen = ((type(lr), lr, type(beta1), beta1, type(beta2), beta2, type(eps), eps, type(weight_decay), weight_decay, type(amsgrad), amsgrad, ))
-    try:
-        _h = _SEEN.get(_seen)
-    except TypeError:   # an unhashable value: the checks below name it
-        _h, _seen = None, None
-    if _h is None:
-        _h = _checked_hypers(lr, beta1, beta2, eps, weight_decay, amsgrad, )
-        if _seen is not None and len(_SEEN) < 256:
-            _SEEN[_seen] = _h
+    global _LAST
+    _last = _LAST
+    if _last is not None and lr is _last[0] and beta1 is _last[1] and beta2 is _last[2] and eps is _last[3] and weight_decay is _last[4] and amsgrad is _last[5]:
+        _h = _last[-1]   # the very objects of the previous step, all immutable: checked then
+    else:
+        _seen = ((type(lr), lr, type(beta1), beta1, type(beta2), beta2, type(eps), eps, type(weight_decay), weight_decay, type(amsgrad), amsgrad, ))
+        try:
+            _h = _SEEN.get(_seen)
+        except TypeError:   # an unhashable value: the checks below name it
+            _h, _seen = None, None
+        if _h is None:
+            _h = _checked_hypers(lr, beta1, beta2, eps, weight_decay, amsgrad, )
+            if _seen is not None and len(_SEEN) < 256:
+                _SEEN[_seen] = _h
+        _vals = (lr, beta1, beta2, eps, weight_decay, amsgrad, )
+        if all(type(v) in _IMMUTABLE for v in _vals):   # a 0-d array could change in place: never by identity
+            _LAST = _vals + (_h,)
     (lr, beta1, beta2, eps, weight_decay, ), (amsgrad, ) = _h
     has_weight_decay = bool(weight_decay != 0)
     return (_p, _orig, _g, t, _h[0], _h[1], (amsgrad, has_weight_decay, ))
@@ -104,6 +112,11 @@ def _checked(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad):
 _SEEN = {}
 """Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
 every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+_LAST = None
+"""The previous step's hyperparameter objects and their checked values, when all are immutable (float,
+int, bool, None): a loop passes the very same objects, and comparing identities costs less than
+hashing a (type, value) key (0.4 of a 7.5 us C Adam step)."""
+_IMMUTABLE = (float, int, bool, type(None))
 
 
 def _checked_hypers(lr, beta1, beta2, eps, weight_decay, amsgrad, ):

@@ -24,10 +24,13 @@ NAME = 'avgpool2d'
 INPUTS = ('x', )
 
 
+_REAL_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+
+
 def _dtype(dtype, *arrays):
     if dtype is None:
         for a in arrays:
-            if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
+            if isinstance(a, np.ndarray) and a.dtype in _REAL_DTYPES:
                 return a.dtype
         return np.dtype(np.float64)
     dtype = np.dtype(dtype)
@@ -38,6 +41,8 @@ def _dtype(dtype, *arrays):
 
 def _real(name, a, dtype):
     """A real array of ``dtype``; integer and bool arrays are converted (exactly), other floats refused."""
+    if type(a) is np.ndarray and a.dtype is dtype:   # the usual case, at once (every call runs this)
+        return a
     a = np.asarray(a)
     if a.dtype.kind in "biu":
         if a.dtype.kind in "iu" and a.size and np.abs(a).max() > 2**24 and dtype == np.float32:

@@ -61,15 +61,23 @@ def _checked(avg, x, state, beta):
     if _reads_written(_g, (_p,) + _written[1:]):
         _g = _g.copy()   # the update writes what the gradient reads: read it from a copy (as the C backend)
     t = int(state["step"]) + 1   # a Python int: a NumPy integer step (int8 ...) must not wrap
-    _seen = ((type(beta), beta, ))
-    try:
-        _h = _SEEN.get(_seen)
-    except TypeError:   # an unhashable value: the checks below name it
-        _h, _seen = None, None
-    if _h is None:
-        _h = _checked_hypers(beta, )
-        if _seen is not None and len(_SEEN) < 256:
-            _SEEN[_seen] = _h
+    global _LAST
+    _last = _LAST
+    if _last is not None and beta is _last[0]:
+        _h = _last[-1]   # the very objects of the previous step, all immutable: checked then
+    else:
+        _seen = ((type(beta), beta, ))
+        try:
+            _h = _SEEN.get(_seen)
+        except TypeError:   # an unhashable value: the checks below name it
+            _h, _seen = None, None
+        if _h is None:
+            _h = _checked_hypers(beta, )
+            if _seen is not None and len(_SEEN) < 256:
+                _SEEN[_seen] = _h
+        _vals = (beta, )
+        if all(type(v) in _IMMUTABLE for v in _vals):   # a 0-d array could change in place: never by identity
+            _LAST = _vals + (_h,)
     (beta, ), () = _h
     first_step = bool(t == 1)
     return (_p, _orig, _g, t, _h[0], _h[1], (first_step, ))
@@ -78,6 +86,11 @@ def _checked(avg, x, state, beta):
 _SEEN = {}
 """Checked hyperparameters and flags by their (type, value) pairs: a training loop passes the same ones
 every step, and checking them again cost 2.5 us of a 10 us C Adam step on 4096 parameters."""
+_LAST = None
+"""The previous step's hyperparameter objects and their checked values, when all are immutable (float,
+int, bool, None): a loop passes the very same objects, and comparing identities costs less than
+hashing a (type, value) key (0.4 of a 7.5 us C Adam step)."""
+_IMMUTABLE = (float, int, bool, type(None))
 
 
 def _checked_hypers(beta, ):
