@@ -40,6 +40,7 @@ CONV2D = [  # N, C, H, W, O, KH, KW, stride, padding, dilation
     (1, 1, 1, 1, 1, 1, 1, 1, 0, 1),     # size-1 everything
     (3, 2, 5, 7, 5, 2, 3, 3, 2, 1),     # odd sizes, padding larger than the kernel's reach
     (2, 1, 4, 5, 3, 3, 3, 1, 1, 1),     # "same" convolution
+    (2, 3, 7, 8, 4, 3, 2, 2, 1, 1),     # last axis: windows of 2 at stride 2 (interleaved rows), padding 1
 ]
 
 
@@ -73,6 +74,8 @@ def test_conv1d_matches_torch(backend, case):
 POOL = [  # N, C, H, W, kernel_size, stride, padding
     (2, 3, 8, 8, 2, None, 0), (2, 3, 9, 7, 3, 2, 1), (1, 1, 1, 1, 1, None, 0), (2, 2, 5, 6, 3, 1, 1),
     (1, 2, 7, 5, 2, 3, 1),
+    # non-overlapping windows of 2 (the C target's interleaved rows), with edges and padding
+    (2, 3, 7, 9, 2, 2, 1), (2, 3, 6, 8, 2, 2, 1), (1, 2, 4, 6, 2, None, 0), (1, 1, 3, 1, 2, None, 1),
 ]
 
 
