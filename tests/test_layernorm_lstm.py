@@ -203,7 +203,9 @@ def test_c_lstm_generator_batches_over_time():
     for part in (fwd.split("void lstm_forward_f32")[1], bwd):
         assert "sg_gemm_f32(" not in part and "sg_rows_of(N, &_lo, &_hi);" in part
         assert "for (int64_t i0 = _lo; i0 < _hi; ++i0)" in part
-    assert "sg_gemm_team_f32(0, 1, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh, H, 0, hW_hh + _lo*4*H, 4*H);" in fwd
+    # the step product reads W_hh transposed once before the loop (untransposed operands pack faster)
+    assert "sg_gemm_team_f32(0, 0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 4*H, 0, hW_hh + _lo*4*H, 4*H);" in fwd
+    assert fwd.index("W_hh_T[_j*4*H + _i] = W_hh[_i*H + _j]") < fwd.index("for (int64_t _t = 0")
     assert fwd.index("N*T, 4*H, D, x") < fwd.index("for (int64_t _t = 0")
     loop_end = bwd.index("if (T == 0)")
     for gemm in ("(0, 0, N*T, D, 4*H, dgates_steps", "(1, 0, 4*H, D, N*T, dgates_steps", "(1, 0, 4*H, H, N*T, dgates_steps"):

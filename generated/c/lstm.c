@@ -375,20 +375,26 @@ int64_t lstm_forward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H)
     (void)N;
     (void)D;
     (void)H;
-    return 4*H*N*T + 8*H*N;
+    return 4*((H)*(H)) + 4*H*N*T + 8*H*N;
 }
 
 void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT, float *restrict h_steps, float *restrict c_steps, float *restrict o_steps, float *restrict tanh_c_steps, float *restrict g_steps, float *restrict i_steps, float *restrict f_steps, const float *restrict x, const float *restrict h0, const float *restrict c0, const float *restrict W_ih, const float *restrict W_hh, const float *restrict b_ih, const float *restrict b_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
     float *restrict xW_ih_steps = scratch + 0;
-    float *restrict hW_hh = scratch + 4*H*N*T;
-    float *restrict gates = scratch + 4*H*N*T + 4*H*N;
+    float *restrict W_hh_T = scratch + 4*H*N*T;
+    float *restrict hW_hh = scratch + 4*((H)*(H)) + 4*H*N*T;
+    float *restrict gates = scratch + 4*((H)*(H)) + 4*H*N*T + 4*H*N;
     /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
     /* xW_ih = x W_ih^T (GEMM) */
     sg_gemm_team_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
+    /* W_hh_T = W_hh transposed, once: the step products read it untransposed */
+    SG_PARALLEL_FOR(4*H*H)
+    for (int64_t _j = 0; _j < H; ++_j) {
+        for (int64_t _i = 0; _i < 4*H; ++_i) W_hh_T[_j*4*H + _i] = W_hh[_i*H + _j];
+    }
     /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
     SG_BLAS_ONE_THREAD_BEGIN
     SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
@@ -397,8 +403,8 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
         sg_rows_of(N, &_lo, &_hi);
         /* the time loop: one step of the cell for t = 0 .. T-1 */
         for (int64_t _t = 0; _t < T; ++_t) {
-            /* hW_hh = h W_hh^T (GEMM) */
-            sg_gemm_team_f32(0, 1, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh, H, 0, hW_hh + _lo*4*H, 4*H);
+            /* hW_hh = h W_hh_T (GEMM) */
+            sg_gemm_team_f32(0, 0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 4*H, 0, hW_hh + _lo*4*H, 4*H);
             /* for each of the N rows: 2 passes over the row */
             for (int64_t i0 = _lo; i0 < _hi; ++i0) {
                 /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
@@ -430,14 +436,20 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
 void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict cT, double *restrict h_steps, double *restrict c_steps, double *restrict o_steps, double *restrict tanh_c_steps, double *restrict g_steps, double *restrict i_steps, double *restrict f_steps, const double *restrict x, const double *restrict h0, const double *restrict c0, const double *restrict W_ih, const double *restrict W_hh, const double *restrict b_ih, const double *restrict b_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
     double *restrict xW_ih_steps = scratch + 0;
-    double *restrict hW_hh = scratch + 4*H*N*T;
-    double *restrict gates = scratch + 4*H*N*T + 4*H*N;
+    double *restrict W_hh_T = scratch + 4*H*N*T;
+    double *restrict hW_hh = scratch + 4*((H)*(H)) + 4*H*N*T;
+    double *restrict gates = scratch + 4*((H)*(H)) + 4*H*N*T + 4*H*N;
     /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
     for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
     /* before the time loop, for all T steps at once: what does not read the state */
     /* xW_ih = x W_ih^T (GEMM) */
     sg_gemm_team_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
+    /* W_hh_T = W_hh transposed, once: the step products read it untransposed */
+    SG_PARALLEL_FOR(4*H*H)
+    for (int64_t _j = 0; _j < H; ++_j) {
+        for (int64_t _i = 0; _i < 4*H; ++_i) W_hh_T[_j*4*H + _i] = W_hh[_i*H + _j];
+    }
     /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
     SG_BLAS_ONE_THREAD_BEGIN
     SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
@@ -446,8 +458,8 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
         sg_rows_of(N, &_lo, &_hi);
         /* the time loop: one step of the cell for t = 0 .. T-1 */
         for (int64_t _t = 0; _t < T; ++_t) {
-            /* hW_hh = h W_hh^T (GEMM) */
-            sg_gemm_team_f64(0, 1, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh, H, 0, hW_hh + _lo*4*H, 4*H);
+            /* hW_hh = h W_hh_T (GEMM) */
+            sg_gemm_team_f64(0, 0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 4*H, 0, hW_hh + _lo*4*H, 4*H);
             /* for each of the N rows: 2 passes over the row */
             for (int64_t i0 = _lo; i0 < _hi; ++i0) {
                 /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */

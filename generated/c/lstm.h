@@ -77,12 +77,12 @@
  *   W_hh (4*H, H): read
  *   b_ih (4*H,): read
  *   b_hh (4*H,): read
- *   scratch: 4*H*N*T + 8*H*N elements of work space (= lstm_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 4*((H)*(H)) + 4*H*N*T + 8*H*N elements of work space (= lstm_forward_scratch_size(...)), contents undefined afterwards
  */
 void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT, float *restrict h_steps, float *restrict c_steps, float *restrict o_steps, float *restrict tanh_c_steps, float *restrict g_steps, float *restrict i_steps, float *restrict f_steps, const float *restrict x, const float *restrict h0, const float *restrict c0, const float *restrict W_ih, const float *restrict W_hh, const float *restrict b_ih, const float *restrict b_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict cT, double *restrict h_steps, double *restrict c_steps, double *restrict o_steps, double *restrict tanh_c_steps, double *restrict g_steps, double *restrict i_steps, double *restrict f_steps, const double *restrict x, const double *restrict h0, const double *restrict c0, const double *restrict W_ih, const double *restrict W_hh, const double *restrict b_ih, const double *restrict b_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 
-/* Elements (float or double) of the scratch buffer lstm_forward_* needs: 4*H*N*T + 8*H*N. */
+/* Elements (float or double) of the scratch buffer lstm_forward_* needs: 4*((H)*(H)) + 4*H*N*T + 8*H*N. */
 int64_t lstm_forward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H);
 
 
