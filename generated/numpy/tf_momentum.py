@@ -304,8 +304,12 @@ def _reads_written(g, arrays):
     """Whether the gradient ``g`` shares memory with one of the ``arrays`` the step writes (then it is
     read from a copy). A gradient that owns its data (as backward returns it) and is none of them
     cannot."""
-    if g.flags.owndata and all(g is not a for a in arrays):
-        return False
+    if g.flags.owndata:
+        for a in arrays:   # a loop, not all(genexpr): this runs every step
+            if g is a:
+                break
+        else:
+            return False
     return any(_overlap(g, a) for a in arrays)
 
 
