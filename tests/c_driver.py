@@ -6,7 +6,7 @@ each optimizer runs every one of its rules (three steps each), each schedule eve
 from __future__ import annotations
 
 from symgrad.targets.c.layer import cint
-from symgrad.targets.c.plan import plan
+from symgrad.targets.c.plan import kept, plan, plan_kept
 from symgrad.ir.rewrite import c_kernel
 
 
@@ -57,7 +57,10 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
         return var
 
     hyper = {n: repr(float(v)) for n, v in k.hypers}
-    for cf in (fwd, bwd):
+    funcs = [fwd, bwd]
+    if spec.kind != "recurrent" and plan_kept(k) is not None:   # NAME_forward_kept too; backward reads its copies
+        funcs.insert(1, plan_kept(k)[1])
+    for cf in funcs:
         call = []
         for a in cf.args:
             if a.role in ("out", "cache", "scratch"):
@@ -76,6 +79,8 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
             else:
                 call.append(a.name)
         lines.append(f"    {name}_{cf.name}_{sfx}({', '.join(call)});")
+        if cf.name == "forward_kept":
+            bufs.update({n: bufs[c] for n, c in kept(k).items()})
     lines.append("    double sum = 0;")
     for a in bwd.args:
         if a.role == "out":

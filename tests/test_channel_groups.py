@@ -63,11 +63,14 @@ def test_channel_group_is_one_loop_over_the_kept_axis(user_norms):
     """The forward's statistics and output are one parallel loop over K (one pass over memory);
     batchnorm2d's forward and backward likewise over C."""
     src = _source("norm_axis2")
-    fwd = src[src.index("void norm_axis2_forward_f64"):src.index("int64_t norm_axis2_backward_scratch_size")]
-    assert "per channel (K in parallel)" in fwd
-    assert fwd.count("SG_PARALLEL_FOR(") == 1, fwd
+    for part in ("forward_f64", "forward_kept_f64"):   # the copy of x for the cache: in the same loop
+        fwd = src[src.index(f"void norm_axis2_{part}"):]
+        fwd = fwd[:fwd.index("\n}\n")]
+        assert "per channel (K in parallel)" in fwd
+        assert fwd.count("SG_PARALLEL_FOR(") == 1, fwd
+    assert "x_kept[" in fwd
     bn = _source("batchnorm2d")
-    for part in ("forward_f32", "backward_f32"):
+    for part in ("forward_f32", "forward_kept_f32", "backward_f32"):
         body = bn[bn.index(f"void batchnorm2d_{part}"):]
         body = body[:body.index("\n}\n")]
         assert "per channel (C in parallel)" in body and body.count("SG_PARALLEL_FOR(") == 1, body

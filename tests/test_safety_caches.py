@@ -11,6 +11,7 @@ import symgrad
 from symgrad.verify.layers import outputs_of, random_inputs
 
 from conftest import BACKENDS, HAVE_CC
+from symgrad.targets.c.plan import kept
 
 LAYERS = ["dense", "layernorm", "softmax", "softmax_cross_entropy", "sigmoid", "mse", "lstm", "dense_tanh"]
 
@@ -132,3 +133,40 @@ def test_an_edited_optimizer_state_is_refused_before_any_write(name, how, pick, 
             k.step(p, np.ones(6, dtype), bad, lr=0.1, **hyper)
         assert np.array_equal(p, before[0]) and bad["step"] == 0
         assert all(np.array_equal(bad[n], v) for n, v in before[1].items())
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("name", ["batchnorm2d", "maxpool2d", "layernorm", "sigmoid"])
+def test_c_copies_written_by_the_kernel_equal_the_plain_path(name):
+    """The C forward of a usual call (the caller's own arrays, no borrow) is NAME_forward_kept, which
+    writes the cache's copies in its own passes; a borrowed or converted argument takes the plain
+    forward. All three give the same outputs, caches and gradients, the copies are read-only and
+    the caller's later edits do not reach backward."""
+    spec = symgrad.REGISTRY.get(name)
+    k = symgrad.load(name, "c")
+    g = k.module.forward.__globals__
+    original, calls = g["_FWDK"], []
+    g["_FWDK"] = {dt: (lambda *a, f=f: calls.append(1) or f(*a)) for dt, f in original.items()}
+    try:
+        args = random_inputs(spec, np.random.default_rng(5))
+        kept_names = [n for n in args if n in kept(k.module.k)]
+        runs = []
+        for how in ("usual", "borrow", "strided"):
+            a = {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in args.items()}
+            if how == "strided":
+                a = {n: (np.repeat(v, 2, axis=-1)[..., ::2] if n in kept_names else v) for n, v in a.items()}
+            before = len(calls)
+            outs, cache = outputs_of(spec, k.forward(**a, borrow=how == "borrow"))
+            # a converted input is copied once (by the conversion): the plain path; sigmoid keeps only its output
+            assert (len(calls) > before) == (how == "usual" or (how == "strided" and not kept_names)), how
+            if how == "usual":
+                for n in kept_names:
+                    assert not cache[n].flags.writeable and not np.shares_memory(cache[n], a[n])
+                    a[n][...] = 7.0   # edited after forward: backward still sees what forward saw
+            grads = k.backward(cache, *[np.ones(np.shape(o)) for o in outs])
+            runs.append([np.asarray(o) for o in outs] + [np.asarray(x) for x in grads])
+        for other in runs[1:]:
+            for u, v in zip(runs[0], other):
+                np.testing.assert_array_equal(u, v)
+    finally:
+        g["_FWDK"] = original

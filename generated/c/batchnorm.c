@@ -305,6 +305,283 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
     }
 }
 
+int64_t batchnorm_forward_kept_scratch_size(int64_t N, int64_t D)
+{
+    (void)N;
+    (void)D;
+    return 54*D;
+}
+
+void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict mu, float *restrict rstd, float *restrict mean, float *restrict x_kept, float *restrict gamma_kept, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t D)
+{
+    float *restrict _part_sum_x = scratch + 0;
+    float *restrict sum_x = scratch + 16*D;
+    float *restrict mean0 = scratch + 17*D;
+    float *restrict _part_t4 = scratch + 18*D;
+    float *restrict t4 = scratch + 34*D;
+    float *restrict _part_sum_xc_sq = scratch + 35*D;
+    float *restrict sum_xc_sq = scratch + 51*D;
+    float *restrict sum_mean = scratch + 52*D;
+    float *restrict sum_var = scratch + 53*D;
+    /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* for each of the N rows: column sums sum_x; x_kept = x, per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_sum_x = _part_sum_x + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_x[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_sum_x[i1] += x[D*i0 + i1];
+                    x_kept[D*i0 + i1] = x[D*i0 + i1];
+                }
+            }
+        }
+        /* sum_x = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_x[_k*D + _i];
+            sum_x[_i] = (float)_acc;
+        }
+    }
+    /* mean0 = sum_x/N */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean0[i1] = sum_x[i1]/((float)N);
+    }
+    /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_t4 = _part_t4 + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_t4[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_t4[i1] += -mean0[i1] + x[D*i0 + i1];
+                }
+            }
+        }
+        /* t4 = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
+            t4[_i] = (float)_acc;
+        }
+    }
+    /* mean = mean0 + t4/N */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean[i1] = mean0[i1] + t4[i1]/((float)N);
+    }
+    /* mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mu[i1] = ((training > 0) ? (mean[i1]) : (running_mean[i1]));
+    }
+    /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            float *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_xc_sq[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_sum_xc_sq[i1] += ((-mean[i1] + x[D*i0 + i1])*(-mean[i1] + x[D*i0 + i1]));
+                }
+            }
+        }
+        /* sum_xc_sq = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
+            sum_xc_sq[_i] = (float)_acc;
+        }
+    }
+    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        rstd[i1] = powf(eps + ((training > 0) ? (sum_xc_sq[i1]/((float)N)) : (running_var[i1])), -1.0F/2.0F);
+    }
+    /* y = beta + gamma*xhat */
+    SG_PARALLEL_FOR(D*N)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < D; ++i1) {
+            y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+        }
+    }
+    /* gamma_kept = gamma */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        gamma_kept[i0] = gamma[i0];
+    }
+    /* sum_mean */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += mean[i1];
+            sum_mean[i1] = (float)_acc;
+        }
+    }
+    /* new_running_mean (elementwise) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+    }
+    /* sum_var */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i1]/((float)N);
+            sum_var[i1] = (float)_acc;
+        }
+    }
+    /* new_running_var (elementwise) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        new_running_var[i0] = ((training > 0) ? (momentum*((float)N)*sum_var[i0]/sg_max_f32(1, ((float)N) - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+    }
+}
+
+void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict mu, double *restrict rstd, double *restrict mean, double *restrict x_kept, double *restrict gamma_kept, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t D)
+{
+    double *restrict _part_sum_x = scratch + 0;
+    double *restrict sum_x = scratch + 16*D;
+    double *restrict mean0 = scratch + 17*D;
+    double *restrict _part_t4 = scratch + 18*D;
+    double *restrict t4 = scratch + 34*D;
+    double *restrict _part_sum_xc_sq = scratch + 35*D;
+    double *restrict sum_xc_sq = scratch + 51*D;
+    double *restrict sum_mean = scratch + 52*D;
+    double *restrict sum_var = scratch + 53*D;
+    /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* for each of the N rows: column sums sum_x; x_kept = x, per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_sum_x = _part_sum_x + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_x[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_sum_x[i1] += x[D*i0 + i1];
+                    x_kept[D*i0 + i1] = x[D*i0 + i1];
+                }
+            }
+        }
+        /* sum_x = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_x[_k*D + _i];
+            sum_x[_i] = (double)_acc;
+        }
+    }
+    /* mean0 = sum_x/N */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean0[i1] = sum_x[i1]/((double)N);
+    }
+    /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_t4 = _part_t4 + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_t4[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_t4[i1] += -mean0[i1] + x[D*i0 + i1];
+                }
+            }
+        }
+        /* t4 = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
+            t4[_i] = (double)_acc;
+        }
+    }
+    /* mean = mean0 + t4/N */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mean[i1] = mean0[i1] + t4[i1]/((double)N);
+    }
+    /* mu = Piecewise((mean, training > 0), (running_mean, True)) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        mu[i1] = ((training > 0) ? (mean[i1]) : (running_mean[i1]));
+    }
+    /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            double *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
+            for (int64_t _i = 0; _i < D; ++_i) _p_sum_xc_sq[_i] = 0.0;
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                for (int64_t i1 = 0; i1 < D; ++i1) {
+                    _p_sum_xc_sq[i1] += ((-mean[i1] + x[D*i0 + i1])*(-mean[i1] + x[D*i0 + i1]));
+                }
+            }
+        }
+        /* sum_xc_sq = sum of the chunks' partial sums */
+        for (int64_t _i = 0; _i < D; ++_i) {
+            double _acc = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
+            sum_xc_sq[_i] = (double)_acc;
+        }
+    }
+    /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        rstd[i1] = pow(eps + ((training > 0) ? (sum_xc_sq[i1]/((double)N)) : (running_var[i1])), -1.0/2.0);
+    }
+    /* y = beta + gamma*xhat */
+    SG_PARALLEL_FOR(D*N)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < D; ++i1) {
+            y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+        }
+    }
+    /* gamma_kept = gamma */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        gamma_kept[i0] = gamma[i0];
+    }
+    /* sum_mean */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += mean[i1];
+            sum_mean[i1] = (double)_acc;
+        }
+    }
+    /* new_running_mean (elementwise) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+    }
+    /* sum_var */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i1 = 0; i1 < D; ++i1) {
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i1]/((double)N);
+            sum_var[i1] = (double)_acc;
+        }
+    }
+    /* new_running_var (elementwise) */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        new_running_var[i0] = ((training > 0) ? (momentum*((double)N)*sum_var[i0]/sg_max_f64(1, ((double)N) - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+    }
+}
+
 int64_t batchnorm_backward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;

@@ -53,6 +53,51 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
 int64_t batchnorm_forward_scratch_size(int64_t N, int64_t D);
 
 
+/* batchnorm_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (x, gamma), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls batchnorm_forward
+ *
+ *   sum_x = sum(x) over axis 0
+ *   x_kept = x
+ *   mean0 = sum_x/N
+ *   t4 = sum(x - mean0) over axis 0
+ *   mean = mean0 + t4/N
+ *   mu = Piecewise((mean, training > 0), (running_mean, True))
+ *   sum_xc_sq = sum((x - mean)**2) over axis 0
+ *   rstd = 1/sqrt(eps + Piecewise((sum_xc_sq/N, training > 0), (running_var, True)))
+ *   y = beta + gamma*rstd*(x - mu)
+ *   gamma_kept = gamma
+ *   sum_mean = sum(mean) over axis 0
+ *   new_running_mean = Piecewise((running_mean*(1 - momentum) + sum_mean*momentum, training > 0), (running_mean, True))
+ *   sum_var = sum(sum_xc_sq/N) over axis 0
+ *   new_running_var = Piecewise((running_var*(1 - momentum) + sum_var*N*momentum/Max(1, -1 + N), training > 0), (running_var, True))
+ *
+ *   y (N, D): output, overwritten
+ *   new_running_mean (D,): output, overwritten
+ *   new_running_var (D,): output, overwritten
+ *   mu (1, D): written: saved for the backward pass
+ *   rstd (1, D): written: saved for the backward pass
+ *   mean (1, D): written: saved for the backward pass
+ *   x_kept (N, D): written: a copy of x for the backward pass (pass it to backward as x)
+ *   gamma_kept (D,): written: a copy of gamma for the backward pass (pass it to backward as gamma)
+ *   x (N, D): read
+ *   gamma (D,): read
+ *   beta (D,): read
+ *   running_mean (D,): read
+ *   running_var (D,): read
+ *   scratch: 54*D elements of work space (= batchnorm_forward_kept_scratch_size(...)), contents undefined afterwards
+ *   momentum: hyperparameter (default 0.1)
+ *   eps: hyperparameter (default 1e-05)
+ *   training: hyperparameter (default True)
+ */
+void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict mu, float *restrict rstd, float *restrict mean, float *restrict x_kept, float *restrict gamma_kept, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t D);
+void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict mu, double *restrict rstd, double *restrict mean, double *restrict x_kept, double *restrict gamma_kept, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t D);
+
+/* Elements (float or double) of the scratch buffer batchnorm_forward_kept_* needs: 54*D. */
+int64_t batchnorm_forward_kept_scratch_size(int64_t N, int64_t D);
+
+
 /* batchnorm_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   drstd = sum(dy*gamma*(x - mu)) over axis 0

@@ -219,6 +219,187 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
     }
 }
 
+int64_t batchnorm2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W)
+{
+    (void)N;
+    (void)C;
+    (void)H;
+    (void)W;
+    return 9*C;
+}
+
+void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict t4, float *restrict mu, float *restrict rstd, float *restrict mean, float *restrict x_kept, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W)
+{
+    float *restrict sum_x = scratch + 0;
+    float *restrict mean0 = scratch + C;
+    float *restrict t9 = scratch + 2*C;
+    float *restrict t1 = scratch + 3*C;
+    float *restrict sum_xc_sq = scratch + 4*C;
+    float *restrict t3 = scratch + 5*C;
+    float *restrict t5 = scratch + 6*C;
+    float *restrict sum_mean = scratch + 7*C;
+    float *restrict sum_var = scratch + 8*C;
+    /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* per channel (C in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the C rows: 4 passes over the row */
+    const float H_N_W = ((float)H)*((float)N)*((float)W);
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i0 = 0; i0 < C; ++i0) {
+        t1[i0] = running_mean[i0];
+        t3[i0] = running_var[i0];
+        t4[i0] = gamma[i0];
+        t5[i0] = beta[i0];
+        /* pass 1: row sums sum_x; x_kept = x */
+        {
+            double _acc_sum_x = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc_sum_x)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            sum_x[i0] = (float)_acc_sum_x;
+        }
+        mean0[i0] = sum_x[i0]/(((float)H)*((float)N)*((float)W));
+        /* pass 2: row sums t9 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            t9[i0] = (float)_acc;
+        }
+        mean[i0] = mean0[i0] + t9[i0]/(((float)H)*((float)N)*((float)W));
+        mu[i0] = ((training > 0) ? (mean[i0]) : (t1[i0]));
+        {
+            double _acc = 0.0;
+            _acc += mean[i0];
+            sum_mean[i0] = (float)_acc;
+        }
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+        /* pass 3: row sums sum_xc_sq */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+            }
+            sum_xc_sq[i0] = (float)_acc;
+        }
+        rstd[i0] = powf(eps + ((training > 0) ? (sum_xc_sq[i0]/(((float)H)*((float)N)*((float)W))) : (t3[i0])), -1.0F/2.0F);
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i0]/(((float)H)*((float)N)*((float)W));
+            sum_var[i0] = (float)_acc;
+        }
+        new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f32(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const float _r_mu = mu[i0];
+            const float _r_rstd = rstd[i0];
+            const float _r_t4 = t4[i0];
+            const float _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
+                }
+            }
+        }
+    }
+}
+
+void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict t4, double *restrict mu, double *restrict rstd, double *restrict mean, double *restrict x_kept, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W)
+{
+    double *restrict sum_x = scratch + 0;
+    double *restrict mean0 = scratch + C;
+    double *restrict t9 = scratch + 2*C;
+    double *restrict t1 = scratch + 3*C;
+    double *restrict sum_xc_sq = scratch + 4*C;
+    double *restrict t3 = scratch + 5*C;
+    double *restrict t5 = scratch + 6*C;
+    double *restrict sum_mean = scratch + 7*C;
+    double *restrict sum_var = scratch + 8*C;
+    /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* per channel (C in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the C rows: 4 passes over the row */
+    const double H_N_W = ((double)H)*((double)N)*((double)W);
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i0 = 0; i0 < C; ++i0) {
+        t1[i0] = running_mean[i0];
+        t3[i0] = running_var[i0];
+        t4[i0] = gamma[i0];
+        t5[i0] = beta[i0];
+        /* pass 1: row sums sum_x; x_kept = x */
+        {
+            double _acc_sum_x = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc_sum_x)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            sum_x[i0] = (double)_acc_sum_x;
+        }
+        mean0[i0] = sum_x[i0]/(((double)H)*((double)N)*((double)W));
+        /* pass 2: row sums t9 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+            }
+            t9[i0] = (double)_acc;
+        }
+        mean[i0] = mean0[i0] + t9[i0]/(((double)H)*((double)N)*((double)W));
+        mu[i0] = ((training > 0) ? (mean[i0]) : (t1[i0]));
+        {
+            double _acc = 0.0;
+            _acc += mean[i0];
+            sum_mean[i0] = (double)_acc;
+        }
+        new_running_mean[i0] = ((training > 0) ? (momentum*sum_mean[i0] + running_mean[i0]*(1 - momentum)) : (running_mean[i0]));
+        /* pass 3: row sums sum_xc_sq */
+        {
+            double _acc = 0.0;
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                SG_SIMD_SUM(_acc)
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+            }
+            sum_xc_sq[i0] = (double)_acc;
+        }
+        rstd[i0] = pow(eps + ((training > 0) ? (sum_xc_sq[i0]/(((double)H)*((double)N)*((double)W))) : (t3[i0])), -1.0/2.0);
+        {
+            double _acc = 0.0;
+            _acc += sum_xc_sq[i0]/(((double)H)*((double)N)*((double)W));
+            sum_var[i0] = (double)_acc;
+        }
+        new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f64(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const double _r_mu = mu[i0];
+            const double _r_rstd = rstd[i0];
+            const double _r_t4 = t4[i0];
+            const double _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                for (int64_t i2 = 0; i2 < H*W; ++i2) {
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
+                }
+            }
+        }
+    }
+}
+
 int64_t batchnorm2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W)
 {
     (void)N;

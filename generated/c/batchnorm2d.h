@@ -60,6 +60,54 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
 int64_t batchnorm2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W);
 
 
+/* batchnorm2d_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (x), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls batchnorm2d_forward
+ *
+ *   sum_x = sum(x) over axis 0, 2, 3
+ *   x_kept = x
+ *   mean0 = sum_x/(H*N*W)
+ *   t9 = sum(x - mean0) over axis 0, 2, 3
+ *   mean = mean0 + t9/(H*N*W)
+ *   t1 = expand_dims(running_mean, (1, 2))
+ *   mu = Piecewise((mean, training > 0), (t1, True))
+ *   sum_xc_sq = sum((x - mean)**2) over axis 0, 2, 3
+ *   t3 = expand_dims(running_var, (1, 2))
+ *   rstd = 1/sqrt(eps + Piecewise((sum_xc_sq/(H*N*W), training > 0), (t3, True)))
+ *   t4 = expand_dims(gamma, (1, 2))
+ *   t5 = expand_dims(beta, (1, 2))
+ *   y = t5 + rstd*t4*(x - mu)
+ *   sum_mean = sum(mean) over axis 0, 2, 3
+ *   new_running_mean = Piecewise((running_mean*(1 - momentum) + sum_mean*momentum, training > 0), (running_mean, True))
+ *   sum_var = sum(sum_xc_sq/(H*N*W)) over axis 0, 2, 3
+ *   new_running_var = Piecewise((running_var*(1 - momentum) + sum_var*H*N*W*momentum/Max(1, -1 + H*N*W), training > 0), (running_var, True))
+ *
+ *   y (N, C, H, W): output, overwritten
+ *   new_running_mean (C,): output, overwritten
+ *   new_running_var (C,): output, overwritten
+ *   t4 (C, 1, 1): written: saved for the backward pass
+ *   mu (1, C, 1, 1): written: saved for the backward pass
+ *   rstd (1, C, 1, 1): written: saved for the backward pass
+ *   mean (1, C, 1, 1): written: saved for the backward pass
+ *   x_kept (N, C, H, W): written: a copy of x for the backward pass (pass it to backward as x)
+ *   x (N, C, H, W): read
+ *   gamma (C,): read
+ *   beta (C,): read
+ *   running_mean (C,): read
+ *   running_var (C,): read
+ *   scratch: 9*C elements of work space (= batchnorm2d_forward_kept_scratch_size(...)), contents undefined afterwards
+ *   momentum: hyperparameter (default 0.1)
+ *   eps: hyperparameter (default 1e-05)
+ *   training: hyperparameter (default True)
+ */
+void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running_mean, float *restrict new_running_var, float *restrict t4, float *restrict mu, float *restrict rstd, float *restrict mean, float *restrict x_kept, const float *restrict x, const float *restrict gamma, const float *restrict beta, const float *restrict running_mean, const float *restrict running_var, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W);
+void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_running_mean, double *restrict new_running_var, double *restrict t4, double *restrict mu, double *restrict rstd, double *restrict mean, double *restrict x_kept, const double *restrict x, const double *restrict gamma, const double *restrict beta, const double *restrict running_mean, const double *restrict running_var, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W);
+
+/* Elements (float or double) of the scratch buffer batchnorm2d_forward_kept_* needs: 9*C. */
+int64_t batchnorm2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W);
+
+
 /* batchnorm2d_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   drstd = sum(dy*t4*(x - mu)) over axis 0, 2, 3

@@ -147,6 +147,50 @@ void bce_logits_forward_f64(double *restrict loss, const double *restrict z, con
     loss[0] = t0/((double)n_elems);
 }
 
+void bce_logits_forward_kept_f32(float *restrict loss, float *restrict z_kept, float *restrict target_kept, const float *restrict z, const float *restrict target, int64_t n_elems)
+{
+    float t0;
+    /* t0 = sum(-target*z + Max(0, z) + log1p(exp(-Abs(z)))) over all elements */
+    {
+        double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
+        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+            _acc += -target[i0]*z[i0] + log1pf(sg_exp_f32(-fabsf(z[i0]))) + sg_max_f32(0, z[i0]);
+        }
+        t0 = (float)_acc;
+    }
+    /* for each of the n_elems rows: target_kept = target, z_kept = z */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        target_kept[i0] = target[i0];
+        z_kept[i0] = z[i0];
+    }
+    /* loss = t0/n_elems */
+    loss[0] = t0/((float)n_elems);
+}
+
+void bce_logits_forward_kept_f64(double *restrict loss, double *restrict z_kept, double *restrict target_kept, const double *restrict z, const double *restrict target, int64_t n_elems)
+{
+    double t0;
+    /* t0 = sum(-target*z + Max(0, z) + log1p(exp(-Abs(z)))) over all elements */
+    {
+        double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
+        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+            _acc += -target[i0]*z[i0] + log1p(sg_exp_f64(-fabs(z[i0]))) + sg_max_f64(0, z[i0]);
+        }
+        t0 = (double)_acc;
+    }
+    /* for each of the n_elems rows: target_kept = target, z_kept = z */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        target_kept[i0] = target[i0];
+        z_kept[i0] = z[i0];
+    }
+    /* loss = t0/n_elems */
+    loss[0] = t0/((double)n_elems);
+}
+
 void bce_logits_backward_f32(float *restrict dz, float dloss, const float *restrict z, const float *restrict target, int64_t n_elems)
 {
     /* dz = dloss*(-target - sigmoid(-Abs(z))*sign(z) + Heaviside(z))/n_elems */

@@ -27,6 +27,26 @@ void bce_logits_forward_f32(float *restrict loss, const float *restrict z, const
 void bce_logits_forward_f64(double *restrict loss, const double *restrict z, const double *restrict target, int64_t n_elems);
 
 
+/* bce_logits_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (z, target), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls bce_logits_forward
+ *
+ *   t0 = sum(-target*z + Max(0, z) + log1p(exp(-Abs(z)))) over all axes
+ *   target_kept = target
+ *   z_kept = z
+ *   loss = t0/n_elems
+ *
+ *   loss scalar: output, overwritten
+ *   z_kept (n_elems,) flat: written: a copy of z for the backward pass (pass it to backward as z)
+ *   target_kept (n_elems,) flat: written: a copy of target for the backward pass (pass it to backward as target)
+ *   z (n_elems,) flat: read
+ *   target (n_elems,) flat: read
+ */
+void bce_logits_forward_kept_f32(float *restrict loss, float *restrict z_kept, float *restrict target_kept, const float *restrict z, const float *restrict target, int64_t n_elems);
+void bce_logits_forward_kept_f64(double *restrict loss, double *restrict z_kept, double *restrict target_kept, const double *restrict z, const double *restrict target, int64_t n_elems);
+
+
 /* bce_logits_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   dz = dloss*(-target - sigmoid(-Abs(z))*sign(z) + Heaviside(z))/n_elems

@@ -445,6 +445,206 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
     }
 }
 
+int64_t conv1d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
+{
+    (void)N;
+    (void)C;
+    (void)L;
+    (void)O;
+    (void)K;
+    (void)stride;
+    (void)padding;
+    (void)dilation;
+    (void)L_out;
+    return L_out*C*K*N + L_out*N*O + O;
+}
+
+void conv1d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict weight_kept, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
+{
+    float *restrict t0 = scratch + 0;
+    float *restrict t1 = scratch + L_out*C*K*N;
+    float *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
+    /* x_kept = x */
+    SG_PARALLEL_FOR(C*L*N)
+    for (int64_t i0 = 0; i0 < C*L*N; ++i0) {
+        x_kept[i0] = x[i0];
+    }
+    /* weight_kept = weight */
+    SG_PARALLEL_FOR(C*K*O)
+    for (int64_t i0 = 0; i0 < C*K*O; ++i0) {
+        weight_kept[i0] = weight[i0];
+    }
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    {
+        SG_BLAS_ONE_THREAD_BEGIN
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*L*_s) + _l * L;
+                    float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
+                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                    if (K == 2 && stride == 2 && dilation == 1) {
+                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                            }
+                        }
+                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                                else {
+                                    _dst[L_out*_k0 + _o0] = 0;
+                                }
+                            }
+                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                                else {
+                                    _dst[L_out*_k0 + _o0] = 0;
+                                }
+                            }
+                        }
+                    }
+                    else {
+                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                            const int64_t _sh = dilation*_k0 - padding;
+                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                                _dst[L_out*_k0 + _o0] = 0;
+                            }
+                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                const int64_t _p0 = stride*_o0 + _sh;
+                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                            }
+                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                                _dst[L_out*_k0 + _o0] = 0;
+                            }
+                        }
+                    }
+                }
+                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
+                /* y = t1 + t2 */
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < L_out; ++i2) {
+                        y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*O*_c + L_out*i1 + i2] + t2[i1];
+                    }
+                }
+            }
+        }
+        SG_BLAS_ONE_THREAD_END
+    }
+}
+
+void conv1d_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict weight_kept, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
+{
+    double *restrict t0 = scratch + 0;
+    double *restrict t1 = scratch + L_out*C*K*N;
+    double *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
+    /* x_kept = x */
+    SG_PARALLEL_FOR(C*L*N)
+    for (int64_t i0 = 0; i0 < C*L*N; ++i0) {
+        x_kept[i0] = x[i0];
+    }
+    /* weight_kept = weight */
+    SG_PARALLEL_FOR(C*K*O)
+    for (int64_t i0 = 0; i0 < C*K*O; ++i0) {
+        weight_kept[i0] = weight[i0];
+    }
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    {
+        SG_BLAS_ONE_THREAD_BEGIN
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*L*_s) + _l * L;
+                    double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
+                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                    if (K == 2 && stride == 2 && dilation == 1) {
+                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                            }
+                        }
+                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                                else {
+                                    _dst[L_out*_k0 + _o0] = 0;
+                                }
+                            }
+                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                                else {
+                                    _dst[L_out*_k0 + _o0] = 0;
+                                }
+                            }
+                        }
+                    }
+                    else {
+                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                            const int64_t _sh = dilation*_k0 - padding;
+                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                                _dst[L_out*_k0 + _o0] = 0;
+                            }
+                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                const int64_t _p0 = stride*_o0 + _sh;
+                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                            }
+                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                                _dst[L_out*_k0 + _o0] = 0;
+                            }
+                        }
+                    }
+                }
+                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
+                /* y = t1 + t2 */
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < L_out; ++i2) {
+                        y[L_out*O*_s + L_out*i1 + i2] = t1[L_out*O*_c + L_out*i1 + i2] + t2[i1];
+                    }
+                }
+            }
+        }
+        SG_BLAS_ONE_THREAD_END
+    }
+}
+
 int64_t conv1d_backward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
 {
     (void)N;

@@ -42,6 +42,33 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
 int64_t conv1d_forward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 
 
+/* conv1d_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (x, weight), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls conv1d_forward
+ *
+ *   t0 = unfold(x, size=(K, ), stride=(stride, ), padding=(padding, ), dilation=(dilation, ))
+ *   x_kept = x
+ *   t1 = einsum('nckl,ock->nol', t0, weight)
+ *   weight_kept = weight
+ *   t2 = expand_dims(bias, (1,))
+ *   y = t1 + t2
+ *
+ *   y (N, O, L_out): output, overwritten
+ *   x_kept (N, C, L): written: a copy of x for the backward pass (pass it to backward as x)
+ *   weight_kept (O, C, K): written: a copy of weight for the backward pass (pass it to backward as weight)
+ *   x (N, C, L): read
+ *   weight (O, C, K): read
+ *   bias (O,): read
+ *   scratch: L_out*C*K*N + L_out*N*O + O elements of work space (= conv1d_forward_kept_scratch_size(...)), contents undefined afterwards
+ */
+void conv1d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict weight_kept, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
+void conv1d_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict weight_kept, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
+
+/* Elements (float or double) of the scratch buffer conv1d_forward_kept_* needs: L_out*C*K*N + L_out*N*O + O. */
+int64_t conv1d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
+
+
 /* conv1d_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   dyweight = einsum('nol,ock->nckl', dy, weight)

@@ -500,6 +500,261 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
     }
 }
 
+int64_t conv2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
+{
+    (void)N;
+    (void)C;
+    (void)H;
+    (void)W;
+    (void)O;
+    (void)KH;
+    (void)KW;
+    (void)stride;
+    (void)padding;
+    (void)dilation;
+    (void)H_out;
+    (void)W_out;
+    return H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + O;
+}
+
+void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict weight_kept, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
+{
+    float *restrict t0 = scratch + 0;
+    float *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
+    float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
+    /* x_kept = x */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i0 = 0; i0 < C*H*N*W; ++i0) {
+        x_kept[i0] = x[i0];
+    }
+    /* weight_kept = weight */
+    SG_PARALLEL_FOR(C*KH*KW*O)
+    for (int64_t i0 = 0; i0 < C*KH*KW*O; ++i0) {
+        weight_kept[i0] = weight[i0];
+    }
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    {
+        SG_BLAS_ONE_THREAD_BEGIN
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                    if (KW == 2 && stride == 2 && dilation == 1) {
+                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                    }
+                                    continue;
+                                }
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    }
+                                }
+                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        else {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                    }
+                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        else {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    else {
+                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                const int64_t _sh = dilation*_k1 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    if ((uint64_t)_p0 >= (uint64_t)H) {
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        continue;
+                                    }
+                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    }
+                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                        const int64_t _p1 = stride*_o1 + _sh;
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    }
+                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                /* y = t1 + t2 */
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
+                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                        }
+                    }
+                }
+            }
+        }
+        SG_BLAS_ONE_THREAD_END
+    }
+}
+
+void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict weight_kept, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
+{
+    double *restrict t0 = scratch + 0;
+    double *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
+    double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
+    /* x_kept = x */
+    SG_PARALLEL_FOR(C*H*N*W)
+    for (int64_t i0 = 0; i0 < C*H*N*W; ++i0) {
+        x_kept[i0] = x[i0];
+    }
+    /* weight_kept = weight */
+    SG_PARALLEL_FOR(C*KH*KW*O)
+    for (int64_t i0 = 0; i0 < C*KH*KW*O; ++i0) {
+        weight_kept[i0] = weight[i0];
+    }
+    /* t2 = copy of bias */
+    for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    {
+        SG_BLAS_ONE_THREAD_BEGIN
+        const int64_t _nc = sg_chunks_of(N);
+        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                /* t0 = the windows of x (unfold, im2col) */
+                for (int64_t _l = 0; _l < C; ++_l) {
+                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                    double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
+                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                    if (KW == 2 && stride == 2 && dilation == 1) {
+                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                    }
+                                    continue;
+                                }
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    }
+                                }
+                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        else {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                    }
+                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        else {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    else {
+                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                const int64_t _sh = dilation*_k1 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    if ((uint64_t)_p0 >= (uint64_t)H) {
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        continue;
+                                    }
+                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    }
+                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                        const int64_t _p1 = stride*_o1 + _sh;
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    }
+                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                /* y = t1 + t2 */
+                for (int64_t i1 = 0; i1 < O; ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
+                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
+                        }
+                    }
+                }
+            }
+        }
+        SG_BLAS_ONE_THREAD_END
+    }
+}
+
 int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
     (void)N;

@@ -45,6 +45,33 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
 int64_t conv2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 
 
+/* conv2d_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (x, weight), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls conv2d_forward
+ *
+ *   t0 = unfold(x, size=(KH, KW, ), stride=(stride, stride, ), padding=(padding, padding, ), dilation=(dilation, dilation, ))
+ *   x_kept = x
+ *   t1 = einsum('ncabhw,ocab->nohw', t0, weight)
+ *   weight_kept = weight
+ *   t2 = expand_dims(bias, (1, 2))
+ *   y = t1 + t2
+ *
+ *   y (N, O, H_out, W_out): output, overwritten
+ *   x_kept (N, C, H, W): written: a copy of x for the backward pass (pass it to backward as x)
+ *   weight_kept (O, C, KH, KW): written: a copy of weight for the backward pass (pass it to backward as weight)
+ *   x (N, C, H, W): read
+ *   weight (O, C, KH, KW): read
+ *   bias (O,): read
+ *   scratch: H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + O elements of work space (= conv2d_forward_kept_scratch_size(...)), contents undefined afterwards
+ */
+void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict weight_kept, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
+void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict weight_kept, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
+
+/* Elements (float or double) of the scratch buffer conv2d_forward_kept_* needs: H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + O. */
+int64_t conv2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
+
+
 /* conv2d_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   dyweight = einsum('nohw,ocab->ncabhw', dy, weight)

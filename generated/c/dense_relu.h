@@ -36,6 +36,33 @@ void dense_relu_forward_f64(double *restrict a, double *restrict z, const double
 int64_t dense_relu_forward_scratch_size(int64_t N, int64_t D, int64_t M);
 
 
+/* dense_relu_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (x, W), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls dense_relu_forward
+ *
+ *   xW = x @ W
+ *   W_kept = W
+ *   x_kept = x
+ *   z = b + xW
+ *   a = Piecewise((0, z <= 0), (z, True))
+ *
+ *   a (N, M): output, overwritten
+ *   z (N, M): written: saved for the backward pass
+ *   x_kept (N, D): written: a copy of x for the backward pass (pass it to backward as x)
+ *   W_kept (D, M): written: a copy of W for the backward pass (pass it to backward as W)
+ *   x (N, D): read
+ *   W (D, M): read
+ *   b (M,): read
+ *   scratch: M*N elements of work space (= dense_relu_forward_kept_scratch_size(...)), contents undefined afterwards
+ */
+void dense_relu_forward_kept_f32(float *restrict a, float *restrict z, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M);
+void dense_relu_forward_kept_f64(double *restrict a, double *restrict z, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M);
+
+/* Elements (float or double) of the scratch buffer dense_relu_forward_kept_* needs: M*N. */
+int64_t dense_relu_forward_kept_scratch_size(int64_t N, int64_t D, int64_t M);
+
+
 /* dense_relu_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   dz = da*Piecewise((0, z <= 0), (1, True))

@@ -360,6 +360,68 @@ void dense_sigmoid_forward_f64(double *restrict a, const double *restrict x, con
     }
 }
 
+int64_t dense_sigmoid_forward_kept_scratch_size(int64_t N, int64_t D, int64_t M)
+{
+    (void)N;
+    (void)D;
+    (void)M;
+    return M*N;
+}
+
+void dense_sigmoid_forward_kept_f32(float *restrict a, float *restrict x_kept, float *restrict W_kept, float *restrict a_kept, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
+{
+    float *restrict xW = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
+    /* W_kept = W */
+    SG_PARALLEL_FOR(_sg_team ? D*M : 0)
+    for (int64_t i0 = 0; i0 < D*M; ++i0) {
+        W_kept[i0] = W[i0];
+    }
+    /* x_kept = x */
+    SG_PARALLEL_FOR(_sg_team ? D*N : 0)
+    for (int64_t i0 = 0; i0 < D*N; ++i0) {
+        x_kept[i0] = x[i0];
+    }
+    /* xW = x W (GEMM) */
+    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
+    /* for each of the N rows: a = sigmoid(b + xW), a_kept = a */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            a[M*i0 + i1] = sg_sigmoid_f32(b[i1] + xW[M*i0 + i1]);
+            a_kept[M*i0 + i1] = a[M*i0 + i1];
+        }
+    }
+}
+
+void dense_sigmoid_forward_kept_f64(double *restrict a, double *restrict x_kept, double *restrict W_kept, double *restrict a_kept, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
+{
+    double *restrict xW = scratch + 0;
+    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    (void)_sg_team;
+    /* W_kept = W */
+    SG_PARALLEL_FOR(_sg_team ? D*M : 0)
+    for (int64_t i0 = 0; i0 < D*M; ++i0) {
+        W_kept[i0] = W[i0];
+    }
+    /* x_kept = x */
+    SG_PARALLEL_FOR(_sg_team ? D*N : 0)
+    for (int64_t i0 = 0; i0 < D*N; ++i0) {
+        x_kept[i0] = x[i0];
+    }
+    /* xW = x W (GEMM) */
+    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
+    /* for each of the N rows: a = sigmoid(b + xW), a_kept = a */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            a[M*i0 + i1] = sg_sigmoid_f64(b[i1] + xW[M*i0 + i1]);
+            a_kept[M*i0 + i1] = a[M*i0 + i1];
+        }
+    }
+}
+
 int64_t dense_sigmoid_backward_scratch_size(int64_t N, int64_t D, int64_t M)
 {
     (void)N;

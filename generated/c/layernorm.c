@@ -147,6 +147,127 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
     }
 }
 
+int64_t layernorm_forward_kept_scratch_size(int64_t N, int64_t D)
+{
+    (void)N;
+    (void)D;
+    return 4*N;
+}
+
+void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *restrict mean, float *restrict x_kept, float *restrict gamma_kept, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D)
+{
+    float *restrict sum_x = scratch + 0;
+    float *restrict mean0 = scratch + N;
+    float *restrict t2 = scratch + 2*N;
+    float *restrict sum_xc_sq = scratch + 3*N;
+    /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
+    /* for each of the N rows: 4 passes over the row */
+    SG_PARALLEL_FOR(D*N)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums sum_x; x_kept = x */
+        {
+            double _acc_sum_x = 0.0;
+            SG_SIMD_SUM(_acc_sum_x)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc_sum_x += x[D*i0 + i1];
+                x_kept[D*i0 + i1] = x[D*i0 + i1];
+            }
+            sum_x[i0] = (float)_acc_sum_x;
+        }
+        mean0[i0] = sum_x[i0]/((float)D);
+        /* pass 2: row sums t2 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc += -mean0[i0] + x[D*i0 + i1];
+            }
+            t2[i0] = (float)_acc;
+        }
+        mean[i0] = mean0[i0] + t2[i0]/((float)D);
+        /* pass 3: row sums sum_xc_sq */
+        {
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+            }
+            sum_xc_sq[i0] = (float)_acc;
+        }
+        rstd[i0] = powf(eps + sum_xc_sq[i0]/((float)D), -1.0F/2.0F);
+        /* pass 4: y = beta + gamma*xhat */
+        {
+            const float _r_mean = mean[i0];
+            const float _r_rstd = rstd[i0];
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+            }
+        }
+    }
+    /* gamma_kept = gamma */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        gamma_kept[i0] = gamma[i0];
+    }
+}
+
+void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, double *restrict mean, double *restrict x_kept, double *restrict gamma_kept, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D)
+{
+    double *restrict sum_x = scratch + 0;
+    double *restrict mean0 = scratch + N;
+    double *restrict t2 = scratch + 2*N;
+    double *restrict sum_xc_sq = scratch + 3*N;
+    /* xc = x - mean, xhat = rstd*xc: the derivation's values, recomputed where they are used */
+    /* for each of the N rows: 4 passes over the row */
+    SG_PARALLEL_FOR(D*N)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        /* pass 1: row sums sum_x; x_kept = x */
+        {
+            double _acc_sum_x = 0.0;
+            SG_SIMD_SUM(_acc_sum_x)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc_sum_x += x[D*i0 + i1];
+                x_kept[D*i0 + i1] = x[D*i0 + i1];
+            }
+            sum_x[i0] = (double)_acc_sum_x;
+        }
+        mean0[i0] = sum_x[i0]/((double)D);
+        /* pass 2: row sums t2 = sum(x - mean0) */
+        {
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc += -mean0[i0] + x[D*i0 + i1];
+            }
+            t2[i0] = (double)_acc;
+        }
+        mean[i0] = mean0[i0] + t2[i0]/((double)D);
+        /* pass 3: row sums sum_xc_sq */
+        {
+            double _acc = 0.0;
+            SG_SIMD_SUM(_acc)
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+            }
+            sum_xc_sq[i0] = (double)_acc;
+        }
+        rstd[i0] = pow(eps + sum_xc_sq[i0]/((double)D), -1.0/2.0);
+        /* pass 4: y = beta + gamma*xhat */
+        {
+            const double _r_mean = mean[i0];
+            const double _r_rstd = rstd[i0];
+            for (int64_t i1 = 0; i1 < D; ++i1) {
+                y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+            }
+        }
+    }
+    /* gamma_kept = gamma */
+    SG_PARALLEL_FOR(D)
+    for (int64_t i0 = 0; i0 < D; ++i0) {
+        gamma_kept[i0] = gamma[i0];
+    }
+}
+
 int64_t layernorm_backward_scratch_size(int64_t N, int64_t D)
 {
     (void)N;

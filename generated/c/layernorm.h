@@ -41,6 +41,39 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
 int64_t layernorm_forward_scratch_size(int64_t N, int64_t D);
 
 
+/* layernorm_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (x, gamma), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls layernorm_forward
+ *
+ *   sum_x = sum(x) over axis 1
+ *   x_kept = x
+ *   mean0 = sum_x/D
+ *   t2 = sum(x - mean0) over axis 1
+ *   mean = mean0 + t2/D
+ *   sum_xc_sq = sum((x - mean)**2) over axis 1
+ *   rstd = 1/sqrt(sum_xc_sq/D + eps)
+ *   y = beta + gamma*rstd*(x - mean)
+ *   gamma_kept = gamma
+ *
+ *   y (N, D): output, overwritten
+ *   rstd (N, 1): written: saved for the backward pass
+ *   mean (N, 1): written: saved for the backward pass
+ *   x_kept (N, D): written: a copy of x for the backward pass (pass it to backward as x)
+ *   gamma_kept (D,): written: a copy of gamma for the backward pass (pass it to backward as gamma)
+ *   x (N, D): read
+ *   gamma (D,): read
+ *   beta (D,): read
+ *   scratch: 4*N elements of work space (= layernorm_forward_kept_scratch_size(...)), contents undefined afterwards
+ *   eps: hyperparameter (default 1e-05)
+ */
+void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *restrict mean, float *restrict x_kept, float *restrict gamma_kept, const float *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict scratch, float eps, int64_t N, int64_t D);
+void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, double *restrict mean, double *restrict x_kept, double *restrict gamma_kept, const double *restrict x, const double *restrict gamma, const double *restrict beta, double *restrict scratch, double eps, int64_t N, int64_t D);
+
+/* Elements (float or double) of the scratch buffer layernorm_forward_kept_* needs: 4*N. */
+int64_t layernorm_forward_kept_scratch_size(int64_t N, int64_t D);
+
+
 /* layernorm_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   sum_dxhat_xhat = sum(dy*gamma*rstd*(x - mean)) over axis 1

@@ -38,6 +38,29 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
 int64_t maxpool2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
 
 
+/* maxpool2d_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (x, y), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls maxpool2d_forward
+ *
+ *   t0 = unfold(x, size=(kernel_size, kernel_size, ), stride=(stride, stride, ), padding=(padding, padding, ), dilation=(1, 1, ))
+ *   x_kept = x
+ *   y = max(t0) over axis 2, 3
+ *   y_kept = y
+ *
+ *   y (N, C, H_out, W_out): output, overwritten
+ *   x_kept (N, C, H, W): written: a copy of x for the backward pass (pass it to backward as x)
+ *   y_kept (N, C, H_out, W_out): written: a copy of y for the backward pass (pass it to backward as y)
+ *   x (N, C, H, W): read
+ *   scratch: H_out*W_out*((kernel_size)*(kernel_size))*C*N elements of work space (= maxpool2d_forward_kept_scratch_size(...)), contents undefined afterwards
+ */
+void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict y_kept, const float *restrict x, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict y_kept, const double *restrict x, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+
+/* Elements (float or double) of the scratch buffer maxpool2d_forward_kept_* needs: H_out*W_out*((kernel_size)*(kernel_size))*C*N. */
+int64_t maxpool2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out);
+
+
 /* maxpool2d_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   t1 = expand_dims(dy, (2, 3))

@@ -70,6 +70,50 @@ void mse_forward_f64(double *restrict loss, const double *restrict pred, const d
     loss[0] = t0/((double)n_elems);
 }
 
+void mse_forward_kept_f32(float *restrict loss, float *restrict pred_kept, float *restrict target_kept, const float *restrict pred, const float *restrict target, int64_t n_elems)
+{
+    float t0;
+    /* t0 = sum((pred - target)**2) over all elements */
+    {
+        double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
+        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+            _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+        }
+        t0 = (float)_acc;
+    }
+    /* for each of the n_elems rows: target_kept = target, pred_kept = pred */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        target_kept[i0] = target[i0];
+        pred_kept[i0] = pred[i0];
+    }
+    /* loss = t0/n_elems */
+    loss[0] = t0/((float)n_elems);
+}
+
+void mse_forward_kept_f64(double *restrict loss, double *restrict pred_kept, double *restrict target_kept, const double *restrict pred, const double *restrict target, int64_t n_elems)
+{
+    double t0;
+    /* t0 = sum((pred - target)**2) over all elements */
+    {
+        double _acc = 0.0;
+        SG_SIMD_SUM(_acc)
+        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+            _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+        }
+        t0 = (double)_acc;
+    }
+    /* for each of the n_elems rows: target_kept = target, pred_kept = pred */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        target_kept[i0] = target[i0];
+        pred_kept[i0] = pred[i0];
+    }
+    /* loss = t0/n_elems */
+    loss[0] = t0/((double)n_elems);
+}
+
 void mse_backward_f32(float *restrict dpred, float dloss, const float *restrict pred, const float *restrict target, int64_t n_elems)
 {
     /* dpred = dloss*(-2*target + 2*pred)/n_elems */

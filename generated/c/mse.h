@@ -27,6 +27,26 @@ void mse_forward_f32(float *restrict loss, const float *restrict pred, const flo
 void mse_forward_f64(double *restrict loss, const double *restrict pred, const double *restrict target, int64_t n_elems);
 
 
+/* mse_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (pred, target), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls mse_forward
+ *
+ *   t0 = sum((pred - target)**2) over all axes
+ *   target_kept = target
+ *   pred_kept = pred
+ *   loss = t0/n_elems
+ *
+ *   loss scalar: output, overwritten
+ *   pred_kept (n_elems,) flat: written: a copy of pred for the backward pass (pass it to backward as pred)
+ *   target_kept (n_elems,) flat: written: a copy of target for the backward pass (pass it to backward as target)
+ *   pred (n_elems,) flat: read
+ *   target (n_elems,) flat: read
+ */
+void mse_forward_kept_f32(float *restrict loss, float *restrict pred_kept, float *restrict target_kept, const float *restrict pred, const float *restrict target, int64_t n_elems);
+void mse_forward_kept_f64(double *restrict loss, double *restrict pred_kept, double *restrict target_kept, const double *restrict pred, const double *restrict target, int64_t n_elems);
+
+
 /* mse_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   dpred = dloss*(-2*target + 2*pred)/n_elems

@@ -56,6 +56,26 @@ void relu_forward_f64(double *restrict a, const double *restrict z, int64_t n_el
     }
 }
 
+void relu_forward_kept_f32(float *restrict a, float *restrict z_kept, const float *restrict z, int64_t n_elems)
+{
+    /* for each of the n_elems rows: a = Piecewise((0, z <= 0), (z, True)), z_kept = z */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        a[i0] = ((z[i0] <= 0) ? (0) : (z[i0]));
+        z_kept[i0] = z[i0];
+    }
+}
+
+void relu_forward_kept_f64(double *restrict a, double *restrict z_kept, const double *restrict z, int64_t n_elems)
+{
+    /* for each of the n_elems rows: a = Piecewise((0, z <= 0), (z, True)), z_kept = z */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        a[i0] = ((z[i0] <= 0) ? (0) : (z[i0]));
+        z_kept[i0] = z[i0];
+    }
+}
+
 void relu_backward_f32(float *restrict dz, const float *restrict da, const float *restrict z, int64_t n_elems)
 {
     /* dz = da*Piecewise((0, z <= 0), (1, True)) */

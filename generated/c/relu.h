@@ -25,6 +25,22 @@ void relu_forward_f32(float *restrict a, const float *restrict z, int64_t n_elem
 void relu_forward_f64(double *restrict a, const double *restrict z, int64_t n_elems);
 
 
+/* relu_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (z), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls relu_forward
+ *
+ *   a = Piecewise((0, z <= 0), (z, True))
+ *   z_kept = z
+ *
+ *   a (n_elems,) flat: output, overwritten
+ *   z_kept (n_elems,) flat: written: a copy of z for the backward pass (pass it to backward as z)
+ *   z (n_elems,) flat: read
+ */
+void relu_forward_kept_f32(float *restrict a, float *restrict z_kept, const float *restrict z, int64_t n_elems);
+void relu_forward_kept_f64(double *restrict a, double *restrict z_kept, const double *restrict z, int64_t n_elems);
+
+
 /* relu_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   dz = da*Piecewise((0, z <= 0), (1, True))

@@ -127,6 +127,26 @@ void sigmoid_forward_f64(double *restrict a, const double *restrict z, int64_t n
     }
 }
 
+void sigmoid_forward_kept_f32(float *restrict a, float *restrict a_kept, const float *restrict z, int64_t n_elems)
+{
+    /* for each of the n_elems rows: a = sigmoid(z), a_kept = a */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        a[i0] = sg_sigmoid_f32(z[i0]);
+        a_kept[i0] = a[i0];
+    }
+}
+
+void sigmoid_forward_kept_f64(double *restrict a, double *restrict a_kept, const double *restrict z, int64_t n_elems)
+{
+    /* for each of the n_elems rows: a = sigmoid(z), a_kept = a */
+    SG_PARALLEL_FOR(n_elems)
+    for (int64_t i0 = 0; i0 < n_elems; ++i0) {
+        a[i0] = sg_sigmoid_f64(z[i0]);
+        a_kept[i0] = a[i0];
+    }
+}
+
 void sigmoid_backward_f32(float *restrict dz, const float *restrict da, const float *restrict a, int64_t n_elems)
 {
     /* dz = da*(a - a**2) */

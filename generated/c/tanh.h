@@ -25,6 +25,22 @@ void tanh_forward_f32(float *restrict a, const float *restrict z, int64_t n_elem
 void tanh_forward_f64(double *restrict a, const double *restrict z, int64_t n_elems);
 
 
+/* tanh_forward_kept: the forward pass that also writes copies of what backward reads from the caller
+ * (a), each in the pass over memory that first reads it: the Python runtime's default
+ * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
+ * until backward calls tanh_forward
+ *
+ *   a = tanh(z)
+ *   a_kept = a
+ *
+ *   a (n_elems,) flat: output, overwritten
+ *   a_kept (n_elems,) flat: written: a copy of a for the backward pass (pass it to backward as a)
+ *   z (n_elems,) flat: read
+ */
+void tanh_forward_kept_f32(float *restrict a, float *restrict a_kept, const float *restrict z, int64_t n_elems);
+void tanh_forward_kept_f64(double *restrict a, double *restrict a_kept, const double *restrict z, int64_t n_elems);
+
+
 /* tanh_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
  *   dz = da*(1 - a**2)

@@ -35,13 +35,16 @@ def _shape(shape) -> str:
     return "(" + "".join(f"{pycode(d)}, " for d in shape) + ")"
 
 
-def _alloc(cf, roles) -> list[str]:
+def _alloc(cf, roles, only=None) -> list[str]:
+    """Allocation of ``cf``'s arguments whose role is in ``roles`` (``only``: these names, no scratch)."""
     lines = []
     for a in cf.args:
-        if a.role in roles:   # a small array straight from NumPy (no second Python frame), a large one from the pool
-            shp = _shape(a.shape)
+        if a.role in roles and (only is None or a.name in only):   # a small array straight from NumPy (no
+            shp = _shape(a.shape)                                  # second Python frame), a large one from the pool
             lines.append(f"{a.name} = _npempty({shp}, dtype)")
             lines.append(f"if {a.name}.nbytes >= _LARGE: {a.name} = _empty({shp}, dtype)")
+    if only is not None:
+        return lines
     if cf.scratch:
         # scratch pages are not mapped ahead (populate=False): a kernel may touch only part of it (a
         # convolution's per-chunk slots), and mapping all of it cost a fifth of the convolution's time;
@@ -62,8 +65,14 @@ def _call(cf, table: str) -> str:
     return f"{table}[dtype]({', '.join(args)})"
 
 
-def layer_source(k, fwd, bwd, any_ref) -> str:
-    """``forward(*inputs, *hypers, dtype=None) -> (out..., cache)`` and ``backward(cache, *grads)``."""
+def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
+    """``forward(*inputs, *hypers, dtype=None) -> (out..., cache)`` and ``backward(cache, *grads)``.
+
+    ``kept``: ``(names, CFunc)`` of ``NAME_forward_kept`` (``plan.plan_kept``), which writes the cache's
+    copies of the caller's arrays (``names``: array -> its copy) in the kernel's own passes. Forward
+    calls it when every such array is the caller's own object (nothing converted or made contiguous:
+    the usual call) and ``borrow`` is false; otherwise the plain forward, with the copies ``_owned``
+    makes (none of an array the conversion already copied)."""
     e = NumpyLayerEmitter(k)
     binds, checks, _ = e.validation(k.inputs)
     dims = [str(d) for d in k.dims]
@@ -74,9 +83,13 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
          f"dtype = _dtype(dtype, {''.join(a.name + ', ' for a in reals)})"]
     saved = set(k.backward.saved)   # a saved input is owned where it is converted (_owned, as in NumPy)
     buffers = {a.name for a in k.inputs if a.buffer}   # updated in place: never converted, copied into the cache
+    names = kept[0] if kept else {}
+    late = [a.name for a in k.inputs if a.name in names]   # owned after the checks, on the plain path
     conv = {a.name: (f'_buffer("{a.name}", {a.name}, dtype)' if a.buffer else f'_real("{a.name}", {a.name}, dtype)')
             if a.kind == "real" else f'_ids("{a.name}", {a.name})' for a in k.inputs}
-    L += [f"{a.name} = _owned({conv[a.name]}, {a.name}, borrow)" if a.name in saved and a.name not in buffers
+    L += [f"_in_{n} = {n}" for n in late]
+    L += [f"{a.name} = {conv[a.name]}" if a.name in names else
+          f"{a.name} = _owned({conv[a.name]}, {a.name}, borrow)" if a.name in saved and a.name not in buffers
           else f"{a.name} = {conv[a.name]}" for a in k.inputs]
     L += [f'{n} = {"_flag" if isinstance(v, bool) else "_hyper"}("{n}", {n})' for n, v in k.hypers]
     L += binds + checks
@@ -84,18 +97,34 @@ def layer_source(k, fwd, bwd, any_ref) -> str:
           for a in k.inputs]
     L += _alloc(fwd, ("out", "cache"))
     L.append("_ct = _CT[dtype]")
-    L.append(_call(fwd, "_FWD"))
-    L += [f"_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
     items.append('"shape": shape' if any_ref else '"shape": ()')
     outputs, inputs = {o.name for o in k.outputs}, {a.name for a in k.inputs}
     items += [f'"{n}": {n}' for n, _ in k.hypers]
-    items += [f'"{n}": {n}' if n in inputs and n not in buffers else
-              f'"{n}": _owned({n}, {n})' if n in buffers else   # forward itself updates a buffer: always copied
-              f'"{n}": _owned({n}, {n}, borrow)' if n in outputs else
-              f'"{n}": _sealed({n}, borrow)'
-              for n in k.backward.saved]   # a returned output or a buffer is copied; the kernel's own made read-only
-    L.append("cache = {" + ", ".join(items) + "}")
+
+    def cache_items(copies):
+        return items + [f'"{n}": _sealed({names[n]}, False)' if copies and n in names else
+                        f'"{n}": {n}' if n in inputs and n not in buffers else
+                        f'"{n}": _owned({n}, {n})' if n in buffers else   # forward itself updates a buffer: always copied
+                        f'"{n}": _owned({n}, {n}, borrow)' if n in outputs else
+                        f'"{n}": _sealed({n}, borrow)'
+                        for n in k.backward.saved]   # a returned output or a buffer is copied; the kernel's own made read-only
+    if names:
+        cond = " and ".join(["not borrow"] + [f"{n} is _in_{n}" for n in late])
+        L.append(f"if {cond}:   # the usual call: the kernel writes the cache's copies in its own passes")
+        L += [IND + line for line in _alloc(kept[1], ("cache",), set(names.values()))]
+        L.append(IND + _call(kept[1], "_FWDK"))
+        L += [f"{IND}_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
+        L.append(IND + "cache = {" + ", ".join(cache_items(True)) + "}")
+        L.append("else:")
+        L += [f"{IND}{n} = _owned({n}, _in_{n}, borrow)" for n in late]
+        L.append(IND + _call(fwd, "_FWD"))
+        L += [f"{IND}_copyto({b}, {v})" for b, v in k.updates]
+        L.append(IND + "cache = {" + ", ".join(cache_items(False)) + "}")
+    else:
+        L.append(_call(fwd, "_FWD"))
+        L += [f"_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
+        L.append("cache = {" + ", ".join(cache_items(False)) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
     L.append(f"return ({', '.join(outs)}, cache)")
     src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])

@@ -8,7 +8,7 @@ from ...ir import nodes as ir
 from ...spec.tensor import ANY
 from .layer import CBody, cint
 from .names import Glossary, renamed, temp_names
-from .plan import plan, shape_doc
+from .plan import kept, plan, plan_kept, shape_doc
 from ..numpy.layer import NumpyLayerEmitter
 
 VARIANTS = C_TYPES
@@ -22,8 +22,11 @@ HELPERS = ("max", "min", "exp", "tanh", "sigmoid", "softplus", "heaviside", "sig
 
 def _role_text(a, fname, k) -> str:
     if a.role == "out":
-        return "output, overwritten" if fname == "forward" else "gradient, overwritten (not accumulated)"
+        return "output, overwritten" if fname.startswith("forward") else "gradient, overwritten (not accumulated)"
     if a.role == "cache":
+        copy = next((n for n, c in kept(k).items() if c == a.name), None)
+        if copy is not None:
+            return f"written: a copy of {copy} for the backward pass (pass it to backward as {copy})"
         return "written: saved for the backward pass"
     if a.role == "index":
         return "int64 class ids in [0, %s) (out-of-range ids give an all-zero one-hot row)" % _bound(a, k)
@@ -46,6 +49,7 @@ class CLayerEmitter:
     def __init__(self, k: ir.Kernel):
         self.k = k
         self.fwd, self.bwd = plan(k)
+        self.kept = plan_kept(k)   # (forward IR, CFunc) of NAME_forward_kept, or None
         self.np = NumpyLayerEmitter(k)
 
     def dim_legend(self) -> list[str]:
@@ -89,7 +93,10 @@ class CLayerEmitter:
     def context(self) -> dict:
         k = self.k
         funcs = []
-        for cf, f in ((self.fwd, k.forward), (self.bwd, k.backward)):
+        pairs = [(self.fwd, k.forward), (self.bwd, k.backward)]
+        if self.kept is not None:
+            pairs.insert(1, (self.kept[1], self.kept[0]))
+        for cf, f in pairs:
             names, glossary = self.named(cf, f)
             eqs = [self.np.equation(s) for s in renamed(f, names).body]
             variants = []
@@ -104,7 +111,7 @@ class CLayerEmitter:
         return dict(k=k, funcs=funcs, legend=self.dim_legend(),
                     helpers={h: f"sg_{h}_" in text for h in HELPERS},
                     doc=(k.doc or k.kind).strip().splitlines()[0] if k.doc else k.kind,
-                    guard=f"SYMGRAD_{k.name.upper()}_H", saved=k.backward.saved)
+                    guard=f"SYMGRAD_{k.name.upper()}_H", saved=k.backward.saved, kept=list(kept(k)))
 
     def named(self, cf, f):
         """C names for the generated temporaries of ``f`` (``t0`` -> ``sum_x``: what they hold) and

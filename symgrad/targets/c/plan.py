@@ -9,6 +9,7 @@ Roles: ``out`` (written), ``cache`` (written by forward, read by backward), ``in
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import sympy as sp
@@ -97,6 +98,47 @@ def plan(k: ir.Kernel) -> tuple[CFunc, CFunc]:
     bscr, bloc = _scratch(k.backward, taken)
     bwd = CFunc("backward", bargs + ([CArg("scratch", "scratch")] if bscr else []) + hypers + dims, bscr, bloc)
     return fwd, bwd
+
+
+def kept(k: ir.Kernel) -> dict:
+    """What the cache keeps a copy of: ``{array: name of its copy}`` for the saved real inputs (not
+    buffers) and the saved outputs, in the order backward reads them (docs/contract.md, "Caches")."""
+    ins = {a.name: a for a in k.inputs}
+    outs = {o.name for o in k.outputs}
+    taken = set(ins) | outs | set(k.forward.shapes) | set(k.backward.shapes) | {n for n, _ in k.hypers}
+    out = {}
+    for n in k.backward.saved:
+        a = ins.get(n)
+        if (a is not None and a.kind == "real" and not a.buffer) or n in outs:
+            name, i = f"{n}_kept", 1
+            while name in taken:
+                name, i = f"{n}_kept{i}", i + 1
+            out[n] = name
+            taken.add(name)
+    return out
+
+
+def plan_kept(k: ir.Kernel):
+    """``NAME_forward_kept_*``: the forward pass that also writes the cache's copies of what the caller
+    holds (``kept``), each in the pass over memory that first reads it (or writes it, for an output),
+    so that the copy costs a write and no second read. ``(forward IR, CFunc)``, or None when the cache
+    keeps no copy. Its arguments are the forward's with the copies added to the cache arrays."""
+    names = kept(k)
+    if not names:
+        return None
+    body = list(k.forward.body)
+    shapes = dict(k.forward.shapes)
+    shape_of = {a.name: tuple(a.shape) for a in k.inputs} | {o.name: tuple(o.shape) for o in k.outputs}
+    for n, c in names.items():
+        copy = ir.Elementwise(c, shape_of[n], sp.Symbol(n))
+        shapes[c] = shape_of[n]
+        at = next((i + 1 for i, s in enumerate(body) if s.out == n or n in ir.reads(s)), 0)
+        body.insert(at, copy)
+    f = ir.Function("forward_kept", k.forward.params, body, k.forward.returns,
+                    list(k.forward.saved) + list(names.values()), shapes)
+    fwd, _ = plan(dataclasses.replace(k, forward=f))
+    assert sp.simplify(fwd.scratch_size() - plan(k)[0].scratch_size()) == 0, "the copies need no scratch"
+    return f, dataclasses.replace(fwd, name="forward_kept")
 
 
 def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:

@@ -18,7 +18,7 @@ from ...ir.rewrite import c_kernel
 from ..numpy.layer import NumpyLayerEmitter
 from .callpath import layer_source
 from .memory import LARGE, scratch
-from .plan import plan
+from .plan import kept as kept_names, plan, plan_kept
 from .runtime import CALL_NAMESPACE, REAL, CKernel, empty
 
 
@@ -31,16 +31,19 @@ class CLayer(CKernel):
         super().__init__(spec, lib, k.dims)
         any_ref = NumpyLayerEmitter(k).any_ref
         self.fwd, self.bwd = plan(k)
-        for cf in (self.fwd, self.bwd):
+        kept = plan_kept(k)   # NAME_forward_kept: the cache's copies written by the kernel
+        self.fwdk = kept[1] if kept else None
+        for cf in (self.fwd, self.bwd) + ((self.fwdk,) if kept else ()):
             self.bind(cf.name, cf.args)
         ns = dict(vars(self.h))
         ns.update(CALL_NAMESPACE)
         ns.update(NAME=k.name, _FWD={dt: self.funcs["forward", dt] for dt in REAL},
                   _BWD={dt: self.funcs["backward", dt] for dt in REAL},
+                  _FWDK={dt: self.funcs["forward_kept", dt] for dt in REAL} if kept else None,
                   _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _prod=math.prod,
                   _contig=np.ascontiguousarray, _ndarray=np.ndarray, _copyto=np.copyto, _contig_ids=lambda a: np.ascontiguousarray(a, dtype=np.int64),
                   _header=self.header, _dims_of=self.dim_of, _cached=self.cached, _cached_ids=self.cached_ids)
-        src = layer_source(k, self.fwd, self.bwd, any_ref)
+        src = layer_source(k, self.fwd, self.bwd, any_ref, (kept_names(k), self.fwdk) if kept else None)
         exec(compile(src, f"<symgrad c/{k.name} call path>", "exec"), ns)  # noqa: S102 - our own lines
         self.forward, self.backward = ns["forward"], ns["backward"]
         self.source = src
