@@ -33,7 +33,29 @@
 #endif
 
 
+/* d[0..n) = s[0..n): memcpy below 32768 elements of work (no OpenMP region: one costs 0.4 us even
+ * when its if clause keeps it serial), else a parallel loop. */
+static inline void sg_copy_f32(float *restrict d, const float *restrict s, int64_t n, int64_t work)
+{
+    if (work < 32768) {
+        memcpy(d, s, (size_t)n * sizeof(float));
+        return;
+    }
+    SG_PARALLEL_FOR(work)
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+}
 
+/* d[0..n) = s[0..n): memcpy below 32768 elements of work (no OpenMP region: one costs 0.4 us even
+ * when its if clause keeps it serial), else a parallel loop. */
+static inline void sg_copy_f64(double *restrict d, const double *restrict s, int64_t n, int64_t work)
+{
+    if (work < 32768) {
+        memcpy(d, s, (size_t)n * sizeof(double));
+        return;
+    }
+    SG_PARALLEL_FOR(work)
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+}
 
 
 /* C (m x n) = op(A) op(B), row-major, op(X) = X or X^T; C is overwritten.
@@ -305,15 +327,9 @@ void dense_relu_forward_kept_f32(float *restrict a, float *restrict z, float *re
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
     /* W_kept = W */
-    SG_PARALLEL_FOR(_sg_team ? D*M : 0)
-    for (int64_t i0 = 0; i0 < D*M; ++i0) {
-        W_kept[i0] = W[i0];
-    }
+    sg_copy_f32(W_kept, W, D*M, _sg_team ? D*M : 0);
     /* x_kept = x */
-    SG_PARALLEL_FOR(_sg_team ? D*N : 0)
-    for (int64_t i0 = 0; i0 < D*N; ++i0) {
-        x_kept[i0] = x[i0];
-    }
+    sg_copy_f32(x_kept, x, D*N, _sg_team ? D*N : 0);
     /* xW = x W (GEMM) */
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* for each of the N rows: z = b + xW, a = Piecewise((0, z <= 0), (z, True)) */
@@ -332,15 +348,9 @@ void dense_relu_forward_kept_f64(double *restrict a, double *restrict z, double 
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
     /* W_kept = W */
-    SG_PARALLEL_FOR(_sg_team ? D*M : 0)
-    for (int64_t i0 = 0; i0 < D*M; ++i0) {
-        W_kept[i0] = W[i0];
-    }
+    sg_copy_f64(W_kept, W, D*M, _sg_team ? D*M : 0);
     /* x_kept = x */
-    SG_PARALLEL_FOR(_sg_team ? D*N : 0)
-    for (int64_t i0 = 0; i0 < D*N; ++i0) {
-        x_kept[i0] = x[i0];
-    }
+    sg_copy_f64(x_kept, x, D*N, _sg_team ? D*N : 0);
     /* xW = x W (GEMM) */
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* for each of the N rows: z = b + xW, a = Piecewise((0, z <= 0), (z, True)) */

@@ -98,12 +98,34 @@ static inline float sg_sigmoid_f32(float z)
     const float e = sg_exp_f32(-fabsf(z)), s = 1 / (1 + e);
     return z >= 0 ? s : e * s;
 }
+/* d[0..n) = s[0..n): memcpy below 32768 elements of work (no OpenMP region: one costs 0.4 us even
+ * when its if clause keeps it serial), else a parallel loop. */
+static inline void sg_copy_f32(float *restrict d, const float *restrict s, int64_t n, int64_t work)
+{
+    if (work < 32768) {
+        memcpy(d, s, (size_t)n * sizeof(float));
+        return;
+    }
+    SG_PARALLEL_FOR(work)
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+}
 
 /* 1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number; branch-free. */
 static inline double sg_sigmoid_f64(double z)
 {
     const double e = sg_exp_f64(-fabs(z)), s = 1 / (1 + e);
     return z >= 0 ? s : e * s;
+}
+/* d[0..n) = s[0..n): memcpy below 32768 elements of work (no OpenMP region: one costs 0.4 us even
+ * when its if clause keeps it serial), else a parallel loop. */
+static inline void sg_copy_f64(double *restrict d, const double *restrict s, int64_t n, int64_t work)
+{
+    if (work < 32768) {
+        memcpy(d, s, (size_t)n * sizeof(double));
+        return;
+    }
+    SG_PARALLEL_FOR(work)
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
 }
 
 
@@ -374,15 +396,9 @@ void dense_sigmoid_forward_kept_f32(float *restrict a, float *restrict x_kept, f
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
     /* W_kept = W */
-    SG_PARALLEL_FOR(_sg_team ? D*M : 0)
-    for (int64_t i0 = 0; i0 < D*M; ++i0) {
-        W_kept[i0] = W[i0];
-    }
+    sg_copy_f32(W_kept, W, D*M, _sg_team ? D*M : 0);
     /* x_kept = x */
-    SG_PARALLEL_FOR(_sg_team ? D*N : 0)
-    for (int64_t i0 = 0; i0 < D*N; ++i0) {
-        x_kept[i0] = x[i0];
-    }
+    sg_copy_f32(x_kept, x, D*N, _sg_team ? D*N : 0);
     /* xW = x W (GEMM) */
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* for each of the N rows: a = sigmoid(b + xW), a_kept = a */
@@ -401,15 +417,9 @@ void dense_sigmoid_forward_kept_f64(double *restrict a, double *restrict x_kept,
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
     /* W_kept = W */
-    SG_PARALLEL_FOR(_sg_team ? D*M : 0)
-    for (int64_t i0 = 0; i0 < D*M; ++i0) {
-        W_kept[i0] = W[i0];
-    }
+    sg_copy_f64(W_kept, W, D*M, _sg_team ? D*M : 0);
     /* x_kept = x */
-    SG_PARALLEL_FOR(_sg_team ? D*N : 0)
-    for (int64_t i0 = 0; i0 < D*N; ++i0) {
-        x_kept[i0] = x[i0];
-    }
+    sg_copy_f64(x_kept, x, D*N, _sg_team ? D*N : 0);
     /* xW = x W (GEMM) */
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* for each of the N rows: a = sigmoid(b + xW), a_kept = a */

@@ -49,7 +49,9 @@ def _alloc(cf, roles, only=None) -> list[str]:
         # scratch pages are not mapped ahead (populate=False): a kernel may touch only part of it (a
         # convolution's per-chunk slots), and mapping all of it cost a fifth of the convolution's time;
         # from the pool, what the kernel touched stays mapped for the next call
-        lines.append(f"scratch = _scratch((max({pycode(cf.scratch_size())}, 1),), dtype)")
+        size = f"(max({pycode(cf.scratch_size())}, 1),)"
+        lines.append(f"scratch = _npempty({size}, dtype)")   # inline: a frame per call costs 0.1-0.2 us
+        lines.append(f"if scratch.nbytes >= _LARGE: scratch = _scratch({size}, dtype)")
     return lines
 
 
@@ -103,7 +105,7 @@ def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
     items += [f'"{n}": {n}' for n, _ in k.hypers]
 
     def cache_items(copies):
-        return items + [f'"{n}": _sealed({names[n]}, False)' if copies and n in names else
+        return items + [f'"{n}": {names[n]}' if copies and n in names else   # made read-only below
                         f'"{n}": {n}' if n in inputs and n not in buffers else
                         f'"{n}": _owned({n}, {n})' if n in buffers else   # forward itself updates a buffer: always copied
                         f'"{n}": _owned({n}, {n}, borrow)' if n in outputs else
@@ -114,6 +116,7 @@ def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
         L.append(f"if {cond}:   # the usual call: the kernel writes the cache's copies in its own passes")
         L += [IND + line for line in _alloc(kept[1], ("cache",), set(names.values()))]
         L.append(IND + _call(kept[1], "_FWDK"))
+        L += [f"{IND}{c}.flags.writeable = False" for c in names.values()]   # the cache's copies: read-only
         L += [f"{IND}_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
         L.append(IND + "cache = {" + ", ".join(cache_items(True)) + "}")
         L.append("else:")

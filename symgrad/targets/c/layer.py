@@ -363,6 +363,15 @@ class CBody(Fusion, Views, Windows, Channels):
             if dom is None or (len(group) == 1 and isinstance(s0, ir.Elementwise) and len(dom) == 1):
                 self.statement(s0, 1, 0, ivars)
                 continue
+            if len(group) == 1 and isinstance(s0, ir.Elementwise) and self._flat(s0) and self.rows is None \
+                    and isinstance(s0.expr, sp.Symbol) and tuple(self.shapes.get(s0.expr.name, ())) == tuple(s0.shape):
+                # a copy (the cache's copy of an argument only a product reads): memcpy while small, with
+                # no OpenMP region (one costs 0.4 us even when its if clause keeps it serial)
+                n = cint(prod(s0.shape))
+                work = f"_sg_team ? {n} : 0" if self._team_guard else n
+                sfx = "f32" if self.dtype == "float32" else "f64"
+                self.emit(f"sg_copy_{sfx}({self.cname(s0.out)}, {self.cname(s0.expr.name)}, {n}, {work});", 1)
+                continue
             if len(group) == 1 and isinstance(s0, ir.Elementwise) and self._flat(s0) and self.rows is None:
                 n = cint(prod(s0.shape))
                 self.emit(f"SG_PARALLEL_FOR({n})", 1)
