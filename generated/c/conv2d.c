@@ -49,6 +49,7 @@ static inline int64_t sg_chunks_of(int64_t n)
 }
 
 
+#include <string.h>
 /* d[0..n) = s[0..n): memcpy below 32768 elements of work (no OpenMP region: one costs 0.4 us even
  * when its if clause keeps it serial), else a parallel loop. */
 static inline void sg_copy_f32(float *restrict d, const float *restrict s, int64_t n, int64_t work)
