@@ -160,23 +160,15 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
                 /* t1 = sum(t0) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5];
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
                         }
                     }
                 }
                 /* y = t1/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i3]/((((float)kernel_size))*(((float)kernel_size)));
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                    y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((float)kernel_size))*(((float)kernel_size)));
                 }
             }
         }
@@ -275,23 +267,15 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
                 /* t1 = sum(t0) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5];
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
                         }
                     }
                 }
                 /* y = t1/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i3]/((((double)kernel_size))*(((double)kernel_size)));
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                    y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((double)kernel_size))*(((double)kernel_size)));
                 }
             }
         }
@@ -324,24 +308,16 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t2 = dy/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i3] = dy[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3]/((((float)kernel_size))*(((float)kernel_size)));
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                    t2[H_out*W_out*C*_c + i1] = dy[H_out*W_out*C*_s + i1]/((((float)kernel_size))*(((float)kernel_size)));
                 }
                 /* t3 = copy of t2 */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = (t2 + H_out*W_out*C*_c)[_i];
                 /* t4 = copy of t3 */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5];
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
                         }
                     }
                 }
@@ -422,24 +398,16 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* t2 = dy/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i3] = dy[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3]/((((double)kernel_size))*(((double)kernel_size)));
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                    t2[H_out*W_out*C*_c + i1] = dy[H_out*W_out*C*_s + i1]/((((double)kernel_size))*(((double)kernel_size)));
                 }
                 /* t3 = copy of t2 */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = (t2 + H_out*W_out*C*_c)[_i];
                 /* t4 = copy of t3 */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5];
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
                         }
                     }
                 }

@@ -402,10 +402,8 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
                 sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
-                        }
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        y[H_out*W_out*O*_s + H_out*W_out*i1 + i2] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + i2] + t2[i1];
                     }
                 }
             }
@@ -511,10 +509,8 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
                 sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
-                        }
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        y[H_out*W_out*O*_s + H_out*W_out*i1 + i2] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + i2] + t2[i1];
                     }
                 }
             }
@@ -641,10 +637,8 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
                 sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
-                        }
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        y[H_out*W_out*O*_s + H_out*W_out*i1 + i2] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + i2] + t2[i1];
                     }
                 }
             }
@@ -754,10 +748,8 @@ void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
                 sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y[H_out*W_out*O*_s + H_out*W_out*i1 + W_out*i2 + i3] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + W_out*i2 + i3] + t2[i1];
-                        }
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        y[H_out*W_out*O*_s + H_out*W_out*i1 + i2] = t1[H_out*W_out*O*_c + H_out*W_out*i1 + i2] + t2[i1];
                     }
                 }
             }

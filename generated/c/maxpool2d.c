@@ -161,13 +161,9 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
                 /* y = max(t0) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
                         }
                     }
                 }
@@ -267,13 +263,9 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
                 /* y = max(t0) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
                         }
                     }
                 }
@@ -306,12 +298,8 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* x_kept = x */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H; ++i2) {
-                        for (int64_t i3 = 0; i3 < W; ++i3) {
-                            x_kept[C*H*W*_s + H*W*i1 + W*i2 + i3] = x[C*H*W*_s + H*W*i1 + W*i2 + i3];
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < C*H*W; ++i1) {
+                    x_kept[C*H*W*_s + i1] = x[C*H*W*_s + i1];
                 }
                 /* t0 = the windows of x (unfold, im2col) */
                 for (int64_t _l = 0; _l < C; ++_l) {
@@ -395,23 +383,15 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
                 /* y = max(t0) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
                         }
                     }
                 }
                 /* y_kept = y */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y_kept[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3] = y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3];
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                    y_kept[H_out*W_out*C*_s + i1] = y[H_out*W_out*C*_s + i1];
                 }
             }
         }
@@ -428,12 +408,8 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* x_kept = x */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H; ++i2) {
-                        for (int64_t i3 = 0; i3 < W; ++i3) {
-                            x_kept[C*H*W*_s + H*W*i1 + W*i2 + i3] = x[C*H*W*_s + H*W*i1 + W*i2 + i3];
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < C*H*W; ++i1) {
+                    x_kept[C*H*W*_s + i1] = x[C*H*W*_s + i1];
                 }
                 /* t0 = the windows of x (unfold, im2col) */
                 for (int64_t _l = 0; _l < C; ++_l) {
@@ -517,23 +493,15 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
                 /* y = max(t0) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i4 + i5], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5]);
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
                         }
                     }
                 }
                 /* y_kept = y */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < W_out; ++i3) {
-                            y_kept[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3] = y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i3];
-                        }
-                    }
+                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                    y_kept[H_out*W_out*C*_s + i1] = y[H_out*W_out*C*_s + i1];
                 }
             }
         }
@@ -653,25 +621,17 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                 /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = 0.0;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0));
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0));
                         }
                     }
                 }
                 /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5];
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
                         }
                     }
                 }
@@ -839,25 +799,17 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                 /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
                 for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = 0.0;
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0));
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0));
                         }
                     }
                 }
                 /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
                 for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < kernel_size; ++i2) {
-                        for (int64_t i3 = 0; i3 < kernel_size; ++i3) {
-                            for (int64_t i4 = 0; i4 < H_out; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*kernel_size*i2 + H_out*W_out*i3 + W_out*i4 + i5] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i4 + i5];
-                                }
-                            }
+                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
                         }
                     }
                 }

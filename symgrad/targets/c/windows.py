@@ -285,6 +285,68 @@ class Windows:
                 i = max(j, i + 1)
         return runs
 
+    def collapsed(self, s):
+        """``s`` (an elementwise statement or a reduction of one sample) with adjacent axes of its
+        domain merged where every array it reads or writes holds them adjacent in memory (or holds
+        neither), and no reduction separates them: a window array's output rows (H_out, W_out) become
+        one loop of H_out*W_out instead of H_out loops of W_out (16 at max-pooling's benchmark shape,
+        where the vector loops' prologues and epilogues cost as much as their bodies). The arrays are
+        re-viewed for the merged domain (``self.views``/``self.shapes``: the caller restores them after
+        emitting this statement)."""
+        if not isinstance(s, (ir.Elementwise, ir.Reduction)) or s.out in self.values:
+            return s
+        red = isinstance(s, ir.Reduction)
+        dom = tuple(s.src_shape if red else s.shape)
+        r = len(dom)
+        names = [n for n in self.reads(s) | {s.out} if n in self.shapes and n not in self.values and self.shapes[n]]
+        lay = {}
+        for n in names:
+            shape = tuple(self.shapes[n])
+            v = self.views.get(n)
+            strides = tuple(v[2] if v is not None else self.contiguous(shape))
+            if red and n == s.out and not s.keepdims:   # its axes are the kept ones, in order
+                kept = [a for a in range(r) if a not in s.axes]
+                if len(kept) != len(shape):
+                    return s
+                at = dict(zip(kept, range(len(kept))))
+                lay[n] = (tuple(shape[at[a]] if a in at else sp.Integer(1) for a in range(r)),
+                          tuple(strides[at[a]] if a in at else sp.Integer(0) for a in range(r)))
+                continue
+            if len(shape) > r:
+                return s
+            pad = r - len(shape)
+            lay[n] = ((sp.Integer(1),) * pad + shape, (sp.Integer(0),) * pad + strides)
+        groups = [[0]]
+        for a in range(1, r):
+            b = groups[-1][-1]
+            ok = not is_one(dom[a]) and not is_one(dom[b])
+            if ok and red and ((a in s.axes) != (b in s.axes)):
+                ok = False
+            for shape, st in lay.values() if ok else ():
+                if is_one(shape[a]) and is_one(shape[b]):
+                    continue
+                if is_one(shape[a]) or is_one(shape[b]) or sp.expand(st[b] - st[a] * shape[a]) != 0:
+                    ok = False
+                    break
+            if ok:
+                groups[-1].append(a)
+            else:
+                groups.append([a])
+        if len(groups) == r:
+            return s
+        new_dom = tuple(prod([dom[a] for a in g]) for g in groups)
+        for n, (shape, st) in lay.items():
+            new_shape = tuple(prod([shape[a] for a in g]) for g in groups)
+            v = self.views.get(n)
+            base, off = (v[0], v[1]) if v is not None else (self.cname(n), sp.Integer(0))
+            self.views[n] = (base, off, tuple(st[g[-1]] for g in groups))
+            self.shapes[n] = new_shape
+        if not red:
+            return dataclasses.replace(s, shape=new_dom)
+        axes = tuple(A for A, g in enumerate(groups) if g[0] in s.axes)
+        return dataclasses.replace(s, src_shape=new_dom, axes=axes, keepdims=True,
+                                   shape=tuple(sp.Integer(1) if A in axes else d for A, d in enumerate(new_dom)))
+
     def _slice_views(self, t, one, internal, full_shapes):
         """Views of ``t``'s arrays for one sample: full arrays at their ``_s`` slice, values internal
         to the run at slot 0; arrays without the sample axis (weights, accumulators) unchanged."""
@@ -347,7 +409,9 @@ class Windows:
             if isinstance(t, ir.Einsum):
                 self.einsum(one, d + 2, accumulated=t in acc)
             else:
-                self.statement(one, d + 2, 0, [f"i{a}" for a in range(8)])
+                views, shapes = dict(self.views), dict(self.shapes)
+                self.statement(self.collapsed(one), d + 2, 0, [f"i{a}" for a in range(8)])
+                self.views, self.shapes = views, shapes   # the merged views served this statement only
         self.views, self.shapes, self.serial = saved_views, saved_shapes, serial
         self._hoisted = set()
         self.emit("}", d + 1)
