@@ -26,7 +26,7 @@ import sympy as sp
 
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
-from .views import cint
+from .views import cint, merge_groups
 
 
 @dataclasses.dataclass
@@ -169,28 +169,14 @@ class Channels:
         return out
 
     def _merged_axes(self, run: _Run) -> list:
-        """The new domain's axes as lists of old axes: the channel first, then the others in order,
-        adjacent ones merged where every array has them adjacent (or neither) and no reduction
-        splits them."""
-        others = [a for a in range(run.r) if a != run.g]
-        groups = [[run.g]]
-        for a in others:
-            prev = groups[-1][-1] if len(groups) > 1 else None
-            ok = prev is not None
-            for shape, ax in run.layout.values() if ok else ():
-                sp_ = self._spans(shape, ax)
-                if (prev in sp_) != (a in sp_) or (a in sp_ and sp_[a] != sp_[prev] + 1):
-                    ok = False
-                    break
-            for _, _, red in run.stmts if ok else ():
-                if red is not None and ((prev in red) != (a in red)):
-                    ok = False
-                    break
-            if ok:
-                groups[-1].append(a)
-            else:
-                groups.append([a])
-        return groups
+        """The new domain's axes as lists of old axes: the channel alone first, then the others in
+        order, merged where ``merge_groups`` allows (each array at its own C-contiguous strides)."""
+        arrays = {}
+        for n, (shape, ax) in run.layout.items():
+            own = self.contiguous(shape)
+            arrays[n] = {a: (shape[j], own[j]) for a, j in self._spans(shape, ax).items()}
+        reduced = [red for _, _, red in run.stmts if red is not None]
+        return [[run.g]] + merge_groups([a for a in range(run.r) if a != run.g], arrays, reduced)
 
     def channel_group(self, run: _Run, depth=1):
         """Emit ``run`` with the channel axis first (views, merged axes), as row groups over it."""

@@ -17,6 +17,27 @@ def cint(e) -> str:
     return ccode(sp.sympify(e))
 
 
+def merge_groups(order, arrays: dict, reduced=()) -> list:
+    """``order`` (axes in loop order) cut into runs of consecutive axes that one loop can cover: two
+    neighbours merge when every array of ``arrays`` (name -> {axis: (size, stride)} over the axes it
+    spans) spans both, the outer one's stride being the inner one's times its size, or spans neither,
+    and every reduction of ``reduced`` (sets of axes) takes both or neither. Used for BatchNorm's
+    channel groups (H, W -> H*W) and for the statements of a sample loop ((H_out, W_out) -> one loop)."""
+    groups = [[order[0]]] if order else []
+    for a in order[1:]:
+        b = groups[-1][-1]
+        ok = all((b in r) == (a in r) for r in reduced)
+        for ax in arrays.values() if ok else ():
+            if (b in ax) != (a in ax) or (a in ax and sp.expand(ax[b][1] - ax[a][1] * ax[a][0]) != 0):
+                ok = False
+                break
+        if ok:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    return groups
+
+
 class Views:
     """Mixin of ``CBody``: ``self.views`` maps a name to (base pointer, offset, strides)."""
     def cname(self, name) -> str:

@@ -19,7 +19,7 @@ from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from .names import describe
 from .plan import accumulates, looped_gemm_form
-from .views import cint
+from .views import cint, merge_groups
 
 
 INTERLEAVED = (2,)
@@ -316,22 +316,9 @@ class Windows:
                 return s
             pad = r - len(shape)
             lay[n] = ((sp.Integer(1),) * pad + shape, (sp.Integer(0),) * pad + strides)
-        groups = [[0]]
-        for a in range(1, r):
-            b = groups[-1][-1]
-            ok = not is_one(dom[a]) and not is_one(dom[b])
-            if ok and red and ((a in s.axes) != (b in s.axes)):
-                ok = False
-            for shape, st in lay.values() if ok else ():
-                if is_one(shape[a]) and is_one(shape[b]):
-                    continue
-                if is_one(shape[a]) or is_one(shape[b]) or sp.expand(st[b] - st[a] * shape[a]) != 0:
-                    ok = False
-                    break
-            if ok:
-                groups[-1].append(a)
-            else:
-                groups.append([a])
+        arrays = {n: {a: (shape[a], st[a]) for a in range(r) if not is_one(shape[a])}
+                  for n, (shape, st) in lay.items()}
+        groups = merge_groups(list(range(r)), arrays, [set(s.axes)] if red else [])
         if len(groups) == r:
             return s
         new_dom = tuple(prod([dom[a] for a in g]) for g in groups)
