@@ -172,14 +172,14 @@ def _shape_dtype(param, dtype):
     return shape, dtype
 
 
-_REAL = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+_REAL_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64)))   # as in the layer modules
 
 
 def _param(name, a):
     """The array updated in place: never a silent copy."""
     if type(a) is np.ndarray:   # the usual case in straight lines (this runs every step)
         f = a.flags
-        if f.writeable and f.c_contiguous and a.dtype in _REAL:
+        if f.writeable and f.c_contiguous and a.dtype in _REAL_DTYPES:
             return a, None
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a writeable numpy.ndarray (updated in place), got {type(a).__name__}")

@@ -65,6 +65,18 @@ class Windows:
                 return
         self._positions_generic(s, lengths, outs, depth, valid, fill)
 
+    def _outer_positions(self, s, lengths, outs, ks, os_, ps, d):
+        """Open the loops over the positions of every axis but the last (source position ``p`` of
+        each); ``(depth inside them, the C tests that a position lies outside the tensor)``."""
+        conds = []
+        for a in range(len(s.size) - 1):
+            self.emit(f"for (int64_t {os_[a]} = 0; {os_[a]} < {cint(outs[a])}; ++{os_[a]}) {{", d)
+            d += 1
+            pos = s.stride[a] * sp.Symbol(os_[a]) + s.dilation[a] * sp.Symbol(ks[a]) - s.padding[a]
+            self.emit(f"const int64_t {ps[a]} = {cint(pos)};", d)
+            conds.append(f"(uint64_t){ps[a]} >= (uint64_t){cint(lengths[a])}")
+        return d, conds
+
     def _positions_interleaved(self, s, lengths, outs, depth, valid, fill=None):
         """``_positions_generic`` for a last axis of non-overlapping windows (size = stride = K, a
         constant; dilation 1): inside each row, the window cells ``k`` of one position ``o`` are the
@@ -81,13 +93,7 @@ class Windows:
         for a in range(last):
             self.emit(f"for (int64_t {ks[a]} = 0; {ks[a]} < {cint(s.size[a])}; ++{ks[a]}) {{", d)
             d += 1
-        conds = []
-        for a in range(last):
-            self.emit(f"for (int64_t {os_[a]} = 0; {os_[a]} < {cint(outs[a])}; ++{os_[a]}) {{", d)
-            d += 1
-            pos = s.stride[a] * sp.Symbol(os_[a]) + s.dilation[a] * sp.Symbol(ks[a]) - s.padding[a]
-            self.emit(f"const int64_t {ps[a]} = {cint(pos)};", d)
-            conds.append(f"(uint64_t){ps[a]} >= (uint64_t){cint(lengths[a])}")
+        d, conds = self._outer_positions(s, lengths, outs, ks, os_, ps, d)
         k, o, p = ks[last], os_[last], ps[last]
         P, L, O = cint(s.padding[last]), cint(lengths[last]), cint(outs[last])
         if conds:   # an outer position outside the tensor: the whole row is fill
@@ -148,13 +154,7 @@ class Windows:
         self.emit(f"const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + {st} - 1) / {st};   /* first o with p >= 0 */", d)
         self.emit(f"const int64_t _hi = {L} - 1 - _sh < 0 ? 0 : ({L} - 1 - _sh) / {st} + 1;   /* p < {L} */", d)
         self.emit(f"const int64_t _a = _lo < {O} ? _lo : {O}, _b = _hi < _a ? _a : (_hi < {O} ? _hi : {O});", d)
-        conds = []
-        for a in range(last):
-            self.emit(f"for (int64_t {os_[a]} = 0; {os_[a]} < {cint(outs[a])}; ++{os_[a]}) {{", d)
-            d += 1
-            pos = s.stride[a] * sp.Symbol(os_[a]) + s.dilation[a] * sp.Symbol(ks[a]) - s.padding[a]
-            self.emit(f"const int64_t {ps[a]} = {cint(pos)};", d)
-            conds.append(f"(uint64_t){ps[a]} >= (uint64_t){cint(lengths[a])}")
+        d, conds = self._outer_positions(s, lengths, outs, ks, os_, ps, d)
         o = os_[last]
         if conds:   # an outer position outside the tensor: the whole row is fill
             self.emit(f"if ({' || '.join(conds)}) {{", d)
