@@ -34,7 +34,18 @@ def test_a_dropped_block_is_reused_and_a_live_one_never():
     del a
     c = pool.empty((ROWS, 1024), np.float32)      # a's block, no longer reachable
     assert _address(c) == first
-    assert _address(c) % memory.ALIGN == 0 and c.flags.writeable and c.flags.c_contiguous
+    assert _address(c) % memory.SMALL_ALIGN == 0 and c.flags.writeable and c.flags.c_contiguous
+
+
+def test_blocks_of_huge_arrays_sit_on_huge_page_boundaries_and_smaller_ones_on_64_kib():
+    pool = Pool(1 << 30)
+    rows = memory.HUGE // (4 * 1024) + 1
+    huge, small = pool.empty((rows, 1024), np.float32), pool.empty((ROWS, 1024), np.float32)
+    assert _address(huge) % memory.ALIGN == 0 and not huge.flags.owndata
+    assert _address(small) % memory.SMALL_ALIGN == 0 and not small.flags.owndata
+    del huge, small
+    held = -(-(rows * 1024 * 4) // memory.ALIGN) * memory.ALIGN + -(-(ROWS * 1024 * 4) // memory.SMALL_ALIGN) * memory.SMALL_ALIGN
+    assert pool.held == held
 
 
 def test_a_view_or_a_tensor_keeps_the_block():
@@ -69,7 +80,7 @@ def test_small_arrays_and_a_zero_limit_use_numpy():
 
 
 def test_the_pool_keeps_no_more_than_its_limit():
-    size = -(-ROWS * 1024 * 4 // memory.ALIGN) * memory.ALIGN
+    size = -(-ROWS * 1024 * 4 // memory.SMALL_ALIGN) * memory.SMALL_ALIGN
     pool = Pool(size)                              # room for one free block
     a, b = pool.empty((ROWS, 1024), np.float32), pool.empty((ROWS, 1024), np.float32)
     del a, b

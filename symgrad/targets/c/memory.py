@@ -6,10 +6,15 @@ on first touch, and the kernel zeroes every page it maps: measured with perf on
 ``symgrad.torch.Module("layernorm")`` at 8192 x 1024, ``clear_page_erms`` took 14% of the samples
 and the step 12.9 ms, against 6.5 ms when the two outputs reuse memory already mapped (torch's
 ``nn.LayerNorm`` took 16-17 ms in the same process). So arrays of ``LARGE`` bytes and more come from
-a pool, as torch's CUDA caching allocator does on the GPU:
+a pool, as torch's CUDA caching allocator does on the GPU. ``LARGE`` was 8 MiB at first; glibc maps
+anything over its mmap threshold (128 KiB, rising with what was freed) fresh, and the LSTM's forward at
+T32 N64 D256 H256 called alone in a loop (evaluation) took 3,900 page faults a call (15 MB of 2-8 MB
+arrays): 13.5 ms, 9.6 ms with ``LARGE`` at 256 KiB (forward and backward in turn let glibc reuse the
+memory: 26 ms both ways). Blocks under ``HUGE`` are rounded to 64 KiB, not to huge pages:
 
 - ``empty(shape, dtype, populate=True)`` returns an ndarray on a block of the pool (a free block of
-  the same rounded size, else a new block, 2 MiB-aligned, advised for huge pages and, unless
+  the same rounded size, else a new block, from ``HUGE`` on 2 MiB-aligned and advised for huge pages,
+  and unless
   ``populate`` is False, mapped at once with ``MADV_POPULATE_WRITE``; ``scratch`` passes False). The
   array's base is a small ctypes view of the block; when the last array (or tensor) that refers to
   it is gone, a ``weakref.finalize`` gives the block back to the pool.
@@ -19,8 +24,8 @@ a pool, as torch's CUDA caching allocator does on the GPU:
   that is freed. ``release()`` frees every free block now.
 - Contents are undefined, as for ``np.empty``: every output is fully written by its kernel. The
   arrays do not own their data (``a.flags.owndata`` is False; ``a.resize`` refuses), like any view.
-- ``copy(a)``: a copy of a large array on the pool, made by up to four threads (NumPy's copy loop
-  releases the GIL): the cache's copy of a caller's 32 MB x took 2.3 ms on one thread, 1.25 ms on two.
+- ``copy(a)``: a copy of a large array on the pool, from ``HUGE`` on made by up to four threads
+  (NumPy's copy loop releases the GIL): the cache's copy of a caller's 32 MB x took 2.3 ms on one thread, 1.25 ms on two.
 """
 from __future__ import annotations
 
@@ -33,8 +38,10 @@ from functools import lru_cache
 
 import numpy as np
 
-LARGE = 8 << 20          # bytes: smaller arrays come from NumPy's allocator
+LARGE = 256 << 10        # bytes: smaller arrays come from NumPy's allocator
+HUGE = 8 << 20           # bytes: blocks this large are huge-page aligned; copies this large use threads
 ALIGN = 2 << 20          # a huge page
+SMALL_ALIGN = 64 << 10   # the rounding of blocks under HUGE
 PER_SIZE = 4
 _MADV_HUGEPAGE = 14
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14
@@ -79,14 +86,15 @@ class Pool:
             return a
         dtype = a.dtype
         del a
-        size = -(-nbytes // ALIGN) * ALIGN
+        align = ALIGN if nbytes >= HUGE else SMALL_ALIGN
+        size = -(-nbytes // align) * align
         with self._lock:
             blocks = self._free.get(size)
             block = blocks.pop() if blocks else None
             if block is not None:
                 self._held -= size
         if block is None:
-            block = _new_block(size, populate)
+            block = _new_block(size, populate, align)
         view = (ctypes.c_char * nbytes).from_address(block[1])
         weakref.finalize(view, self._give_back, size, block).atexit = False
         return np.frombuffer(view, dtype).reshape(shape)
@@ -109,14 +117,16 @@ class Pool:
         return self._held
 
 
-def _new_block(size: int, populate: bool):
-    """(owner, address): ``size`` bytes at a 2 MiB boundary, mapped now if ``populate`` (best effort;
-    a scratch buffer is not: a kernel may touch only part of it)."""
-    raw = np.empty(size + ALIGN, np.uint8)
-    address = raw.ctypes.data + (-raw.ctypes.data) % ALIGN
+def _new_block(size: int, populate: bool, align: int = ALIGN):
+    """(owner, address): ``size`` bytes at an ``align`` boundary (a 2 MiB one is advised for huge
+    pages), mapped now if ``populate`` (best effort; a scratch buffer is not: a kernel may touch only
+    part of it)."""
+    raw = np.empty(size + align, np.uint8)
+    address = raw.ctypes.data + (-raw.ctypes.data) % align
     fn = _madvise()
     if fn is not None:   # errors (an older kernel, no huge pages) only cost the mapping at first touch
-        fn(address, size, _MADV_HUGEPAGE)
+        if align == ALIGN:
+            fn(address, size, _MADV_HUGEPAGE)
         if populate:
             fn(address, size, _MADV_POPULATE_WRITE)
     return raw, address
@@ -138,7 +148,7 @@ def copy(a: np.ndarray) -> np.ndarray:
         return np.array(a, order="C")
     out = POOL.empty(a.shape, a.dtype)
     parts = min(_threads(), a.shape[0])
-    if parts < 2:
+    if parts < 2 or a.nbytes < HUGE:
         np.copyto(out, a)
         return out
     if _copiers[0] is None:
