@@ -1,8 +1,8 @@
 """The float products' own AVX-512 kernel (``sg_mk_f32`` in the C helpers, docs/c-backend.md) against a
 double-precision reference: every transpose combination, beta 0 and 1, sizes on every edge of its
 blocking (m % 8, n % 32, n % 16, k % 16, k % 128), leading dimensions wider than the matrices (the
-padding must stay untouched), on one thread and split over the OpenMP team; and once more under
-ASan/UBSan. Skipped where the compiler does not target AVX-512 (the kernel is not compiled there)."""
+padding must stay untouched), on one thread and split over the OpenMP team (by rows and by columns),
+and from a right operand prepared once (``sg_prep_b``: packed); and once more under ASan/UBSan. Skipped where the compiler does not target AVX-512 (the kernel is not compiled there)."""
 from __future__ import annotations
 
 import subprocess
@@ -23,7 +23,7 @@ int main(void) { puts("no microkernel"); return 77; }
 static uint64_t state = 88172645463325252ull;
 static float rnd(void) { state ^= state << 13; state ^= state >> 7; state ^= state << 17;
                          return (float)((state >> 40) * (1.0 / 16777216.0)) - 0.5f; }
-static int check(int ta, int tb, int64_t m, int64_t n, int64_t k, int beta)
+static int check(int ta, int tb, int64_t m, int64_t n, int64_t k, int beta, int prep)
 {
     const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
     const int64_t lda = ac + 3, ldb = bc + 5, ldc = n + 2;
@@ -32,7 +32,13 @@ static int check(int ta, int tb, int64_t m, int64_t n, int64_t k, int beta)
     for (int64_t i = 0; i < ar * lda; ++i) a[i] = rnd();
     for (int64_t i = 0; i < br * ldb; ++i) b[i] = rnd();
     for (int64_t i = 0; i < m * ldc; ++i) c[i] = c0[i] = rnd();
-    sg_gemm_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    if (prep) {   /* B prepared once (sg_prep_b: packed), then the product from it */
+        float *bp = malloc(sizeof(float) * k * (n + 31));
+        sg_prep_b_f32(tb, k, n, b, ldb, bp);
+        sg_gemm_prep_f32(ta, m, n, k, a, lda, bp, beta, c, ldc);
+        free(bp);
+    } else
+        sg_gemm_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
     int bad = 0;
     for (int64_t i = 0; i < m && !bad; ++i)
         for (int64_t j = 0; j < ldc; ++j) {
@@ -44,8 +50,8 @@ static int check(int ta, int tb, int64_t m, int64_t n, int64_t k, int beta)
             }
             if (fabs(c[i * ldc + j] - s) > 1e-5 * mag + 1e-30) bad = 1;
         }
-    if (bad) printf("MISMATCH ta=%d tb=%d m=%lld n=%lld k=%lld beta=%d\n", ta, tb, (long long)m, (long long)n,
-                    (long long)k, beta);
+    if (bad) printf("MISMATCH ta=%d tb=%d m=%lld n=%lld k=%lld beta=%d prep=%d\n", ta, tb, (long long)m,
+                    (long long)n, (long long)k, beta, prep);
     free(a); free(b); free(c); free(c0);
     return bad;
 }
@@ -55,10 +61,11 @@ int main(void)
                          ks[] = {1, 15, 16, 17, 128, 129, 300};
     static const int64_t big[][3] = {{64, 1024, 576}, {576, 1024, 64}, {64, 576, 1024}, {200, 50, 64}, {70, 300, 40}};
     int bad = 0, runs = 0;
+    for (int prep = 0; prep < 2; ++prep)
     for (int ta = 0; ta < 2; ++ta) for (int tb = 0; tb < 2; ++tb) for (int beta = 0; beta < 2; ++beta) {
         for (int i = 0; i < 6; ++i) for (int j = 0; j < 8; ++j) for (int q = 0; q < 7; ++q, ++runs)
-            bad += check(ta, tb, ms[i], ns[j], ks[q], beta);
-        for (int i = 0; i < 5; ++i, ++runs) bad += check(ta, tb, big[i][0], big[i][1], big[i][2], beta);
+            bad += check(ta, tb, ms[i], ns[j], ks[q], beta, prep);
+        for (int i = 0; i < 5; ++i, ++runs) bad += check(ta, tb, big[i][0], big[i][1], big[i][2], beta, prep);
     }
     printf("%d products, %d wrong\n", runs, bad);
     return bad != 0;
@@ -82,7 +89,7 @@ def test_microkernel_matches_a_double_reference_on_every_edge(tmp_path):
     if r.returncode == 77:
         pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "2728 products, 0 wrong" in r.stdout
+    assert "5456 products, 0 wrong" in r.stdout
 
 
 def test_microkernel_under_address_and_undefined_sanitizers(tmp_path):
@@ -92,4 +99,4 @@ def test_microkernel_under_address_and_undefined_sanitizers(tmp_path):
     if r.returncode == 77:
         pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "2728 products, 0 wrong" in r.stdout
+    assert "5456 products, 0 wrong" in r.stdout

@@ -203,9 +203,12 @@ def test_c_lstm_generator_batches_over_time():
     for part in (fwd.split("void lstm_forward_f32")[1], bwd):
         assert "sg_gemm_f32(" not in part and "sg_rows_of(N, &_lo, &_hi);" in part
         assert "for (int64_t i0 = _lo; i0 < _hi; ++i0)" in part
-    # the step product reads W_hh transposed once before the loop (untransposed operands pack faster)
-    assert "sg_gemm_team_f32(0, 0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 4*H, 0, hW_hh + _lo*4*H, 4*H);" in fwd
-    assert fwd.index("W_hh_T[_j*4*H + _i] = W_hh[_i*H + _j]") < fwd.index("for (int64_t _t = 0")
+    # both step products read W_hh prepared once before their loop (packed for the float kernel,
+    # transposed for the forward's h W_hh^T), never W_hh itself
+    assert "sg_gemm_prep_f32(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 0, hW_hh + _lo*4*H, 4*H);" in fwd
+    assert fwd.index("sg_prep_b_f32(1, H, 4*H, W_hh, H, W_hh_T);") < fwd.index("for (int64_t _t = 0")
+    assert "sg_gemm_prep_f32(0, _hi - _lo, H, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_hh_P, 0, _gout_h + _lo*H, H);" in bwd
+    assert bwd.index("sg_prep_b_f32(0, 4*H, H, W_hh, H, W_hh_P);") < bwd.index("for (int64_t _t = T - 1")
     assert fwd.index("N*T, 4*H, D, x") < fwd.index("for (int64_t _t = 0")
     loop_end = bwd.index("if (T == 0)")
     for gemm in ("(0, 0, N*T, D, 4*H, dgates_steps", "(1, 0, 4*H, D, N*T, dgates_steps", "(1, 0, 4*H, H, N*T, dgates_steps"):

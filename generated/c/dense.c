@@ -146,10 +146,42 @@ static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int
         if (12 + c < cols) _mm512_mask_storeu_ps(dst + (12 + c) * ldd, wm, _mm512_shuffle_f32x4(s1, s3, 0xdd));
     }
 }
+/* dst[p][0..31] = B(q0 + p, j0 + 0..31) for p < kq, zeros past column n (nr = min(32, n - j0)) */
+static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb, int64_t q0, int64_t kq, int64_t j0,
+                                   int64_t nr, float *restrict dst)
+{
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
+    if (!tb)
+        for (int64_t p = 0; p < kq; ++p) {
+            const float *restrict s = b + (q0 + p) * ldb + j0;
+            _mm512_storeu_ps(dst + p * 32, _mm512_maskz_loadu_ps(m0, s));
+            _mm512_storeu_ps(dst + p * 32 + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+        }
+    else
+        for (int64_t p = 0; p < kq; p += 16)
+            for (int h = 0; h < 2; ++h)
+                sg_mk_transpose16(b + (j0 + 16 * h) * ldb + q0 + p, ldb, nr - 16 * h, kq - p, dst + p * 32 + 16 * h, 32,
+                                  (__mmask16)0xffff);
+}
+/* B (k x n) packed once as sg_mk_f32 reads it: per block of SG_MK_KB rows (kq of them) from q0, its
+ * strips of 32 columns, strip j0 at out + q0 * n32 + j0 * kq (n32 = n rounded up to 32) */
+static inline void sg_mk_pack_b_f32(int tb, int64_t k, int64_t n, const float *restrict b, int64_t ldb,
+                                    float *restrict out)
+{
+    const int64_t n32 = (n + 31) / 32 * 32;
+    for (int64_t q0 = 0; q0 < k; q0 += SG_MK_KB) {
+        const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB;
+        for (int64_t j0 = 0; j0 < n; j0 += 32)
+            sg_mk_strip_f32(tb, b, ldb, q0, kq, j0, n - j0 < 32 ? n - j0 : 32, out + q0 * n32 + j0 * kq);
+    }
+}
 /* c (m x n) = A B (beta 0) or c += A B (beta 1) on the calling thread; A(i, p) = ta ? a[p lda + i] :
- * a[i lda + p], B(p, j) = tb ? b[j ldb + p] : b[p ldb + j]; row-major, k > 0 */
+ * a[i lda + p], B(p, j) = tb ? b[j ldb + p] : b[p ldb + j]; row-major, k > 0. With bpk, B is read from
+ * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj) */
 static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
-                             const float *restrict b, int64_t ldb, int beta, float *restrict c, int64_t ldc)
+                             const float *restrict b, int64_t ldb, const float *restrict bpk, int64_t n32, int64_t bj,
+                             int beta, float *restrict c, int64_t ldc)
 {
     float bb[SG_MK_KB * 32], ap[SG_MK_MC * SG_MK_KB];
     for (int64_t q0 = 0; q0 < k; q0 += SG_MK_KB) {
@@ -170,24 +202,18 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
                 const int64_t nr = n - j0 < 32 ? n - j0 : 32;
                 const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
                 const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-                if (!tb)                                       /* B's columns j0.. as [p][32] */
-                    for (int64_t p = 0; p < kq; ++p) {
-                        const float *restrict s = b + (q0 + p) * ldb + j0;
-                        _mm512_storeu_ps(bb + p * 32, _mm512_maskz_loadu_ps(m0, s));
-                        _mm512_storeu_ps(bb + p * 32 + 16, _mm512_maskz_loadu_ps(m1, s + 16));
-                    }
+                const float *restrict bs = bb;                 /* B's columns j0.. as [p][32] */
+                if (bpk)
+                    bs = bpk + q0 * n32 + (bj + j0) * kq;
                 else
-                    for (int64_t p = 0; p < kq; p += 16)
-                        for (int h = 0; h < 2; ++h)
-                            sg_mk_transpose16(b + (j0 + 16 * h) * ldb + q0 + p, ldb, nr - 16 * h, kq - p, bb + p * 32 + 16 * h, 32,
-                                              (__mmask16)0xffff);
+                    sg_mk_strip_f32(tb, b, ldb, q0, kq, j0, nr, bb);
                 int64_t i0 = ic;
                 for (; i0 + 8 <= ic + mc; i0 += 8) {
                     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
                            c70 = c00, c71 = c00;
                     const float *restrict ai = ap + (i0 - ic) * kq;
-                    const float *restrict bp = bb;
+                    const float *restrict bp = bs;
                     for (int64_t p = 0; p < kq; ++p, ai += 8, bp += 32) {
                         const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
                         __m512 av;
@@ -209,8 +235,8 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
                     __m512 c0 = _mm512_setzero_ps(), c1 = c0;
                     for (int64_t p = 0; p < kq; ++p) {
                         const __m512 av = _mm512_set1_ps(ta ? a[(q0 + p) * lda + i0] : a[i0 * lda + q0 + p]);
-                        c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bb + p * 32), c0);
-                        c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bb + p * 32 + 16), c1);
+                        c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bs + p * 32), c0);
+                        c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bs + p * 32 + 16), c1);
                     }
                     float *restrict ci = c + i0 * ldc + j0;
                     if (add) {
@@ -227,8 +253,10 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
 /* sg_mk_f32 on this kernel's OpenMP team (rows in blocks of 8 or columns in blocks of 32 per thread)
  * when not already in a parallel region and the product is worth a team; else on this thread */
 static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
-                                  int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c, int64_t ldc)
+                                  int64_t lda, const float *restrict b, int64_t ldb, const float *restrict bpk,
+                                  int beta, float *restrict c, int64_t ldc)
 {
+    const int64_t n32 = (n + 31) / 32 * 32;
 #ifdef _OPENMP
     const int split_rows = m >= n;
     const int64_t q = split_rows ? 8 : 32, blocks = ((split_rows ? m : n) + q - 1) / q;
@@ -239,15 +267,17 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
             const int64_t lo = blocks * id / nt * q, hi0 = blocks * (id + 1) / nt * q, hi = hi0 < len ? hi0 : len;
             if (hi > lo) {
                 if (split_rows)
-                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc);
+                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, beta,
+                              c + lo * ldc, ldc);
                 else
-                    sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
+                    sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, bpk ? b : b + (tb ? lo * ldb : lo), ldb, bpk, n32, lo,
+                              beta, c + lo, ldc);
             }
         }
         return;
     }
 #endif
-    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, beta, c, ldc);
 }
 #endif
 
@@ -266,7 +296,7 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
 #else
     if (k > 0) {
 #endif
-        sg_mk_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        sg_mk_team_f32(ta, tb, m, n, k, a, lda, b, ldb, NULL, beta, c, ldc);
         return;
     }
 #endif
@@ -345,6 +375,34 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     sg_gemm_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+/* The right operand of many products prepared once (an LSTM's W_hh, read at each of its T steps):
+ * B = b (tb 0) or b^T (tb 1), k x n, into out (k (n + 31) elements): packed as the float kernel reads
+ * it where it is compiled (no packing at each step: the LSTM's 32x256 by 256x1024 step product 89 ->
+ * 81 us on one thread), else a row-major copy. sg_gemm_prep then computes c = a B (beta 0) or
+ * c += a B (beta 1) like sg_gemm_team. */
+static inline void sg_prep_b_f32(int tb, int64_t k, int64_t n, const float *restrict b, int64_t ldb,
+                                 float *restrict out)
+{
+#ifdef SG_MK_F32
+    sg_mk_pack_b_f32(tb, k, n, b, ldb, out);
+    return;
+#endif
+    SG_PARALLEL_FOR(k * n)
+    for (int64_t p = 0; p < k; ++p)
+        for (int64_t j = 0; j < n; ++j) out[p * n + j] = tb ? b[j * ldb + p] : b[p * ldb + j];
+}
+static inline void sg_gemm_prep_f32(int ta, int64_t m, int64_t n, int64_t k, const float *restrict a,
+                                    int64_t lda, const float *restrict prep, int beta, float *restrict c,
+                                    int64_t ldc)
+{
+#ifdef SG_MK_F32
+    if (m > 0 && n > 0 && k > 0) {
+        sg_mk_team_f32(ta, 0, m, n, k, a, lda, prep, n, prep, beta, c, ldc);
+        return;
+    }
+#endif
+    sg_gemm_team_f32(ta, 0, m, n, k, a, lda, prep, n, beta, c, ldc);
 }
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
@@ -431,6 +489,24 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     sg_gemm_team_f64(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+/* The right operand of many products prepared once (an LSTM's W_hh, read at each of its T steps):
+ * B = b (tb 0) or b^T (tb 1), k x n, into out (k (n + 31) elements): packed as the float kernel reads
+ * it where it is compiled (no packing at each step: the LSTM's 32x256 by 256x1024 step product 89 ->
+ * 81 us on one thread), else a row-major copy. sg_gemm_prep then computes c = a B (beta 0) or
+ * c += a B (beta 1) like sg_gemm_team. */
+static inline void sg_prep_b_f64(int tb, int64_t k, int64_t n, const double *restrict b, int64_t ldb,
+                                 double *restrict out)
+{
+    SG_PARALLEL_FOR(k * n)
+    for (int64_t p = 0; p < k; ++p)
+        for (int64_t j = 0; j < n; ++j) out[p * n + j] = tb ? b[j * ldb + p] : b[p * ldb + j];
+}
+static inline void sg_gemm_prep_f64(int ta, int64_t m, int64_t n, int64_t k, const double *restrict a,
+                                    int64_t lda, const double *restrict prep, int beta, double *restrict c,
+                                    int64_t ldc)
+{
+    sg_gemm_team_f64(ta, 0, m, n, k, a, lda, prep, n, beta, c, ldc);
 }
 
 

@@ -77,12 +77,12 @@
  *   W_hh (4*H, H): read
  *   b_ih (4*H,): read
  *   b_hh (4*H,): read
- *   scratch: 4*((H)*(H)) + 4*H*N*T + 8*H*N elements of work space (= lstm_forward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 4*H*N*T + 8*H*N + H*(4*H + 31) elements of work space (= lstm_forward_scratch_size(...)), contents undefined afterwards
  */
 void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT, float *restrict h_steps, float *restrict c_steps, float *restrict o_steps, float *restrict tanh_c_steps, float *restrict g_steps, float *restrict i_steps, float *restrict f_steps, const float *restrict x, const float *restrict h0, const float *restrict c0, const float *restrict W_ih, const float *restrict W_hh, const float *restrict b_ih, const float *restrict b_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict cT, double *restrict h_steps, double *restrict c_steps, double *restrict o_steps, double *restrict tanh_c_steps, double *restrict g_steps, double *restrict i_steps, double *restrict f_steps, const double *restrict x, const double *restrict h0, const double *restrict c0, const double *restrict W_ih, const double *restrict W_hh, const double *restrict b_ih, const double *restrict b_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 
-/* Elements (float or double) of the scratch buffer lstm_forward_* needs: 4*((H)*(H)) + 4*H*N*T + 8*H*N. */
+/* Elements (float or double) of the scratch buffer lstm_forward_* needs: 4*H*N*T + 8*H*N + H*(4*H + 31). */
 int64_t lstm_forward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H);
 
 
@@ -108,12 +108,12 @@ int64_t lstm_forward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H);
  *   x (T, N, D): read, from forward
  *   W_ih (4*H, D): read, from forward
  *   W_hh (4*H, H): read, from forward
- *   scratch: 4*H*N*T + 4*H*N + 64*H elements of work space (= lstm_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 4*H*N*T + 4*H*N + 4*H*(H + 31) + 64*H elements of work space (= lstm_backward_scratch_size(...)), contents undefined afterwards
  */
 void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict dc0, float *restrict dW_ih, float *restrict dW_hh, float *restrict db_ih, float *restrict db_hh, const float *restrict dhs, const float *restrict dhT, const float *restrict dcT, const float *restrict h_steps, const float *restrict c_steps, const float *restrict o_steps, const float *restrict tanh_c_steps, const float *restrict g_steps, const float *restrict i_steps, const float *restrict f_steps, const float *restrict x, const float *restrict W_ih, const float *restrict W_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restrict dc0, double *restrict dW_ih, double *restrict dW_hh, double *restrict db_ih, double *restrict db_hh, const double *restrict dhs, const double *restrict dhT, const double *restrict dcT, const double *restrict h_steps, const double *restrict c_steps, const double *restrict o_steps, const double *restrict tanh_c_steps, const double *restrict g_steps, const double *restrict i_steps, const double *restrict f_steps, const double *restrict x, const double *restrict W_ih, const double *restrict W_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 
-/* Elements (float or double) of the scratch buffer lstm_backward_* needs: 4*H*N*T + 4*H*N + 64*H. */
+/* Elements (float or double) of the scratch buffer lstm_backward_* needs: 4*H*N*T + 4*H*N + 4*H*(H + 31) + 64*H. */
 int64_t lstm_backward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H);
 
 

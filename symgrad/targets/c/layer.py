@@ -31,8 +31,9 @@ class CBody(Fusion, Views, Windows, Channels):
     """C statements of one function for one dtype."""
 
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None,
-                 names=None, rows=None, team=False):
+                 names=None, rows=None, team=False, prepared=()):
         self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
+        self.prepared = frozenset(prepared)   # right operands of products prepared once (sg_prep_b)
         self._team_guard = False     # OpenMP loops only when no product goes to BLAS's threads (body)
         self.rows = rows             # the batch dim whose loops run over this thread's rows [_lo, _hi)
         self.team = team             # products on the OpenMP team (sg_gemm_team), never on BLAS's pool
@@ -264,6 +265,11 @@ class CBody(Fusion, Views, Windows, Channels):
             if self.rows is not None and m == self.rows:   # this thread's rows of a and of the product
                 assert not ta, "a row-split product reads its rows from an untransposed operand"
                 pa, pc, mm = f"{pa} + _lo*{cint(lda)}", f"{pc} + _lo*{cint(n)}", "_hi - _lo"
+            if b in self.prepared:   # B prepared before the loop by sg_prep_b (packed, or a plain copy)
+                assert not tb, "a prepared operand is read untransposed"
+                self.emit(f"sg_gemm_prep_{sfx}({int(ta)}, {mm}, {cint(n)}, {cint(kk)}, {pa}, {cint(lda)}, "
+                          f"{self.ptr(b)}, 0, {pc}, {cint(n)});", depth)
+                return
             self.emit(f"{gemm}_{sfx}({int(ta)}, {int(tb)}, {mm}, {cint(n)}, {cint(kk)}, "
                       f"{pa}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, 0, {pc}, {cint(n)});", depth)
             return

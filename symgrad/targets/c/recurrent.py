@@ -60,7 +60,7 @@ class CRecurrent:
         self.per_step = [n for n in k.backward.saved                           # cached over time
                          if n not in self.state and n not in self.seq and n not in self.params
                          and n not in self.new_of]
-        self.transposed = self._transpose_weights()
+        self.transposed = self._prepare_weights(self.p.loop)
         self._plan_forward(saved)
         self._plan_backward()
         held = {s.out for s in self.p.pre + self.p.loop + self.bbody + self.post_f.body}
@@ -75,27 +75,47 @@ class CRecurrent:
     def _stack(self, n, extra=0):
         return (self.T + extra,) + tuple(self.shape[n])
 
-    def _transpose_weights(self) -> dict:
-        """Step products that read a parameter transposed (``h W_hh^T``, W_hh (4H, H)) read a copy of
-        it transposed once before the time loop instead: single-threaded OpenBLAS ran the step's
-        32x256 @ (1024x256)^T at 87 GFLOP/s and the same product from the transposed copy at 129
-        (it packs a transposed operand again at every call). ``{parameter: C name of the copy}``;
-        the loop's statements are rewritten to read the copy untransposed."""
+    def _prepare_weights(self, body) -> dict:
+        """Step products whose right operand is a parameter (``h W_hh^T`` forward, ``dgates W_hh``
+        backward) read a copy of it prepared once before the time loop (``sg_prep_b``): packed as the
+        float kernel reads it where that is compiled, else a plain (transposed) copy. Measured: one
+        thread's 32x256 by 256x1024 step product 89 us packing W_hh at each step, 81 us from the
+        packed copy; single-threaded OpenBLAS ran it at 87 GFLOP/s reading W_hh transposed and 129
+        from a transposed copy (it packs a transposed operand again at every call).
+        ``{C name of the copy: (parameter, transposed)}``; ``body``'s statements are rewritten to read
+        the copy untransposed, its shape (k, n) in ``self.shape``."""
         out = {}
-        for i, s in enumerate(self.p.loop):
+        for i, s in enumerate(body):
             if not isinstance(s, ir.Einsum) or len(s.operands) != 2 or s.operands[1] not in self.params:
                 continue
             g = gemm_form(s)
             lhs, res = s.subscripts.split("->")
             sa, sb = lhs.split(",")
-            if g is None or not g[1] or g[0] or len(sb) != 2 or g[6] != s.operands[1]:
+            if g is None or g[0] or len(sb) != 2 or g[6] != s.operands[1]:
                 continue
-            w = s.operands[1]
-            out[w] = f"{w}_T"
-            self.p.loop[i] = ir.Einsum(s.out, s.shape, f"{sa},{sb[::-1]}->{res}", (s.operands[0], out[w]),
-                                       (s.operand_shapes[0], tuple(s.operand_shapes[1])[::-1]))
-            self.shape[out[w]] = tuple(s.operand_shapes[1])[::-1]
+            w, tb = s.operands[1], bool(g[1])
+            name = f"{w}_T" if tb else f"{w}_P"
+            out[name] = (w, tb)
+            shape = tuple(s.operand_shapes[1])[::-1] if tb else tuple(s.operand_shapes[1])
+            body[i] = ir.Einsum(s.out, s.shape, f"{sa},{sb[::-1] if tb else sb}->{res}", (s.operands[0], name),
+                                (s.operand_shapes[0], shape))
+            self.shape[name] = shape
         return out
+
+    def _prep_scratch(self, prepared) -> list:
+        """Scratch of the prepared copies: k (n + 31) elements (the packed width rounds n up to 32)."""
+        return [(name, (self.shape[name][0], self.shape[name][1] + 31)) for name in prepared]
+
+    def _prep_lines(self, prepared, dtype) -> list[str]:
+        sfx = "f32" if dtype == "float32" else "f64"
+        L = []
+        for name, (w, tb) in prepared.items():
+            k, n = (cint(x) for x in self.shape[name])
+            what = f"{w} transposed" if tb else w
+            L.append(cline(f"{name} = {what}, prepared once for the step products (sg_prep_b: packed for the "
+                           "float kernel where it is compiled, else a plain copy)", 1))
+            L.append(f"    sg_prep_b_{sfx}({int(tb)}, {k}, {n}, {w}, {k if tb else n}, {name});")
+        return L
 
     def _plan_forward(self, saved):
         spec, k = self.spec, self.k
@@ -106,7 +126,7 @@ class CRecurrent:
         ins = [CArg(i.name, "in", tuple(i.shape)) for i in spec.inputs]
         scratch = [(f"{self.cname(s.out)}_steps", self._stack(s.out)) for s in self.p.pre if s.out not in saved]
         self.fviews = self._step_views(self.per_step)
-        scratch += [(t, self.shape[t]) for t in self.transposed.values()]
+        scratch += self._prep_scratch(self.transposed)
         scratch += [(self.cname(n), s) for n, s in self._temps(self.p.loop, self.fviews, set())]
         self.fwd = CFunc("forward", outs + cache + ins + ([CArg("scratch", "scratch")] if scratch else [])
                          + self.hypers + [CArg(str(d), "dim") for d in self.dims], scratch, [])
@@ -156,6 +176,7 @@ class CRecurrent:
         self.bpre = pre
         keep = set(p.loop_returns) | set(p.loop_values)
         self.bbody = inline(ir.Function("cell_backward", [], pre + list(p.bloop), [], [], self.shape), keep).body
+        self.bprepared = self._prepare_weights(self.bbody)
         self.bviews = self._step_views(self.per_step + list(p.loop_values))
         for s in self.state:
             self.bviews[f"_in_{s}"] = (f"_gin_{s}", 0, _contig(self.shape[s]))
@@ -169,7 +190,7 @@ class CRecurrent:
                 self.bviews[r] = (self.user_grad[r], TIME * prod(self.shape[r]), _contig(self.shape[r]))
             else:
                 self.accumulated.append(r)
-        scratch = []
+        scratch = self._prep_scratch(self.bprepared)
         for s in self.state:
             scratch += [(f"_g{s}_{j}", tuple(self.shape[s])) for j in (0, 1)]
         scratch += [(f"{n}_steps", self._stack(n)) for n in p.loop_values]
@@ -220,7 +241,7 @@ class CRecurrent:
         return ir.Function("post", [], body, [], [], shapes)
 
     # -- statements ------------------------------------------------------------------------
-    def _body(self, body, shapes, views, dtype, depth, rows=None, team=False) -> list[str]:
+    def _body(self, body, shapes, views, dtype, depth, rows=None, team=False, prepared=()) -> list[str]:
         """C lines of ``body``; inside the time loop (depth 2 and more) the elementwise work has no
         OpenMP loops of its own: an OpenMP region per step would wait for the cores BLAS's threads
         still hold, and a loop split by rows (``rows``) already runs on every thread."""
@@ -229,7 +250,7 @@ class CRecurrent:
         locs = [s.out for s in body if tuple(s.shape) == ()]
         cf = SimpleNamespace(args=list(self.hypers) + [CArg(n, "in") for n in views], locals=locs)
         lines = CBody(kk, f, cf, dtype, views, serial=depth > 1, glossary=self.glossary, names=self.names,
-                      rows=rows, team=team).body()
+                      rows=rows, team=team, prepared=prepared).body()
         return ["    " * (depth - 1) + l for l in lines]
 
     @property
@@ -306,13 +327,7 @@ class CRecurrent:
                 pre.append(s)
             views = {s.out: (f"{self.cname(s.out)}_steps", 0, _contig(shapes[s.out])) for s in p.pre}
             L += self._body(pre, shapes, views, dtype, 1, team=split)
-        for w, wt in self.transposed.items():
-            rows, cols = (cint(x) for x in self.shape[w])
-            L.append(cline(f"{wt} = {w} transposed, once: the step products read it untransposed", 1))
-            L.append(f"    SG_PARALLEL_FOR({rows}*{cols})")
-            L.append(f"    for (int64_t _j = 0; _j < {cols}; ++_j) {{")
-            L.append(f"        for (int64_t _i = 0; _i < {rows}; ++_i) {wt}[_j*{rows} + _i] = {w}[_i*{cols} + _j];")
-            L.append("    }")
+        L += self._prep_lines(self.transposed, dtype)
         d = 2 if split else 1
         if split:
             L += self._split_open(T, 1)
@@ -320,7 +335,8 @@ class CRecurrent:
         L.append("    " * d + f"for (int64_t _t = 0; _t < {cint(T)}; ++_t) {{")
         views = dict(self.fviews)
         views.update({h: (f"{self.cname(h)}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
-        L += self._body(p.loop, self.shape, views, dtype, d + 1, rows=self.batch if split else None, team=split)
+        L += self._body(p.loop, self.shape, views, dtype, d + 1, rows=self.batch if split else None, team=split,
+                        prepared=self.transposed)
         L.append("    " * d + "}")
         if split:
             L += self._split_close()
@@ -342,6 +358,7 @@ class CRecurrent:
         for r in self.accumulated:
             n = cint(prod(self.shape[r]))
             L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {self.user_grad[r]}[_i] = 0;")
+        L += self._prep_lines(self.bprepared, dtype)
         split = self.row_split(self.bbody, backward=True)
         d = 2 if split else 1
         if split:
@@ -356,7 +373,7 @@ class CRecurrent:
         for s in self.state:
             L.append(f"{ind}    {real} *_gout_{s} = _t == 0 ? d{s}0 : (_gin_{s} == _g{s}_0 ? _g{s}_1 : _g{s}_0);")
         L += self._body(self.bbody, self.shape, self.bviews, dtype, d + 1, rows=self.batch if split else None,
-                        team=split)
+                        team=split, prepared=self.bprepared)
         if self.accumulated:
             L.append(cline("add this step's " + ", ".join(self.accumulated), 2))
         for r in self.accumulated:
