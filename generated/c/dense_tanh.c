@@ -189,7 +189,8 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
  * convolution's per-sample shapes (64x576 by 576x1024, 576x64 by 64x1024, 64x1024 by 1024x576) it
  * reaches 131-143, 134 and 112 GFLOP/s on one core of this machine (peak 238); most of the gap is
  * packing a large B for only 64 rows of A. sg_mk_f32 measured 160-176, 190-210 and 153-162.
- * Method (BLIS's, specialised): k in blocks of SG_MK_KB; per block the rows of A in chunks of SG_MK_MC,
+ * Method (BLIS's, specialised): k in blocks of SG_MK_KB; per block the rows of A in chunks of SG_MK_MC
+ * (128: each B strip is packed again per chunk; 64 measured 4-6% slower on an LSTM's post-loop products),
  * packed 8 rows at a time as [p][8]; per 32 columns of B a packed [p][32] strip (copied, or for a
  * transposed B transposed 16x16 in registers); an 8x32 tile of C in 16 registers, 16 FMAs per p. */
 #if defined(__AVX512F__) && !defined(SYMGRAD_NO_MICROKERNEL)
@@ -199,7 +200,7 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
 #include <omp.h>
 #endif
 #define SG_MK_KB 128
-#define SG_MK_MC 64
+#define SG_MK_MC 128
 /* dst[p * ldd + r] = src[r * lds + p] for r < rows (zeros for rows <= r < 16) and p < cols <= 16; only
  * the lanes r of wm are stored (0x00ff: 8 rows into rows of 8) */
 static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int64_t rows, int64_t cols,
