@@ -76,6 +76,9 @@ POOL = [  # N, C, H, W, kernel_size, stride, padding
     (1, 2, 7, 5, 2, 3, 1),
     # non-overlapping windows of 2 (the C target's interleaved rows), with edges and padding
     (2, 3, 7, 9, 2, 2, 1), (2, 3, 6, 8, 2, 2, 1), (1, 2, 4, 6, 2, None, 0), (1, 1, 3, 1, 2, None, 1),
+    # windows of 2 without padding, read in place (the C target's strided views), odd sizes leave a
+    # row and a column out
+    (2, 3, 7, 9, 2, None, 0), (3, 2, 5, 4, 2, 2, 0),
 ]
 
 
@@ -254,7 +257,7 @@ def user_pool():
 def test_user_window_layer(user_pool, backend):
     k = symgrad.load("lse_pool1d", backend=backend)
     x = np.random.default_rng(7).standard_normal((2, 3, 10))
-    for hyper in ({}, dict(width=4, stride=2, padding=1)):
+    for hyper in ({}, dict(width=4, stride=2, padding=1), dict(width=2)):   # width 2: windows read in place
         size = hyper.get("width", 3)
         ref = lambda t: torch.logsumexp(  # noqa: E731
             F.pad(t, (hyper.get("padding", 0),) * 2, value=-np.inf).unfold(2, size, hyper.get("stride", size)), -1)

@@ -72,103 +72,133 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
 {
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
-    {
-        const int64_t _nc = sg_chunks_of(N);
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (kernel_size == 2 && stride == 2) {
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
+    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: strided views of x) */
+        {
+            const int64_t _nc = sg_chunks_of(N);
+            SG_PARALLEL_FOR(6*H_out*W_out*C*N)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                    /* t1 = sum(t0) */
+                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
+                    for (int64_t i1 = 0; i1 < C; ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                            for (int64_t i3 = 0; i3 < 2; ++i3) {
+                                for (int64_t i4 = 0; i4 < 2; ++i4) {
+                                    for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                        t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i5] += x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + i4 + 2*i5];
                                     }
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                const int64_t _sh = -padding + _k1;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                    /* y = t1/4 */
+                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                        y[H_out*W_out*C*_s + i1] = (1.0F/4.0F)*t1[H_out*W_out*C*_c + i1];
+                    }
+                }
+            }
+        }
+    }
+    else {
+        /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
+        {
+            const int64_t _nc = sg_chunks_of(N);
+            SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < C; ++_l) {
+                        const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                        float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (kernel_size == 2 && stride == 2) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                    const int64_t _sh = -padding + _k1;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
-                }
-                /* t1 = sum(t0) */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
+                    /* t1 = sum(t0) */
+                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
+                    for (int64_t i1 = 0; i1 < C; ++i1) {
+                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                                t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
+                            }
                         }
                     }
-                }
-                /* y = t1/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                    y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((float)kernel_size))*(((float)kernel_size)));
+                    /* y = t1/kernel_size**2 */
+                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                        y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((float)kernel_size))*(((float)kernel_size)));
+                    }
                 }
             }
         }
@@ -179,103 +209,133 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
 {
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
-    {
-        const int64_t _nc = sg_chunks_of(N);
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (kernel_size == 2 && stride == 2) {
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
+    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: strided views of x) */
+        {
+            const int64_t _nc = sg_chunks_of(N);
+            SG_PARALLEL_FOR(6*H_out*W_out*C*N)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                    /* t1 = sum(t0) */
+                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
+                    for (int64_t i1 = 0; i1 < C; ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                            for (int64_t i3 = 0; i3 < 2; ++i3) {
+                                for (int64_t i4 = 0; i4 < 2; ++i4) {
+                                    for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                        t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i5] += x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + i4 + 2*i5];
                                     }
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                const int64_t _sh = -padding + _k1;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                    /* y = t1/4 */
+                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                        y[H_out*W_out*C*_s + i1] = (1.0/4.0)*t1[H_out*W_out*C*_c + i1];
+                    }
+                }
+            }
+        }
+    }
+    else {
+        /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
+        {
+            const int64_t _nc = sg_chunks_of(N);
+            SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < C; ++_l) {
+                        const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
+                        double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (kernel_size == 2 && stride == 2) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                    const int64_t _sh = -padding + _k1;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
-                }
-                /* t1 = sum(t0) */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
+                    /* t1 = sum(t0) */
+                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
+                    for (int64_t i1 = 0; i1 < C; ++i1) {
+                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
+                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
+                                t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
+                            }
                         }
                     }
-                }
-                /* y = t1/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                    y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((double)kernel_size))*(((double)kernel_size)));
+                    /* y = t1/kernel_size**2 */
+                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
+                        y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((double)kernel_size))*(((double)kernel_size)));
+                    }
                 }
             }
         }
