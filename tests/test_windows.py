@@ -41,6 +41,7 @@ CONV2D = [  # N, C, H, W, O, KH, KW, stride, padding, dilation
     (3, 2, 5, 7, 5, 2, 3, 3, 2, 1),     # odd sizes, padding larger than the kernel's reach
     (2, 1, 4, 5, 3, 3, 3, 1, 1, 1),     # "same" convolution
     (2, 3, 7, 8, 4, 3, 2, 2, 1, 1),     # last axis: windows of 2 at stride 2 (interleaved rows), padding 1
+    (2, 3, 6, 8, 5, 2, 2, 2, 0, 1),     # patches that tile the input (the fold stores, no zeroing)
 ]
 
 
@@ -60,7 +61,7 @@ def test_conv2d_matches_torch(backend, case):
 @needs_torch
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", [(2, 3, 11, 4, 3, 1, 0, 1), (2, 3, 11, 4, 3, 2, 1, 2), (1, 1, 1, 1, 1, 1, 0, 1),
-                                  (3, 2, 7, 5, 2, 3, 2, 1)])
+                                  (3, 2, 7, 5, 2, 3, 2, 1), (2, 3, 12, 4, 3, 3, 0, 1)])
 def test_conv1d_matches_torch(backend, case):
     require_target("conv1d", backend)
     n, c, length, o, k, s, p, d = case

@@ -974,42 +974,84 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
                     float *restrict _dst = (dx + C*L*_s) + _l * L;
-                    for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[_p0] += _src[L_out*_k0 + _o0];
-                            }
-                        }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                    if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[_p0] = _src[L_out*_k0 + _o0];
                                 }
                             }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
+                                    _dst[_p0] = _src[L_out*_k0 + _o0];
                                 }
                             }
                         }
                     }
                     else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[_p0] += _src[L_out*_k0 + _o0];
+                        for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                                }
+                            }
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
+                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                                }
                             }
                         }
                     }
@@ -1147,42 +1189,84 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
                     double *restrict _dst = (dx + C*L*_s) + _l * L;
-                    for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[_p0] += _src[L_out*_k0 + _o0];
-                            }
-                        }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                    if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[_p0] = _src[L_out*_k0 + _o0];
                                 }
                             }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
+                                    _dst[_p0] = _src[L_out*_k0 + _o0];
                                 }
                             }
                         }
                     }
                     else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[_p0] += _src[L_out*_k0 + _o0];
+                        for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                                }
+                            }
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
+                                    _dst[_p0] += _src[L_out*_k0 + _o0];
+                                }
                             }
                         }
                     }

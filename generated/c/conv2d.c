@@ -1081,35 +1081,56 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
                     float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                    if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                    if ((uint64_t)_p0 >= (uint64_t)H) {
+                                        continue;
                                     }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
                                 }
@@ -1117,20 +1138,57 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                         }
                     }
                     else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         continue;
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
+                                    }
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
                                     }
                                 }
                             }
@@ -1296,35 +1354,56 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
                     double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                    if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                    if ((uint64_t)_p0 >= (uint64_t)H) {
+                                        continue;
                                     }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
                                 }
@@ -1332,20 +1411,57 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                         }
                     }
                     else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         continue;
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
+                                    }
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
                                     }
                                 }
                             }

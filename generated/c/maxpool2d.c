@@ -771,35 +771,56 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (kernel_size == 2 && stride == 2) {
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                    if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (kernel_size == 2 && stride == 2) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                    if ((uint64_t)_p0 >= (uint64_t)H) {
+                                        continue;
                                     }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                    const int64_t _sh = -padding + _k1;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
                                 }
@@ -807,20 +828,57 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                         }
                     }
                     else {
-                        for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                const int64_t _sh = -padding + _k1;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (kernel_size == 2 && stride == 2) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         continue;
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
+                                    }
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                    const int64_t _sh = -padding + _k1;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
                                     }
                                 }
                             }
@@ -949,35 +1007,56 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-                    for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (kernel_size == 2 && stride == 2) {
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                    if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (kernel_size == 2 && stride == 2) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                    if ((uint64_t)_p0 >= (uint64_t)H) {
+                                        continue;
                                     }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                    const int64_t _sh = -padding + _k1;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
                                 }
@@ -985,20 +1064,57 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                         }
                     }
                     else {
-                        for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                const int64_t _sh = -padding + _k1;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (kernel_size == 2 && stride == 2) {
+                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         continue;
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
+                                    }
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                    const int64_t _sh = -padding + _k1;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        }
                                     }
                                 }
                             }

@@ -212,11 +212,25 @@ class Windows:
         self.emit(f"for (int64_t _l = 0; _l < {cint(prod(lead))}; ++_l) {{", depth)
         self.emit(f"const {self.real} *restrict _src = {self.ptr(s.src)} + _l * {cint(prod(cells))};", depth + 1)
         self.emit(f"{self.real} *restrict _dst = {self.ptr(s.out)} + _l * {cint(prod(lengths))};", depth + 1)
-        self.emit(f"for (int64_t _i = 0; _i < {cint(prod(lengths))}; ++_i) _dst[_i] = 0;", depth + 1)
+        # windows that tile the tensor exactly (stride = size, dilation 1, no padding, length = outputs x
+        # size) write every cell once: stored, with no zeroing pass before (max-pooling backward at
+        # N32 C64 32x32: 1.23 -> 1.11-1.14 ms)
+        tile = [(st, k) for st, k in zip(s.stride, s.size)] + [(dl, 1) for dl in s.dilation]
+        tile += [(p, 0) for p in s.padding] + [(L, o * k) for L, o, k in zip(lengths, outs, s.size)]
+        test = self._tests(tile)
+        d = depth + 1
+        for op in (("=", "+=") if test else ("=",) if test == "" else ("+=",)):
+            if test:
+                self.emit(f"if ({test}) {{" if op == "=" else "else {", depth + 1)
+                d = depth + 2
+            if op == "+=":
+                self.emit(f"for (int64_t _i = 0; _i < {cint(prod(lengths))}; ++_i) _dst[_i] = 0;", d)
 
-        def valid(ks, os_, ps, d):
-            self.emit(f"_dst[{self.index(lengths, lengths, ps)}] += _src[{self.index(cells, cells, ks + os_)}];", d)
-        self._positions(s, lengths, outs, depth + 1, valid)
+            def valid(ks, os_, ps, dd, op=op):
+                self.emit(f"_dst[{self.index(lengths, lengths, ps)}] {op} _src[{self.index(cells, cells, ks + os_)}];", dd)
+            self._positions(s, lengths, outs, d, valid)
+            if test:
+                self.emit("}", depth + 1)
         self.emit("}", depth)
 
     # -- one sample at a time ----------------------------------------------------------------
