@@ -15,9 +15,16 @@ TOL64 = 1e-10
 
 
 def rel(a, b):
+    """Max relative error; infinite when ``a`` holds a NaN or an infinity that ``b`` does not (a NaN
+    would otherwise drop out of the max() over several errors: NaN compares false)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)) if b.size else 0.0
+    if not b.size:
+        return 0.0
+    fin = np.isfinite(b)
+    if not np.array_equal(np.isfinite(a), fin) or not np.array_equal(a[~fin], b[~fin]):
+        return float("inf")
+    return float(np.abs(a[fin] - b[fin]).max() / max(np.abs(b[fin]).max(), 1e-300)) if fin.any() else 0.0
 
 
 def against_torch(name, backend, arrays, hyper, ref, dtype="float64", seed=0):

@@ -91,8 +91,9 @@ def check_schedule(spec, backend="numpy", dtype="float64", seed=0, sizes=None) -
             got = k.value(**args, **flags)
             ref = float(var.equations[0].rhs.subs({getattr(spec.symbols, n): sp.Float(v, 30)
                                                    for n, v in args.items()}).evalf(30))
-            worst = max(worst, abs(got - ref) / max(abs(ref), 1e-300))
-            worst_abs = max(worst_abs, abs(got - ref))
+            gap = abs(got - ref) if got == got else float("inf")   # a NaN must not drop out of max()
+            worst = max(worst, gap / max(abs(ref), 1e-300))
+            worst_abs = max(worst_abs, gap)
         rows.append(Row(spec.name, "value", worst_abs, worst, worst <= 1e-12,
                         ", ".join(f"{n}={v}" for n, v in flags.items()) + "; vs SymPy at 30 digits"))
     return rows
