@@ -73,7 +73,7 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
     if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
-        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: strided views of x) */
+        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N)
@@ -210,7 +210,7 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
     if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
-        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: strided views of x) */
+        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N)

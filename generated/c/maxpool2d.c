@@ -74,7 +74,7 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
 {
     float *restrict t0 = scratch + 0;
     if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
-        /* for each of the N samples, in one chunk of samples per thread: y (t0: strided views of x) */
+        /* for each of the N samples, in one chunk of samples per thread: y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
             SG_PARALLEL_FOR(5*H_out*W_out*C*N)
@@ -205,7 +205,7 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
 {
     double *restrict t0 = scratch + 0;
     if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
-        /* for each of the N samples, in one chunk of samples per thread: y (t0: strided views of x) */
+        /* for each of the N samples, in one chunk of samples per thread: y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
             SG_PARALLEL_FOR(5*H_out*W_out*C*N)
@@ -350,7 +350,7 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
 {
     float *restrict t0 = scratch + 0;
     if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
-        /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: strided views of x) */
+        /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
@@ -497,7 +497,7 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
 {
     double *restrict t0 = scratch + 0;
     if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
-        /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: strided views of x) */
+        /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
@@ -661,16 +661,12 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
     float *restrict t0 = scratch + 2*H_out*W_out*C*N;
     float *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
     float *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t1 = copy of dy; t2 = copy of y; t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) */
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) (t1, t2: views of dy, y) */
     {
         const int64_t _nc = sg_chunks_of(N);
         SG_PARALLEL_FOR(2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t1 = copy of dy */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = (dy + H_out*W_out*C*_s)[_i];
-                /* t2 = copy of y */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t2 + H_out*W_out*C*_c)[_i] = (y + H_out*W_out*C*_s)[_i];
                 /* t0 = the windows of x (unfold, im2col) */
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
@@ -755,7 +751,7 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
                         for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0));
+                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0));
                         }
                     }
                 }
@@ -763,7 +759,7 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
                         for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = dy[H_out*W_out*C*_s + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
                         }
                     }
                 }
@@ -897,16 +893,12 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
     double *restrict t0 = scratch + 2*H_out*W_out*C*N;
     double *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
     double *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t1 = copy of dy; t2 = copy of y; t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) */
+    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) (t1, t2: views of dy, y) */
     {
         const int64_t _nc = sg_chunks_of(N);
         SG_PARALLEL_FOR(2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t1 = copy of dy */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = (dy + H_out*W_out*C*_s)[_i];
-                /* t2 = copy of y */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t2 + H_out*W_out*C*_c)[_i] = (y + H_out*W_out*C*_s)[_i];
                 /* t0 = the windows of x (unfold, im2col) */
                 for (int64_t _l = 0; _l < C; ++_l) {
                     const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
@@ -991,7 +983,7 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
                         for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0));
+                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0));
                         }
                     }
                 }
@@ -999,7 +991,7 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                 for (int64_t i1 = 0; i1 < C; ++i1) {
                     for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
                         for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == t2[H_out*W_out*C*_c + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = dy[H_out*W_out*C*_s + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
                         }
                     }
                 }

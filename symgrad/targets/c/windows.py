@@ -527,11 +527,22 @@ class Windows:
         window statements are not emitted."""
         acc = [t for t in run if isinstance(t, ir.Einsum) and accumulates(t)]
         skip = {id(t) for t, _ in direct.values()}
+        reshaped = {}
+        for t in run:   # a reshape (inserted axes of size 1) of a sample's contiguous slice: a view of it
+            if isinstance(t, ir.Expand) and t.out in internal and t.src not in internal \
+                    and all(isinstance(u, (ir.Elementwise, ir.Reduction)) for u in run if t.out in self.reads(u)):
+                full = tuple(self.shapes[t.src])
+                base, off, st = self.views.get(t.src) or (self.cname(t.src), sp.Integer(0), self.contiguous(full))
+                if tuple(st) == tuple(self.contiguous(full)) and prod(t.shape) == prod(full):
+                    one_shape = (sp.Integer(1),) + tuple(self.shapes[t.out][1:])
+                    reshaped[t.out] = (base, off + sp.Symbol("_s") * prod(full[1:]), self.contiguous(one_shape))
+                    skip.add(id(t))
         shown = [t for t in run if id(t) not in skip]
+        views = [(n, a) for n, (_, a) in direct.items()] + [(t.out, t.src) for t in run if t.out in reshaped]
         self.note(f"for each of the {dim0} samples, in one chunk of samples per thread: "
                   f"{'; '.join(describe(t, self.glossary, short=True) for t in shown)}"
-                  + (f" ({', '.join(self.cname(n) for n in direct)}: strided views of "
-                     f"{', '.join(self.cname(a) for _, a in direct.values())})" if direct else ""), depth)
+                  + (f" ({', '.join(self.cname(n) for n, _ in views)}: views of "
+                     f"{', '.join(self.cname(a) for _, a in views)})" if views else ""), depth)
         work = sp.Integer(0)
         for t in run:
             work += prod(t.shape)
@@ -551,6 +562,7 @@ class Windows:
         saved_views, saved_shapes, serial = dict(self.views), dict(self.shapes), self.serial
         self.serial = True   # inside the region: no nested parallel loop (a team of one per sample)
         windows = {n: self._window_view(w, a, saved_views, saved_shapes) for n, (w, a) in direct.items()}
+        windows.update(reshaped)
         for t, one in zip(run, ones):
             if id(t) in skip:
                 continue
