@@ -72,7 +72,8 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
 {
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
-    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == 2 && stride == 2) {
         /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
@@ -100,6 +101,7 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
             }
         }
     }
+    /* else: the general loops, through window arrays */
     else {
         /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
         {
@@ -209,7 +211,8 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
 {
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
-    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == 2 && stride == 2) {
         /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
@@ -237,6 +240,7 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
             }
         }
     }
+    /* else: the general loops, through window arrays */
     else {
         /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
         {

@@ -73,7 +73,8 @@ int64_t maxpool2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t 
 void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     float *restrict t0 = scratch + 0;
-    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == 2 && stride == 2) {
         /* for each of the N samples, in one chunk of samples per thread: y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
@@ -100,6 +101,7 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
             }
         }
     }
+    /* else: the general loops, through window arrays */
     else {
         /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); y */
         {
@@ -204,7 +206,8 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
 void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     double *restrict t0 = scratch + 0;
-    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == 2 && stride == 2) {
         /* for each of the N samples, in one chunk of samples per thread: y (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
@@ -231,6 +234,7 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
             }
         }
     }
+    /* else: the general loops, through window arrays */
     else {
         /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); y */
         {
@@ -349,7 +353,8 @@ int64_t maxpool2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int
 void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict y_kept, const float *restrict x, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     float *restrict t0 = scratch + 0;
-    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == 2 && stride == 2) {
         /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
@@ -384,6 +389,7 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
             }
         }
     }
+    /* else: the general loops, through window arrays */
     else {
         /* for each of the N samples, in one chunk of samples per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
         {
@@ -496,7 +502,8 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
 void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict y_kept, const double *restrict x, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_size, int64_t stride, int64_t padding, int64_t H_out, int64_t W_out)
 {
     double *restrict t0 = scratch + 0;
-    if (padding == 0 && kernel_size == 2 && stride == 2) {   /* windows of 2 that tile the input, as strided views: no window arrays */
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == 2 && stride == 2) {
         /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(N);
@@ -531,6 +538,7 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
             }
         }
     }
+    /* else: the general loops, through window arrays */
     else {
         /* for each of the N samples, in one chunk of samples per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
         {

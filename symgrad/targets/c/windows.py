@@ -507,12 +507,13 @@ class Windows:
         self.views = {n: (b, fix(sp.sympify(o)), fix(tuple(sp.sympify(x) for x in st)))
                       for n, (b, o, st) in self.views.items()}
         if test:
-            self.emit(f"if ({test}) {{   /* windows of 2 that tile the input, as strided views: no window arrays */",
-                      depth)
+            self.note("windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays", depth)
+            self.emit(f"if ({test}) {{", depth)
         self._sample_loop(run_f, dim0, internal, depth + 1 if test else depth, direct_f)
         self.views, self.shapes = saved_views, saved_shapes
         if test:
             self.emit("}", depth)
+            self.note("else: the general loops, through window arrays", depth)
             self.emit("else {", depth)
             self._sample_loop(run, dim0, internal, depth + 1, {})
             self.emit("}", depth)
