@@ -1,9 +1,9 @@
 """Compiling generated C kernels into a cached shared library.
 
 ``build(name, files)`` compiles ``NAME.c`` (+ ``NAME.h``) with the system C compiler
-(``$CC``, else ``cc``/``gcc``/``clang``): ``-O3 -march=native -std=c99 -fno-math-errno -fPIC -shared``, ``-fopenmp``
-when the compiler supports it, and CBLAS when a BLAS library is found (``blas()``). The library is
-cached in ``$SYMGRAD_CACHE`` (default ``~/.cache/symgrad``) under a hash of the sources, the flags,
+(``$CC``, else ``cc``/``gcc``/``clang``): ``-O3 -march=native -std=c99 -fno-math-errno -fPIC -shared``;
+``-fopenmp`` and ``-mprefer-vector-width=512`` when the compiler supports them; and CBLAS when a BLAS
+library is found (``blas()``). The library is cached in ``$SYMGRAD_CACHE`` (default ``~/.cache/symgrad``) under a hash of the sources, the flags,
 the compiler's version and the CPU's flags; it is built into a temporary file and renamed into place,
 so two processes may build at once and a killed compiler never leaves a broken library behind.
 """
@@ -61,10 +61,15 @@ def _try(flags: list[str], src: str = "int sg_probe(void) { return 0; }\n") -> b
 
 @lru_cache(maxsize=None)
 def extra_flags() -> tuple[str, ...]:
-    """-march=native and -fopenmp, each only when the compiler accepts it."""
+    """-march=native (with -mprefer-vector-width=512) and -fopenmp, each only when the compiler accepts
+    it. GCC's -march=native on an AVX-512 machine still vectorizes with 256-bit registers; 512 measured
+    on the bench at N32 C64 32x32: max-pooling 55% -> 58-61% of the triad bound, BatchNorm2d 81% ->
+    89%, LSTM C / torch 1.05 -> 1.03; the small per-call workloads unchanged (3 runs each way)."""
     out = []
     if _try(["-march=native"]):
         out.append("-march=native")
+        if _try(["-march=native", "-mprefer-vector-width=512"]):
+            out.append("-mprefer-vector-width=512")
     if _try(["-fopenmp"], "#include <omp.h>\nint sg_probe(void) { return omp_get_max_threads(); }\n"):
         out.append("-fopenmp")
     return tuple(out)
