@@ -3,9 +3,10 @@
 ``build(name, files)`` compiles ``NAME.c`` (+ ``NAME.h``) with the system C compiler
 (``$CC``, else ``cc``/``gcc``/``clang``): ``-O3 -march=native -std=c99 -fno-math-errno -fPIC -shared``;
 ``-fopenmp`` and ``-mprefer-vector-width=512`` when the compiler supports them; and CBLAS when a BLAS
-library is found (``blas()``). The library is cached in ``$SYMGRAD_CACHE`` (default ``~/.cache/symgrad``) under a hash of the sources, the flags,
-the compiler's version and the CPU's flags; it is built into a temporary file and renamed into place,
-so two processes may build at once and a killed compiler never leaves a broken library behind.
+library is found (``blas()``). The library is cached in ``$SYMGRAD_CACHE`` (default
+``~/.cache/symgrad``) under a hash of the sources, the flags, the compiler's version and the CPU's
+flags; it is built into a temporary file and renamed into place, so two processes may build at once
+and a killed compiler never leaves a broken library behind.
 """
 from __future__ import annotations
 
