@@ -329,17 +329,18 @@ class Windows:
             lay[n] = ((sp.Integer(1),) * pad + shape, (sp.Integer(0),) * pad + strides)
         return red, dom, lay
 
-    def _reviewed(self, s, red, dom, lay, order):
-        """``s`` over its domain's axes in ``order``, its arrays re-viewed to match."""
+    def _reviewed(self, s, red, dom, lay, groups):
+        """``s`` over new axes, each a group of its domain's axes (in ``groups``' order; a group of
+        several, adjacent in every array, merged into one), its arrays re-viewed to match."""
         for n, (shape, st) in lay.items():
             v = self.views.get(n)
             base, off = (v[0], v[1]) if v is not None else (self.cname(n), sp.Integer(0))
-            self.views[n] = (base, off, tuple(st[a] for a in order))
-            self.shapes[n] = tuple(shape[a] for a in order)
-        new_dom = tuple(dom[a] for a in order)
+            self.views[n] = (base, off, tuple(st[g[-1]] for g in groups))
+            self.shapes[n] = tuple(prod([shape[a] for a in g]) for g in groups)
+        new_dom = tuple(prod([dom[a] for a in g]) for g in groups)
         if not red:
             return dataclasses.replace(s, shape=new_dom)
-        axes = tuple(A for A, a in enumerate(order) if a in s.axes)
+        axes = tuple(A for A, g in enumerate(groups) if g[0] in s.axes)
         return dataclasses.replace(s, src_shape=new_dom, axes=axes, keepdims=True,
                                    shape=tuple(sp.Integer(1) if A in axes else d for A, d in enumerate(new_dom)))
 
@@ -361,7 +362,7 @@ class Windows:
             # row (vectorized), not four at a time into a double accumulator of their own (max-pooling's
             # mask count, when it read x through the view: backward 3.0 ms that way, 1.5 ms this way)
             order = list(range(L)) + [L + n + a for a in range(n - 1)] + [L + a for a in range(n)] + [L + 2 * n - 1]
-        return self._reviewed(s, red, dom, lay, order)
+        return self._reviewed(s, red, dom, lay, [[a] for a in order])
 
     def collapsed(self, s):
         """``s`` (an elementwise statement or a reduction of one sample) with adjacent axes of its
@@ -381,18 +382,7 @@ class Windows:
         groups = merge_groups(list(range(r)), arrays, [set(s.axes)] if red else [])
         if len(groups) == r:
             return s
-        new_dom = tuple(prod([dom[a] for a in g]) for g in groups)
-        for n, (shape, st) in lay.items():
-            new_shape = tuple(prod([shape[a] for a in g]) for g in groups)
-            v = self.views.get(n)
-            base, off = (v[0], v[1]) if v is not None else (self.cname(n), sp.Integer(0))
-            self.views[n] = (base, off, tuple(st[g[-1]] for g in groups))
-            self.shapes[n] = new_shape
-        if not red:
-            return dataclasses.replace(s, shape=new_dom)
-        axes = tuple(A for A, g in enumerate(groups) if g[0] in s.axes)
-        return dataclasses.replace(s, src_shape=new_dom, axes=axes, keepdims=True,
-                                   shape=tuple(sp.Integer(1) if A in axes else d for A, d in enumerate(new_dom)))
+        return self._reviewed(s, red, dom, lay, groups)
 
     def _slice_views(self, t, one, internal, full_shapes):
         """Views of ``t``'s arrays for one sample: full arrays at their ``_s`` slice, values internal
