@@ -74,28 +74,27 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
     float *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t1; y (t0: views of x) */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* t1 = sum(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            for (int64_t i3 = 0; i3 < 2; ++i3) {
-                                for (int64_t i4 = 0; i4 < 2; ++i4) {
-                                    for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                        t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i5] += x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + i4 + 2*i5];
-                                    }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t1 + H_out*W_out*_c0)[_i] = 0.0;
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i3 = 0; i3 < 2; ++i3) {
+                            for (int64_t i4 = 0; i4 < 2; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    t1[H_out*W_out*_c0 + W_out*i2 + i5] += x[H*W*_s + 2*W*i2 + W*i3 + i4 + 2*i5];
                                 }
                             }
                         }
                     }
                     /* y = t1/4 */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y[H_out*W_out*C*_s + i1] = (1.0F/4.0F)*t1[H_out*W_out*C*_c + i1];
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y[H_out*W_out*_s + i1] = (1.0F/4.0F)*t1[H_out*W_out*_c0 + i1];
                     }
                 }
             }
@@ -103,16 +102,17 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1; y */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < C; ++_l) {
-                        const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                        float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const float *restrict _src = (x + H*W*_s) + _l * H*W;
+                        float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -189,17 +189,15 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
                         }
                     }
                     /* t1 = sum(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                                t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
-                            }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t1 + H_out*W_out*_c0)[_i] = 0.0;
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            t1[H_out*W_out*_c0 + i2] += t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2];
                         }
                     }
                     /* y = t1/kernel_size**2 */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((float)kernel_size))*(((float)kernel_size)));
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y[H_out*W_out*_s + i1] = t1[H_out*W_out*_c0 + i1]/((((float)kernel_size))*(((float)kernel_size)));
                     }
                 }
             }
@@ -213,28 +211,27 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
     double *restrict t1 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N samples, in one chunk of samples per thread: t1; y (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t1; y (t0: views of x) */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* t1 = sum(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            for (int64_t i3 = 0; i3 < 2; ++i3) {
-                                for (int64_t i4 = 0; i4 < 2; ++i4) {
-                                    for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                        t1[H_out*W_out*C*_c + H_out*W_out*i1 + W_out*i2 + i5] += x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + i4 + 2*i5];
-                                    }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t1 + H_out*W_out*_c0)[_i] = 0.0;
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i3 = 0; i3 < 2; ++i3) {
+                            for (int64_t i4 = 0; i4 < 2; ++i4) {
+                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
+                                    t1[H_out*W_out*_c0 + W_out*i2 + i5] += x[H*W*_s + 2*W*i2 + W*i3 + i4 + 2*i5];
                                 }
                             }
                         }
                     }
                     /* y = t1/4 */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y[H_out*W_out*C*_s + i1] = (1.0/4.0)*t1[H_out*W_out*C*_c + i1];
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y[H_out*W_out*_s + i1] = (1.0/4.0)*t1[H_out*W_out*_c0 + i1];
                     }
                 }
             }
@@ -242,16 +239,17 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1; y */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1; y */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < C; ++_l) {
-                        const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                        double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const double *restrict _src = (x + H*W*_s) + _l * H*W;
+                        double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -328,17 +326,15 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
                         }
                     }
                     /* t1 = sum(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t1 + H_out*W_out*C*_c)[_i] = 0.0;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                                t1[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3];
-                            }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t1 + H_out*W_out*_c0)[_i] = 0.0;
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            t1[H_out*W_out*_c0 + i2] += t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2];
                         }
                     }
                     /* y = t1/kernel_size**2 */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y[H_out*W_out*C*_s + i1] = t1[H_out*W_out*C*_c + i1]/((((double)kernel_size))*(((double)kernel_size)));
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y[H_out*W_out*_s + i1] = t1[H_out*W_out*_c0 + i1]/((((double)kernel_size))*(((double)kernel_size)));
                     }
                 }
             }
@@ -365,30 +361,29 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
     float *restrict t2 = scratch + 0;
     float *restrict t3 = scratch + H_out*W_out*C*N;
     float *restrict t4 = scratch + 2*H_out*W_out*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
+    /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
     {
-        const int64_t _nc = sg_chunks_of(N);
+        const int64_t _nc = sg_chunks_of(C*N);
         SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+            const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+            for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                 /* t2 = dy/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                    t2[H_out*W_out*C*_c + i1] = dy[H_out*W_out*C*_s + i1]/((((float)kernel_size))*(((float)kernel_size)));
+                for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                    t2[H_out*W_out*_c0 + i1] = dy[H_out*W_out*_s + i1]/((((float)kernel_size))*(((float)kernel_size)));
                 }
                 /* t3 = copy of t2 */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = (t2 + H_out*W_out*C*_c)[_i];
+                for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
                 /* t4 = copy of t3 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
-                        }
+                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = t3[H_out*W_out*_c0 + i2];
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                for (int64_t _l = 0; _l < 1; ++_l) {
+                    const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    float *restrict _dst = (dx + H*W*_s) + _l * H*W;
                     if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
@@ -513,30 +508,29 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
     double *restrict t2 = scratch + 0;
     double *restrict t3 = scratch + H_out*W_out*C*N;
     double *restrict t4 = scratch + 2*H_out*W_out*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
+    /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
     {
-        const int64_t _nc = sg_chunks_of(N);
+        const int64_t _nc = sg_chunks_of(C*N);
         SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+            const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+            for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                 /* t2 = dy/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                    t2[H_out*W_out*C*_c + i1] = dy[H_out*W_out*C*_s + i1]/((((double)kernel_size))*(((double)kernel_size)));
+                for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                    t2[H_out*W_out*_c0 + i1] = dy[H_out*W_out*_s + i1]/((((double)kernel_size))*(((double)kernel_size)));
                 }
                 /* t3 = copy of t2 */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = (t2 + H_out*W_out*C*_c)[_i];
+                for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
                 /* t4 = copy of t3 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
-                        }
+                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = t3[H_out*W_out*_c0 + i2];
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                for (int64_t _l = 0; _l < 1; ++_l) {
+                    const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    double *restrict _dst = (dx + H*W*_s) + _l * H*W;
                     if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {

@@ -549,7 +549,7 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
     float *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -632,7 +632,7 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
     double *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -733,7 +733,7 @@ void conv1d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
     sg_copy_f32(weight_kept, weight, C*K*O, C*K*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -820,7 +820,7 @@ void conv1d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
     sg_copy_f64(weight_kept, weight, C*K*O, C*K*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -959,7 +959,7 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             dbias[i0] = (float)_acc;
         }
     }
-    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+    /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -1174,7 +1174,7 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dbias[i0] = (double)_acc;
         }
     }
-    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+    /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);

@@ -552,7 +552,7 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
     float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -659,7 +659,7 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
     double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -787,7 +787,7 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
     sg_copy_f32(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -898,7 +898,7 @@ void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
     sg_copy_f64(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -1066,7 +1066,7 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             dbias[i0] = (float)_acc;
         }
     }
-    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+    /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
@@ -1339,7 +1339,7 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dbias[i0] = (double)_acc;
         }
     }
-    /* for each of the N samples, in one chunk of samples per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+    /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);

@@ -75,25 +75,24 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
     float *restrict t0 = scratch + 0;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N samples, in one chunk of samples per thread: y (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: y (t0: views of x) */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(5*H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* y = max(t0) */
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            for (int64_t i4 = 0; i4 < W_out; ++i4) {
-                                {
-                                    float _acc = -INFINITY;
-                                    for (int64_t i3 = 0; i3 < 2; ++i3) {
-                                        for (int64_t i5 = 0; i5 < 2; ++i5) {
-                                            _acc = sg_max_f32(_acc, x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + 2*i4 + i5]);
-                                        }
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i4 = 0; i4 < W_out; ++i4) {
+                            {
+                                float _acc = -INFINITY;
+                                for (int64_t i3 = 0; i3 < 2; ++i3) {
+                                    for (int64_t i5 = 0; i5 < 2; ++i5) {
+                                        _acc = sg_max_f32(_acc, x[H*W*_s + 2*W*i2 + W*i3 + 2*i4 + i5]);
                                     }
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i4] = (float)_acc;
                                 }
+                                y[H_out*W_out*_s + W_out*i2 + i4] = (float)_acc;
                             }
                         }
                     }
@@ -103,16 +102,17 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); y */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); y */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < C; ++_l) {
-                        const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                        float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const float *restrict _src = (x + H*W*_s) + _l * H*W;
+                        float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -189,12 +189,10 @@ void maxpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
                         }
                     }
                     /* y = max(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                                y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
-                            }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (y + H_out*W_out*_s)[_i] = -INFINITY;
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            y[H_out*W_out*_s + i2] = sg_max_f32(y[H_out*W_out*_s + i2], t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2]);
                         }
                     }
                 }
@@ -208,25 +206,24 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
     double *restrict t0 = scratch + 0;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N samples, in one chunk of samples per thread: y (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: y (t0: views of x) */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(5*H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* y = max(t0) */
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            for (int64_t i4 = 0; i4 < W_out; ++i4) {
-                                {
-                                    double _acc = -INFINITY;
-                                    for (int64_t i3 = 0; i3 < 2; ++i3) {
-                                        for (int64_t i5 = 0; i5 < 2; ++i5) {
-                                            _acc = sg_max_f64(_acc, x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + 2*i4 + i5]);
-                                        }
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i4 = 0; i4 < W_out; ++i4) {
+                            {
+                                double _acc = -INFINITY;
+                                for (int64_t i3 = 0; i3 < 2; ++i3) {
+                                    for (int64_t i5 = 0; i5 < 2; ++i5) {
+                                        _acc = sg_max_f64(_acc, x[H*W*_s + 2*W*i2 + W*i3 + 2*i4 + i5]);
                                     }
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i4] = (double)_acc;
                                 }
+                                y[H_out*W_out*_s + W_out*i2 + i4] = (double)_acc;
                             }
                         }
                     }
@@ -236,16 +233,17 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); y */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); y */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + H_out*W_out*C*N)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < C; ++_l) {
-                        const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                        double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const double *restrict _src = (x + H*W*_s) + _l * H*W;
+                        double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -322,12 +320,10 @@ void maxpool2d_forward_f64(double *restrict y, const double *restrict x, double 
                         }
                     }
                     /* y = max(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                                y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
-                            }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (y + H_out*W_out*_s)[_i] = -INFINITY;
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            y[H_out*W_out*_s + i2] = sg_max_f64(y[H_out*W_out*_s + i2], t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2]);
                         }
                     }
                 }
@@ -355,35 +351,34 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
     float *restrict t0 = scratch + 0;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; y; y_kept (t0: views of x) */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < C*H*W; ++i1) {
-                        x_kept[C*H*W*_s + i1] = x[C*H*W*_s + i1];
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
                     }
                     /* y = max(t0) */
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            for (int64_t i4 = 0; i4 < W_out; ++i4) {
-                                {
-                                    float _acc = -INFINITY;
-                                    for (int64_t i3 = 0; i3 < 2; ++i3) {
-                                        for (int64_t i5 = 0; i5 < 2; ++i5) {
-                                            _acc = sg_max_f32(_acc, x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + 2*i4 + i5]);
-                                        }
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i4 = 0; i4 < W_out; ++i4) {
+                            {
+                                float _acc = -INFINITY;
+                                for (int64_t i3 = 0; i3 < 2; ++i3) {
+                                    for (int64_t i5 = 0; i5 < 2; ++i5) {
+                                        _acc = sg_max_f32(_acc, x[H*W*_s + 2*W*i2 + W*i3 + 2*i4 + i5]);
                                     }
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i4] = (float)_acc;
                                 }
+                                y[H_out*W_out*_s + W_out*i2 + i4] = (float)_acc;
                             }
                         }
                     }
                     /* y_kept = y */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y_kept[H_out*W_out*C*_s + i1] = y[H_out*W_out*C*_s + i1];
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
                     }
                 }
             }
@@ -391,20 +386,21 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N samples, in one chunk of samples per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < C*H*W; ++i1) {
-                        x_kept[C*H*W*_s + i1] = x[C*H*W*_s + i1];
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
                     }
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < C; ++_l) {
-                        const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                        float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const float *restrict _src = (x + H*W*_s) + _l * H*W;
+                        float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -481,17 +477,15 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
                         }
                     }
                     /* y = max(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                                y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f32(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
-                            }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (y + H_out*W_out*_s)[_i] = -INFINITY;
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            y[H_out*W_out*_s + i2] = sg_max_f32(y[H_out*W_out*_s + i2], t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2]);
                         }
                     }
                     /* y_kept = y */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y_kept[H_out*W_out*C*_s + i1] = y[H_out*W_out*C*_s + i1];
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
                     }
                 }
             }
@@ -504,35 +498,34 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
     double *restrict t0 = scratch + 0;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N samples, in one chunk of samples per thread: x_kept; y; y_kept (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; y; y_kept (t0: views of x) */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < C*H*W; ++i1) {
-                        x_kept[C*H*W*_s + i1] = x[C*H*W*_s + i1];
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
                     }
                     /* y = max(t0) */
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            for (int64_t i4 = 0; i4 < W_out; ++i4) {
-                                {
-                                    double _acc = -INFINITY;
-                                    for (int64_t i3 = 0; i3 < 2; ++i3) {
-                                        for (int64_t i5 = 0; i5 < 2; ++i5) {
-                                            _acc = sg_max_f64(_acc, x[C*H*W*_s + H*W*i1 + 2*W*i2 + W*i3 + 2*i4 + i5]);
-                                        }
+                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
+                        for (int64_t i4 = 0; i4 < W_out; ++i4) {
+                            {
+                                double _acc = -INFINITY;
+                                for (int64_t i3 = 0; i3 < 2; ++i3) {
+                                    for (int64_t i5 = 0; i5 < 2; ++i5) {
+                                        _acc = sg_max_f64(_acc, x[H*W*_s + 2*W*i2 + W*i3 + 2*i4 + i5]);
                                     }
-                                    y[H_out*W_out*C*_s + H_out*W_out*i1 + W_out*i2 + i4] = (double)_acc;
                                 }
+                                y[H_out*W_out*_s + W_out*i2 + i4] = (double)_acc;
                             }
                         }
                     }
                     /* y_kept = y */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y_kept[H_out*W_out*C*_s + i1] = y[H_out*W_out*C*_s + i1];
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
                     }
                 }
             }
@@ -540,20 +533,21 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N samples, in one chunk of samples per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
         {
-            const int64_t _nc = sg_chunks_of(N);
+            const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
-                for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                     /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < C*H*W; ++i1) {
-                        x_kept[C*H*W*_s + i1] = x[C*H*W*_s + i1];
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
                     }
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < C; ++_l) {
-                        const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                        double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const double *restrict _src = (x + H*W*_s) + _l * H*W;
+                        double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -630,17 +624,15 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
                         }
                     }
                     /* y = max(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (y + H_out*W_out*C*_s)[_i] = -INFINITY;
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                            for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                                y[H_out*W_out*C*_s + H_out*W_out*i1 + i3] = sg_max_f64(y[H_out*W_out*C*_s + H_out*W_out*i1 + i3], t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3]);
-                            }
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (y + H_out*W_out*_s)[_i] = -INFINITY;
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            y[H_out*W_out*_s + i2] = sg_max_f64(y[H_out*W_out*_s + i2], t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2]);
                         }
                     }
                     /* y_kept = y */
-                    for (int64_t i1 = 0; i1 < H_out*W_out*C; ++i1) {
-                        y_kept[H_out*W_out*C*_s + i1] = y[H_out*W_out*C*_s + i1];
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
                     }
                 }
             }
@@ -669,16 +661,17 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
     float *restrict t0 = scratch + 2*H_out*W_out*C*N;
     float *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
     float *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) (t1, t2: views of dy, y) */
+    /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) (t1, t2: views of dy, y) */
     {
-        const int64_t _nc = sg_chunks_of(N);
+        const int64_t _nc = sg_chunks_of(C*N);
         SG_PARALLEL_FOR(2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+            const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+            for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                for (int64_t _l = 0; _l < 1; ++_l) {
+                    const float *restrict _src = (x + H*W*_s) + _l * H*W;
+                    float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     /* non-overlapping windows of 2 on the last axis: interleaved rows */
                     if (kernel_size == 2 && stride == 2) {
                         for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -755,26 +748,22 @@ void maxpool2d_backward_f32(float *restrict dx, const float *restrict dy, const 
                     }
                 }
                 /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = 0.0;
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0));
-                        }
+                for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = 0.0;
+                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        t3[H_out*W_out*_c0 + i2] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] == y[H_out*W_out*_s + i2]) ? (1) : (0));
                     }
                 }
                 /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = dy[H_out*W_out*C*_s + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
-                        }
+                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = dy[H_out*W_out*_s + i2]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] == y[H_out*W_out*_s + i2]) ? (1) : (0))/t3[H_out*W_out*_c0 + i2];
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                for (int64_t _l = 0; _l < 1; ++_l) {
+                    const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    float *restrict _dst = (dx + H*W*_s) + _l * H*W;
                     if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
@@ -901,16 +890,17 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
     double *restrict t0 = scratch + 2*H_out*W_out*C*N;
     double *restrict t3 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N;
     double *restrict t4 = scratch + H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N;
-    /* for each of the N samples, in one chunk of samples per thread: t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) (t1, t2: views of dy, y) */
+    /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t3; t4; dx = t4 added back at the window positions (fold, col2im) (t1, t2: views of dy, y) */
     {
-        const int64_t _nc = sg_chunks_of(N);
+        const int64_t _nc = sg_chunks_of(C*N);
         SG_PARALLEL_FOR(2*H_out*W_out*((kernel_size)*(kernel_size))*C*N + 3*H_out*W_out*C*N + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
+            const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+            for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
                 /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                for (int64_t _l = 0; _l < 1; ++_l) {
+                    const double *restrict _src = (x + H*W*_s) + _l * H*W;
+                    double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                     /* non-overlapping windows of 2 on the last axis: interleaved rows */
                     if (kernel_size == 2 && stride == 2) {
                         for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
@@ -987,26 +977,22 @@ void maxpool2d_backward_f64(double *restrict dx, const double *restrict dy, cons
                     }
                 }
                 /* t3 = sum(Piecewise((1, Eq(t0, t2)), (0, True))) */
-                for (int64_t _i = 0; _i < H_out*W_out*C; ++_i) (t3 + H_out*W_out*C*_c)[_i] = 0.0;
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0));
-                        }
+                for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = 0.0;
+                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        t3[H_out*W_out*_c0 + i2] += ((t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] == y[H_out*W_out*_s + i2]) ? (1) : (0));
                     }
                 }
                 /* t4 = t1*Piecewise((1, Eq(t0, t2)), (0, True))/t3 */
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    for (int64_t i2 = 0; i2 < ((kernel_size)*(kernel_size)); ++i2) {
-                        for (int64_t i3 = 0; i3 < H_out*W_out; ++i3) {
-                            t4[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] = dy[H_out*W_out*C*_s + H_out*W_out*i1 + i3]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*C*_c + H_out*W_out*((kernel_size)*(kernel_size))*i1 + H_out*W_out*i2 + i3] == y[H_out*W_out*C*_s + H_out*W_out*i1 + i3]) ? (1) : (0))/t3[H_out*W_out*C*_c + H_out*W_out*i1 + i3];
-                        }
+                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                        t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = dy[H_out*W_out*_s + i2]*((t0[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] == y[H_out*W_out*_s + i2]) ? (1) : (0))/t3[H_out*W_out*_c0 + i2];
                     }
                 }
                 /* dx = t4 added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*C*_c) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
+                for (int64_t _l = 0; _l < 1; ++_l) {
+                    const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                    double *restrict _dst = (dx + H*W*_s) + _l * H*W;
                     if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {

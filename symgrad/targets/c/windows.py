@@ -384,9 +384,10 @@ class Windows:
             return s
         return self._reviewed(s, red, dom, lay, groups)
 
-    def _slice_views(self, t, one, internal, full_shapes):
-        """Views of ``t``'s arrays for one sample: full arrays at their ``_s`` slice, values internal
-        to the run at slot 0; arrays without the sample axis (weights, accumulators) unchanged."""
+    def _slice_views(self, t, one, internal, full_shapes, per=1):
+        """Views of ``t``'s arrays for one slice (``per`` = 1: a sample; 2: a sample's channel): full
+        arrays at their ``_s`` slice, values internal to the run at their chunk's slot; arrays without
+        the sample axis (weights, accumulators) unchanged."""
         if isinstance(t, ir.Einsum):
             pairs = list(zip(t.operands, one.operand_shapes)) + [(t.out, one.shape)]
         elif isinstance(t, (ir.Window, ir.WindowAdd)):
@@ -403,10 +404,16 @@ class Windows:
                     dom = full
                 if len(full) != len(dom) or is_one(full[0]):
                     continue
-                shape = (sp.Integer(1),) + full[1:]
+                shape = (sp.Integer(1),) * per + full[per:]
             if tuple(shape) == full:
                 continue
-            off = (sp.Symbol("_c") if name in internal else sp.Symbol("_s")) * prod(full[1:])   # a slot per chunk
+            # internal values: a slot per chunk; a slice of a full array at _s
+            off = sp.Symbol("_s") * prod(full[per:])
+            if name in internal:
+                # (sample, channel) slices: the slot of the chunk's first slice (the chunks outnumber
+                # the samples when N < 16; adjacent slots of a few KB measured 1.04 ms against 0.88 for
+                # max-pooling's backward)
+                off = (sp.Symbol("_c") if per == 1 else sp.Symbol("_c0")) * prod(full[per:])
             self.views[name] = (self.cname(name), off, self.contiguous(shape))
             self.shapes[name] = tuple(shape)
 
@@ -458,9 +465,9 @@ class Windows:
                     return None
         return direct, pairs, fixed
 
-    def _window_view(self, t, array, views, shapes):
-        """The view of one sample's window array of ``t`` (lead, cells, outputs) on its source
-        ``array``: ``(base, offset, strides)``."""
+    def _window_view(self, t, array, views, shapes, per=1):
+        """The view of one slice's (``_slice_views``) window array of ``t`` (lead, cells, outputs) on
+        its source ``array``: ``(base, offset, strides)``."""
         n = len(t.size)
         full = tuple(shapes[array])
         base, off, strides = views.get(array) or (self.cname(array), sp.Integer(0), self.contiguous(full))
@@ -468,7 +475,7 @@ class Windows:
         lead = tuple(strides[:-n])
         cells = tuple(sp.sympify(d) * g for d, g in zip(t.dilation, sigma))
         outs = tuple(sp.sympify(st) * g for st, g in zip(t.stride, sigma))
-        return base, off + sp.Symbol("_s") * strides[0], lead + cells + outs
+        return base, off + sp.Symbol("_s") * strides[per - 1], lead + cells + outs
 
     def sample_loop(self, run, dim0, internal, depth):
         """Emit ``run`` one sample at a time (``_sample_loop``); when some of its window statements can
@@ -508,6 +515,54 @@ class Windows:
             self._sample_loop(run, dim0, internal, depth + 1, {})
             self.emit("}", depth)
 
+    def _channels_too(self, run, dim0):
+        """The size of the second axis when every statement of ``run`` also keeps it apart (window
+        reads and folds over (N, C, ...), elementwise statements and reductions over neither of the
+        first two axes, reshapes), and every array they touch either leads with (N, C) or involves
+        neither axis: then the run can go one (sample, channel) slice at a time, whose arrays are a
+        few KB instead of a sample's hundreds (pooling). None otherwise (a product mixes channels)."""
+        dim1 = None
+        for t in run:
+            if isinstance(t, (ir.Window, ir.WindowAdd)):
+                n = len(t.size)
+                lead = tuple(t.src_shape if isinstance(t, ir.Window) else t.shape)[:-n]
+                arrays = [t.src, t.out]
+                if len(lead) < 2:
+                    return None
+                c, dom = lead[1], None
+            elif isinstance(t, ir.Reduction) and not ({0, 1} & set(t.axes)) and len(t.src_shape) >= 3:
+                c, dom, arrays = t.src_shape[1], tuple(t.src_shape), [t.out, *self.reads(t)]
+            elif isinstance(t, ir.Elementwise) and len(t.shape) >= 3:
+                c, dom, arrays = t.shape[1], tuple(t.shape), [t.out, *self.reads(t)]
+            elif isinstance(t, ir.Expand) and not ({0, 1} & set(t.axes)) and len(t.shape) >= 3:
+                c, dom, arrays = t.shape[1], None, [t.out, t.src]
+            else:
+                return None
+            if is_one(c) or (dim1 is not None and c != dim1):
+                return None
+            dim1 = c
+            for a in arrays:
+                if a not in self.shapes or a in self.values:
+                    continue
+                shape = tuple(self.shapes[a])
+                if dom is not None and len(shape) <= len(dom) - 2 and a != t.out:
+                    continue   # broadcast over the trailing axes only
+                if len(shape) < 2 or shape[0] != dim0 or shape[1] != dim1 or a in self.views:
+                    return None
+        return dim1
+
+    def _one_slice(self, one, per):
+        """A statement for one sample (``per_sample``) cut to one (sample, channel) slice: axis 1 of
+        its shapes set to 1 too (``per`` = 2)."""
+        if per == 1:
+            return one
+        def cut(shape):
+            return (shape[0], sp.Integer(1)) + tuple(shape[2:])
+        fields = {"shape": cut(one.shape)}
+        if isinstance(one, (ir.Window, ir.WindowAdd, ir.Reduction)):
+            fields["src_shape"] = cut(one.src_shape)
+        return dataclasses.replace(one, **fields)
+
     def _sample_loop(self, run, dim0, internal, depth, direct):
         """Emit ``run`` one sample at a time (``per_sample``), the samples split into one chunk per
         thread: ONE parallel region per run (a barrier per statement would cost more than the work
@@ -517,6 +572,9 @@ class Windows:
         ``direct``: window values read or written through strided views (``_direct_windows``), whose
         window statements are not emitted."""
         acc = [t for t in run if isinstance(t, ir.Einsum) and accumulates(t)]
+        dim1 = self._channels_too(run, dim0)
+        per = 1 if dim1 is None else 2
+        slices = dim0 if dim1 is None else dim0 * dim1
         skip = {id(t) for t, _ in direct.values()}
         reshaped = {}
         for t in run:   # a reshape (inserted axes of size 1) of a sample's contiguous slice: a view of it
@@ -525,12 +583,13 @@ class Windows:
                 full = tuple(self.shapes[t.src])
                 base, off, st = self.views.get(t.src) or (self.cname(t.src), sp.Integer(0), self.contiguous(full))
                 if tuple(st) == tuple(self.contiguous(full)) and prod(t.shape) == prod(full):
-                    one_shape = (sp.Integer(1),) + tuple(self.shapes[t.out][1:])
-                    reshaped[t.out] = (base, off + sp.Symbol("_s") * prod(full[1:]), self.contiguous(one_shape))
+                    one_shape = (sp.Integer(1),) * per + tuple(self.shapes[t.out][per:])
+                    reshaped[t.out] = (base, off + sp.Symbol("_s") * prod(full[per:]), self.contiguous(one_shape))
                     skip.add(id(t))
         shown = [t for t in run if id(t) not in skip]
         views = [(n, a) for n, (_, a) in direct.items()] + [(t.out, t.src) for t in run if t.out in reshaped]
-        self.note(f"for each of the {dim0} samples, in one chunk of samples per thread: "
+        what = f"{dim0} samples" if dim1 is None else f"{cint(dim0)}*{cint(dim1)} (sample, channel) slices"
+        self.note(f"for each of the {what}, in one chunk of them per thread: "
                   f"{'; '.join(describe(t, self.glossary, short=True) for t in shown)}"
                   + (f" ({', '.join(self.cname(n) for n, _ in views)}: views of "
                      f"{', '.join(self.cname(a) for _, a in views)})" if views else ""), depth)
@@ -540,7 +599,7 @@ class Windows:
         self.emit("{", depth)
         d = depth + 1
         begin = len(self.lines)   # SG_BLAS_ONE_THREAD_BEGIN goes here if the run calls BLAS
-        self.emit(f"const int64_t _nc = sg_chunks_of({cint(dim0)});", d)
+        self.emit(f"const int64_t _nc = sg_chunks_of({cint(slices)});", d)
         self.emit(f"SG_PARALLEL_FOR({cint(work)})", d)
         self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", d)
         for t in acc:
@@ -548,18 +607,21 @@ class Windows:
             self.emit(f"{self.real} *restrict _p_{self.cname(t.out)} = {self.ptr('_part_' + t.out)} + _c * {size};",
                       d + 1)
             self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{self.cname(t.out)}[_i] = 0;", d + 1)
-        self.emit(f"for (int64_t _s = _c * {cint(dim0)} / _nc; _s < (_c + 1) * {cint(dim0)} / _nc; ++_s) {{", d + 1)
-        ones = [self.per_sample(t)[1] for t in run]   # before any view changes a shape
+        if per == 2:
+            self.emit(f"const int64_t _c0 = _c * {cint(slices)} / _nc;   /* this chunk's first slice */", d + 1)
+        self.emit(f"for (int64_t _s = _c * {cint(slices)} / _nc; _s < (_c + 1) * {cint(slices)} / _nc; ++_s) {{",
+                  d + 1)
+        ones = [self._one_slice(self.per_sample(t)[1], per) for t in run]   # before any view changes a shape
         saved_views, saved_shapes, serial = dict(self.views), dict(self.shapes), self.serial
         self.serial = True   # inside the region: no nested parallel loop (a team of one per sample)
-        windows = {n: self._window_view(w, a, saved_views, saved_shapes) for n, (w, a) in direct.items()}
+        windows = {n: self._window_view(w, a, saved_views, saved_shapes, per) for n, (w, a) in direct.items()}
         windows.update(reshaped)
         for t, one in zip(run, ones):
             if id(t) in skip:
                 continue
-            self._slice_views(t, one, internal, saved_shapes)
+            self._slice_views(t, one, internal, saved_shapes, per)
             self.views.update(windows)
-            self.shapes.update({n: ((sp.Integer(1),) + tuple(saved_shapes[n][1:])) for n in windows})
+            self.shapes.update({n: ((sp.Integer(1),) * per + tuple(saved_shapes[n][per:])) for n in windows})
             if t in acc:
                 self.views[t.out] = (f"_p_{self.cname(t.out)}", sp.Integer(0), self.contiguous(t.shape))
             self.note(describe(t, self.glossary), d + 2)
