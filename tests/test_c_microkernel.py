@@ -14,7 +14,7 @@ from test_c_backend import _sanitizer_ok
 ROOT = Path(__file__).resolve().parents[1]
 
 HARNESS = r"""
-#include "dense.c"
+#include "lstm.c"   /* a kernel with products and prepared operands: every helper */
 #include <stdio.h>
 #include <stdlib.h>
 #ifndef SG_MK_F32

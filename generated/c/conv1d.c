@@ -181,18 +181,6 @@ static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb,
                 sg_mk_transpose16(b + (j0 + 16 * h) * ldb + q0 + p, ldb, nr - 16 * h, kq - p, dst + p * 32 + 16 * h, 32,
                                   (__mmask16)0xffff);
 }
-/* B (k x n) packed once as sg_mk_f32 reads it: per block of SG_MK_KB rows (kq of them) from q0, its
- * strips of 32 columns, strip j0 at out + q0 * n32 + j0 * kq (n32 = n rounded up to 32) */
-static inline void sg_mk_pack_b_f32(int tb, int64_t k, int64_t n, const float *restrict b, int64_t ldb,
-                                    float *restrict out)
-{
-    const int64_t n32 = (n + 31) / 32 * 32;
-    for (int64_t q0 = 0; q0 < k; q0 += SG_MK_KB) {
-        const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB;
-        for (int64_t j0 = 0; j0 < n; j0 += 32)
-            sg_mk_strip_f32(tb, b, ldb, q0, kq, j0, n - j0 < 32 ? n - j0 : 32, out + q0 * n32 + j0 * kq);
-    }
-}
 /* c (m x n) = A B (beta 0) or c += A B (beta 1) on the calling thread; A(i, p) = ta ? a[p lda + i] :
  * a[i lda + p], B(p, j) = tb ? b[j ldb + p] : b[p ldb + j]; row-major, k > 0. With bpk, B is read from
  * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj) */
@@ -393,34 +381,6 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
 #endif
     sg_gemm_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
-/* The right operand of many products prepared once (an LSTM's W_hh, read at each of its T steps):
- * B = b (tb 0) or b^T (tb 1), k x n, into out (k (n + 31) elements): packed as the float kernel reads
- * it where it is compiled (no packing at each step: the LSTM's 32x256 by 256x1024 step product 89 ->
- * 81 us on one thread), else a row-major copy. sg_gemm_prep then computes c = a B (beta 0) or
- * c += a B (beta 1) like sg_gemm_team. */
-static inline void sg_prep_b_f32(int tb, int64_t k, int64_t n, const float *restrict b, int64_t ldb,
-                                 float *restrict out)
-{
-#ifdef SG_MK_F32
-    sg_mk_pack_b_f32(tb, k, n, b, ldb, out);
-    return;
-#endif
-    SG_PARALLEL_FOR(k * n)
-    for (int64_t p = 0; p < k; ++p)
-        for (int64_t j = 0; j < n; ++j) out[p * n + j] = tb ? b[j * ldb + p] : b[p * ldb + j];
-}
-static inline void sg_gemm_prep_f32(int ta, int64_t m, int64_t n, int64_t k, const float *restrict a,
-                                    int64_t lda, const float *restrict prep, int beta, float *restrict c,
-                                    int64_t ldc)
-{
-#ifdef SG_MK_F32
-    if (m > 0 && n > 0 && k > 0) {
-        sg_mk_team_f32(ta, 0, m, n, k, a, lda, prep, n, prep, beta, c, ldc);
-        return;
-    }
-#endif
-    sg_gemm_team_f32(ta, 0, m, n, k, a, lda, prep, n, beta, c, ldc);
-}
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
  * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
@@ -506,24 +466,6 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     sg_gemm_team_f64(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
-}
-/* The right operand of many products prepared once (an LSTM's W_hh, read at each of its T steps):
- * B = b (tb 0) or b^T (tb 1), k x n, into out (k (n + 31) elements): packed as the float kernel reads
- * it where it is compiled (no packing at each step: the LSTM's 32x256 by 256x1024 step product 89 ->
- * 81 us on one thread), else a row-major copy. sg_gemm_prep then computes c = a B (beta 0) or
- * c += a B (beta 1) like sg_gemm_team. */
-static inline void sg_prep_b_f64(int tb, int64_t k, int64_t n, const double *restrict b, int64_t ldb,
-                                 double *restrict out)
-{
-    SG_PARALLEL_FOR(k * n)
-    for (int64_t p = 0; p < k; ++p)
-        for (int64_t j = 0; j < n; ++j) out[p * n + j] = tb ? b[j * ldb + p] : b[p * ldb + j];
-}
-static inline void sg_gemm_prep_f64(int ta, int64_t m, int64_t n, int64_t k, const double *restrict a,
-                                    int64_t lda, const double *restrict prep, int beta, double *restrict c,
-                                    int64_t ldc)
-{
-    sg_gemm_team_f64(ta, 0, m, n, k, a, lda, prep, n, beta, c, ldc);
 }
 
 
