@@ -11,18 +11,20 @@ from symgrad.ir.rewrite import c_kernel
 
 
 def _funcs(spec):
-    """(kernel IR, dims, forward CFunc, backward CFunc) as the C emitter plans them."""
+    """(kernel IR, dims, forward CFunc, backward CFunc, ({input: its copy}, NAME_forward_kept CFunc) or
+    None) as the C emitter plans them."""
     if spec.kind == "recurrent":
         from symgrad.targets.c.recurrent import CRecurrent
         r = CRecurrent(spec)
-        return r.k, [str(d) for d in r.dims], r.fwd, r.bwd
+        return r.k, [str(d) for d in r.dims], r.fwd, r.bwd, (r.kept, r.fwdk) if r.fwdk else None
     k = c_kernel(spec)
     fwd, bwd = plan(k)
-    return k, [str(d) for d in k.dims], fwd, bwd
+    pk = plan_kept(k)
+    return k, [str(d) for d in k.dims], fwd, bwd, (kept(k), pk[1]) if pk else None
 
 
 def _kernel_fn(spec, real, sfx) -> list[str]:
-    k, dims, fwd, bwd = _funcs(spec)
+    k, dims, fwd, bwd, with_kept = _funcs(spec)
     name = spec.name
     lines = [f"static double run_{name}_{sfx}(int64_t s)", "{", "    uint64_t seed = 7;"]
     sizes = {n: (default, minimum) for n, default, minimum in getattr(k, "sizes", [])}
@@ -58,8 +60,8 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
 
     hyper = {n: repr(float(v)) for n, v in k.hypers}
     funcs = [fwd, bwd]
-    if spec.kind != "recurrent" and plan_kept(k) is not None:   # NAME_forward_kept too; backward reads its copies
-        funcs.insert(1, plan_kept(k)[1])
+    if with_kept is not None:   # NAME_forward_kept too; backward reads its copies
+        funcs.insert(1, with_kept[1])
     for cf in funcs:
         call = []
         for a in cf.args:
@@ -80,7 +82,7 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
                 call.append(a.name)
         lines.append(f"    {name}_{cf.name}_{sfx}({', '.join(call)});")
         if cf.name == "forward_kept":
-            bufs.update({n: bufs[c] for n, c in kept(k).items()})
+            bufs.update({n: bufs[c] for n, c in with_kept[0].items()})
     lines.append("    double sum = 0;")
     for a in bwd.args:
         if a.role == "out":

@@ -204,8 +204,12 @@ def test_c_lstm_generator_batches_over_time():
         assert "sg_gemm_f32(" not in part and "sg_rows_of(N, &_lo, &_hi);" in part
         assert "for (int64_t i0 = _lo; i0 < _hi; ++i0)" in part
     # both step products read W_hh prepared once before their loop (packed for the float kernel,
-    # transposed for the forward's h W_hh^T), never W_hh itself
-    assert "sg_gemm_prep_f32(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 0, hW_hh + _lo*4*H, 4*H);" in fwd
+    # transposed for the forward's h W_hh^T), never W_hh itself; the forward's is added to the step's
+    # slice of x W_ih^T (beta 1), not stored apart and summed in a pass of its own
+    assert ("sg_gemm_prep_f32(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 1, "
+            "(xW_ih_steps + 4*H*N*_t) + _lo*4*H, 4*H);") in fwd
+    assert "hW_hh" not in fwd.split("void lstm_forward_f32")[1]
+    assert "gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1];" in fwd
     assert fwd.index("sg_prep_b_f32(1, H, 4*H, W_hh, H, W_hh_T);") < fwd.index("for (int64_t _t = 0")
     assert "sg_gemm_prep_f32(0, _hi - _lo, H, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_hh_P, 0, _gout_h + _lo*H, H);" in bwd
     assert bwd.index("sg_prep_b_f32(0, 4*H, H, W_hh, H, W_hh_P);") < bwd.index("for (int64_t _t = T - 1")
@@ -216,6 +220,46 @@ def test_c_lstm_generator_batches_over_time():
     assert "malloc" not in src and "t2[" not in src and "t7[" not in src  # views, no copies
     assert "gates[4*H*i0 + 3*H + i1]" in fwd
 
+
+
+@pytest.mark.parametrize("T, N", [(4, 41), (1, 2), (0, 41), (4, 0)])
+def test_c_lstm_cache_copies_written_inside_the_time_loop(T, N):
+    """The C LSTM's usual call (the caller's own arrays, no borrow) runs lstm_forward_kept, whose
+    threads write the cache's copies of x, W_ih and W_hh a slice per step (whole after the loop when no
+    step or no row runs). The copies equal the arguments exactly, share no memory with them and are
+    read-only; edits of the caller's arrays after forward do not reach backward; and outputs, caches
+    and gradients equal those of the borrowed call (the plain forward). T=4, N=41, H=96 is large
+    enough for the loop to be split by rows over the threads."""
+    require_target("lstm", "c")
+    k = symgrad.load("lstm", "c", "float64")
+    g = k.module.forward.__globals__
+    original, calls = g["_FWDK"], []
+    g["_FWDK"] = {dt: (lambda *a, f=f: calls.append(1) or f(*a)) for dt, f in original.items()}
+    D, H = 7, 96
+    rng = np.random.default_rng(3)
+    args = dict(x=rng.standard_normal((T, N, D)), h0=rng.standard_normal((N, H)) * 0.5,
+                c0=rng.standard_normal((N, H)) * 0.5, W_ih=rng.standard_normal((4 * H, D)) * 0.3,
+                W_hh=rng.standard_normal((4 * H, H)) * 0.1, b_ih=rng.standard_normal(4 * H),
+                b_hh=rng.standard_normal(4 * H))
+    dhs = rng.standard_normal((T, N, H))
+    try:
+        runs = []
+        for borrow in (False, True):
+            a = {n: v.copy() for n, v in args.items()}
+            before = len(calls)
+            outs, cache = k.forward(**a, borrow=borrow)
+            assert (len(calls) > before) == (not borrow)
+            if not borrow:
+                for n in ("x", "W_ih", "W_hh"):
+                    assert np.array_equal(cache[n], args[n]) and not np.shares_memory(cache[n], a[n])
+                    assert not cache[n].flags.writeable
+                    a[n][...] = 7.0   # edited after forward: backward still sees what forward saw
+            grads = k.backward(cache, dhs)
+            runs.append([np.asarray(o) for o in outs] + list(grads))
+        for u, v in zip(*runs):
+            np.testing.assert_array_equal(u, v)
+    finally:
+        g["_FWDK"] = original
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_user_rnn_cell_on_both_backends(backend):
@@ -278,7 +322,8 @@ def test_c_user_cell_split_by_rows_equals_numpy():
     try:
         src = symgrad.REGISTRY.emit(elman_norm, "c")["c/elman_norm.c"]
         fwd, bwd = src.split("void elman_norm_backward_f32")
-        assert fwd.count("sg_rows_of(N, &_lo, &_hi);") == 2 and "sg_rows_of" not in bwd   # both dtypes
+        # forward and forward_kept, both dtypes
+        assert fwd.count("sg_rows_of(N, &_lo, &_hi);") == 4 and "sg_rows_of" not in bwd
         T, n, d, h = 4, 41, 7, 96
         rng = np.random.default_rng(5)
         args = (rng.standard_normal((T, n, d)), rng.standard_normal((n, h)) * 0.5, rng.standard_normal((d, h)) * 0.3,

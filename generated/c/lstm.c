@@ -622,7 +622,7 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
 {
     float *restrict xW_ih_steps = scratch + 0;
     float *restrict W_hh_T = scratch + 4*H*N*T;
-    float *restrict hW_hh = scratch + 4*H*N*T + H*(4*H + 31);
+    float *restrict xW_ih = scratch + 4*H*N*T + H*(4*H + 31);
     float *restrict gates = scratch + 4*H*N*T + 4*H*N + H*(4*H + 31);
     /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
@@ -640,14 +640,14 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
         sg_rows_of(N, &_lo, &_hi);
         /* the time loop: one step of the cell for t = 0 .. T-1 */
         for (int64_t _t = 0; _t < T; ++_t) {
-            /* hW_hh = h W_hh_T (GEMM) */
-            sg_gemm_prep_f32(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 0, hW_hh + _lo*4*H, 4*H);
+            /* xW_ih += h W_hh_T (GEMM), added to what it holds (beta 1) */
+            sg_gemm_prep_f32(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 1, (xW_ih_steps + 4*H*N*_t) + _lo*4*H, 4*H);
             /* for each of the N rows: 2 passes over the row */
             for (int64_t i0 = _lo; i0 < _hi; ++i0) {
-                /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
+                /* pass 1: gates = b_hh + b_ih + xW_ih */
                 SG_SIMD
                 for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
+                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1];
                 }
                 /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
                 SG_SIMD
@@ -661,11 +661,12 @@ void lstm_forward_f32(float *restrict hs, float *restrict hT, float *restrict cT
                     h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
                 }
             }
+            /* hs[t] = h_new: this thread's rows */
+            for (int64_t _i = _lo*H; _i < _hi*H; ++_i) hs[H*N*_t + _i] = h_steps[H*N*(_t + 1) + _i];
         }
     }
     SG_BLAS_ONE_THREAD_END
-    /* after the time loop: hs, hT, cT (copies out of the state buffers) */
-    for (int64_t _i = 0; _i < H*N*T; ++_i) hs[_i] = h_steps[H*N + _i];
+    /* after the time loop: hT, cT (copies out of the state buffers) */
     for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) cT[_i] = c_steps[T*H*N + _i];
 }
@@ -674,7 +675,7 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
 {
     double *restrict xW_ih_steps = scratch + 0;
     double *restrict W_hh_T = scratch + 4*H*N*T;
-    double *restrict hW_hh = scratch + 4*H*N*T + H*(4*H + 31);
+    double *restrict xW_ih = scratch + 4*H*N*T + H*(4*H + 31);
     double *restrict gates = scratch + 4*H*N*T + 4*H*N + H*(4*H + 31);
     /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
     for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
@@ -692,14 +693,14 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
         sg_rows_of(N, &_lo, &_hi);
         /* the time loop: one step of the cell for t = 0 .. T-1 */
         for (int64_t _t = 0; _t < T; ++_t) {
-            /* hW_hh = h W_hh_T (GEMM) */
-            sg_gemm_prep_f64(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 0, hW_hh + _lo*4*H, 4*H);
+            /* xW_ih += h W_hh_T (GEMM), added to what it holds (beta 1) */
+            sg_gemm_prep_f64(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 1, (xW_ih_steps + 4*H*N*_t) + _lo*4*H, 4*H);
             /* for each of the N rows: 2 passes over the row */
             for (int64_t i0 = _lo; i0 < _hi; ++i0) {
-                /* pass 1: gates = b_hh + b_ih + hW_hh + xW_ih */
+                /* pass 1: gates = b_hh + b_ih + xW_ih */
                 SG_SIMD
                 for (int64_t i1 = 0; i1 < 4*H; ++i1) {
-                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1] + hW_hh[4*H*i0 + i1];
+                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1];
                 }
                 /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
                 SG_SIMD
@@ -713,11 +714,155 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
                     h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
                 }
             }
+            /* hs[t] = h_new: this thread's rows */
+            for (int64_t _i = _lo*H; _i < _hi*H; ++_i) hs[H*N*_t + _i] = h_steps[H*N*(_t + 1) + _i];
         }
     }
     SG_BLAS_ONE_THREAD_END
-    /* after the time loop: hs, hT, cT (copies out of the state buffers) */
-    for (int64_t _i = 0; _i < H*N*T; ++_i) hs[_i] = h_steps[H*N + _i];
+    /* after the time loop: hT, cT (copies out of the state buffers) */
+    for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
+    for (int64_t _i = 0; _i < H*N; ++_i) cT[_i] = c_steps[T*H*N + _i];
+}
+
+int64_t lstm_forward_kept_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H)
+{
+    (void)T;
+    (void)N;
+    (void)D;
+    (void)H;
+    return 4*H*N*T + 8*H*N + H*(4*H + 31);
+}
+
+void lstm_forward_kept_f32(float *restrict hs, float *restrict hT, float *restrict cT, float *restrict h_steps, float *restrict c_steps, float *restrict o_steps, float *restrict tanh_c_steps, float *restrict g_steps, float *restrict i_steps, float *restrict f_steps, float *restrict x_kept, float *restrict W_ih_kept, float *restrict W_hh_kept, const float *restrict x, const float *restrict h0, const float *restrict c0, const float *restrict W_ih, const float *restrict W_hh, const float *restrict b_ih, const float *restrict b_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
+{
+    float *restrict xW_ih_steps = scratch + 0;
+    float *restrict W_hh_T = scratch + 4*H*N*T;
+    float *restrict xW_ih = scratch + 4*H*N*T + H*(4*H + 31);
+    float *restrict gates = scratch + 4*H*N*T + 4*H*N + H*(4*H + 31);
+    /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
+    for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
+    for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
+    /* before the time loop, for all T steps at once: what does not read the state */
+    /* xW_ih = x W_ih^T (GEMM) */
+    sg_gemm_team_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
+    /* W_hh_T = W_hh transposed, prepared once for the step products (sg_prep_b: packed for the float kernel where it is compiled, else a plain copy) */
+    sg_prep_b_f32(1, H, 4*H, W_hh, H, W_hh_T);
+    /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
+    SG_BLAS_ONE_THREAD_BEGIN
+    SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
+    {
+        int64_t _lo, _hi;
+        sg_rows_of(N, &_lo, &_hi);
+        /* the time loop: one step of the cell for t = 0 .. T-1 */
+        for (int64_t _t = 0; _t < T; ++_t) {
+            /* xW_ih += h W_hh_T (GEMM), added to what it holds (beta 1) */
+            sg_gemm_prep_f32(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 1, (xW_ih_steps + 4*H*N*_t) + _lo*4*H, 4*H);
+            /* for each of the N rows: 2 passes over the row */
+            for (int64_t i0 = _lo; i0 < _hi; ++i0) {
+                /* pass 1: gates = b_hh + b_ih + xW_ih */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < 4*H; ++i1) {
+                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1];
+                }
+                /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < H; ++i1) {
+                    o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + 3*H + i1]);
+                    f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + H + i1]);
+                    i_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f32(gates[4*H*i0 + i1]);
+                    g_steps[H*N*_t + H*i0 + i1] = sg_tanh_f32(gates[4*H*i0 + 2*H + i1]);
+                    c_steps[H*N*(_t + 1) + H*i0 + i1] = c_steps[H*N*_t + H*i0 + i1]*f_steps[H*N*_t + H*i0 + i1] + g_steps[H*N*_t + H*i0 + i1]*i_steps[H*N*_t + H*i0 + i1];
+                    tanh_c_steps[H*N*_t + H*i0 + i1] = sg_tanh_f32(c_steps[H*N*(_t + 1) + H*i0 + i1]);
+                    h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
+                }
+            }
+            /* hs[t] = h_new: this thread's rows */
+            for (int64_t _i = _lo*H; _i < _hi*H; ++_i) hs[H*N*_t + _i] = h_steps[H*N*(_t + 1) + _i];
+            /* this thread's slice of the cache's copies for this step (x_kept, W_ih_kept, W_hh_kept) */
+            const int64_t _rows = N > 0 ? N : 1;
+            const int64_t _k0a = (D*N*T)*_lo/_rows, _k0b = (D*N*T)*_hi/_rows;
+            for (int64_t _i = _k0a + (_k0b - _k0a)*_t/T; _i < _k0a + (_k0b - _k0a)*(_t + 1)/T; ++_i) x_kept[_i] = x[_i];
+            const int64_t _k1a = (4*D*H)*_lo/_rows, _k1b = (4*D*H)*_hi/_rows;
+            for (int64_t _i = _k1a + (_k1b - _k1a)*_t/T; _i < _k1a + (_k1b - _k1a)*(_t + 1)/T; ++_i) W_ih_kept[_i] = W_ih[_i];
+            const int64_t _k2a = (4*((H)*(H)))*_lo/_rows, _k2b = (4*((H)*(H)))*_hi/_rows;
+            for (int64_t _i = _k2a + (_k2b - _k2a)*_t/T; _i < _k2a + (_k2b - _k2a)*(_t + 1)/T; ++_i) W_hh_kept[_i] = W_hh[_i];
+        }
+    }
+    SG_BLAS_ONE_THREAD_END
+    /* the cache's copies (x_kept, W_ih_kept, W_hh_kept), when no step or no row ran (T == 0 or N == 0) */
+    if (T <= 0 || N <= 0) {
+        for (int64_t _i = 0; _i < D*N*T; ++_i) x_kept[_i] = x[_i];
+        for (int64_t _i = 0; _i < 4*D*H; ++_i) W_ih_kept[_i] = W_ih[_i];
+        for (int64_t _i = 0; _i < 4*((H)*(H)); ++_i) W_hh_kept[_i] = W_hh[_i];
+    }
+    /* after the time loop: hT, cT (copies out of the state buffers) */
+    for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
+    for (int64_t _i = 0; _i < H*N; ++_i) cT[_i] = c_steps[T*H*N + _i];
+}
+
+void lstm_forward_kept_f64(double *restrict hs, double *restrict hT, double *restrict cT, double *restrict h_steps, double *restrict c_steps, double *restrict o_steps, double *restrict tanh_c_steps, double *restrict g_steps, double *restrict i_steps, double *restrict f_steps, double *restrict x_kept, double *restrict W_ih_kept, double *restrict W_hh_kept, const double *restrict x, const double *restrict h0, const double *restrict c0, const double *restrict W_ih, const double *restrict W_hh, const double *restrict b_ih, const double *restrict b_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
+{
+    double *restrict xW_ih_steps = scratch + 0;
+    double *restrict W_hh_T = scratch + 4*H*N*T;
+    double *restrict xW_ih = scratch + 4*H*N*T + H*(4*H + 31);
+    double *restrict gates = scratch + 4*H*N*T + 4*H*N + H*(4*H + 31);
+    /* the initial state: h_steps[0] = h0, c_steps[0] = c0 */
+    for (int64_t _i = 0; _i < H*N; ++_i) h_steps[_i] = h0[_i];
+    for (int64_t _i = 0; _i < H*N; ++_i) c_steps[_i] = c0[_i];
+    /* before the time loop, for all T steps at once: what does not read the state */
+    /* xW_ih = x W_ih^T (GEMM) */
+    sg_gemm_team_f64(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);
+    /* W_hh_T = W_hh transposed, prepared once for the step products (sg_prep_b: packed for the float kernel where it is compiled, else a plain copy) */
+    sg_prep_b_f64(1, H, 4*H, W_hh, H, W_hh_T);
+    /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
+    SG_BLAS_ONE_THREAD_BEGIN
+    SG_PARALLEL_REGION((((H)*(H))*N*T) >> 5)
+    {
+        int64_t _lo, _hi;
+        sg_rows_of(N, &_lo, &_hi);
+        /* the time loop: one step of the cell for t = 0 .. T-1 */
+        for (int64_t _t = 0; _t < T; ++_t) {
+            /* xW_ih += h W_hh_T (GEMM), added to what it holds (beta 1) */
+            sg_gemm_prep_f64(0, _hi - _lo, 4*H, H, (h_steps + H*N*_t) + _lo*H, H, W_hh_T, 1, (xW_ih_steps + 4*H*N*_t) + _lo*4*H, 4*H);
+            /* for each of the N rows: 2 passes over the row */
+            for (int64_t i0 = _lo; i0 < _hi; ++i0) {
+                /* pass 1: gates = b_hh + b_ih + xW_ih */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < 4*H; ++i1) {
+                    gates[4*H*i0 + i1] = b_hh[i1] + b_ih[i1] + xW_ih_steps[4*H*N*_t + 4*H*i0 + i1];
+                }
+                /* pass 2: elementwise o, f, i, g, c_new, tanh_c, h_new */
+                SG_SIMD
+                for (int64_t i1 = 0; i1 < H; ++i1) {
+                    o_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + 3*H + i1]);
+                    f_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + H + i1]);
+                    i_steps[H*N*_t + H*i0 + i1] = sg_sigmoid_f64(gates[4*H*i0 + i1]);
+                    g_steps[H*N*_t + H*i0 + i1] = sg_tanh_f64(gates[4*H*i0 + 2*H + i1]);
+                    c_steps[H*N*(_t + 1) + H*i0 + i1] = c_steps[H*N*_t + H*i0 + i1]*f_steps[H*N*_t + H*i0 + i1] + g_steps[H*N*_t + H*i0 + i1]*i_steps[H*N*_t + H*i0 + i1];
+                    tanh_c_steps[H*N*_t + H*i0 + i1] = sg_tanh_f64(c_steps[H*N*(_t + 1) + H*i0 + i1]);
+                    h_steps[H*N*(_t + 1) + H*i0 + i1] = o_steps[H*N*_t + H*i0 + i1]*tanh_c_steps[H*N*_t + H*i0 + i1];
+                }
+            }
+            /* hs[t] = h_new: this thread's rows */
+            for (int64_t _i = _lo*H; _i < _hi*H; ++_i) hs[H*N*_t + _i] = h_steps[H*N*(_t + 1) + _i];
+            /* this thread's slice of the cache's copies for this step (x_kept, W_ih_kept, W_hh_kept) */
+            const int64_t _rows = N > 0 ? N : 1;
+            const int64_t _k0a = (D*N*T)*_lo/_rows, _k0b = (D*N*T)*_hi/_rows;
+            for (int64_t _i = _k0a + (_k0b - _k0a)*_t/T; _i < _k0a + (_k0b - _k0a)*(_t + 1)/T; ++_i) x_kept[_i] = x[_i];
+            const int64_t _k1a = (4*D*H)*_lo/_rows, _k1b = (4*D*H)*_hi/_rows;
+            for (int64_t _i = _k1a + (_k1b - _k1a)*_t/T; _i < _k1a + (_k1b - _k1a)*(_t + 1)/T; ++_i) W_ih_kept[_i] = W_ih[_i];
+            const int64_t _k2a = (4*((H)*(H)))*_lo/_rows, _k2b = (4*((H)*(H)))*_hi/_rows;
+            for (int64_t _i = _k2a + (_k2b - _k2a)*_t/T; _i < _k2a + (_k2b - _k2a)*(_t + 1)/T; ++_i) W_hh_kept[_i] = W_hh[_i];
+        }
+    }
+    SG_BLAS_ONE_THREAD_END
+    /* the cache's copies (x_kept, W_ih_kept, W_hh_kept), when no step or no row ran (T == 0 or N == 0) */
+    if (T <= 0 || N <= 0) {
+        for (int64_t _i = 0; _i < D*N*T; ++_i) x_kept[_i] = x[_i];
+        for (int64_t _i = 0; _i < 4*D*H; ++_i) W_ih_kept[_i] = W_ih[_i];
+        for (int64_t _i = 0; _i < 4*((H)*(H)); ++_i) W_hh_kept[_i] = W_hh[_i];
+    }
+    /* after the time loop: hT, cT (copies out of the state buffers) */
     for (int64_t _i = 0; _i < H*N; ++_i) hT[_i] = h_steps[T*H*N + _i];
     for (int64_t _i = 0; _i < H*N; ++_i) cT[_i] = c_steps[T*H*N + _i];
 }

@@ -86,6 +86,39 @@ void lstm_forward_f64(double *restrict hs, double *restrict hT, double *restrict
 int64_t lstm_forward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H);
 
 
+/* lstm_forward_kept: the forward pass, also writing the cache's copies of the arrays the backward
+ * reads (x, W_ih, W_hh): for a caller that may change them before backward, which then
+ * reads the copies in their place
+ *
+ *   hs (T, N, H): output, overwritten
+ *   hT (N, H): output, overwritten
+ *   cT (N, H): output, overwritten
+ *   h_steps (T + 1, N, H): written: saved for the backward pass
+ *   c_steps (T + 1, N, H): written: saved for the backward pass
+ *   o_steps (T, N, H): written: saved for the backward pass
+ *   tanh_c_steps (T, N, H): written: saved for the backward pass
+ *   g_steps (T, N, H): written: saved for the backward pass
+ *   i_steps (T, N, H): written: saved for the backward pass
+ *   f_steps (T, N, H): written: saved for the backward pass
+ *   x_kept (T, N, D): written: a copy of x, for the backward pass to read in its place
+ *   W_ih_kept (4*H, D): written: a copy of W_ih, for the backward pass to read in its place
+ *   W_hh_kept (4*H, H): written: a copy of W_hh, for the backward pass to read in its place
+ *   x (T, N, D): read
+ *   h0 (N, H): read
+ *   c0 (N, H): read
+ *   W_ih (4*H, D): read
+ *   W_hh (4*H, H): read
+ *   b_ih (4*H,): read
+ *   b_hh (4*H,): read
+ *   scratch: 4*H*N*T + 8*H*N + H*(4*H + 31) elements of work space (= lstm_forward_kept_scratch_size(...)), contents undefined afterwards
+ */
+void lstm_forward_kept_f32(float *restrict hs, float *restrict hT, float *restrict cT, float *restrict h_steps, float *restrict c_steps, float *restrict o_steps, float *restrict tanh_c_steps, float *restrict g_steps, float *restrict i_steps, float *restrict f_steps, float *restrict x_kept, float *restrict W_ih_kept, float *restrict W_hh_kept, const float *restrict x, const float *restrict h0, const float *restrict c0, const float *restrict W_ih, const float *restrict W_hh, const float *restrict b_ih, const float *restrict b_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
+void lstm_forward_kept_f64(double *restrict hs, double *restrict hT, double *restrict cT, double *restrict h_steps, double *restrict c_steps, double *restrict o_steps, double *restrict tanh_c_steps, double *restrict g_steps, double *restrict i_steps, double *restrict f_steps, double *restrict x_kept, double *restrict W_ih_kept, double *restrict W_hh_kept, const double *restrict x, const double *restrict h0, const double *restrict c0, const double *restrict W_ih, const double *restrict W_hh, const double *restrict b_ih, const double *restrict b_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
+
+/* Elements (float or double) of the scratch buffer lstm_forward_kept_* needs: 4*H*N*T + 8*H*N + H*(4*H + 31). */
+int64_t lstm_forward_kept_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H);
+
+
 /* lstm_backward: back-propagation through time
  *
  *   dx (T, N, D): gradient, overwritten (not accumulated)

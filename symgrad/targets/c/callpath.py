@@ -171,28 +171,48 @@ def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
     return src
 
 
-def recurrent_source(spec, k, fwd, bwd, dims) -> str:
+def recurrent_source(spec, k, fwd, bwd, dims, kept=None) -> str:
     """``forward``/``backward`` of a recurrent layer: ``_validate`` (the NumPy module's checks,
-    compiled beside this) binds the dims; upstream gradients of the final state default to zeros."""
+    compiled beside this) binds the dims; upstream gradients of the final state default to zeros.
+    ``kept``: ``({input: its copy}, CFunc)`` of ``NAME_forward_kept``, called as ``layer_source`` calls
+    a layer's: when ``borrow`` is false and every copied input is the caller's own object, the kernel
+    writes the cache's copies; otherwise ``_owned`` makes them (none of an array the conversion copied)."""
     names = [i.name for i in spec.inputs]
     sig = "".join(f"{n}, " for n in names) + "".join(f"{n}={v!r}, " for n, v in k.hypers)
     L = [f"def forward({sig}*, dtype=None, borrow=False):",
          f"dtype = _dtype(dtype, {''.join(n + ', ' for n in names)})"]
     fwd_names = {a.name for a in fwd.args}
-    kept = {a.name for a in bwd.args if a.role == "in" and a.name in fwd_names}   # what the cache keeps
-    L += [f'{n} = _contig(_owned(_real("{n}", {n}, dtype), {n}, borrow))' if n in kept else
+    copies = kept[0] if kept else {}
+    owned = {a.name for a in bwd.args if a.role == "in" and a.name in fwd_names} - set(copies)
+    L += [f"_in_{n} = {n}" for n in copies]
+    L += [f'{n} = _contig(_owned(_real("{n}", {n}, dtype), {n}, borrow))' if n in owned else
           f'{n} = _contig(_real("{n}", {n}, dtype))' for n in names]
     L.append(f"{', '.join(dims)}, = _validate({', '.join(names)}).values()")
     L += [f'{n} = _hyper("{n}", {n})' for n, _ in k.hypers]
     L += _alloc(fwd, ("out", "cache"))
     L.append("_ct = _CT[dtype]")
-    L.append(_call(fwd, "_FWD"))
     saved = [a.name for a in bwd.args if a.role == "in" and any(a.name == b.name for b in fwd.args)]
     items = ['"kernel": NAME', '"backend": "c"', '"dtype": dtype'] + [f'"{d}": {d}' for d in dims]
     items += [f'"{n}": {n}' for n, _ in k.hypers]
-    items += [f'"{n}": {n}' if n in names else f'"{n}": _owned({n}, {n}, borrow)' if n in spec.output_names
-              else f'"{n}": _sealed({n}, borrow)' for n in saved]
-    L.append("cache = {" + ", ".join(items) + "}")
+
+    def cache_items(written):
+        return items + [f'"{n}": {copies[n]}' if written and n in copies else f'"{n}": {n}' if n in names
+                        else f'"{n}": _owned({n}, {n}, borrow)' if n in spec.output_names
+                        else f'"{n}": _sealed({n}, borrow)' for n in saved]
+    if copies:
+        cond = " and ".join(["not borrow"] + [f"{n} is _in_{n}" for n in copies])
+        L.append(f"if {cond}:   # the usual call: the kernel writes the cache's copies inside its time loop")
+        L += [IND + line for line in _alloc(kept[1], ("cache",), set(copies.values()))]
+        L.append(IND + _call(kept[1], "_FWDK"))
+        L += [f"{IND}{c}.flags.writeable = False" for c in copies.values()]
+        L.append(IND + "cache = {" + ", ".join(cache_items(True)) + "}")
+        L.append("else:")
+        L += [f"{IND}{n} = _owned({n}, _in_{n}, borrow)" for n in copies]
+        L.append(IND + _call(fwd, "_FWD"))
+        L.append(IND + "cache = {" + ", ".join(cache_items(False)) + "}")
+    else:
+        L.append(_call(fwd, "_FWD"))
+        L.append("cache = {" + ", ".join(cache_items(False)) + "}")
     L.append(f"return ({', '.join(spec.output_names)}, ), cache")
     src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])
 

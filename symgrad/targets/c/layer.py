@@ -31,9 +31,10 @@ class CBody(Fusion, Views, Windows, Channels):
     """C statements of one function for one dtype."""
 
     def __init__(self, k: ir.Kernel, f: ir.Function, cf, dtype: str, views=None, serial=False, glossary=None,
-                 names=None, rows=None, team=False, prepared=()):
+                 names=None, rows=None, team=False, prepared=(), added=()):
         self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
         self.prepared = frozenset(prepared)   # right operands of products prepared once (sg_prep_b)
+        self.added = frozenset(added)   # products added to what their output holds (beta 1), not stored over it
         self._team_guard = False     # OpenMP loops only when no product goes to BLAS's threads (body)
         self.rows = rows             # the batch dim whose loops run over this thread's rows [_lo, _hi)
         self.team = team             # products on the OpenMP team (sg_gemm_team), never on BLAS's pool
@@ -265,13 +266,14 @@ class CBody(Fusion, Views, Windows, Channels):
             if self.rows is not None and m == self.rows:   # this thread's rows of a and of the product
                 assert not ta, "a row-split product reads its rows from an untransposed operand"
                 pa, pc, mm = f"{pa} + _lo*{cint(lda)}", f"{pc} + _lo*{cint(n)}", "_hi - _lo"
+            beta = int(s.out in self.added)
             if b in self.prepared:   # B prepared before the loop by sg_prep_b (packed, or a plain copy)
                 assert not tb, "a prepared operand is read untransposed"
                 self.emit(f"sg_gemm_prep_{sfx}({int(ta)}, {mm}, {cint(n)}, {cint(kk)}, {pa}, {cint(lda)}, "
-                          f"{self.ptr(b)}, 0, {pc}, {cint(n)});", depth)
+                          f"{self.ptr(b)}, {beta}, {pc}, {cint(n)});", depth)
                 return
             self.emit(f"{gemm}_{sfx}({int(ta)}, {int(tb)}, {mm}, {cint(n)}, {cint(kk)}, "
-                      f"{pa}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, 0, {pc}, {cint(n)});", depth)
+                      f"{pa}, {cint(lda)}, {self.ptr(b)}, {cint(ldb)}, {beta}, {pc}, {cint(n)});", depth)
             return
         lg = looped_gemm_form(s)
         if lg is not None:   # a loop of products (a batch, or a sum that accumulates into the output)
@@ -359,6 +361,9 @@ class CBody(Fusion, Views, Windows, Channels):
             s0 = group[0]
             if len(group) > 1 or self.domain(s0) is not None:
                 self.note(self.group_text(group), 1)
+            elif isinstance(s0, ir.Einsum) and s0.out in self.added:
+                self.note(describe(s0, self.glossary).replace(" = ", " += ", 1)
+                          + ", added to what it holds (beta 1)", 1)
             elif not (isinstance(s0, ir.Elementwise) and s0.out in self.values):
                 self.note(describe(s0, self.glossary), 1)
             self._hoisted = set()

@@ -61,8 +61,10 @@ class CRecurrent:
                          if n not in self.state and n not in self.seq and n not in self.params
                          and n not in self.new_of]
         self.transposed = self._prepare_weights(self.p.loop)
+        self.added = self._add_into_pre(self.p.loop, saved)
         self._plan_forward(saved)
         self._plan_backward()
+        self.kept, self.fwdk = self._plan_kept()
         held = {s.out for s in self.p.pre + self.p.loop + self.bbody + self.post_f.body}
         held |= {a.name for a in k.inputs + k.grad_outputs} | saved
         eqs = list(k.equations) + list(k.grad_equations) + [(s.out, s.expr) for s in self.bpre]
@@ -102,6 +104,36 @@ class CRecurrent:
             self.shape[name] = shape
         return out
 
+    def _add_into_pre(self, body, saved) -> set:
+        """A step product that is only added to a value computed before the loop for all steps (the
+        LSTM's ``gates = b_hh + b_ih + hW_hh + xW_ih``) is accumulated into that value's slice of the
+        step (beta 1: ``xW_ih += h W_hh^T``) instead of being stored and read back by the sum. Both
+        must be read by that sum only, and neither saved for backward. ``body`` is rewritten; the
+        set of the values now accumulated into."""
+        reads = {}
+        for s in body:
+            for n in ir.reads(s):
+                reads.setdefault(n, []).append(s)
+        hoisted = set(self.p.hoisted)
+        out = set()
+        for i, e in enumerate(body):
+            if not isinstance(e, ir.Einsum) or e.out in saved or len(reads.get(e.out, [])) != 1:
+                continue
+            s = reads[e.out][0]
+            if not isinstance(s, ir.Elementwise) or not isinstance(s.expr, sp.Add):
+                continue
+            terms = set(s.expr.args)
+            g = sp.Symbol(e.out)
+            into = next((x for x in sorted(hoisted - saved - out) if sp.Symbol(x) in terms and g in terms
+                         and len(reads.get(x, [])) == 1 and reads[x][0] is s
+                         and tuple(self.shape[x]) == tuple(e.shape)), None)
+            if into is None:
+                continue
+            body[i] = dataclasses.replace(e, out=into)
+            body[body.index(s)] = dataclasses.replace(s, expr=s.expr - g)
+            out.add(into)
+        return out
+
     def _prep_scratch(self, prepared) -> list:
         """Scratch of the prepared copies: k (n + 31) elements (the packed width rounds n up to 32)."""
         return [(name, (self.shape[name][0], self.shape[name][1] + 31)) for name in prepared]
@@ -130,6 +162,50 @@ class CRecurrent:
         scratch += [(self.cname(n), s) for n, s in self._temps(self.p.loop, self.fviews, set())]
         self.fwd = CFunc("forward", outs + cache + ins + ([CArg("scratch", "scratch")] if scratch else [])
                          + self.hypers + [CArg(str(d), "dim") for d in self.dims], scratch, [])
+
+    def _plan_kept(self):
+        """``NAME_forward_kept``: the forward that also writes the cache's copies of the caller's arrays
+        the backward reads (the LSTM's ``x``, ``W_ih``, ``W_hh``; docs/contract.md, "Caches"), a slice
+        of each per step and thread inside the time loop (``_kept_lines``). ``({array: its copy},
+        CFunc)``, or ``(None, None)`` when the backward reads none of them."""
+        reads = {a.name for a in self.bwd.args if a.role == "in"}
+        taken = {a.name for a in self.fwd.args + self.bwd.args} | {n for n, _ in self.fwd.scratch}
+        names = {}
+        for i in self.spec.inputs:
+            if i.name in reads and (i.name in self.seq or i.name in self.params):
+                name, j = f"{i.name}_kept", 1
+                while name in taken:
+                    name, j = f"{i.name}_kept{j}", j + 1
+                names[i.name] = name
+                taken.add(name)
+        if not names:
+            return None, None
+        shape = {i.name: tuple(i.shape) for i in self.spec.inputs}
+        args = list(self.fwd.args)
+        at = max(j for j, a in enumerate(args) if a.role == "cache") + 1
+        args[at:at] = [CArg(c, "cache", shape[n]) for n, c in names.items()]
+        return names, CFunc("forward_kept", args, self.fwd.scratch, self.fwd.locals)
+
+    def _kept_lines(self, depth, whole: bool) -> list[str]:
+        """The cache's copies (``_plan_kept``). Inside a row-split time loop (``whole`` false) each
+        thread copies its share of every array in T slices, one per step, so that the copying overlaps
+        the step's products instead of running alone before them (one thread copying 4 MB while the
+        other waited: 0.3 ms of an LSTM forward of 9); else (no split, or T = 0) whole, before the loop."""
+        ind = "    " * depth
+        L = []
+        if not whole:   # no rows (N = 0): nothing here, the whole copies after the loop
+            L.append(f"{ind}const int64_t _rows = {cint(self.batch)} > 0 ? {cint(self.batch)} : 1;")
+        for j, (n, c) in enumerate(self.kept.items()):
+            size = cint(prod(next(i.shape for i in self.spec.inputs if i.name == n)))
+            if whole:
+                L.append(f"{ind}for (int64_t _i = 0; _i < {size}; ++_i) {c}[_i] = {n}[_i];")
+                continue
+            # this thread's share [S lo/N, S hi/N) of the S elements (its rows' share), in T slices
+            T, a, b = cint(self.T), f"_k{j}a", f"_k{j}b"
+            L.append(f"{ind}const int64_t {a} = ({size})*_lo/_rows, {b} = ({size})*_hi/_rows;")
+            L.append(f"{ind}for (int64_t _i = {a} + ({b} - {a})*_t/{T}; _i < {a} + ({b} - {a})*(_t + 1)/{T}; ++_i) "
+                     f"{c}[_i] = {n}[_i];")
+        return L
 
     def _step_views(self, stacked) -> dict:
         """Per-step views of the cell's arrays at time ``_t``."""
@@ -241,7 +317,7 @@ class CRecurrent:
         return ir.Function("post", [], body, [], [], shapes)
 
     # -- statements ------------------------------------------------------------------------
-    def _body(self, body, shapes, views, dtype, depth, rows=None, team=False, prepared=()) -> list[str]:
+    def _body(self, body, shapes, views, dtype, depth, rows=None, team=False, prepared=(), added=()) -> list[str]:
         """C lines of ``body``; inside the time loop (depth 2 and more) the elementwise work has no
         OpenMP loops of its own: an OpenMP region per step would wait for the cores BLAS's threads
         still hold, and a loop split by rows (``rows``) already runs on every thread."""
@@ -250,7 +326,7 @@ class CRecurrent:
         locs = [s.out for s in body if tuple(s.shape) == ()]
         cf = SimpleNamespace(args=list(self.hypers) + [CArg(n, "in") for n in views], locals=locs)
         lines = CBody(kk, f, cf, dtype, views, serial=depth > 1, glossary=self.glossary, names=self.names,
-                      rows=rows, team=team, prepared=prepared).body()
+                      rows=rows, team=team, prepared=prepared, added=added).body()
         return ["    " * (depth - 1) + l for l in lines]
 
     @property
@@ -305,9 +381,11 @@ class CRecurrent:
         """The end of ``_split_open``'s region; BLAS's thread count back to what it was."""
         return ["    }", "    SG_BLAS_ONE_THREAD_END"]
 
-    def forward_lines(self, dtype) -> list[str]:
+    def forward_lines(self, dtype, kept: bool = False) -> list[str]:
+        """The forward's body; ``kept``: ``NAME_forward_kept``'s, which also writes the cache's copies."""
         p, T = self.p, self.T
         split = self.row_split(p.loop)
+        kept = kept and bool(self.kept)
         L = [cline("the initial state: " + ", ".join(f"{s}_steps[0] = {s}0" for s in self.state), 1)]
         for s in self.state:
             L.append(f"    for (int64_t _i = 0; _i < {cint(prod(self.shape[s]))}; ++_i) {s}_steps[_i] = {s}0[_i];")
@@ -336,13 +414,33 @@ class CRecurrent:
         views = dict(self.fviews)
         views.update({h: (f"{self.cname(h)}_steps", TIME * prod(self.shape[h]), _contig(self.shape[h])) for h in p.hoisted})
         L += self._body(p.loop, self.shape, views, dtype, d + 1, rows=self.batch if split else None, team=split,
-                        prepared=self.transposed)
+                        prepared=self.transposed, added=self.added)
+        if split:
+            for o in self.spec.outputs:   # this thread's rows of the step's output, while they are in its cache
+                row = cint(prod(tuple(self.shape[o])[1:]))
+                L.append(cline(f"{o}s[t] = {o}_new: this thread's rows", d + 1))
+                L.append(f"{'    ' * (d + 1)}for (int64_t _i = _lo*{row}; _i < _hi*{row}; ++_i) "
+                         f"{o}s[{cint(TIME * prod(self.shape[o]))} + _i] = {o}_steps[{cint((TIME + 1) * prod(self.shape[o]))} + _i];")
+        if kept and split:
+            L.append(cline("this thread's slice of the cache's copies for this step (" + ", ".join(self.kept.values())
+                           + ")", d + 1))
+            L += self._kept_lines(d + 1, whole=False)
         L.append("    " * d + "}")
         if split:
             L += self._split_close()
-        outs = [f"{o}s" for o in self.spec.outputs] + [f"{s}T" for s in self.state]
+        if kept:
+            L.append(cline(f"the cache's copies ({', '.join(self.kept.values())})"
+                           + (f", when no step or no row ran ({cint(T)} == 0 or {cint(self.batch)} == 0)"
+                              if split else ""), 1))
+            if split:
+                L.append(f"    if ({cint(T)} <= 0 || {cint(self.batch)} <= 0) {{")
+                L += self._kept_lines(2, whole=True)
+                L.append("    }")
+            else:
+                L += self._kept_lines(1, whole=True)
+        outs = ([] if split else [f"{o}s" for o in self.spec.outputs]) + [f"{s}T" for s in self.state]
         L.append(cline(f"after the time loop: {', '.join(outs)} (copies out of the state buffers)", 1))
-        for o in self.spec.outputs:
+        for o in ([] if split else self.spec.outputs):
             n = cint(prod(self._stack(o)))
             L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {o}s[_i] = {o}_steps[{cint(prod(self.shape[o]))} + _i];")
         for s in self.state:
@@ -403,7 +501,9 @@ def context(spec) -> dict:
     role_text = {"out": "output, overwritten", "cache": "written: saved for the backward pass",
                  "in": "read"}
     funcs = []
-    for cf in (r.fwd, r.bwd):
+    for cf in (r.fwd, r.fwdk, r.bwd):
+        if cf is None:
+            continue
         docs = []
         for a in cf.args:
             if a.role in ("dim", "hyper"):
@@ -413,6 +513,9 @@ def context(spec) -> dict:
                             f"(= {spec.name}_{cf.name}_scratch_size(...)), contents undefined afterwards")
                 continue
             text = role_text[a.role]
+            copy_of = {c: n for n, c in (r.kept or {}).items()}
+            if cf.name == "forward_kept" and a.name in copy_of:
+                text = f"written: a copy of {copy_of[a.name]}, for the backward pass to read in its place"
             if cf.name == "backward":
                 text = ("gradient, overwritten (not accumulated)" if a.role == "out" else
                         "upstream gradient, read" if a.name.startswith("d") and a.name not in
@@ -420,7 +523,8 @@ def context(spec) -> dict:
             docs.append(f"{a.name} {shape_doc(a.shape)}: {text}")
         variants = []
         for sfx, dtype, real in VARIANTS:
-            body = r.forward_lines(dtype) if cf.name == "forward" else r.backward_lines(dtype, real)
+            body = (r.forward_lines(dtype, kept=cf.name == "forward_kept") if cf.name != "backward"
+                    else r.backward_lines(dtype, real))
             variants.append(dict(sfx=sfx, real=real, params=CLayerEmitter.params(None, cf, real), body=body))
         funcs.append(dict(name=cf.name, docs=docs, variants=variants, dims=[str(d) for d in r.dims],
                           scratch=cint(cf.scratch_size()) if cf.scratch else None,
@@ -429,7 +533,7 @@ def context(spec) -> dict:
     legend = [f"{d} = {DIM_MEANING.get(str(d), '')}".rstrip(" =") for d in r.dims]
     return dict(spec=spec, k=k, funcs=funcs, legend=legend, helpers={h: f"sg_{h}_" in text for h in HELPERS},
                 doc=(spec.doc or "recurrent layer").strip().splitlines()[0],
-                guard=f"SYMGRAD_{spec.name.upper()}_H",
+                guard=f"SYMGRAD_{spec.name.upper()}_H", kept=list(r.kept or {}),
                 fwd_eqs=[e.equation(s) for s in renamed(k.forward, r.names).body],
                 bwd_eqs=[e.equation(s) for s in k.backward.body],
                 pre_eqs=[e.equation(s) for s in renamed(ir.Function("pre", [], p.pre, []), r.names).body],

@@ -24,8 +24,9 @@ class CRecurrentLayer(CKernel):
         self.r = CRecurrent(spec)
         super().__init__(spec, lib, self.r.dims)
         k = self.r.k
-        for cf in (self.r.fwd, self.r.bwd):
-            self.bind(cf.name, cf.args)
+        for cf in (self.r.fwd, self.r.fwdk, self.r.bwd):
+            if cf is not None:
+                self.bind(cf.name, cf.args)
         user = [ir.Arg(i.name, i.shape, i.kind, i.bound, i.differentiable) for i in spec.inputs]
         binds, checks, _ = NumpyLayerEmitter(k).validation(user)
         names = [a.name for a in user]
@@ -36,10 +37,12 @@ class CRecurrentLayer(CKernel):
         self._validate = ns["_validate"]
         ns.update(CALL_NAMESPACE)
         ns.update(NAME=spec.name, _validate=self._validate, _FWD={dt: self.funcs["forward", dt] for dt in REAL},
+                  _FWDK={dt: self.funcs["forward_kept", dt] for dt in REAL} if self.r.fwdk else None,
                   _BWD={dt: self.funcs["backward", dt] for dt in REAL},
                   _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _zeros=np.zeros,
                   _contig=np.ascontiguousarray, _header=self.header, _dims_of=self.dim_of, _cached=self.cached)
-        src = recurrent_source(spec, k, self.r.fwd, self.r.bwd, self.dims)
+        src = recurrent_source(spec, k, self.r.fwd, self.r.bwd, self.dims,
+                               (self.r.kept, self.r.fwdk) if self.r.fwdk else None)
         exec(compile(src, f"<symgrad c/{spec.name} call path>", "exec"), ns)  # noqa: S102 - our own lines
         self.forward, self.backward, self.source = ns["forward"], ns["backward"], src
         self.__doc__ = (f"C kernel {spec.name}: forward{inspect.signature(self.forward)}, "
