@@ -49,6 +49,8 @@ CONV2D = [  # N, C, H, W, O, KH, KW, stride, padding, dilation
     (2, 1, 4, 5, 3, 3, 3, 1, 1, 1),     # "same" convolution
     (2, 3, 7, 8, 4, 3, 2, 2, 1, 1),     # last axis: windows of 2 at stride 2 (interleaved rows), padding 1
     (2, 3, 6, 8, 5, 2, 2, 2, 0, 1),     # patches that tile the input (the fold stores, no zeroing)
+    (3, 20, 6, 7, 5, 3, 3, 1, 1, 1),    # C in two blocks of channels on C (14 + 6 at 3x3: Windows._channel_blocks)
+    (2, 45, 5, 5, 3, 1, 3, 2, 1, 2),    # 42 + 3 channels at 1x3, stride 2, dilation 2
 ]
 
 
@@ -68,7 +70,8 @@ def test_conv2d_matches_torch(backend, case):
 @needs_torch
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", [(2, 3, 11, 4, 3, 1, 0, 1), (2, 3, 11, 4, 3, 2, 1, 2), (1, 1, 1, 1, 1, 1, 0, 1),
-                                  (3, 2, 7, 5, 2, 3, 2, 1), (2, 3, 12, 4, 3, 3, 0, 1)])
+                                  (3, 2, 7, 5, 2, 3, 2, 1), (2, 3, 12, 4, 3, 3, 0, 1),
+                                  (2, 50, 9, 4, 3, 1, 1, 1)])   # 42 + 8 channels: two blocks on C
 def test_conv1d_matches_torch(backend, case):
     require_target("conv1d", backend)
     n, c, length, o, k, s, p, d = case

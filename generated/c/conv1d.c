@@ -498,63 +498,68 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
         SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*L*_s) + _l * L;
-                    float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                        float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                            }
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
                             }
                         }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                else {
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
-                            }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
                                     _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
-                                else {
+                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                        }
-                    }
+                    /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                    sg_gemm_f32(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
                 }
-                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-                sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < L_out; ++i2) {
@@ -581,63 +586,68 @@ void conv1d_forward_f64(double *restrict y, const double *restrict x, const doub
         SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*L*_s) + _l * L;
-                    double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                        double *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                            }
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
                             }
                         }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                else {
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
-                            }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
                                     _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
-                                else {
+                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                        }
-                    }
+                    /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                    sg_gemm_f64(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
                 }
-                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-                sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < L_out; ++i2) {
@@ -682,63 +692,68 @@ void conv1d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
         SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*L*_s) + _l * L;
-                    float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                        float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                            }
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
                             }
                         }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                else {
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
-                            }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
                                     _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
-                                else {
+                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                        }
-                    }
+                    /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                    sg_gemm_f32(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
                 }
-                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-                sg_gemm_f32(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < L_out; ++i2) {
@@ -769,63 +784,68 @@ void conv1d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
         SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*L*_s) + _l * L;
-                    double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                        double *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (K == 2 && stride == 2 && dilation == 1) {
+                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
+                                }
+                            }
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
+                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
+                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                    if ((uint64_t)_p0 < (uint64_t)L) {
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                }
                             }
                         }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                else {
+                        else {
+                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                const int64_t _sh = dilation*_k0 - padding;
+                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
-                            }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
                                     _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
-                                else {
+                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                        }
-                    }
+                    /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
+                    sg_gemm_f64(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
                 }
-                /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-                sg_gemm_f64(0, 0, O, L_out, C*K, weight, C*K, (t0 + L_out*C*K*_c), L_out, 0, (t1 + L_out*O*_c), L_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < L_out; ++i2) {
@@ -910,13 +930,102 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             float *restrict _p_dweight = _part_dweight + _c * C*K*O;
             for (int64_t _i = 0; _i < C*K*O; ++_i) _p_dweight[_i] = 0;
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
-                sg_gemm_f32(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c), L_out);
-                /* dx = dyweight added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
-                    float *restrict _dst = (dx + C*L*_s) + _l * L;
-                    if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
+                    sg_gemm_f32(1, 0, K*_cn, L_out, O, weight + K*_c0, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c) + (K*_c0)*L_out, L_out);
+                    /* dx = dyweight added back at the window positions (fold, col2im) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (dyweight + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                        float *restrict _dst = (dx + C*L*_s + L*_c0) + _l * L;
+                        if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (K == 2 && stride == 2 && dilation == 1) {
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                    const int64_t _sh = dilation*_k0 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                        const int64_t _p0 = stride*_o0 + _sh;
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (K == 2 && stride == 2 && dilation == 1) {
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                    const int64_t _sh = dilation*_k0 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                        const int64_t _p0 = stride*_o0 + _sh;
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                        float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (K == 2 && stride == 2 && dilation == 1) {
                             const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
@@ -925,20 +1034,26 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                             for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
                                 for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                     const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
                             }
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
                                     const int64_t _p0 = 2*_o0 + _k0 - padding;
                                     if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
                                     }
                                 }
                                 for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
                                     const int64_t _p0 = 2*_o0 + _k0 - padding;
                                     if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
                                     }
                                 }
                             }
@@ -949,112 +1064,22 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                                 const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
                                 const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
                                 const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                    const int64_t _p0 = stride*_o0 + _sh;
-                                    _dst[_p0] = _src[L_out*_k0 + _o0];
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (K == 2 && stride == 2 && dilation == 1) {
-                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
-                                }
-                            }
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] += _src[L_out*_k0 + _o0];
-                                    }
-                                }
-                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] += _src[L_out*_k0 + _o0];
-                                    }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                                const int64_t _sh = dilation*_k0 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                    const int64_t _p0 = stride*_o0 + _sh;
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
-                                }
-                            }
-                        }
-                    }
-                }
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*L*_s) + _l * L;
-                    float *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                        }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                else {
+                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
-                            }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
                                     _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
-                                else {
+                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                        }
-                    }
+                    /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+                    sg_gemm_f32(0, 1, O, K*_cn, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
                 }
-                /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-                sg_gemm_f32(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c), L_out, 1, _p_dweight, C*K);
             }
         }
         SG_BLAS_ONE_THREAD_END
@@ -1125,13 +1150,102 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             double *restrict _p_dweight = _part_dweight + _c * C*K*O;
             for (int64_t _i = 0; _i < C*K*O; ++_i) _p_dweight[_i] = 0;
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
-                sg_gemm_f64(1, 0, C*K, L_out, O, weight, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c), L_out);
-                /* dx = dyweight added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (dyweight + L_out*C*K*_c) + _l * L_out*K;
-                    double *restrict _dst = (dx + C*L*_s) + _l * L;
-                    if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
+                    sg_gemm_f64(1, 0, K*_cn, L_out, O, weight + K*_c0, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c) + (K*_c0)*L_out, L_out);
+                    /* dx = dyweight added back at the window positions (fold, col2im) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (dyweight + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                        double *restrict _dst = (dx + C*L*_s + L*_c0) + _l * L;
+                        if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (K == 2 && stride == 2 && dilation == 1) {
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                    const int64_t _sh = dilation*_k0 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                        const int64_t _p0 = stride*_o0 + _sh;
+                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (K == 2 && stride == 2 && dilation == 1) {
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                    const int64_t _sh = dilation*_k0 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                        const int64_t _p0 = stride*_o0 + _sh;
+                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                        double *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (K == 2 && stride == 2 && dilation == 1) {
                             const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
@@ -1140,20 +1254,26 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                             for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
                                 for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                     const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    _dst[_p0] = _src[L_out*_k0 + _o0];
+                                    _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
                             }
                             for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
                                     const int64_t _p0 = 2*_o0 + _k0 - padding;
                                     if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
                                     }
                                 }
                                 for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
                                     const int64_t _p0 = 2*_o0 + _k0 - padding;
                                     if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    else {
+                                        _dst[L_out*_k0 + _o0] = 0;
                                     }
                                 }
                             }
@@ -1164,112 +1284,22 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                                 const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
                                 const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
                                 const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                    const int64_t _p0 = stride*_o0 + _sh;
-                                    _dst[_p0] = _src[L_out*_k0 + _o0];
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (K == 2 && stride == 2 && dilation == 1) {
-                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
-                                }
-                            }
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] += _src[L_out*_k0 + _o0];
-                                    }
-                                }
-                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[_p0] += _src[L_out*_k0 + _o0];
-                                    }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                                const int64_t _sh = dilation*_k0 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                    const int64_t _p0 = stride*_o0 + _sh;
-                                    _dst[_p0] += _src[L_out*_k0 + _o0];
-                                }
-                            }
-                        }
-                    }
-                }
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*L*_s) + _l * L;
-                    double *restrict _dst = (t0 + L_out*C*K*_c) + _l * L_out*K;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (K == 2 && stride == 2 && dilation == 1) {
-                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                        const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                        const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                        for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                        }
-                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                else {
+                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
-                            }
-                            for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                if ((uint64_t)_p0 < (uint64_t)L) {
+                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                    const int64_t _p0 = stride*_o0 + _sh;
                                     _dst[L_out*_k0 + _o0] = _src[_p0];
                                 }
-                                else {
+                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
                                     _dst[L_out*_k0 + _o0] = 0;
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                            const int64_t _sh = dilation*_k0 - padding;
-                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                            const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                            const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                            for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                            for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                const int64_t _p0 = stride*_o0 + _sh;
-                                _dst[L_out*_k0 + _o0] = _src[_p0];
-                            }
-                            for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                _dst[L_out*_k0 + _o0] = 0;
-                            }
-                        }
-                    }
+                    /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
+                    sg_gemm_f64(0, 1, O, K*_cn, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
                 }
-                /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-                sg_gemm_f64(0, 1, O, C*K, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c), L_out, 1, _p_dweight, C*K);
             }
         }
         SG_BLAS_ONE_THREAD_END

@@ -501,87 +501,92 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
         SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (x + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                    sg_gemm_f32(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 }
-                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-                sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
@@ -608,87 +613,92 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
         SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (x + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                    sg_gemm_f64(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 }
-                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-                sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
@@ -736,87 +746,92 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
         SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (x + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                    sg_gemm_f32(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 }
-                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-                sg_gemm_f32(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
@@ -847,87 +862,92 @@ void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
         SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (x + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
+                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                        if (KW == 2 && stride == 2 && dilation == 1) {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                    sg_gemm_f64(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 }
-                /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-                sg_gemm_f64(0, 0, O, H_out*W_out, C*KH*KW, weight, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
@@ -1017,40 +1037,65 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             float *restrict _p_dweight = _part_dweight + _c * C*KH*KW*O;
             for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) _p_dweight[_i] = 0;
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
-                sg_gemm_f32(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c), H_out*W_out);
-                /* dx = dyweight added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    float *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-                    if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (KW == 2 && stride == 2 && dilation == 1) {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
+                    sg_gemm_f32(1, 0, KH*KW*_cn, H_out*W_out, O, weight + KH*KW*_c0, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out);
+                    /* dx = dyweight added back at the window positions (fold, col2im) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
+                        float *restrict _dst = (dx + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (KW == 2 && stride == 2 && dilation == 1) {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
                                         }
-                                    }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                        const int64_t _sh = dilation*_k1 - padding;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
@@ -1059,165 +1104,145 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                             }
                         }
                         else {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                    const int64_t _sh = dilation*_k1 - padding;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (KW == 2 && stride == 2 && dilation == 1) {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                     for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
                                         if ((uint64_t)_p0 >= (uint64_t)H) {
                                             continue;
                                         }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                        const int64_t _sh = dilation*_k1 - padding;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const float *restrict _src = (x + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (KW == 2 && stride == 2 && dilation == 1) {
                             for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
                                     const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
-                                    }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                            }
-                                        }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                    const int64_t _sh = dilation*_k1 - padding;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const float *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+                    sg_gemm_f32(0, 1, O, KH*KW*_cn, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, 1, _p_dweight + KH*KW*_c0, C*KH*KW);
                 }
-                /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
-                sg_gemm_f32(0, 1, O, C*KH*KW, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 1, _p_dweight, C*KH*KW);
             }
         }
         SG_BLAS_ONE_THREAD_END
@@ -1290,40 +1315,65 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
             double *restrict _p_dweight = _part_dweight + _c * C*KH*KW*O;
             for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) _p_dweight[_i] = 0;
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
-                /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
-                sg_gemm_f64(1, 0, C*KH*KW, H_out*W_out, O, weight, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c), H_out*W_out);
-                /* dx = dyweight added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    double *restrict _dst = (dx + C*H*W*_s) + _l * H*W;
-                    if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (KW == 2 && stride == 2 && dilation == 1) {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
+                const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
+                for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
+                    const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
+                    /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
+                    sg_gemm_f64(1, 0, KH*KW*_cn, H_out*W_out, O, weight + KH*KW*_c0, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out);
+                    /* dx = dyweight added back at the window positions (fold, col2im) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
+                        double *restrict _dst = (dx + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (KW == 2 && stride == 2 && dilation == 1) {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
                                         }
-                                    }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                        const int64_t _sh = dilation*_k1 - padding;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
@@ -1332,165 +1382,145 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                             }
                         }
                         else {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                    const int64_t _sh = dilation*_k1 - padding;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (KW == 2 && stride == 2 && dilation == 1) {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                     for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
                                         if ((uint64_t)_p0 >= (uint64_t)H) {
                                             continue;
                                         }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
+                                        }
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                        const int64_t _sh = dilation*_k1 - padding;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                    else {
-                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                    /* t0 = the windows of x (unfold, im2col) */
+                    for (int64_t _l = 0; _l < _cn; ++_l) {
+                        const double *restrict _src = (x + C*H*W*_s + H*W*_c0) + _l * H*W;
+                        double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (KW == 2 && stride == 2 && dilation == 1) {
                             for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                 for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
                                     const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
-                                    }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                            }
-                                        }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                    const int64_t _sh = dilation*_k1 - padding;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                /* t0 = the windows of x (unfold, im2col) */
-                for (int64_t _l = 0; _l < C; ++_l) {
-                    const double *restrict _src = (x + C*H*W*_s) + _l * H*W;
-                    double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c) + _l * H_out*W_out*KH*KW;
-                    /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                    if (KW == 2 && stride == 2 && dilation == 1) {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                if ((uint64_t)_p0 >= (uint64_t)H) {
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                    }
-                                }
-                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                        if ((uint64_t)_p1 < (uint64_t)W) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
-                                        }
-                                        else {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                            for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                const int64_t _sh = dilation*_k1 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
                                     if ((uint64_t)_p0 >= (uint64_t)H) {
                                         for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
                                         }
                                         continue;
                                     }
-                                    for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
                                     }
-                                    for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                        const int64_t _p1 = stride*_o1 + _sh;
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
+                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            }
+                                            else {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                        }
                                     }
-                                    for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
-                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                }
+                            }
+                        }
+                        else {
+                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                    const int64_t _sh = dilation*_k1 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            }
+                                            continue;
+                                        }
+                                        for (int64_t _o1 = 0; _o1 < _a; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
+                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                            const int64_t _p1 = stride*_o1 + _sh;
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        }
+                                        for (int64_t _o1 = _b; _o1 < W_out; ++_o1) {
+                                            _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+                    sg_gemm_f64(0, 1, O, KH*KW*_cn, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, 1, _p_dweight + KH*KW*_c0, C*KH*KW);
                 }
-                /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
-                sg_gemm_f64(0, 1, O, C*KH*KW, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, (t0 + H_out*W_out*C*KH*KW*_c), H_out*W_out, 1, _p_dweight, C*KH*KW);
             }
         }
         SG_BLAS_ONE_THREAD_END

@@ -22,6 +22,10 @@ from .plan import accumulates, looped_gemm_form
 from .views import cint, merge_groups
 
 
+BLOCK_ROWS = 128
+"""Rows of a convolution's window array per block of channels (``Windows._channel_blocks``): one k-block
+of the float product kernel (SG_MK_KB), 512 KB of window rows at 32x32 outputs."""
+
 INTERLEAVED = (2,)
 """Window sizes whose non-overlapping case (stride = size, dilation 1) gets its own interleaved loops."""
 
@@ -563,6 +567,108 @@ class Windows:
             fields["src_shape"] = cut(one.src_shape)
         return dataclasses.replace(one, **fields)
 
+    def _channel_blocks(self, run, ones):
+        """How a convolution's sample runs in blocks of channels: its window array (im2col) of one
+        sample holds C*KH*KW rows of H_out*W_out, 2.36 MB at C64 3x3 32x32, more than a core's L2
+        (2 MB here), so each product read it back from L3. In blocks of about ``BLOCK_ROWS`` rows, a
+        block's window rows are written and read by the products right away, from L2 (measured, one
+        thread: 64x576 by 576x1024 at 150 GFLOP/s with B from L3, 169 by 576x256 in L2; the weight
+        gradient's 64x1024 by 1024x576 at 137, 173 at k = 256). The statements that run in blocks
+        come first: window reads and folds over (N, C, ...), and products in which the channel letter
+        of such an array is the outermost of its row, column or sum group (forward: a sum, so the
+        blocks accumulate, beta 1 after the first; the input gradient's product: rows; the weight
+        gradient's: columns). ``(number of blocked statements, {index: (group, inner)}, cells per
+        channel, C)`` or None (pooling; a run whose statements do not all fit)."""
+        wins = [t for t in run if isinstance(t, (ir.Window, ir.WindowAdd))]
+        if not wins or not any(isinstance(t, ir.Einsum) for t in run):
+            return None
+        chan, cells, arrays = None, None, set()
+        for t in wins:
+            n = len(t.size)
+            lead = tuple(t.src_shape if isinstance(t, ir.Window) else t.shape)[:-n]
+            c = lead[1] if len(lead) == 2 else None
+            if c is None or is_one(c) or (chan is not None and c != chan):
+                return None
+            k = prod(tuple(t.size))
+            if cells is not None and sp.simplify(k - cells) != 0:
+                return None
+            chan, cells = c, k
+            arrays |= {t.src, t.out}
+        groups, nb = {}, 0
+        for i, (t, one) in enumerate(zip(run, ones)):
+            if isinstance(t, (ir.Window, ir.WindowAdd)):
+                blocked = True
+            elif isinstance(t, ir.Einsum) and arrays & ({t.out} | set(t.operands)):
+                g = self._channel_group(t, one, arrays)
+                if g is None:
+                    return None
+                groups[i], blocked = g, True
+            else:
+                blocked = False
+                if arrays & (self.reads(t) | {t.out}):
+                    return None
+            if blocked and nb != i:   # the blocked statements first, the others after them
+                return None
+            nb += blocked
+        return nb, groups, cells, chan
+
+    def _channel_group(self, t, one, arrays):
+        """For a product of one sample (``one``, ``looped_gemm_form``, its loops of size 1): where the
+        channel letter (axis 1 of a window array) lies in the matrix product, ``"M"``, ``"N"`` or
+        ``"K"``, and the elements of the rest of its group (KH*KW), when it is that group's
+        outermost letter in every operand; else None."""
+        lg = looped_gemm_form(one)
+        if lg is None or not all(is_one(size) for size, *_ in lg[0]):
+            return None
+        ta, tb, m, n, k, a, b, lda, ldb = lg[1]
+        lhs, out = t.subscripts.split("->")
+        subs = dict(zip(t.operands, lhs.split(",")))
+        shapes = dict(zip(t.operands, one.operand_shapes))
+        size = {}
+        for name in t.operands:
+            size.update(zip(subs[name], shapes[name]))
+        size.update(zip(out, one.shape))
+        keep = lambda x: "".join(ch for ch in x if not is_one(size[ch]))  # noqa: E731 - the loops' letters go
+        arr = next(x for x in [t.out] + list(t.operands) if x in arrays)
+        letter = (out if arr == t.out else subs[arr])[1]
+        sa, sb, so = keep(subs[a]), keep(subs[b]), keep(out)
+        if letter in so:
+            where, group = ("M", [ch for ch in sa if ch in so]) if letter in sa else ("N", [ch for ch in sb if ch in so])
+        else:
+            where, group = "K", [ch for ch in sa if ch in sb]
+        inner = None
+        for x in (sa, sb, so):
+            if letter not in x:
+                continue
+            i = x.index(letter)
+            if set(x[i:i + len(group)]) != set(group):
+                return None
+            here = prod([size[ch] for ch in x[i + 1:i + len(group)]])
+            if inner is not None and sp.simplify(here - inner) != 0:
+                return None
+            inner = here
+        return where, inner
+
+    def _blocked_einsum(self, one, group, depth, accumulated):
+        """The product of one block of channels ``[_c0, _c0 + _cn)`` (``_channel_blocks``): its rows,
+        columns or part of the sum, as offsets into the whole sample's operands."""
+        where, inner = group
+        ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
+        sfx = "f32" if self.dtype == "float32" else "f64"
+        r0, rn = cint(sp.Symbol("_c0") * inner), cint(sp.Symbol("_cn") * inner)
+        pa, pb, pc = self.ptr(a), self.ptr(b), self.ptr(one.out)
+        mm, nn, kk, beta = cint(m), cint(n), cint(k), "1" if accumulated else "0"
+        L, N = cint(lda), cint(ldb)
+        if where == "M":
+            pa, pc, mm = f"{pa} + {r0 if ta else f'({r0})*{L}'}", f"{pc} + ({r0})*{cint(n)}", rn
+        elif where == "N":
+            pb, pc, nn = f"{pb} + {f'({r0})*{N}' if tb else r0}", f"{pc} + {r0}", rn
+        else:   # a part of the sum: the blocks after the first add to it
+            pa, pb, kk = f"{pa} + {f'({r0})*{L}' if ta else r0}", f"{pb} + {r0 if tb else f'({r0})*{N}'}", rn
+            beta = "1" if accumulated else "_c0 > 0"
+        self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {mm}, {nn}, {kk}, {pa}, {L}, {pb}, {N}, {beta}, {pc}, "
+                  f"{cint(n)});", depth)
+
     def _sample_loop(self, run, dim0, internal, depth, direct):
         """Emit ``run`` one sample at a time (``per_sample``), the samples split into one chunk per
         thread: ONE parallel region per run (a barrier per statement would cost more than the work
@@ -616,25 +722,50 @@ class Windows:
         self.serial = True   # inside the region: no nested parallel loop (a team of one per sample)
         windows = {n: self._window_view(w, a, saved_views, saved_shapes, per) for n, (w, a) in direct.items()}
         windows.update(reshaped)
-        for t, one in zip(run, ones):
+        blocks = None if direct or per != 1 else self._channel_blocks(run, ones)
+        for i, (t, one) in enumerate(zip(run, ones)):
             if id(t) in skip:
                 continue
+            dd = d + 2
+            if blocks is not None and i < blocks[0]:
+                dd = d + 3
+                if i == 0:
+                    nb, _, cells, chan = blocks
+                    self.note(f"in blocks of _cb channels, about {BLOCK_ROWS} rows of the window arrays each, "
+                              "which stay in this core's cache from the window read to the products "
+                              "(Windows._channel_blocks)", d + 2)
+                    self.emit(f"const int64_t _cb = {BLOCK_ROWS} / ({cint(cells)}) > 0 ? {BLOCK_ROWS} / ({cint(cells)}) : 1;",
+                              d + 2)
+                    self.emit(f"for (int64_t _c0 = 0; _c0 < {cint(chan)}; _c0 += _cb) {{", d + 2)
+                    self.emit(f"const int64_t _cn = {cint(chan)} - _c0 < _cb ? {cint(chan)} - _c0 : _cb;", d + 3)
             self._slice_views(t, one, internal, saved_shapes, per)
             self.views.update(windows)
             self.shapes.update({n: ((sp.Integer(1),) * per + tuple(saved_shapes[n][per:])) for n in windows})
             if t in acc:
                 self.views[t.out] = (f"_p_{self.cname(t.out)}", sp.Integer(0), self.contiguous(t.shape))
-            self.note(describe(t, self.glossary), d + 2)
-            self._hoisted = self.hoist(one, d + 2)
-            if isinstance(t, ir.Einsum):
+            self.note(describe(t, self.glossary), dd)
+            if dd > d + 2 and isinstance(t, (ir.Window, ir.WindowAdd)):   # this block's channels
+                cut = lambda sh: (sh[0], sp.Symbol("_cn")) + tuple(sh[2:])  # noqa: E731
+                one = dataclasses.replace(one, shape=cut(one.shape), src_shape=cut(one.src_shape))
+                for name, full in ((t.src, one.src_shape), (t.out, one.shape)):
+                    base, off, st = self.views.get(name) or (self.cname(name), sp.Integer(0),
+                                                             self.contiguous(self.shapes[name]))
+                    self.views[name] = (base, off + sp.Symbol("_c0") * prod(tuple(full)[2:]), st)
+                    self.shapes[name] = tuple(full)
+            self._hoisted = self.hoist(one, dd)
+            if isinstance(t, ir.Einsum) and dd > d + 2:
+                self._blocked_einsum(one, blocks[1][i], dd, accumulated=t in acc)
+            elif isinstance(t, ir.Einsum):
                 self.einsum(one, d + 2, accumulated=t in acc)
             else:
                 views, shapes = dict(self.views), dict(self.shapes)
                 ranks = [(len(w.shape if isinstance(w, ir.Window) else w.src_shape) - 2 * len(w.size), len(w.size))
                          for n, (w, _) in direct.items() if n in self.reads(t) | {t.out}]
                 done = self.interleaved(one, ranks[0]) if ranks else None
-                self.statement(done or self.collapsed(one), d + 2, 0, [f"i{a}" for a in range(8)])
+                self.statement(done or self.collapsed(one), dd, 0, [f"i{a}" for a in range(8)])
                 self.views, self.shapes = views, shapes   # the merged views served this statement only
+            if blocks is not None and i == blocks[0] - 1:
+                self.emit("}", d + 2)
         self.views, self.shapes, self.serial = saved_views, saved_shapes, serial
         self._hoisted = set()
         self.emit("}", d + 1)
