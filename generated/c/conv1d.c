@@ -194,14 +194,19 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
         const int add = beta || q0 > 0;
         for (int64_t ic = 0; ic < m; ic += SG_MK_MC) {
             const int64_t mc = m - ic < SG_MK_MC ? m - ic : SG_MK_MC;
-            for (int64_t ib = 0; ib + 8 <= mc; ib += 8) {    /* A's rows ic+ib.. as [p][8] */
+            /* rows in tiles of 8; a last 6 or 7 rows in a tile of their own, its A rows past them zeros and
+             * only their rows of C stored; fewer one at a time. One row costs about a fifth of a tile (load
+             * bound): the 6 rows left of 126 took 7% of the 126x1024 by 64 product one at a time */
+            const int64_t tiled = mc % 8 >= 6 ? mc : mc - mc % 8;
+            for (int64_t ib = 0; ib < tiled; ib += 8) {    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
                 float *restrict d = ap + ib * kq;
+                const int mr = mc - ib < 8 ? (int)(mc - ib) : 8;
                 if (ta)
                     for (int64_t p = 0; p < kq; ++p)
-                        for (int r = 0; r < 8; ++r) d[p * 8 + r] = a[(q0 + p) * lda + ic + ib + r];
+                        for (int r = 0; r < 8; ++r) d[p * 8 + r] = r < mr ? a[(q0 + p) * lda + ic + ib + r] : 0.0F;
                 else   /* transposed in registers: an LSTM's step products (n 128 a thread) 166 -> 192 GFLOP/s */
                     for (int64_t p = 0; p < kq; p += 16)
-                        sg_mk_transpose16(a + (ic + ib) * lda + q0 + p, lda, 8, kq - p, d + p * 8, 8, (__mmask16)0x00ff);
+                        sg_mk_transpose16(a + (ic + ib) * lda + q0 + p, lda, mr, kq - p, d + p * 8, 8, (__mmask16)0x00ff);
             }
             for (int64_t j0 = 0; j0 < n; j0 += 32) {
                 const int64_t nr = n - j0 < 32 ? n - j0 : 32;
@@ -213,7 +218,8 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
                 else
                     sg_mk_strip_f32(tb, b, ldb, q0, kq, j0, nr, bb);
                 int64_t i0 = ic;
-                for (; i0 + 8 <= ic + mc; i0 += 8) {
+                for (; i0 < ic + tiled; i0 += 8) {
+                    const int mr = ic + tiled - i0 < 8 ? (int)(ic + tiled - i0) : 8;
                     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
                            c70 = c00, c71 = c00;
@@ -228,15 +234,15 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
 #undef SG_MK_ROW
                     }
                     float *restrict ci = c + i0 * ldc + j0;
-#define SG_MK_STORE(r) if (add) { \
+#define SG_MK_STORE(r) if ((r) < mr) { if (add) { \
         c##r##0 = _mm512_add_ps(c##r##0, _mm512_maskz_loadu_ps(m0, ci + (r) * ldc)); \
         c##r##1 = _mm512_add_ps(c##r##1, _mm512_maskz_loadu_ps(m1, ci + (r) * ldc + 16)); } \
-    _mm512_mask_storeu_ps(ci + (r) * ldc, m0, c##r##0); _mm512_mask_storeu_ps(ci + (r) * ldc + 16, m1, c##r##1);
+    _mm512_mask_storeu_ps(ci + (r) * ldc, m0, c##r##0); _mm512_mask_storeu_ps(ci + (r) * ldc + 16, m1, c##r##1); }
                     SG_MK_STORE(0) SG_MK_STORE(1) SG_MK_STORE(2) SG_MK_STORE(3)
                     SG_MK_STORE(4) SG_MK_STORE(5) SG_MK_STORE(6) SG_MK_STORE(7)
 #undef SG_MK_STORE
                 }
-                for (; i0 < ic + mc; ++i0) {                   /* the last m % 8 rows, one at a time */
+                for (; i0 < ic + mc; ++i0) {                   /* the last m % 8 rows (up to 5), one at a time */
                     __m512 c0 = _mm512_setzero_ps(), c1 = c0;
                     for (int64_t p = 0; p < kq; ++p) {
                         const __m512 av = _mm512_set1_ps(ta ? a[(q0 + p) * lda + i0] : a[i0 * lda + q0 + p]);
