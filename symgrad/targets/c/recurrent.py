@@ -190,7 +190,8 @@ class CRecurrent:
         """The cache's copies (``_plan_kept``). Inside a row-split time loop (``whole`` false) each
         thread copies its share of every array in T slices, one per step, so that the copying overlaps
         the step's products instead of running alone before them (one thread copying 4 MB while the
-        other waited: 0.3 ms of an LSTM forward of 9); else (no split, or T = 0) whole, before the loop."""
+        other waited: 0.3 ms of an LSTM forward of 9); else (``whole``: no split, or no step or row ran)
+        each array in one loop after the time loop."""
         ind = "    " * depth
         L = []
         if not whole:   # no rows (N = 0): nothing here, the whole copies after the loop

@@ -730,7 +730,7 @@ class Windows:
             if blocks is not None and i < blocks[0]:
                 dd = d + 3
                 if i == 0:
-                    nb, _, cells, chan = blocks
+                    _, _, cells, chan = blocks
                     self.note(f"in blocks of _cb channels, about {BLOCK_ROWS} rows of the window arrays each, "
                               "which stay in this core's cache from the window read to the products "
                               "(Windows._channel_blocks)", d + 2)
