@@ -228,8 +228,8 @@ def test_c_lstm_cache_copies_written_inside_the_time_loop(T, N):
     threads write the cache's copies of x, W_ih and W_hh a slice per step (whole after the loop when no
     step or no row runs). The copies equal the arguments exactly, share no memory with them and are
     read-only; edits of the caller's arrays after forward do not reach backward; and outputs, caches
-    and gradients equal those of the borrowed call (the plain forward). T=4, N=41, H=96 is large
-    enough for the loop to be split by rows over the threads."""
+    and gradients equal those of the borrowed call and of a strided x (both the plain forward).
+    T=4, N=41, H=96 is large enough for the loop to be split by rows over the threads."""
     require_target("lstm", "c")
     k = symgrad.load("lstm", "c", "float64")
     g = k.module.forward.__globals__
@@ -244,20 +244,25 @@ def test_c_lstm_cache_copies_written_inside_the_time_loop(T, N):
     dhs = rng.standard_normal((T, N, H))
     try:
         runs = []
-        for borrow in (False, True):
+        for how in ("usual", "borrow", "strided"):
+            borrow = how == "borrow"
             a = {n: v.copy() for n, v in args.items()}
+            if how == "strided":   # made contiguous by the call (a copy already): the plain forward
+                a["x"] = np.repeat(a["x"], 2, axis=-1)[..., ::2]
             before = len(calls)
             outs, cache = k.forward(**a, borrow=borrow)
-            assert (len(calls) > before) == (not borrow)
-            if not borrow:
+            # an empty strided x is C-contiguous already (nothing to copy): the usual path then
+            assert (len(calls) > before) == (how == "usual" or (how == "strided" and a["x"].flags.c_contiguous)), how
+            if how == "usual":
                 for n in ("x", "W_ih", "W_hh"):
                     assert np.array_equal(cache[n], args[n]) and not np.shares_memory(cache[n], a[n])
                     assert not cache[n].flags.writeable
                     a[n][...] = 7.0   # edited after forward: backward still sees what forward saw
             grads = k.backward(cache, dhs)
             runs.append([np.asarray(o) for o in outs] + list(grads))
-        for u, v in zip(*runs):
-            np.testing.assert_array_equal(u, v)
+        for other in runs[1:]:
+            for u, v in zip(runs[0], other):
+                np.testing.assert_array_equal(u, v)
     finally:
         g["_FWDK"] = original
 
