@@ -183,12 +183,14 @@ static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb,
 }
 /* c (m x n) = A B (beta 0) or c += A B (beta 1) on the calling thread; A(i, p) = ta ? a[p lda + i] :
  * a[i lda + p], B(p, j) = tb ? b[j ldb + p] : b[p ldb + j]; row-major, k > 0. With bpk, B is read from
- * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj) */
+ * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj);
+ * with apk, A from there, packed by sg_mk_pack_a_f32 (a is then not read) */
 static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
                              const float *restrict b, int64_t ldb, const float *restrict bpk, int64_t n32, int64_t bj,
-                             int beta, float *restrict c, int64_t ldc)
+                             const float *restrict apk, int beta, float *restrict c, int64_t ldc)
 {
     float bb[SG_MK_KB * 32], ap[SG_MK_MC * SG_MK_KB];
+    const int64_t m8 = (m + 7) / 8 * 8;
     for (int64_t q0 = 0; q0 < k; q0 += SG_MK_KB) {
         const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB;
         const int add = beta || q0 > 0;
@@ -197,8 +199,9 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
             /* rows in tiles of 8; a last 6 or 7 rows in a tile of their own, its A rows past them zeros and
              * only their rows of C stored; fewer one at a time. One row costs about a fifth of a tile (load
              * bound): the 6 rows left of 126 took 7% of the 126x1024 by 64 product one at a time */
-            const int64_t tiled = mc % 8 >= 6 ? mc : mc - mc % 8;
-            for (int64_t ib = 0; ib < tiled; ib += 8) {    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
+            const int64_t tiled = apk || mc % 8 >= 6 ? mc : mc - mc % 8;
+            const float *restrict apc = apk ? apk + q0 * m8 + ic * kq : ap;   /* this chunk's packed rows */
+            for (int64_t ib = 0; ib < tiled && !apk; ib += 8) {    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
                 float *restrict d = ap + ib * kq;
                 const int mr = mc - ib < 8 ? (int)(mc - ib) : 8;
                 if (ta)
@@ -223,7 +226,7 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
                     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
                            c70 = c00, c71 = c00;
-                    const float *restrict ai = ap + (i0 - ic) * kq;
+                    const float *restrict ai = apc + (i0 - ic) * kq;
                     const float *restrict bp = bs;
                     for (int64_t p = 0; p < kq; ++p, ai += 8, bp += 32) {
                         const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
@@ -278,17 +281,38 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
             const int64_t lo = blocks * id / nt * q, hi0 = blocks * (id + 1) / nt * q, hi = hi0 < len ? hi0 : len;
             if (hi > lo) {
                 if (split_rows)
-                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, beta,
+                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, NULL, beta,
                               c + lo * ldc, ldc);
                 else
                     sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, bpk ? b : b + (tb ? lo * ldb : lo), ldb, bpk, n32, lo,
-                              beta, c + lo, ldc);
+                              NULL, beta, c + lo, ldc);
             }
         }
         return;
     }
 #endif
-    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, beta, c, ldc);
+    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, beta, c, ldc);
+}
+/* A (m x k) packed once as sg_mk_f32 reads it, into out ((m + 7) k elements): per block of SG_MK_KB
+ * columns (kq of them) from q0, at out + q0 m8 (m8 = m rounded up to 8), its rows 8 at a time as [p][8],
+ * rows past m zeros */
+static inline void sg_mk_pack_a_f32(int ta, int64_t m, int64_t k, const float *restrict a, int64_t lda,
+                                    float *restrict out)
+{
+    const int64_t m8 = (m + 7) / 8 * 8;
+    for (int64_t q0 = 0; q0 < k; q0 += SG_MK_KB) {
+        const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB;
+        for (int64_t i = 0; i < m8; i += 8) {
+            float *restrict d = out + q0 * m8 + i * kq;
+            const int mr = m - i < 8 ? (int)(m - i) : 8;
+            if (ta)
+                for (int64_t p = 0; p < kq; ++p)
+                    for (int r = 0; r < 8; ++r) d[p * 8 + r] = r < mr ? a[(q0 + p) * lda + i + r] : 0.0F;
+            else
+                for (int64_t p = 0; p < kq; p += 16)
+                    sg_mk_transpose16(a + i * lda + q0 + p, lda, mr, kq - p, d + p * 8, 8, (__mmask16)0x00ff);
+        }
+    }
 }
 #endif
 
@@ -387,6 +411,33 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
 #endif
     sg_gemm_team_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
+/* The left operand of several products prepared once (a convolution's dy, read by the weight
+ * gradient's product of every block of channels): A = a (ta 0) or a^T (ta 1), m x k, into out
+ * ((m + 7) k elements): packed as the float kernel reads it where it is compiled (packing dy, transposed
+ * in registers, took about 8% of each 64x126 by 1024 product), else a row-major copy. sg_gemm_prepa
+ * then computes c = A b (beta 0) or c += A b (beta 1), b optionally transposed (tb), on this thread. */
+static inline void sg_prepa_f32(int ta, int64_t m, int64_t k, const float *restrict a, int64_t lda,
+                                float *restrict out)
+{
+#ifdef SG_MK_F32
+    sg_mk_pack_a_f32(ta, m, k, a, lda, out);
+    return;
+#endif
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t p = 0; p < k; ++p) out[i * k + p] = ta ? a[p * lda + i] : a[i * lda + p];
+}
+static inline void sg_gemm_prepa_f32(int64_t m, int64_t n, int64_t k, const float *restrict prep, int tb,
+                                     const float *restrict b, int64_t ldb, int beta, float *restrict c,
+                                     int64_t ldc)
+{
+#ifdef SG_MK_F32
+    if (m > 0 && n > 0 && k > 0) {
+        sg_mk_f32(0, tb, m, n, k, NULL, 0, b, ldb, NULL, 0, 0, prep, beta, c, ldc);
+        return;
+    }
+#endif
+    sg_gemm_team_f32(0, tb, m, n, k, prep, k, b, ldb, beta, c, ldc);
+}
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
  * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
@@ -472,6 +523,23 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
     }
 #endif
     sg_gemm_team_f64(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+/* The left operand of several products prepared once (a convolution's dy, read by the weight
+ * gradient's product of every block of channels): A = a (ta 0) or a^T (ta 1), m x k, into out
+ * ((m + 7) k elements): packed as the float kernel reads it where it is compiled (packing dy, transposed
+ * in registers, took about 8% of each 64x126 by 1024 product), else a row-major copy. sg_gemm_prepa
+ * then computes c = A b (beta 0) or c += A b (beta 1), b optionally transposed (tb), on this thread. */
+static inline void sg_prepa_f64(int ta, int64_t m, int64_t k, const double *restrict a, int64_t lda,
+                                double *restrict out)
+{
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t p = 0; p < k; ++p) out[i * k + p] = ta ? a[p * lda + i] : a[i * lda + p];
+}
+static inline void sg_gemm_prepa_f64(int64_t m, int64_t n, int64_t k, const double *restrict prep, int tb,
+                                     const double *restrict b, int64_t ldb, int beta, double *restrict c,
+                                     int64_t ldc)
+{
+    sg_gemm_team_f64(0, tb, m, n, k, prep, k, b, ldb, beta, c, ldc);
 }
 
 
@@ -875,7 +943,7 @@ int64_t conv1d_backward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O,
     (void)padding;
     (void)dilation;
     (void)L_out;
-    return 2*L_out*C*K*N + 16*C*K*O + N*O + 17*O;
+    return 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O + 17*O;
 }
 
 void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
@@ -883,9 +951,10 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     float *restrict dyweight = scratch + 0;
     float *restrict t0 = scratch + L_out*C*K*N;
     float *restrict _part_dweight = scratch + 2*L_out*C*K*N;
-    float *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*C*K*O;
-    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O;
-    float *restrict t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O + 16*O;
+    float *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 16*C*K*O;
+    float *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O;
+    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O;
+    float *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -938,6 +1007,8 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
                 const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                /* dy packed once for the blocks' products (sg_prepa) */
+                sg_prepa_f32(0, O, L_out, (dy + L_out*O*_s), L_out, _pka_dweight + _c*(L_out*(O + 7)));
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
@@ -1084,7 +1155,7 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                         }
                     }
                     /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-                    sg_gemm_f32(0, 1, O, K*_cn, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
+                    sg_gemm_prepa_f32(O, K*_cn, L_out, _pka_dweight + _c*(L_out*(O + 7)), 1, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
                 }
             }
         }
@@ -1103,9 +1174,10 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
     double *restrict dyweight = scratch + 0;
     double *restrict t0 = scratch + L_out*C*K*N;
     double *restrict _part_dweight = scratch + 2*L_out*C*K*N;
-    double *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*C*K*O;
-    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O;
-    double *restrict t5 = scratch + 2*L_out*C*K*N + 16*C*K*O + N*O + 16*O;
+    double *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 16*C*K*O;
+    double *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O;
+    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O;
+    double *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1158,6 +1230,8 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
                 const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                /* dy packed once for the blocks' products (sg_prepa) */
+                sg_prepa_f64(0, O, L_out, (dy + L_out*O*_s), L_out, _pka_dweight + _c*(L_out*(O + 7)));
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
@@ -1304,7 +1378,7 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                         }
                     }
                     /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-                    sg_gemm_f64(0, 1, O, K*_cn, L_out, (dy + L_out*O*_s), L_out, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
+                    sg_gemm_prepa_f64(O, K*_cn, L_out, _pka_dweight + _c*(L_out*(O + 7)), 1, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
                 }
             }
         }

@@ -251,12 +251,14 @@ static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb,
 }
 /* c (m x n) = A B (beta 0) or c += A B (beta 1) on the calling thread; A(i, p) = ta ? a[p lda + i] :
  * a[i lda + p], B(p, j) = tb ? b[j ldb + p] : b[p ldb + j]; row-major, k > 0. With bpk, B is read from
- * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj) */
+ * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj);
+ * with apk, A from there, packed by sg_mk_pack_a_f32 (a is then not read) */
 static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
                              const float *restrict b, int64_t ldb, const float *restrict bpk, int64_t n32, int64_t bj,
-                             int beta, float *restrict c, int64_t ldc)
+                             const float *restrict apk, int beta, float *restrict c, int64_t ldc)
 {
     float bb[SG_MK_KB * 32], ap[SG_MK_MC * SG_MK_KB];
+    const int64_t m8 = (m + 7) / 8 * 8;
     for (int64_t q0 = 0; q0 < k; q0 += SG_MK_KB) {
         const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB;
         const int add = beta || q0 > 0;
@@ -265,8 +267,9 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
             /* rows in tiles of 8; a last 6 or 7 rows in a tile of their own, its A rows past them zeros and
              * only their rows of C stored; fewer one at a time. One row costs about a fifth of a tile (load
              * bound): the 6 rows left of 126 took 7% of the 126x1024 by 64 product one at a time */
-            const int64_t tiled = mc % 8 >= 6 ? mc : mc - mc % 8;
-            for (int64_t ib = 0; ib < tiled; ib += 8) {    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
+            const int64_t tiled = apk || mc % 8 >= 6 ? mc : mc - mc % 8;
+            const float *restrict apc = apk ? apk + q0 * m8 + ic * kq : ap;   /* this chunk's packed rows */
+            for (int64_t ib = 0; ib < tiled && !apk; ib += 8) {    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
                 float *restrict d = ap + ib * kq;
                 const int mr = mc - ib < 8 ? (int)(mc - ib) : 8;
                 if (ta)
@@ -291,7 +294,7 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
                     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
                            c70 = c00, c71 = c00;
-                    const float *restrict ai = ap + (i0 - ic) * kq;
+                    const float *restrict ai = apc + (i0 - ic) * kq;
                     const float *restrict bp = bs;
                     for (int64_t p = 0; p < kq; ++p, ai += 8, bp += 32) {
                         const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
@@ -346,17 +349,17 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
             const int64_t lo = blocks * id / nt * q, hi0 = blocks * (id + 1) / nt * q, hi = hi0 < len ? hi0 : len;
             if (hi > lo) {
                 if (split_rows)
-                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, beta,
+                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, NULL, beta,
                               c + lo * ldc, ldc);
                 else
                     sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, bpk ? b : b + (tb ? lo * ldb : lo), ldb, bpk, n32, lo,
-                              beta, c + lo, ldc);
+                              NULL, beta, c + lo, ldc);
             }
         }
         return;
     }
 #endif
-    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, beta, c, ldc);
+    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, beta, c, ldc);
 }
 #endif
 

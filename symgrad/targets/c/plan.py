@@ -150,6 +150,9 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
             scratch.append((f"_part_{s.out}", (CHUNKS,) + tuple(s.src_shape[1:])))
         if windows and isinstance(s, ir.Einsum) and accumulates(s):   # one partial product per chunk of samples
             scratch.append((f"_part_{s.out}", (CHUNKS,) + tuple(s.shape)))
+            pa = prepared_a_size(s, f)
+            if pa is not None:   # its left operand packed once per sample (Windows._channel_blocks)
+                scratch.append((f"_pka_{s.out}", (CHUNKS, pa)))
         if s.out in taken or s.out in views:
             continue
         if tuple(s.shape) == ():
@@ -157,6 +160,20 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
         else:
             scratch.append((s.out, tuple(s.shape)))
     return scratch, locs
+
+
+def prepared_a_size(s: ir.Einsum, f: ir.Function):
+    """Elements of one sample's left operand packed once (``sg_prepa``), ``(m + 7) k``, for a product
+    that sums over the samples (a convolution's weight gradient ``nohw,ncabhw->ocab``) whose left
+    operand is no window array and whose right one is: run in blocks of channels, each block's product
+    reads the same ``dy``, packed once instead of per block. None for any other statement."""
+    if not accumulates(s):
+        return None
+    windowed = {n for t in f.body if isinstance(t, (ir.Window, ir.WindowAdd)) for n in (t.src, t.out)}
+    ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(s)[1]
+    if a in windowed or b not in windowed:
+        return None
+    return (m + 7) * k
 
 
 def shape_doc(shape) -> str:

@@ -18,7 +18,7 @@ from ...codegen.printers import ccode
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from .names import describe
-from .plan import accumulates, looped_gemm_form
+from .plan import accumulates, looped_gemm_form, prepared_a_size
 from .views import cint, merge_groups
 
 
@@ -649,9 +649,21 @@ class Windows:
             inner = here
         return where, inner
 
-    def _blocked_einsum(self, one, group, depth, accumulated):
+    def _prepare_a(self, t, one, depth) -> str:
+        """Before the blocks of channels: the left operand of ``t`` (the weight gradient's ``dy``, the
+        same for every block) packed once for this sample into its chunk's slot (``plan.prepared_a_size``);
+        the pointer the blocks' products read it from."""
+        ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
+        sfx = "f32" if self.dtype == "float32" else "f64"
+        slot = f"{self.ptr('_pka_' + t.out)} + _c*({cint(prepared_a_size(t, self.f))})"
+        self.note(f"{self.cname(a)} packed once for the blocks' products (sg_prepa)", depth)
+        self.emit(f"sg_prepa_{sfx}({int(ta)}, {cint(m)}, {cint(k)}, {self.ptr(a)}, {cint(lda)}, {slot});", depth)
+        return slot
+
+    def _blocked_einsum(self, one, group, depth, accumulated, prepared=None):
         """The product of one block of channels ``[_c0, _c0 + _cn)`` (``_channel_blocks``): its rows,
-        columns or part of the sum, as offsets into the whole sample's operands."""
+        columns or part of the sum, as offsets into the whole sample's operands; ``prepared``: where its
+        left operand was packed (``_prepare_a``)."""
         where, inner = group
         ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
         sfx = "f32" if self.dtype == "float32" else "f64"
@@ -666,6 +678,11 @@ class Windows:
         else:   # a part of the sum: the blocks after the first add to it
             pa, pb, kk = f"{pa} + {f'({r0})*{L}' if ta else r0}", f"{pb} + {r0 if tb else f'({r0})*{N}'}", rn
             beta = "1" if accumulated else "_c0 > 0"
+        if prepared is not None:
+            assert where == "N", "a prepared left operand is read whole by every block"
+            self.emit(f"sg_gemm_prepa_{sfx}({mm}, {nn}, {kk}, {prepared}, {int(tb)}, {pb}, {N}, {beta}, {pc}, "
+                      f"{cint(n)});", depth)
+            return
         self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {mm}, {nn}, {kk}, {pa}, {L}, {pb}, {N}, {beta}, {pc}, "
                   f"{cint(n)});", depth)
 
@@ -736,6 +753,12 @@ class Windows:
                               "(Windows._channel_blocks)", d + 2)
                     self.emit(f"const int64_t _cb = {BLOCK_ROWS} / ({cint(cells)}) > 0 ? {BLOCK_ROWS} / ({cint(cells)}) : 1;",
                               d + 2)
+                    prepared = {}
+                    for j in range(blocks[0]):
+                        u = run[j]
+                        if isinstance(u, ir.Einsum) and blocks[1][j][0] == "N" and prepared_a_size(u, self.f):
+                            self._slice_views(u, ones[j], internal, saved_shapes, per)
+                            prepared[j] = self._prepare_a(u, ones[j], d + 2)
                     self.emit(f"for (int64_t _c0 = 0; _c0 < {cint(chan)}; _c0 += _cb) {{", d + 2)
                     self.emit(f"const int64_t _cn = {cint(chan)} - _c0 < _cb ? {cint(chan)} - _c0 : _cb;", d + 3)
             self._slice_views(t, one, internal, saved_shapes, per)
@@ -754,7 +777,7 @@ class Windows:
                     self.shapes[name] = tuple(full)
             self._hoisted = self.hoist(one, dd)
             if isinstance(t, ir.Einsum) and dd > d + 2:
-                self._blocked_einsum(one, blocks[1][i], dd, accumulated=t in acc)
+                self._blocked_einsum(one, blocks[1][i], dd, accumulated=t in acc, prepared=prepared.get(i))
             elif isinstance(t, ir.Einsum):
                 self.einsum(one, d + 2, accumulated=t in acc)
             else:
