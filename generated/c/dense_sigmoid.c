@@ -218,6 +218,18 @@ static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int
         if (12 + c < cols) _mm512_mask_storeu_ps(dst + (12 + c) * ldd, wm, _mm512_shuffle_f32x4(s1, s3, 0xdd));
     }
 }
+/* d[p][0..7] = A(i0 + r, q0 + p) for r < mr, zeros for mr <= r < 8, p < kq: one panel of 8 rows of A as
+ * the kernel reads it; A(i, p) = ta ? a[p lda + i] : a[i lda + p] (untransposed: 16x16 in registers) */
+static inline void sg_mk_panel_a_f32(int ta, const float *restrict a, int64_t lda, int64_t i0, int64_t q0, int64_t kq,
+                                     int mr, float *restrict d)
+{
+    if (ta)
+        for (int64_t p = 0; p < kq; ++p)
+            for (int r = 0; r < 8; ++r) d[p * 8 + r] = r < mr ? a[(q0 + p) * lda + i0 + r] : 0.0F;
+    else   /* transposed in registers: an LSTM's step products (n 128 a thread) 166 -> 192 GFLOP/s */
+        for (int64_t p = 0; p < kq; p += 16)
+            sg_mk_transpose16(a + i0 * lda + q0 + p, lda, mr, kq - p, d + p * 8, 8, (__mmask16)0x00ff);
+}
 /* dst[p][0..31] = B(q0 + p, j0 + 0..31) for p < kq, zeros past column n (nr = min(32, n - j0)) */
 static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb, int64_t q0, int64_t kq, int64_t j0,
                                    int64_t nr, float *restrict dst)
@@ -256,16 +268,8 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
              * bound): the 6 rows left of 126 took 7% of the 126x1024 by 64 product one at a time */
             const int64_t tiled = apk || mc % 8 >= 6 ? mc : mc - mc % 8;
             const float *restrict apc = apk ? apk + q0 * m8 + ic * kq : ap;   /* this chunk's packed rows */
-            for (int64_t ib = 0; ib < tiled && !apk; ib += 8) {    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
-                float *restrict d = ap + ib * kq;
-                const int mr = mc - ib < 8 ? (int)(mc - ib) : 8;
-                if (ta)
-                    for (int64_t p = 0; p < kq; ++p)
-                        for (int r = 0; r < 8; ++r) d[p * 8 + r] = r < mr ? a[(q0 + p) * lda + ic + ib + r] : 0.0F;
-                else   /* transposed in registers: an LSTM's step products (n 128 a thread) 166 -> 192 GFLOP/s */
-                    for (int64_t p = 0; p < kq; p += 16)
-                        sg_mk_transpose16(a + (ic + ib) * lda + q0 + p, lda, mr, kq - p, d + p * 8, 8, (__mmask16)0x00ff);
-            }
+            for (int64_t ib = 0; ib < tiled && !apk; ib += 8)    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
+                sg_mk_panel_a_f32(ta, a, lda, ic + ib, q0, kq, mc - ib < 8 ? (int)(mc - ib) : 8, ap + ib * kq);
             for (int64_t j0 = 0; j0 < n; j0 += 32) {
                 const int64_t nr = n - j0 < 32 ? n - j0 : 32;
                 const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
