@@ -740,6 +740,7 @@ class Windows:
         windows = {n: self._window_view(w, a, saved_views, saved_shapes, per) for n, (w, a) in direct.items()}
         windows.update(reshaped)
         blocks = None if direct or per != 1 else self._channel_blocks(run, ones)
+        prepared = {}   # blocked product -> where its left operand was packed before the blocks
         for i, (t, one) in enumerate(zip(run, ones)):
             if id(t) in skip:
                 continue
@@ -753,7 +754,6 @@ class Windows:
                               "(Windows._channel_blocks)", d + 2)
                     self.emit(f"const int64_t _cb = {BLOCK_ROWS} / ({cint(cells)}) > 0 ? {BLOCK_ROWS} / ({cint(cells)}) : 1;",
                               d + 2)
-                    prepared = {}
                     for j in range(blocks[0]):
                         u = run[j]
                         if isinstance(u, ir.Einsum) and blocks[1][j][0] == "N" and prepared_a_size(u, self.f):
