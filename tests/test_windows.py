@@ -82,6 +82,53 @@ def test_conv1d_matches_torch(backend, case):
     assert err < TOL64, err
 
 
+# float32 on C: at unit stride on the last axis the products read a convolution's windows straight from x
+# (sg_gemm_window: forward and weight gradient), else from the window array; both against torch
+WINDOWS_F32 = CONV2D + [
+    (2, 20, 9, 37, 3, 3, 3, 1, 2, 2),   # 37 columns: the kernel's strips of 32 cross output rows, two blocks
+    (1, 3, 5, 70, 2, 3, 5, 1, 3, 1),    # rows longer than a strip, wide padding
+    (2, 2, 4, 6, 3, 3, 3, 1, 4, 1),     # padding beyond the kernel's reach on both axes
+    (2, 3, 5, 5, 2, 1, 1, 1, 0, 1),     # 1x1 kernel
+    (1, 2, 14, 15, 3, 12, 11, 1, 1, 1),  # 132 cells: a channel's window rows span two of the kernel's k blocks
+]
+
+
+@needs_torch
+@pytest.mark.parametrize("case", WINDOWS_F32)
+def test_conv_float32_windows_read_from_x(case):
+    require_target("conv2d", "c")
+    n, c, h, w, o, kh, kw, s, p, d = case
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(sh).astype(np.float32) for sh in ((n, c, h, w), (o, c, kh, kw), (o,))]
+    k = symgrad.load("conv2d", backend="c", dtype="float32")
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    ty = F.conv2d(*ts, stride=s, padding=p, dilation=d)
+    y, cache = k.forward(*arrays, stride=s, padding=p, dilation=d)
+    dy = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(dy, dtype=torch.float64))
+    grads = k.backward(cache, dy)
+    errs = [rel(y, ty.detach().numpy())] + [rel(g, t.grad.numpy()) for g, t in zip(grads, ts)]
+    assert max(errs) < 2e-5, errs
+
+
+@needs_torch
+@pytest.mark.parametrize("case", [(2, 3, 11, 4, 3, 1, 0, 1), (2, 3, 40, 4, 3, 1, 2, 3), (2, 50, 9, 4, 3, 1, 1, 1),
+                                  (3, 2, 7, 5, 2, 3, 2, 1)])
+def test_conv1d_float32_windows_read_from_x(case):
+    require_target("conv1d", "c")
+    n, c, length, o, kk, s, p, d = case
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(sh).astype(np.float32) for sh in ((n, c, length), (o, c, kk), (o,))]
+    k = symgrad.load("conv1d", backend="c", dtype="float32")
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    ty = F.conv1d(*ts, stride=s, padding=p, dilation=d)
+    y, cache = k.forward(*arrays, stride=s, padding=p, dilation=d)
+    dy = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(dy, dtype=torch.float64))
+    errs = [rel(y, ty.detach().numpy())] + [rel(g, t.grad.numpy()) for g, t in zip(k.backward(cache, dy), ts)]
+    assert max(errs) < 2e-5, errs
+
+
 POOL = [  # N, C, H, W, kernel_size, stride, padding
     (2, 3, 8, 8, 2, None, 0), (2, 3, 9, 7, 3, 2, 1), (1, 1, 1, 1, 1, None, 0), (2, 2, 5, 6, 3, 1, 1),
     (1, 2, 7, 5, 2, 3, 1),

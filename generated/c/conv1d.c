@@ -113,6 +113,21 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
 #define SG_BLAS_ONE_THREAD_BEGIN
 #define SG_BLAS_ONE_THREAD_END
 #endif
+/* A window read (im2col) as an operand of a product, its array never written (implicit im2col; docs/windows.md):
+ * V(r, j) = x[c][sh ho + dh a - ph][sw wo + dw b - pw] (zero outside x) for row r = (c KH + a) KW + b and column
+ * j = ho Wo + wo, x pointing at channel 0 of one sample (H x W per channel); a 1-D window is the 2-D one with
+ * H = KH = 1. The kernel packs its strips of B from x directly: the window array's write and read back cost
+ * 17% of a 3x3 convolution's forward (N32 C64 32x32). */
+#define SG_WIN_TAB 1024
+struct sg_window_f32 { const float *x; int64_t H, W, KH, KW, Wo, sh, sw, dh, dw, ph, pw; };
+typedef struct sg_window_f32 sg_window_f32;
+/* V(r, j), one element: the portable loops' operand */
+static inline float sg_window_at_f32(const sg_window_f32 *w, int64_t r, int64_t j)
+{
+    const int64_t cells = w->KH * w->KW, c = r / cells, a = r % cells / w->KW, b = r % w->KW;
+    const int64_t hi = w->sh * (j / w->Wo) + w->dh * a - w->ph, wi = w->sw * (j % w->Wo) + w->dw * b - w->pw;
+    return (uint64_t)hi < (uint64_t)w->H && (uint64_t)wi < (uint64_t)w->W ? w->x[(c * w->H + hi) * w->W + wi] : 0.0F;
+}
 /* SG_MK_F32: float products by this file's own AVX-512 kernel (sg_mk_f32) wherever a product runs on
  * one thread: inside a parallel region (a convolution's per-sample products), on each thread of a
  * team split (an LSTM's step products), and for small products. Compiled only where the compiler
@@ -133,14 +148,11 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
 #endif
 #define SG_MK_KB 128
 #define SG_MK_MC 128
-/* dst[p * ldd + r] = src[r * lds + p] for r < rows (zeros for rows <= r < 16) and p < cols <= 16; only
- * the lanes r of wm are stored (0x00ff: 8 rows into rows of 8) */
-static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int64_t rows, int64_t cols,
-                                     float *restrict dst, int64_t ldd, __mmask16 wm)
+/* dst[p * ldd + r] = r[row](p) for the 16 registers r and p < cols <= 16: transposed in registers; only the
+ * lanes (rows) of wm are stored (0x00ff: 8 rows into rows of 8) */
+static inline void sg_mk_transpose16_regs(__m512 *r, int64_t cols, float *restrict dst, int64_t ldd, __mmask16 wm)
 {
-    const __mmask16 mp = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(mp, src + i * lds) : _mm512_setzero_ps();
+    __m512 t[16];
     for (int q = 0; q < 8; ++q) {
         t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
         t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
@@ -162,6 +174,16 @@ static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int
         if (8 + c < cols) _mm512_mask_storeu_ps(dst + (8 + c) * ldd, wm, _mm512_shuffle_f32x4(s0, s2, 0xdd));
         if (12 + c < cols) _mm512_mask_storeu_ps(dst + (12 + c) * ldd, wm, _mm512_shuffle_f32x4(s1, s3, 0xdd));
     }
+}
+/* dst[p * ldd + r] = src[r * lds + p] for r < rows (zeros for rows <= r < 16) and p < cols <= 16; only
+ * the lanes r of wm are stored */
+static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int64_t rows, int64_t cols,
+                                     float *restrict dst, int64_t ldd, __mmask16 wm)
+{
+    const __mmask16 mp = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(mp, src + i * lds) : _mm512_setzero_ps();
+    sg_mk_transpose16_regs(r, cols, dst, ldd, wm);
 }
 /* d[p][0..7] = A(i0 + r, q0 + p) for r < mr, zeros for mr <= r < 8, p < kq: one panel of 8 rows of A as
  * the kernel reads it; A(i, p) = ta ? a[p lda + i] : a[i lda + p] (untransposed: 16x16 in registers) */
@@ -193,13 +215,109 @@ static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb,
                 sg_mk_transpose16(b + (j0 + 16 * h) * ldb + q0 + p, ldb, nr - 16 * h, kq - p, dst + p * 32 + 16 * h, 32,
                                   (__mmask16)0xffff);
 }
+/* The window's columns j0 .. j0 + nr - 1 (nr <= 32) in runs of one output row each and, per window cell
+ * (a, b) and run, the lanes whose element lies inside x and the offset in a channel of the first of them:
+ * tab[cell * nrun + run]; returns nrun */
+typedef struct { int64_t off; uint32_t lanes; int low; } sg_win_lanes;
+static inline int sg_mk_window_table_f32(const sg_window_f32 *w, int64_t j0, int64_t nr, sg_win_lanes *tab)
+{
+    int64_t rl[35], rho[35], rwo[35];
+    int nrun = 0;
+    for (int64_t l = 0; l < nr; ++nrun) {
+        rl[nrun] = l;
+        rho[nrun] = (j0 + l) / w->Wo;
+        rwo[nrun] = (j0 + l) % w->Wo;
+        l += w->Wo - rwo[nrun] < nr - l ? w->Wo - rwo[nrun] : nr - l;
+    }
+    rl[nrun] = nr;
+    for (int64_t a = 0; a < w->KH; ++a)
+        for (int64_t b = 0; b < w->KW; ++b)
+            for (int q = 0; q < nrun; ++q) {
+                sg_win_lanes *e = tab + (a * w->KW + b) * nrun + q;
+                const int64_t hi = w->sh * rho[q] + w->dh * a - w->ph, wi = rwo[q] + w->dw * b - w->pw;
+                int64_t lo = rl[q], end = rl[q + 1];   /* lane l reads column wi + l - rl[q] of row hi */
+                if (wi < 0)
+                    lo -= wi;
+                if (wi + end - rl[q] > w->W)
+                    end -= wi + end - rl[q] - w->W;
+                const int inside = (uint64_t)hi < (uint64_t)w->H && lo < end;
+                e->lanes = inside ? (uint32_t)((((uint64_t)1 << end) - 1) & ~(((uint64_t)1 << lo) - 1)) : 0u;
+                e->off = hi * w->W + wi + lo - rl[q];
+                e->low = __builtin_popcount(e->lanes & 0xffffu);
+            }
+    return nrun;
+}
+/* One row of V over the table's 32 columns, as two halves: the valid lanes of each run expanded from x's
+ * contiguous columns (channel xc), zeros elsewhere */
+static inline void sg_mk_window_row_f32(const sg_win_lanes *e, int nrun, const float *xc, __m512 *v0, __m512 *v1)
+{
+    __m512 h0 = _mm512_setzero_ps(), h1 = h0;
+    for (int q = 0; q < nrun; ++q, ++e)
+        if (e->lanes) {
+            h0 = _mm512_mask_expandloadu_ps(h0, (__mmask16)e->lanes, xc + e->off);
+            h1 = _mm512_mask_expandloadu_ps(h1, (__mmask16)(e->lanes >> 16), xc + e->off + e->low);
+        }
+    *v0 = h0;
+    *v1 = h1;
+}
+/* dst[p][0..31] = V(q0 + p, j0 + 0..31) for p < kq, zeros past column nr: the window as B (a forward product) */
+static inline void sg_mk_strip_window_f32(const sg_window_f32 *w, int64_t q0, int64_t kq, int64_t j0, int64_t nr,
+                                          float *restrict dst)
+{
+    sg_win_lanes tab[SG_WIN_TAB];
+    const int nrun = sg_mk_window_table_f32(w, j0, nr, tab);
+    const int64_t cells = w->KH * w->KW, plane = w->H * w->W;
+    int64_t cell = q0 % cells;
+    const float *xc = w->x + q0 / cells * plane;
+    for (int64_t p = 0; p < kq; ++p) {
+        __m512 v0, v1;
+        sg_mk_window_row_f32(tab + cell * nrun, nrun, xc, &v0, &v1);
+        _mm512_storeu_ps(dst + p * 32, v0);
+        _mm512_storeu_ps(dst + p * 32 + 16, v1);
+        if (++cell == cells) {
+            cell = 0;
+            xc += plane;
+        }
+    }
+}
+/* dst[p][0..31] = V(j0 + 0..31, q0 + p) for p < kq, zeros past row nr: the window transposed as B (a weight
+ * gradient's product); per 16 columns p, 16 rows of V in registers, transposed */
+static inline void sg_mk_strip_window_t_f32(const sg_window_f32 *w, int64_t q0, int64_t kq, int64_t j0, int64_t nr,
+                                            float *restrict dst)
+{
+    sg_win_lanes tab[SG_WIN_TAB];
+    const int64_t cells = w->KH * w->KW, plane = w->H * w->W;
+    for (int64_t p = 0; p < kq; p += 16) {
+        const int64_t np = kq - p < 16 ? kq - p : 16;
+        const int nrun = sg_mk_window_table_f32(w, q0 + p, np, tab);
+        for (int h = 0; h < 2; ++h) {
+            __m512 r[16], unused;
+            int64_t cell = (j0 + 16 * h) % cells;
+            const float *xc = w->x + (j0 + 16 * h) / cells * plane;
+            for (int i = 0; i < 16; ++i) {
+                if (16 * h + i < nr)
+                    sg_mk_window_row_f32(tab + cell * nrun, nrun, xc, &r[i], &unused);
+                else
+                    r[i] = _mm512_setzero_ps();
+                if (++cell == cells) {
+                    cell = 0;
+                    xc += plane;
+                }
+            }
+            sg_mk_transpose16_regs(r, np, dst + p * 32 + 16 * h, 32, (__mmask16)0xffff);
+        }
+    }
+}
+struct sg_window_f32;   /* a window read as B: defined where a kernel reads windows (sg_gemm_window_f32) */
 /* c (m x n) = A B (beta 0) or c += A B (beta 1) on the calling thread; A(i, p) = ta ? a[p lda + i] :
  * a[i lda + p], B(p, j) = tb ? b[j ldb + p] : b[p ldb + j]; row-major, k > 0. With bpk, B is read from
  * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj);
- * with apk, A from there, packed by sg_mk_pack_a_f32 (a is then not read) */
+ * with apk, A from there, packed by sg_mk_pack_a_f32 (a is then not read); with win, B is the window V (tb 0)
+ * or its transpose (tb 1), packed from x (b is then not read) */
 static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
                              const float *restrict b, int64_t ldb, const float *restrict bpk, int64_t n32, int64_t bj,
-                             const float *restrict apk, int beta, float *restrict c, int64_t ldc)
+                             const float *restrict apk, const struct sg_window_f32 *win, int beta, float *restrict c,
+                             int64_t ldc)
 {
     float bb[SG_MK_KB * 32], ap[SG_MK_MC * SG_MK_KB];
     const int64_t m8 = (m + 7) / 8 * 8;
@@ -220,6 +338,11 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
                 const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
                 const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
                 const float *restrict bs = bb;                 /* B's columns j0.. as [p][32] */
+                if (win && tb)
+                    sg_mk_strip_window_t_f32(win, q0, kq, j0, nr, bb);
+                else if (win)
+                    sg_mk_strip_window_f32(win, q0, kq, j0, nr, bb);
+                else
                 if (bpk)
                     bs = bpk + q0 * n32 + (bj + j0) * kq;
                 else
@@ -285,17 +408,17 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
             const int64_t lo = blocks * id / nt * q, hi0 = blocks * (id + 1) / nt * q, hi = hi0 < len ? hi0 : len;
             if (hi > lo) {
                 if (split_rows)
-                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, NULL, beta,
+                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, NULL, NULL, beta,
                               c + lo * ldc, ldc);
                 else
                     sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, bpk ? b : b + (tb ? lo * ldb : lo), ldb, bpk, n32, lo,
-                              NULL, beta, c + lo, ldc);
+                              NULL, NULL, beta, c + lo, ldc);
             }
         }
         return;
     }
 #endif
-    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, beta, c, ldc);
+    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, NULL, beta, c, ldc);
 }
 /* A (m x k) packed once as sg_mk_f32 reads it, into out ((m + 7) k elements): per block of SG_MK_KB
  * columns (kq of them) from q0, at out + q0 m8 (m8 = m rounded up to 8), its rows 8 at a time as [p][8],
@@ -428,11 +551,47 @@ static inline void sg_gemm_prepa_f32(int64_t m, int64_t n, int64_t k, const floa
 {
 #ifdef SG_MK_F32
     if (m > 0 && n > 0 && k > 0) {
-        sg_mk_f32(0, tb, m, n, k, NULL, 0, b, ldb, NULL, 0, 0, prep, beta, c, ldc);
+        sg_mk_f32(0, tb, m, n, k, NULL, 0, b, ldb, NULL, 0, 0, prep, NULL, beta, c, ldc);
         return;
     }
 #endif
     sg_gemm_team_f32(0, tb, m, n, k, prep, k, b, ldb, beta, c, ldc);
+}
+/* 1 when sg_gemm_window_f32 packs the window from x (the AVX-512 kernel is compiled, unit stride on the last
+ * axis, a strip's lookup table of at most SG_WIN_TAB entries); else the caller writes the window array and
+ * runs sg_gemm_f32 on it */
+static inline int sg_window_ok_f32(int64_t sw, int64_t cells, int64_t Wo)
+{
+#ifdef SG_MK_F32
+    return sw == 1 && Wo > 0 && cells * (32 / Wo + 2) <= SG_WIN_TAB;
+#else
+    (void)sw; (void)cells; (void)Wo;
+    return 0;
+#endif
+}
+/* c = A V (beta 0) or c += A V (beta 1) on this thread, V the window w (tb 0) or its transpose (tb 1), k its
+ * rows (or columns); A = a (ta 0) or a^T (ta 1), m x k, or, when prep is not NULL, A as sg_prepa_f32 left it */
+static inline void sg_gemm_window_f32(int ta, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
+                                      const float *restrict prep, const sg_window_f32 *w, int tb, int beta,
+                                      float *restrict c, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+#ifdef SG_MK_F32
+    if (k > 0) {
+        sg_mk_f32(ta, tb, m, n, k, a, lda, NULL, 0, NULL, 0, 0, prep, w, beta, c, ldc);
+        return;
+    }
+#endif
+    /* portable loops, one element of V at a time (sg_prepa_f32 left a row-major copy of A there) */
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            float s = 0;
+            for (int64_t p = 0; p < k; ++p)
+                s += (prep ? prep[i * k + p] : ta ? a[p * lda + i] : a[i * lda + p])
+                     * (tb ? sg_window_at_f32(w, j, p) : sg_window_at_f32(w, p, j));
+            c[i * ldc + j] = beta ? c[i * ldc + j] + s : s;
+        }
 }
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
@@ -570,65 +729,75 @@ void conv1d_forward_f32(float *restrict y, const float *restrict x, const float 
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
                 const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
+                const int _win0 = sg_window_ok_f32(stride, K, L_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < _cn; ++_l) {
-                        const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
-                        float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (K == 2 && stride == 2 && dilation == 1) {
-                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                    /* t0 as the product reads it: x, H, W, KH, KW, W_out, strides, dilations, paddings */
+                    const sg_window_f32 _w0 = { (x + C*L*_s + L*_c0), 1, L, 1, K, L_out, 1, stride, 1, dilation, 0, padding };
+                    if (!_win0) {
+                        for (int64_t _l = 0; _l < _cn; ++_l) {
+                            const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                            float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (K == 2 && stride == 2 && dilation == 1) {
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                }
                                 for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                            }
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                                        }
+                                        else {
+                                            _dst[L_out*_k0 + _o0] = 0;
+                                        }
                                     }
-                                    else {
-                                        _dst[L_out*_k0 + _o0] = 0;
-                                    }
-                                }
-                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[L_out*_k0 + _o0] = _src[_p0];
-                                    }
-                                    else {
-                                        _dst[L_out*_k0 + _o0] = 0;
+                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                                        }
+                                        else {
+                                            _dst[L_out*_k0 + _o0] = 0;
+                                        }
                                     }
                                 }
                             }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                                const int64_t _sh = dilation*_k0 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                    _dst[L_out*_k0 + _o0] = 0;
-                                }
-                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                    const int64_t _p0 = stride*_o0 + _sh;
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                    _dst[L_out*_k0 + _o0] = 0;
+                            else {
+                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                    const int64_t _sh = dilation*_k0 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                    for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                        const int64_t _p0 = stride*_o0 + _sh;
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
                                 }
                             }
                         }
                     }
                     /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-                    sg_gemm_f32(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
+                    /* the window read from x as the kernel packs it, or the window array written above */
+                    if (_win0)
+                        sg_gemm_window_f32(0, O, L_out, K*_cn, weight + K*_c0, C*K, NULL, &_w0, 0, _c0 > 0, (t1 + L_out*O*_c), L_out);
+                    else
+                        sg_gemm_f32(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
                 }
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
@@ -764,65 +933,75 @@ void conv1d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
                 const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
+                /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
+                const int _win0 = sg_window_ok_f32(stride, K, L_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < _cn; ++_l) {
-                        const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
-                        float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (K == 2 && stride == 2 && dilation == 1) {
-                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                    /* t0 as the product reads it: x, H, W, KH, KW, W_out, strides, dilations, paddings */
+                    const sg_window_f32 _w0 = { (x + C*L*_s + L*_c0), 1, L, 1, K, L_out, 1, stride, 1, dilation, 0, padding };
+                    if (!_win0) {
+                        for (int64_t _l = 0; _l < _cn; ++_l) {
+                            const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                            float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (K == 2 && stride == 2 && dilation == 1) {
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                }
                                 for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                            }
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                                        }
+                                        else {
+                                            _dst[L_out*_k0 + _o0] = 0;
+                                        }
                                     }
-                                    else {
-                                        _dst[L_out*_k0 + _o0] = 0;
-                                    }
-                                }
-                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[L_out*_k0 + _o0] = _src[_p0];
-                                    }
-                                    else {
-                                        _dst[L_out*_k0 + _o0] = 0;
+                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                                        }
+                                        else {
+                                            _dst[L_out*_k0 + _o0] = 0;
+                                        }
                                     }
                                 }
                             }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                                const int64_t _sh = dilation*_k0 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                    _dst[L_out*_k0 + _o0] = 0;
-                                }
-                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                    const int64_t _p0 = stride*_o0 + _sh;
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                    _dst[L_out*_k0 + _o0] = 0;
+                            else {
+                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                    const int64_t _sh = dilation*_k0 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                    for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                        const int64_t _p0 = stride*_o0 + _sh;
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
                                 }
                             }
                         }
                     }
                     /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
-                    sg_gemm_f32(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
+                    /* the window read from x as the kernel packs it, or the window array written above */
+                    if (_win0)
+                        sg_gemm_window_f32(0, O, L_out, K*_cn, weight + K*_c0, C*K, NULL, &_w0, 0, _c0 > 0, (t1 + L_out*O*_c), L_out);
+                    else
+                        sg_gemm_f32(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);
                 }
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
@@ -1005,6 +1184,8 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
                 /* dy packed once for the blocks' products (sg_prepa) */
                 sg_prepa_f32(0, O, L_out, (dy + L_out*O*_s), L_out, _pka_dweight + _c*(L_out*(O + 7)));
+                /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
+                const int _win2 = sg_window_ok_f32(stride, K, L_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
@@ -1096,62 +1277,70 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                         }
                     }
                     /* t0 = the windows of x (unfold, im2col) */
-                    for (int64_t _l = 0; _l < _cn; ++_l) {
-                        const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
-                        float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (K == 2 && stride == 2 && dilation == 1) {
-                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                            const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                            const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                            for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                    /* t0 as the product reads it: x, H, W, KH, KW, W_out, strides, dilations, paddings */
+                    const sg_window_f32 _w2 = { (x + C*L*_s + L*_c0), 1, L, 1, K, L_out, 1, stride, 1, dilation, 0, padding };
+                    if (!_win2) {
+                        for (int64_t _l = 0; _l < _cn; ++_l) {
+                            const float *restrict _src = (x + C*L*_s + L*_c0) + _l * L;
+                            float *restrict _dst = (t0 + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (K == 2 && stride == 2 && dilation == 1) {
+                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                }
                                 for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                            }
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                                        }
+                                        else {
+                                            _dst[L_out*_k0 + _o0] = 0;
+                                        }
                                     }
-                                    else {
-                                        _dst[L_out*_k0 + _o0] = 0;
-                                    }
-                                }
-                                for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                    const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                    if ((uint64_t)_p0 < (uint64_t)L) {
-                                        _dst[L_out*_k0 + _o0] = _src[_p0];
-                                    }
-                                    else {
-                                        _dst[L_out*_k0 + _o0] = 0;
+                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                            _dst[L_out*_k0 + _o0] = _src[_p0];
+                                        }
+                                        else {
+                                            _dst[L_out*_k0 + _o0] = 0;
+                                        }
                                     }
                                 }
                             }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                                const int64_t _sh = dilation*_k0 - padding;
-                                const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                                const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
-                                    _dst[L_out*_k0 + _o0] = 0;
-                                }
-                                for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                    const int64_t _p0 = stride*_o0 + _sh;
-                                    _dst[L_out*_k0 + _o0] = _src[_p0];
-                                }
-                                for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
-                                    _dst[L_out*_k0 + _o0] = 0;
+                            else {
+                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                    const int64_t _sh = dilation*_k0 - padding;
+                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                    for (int64_t _o0 = 0; _o0 < _a; ++_o0) {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
+                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                        const int64_t _p0 = stride*_o0 + _sh;
+                                        _dst[L_out*_k0 + _o0] = _src[_p0];
+                                    }
+                                    for (int64_t _o0 = _b; _o0 < L_out; ++_o0) {
+                                        _dst[L_out*_k0 + _o0] = 0;
+                                    }
                                 }
                             }
                         }
                     }
                     /* dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
-                    sg_gemm_prepa_f32(O, K*_cn, L_out, _pka_dweight + _c*(L_out*(O + 7)), 1, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
+                    /* the window read from x as the kernel packs it, or the window array written above */
+                    if (_win2)
+                        sg_gemm_window_f32(0, O, K*_cn, L_out, NULL, 0, _pka_dweight + _c*(L_out*(O + 7)), &_w2, 1, 1, _p_dweight + K*_c0, C*K);
+                    else
+                        sg_gemm_prepa_f32(O, K*_cn, L_out, _pka_dweight + _c*(L_out*(O + 7)), 1, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, 1, _p_dweight + K*_c0, C*K);
                 }
             }
         }

@@ -201,14 +201,11 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
 #endif
 #define SG_MK_KB 128
 #define SG_MK_MC 128
-/* dst[p * ldd + r] = src[r * lds + p] for r < rows (zeros for rows <= r < 16) and p < cols <= 16; only
- * the lanes r of wm are stored (0x00ff: 8 rows into rows of 8) */
-static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int64_t rows, int64_t cols,
-                                     float *restrict dst, int64_t ldd, __mmask16 wm)
+/* dst[p * ldd + r] = r[row](p) for the 16 registers r and p < cols <= 16: transposed in registers; only the
+ * lanes (rows) of wm are stored (0x00ff: 8 rows into rows of 8) */
+static inline void sg_mk_transpose16_regs(__m512 *r, int64_t cols, float *restrict dst, int64_t ldd, __mmask16 wm)
 {
-    const __mmask16 mp = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(mp, src + i * lds) : _mm512_setzero_ps();
+    __m512 t[16];
     for (int q = 0; q < 8; ++q) {
         t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
         t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
@@ -230,6 +227,16 @@ static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int
         if (8 + c < cols) _mm512_mask_storeu_ps(dst + (8 + c) * ldd, wm, _mm512_shuffle_f32x4(s0, s2, 0xdd));
         if (12 + c < cols) _mm512_mask_storeu_ps(dst + (12 + c) * ldd, wm, _mm512_shuffle_f32x4(s1, s3, 0xdd));
     }
+}
+/* dst[p * ldd + r] = src[r * lds + p] for r < rows (zeros for rows <= r < 16) and p < cols <= 16; only
+ * the lanes r of wm are stored */
+static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int64_t rows, int64_t cols,
+                                     float *restrict dst, int64_t ldd, __mmask16 wm)
+{
+    const __mmask16 mp = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(mp, src + i * lds) : _mm512_setzero_ps();
+    sg_mk_transpose16_regs(r, cols, dst, ldd, wm);
 }
 /* d[p][0..7] = A(i0 + r, q0 + p) for r < mr, zeros for mr <= r < 8, p < kq: one panel of 8 rows of A as
  * the kernel reads it; A(i, p) = ta ? a[p lda + i] : a[i lda + p] (untransposed: 16x16 in registers) */
@@ -261,13 +268,16 @@ static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb,
                 sg_mk_transpose16(b + (j0 + 16 * h) * ldb + q0 + p, ldb, nr - 16 * h, kq - p, dst + p * 32 + 16 * h, 32,
                                   (__mmask16)0xffff);
 }
+struct sg_window_f32;   /* a window read as B: defined where a kernel reads windows (sg_gemm_window_f32) */
 /* c (m x n) = A B (beta 0) or c += A B (beta 1) on the calling thread; A(i, p) = ta ? a[p lda + i] :
  * a[i lda + p], B(p, j) = tb ? b[j ldb + p] : b[p ldb + j]; row-major, k > 0. With bpk, B is read from
  * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj);
- * with apk, A from there, packed by sg_mk_pack_a_f32 (a is then not read) */
+ * with apk, A from there, packed by sg_mk_pack_a_f32 (a is then not read); with win, B is the window V (tb 0)
+ * or its transpose (tb 1), packed from x (b is then not read) */
 static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
                              const float *restrict b, int64_t ldb, const float *restrict bpk, int64_t n32, int64_t bj,
-                             const float *restrict apk, int beta, float *restrict c, int64_t ldc)
+                             const float *restrict apk, const struct sg_window_f32 *win, int beta, float *restrict c,
+                             int64_t ldc)
 {
     float bb[SG_MK_KB * 32], ap[SG_MK_MC * SG_MK_KB];
     const int64_t m8 = (m + 7) / 8 * 8;
@@ -353,17 +363,17 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
             const int64_t lo = blocks * id / nt * q, hi0 = blocks * (id + 1) / nt * q, hi = hi0 < len ? hi0 : len;
             if (hi > lo) {
                 if (split_rows)
-                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, NULL, beta,
+                    sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, NULL, NULL, beta,
                               c + lo * ldc, ldc);
                 else
                     sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, bpk ? b : b + (tb ? lo * ldb : lo), ldb, bpk, n32, lo,
-                              NULL, beta, c + lo, ldc);
+                              NULL, NULL, beta, c + lo, ldc);
             }
         }
         return;
     }
 #endif
-    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, beta, c, ldc);
+    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, NULL, beta, c, ldc);
 }
 #endif
 

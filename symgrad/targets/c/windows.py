@@ -649,6 +649,43 @@ class Windows:
             inner = here
         return where, inner
 
+    def _implicit_windows(self, run, ones, blocks, internal) -> dict:
+        """The blocked window reads whose array only one blocked product reads, as its right operand B
+        (the forward's sum over channels, tb 0; the weight gradient's columns, tb 1): ``{window index:
+        product index}``. Float only (the AVX-512 kernel packs B's strips from x itself: ``sg_gemm_window``);
+        at run time ``sg_window_ok`` still chooses, per call, between that and the window array."""
+        if blocks is None or self.dtype != "float32":
+            return {}
+        out = {}
+        for i in range(blocks[0]):
+            t = run[i]
+            if not isinstance(t, ir.Window) or t.fill != 0 or len(t.size) not in (1, 2) or t.out not in internal:
+                continue
+            readers = [j for j, u in enumerate(run) if t.out in self.reads(u)]
+            if len(readers) != 1 or readers[0] >= blocks[0] or not isinstance(run[readers[0]], ir.Einsum):
+                continue
+            j = readers[0]
+            ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(ones[j])[1]
+            if b == t.out and a != t.out and (blocks[1][j][0], tb) in (("K", False), ("N", True)):
+                out[i] = j
+        return out
+
+    def _window_struct(self, t, i, depth):
+        """``const sg_window_f32 _wI``: the geometry of window read ``t`` for this block of channels (its
+        source pointer as the block's views give it); a 1-D window as a 2-D one of height 1."""
+        n = len(t.size)
+        lengths, outs = tuple(t.src_shape[-n:]), tuple(t.shape[-n:])
+        one = sp.Integer(1)
+        if n == 1:
+            geo = (one, lengths[0], one, t.size[0], outs[0], one, t.stride[0], one, t.dilation[0], sp.Integer(0),
+                   t.padding[0])
+        else:
+            geo = (lengths[0], lengths[1], t.size[0], t.size[1], outs[1], t.stride[0], t.stride[1], t.dilation[0],
+                   t.dilation[1], t.padding[0], t.padding[1])
+        self.note(f"{self.cname(t.out)} as the product reads it: x, H, W, KH, KW, W_out, strides, dilations, paddings",
+                  depth)
+        self.emit(f"const sg_window_f32 _w{i} = {{ {self.ptr(t.src)}, {', '.join(cint(g) for g in geo)} }};", depth)
+
     def _prepare_a(self, t, one, depth) -> str:
         """Before the blocks of channels: the left operand of ``t`` (the weight gradient's ``dy``, the
         same for every block) packed once for this sample into its chunk's slot (``plan.prepared_a_size``);
@@ -660,10 +697,11 @@ class Windows:
         self.emit(f"sg_prepa_{sfx}({int(ta)}, {cint(m)}, {cint(k)}, {self.ptr(a)}, {cint(lda)}, {slot});", depth)
         return slot
 
-    def _blocked_einsum(self, one, group, depth, accumulated, prepared=None):
+    def _blocked_einsum(self, one, group, depth, accumulated, prepared=None, window=None):
         """The product of one block of channels ``[_c0, _c0 + _cn)`` (``_channel_blocks``): its rows,
         columns or part of the sum, as offsets into the whole sample's operands; ``prepared``: where its
-        left operand was packed (``_prepare_a``)."""
+        left operand was packed (``_prepare_a``); ``window``: the index ``I`` of the window read that is its
+        right operand (``_implicit_windows``): when ``_winI``, the kernel reads it from x (``_wI``)."""
         where, inner = group
         ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
         sfx = "f32" if self.dtype == "float32" else "f64"
@@ -678,6 +716,14 @@ class Windows:
         else:   # a part of the sum: the blocks after the first add to it
             pa, pb, kk = f"{pa} + {f'({r0})*{L}' if ta else r0}", f"{pb} + {r0 if tb else f'({r0})*{N}'}", rn
             beta = "1" if accumulated else "_c0 > 0"
+        if window is not None:
+            self.note("the window read from x as the kernel packs it, or the window array written above", depth)
+            self.emit(f"if (_win{window})", depth)
+            self.emit(f"sg_gemm_window_{sfx}({int(ta)}, {mm}, {nn}, {kk}, {'NULL' if prepared else pa}, "
+                      f"{'0' if prepared else L}, {prepared or 'NULL'}, &_w{window}, {int(tb)}, {beta}, {pc}, "
+                      f"{cint(n)});", depth + 1)
+            self.emit("else", depth)
+            depth += 1
         if prepared is not None:
             assert where == "N", "a prepared left operand is read whole by every block"
             self.emit(f"sg_gemm_prepa_{sfx}({mm}, {nn}, {kk}, {prepared}, {int(tb)}, {pb}, {N}, {beta}, {pc}, "
@@ -740,6 +786,8 @@ class Windows:
         windows = {n: self._window_view(w, a, saved_views, saved_shapes, per) for n, (w, a) in direct.items()}
         windows.update(reshaped)
         blocks = None if direct or per != 1 else self._channel_blocks(run, ones)
+        implicit = self._implicit_windows(run, ones, blocks, internal)
+        reads_window = {j: i for i, j in implicit.items()}
         prepared = {}   # blocked product -> where its left operand was packed before the blocks
         for i, (t, one) in enumerate(zip(run, ones)):
             if id(t) in skip:
@@ -759,6 +807,12 @@ class Windows:
                         if isinstance(u, ir.Einsum) and blocks[1][j][0] == "N" and prepared_a_size(u, self.f):
                             self._slice_views(u, ones[j], internal, saved_shapes, per)
                             prepared[j] = self._prepare_a(u, ones[j], d + 2)
+                    for j in implicit:
+                        w = run[j]
+                        self.note(f"whether the product reads {self.cname(w.out)} from {self.cname(w.src)} "
+                                  "itself (sg_window_ok): no window array written", d + 2)
+                        self.emit(f"const int _win{j} = sg_window_ok_{'f32'}({cint(w.stride[-1])}, "
+                                  f"{cint(prod(tuple(w.size)))}, {cint(w.shape[-1])});", d + 2)
                     self.emit(f"for (int64_t _c0 = 0; _c0 < {cint(chan)}; _c0 += _cb) {{", d + 2)
                     self.emit(f"const int64_t _cn = {cint(chan)} - _c0 < _cb ? {cint(chan)} - _c0 : _cb;", d + 3)
             self._slice_views(t, one, internal, saved_shapes, per)
@@ -776,8 +830,16 @@ class Windows:
                     self.views[name] = (base, off + sp.Symbol("_c0") * prod(tuple(full)[2:]), st)
                     self.shapes[name] = tuple(full)
             self._hoisted = self.hoist(one, dd)
-            if isinstance(t, ir.Einsum) and dd > d + 2:
-                self._blocked_einsum(one, blocks[1][i], dd, accumulated=t in acc, prepared=prepared.get(i))
+            if i in implicit:   # written only when the kernel cannot read it from x
+                self._window_struct(one, i, dd)
+                self.emit(f"if (!_win{i}) {{", dd)
+                views, shapes = dict(self.views), dict(self.shapes)
+                self.statement(self.collapsed(one), dd + 1, 0, [f"i{a}" for a in range(8)])
+                self.views, self.shapes = views, shapes
+                self.emit("}", dd)
+            elif isinstance(t, ir.Einsum) and dd > d + 2:
+                self._blocked_einsum(one, blocks[1][i], dd, accumulated=t in acc, prepared=prepared.get(i),
+                                     window=reads_window.get(i))
             elif isinstance(t, ir.Einsum):
                 self.einsum(one, d + 2, accumulated=t in acc)
             else:
