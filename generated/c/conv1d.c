@@ -1118,18 +1118,19 @@ int64_t conv1d_backward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O,
     (void)padding;
     (void)dilation;
     (void)L_out;
-    return 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O + 17*O;
+    return 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 17*O;
 }
 
 void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
 {
-    float *restrict dyweight = scratch + 0;
-    float *restrict t0 = scratch + L_out*C*K*N;
-    float *restrict _part_dweight = scratch + 2*L_out*C*K*N;
-    float *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 16*C*K*O;
-    float *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O;
-    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O;
-    float *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O + 16*O;
+    float *restrict _wf_dx = scratch + 0;
+    float *restrict dyweight = scratch + C*K*O;
+    float *restrict t0 = scratch + L_out*C*K*N + C*K*O;
+    float *restrict _part_dweight = scratch + 2*L_out*C*K*N + C*K*O;
+    float *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 17*C*K*O;
+    float *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O;
+    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O;
+    float *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1171,6 +1172,16 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             dbias[i0] = (float)_acc;
         }
     }
+    /* dx as a gather (unit stride): the windows of dy times the weights flipped over the window cells (Windows._gather_folds) */
+    const int _gat_dx = stride == 1 && sg_window_ok_f32(1, K, L);
+    /* the flipped weights _wf_dx: row c, column (o, cell) = A(c cells + cells - 1 - cell, o) */
+    if (_gat_dx) {
+        for (int64_t _i = 0; _i < C*K; ++_i) {
+            for (int64_t _p = 0; _p < O; ++_p) {
+                _wf_dx[(_i / (K) * O + _p) * K + K - 1 - _i % (K)] = weight[_p * C*K + _i];
+            }
+        }
+    }
     /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
@@ -1184,93 +1195,104 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
                 /* dy packed once for the blocks' products (sg_prepa) */
                 sg_prepa_f32(0, O, L_out, (dy + L_out*O*_s), L_out, _pka_dweight + _c*(L_out*(O + 7)));
+                /* the windows of dy as the product reads them: dy, H_out, W_out, KH, KW, dx's width, unit strides, dilations, paddings d (K - 1) - p */
+                const sg_window_f32 _g_dx = { (dy + L_out*O*_s), 1, L_out, 1, K, L, 1, 1, 1, dilation, 0, dilation*(K - 1) - padding };
+                /* dx = the flipped weights times those windows (the fold's gather form) */
+                if (_gat_dx)
+                    sg_gemm_window_f32(0, C, L, K*O, _wf_dx, K*O, NULL, &_g_dx, 0, 0, (dx + C*L*_s), L);
                 /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
                 const int _win2 = sg_window_ok_f32(stride, K, L_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
-                    /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
-                    sg_gemm_f32(1, 0, K*_cn, L_out, O, weight + K*_c0, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c) + (K*_c0)*L_out, L_out);
-                    /* dx = dyweight added back at the window positions (fold, col2im) */
-                    for (int64_t _l = 0; _l < _cn; ++_l) {
-                        const float *restrict _src = (dyweight + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
-                        float *restrict _dst = (dx + C*L*_s + L*_c0) + _l * L;
-                        if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
-                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                            if (K == 2 && stride == 2 && dilation == 1) {
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
-                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                        _dst[_p0] = _src[L_out*_k0 + _o0];
-                                    }
-                                }
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                    /* unless the gather form above computed it */
+                    if (!_gat_dx) {
+                        /* dyweight = einsum('nol,ock->nckl', dy, weight) (loops) */
+                        sg_gemm_f32(1, 0, K*_cn, L_out, O, weight + K*_c0, C*K, (dy + L_out*O*_s), L_out, 0, (dyweight + L_out*C*K*_c) + (K*_c0)*L_out, L_out);
+                    }
+                    /* unless the gather form above computed it */
+                    if (!_gat_dx) {
+                        /* dx = dyweight added back at the window positions (fold, col2im) */
+                        for (int64_t _l = 0; _l < _cn; ++_l) {
+                            const float *restrict _src = (dyweight + L_out*C*K*_c + L_out*K*_c0) + _l * L_out*K;
+                            float *restrict _dst = (dx + C*L*_s + L*_c0) + _l * L;
+                            if (stride == K && dilation == 1 && padding == 0 && L == L_out*K) {
+                                /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                                if (K == 2 && stride == 2 && dilation == 1) {
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                    for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                            const int64_t _p0 = 2*_o0 + _k0 - padding;
                                             _dst[_p0] = _src[L_out*_k0 + _o0];
                                         }
                                     }
-                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                        if ((uint64_t)_p0 < (uint64_t)L) {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                            const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                            if ((uint64_t)_p0 < (uint64_t)L) {
+                                                _dst[_p0] = _src[L_out*_k0 + _o0];
+                                            }
+                                        }
+                                        for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                            const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                            if ((uint64_t)_p0 < (uint64_t)L) {
+                                                _dst[_p0] = _src[L_out*_k0 + _o0];
+                                            }
+                                        }
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                        const int64_t _sh = dilation*_k0 - padding;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                            const int64_t _p0 = stride*_o0 + _sh;
                                             _dst[_p0] = _src[L_out*_k0 + _o0];
                                         }
                                     }
                                 }
                             }
                             else {
-                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                                    const int64_t _sh = dilation*_k0 - padding;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                        const int64_t _p0 = stride*_o0 + _sh;
-                                        _dst[_p0] = _src[L_out*_k0 + _o0];
+                                for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
+                                /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                                if (K == 2 && stride == 2 && dilation == 1) {
+                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                    const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
+                                    const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
+                                    for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
+                                        for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                            const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        }
                                     }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _i = 0; _i < L; ++_i) _dst[_i] = 0;
-                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                            if (K == 2 && stride == 2 && dilation == 1) {
-                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                const int64_t _B0 = L - 2 + padding < 0 ? 0 : (L - 2 + padding) / 2 + 1;
-                                const int64_t _A = _A0 < L_out ? _A0 : L_out, _B = _B0 < _A ? _A : (_B0 < L_out ? _B0 : L_out);
-                                for (int64_t _o0 = _A; _o0 < _B; ++_o0) {
                                     for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                        _dst[_p0] += _src[L_out*_k0 + _o0];
-                                    }
-                                }
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
-                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                        if ((uint64_t)_p0 < (uint64_t)L) {
-                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        for (int64_t _o0 = 0; _o0 < _A; ++_o0) {
+                                            const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                            if ((uint64_t)_p0 < (uint64_t)L) {
+                                                _dst[_p0] += _src[L_out*_k0 + _o0];
+                                            }
                                         }
-                                    }
-                                    for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
-                                        const int64_t _p0 = 2*_o0 + _k0 - padding;
-                                        if ((uint64_t)_p0 < (uint64_t)L) {
-                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        for (int64_t _o0 = _B; _o0 < L_out; ++_o0) {
+                                            const int64_t _p0 = 2*_o0 + _k0 - padding;
+                                            if ((uint64_t)_p0 < (uint64_t)L) {
+                                                _dst[_p0] += _src[L_out*_k0 + _o0];
+                                            }
                                         }
                                     }
                                 }
-                            }
-                            else {
-                                for (int64_t _k0 = 0; _k0 < K; ++_k0) {
-                                    const int64_t _sh = dilation*_k0 - padding;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
-                                    const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
-                                    for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
-                                        const int64_t _p0 = stride*_o0 + _sh;
-                                        _dst[_p0] += _src[L_out*_k0 + _o0];
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < K; ++_k0) {
+                                        const int64_t _sh = dilation*_k0 - padding;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = L - 1 - _sh < 0 ? 0 : (L - 1 - _sh) / stride + 1;   /* p < L */
+                                        const int64_t _a = _lo < L_out ? _lo : L_out, _b = _hi < _a ? _a : (_hi < L_out ? _hi : L_out);
+                                        for (int64_t _o0 = _a; _o0 < _b; ++_o0) {
+                                            const int64_t _p0 = stride*_o0 + _sh;
+                                            _dst[_p0] += _src[L_out*_k0 + _o0];
+                                        }
                                     }
                                 }
                             }
@@ -1356,13 +1378,14 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
 
 void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict x, const double *restrict weight, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
 {
-    double *restrict dyweight = scratch + 0;
-    double *restrict t0 = scratch + L_out*C*K*N;
-    double *restrict _part_dweight = scratch + 2*L_out*C*K*N;
-    double *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 16*C*K*O;
-    double *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O;
-    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O;
-    double *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 16*C*K*O + N*O + 16*O;
+    double *restrict _wf_dx = scratch + 0;
+    double *restrict dyweight = scratch + C*K*O;
+    double *restrict t0 = scratch + L_out*C*K*N + C*K*O;
+    double *restrict _part_dweight = scratch + 2*L_out*C*K*N + C*K*O;
+    double *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 17*C*K*O;
+    double *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O;
+    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O;
+    double *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1575,4 +1598,6 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dweight[_i] = (double)_acc;
         }
     }
+    /* scratch that only the float variant's gather form uses */
+    (void)_wf_dx;
 }

@@ -1223,18 +1223,19 @@ int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W,
     (void)dilation;
     (void)H_out;
     (void)W_out;
-    return 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*KH*KW*O + N*O + 17*O;
+    return 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 17*C*KH*KW*O + N*O + 17*O;
 }
 
 void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
-    float *restrict dyweight = scratch + 0;
-    float *restrict t0 = scratch + H_out*W_out*C*KH*KW*N;
-    float *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N;
-    float *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O;
-    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*KH*KW*O;
-    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*KH*KW*O + N*O;
-    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*KH*KW*O + N*O + 16*O;
+    float *restrict _wf_dx = scratch + 0;
+    float *restrict dyweight = scratch + C*KH*KW*O;
+    float *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + C*KH*KW*O;
+    float *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + C*KH*KW*O;
+    float *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 17*C*KH*KW*O;
+    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 17*C*KH*KW*O;
+    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 17*C*KH*KW*O + N*O;
+    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 17*C*KH*KW*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1278,6 +1279,16 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             dbias[i0] = (float)_acc;
         }
     }
+    /* dx as a gather (unit stride): the windows of dy times the weights flipped over the window cells (Windows._gather_folds) */
+    const int _gat_dx = stride == 1 && sg_window_ok_f32(1, KH*KW, W);
+    /* the flipped weights _wf_dx: row c, column (o, cell) = A(c cells + cells - 1 - cell, o) */
+    if (_gat_dx) {
+        for (int64_t _i = 0; _i < C*KH*KW; ++_i) {
+            for (int64_t _p = 0; _p < O; ++_p) {
+                _wf_dx[(_i / (KH*KW) * O + _p) * KH*KW + KH*KW - 1 - _i % (KH*KW)] = weight[_p * C*KH*KW + _i];
+            }
+        }
+    }
     /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
@@ -1291,44 +1302,75 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
                 /* dy packed once for the blocks' products (sg_prepa) */
                 sg_prepa_f32(0, O, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, _pka_dweight + _c*(H_out*W_out*(O + 7)));
+                /* the windows of dy as the product reads them: dy, H_out, W_out, KH, KW, dx's width, unit strides, dilations, paddings d (K - 1) - p */
+                const sg_window_f32 _g_dx = { (dy + H_out*W_out*O*_s), H_out, W_out, KH, KW, W, 1, 1, dilation, dilation, dilation*(KH - 1) - padding, dilation*(KW - 1) - padding };
+                /* dx = the flipped weights times those windows (the fold's gather form) */
+                if (_gat_dx)
+                    sg_gemm_window_f32(0, C, H*W, KH*KW*O, _wf_dx, KH*KW*O, NULL, &_g_dx, 0, 0, (dx + C*H*W*_s), H*W);
                 /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
                 const int _win2 = sg_window_ok_f32(stride, KH*KW, W_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
-                    /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
-                    sg_gemm_f32(1, 0, KH*KW*_cn, H_out*W_out, O, weight + KH*KW*_c0, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out);
-                    /* dx = dyweight added back at the window positions (fold, col2im) */
-                    for (int64_t _l = 0; _l < _cn; ++_l) {
-                        const float *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
-                        float *restrict _dst = (dx + C*H*W*_s + H*W*_c0) + _l * H*W;
-                        if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
-                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                            if (KW == 2 && stride == 2 && dilation == 1) {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                    /* unless the gather form above computed it */
+                    if (!_gat_dx) {
+                        /* dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops) */
+                        sg_gemm_f32(1, 0, KH*KW*_cn, H_out*W_out, O, weight + KH*KW*_c0, C*KH*KW, (dy + H_out*W_out*O*_s), H_out*W_out, 0, (dyweight + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out);
+                    }
+                    /* unless the gather form above computed it */
+                    if (!_gat_dx) {
+                        /* dx = dyweight added back at the window positions (fold, col2im) */
+                        for (int64_t _l = 0; _l < _cn; ++_l) {
+                            const float *restrict _src = (dyweight + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
+                            float *restrict _dst = (dx + C*H*W*_s + H*W*_c0) + _l * H*W;
+                            if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
+                                /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                                if (KW == 2 && stride == 2 && dilation == 1) {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
                                             }
-                                        }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                     _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                            const int64_t _sh = dilation*_k1 - padding;
+                                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                            const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                            const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                    continue;
+                                                }
+                                                for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                    const int64_t _p1 = stride*_o1 + _sh;
                                                     _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
@@ -1337,77 +1379,57 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                                 }
                             }
                             else {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                        const int64_t _sh = dilation*_k1 - padding;
-                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                                /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                                if (KW == 2 && stride == 2 && dilation == 1) {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
                                         for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
                                             if ((uint64_t)_p0 >= (uint64_t)H) {
                                                 continue;
                                             }
-                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                                const int64_t _p1 = stride*_o1 + _sh;
-                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
                                             }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                            if (KW == 2 && stride == 2 && dilation == 1) {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                            }
-                                        }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
                                                 }
-                                            }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
                                                 }
                                             }
                                         }
                                     }
                                 }
-                            }
-                            else {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
-                                        const int64_t _sh = dilation*_k1 - padding;
-                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                            const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
-                                            if ((uint64_t)_p0 >= (uint64_t)H) {
-                                                continue;
-                                            }
-                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                                const int64_t _p1 = stride*_o1 + _sh;
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _k1 = 0; _k1 < KW; ++_k1) {
+                                            const int64_t _sh = dilation*_k1 - padding;
+                                            const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                            const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                            const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                                const int64_t _p0 = dilation*_k0 - padding + stride*_o0;
+                                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                    continue;
+                                                }
+                                                for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                    const int64_t _p1 = stride*_o1 + _sh;
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
                                             }
                                         }
                                     }
@@ -1519,13 +1541,14 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
 
 void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict x, const double *restrict weight, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
-    double *restrict dyweight = scratch + 0;
-    double *restrict t0 = scratch + H_out*W_out*C*KH*KW*N;
-    double *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N;
-    double *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*KH*KW*O;
-    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*KH*KW*O;
-    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*KH*KW*O + N*O;
-    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*KH*KW*O + N*O + 16*O;
+    double *restrict _wf_dx = scratch + 0;
+    double *restrict dyweight = scratch + C*KH*KW*O;
+    double *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + C*KH*KW*O;
+    double *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + C*KH*KW*O;
+    double *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 17*C*KH*KW*O;
+    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 17*C*KH*KW*O;
+    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 17*C*KH*KW*O + N*O;
+    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 17*C*KH*KW*O + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1796,4 +1819,6 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dweight[_i] = (double)_acc;
         }
     }
+    /* scratch that only the float variant's gather form uses */
+    (void)_wf_dx;
 }

@@ -153,6 +153,9 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
             pa = prepared_a_size(s, f)
             if pa is not None:   # its left operand packed once per sample (Windows._channel_blocks)
                 scratch.append((f"_pka_{s.out}", (CHUNKS, pa)))
+        fold = gathered_fold(s, f) if windows else None
+        if fold is not None:   # the flipped left operand of a fold's gather form (Windows._gather_folds)
+            scratch.append((f"_wf_{fold.out}", (flipped_size(s),)))
         if s.out in taken or s.out in views:
             continue
         if tuple(s.shape) == ():
@@ -160,6 +163,35 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
         else:
             scratch.append((s.out, tuple(s.shape)))
     return scratch, locs
+
+
+def gathered_fold(s, f: ir.Function):
+    """The fold (``WindowAdd``, col2im) of ``f`` that alone reads product ``s``'s output, when ``s`` is a
+    product with a per-sample right operand ``B`` (its rows summed, its columns the window positions) and
+    a left operand the same for every sample (a convolution's input gradient ``dy`` times ``weight``):
+    at unit stride that fold equals a window read of ``B`` times ``A`` flipped over the window cells
+    (``Windows._gather_folds``); else None."""
+    if not isinstance(s, ir.Einsum) or accumulates(s):
+        return None
+    readers = [t for t in f.body if s.out in ir.reads(t)]
+    if len(readers) != 1 or not isinstance(readers[0], ir.WindowAdd) or readers[0].src != s.out:
+        return None
+    fold = readers[0]
+    lg = looped_gemm_form(s)
+    if lg is None or len(fold.size) not in (1, 2) or len(lg[0]) != 1:
+        return None
+    size, da, db, dc, acc = lg[0][0]   # offsets per sample of the einsum's first and second operand
+    ta, tb, m, n, k, a, b, lda, ldb = lg[1]
+    per_sample = {op for op, off in zip(s.operands, (da, db)) if off != 0}
+    if acc or tb or a in per_sample or b not in per_sample or a == b:
+        return None
+    return fold
+
+
+def flipped_size(s: ir.Einsum):
+    """Elements of the flipped left operand of ``gathered_fold``'s product: ``m k``."""
+    ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(s)[1]
+    return m * k
 
 
 def prepared_a_size(s: ir.Einsum, f: ir.Function):
