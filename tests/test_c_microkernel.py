@@ -15,7 +15,12 @@ from test_c_backend import _sanitizer_ok
 ROOT = Path(__file__).resolve().parents[1]
 
 HARNESS = r"""
-#ifdef SG_TEST_PREPA
+#if defined(SG_TEST_WINDOW)
+#define _DEFAULT_SOURCE   /* mmap, mprotect: x between two pages that cannot be read */
+#include <sys/mman.h>
+#include <unistd.h>
+#include "conv2d.c"   /* a kernel whose products read windows from x (sg_gemm_window) */
+#elif defined(SG_TEST_PREPA)
 #include "conv2d.c"   /* a kernel with a prepared left operand (sg_prepa) */
 #define SG_PREP_MODE 2
 #else
@@ -71,6 +76,80 @@ static int check(int ta, int tb, int64_t m, int64_t n, int64_t k, int beta, int 
     free(a); free(b); free(c); free(c0);
     return bad;
 }
+#ifdef SG_TEST_WINDOW
+/* n floats that end where an unreadable page begins (at_end) or begin where one ends: a read of any element
+ * outside them faults, masked-off lanes included if their faults were not suppressed */
+static float *guarded(int64_t n, int at_end, void **map, size_t *len)
+{
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE), body = ((size_t)n * sizeof(float) + pg - 1) / pg * pg;
+    *len = body + 2 * pg;
+    char *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) abort();
+    mprotect(p, pg, PROT_NONE);
+    mprotect(p + pg + body, pg, PROT_NONE);
+    *map = p;
+    return at_end ? (float *)(p + pg + body) - n : (float *)(p + pg);
+}
+/* c = A V or c += A V (tb 0), or A V^T (tb 1), V the window of x (C channels of H x W; window KH x KW,
+ * stride sh on rows and 1 on columns, dilations, paddings) against a double reference over sg_window_at_f32 */
+static int check_window(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t dh, int64_t dw,
+                        int64_t ph, int64_t pw, int64_t m, int ta, int tb, int beta, int prep, int at_end)
+{
+    const int64_t Ho = (H + 2 * ph - dh * (KH - 1) - 1) / sh + 1, Wo = W + 2 * pw - dw * (KW - 1);
+    if (H + 2 * ph - dh * (KH - 1) <= 0 || Wo <= 0)
+        return 0;
+    void *map;
+    size_t len;
+    float *x = guarded(C * H * W, at_end, &map, &len);
+    for (int64_t i = 0; i < C * H * W; ++i) x[i] = rnd();
+    const sg_window_f32 w = {x, H, W, KH, KW, Wo, sh, 1, dh, dw, ph, pw};
+    const int64_t rows = C * KH * KW, cols = Ho * Wo, k = tb ? cols : rows, n = tb ? rows : cols;
+    const int64_t lda = (ta ? m : k) + 3, ldc = n + 2;
+    float *a = malloc(sizeof(float) * (ta ? k : m) * lda), *c = malloc(sizeof(float) * m * ldc);
+    float *c0 = malloc(sizeof(float) * m * ldc), *ap = malloc(sizeof(float) * (m + 7) * k);
+    for (int64_t i = 0; i < (ta ? k : m) * lda; ++i) a[i] = rnd();
+    for (int64_t i = 0; i < m * ldc; ++i) c[i] = c0[i] = rnd();
+    if (!sg_window_ok_f32(1, KH * KW, Wo)) { puts("window not taken"); abort(); }
+    if (prep) {
+        sg_prepa_f32(ta, m, k, a, lda, ap);
+        sg_gemm_window_f32(0, m, n, k, NULL, 0, ap, &w, tb, beta, c, ldc);
+    } else
+        sg_gemm_window_f32(ta, m, n, k, a, lda, NULL, &w, tb, beta, c, ldc);
+    int bad = 0;
+    for (int64_t i = 0; i < m && !bad; ++i)
+        for (int64_t j = 0; j < ldc; ++j) {
+            if (j >= n) { if (c[i * ldc + j] != c0[i * ldc + j]) bad = 1; continue; }
+            double s = beta ? c0[i * ldc + j] : 0, mag = beta ? fabs(c0[i * ldc + j]) : 0;
+            for (int64_t p = 0; p < k; ++p) {
+                const double t = (double)(ta ? a[p * lda + i] : a[i * lda + p])
+                                 * (tb ? sg_window_at_f32(&w, j, p) : sg_window_at_f32(&w, p, j));
+                s += t; mag += fabs(t);
+            }
+            if (fabs(c[i * ldc + j] - s) > 1e-5 * mag + 1e-30) bad = 1;
+        }
+    if (bad) printf("MISMATCH C=%lld H=%lld W=%lld K=%lldx%lld sh=%lld d=%lld,%lld p=%lld,%lld m=%lld ta=%d tb=%d beta=%d prep=%d\n",
+                    (long long)C, (long long)H, (long long)W, (long long)KH, (long long)KW, (long long)sh,
+                    (long long)dh, (long long)dw, (long long)ph, (long long)pw, (long long)m, ta, tb, beta, prep);
+    munmap(map, len);
+    free(a); free(c); free(c0); free(ap);
+    return bad;
+}
+int main(void)
+{   /* C, H, W, KH, KW, sh, dh, dw, ph, pw: strips across output rows (W_out < 32, 37, 70), padding beyond the
+     * window's reach, a 1x1 and a 12x11 window (132 cells: a channel's rows over two k blocks), stride 2 on rows */
+    static const int64_t g[][10] = {{3, 9, 8, 3, 3, 1, 1, 1, 1, 1}, {2, 9, 37, 3, 3, 1, 2, 2, 2, 2},
+        {1, 5, 70, 3, 5, 1, 1, 1, 3, 3}, {2, 4, 6, 3, 3, 1, 1, 1, 4, 4}, {3, 5, 5, 1, 1, 1, 1, 1, 0, 0},
+        {2, 14, 15, 12, 11, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, {3, 7, 6, 3, 2, 2, 1, 1, 1, 0},
+        {2, 11, 33, 2, 3, 2, 2, 1, 0, 2}, {4, 32, 32, 3, 3, 1, 1, 1, 1, 1}, {1, 3, 200, 1, 7, 1, 1, 3, 0, 9}};
+    int bad = 0, runs = 0;
+    for (int i = 0; i < 11; ++i)
+        for (int tb = 0; tb < 2; ++tb) for (int beta = 0; beta < 2; ++beta) for (int prep = 0; prep < 2; ++prep, ++runs)
+            bad += check_window(g[i][0], g[i][1], g[i][2], g[i][3], g[i][4], g[i][5], g[i][6], g[i][7], g[i][8], g[i][9],
+                                prep ? 9 : 16, (i + tb) % 2, tb, beta, prep, (i + beta) % 2);
+    printf("%d products, %d wrong\n", runs, bad);
+    return bad != 0;
+}
+#else
 int main(void)
 {
     static const int64_t ms[] = {1, 7, 8, 9, 64, 67}, ns[] = {1, 15, 16, 17, 31, 32, 33, 100},
@@ -87,6 +166,7 @@ int main(void)
     return bad != 0;
 }
 #endif
+#endif
 """
 
 
@@ -101,6 +181,7 @@ def _run(tmp_path, flags, name):
 
 
 PREPARED = {"B": [], "A": ["-DSG_TEST_PREPA"]}   # sg_prep_b (the LSTM's W_hh), sg_prepa (a convolution's dy)
+WINDOW = ["-DSG_TEST_WINDOW"]   # sg_gemm_window: B read from x (a convolution's forward and weight gradient)
 
 
 @pytest.mark.parametrize("prepared", PREPARED)
@@ -122,3 +203,18 @@ def test_microkernel_under_address_and_undefined_sanitizers(tmp_path, prepared):
         pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "5456 products, 0 wrong" in r.stdout
+
+
+@pytest.mark.parametrize("sanitized", [False, True])
+def test_window_products_read_only_x_and_match_a_double_reference(tmp_path, sanitized):
+    """sg_gemm_window (the window packed from x by the kernel: docs/windows.md) against the window's
+    definition, element by element, with x between two unreadable pages (a read of anything outside x,
+    a masked-off lane included, would fault), both layouts (tb), beta 0 and 1, A prepared or not."""
+    if sanitized and not _sanitizer_ok(tmp_path):
+        pytest.skip("the ASan/UBSan runtime is missing (apt-get install libasan8 libubsan1)")
+    flags = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitized else ["-O3"]
+    r = _run(tmp_path, [*flags, *WINDOW], "win")
+    if r.returncode == 77:
+        pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "88 products, 0 wrong" in r.stdout
