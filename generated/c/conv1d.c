@@ -925,17 +925,15 @@ void conv1d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + L_out*C*K*N;
     float *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
-    /* x_kept = x */
-    sg_copy_f32(x_kept, x, C*L*N, C*L*N);
-    /* weight_kept = weight */
-    sg_copy_f32(weight_kept, weight, C*K*O, C*K*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    /* weight_kept = weight */
+    sg_copy_f32(weight_kept, weight, C*K*O, C*K*O);
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); x_kept; t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
-        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
+        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O + C*L*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
@@ -1003,6 +1001,10 @@ void conv1d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
                             }
                         }
                     }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < L*_cn; ++i1) {
+                        x_kept[C*L*_s + L*_c0 + i1] = x[C*L*_s + L*_c0 + i1];
+                    }
                     /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
                     /* the window read from x as the kernel packs it, or the window array written above */
                     if (_win0)
@@ -1027,17 +1029,15 @@ void conv1d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + L_out*C*K*N;
     double *restrict t2 = scratch + L_out*C*K*N + L_out*N*O;
-    /* x_kept = x */
-    sg_copy_f64(x_kept, x, C*L*N, C*L*N);
-    /* weight_kept = weight */
-    sg_copy_f64(weight_kept, weight, C*K*O, C*K*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
+    /* weight_kept = weight */
+    sg_copy_f64(weight_kept, weight, C*K*O, C*K*O);
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); x_kept; t1 = einsum('nckl,ock->nol', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
-        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O)
+        SG_PARALLEL_FOR(L_out*C*K*N + 2*L_out*N*O + C*L*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
@@ -1098,6 +1098,10 @@ void conv1d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
                                 }
                             }
                         }
+                    }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < L*_cn; ++i1) {
+                        x_kept[C*L*_s + L*_c0 + i1] = x[C*L*_s + L*_c0 + i1];
                     }
                     /* t1 = einsum('nckl,ock->nol', t0, weight) (loops) */
                     sg_gemm_f64(0, 0, O, L_out, K*_cn, weight + K*_c0, C*K, (t0 + L_out*C*K*_c) + (K*_c0)*L_out, L_out, _c0 > 0, (t1 + L_out*O*_c), L_out);

@@ -979,17 +979,15 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
     float *restrict t0 = scratch + 0;
     float *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
     float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
-    /* x_kept = x */
-    sg_copy_f32(x_kept, x, C*H*N*W, C*H*N*W);
-    /* weight_kept = weight */
-    sg_copy_f32(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    /* weight_kept = weight */
+    sg_copy_f32(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); x_kept; t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
+        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
@@ -1081,6 +1079,10 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
                             }
                         }
                     }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < H*W*_cn; ++i1) {
+                        x_kept[C*H*W*_s + H*W*_c0 + i1] = x[C*H*W*_s + H*W*_c0 + i1];
+                    }
                     /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
                     /* the window read from x as the kernel packs it, or the window array written above */
                     if (_win0)
@@ -1105,17 +1107,15 @@ void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
     double *restrict t0 = scratch + 0;
     double *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
     double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
-    /* x_kept = x */
-    sg_copy_f64(x_kept, x, C*H*N*W, C*H*N*W);
-    /* weight_kept = weight */
-    sg_copy_f64(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
-    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
+    /* weight_kept = weight */
+    sg_copy_f64(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
+    /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); x_kept; t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
         const int64_t _nc = sg_chunks_of(N);
-        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O)
+        SG_PARALLEL_FOR(H_out*W_out*C*KH*KW*N + 2*H_out*W_out*N*O + C*H*N*W)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
@@ -1200,6 +1200,10 @@ void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
                                 }
                             }
                         }
+                    }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < H*W*_cn; ++i1) {
+                        x_kept[C*H*W*_s + H*W*_c0 + i1] = x[C*H*W*_s + H*W*_c0 + i1];
                     }
                     /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
                     sg_gemm_f64(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);

@@ -351,17 +351,13 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
     float *restrict t0 = scratch + 0;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; y; y_kept (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: y; y_kept; x_kept (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
                 const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
                 for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                    /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
-                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
-                    }
                     /* y = max(t0) */
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i4 = 0; i4 < W_out; ++i4) {
@@ -380,23 +376,23 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
                     for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
                         y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
                     }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
+                    }
                 }
             }
         }
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); y; y_kept; x_kept */
         {
             const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
                 const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
                 for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                    /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
-                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
-                    }
                     /* t0 = the windows of x (unfold, im2col) */
                     for (int64_t _l = 0; _l < 1; ++_l) {
                         const float *restrict _src = (x + H*W*_s) + _l * H*W;
@@ -487,6 +483,10 @@ void maxpool2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float
                     for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
                         y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
                     }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
+                    }
                 }
             }
         }
@@ -498,17 +498,13 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
     double *restrict t0 = scratch + 0;
     /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
     if (padding == 0 && kernel_size == 2 && stride == 2) {
-        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; y; y_kept (t0: views of x) */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: y; y_kept; x_kept (t0: views of x) */
         {
             const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
                 const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
                 for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                    /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
-                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
-                    }
                     /* y = max(t0) */
                     for (int64_t i2 = 0; i2 < H_out; ++i2) {
                         for (int64_t i4 = 0; i4 < W_out; ++i4) {
@@ -527,23 +523,23 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
                     for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
                         y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
                     }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
+                    }
                 }
             }
         }
     }
     /* else: the general loops, through window arrays */
     else {
-        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: x_kept; t0 = the windows of x (unfold, im2col); y; y_kept */
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); y; y_kept; x_kept */
         {
             const int64_t _nc = sg_chunks_of(C*N);
             SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
             for (int64_t _c = 0; _c < _nc; ++_c) {
                 const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
                 for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                    /* x_kept = x */
-                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
-                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
-                    }
                     /* t0 = the windows of x (unfold, im2col) */
                     for (int64_t _l = 0; _l < 1; ++_l) {
                         const double *restrict _src = (x + H*W*_s) + _l * H*W;
@@ -633,6 +629,10 @@ void maxpool2d_forward_kept_f64(double *restrict y, double *restrict x_kept, dou
                     /* y_kept = y */
                     for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
                         y_kept[H_out*W_out*_s + i1] = y[H_out*W_out*_s + i1];
+                    }
+                    /* x_kept = x */
+                    for (int64_t i1 = 0; i1 < H*W; ++i1) {
+                        x_kept[H*W*_s + i1] = x[H*W*_s + i1];
                     }
                 }
             }

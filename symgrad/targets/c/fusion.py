@@ -11,6 +11,8 @@ values are read into C locals before a pass so the compiler vectorizes it.
 """
 from __future__ import annotations
 
+import sympy as sp
+
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import CHUNKS, colred
@@ -48,17 +50,28 @@ class Fusion:
         """Elementwise work moves ahead of a matrix product it does not depend on, so it can share
         the row loop of the elementwise work before the product."""
         body = list(body)
+        windows = any(isinstance(t, ir.Window) for t in body)   # a copy of x stays in its sample loop
         for j in range(1, len(body)):
             i = j
             s = body[i]
             if not isinstance(s, (ir.Elementwise, ir.Reduction, ir.Expand)):
                 continue
-            while i > 0 and isinstance(body[i - 1], (ir.Einsum, ir.Concat, ir.Slice, ir.Window, ir.WindowAdd)) and \
+            while i > 0 and (isinstance(body[i - 1], (ir.Einsum, ir.Concat, ir.Slice, ir.Window, ir.WindowAdd))
+                             or windows and self._argument_copy(body[i - 1])) and \
                     body[i - 1].out not in self.reads(s) and s.out not in self.reads(body[i - 1]) and \
-                    not (isinstance(body[i - 1], ir.Concat) and s.out in body[i - 1].parts):
+                    not (isinstance(body[i - 1], ir.Concat) and s.out in body[i - 1].parts) and \
+                    not (isinstance(body[i - 1], ir.Window) and body[i - 1].src in self.reads(s)):
+                # (a statement that reads a window's source stays after the window: the cache's copy of
+                # a convolution's x then joins its sample loop, each sample copied as its windows are read)
                 body[i - 1], body[i] = body[i], body[i - 1]
                 i -= 1
         return body
+
+    def _argument_copy(self, s) -> bool:
+        """A cache's copy of an argument (``NAME_forward_kept``): it depends on nothing, so independent
+        work may move ahead of it too."""
+        return isinstance(s, ir.Elementwise) and isinstance(s.expr, sp.Symbol) \
+            and s.expr.name in {a.name for a in self.cf.args} and s.out != s.expr.name
 
     def groups(self, body=None):
         """Consecutive statements that share one loop over the rows (``body``: a part of the ordered

@@ -595,8 +595,9 @@ class Windows:
             chan, cells = c, k
             arrays |= {t.src, t.out}
         groups, nb = {}, 0
+        sources = {t.src for t in wins if isinstance(t, ir.Window)}
         for i, (t, one) in enumerate(zip(run, ones)):
-            if isinstance(t, (ir.Window, ir.WindowAdd)):
+            if isinstance(t, (ir.Window, ir.WindowAdd)) or self._source_copy(t, sources):
                 blocked = True
             elif isinstance(t, ir.Einsum) and arrays & ({t.out} | set(t.operands)):
                 g = self._channel_group(t, one, arrays)
@@ -611,6 +612,13 @@ class Windows:
                 return None
             nb += blocked
         return nb, groups, cells, chan
+
+    @staticmethod
+    def _source_copy(t, sources) -> bool:
+        """The cache's copy of a window read's source (``NAME_forward_kept``'s ``x_kept = x``): copied per
+        block of channels, just before the block's windows are read from the same lines."""
+        return isinstance(t, ir.Elementwise) and isinstance(t.expr, sp.Symbol) and t.expr.name in sources \
+            and tuple(t.shape)[1:2] != ()
 
     def _channel_group(self, t, one, arrays):
         """For a product of one sample (``one``, ``looped_gemm_form``, its loops of size 1): where the
@@ -907,8 +915,15 @@ class Windows:
             if t in acc:
                 self.views[t.out] = (f"_p_{self.cname(t.out)}", sp.Integer(0), self.contiguous(t.shape))
             self.note(describe(t, self.glossary), dd)
+            cut = lambda sh: (sh[0], sp.Symbol("_cn")) + tuple(sh[2:])  # noqa: E731
+            if dd > d + 2 and isinstance(t, ir.Elementwise):   # a copy of the source: this block's channels
+                one = dataclasses.replace(one, shape=cut(one.shape))
+                for name in (t.expr.name, t.out):
+                    base, off, st = self.views.get(name) or (self.cname(name), sp.Integer(0),
+                                                             self.contiguous(self.shapes[name]))
+                    self.views[name] = (base, off + sp.Symbol("_c0") * prod(tuple(one.shape)[2:]), st)
+                    self.shapes[name] = tuple(one.shape)
             if dd > d + 2 and isinstance(t, (ir.Window, ir.WindowAdd)):   # this block's channels
-                cut = lambda sh: (sh[0], sp.Symbol("_cn")) + tuple(sh[2:])  # noqa: E731
                 one = dataclasses.replace(one, shape=cut(one.shape), src_shape=cut(one.src_shape))
                 for name, full in ((t.src, one.src_shape), (t.out, one.shape)):
                     base, off, st = self.views.get(name) or (self.cname(name), sp.Integer(0),
