@@ -93,40 +93,36 @@ WINDOWS_F32 = CONV2D + [
 ]
 
 
+def float32_conv_error(name, shapes, hyper, seed):
+    """Max relative error of the float32 C kernel ``name`` (conv1d, conv2d), forward and every gradient,
+    against torch in float64 on the same float32 inputs."""
+    require_target(name, "c")
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(sh).astype(np.float32) for sh in shapes]
+    k = symgrad.load(name, backend="c", dtype="float32")
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    ty = getattr(F, name)(*ts, **hyper)
+    y, cache = k.forward(*arrays, **hyper)
+    dy = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(dy, dtype=torch.float64))
+    return max([rel(y, ty.detach().numpy())] + [rel(g, t.grad.numpy()) for g, t in zip(k.backward(cache, dy), ts)])
+
+
 @needs_torch
 @pytest.mark.parametrize("case", WINDOWS_F32)
 def test_conv_float32_windows_read_from_x(case):
-    require_target("conv2d", "c")
     n, c, h, w, o, kh, kw, s, p, d = case
-    rng = np.random.default_rng(3)
-    arrays = [rng.standard_normal(sh).astype(np.float32) for sh in ((n, c, h, w), (o, c, kh, kw), (o,))]
-    k = symgrad.load("conv2d", backend="c", dtype="float32")
-    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    ty = F.conv2d(*ts, stride=s, padding=p, dilation=d)
-    y, cache = k.forward(*arrays, stride=s, padding=p, dilation=d)
-    dy = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
-    ty.backward(torch.tensor(dy, dtype=torch.float64))
-    grads = k.backward(cache, dy)
-    errs = [rel(y, ty.detach().numpy())] + [rel(g, t.grad.numpy()) for g, t in zip(grads, ts)]
-    assert max(errs) < 2e-5, errs
+    err = float32_conv_error("conv2d", ((n, c, h, w), (o, c, kh, kw), (o,)), dict(stride=s, padding=p, dilation=d), 3)
+    assert err < 2e-5, err
 
 
 @needs_torch
 @pytest.mark.parametrize("case", [(2, 3, 11, 4, 3, 1, 0, 1), (2, 3, 40, 4, 3, 1, 2, 3), (2, 50, 9, 4, 3, 1, 1, 1),
                                   (3, 2, 7, 5, 2, 3, 2, 1)])
 def test_conv1d_float32_windows_read_from_x(case):
-    require_target("conv1d", "c")
-    n, c, length, o, kk, s, p, d = case
-    rng = np.random.default_rng(5)
-    arrays = [rng.standard_normal(sh).astype(np.float32) for sh in ((n, c, length), (o, c, kk), (o,))]
-    k = symgrad.load("conv1d", backend="c", dtype="float32")
-    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    ty = F.conv1d(*ts, stride=s, padding=p, dilation=d)
-    y, cache = k.forward(*arrays, stride=s, padding=p, dilation=d)
-    dy = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
-    ty.backward(torch.tensor(dy, dtype=torch.float64))
-    errs = [rel(y, ty.detach().numpy())] + [rel(g, t.grad.numpy()) for g, t in zip(k.backward(cache, dy), ts)]
-    assert max(errs) < 2e-5, errs
+    n, c, length, o, k, s, p, d = case
+    err = float32_conv_error("conv1d", ((n, c, length), (o, c, k), (o,)), dict(stride=s, padding=p, dilation=d), 5)
+    assert err < 2e-5, err
 
 
 POOL = [  # N, C, H, W, kernel_size, stride, padding
