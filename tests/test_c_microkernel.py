@@ -102,7 +102,7 @@ static int check_window(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
     size_t len;
     float *x = guarded(C * H * W, at_end, &map, &len);
     for (int64_t i = 0; i < C * H * W; ++i) x[i] = rnd();
-    const sg_window_f32 w = {x, H, W, KH, KW, Wo, sh, sw, dh, dw, ph, pw, NULL, 0};
+    const sg_window_f32 w = {x, H, W, KH, KW, Wo, sh, sw, dh, dw, ph, pw};
     const int64_t rows = C * KH * KW, cols = Ho * Wo, k = tb ? cols : rows, n = tb ? rows : cols;
     const int64_t lda = (ta ? m : k) + 3, ldc = n + 2;
     float *a = malloc(sizeof(float) * (ta ? k : m) * lda), *c = malloc(sizeof(float) * m * ldc);

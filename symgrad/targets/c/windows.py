@@ -678,18 +678,22 @@ class Windows:
                 out[i] = j
         return out
 
+    @staticmethod
+    def _geometry(lengths, size, width, stride, dilation, padding) -> tuple:
+        """The fields of ``sg_window_f32`` after its pointer: ``(H, W, KH, KW, W_out, sh, sw, dh, dw, ph,
+        pw)`` of a window over a source of ``lengths`` with ``width`` output columns; a 1-D window is the
+        2-D one of height 1."""
+        if len(size) == 1:
+            one, zero = sp.Integer(1), sp.Integer(0)
+            return (one, lengths[0], one, size[0], width, one, stride[0], one, dilation[0], zero, padding[0])
+        return (lengths[0], lengths[1], size[0], size[1], width, stride[0], stride[1], dilation[0], dilation[1],
+                padding[0], padding[1])
+
     def _window_struct(self, t, i, depth):
         """``const sg_window_f32 _wI``: the geometry of window read ``t`` for this block of channels (its
-        source pointer as the block's views give it); a 1-D window as a 2-D one of height 1."""
+        source pointer as the block's views give it)."""
         n = len(t.size)
-        lengths, outs = tuple(t.src_shape[-n:]), tuple(t.shape[-n:])
-        one = sp.Integer(1)
-        if n == 1:
-            geo = (one, lengths[0], one, t.size[0], outs[0], one, t.stride[0], one, t.dilation[0], sp.Integer(0),
-                   t.padding[0])
-        else:
-            geo = (lengths[0], lengths[1], t.size[0], t.size[1], outs[1], t.stride[0], t.stride[1], t.dilation[0],
-                   t.dilation[1], t.padding[0], t.padding[1])
+        geo = self._geometry(tuple(t.src_shape[-n:]), t.size, t.shape[-1], t.stride, t.dilation, t.padding)
         self.note(f"{self.cname(t.out)} as the product reads it: x, H, W, KH, KW, W_out, strides, dilations, paddings",
                   depth)
         self.emit(f"const sg_window_f32 _w{i} = {{ {self.ptr(t.src)}, {', '.join(cint(g) for g in geo)} }};", depth)
@@ -717,17 +721,12 @@ class Windows:
         return out
 
     def _fold_geometry(self, fold):
-        """(channels of the fold's output, positions, window cells, window read of ``dy`` as
-        ``sg_window_f32`` fields after the pointer) for ``_gather_fold``."""
+        """(positions of the fold's output, window cells, the window read of ``dy`` as ``sg_window_f32``
+        fields after the pointer) for ``_gather_fold``."""
         n = len(fold.size)
         lengths, outs = tuple(fold.shape[-n:]), tuple(fold.src_shape[-n:])
-        one, zero = sp.Integer(1), sp.Integer(0)
         reach = [d * (k - 1) - p for d, k, p in zip(fold.dilation, fold.size, fold.padding)]
-        if n == 1:
-            geo = (one, outs[0], one, fold.size[0], lengths[0], one, one, one, fold.dilation[0], zero, reach[0])
-        else:
-            geo = (outs[0], outs[1], fold.size[0], fold.size[1], lengths[1], one, one, fold.dilation[0],
-                   fold.dilation[1], reach[0], reach[1])
+        geo = self._geometry(outs, fold.size, lengths[-1], (sp.Integer(1),) * n, fold.dilation, reach)
         return prod(lengths), prod(tuple(fold.size)), geo
 
     def _flip_weights(self, fold, one, depth):
@@ -901,7 +900,7 @@ class Windows:
                         w = run[j]
                         self.note(f"whether the product reads {self.cname(w.out)} from {self.cname(w.src)} "
                                   "itself (sg_window_ok): no window array written", d + 2)
-                        self.emit(f"const int _win{j} = sg_window_ok_{'f32'}({cint(w.stride[-1])}, "
+                        self.emit(f"const int _win{j} = sg_window_ok_f32({cint(w.stride[-1])}, "
                                   f"{cint(prod(tuple(w.size)))}, {cint(w.shape[-1])});", d + 2)
                     self.emit(f"for (int64_t _c0 = 0; _c0 < {cint(chan)}; _c0 += _cb) {{", d + 2)
                     self.emit(f"const int64_t _cn = {cint(chan)} - _c0 < _cb ? {cint(chan)} - _c0 : _cb;", d + 3)
