@@ -32,8 +32,9 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
     windows = {str(x) for f in (k.forward, k.backward) for st in f.body if hasattr(st, "dilation")
                for x in st.size}
     for i, d in enumerate(dims):
-        if d in sizes:   # stride, padding, dilation, kernel size: small, varied with s
-            lines.append(f"    const int64_t {d} = {sizes[d][1]} + (s + {i}) % 2;")
+        if d in sizes:   # stride, padding, dilation, kernel size: small, varied with s (s / 2: the sizes
+            # 1, 3, 17 are odd, so s alone gave every size of one kernel the same value at every size)
+            lines.append(f"    const int64_t {d} = {sizes[d][1]} + (s / 2 + {i}) % 2;")
         elif d in outs:  # window positions: from their formula, as the Python runtime computes them
             num, stride = outs[d]
             lines.append(f"    const int64_t {d} = ({cint(num)}) / {cint(stride)} + 1;")

@@ -634,6 +634,92 @@ static inline void sg_gemm_window_f32(int ta, int64_t m, int64_t n, int64_t k, c
             c[i * ldc + j] = beta ? c[i * ldc + j] + s : s;
         }
 }
+/* A strided fold as gathers (Windows._gather_folds, docs/windows.md). The fold adds window cell k of output
+ * position o back at position s o + d k - p of one axis; position i = r + s u (output phase r < s) is
+ * reached by the cells k with r + p - d k divisible by s, from o = u + (r + p - d k) / s. Those cells form
+ * an arithmetic run kmax, kmax - step, ... (step = s / gcd(d, s)) whose dy offsets grow by gap = d step / s
+ * from low: a stride-1 window over dy, dilation gap, padding -low. n = 0: no cell reaches the phase. */
+typedef struct { int64_t n, kmax, step, low, gap; } sg_phase;
+static inline sg_phase sg_phase_of(int64_t r, int64_t K, int64_t s, int64_t d, int64_t p)
+{
+    sg_phase f = {0, 0, 1, 0, 1};
+    for (int64_t k = K - 1; k >= 0; --k) {
+        const int64_t t = r + p - d * k;
+        if (t % s != 0)
+            continue;
+        if (f.n == 0) {
+            f.kmax = k;
+            f.low = t / s;
+        } else if (f.n == 1) {
+            f.step = f.kmax - k;
+            f.gap = d * f.step / s;
+        }
+        ++f.n;
+    }
+    return f;
+}
+/* 1 when every output phase of the fold (H x W from windows of KH x KW over dy's H_out x W_out positions,
+ * strides sh, sw, dilations, paddings) runs as a gather on the kernel (sg_window_ok for its window) */
+static inline int sg_gather_ok_f32(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t dh,
+                                   int64_t dw, int64_t ph, int64_t pw)
+{
+    if (sh < 1 || sw < 1)
+        return 0;
+    for (int64_t ri = 0; ri < sh && ri < H; ++ri)
+        for (int64_t rj = 0; rj < sw && rj < W; ++rj) {
+            const sg_phase a = sg_phase_of(ri, KH, sh, dh, ph), b = sg_phase_of(rj, KW, sw, dw, pw);
+            if (a.n > 0 && b.n > 0 && !sg_window_ok_f32(1, a.n * b.n, (W - rj + sw - 1) / sw))
+                return 0;
+        }
+    return 1;
+}
+/* The weights of every phase's gather, once per call, phase after phase (ri, then rj): C rows by (o, cell')
+ * columns, cell' the phase's cells in the order its window reads them: wf[c][o][ka'][kb'] = A(c KH KW + (kmax_a
+ * - ka' step_a) KW + kmax_b - kb' step_b, o), A(i, o) = ta ? a[o lda + i] : a[i lda + o] (the derived product's
+ * left operand). At unit stride: W flipped over the window cells. */
+static inline void sg_gather_weights_f32(int ta, const float *restrict a, int64_t lda, int64_t C, int64_t O,
+                                         int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                                         int64_t dh, int64_t dw, int64_t ph, int64_t pw, float *restrict wf)
+{
+    for (int64_t ri = 0; ri < sh && ri < H; ++ri)
+        for (int64_t rj = 0; rj < sw && rj < W; ++rj) {
+            const sg_phase pa = sg_phase_of(ri, KH, sh, dh, ph), pb = sg_phase_of(rj, KW, sw, dw, pw);
+            for (int64_t c = 0; c < C; ++c)
+                for (int64_t o = 0; o < O; ++o)
+                    for (int64_t x = 0; x < pa.n; ++x)
+                        for (int64_t y = 0; y < pb.n; ++y) {
+                            const int64_t i = (c * KH + pa.kmax - x * pa.step) * KW + pb.kmax - y * pb.step;
+                            *wf++ = ta ? a[o * lda + i] : a[i * lda + o];
+                        }
+        }
+}
+/* One sample's fold output dx (C x H x W) = for each output phase, its weights (sg_gather_weights_f32) times
+ * the windows of dy (O x H_out x W_out) read by the kernel; at unit stride one phase written in place, else
+ * each phase into tmp (C x ceil(H / sh) x ceil(W / sw)) and stored to its positions, zeros where no cell
+ * reaches */
+static inline void sg_gather_fold_f32(const float *restrict wf, const float *dy, int64_t O, int64_t Ho, int64_t Wdy,
+                                      float *restrict dx, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                      int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw,
+                                      float *restrict tmp)
+{
+    for (int64_t ri = 0; ri < sh && ri < H; ++ri)
+        for (int64_t rj = 0; rj < sw && rj < W; ++rj) {
+            const sg_phase pa = sg_phase_of(ri, KH, sh, dh, ph), pb = sg_phase_of(rj, KW, sw, dw, pw);
+            const int64_t Hu = (H - ri + sh - 1) / sh, Wv = (W - rj + sw - 1) / sw, kk = O * pa.n * pb.n;
+            float *out = sh == 1 && sw == 1 ? dx : tmp;
+            if (kk > 0) {
+                const sg_window_f32 w = {dy, Ho, Wdy, pa.n, pb.n, Wv, 1, 1, pa.gap, pb.gap, -pa.low, -pb.low};
+                sg_gemm_window_f32(0, C, Hu * Wv, kk, wf, kk, NULL, &w, 0, 0, out, Hu * Wv);
+                wf += C * kk;
+            }
+            if (out == dx && kk > 0)
+                continue;
+            for (int64_t c = 0; c < C; ++c)
+                for (int64_t u = 0; u < Hu; ++u)
+                    for (int64_t v = 0; v < Wv; ++v)
+                        dx[(c * H + ri + sh * u) * W + rj + sw * v] = kk > 0 ? tmp[(c * Hu + u) * Wv + v] : 0.0F;
+        }
+}
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
  * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
@@ -1163,19 +1249,20 @@ int64_t conv1d_backward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O,
     (void)padding;
     (void)dilation;
     (void)L_out;
-    return 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 17*O;
+    return 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O + 17*O;
 }
 
 void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
 {
     float *restrict _wf_dx = scratch + 0;
-    float *restrict dyweight = scratch + C*K*O;
-    float *restrict t0 = scratch + L_out*C*K*N + C*K*O;
-    float *restrict _part_dweight = scratch + 2*L_out*C*K*N + C*K*O;
-    float *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 17*C*K*O;
-    float *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O;
-    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O;
-    float *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 16*O;
+    float *restrict _gt_dx = scratch + C*K*O;
+    float *restrict dyweight = scratch + C*K*O + 16*C*L;
+    float *restrict t0 = scratch + L_out*C*K*N + C*K*O + 16*C*L;
+    float *restrict _part_dweight = scratch + 2*L_out*C*K*N + C*K*O + 16*C*L;
+    float *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 17*C*K*O + 16*C*L;
+    float *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L;
+    float *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O;
+    float *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1217,16 +1304,11 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             dbias[i0] = (float)_acc;
         }
     }
-    /* dx as a gather (unit stride): the windows of dy times the weights flipped over the window cells (Windows._gather_folds) */
-    const int _gat_dx = stride == 1 && sg_window_ok_f32(1, K, L);
-    /* the flipped weights _wf_dx: row c, column (o, cell) = A(c cells + cells - 1 - cell, o) */
-    if (_gat_dx) {
-        for (int64_t _i = 0; _i < C*K; ++_i) {
-            for (int64_t _p = 0; _p < O; ++_p) {
-                _wf_dx[(_i / (K) * O + _p) * K + K - 1 - _i % (K)] = weight[_p * C*K + _i];
-            }
-        }
-    }
+    /* dx as gathers, one per output phase: the windows of dy times the weights of the window cells that reach the phase (Windows._gather_folds) */
+    const int _gat_dx = sg_gather_ok_f32(1, L, 1, K, 1, stride, 1, dilation, 0, padding);
+    /* the gathers' weights _wf_dx, phase after phase */
+    if (_gat_dx)
+        sg_gather_weights_f32(1, weight, C*K, C, O, 1, L, 1, K, 1, stride, 1, dilation, 0, padding, _wf_dx);
     /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nol,ock->nckl', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nol,nckl->ock', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
@@ -1240,11 +1322,9 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 const int64_t _cb = 128 / (K) > 0 ? 128 / (K) : 1;
                 /* dy packed once for the blocks' products (sg_prepa) */
                 sg_prepa_f32(0, O, L_out, (dy + L_out*O*_s), L_out, _pka_dweight + _c*(L_out*(O + 7)));
-                /* the windows of dy as the product reads them: dy, H_out, W_out, KH, KW, dx's width, unit strides, dilations, paddings d (K - 1) - p */
-                const sg_window_f32 _g_dx = { (dy + L_out*O*_s), 1, L_out, 1, K, L, 1, 1, 1, dilation, 0, dilation*(K - 1) - padding };
-                /* dx = the flipped weights times those windows (the fold's gather form) */
+                /* dx = the gathers (a phase's output through this chunk's slot unless the stride is 1) */
                 if (_gat_dx)
-                    sg_gemm_window_f32(0, C, L, K*O, _wf_dx, K*O, NULL, &_g_dx, 0, 0, (dx + C*L*_s), L);
+                    sg_gather_fold_f32(_wf_dx, (dy + L_out*O*_s), O, 1, L_out, (dx + C*L*_s), C, 1, L, 1, K, 1, stride, 1, dilation, 0, padding, _gt_dx + _c*(C*L));
                 /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
                 const int _win2 = sg_window_ok_f32(stride, K, L_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
@@ -1424,13 +1504,14 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
 void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict x, const double *restrict weight, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out)
 {
     double *restrict _wf_dx = scratch + 0;
-    double *restrict dyweight = scratch + C*K*O;
-    double *restrict t0 = scratch + L_out*C*K*N + C*K*O;
-    double *restrict _part_dweight = scratch + 2*L_out*C*K*N + C*K*O;
-    double *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 17*C*K*O;
-    double *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O;
-    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O;
-    double *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 16*O;
+    double *restrict _gt_dx = scratch + C*K*O;
+    double *restrict dyweight = scratch + C*K*O + 16*C*L;
+    double *restrict t0 = scratch + L_out*C*K*N + C*K*O + 16*C*L;
+    double *restrict _part_dweight = scratch + 2*L_out*C*K*N + C*K*O + 16*C*L;
+    double *restrict _pka_dweight = scratch + 2*L_out*C*K*N + 17*C*K*O + 16*C*L;
+    double *restrict sum_dy = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L;
+    double *restrict _part_t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O;
+    double *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1643,6 +1724,6 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dweight[_i] = (double)_acc;
         }
     }
-    /* scratch that only the float variant's gather form uses */
-    (void)_wf_dx;
+    /* scratch that only the float variant's gathers use */
+    (void)_wf_dx; (void)_gt_dx;
 }

@@ -85,12 +85,12 @@ int64_t conv1d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t L, int64_
  *   dy (N, O, L_out): upstream gradient, read
  *   x (N, C, L): read, from forward
  *   weight (O, C, K): read, from forward
- *   scratch: 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 17*O elements of work space (= conv1d_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O + 17*O elements of work space (= conv1d_backward_scratch_size(...)), contents undefined afterwards
  */
 void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict x, const double *restrict weight, double *restrict scratch, int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 
-/* Elements (float or double) of the scratch buffer conv1d_backward_* needs: 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + N*O + 17*O. */
+/* Elements (float or double) of the scratch buffer conv1d_backward_* needs: 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O + 17*O. */
 int64_t conv1d_backward_scratch_size(int64_t N, int64_t C, int64_t L, int64_t O, int64_t K, int64_t stride, int64_t padding, int64_t dilation, int64_t L_out);
 
 

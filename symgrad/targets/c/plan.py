@@ -154,8 +154,9 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
             if pa is not None:   # its left operand packed once per sample (Windows._channel_blocks)
                 scratch.append((f"_pka_{s.out}", (CHUNKS, pa)))
         fold = gathered_fold(s, f) if windows else None
-        if fold is not None:   # the flipped left operand of a fold's gather form (Windows._gather_folds)
+        if fold is not None:   # the gathers' weights, and a phase's output per chunk (Windows._gather_folds)
             scratch.append((f"_wf_{fold.out}", (flipped_size(s),)))
+            scratch.append((f"_gt_{fold.out}", (CHUNKS,) + tuple(fold.shape)[1:]))
         if s.out in taken or s.out in views:
             continue
         if tuple(s.shape) == ():

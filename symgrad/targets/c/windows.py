@@ -699,15 +699,18 @@ class Windows:
         self.emit(f"const sg_window_f32 _w{i} = {{ {self.ptr(t.src)}, {', '.join(cint(g) for g in geo)} }};", depth)
 
     def _gather_folds(self, run, ones, blocks, internal) -> dict:
-        """Folds (col2im) that at unit stride run as a gather instead (``plan.gathered_fold``): ``{fold
-        index: product index}`` for a blocked product of row blocks whose output only the fold reads.
-        The transpose of a window read at stride 1 is a window read: for a convolution,
+        """Folds (col2im) that run as gathers instead (``plan.gathered_fold``): ``{fold index: product
+        index}`` for a blocked product of row blocks whose output only the fold reads. The transpose of a
+        window read at stride 1 is a window read: for a convolution,
         ``dx[c, i, j] = sum_{o,a,b} W[o, c, a, b] dy[o, i + p - d a, j + p - d b]``, i.e. the windows of
         ``dy`` (padding ``d (K - 1) - p``) times ``W`` flipped over (a, b): the textbook "full convolution
         of dy with the flipped kernel". One product of ``C`` rows by ``O KH KW``, its B read from ``dy``
         by the kernel (``sg_gemm_window``), replaces the products of ``KH KW`` times more rows and the
-        fold's scattered adds (3.2 ms of conv2d's 11 ms input gradient at N32 C64 32x32). Float only;
-        ``_gat_DX`` chooses per call (stride 1 and ``sg_window_ok``)."""
+        fold's scattered adds (3.2 ms of conv2d's 11 ms input gradient at N32 C64 32x32). At stride s the
+        output positions split into s x s phases (i = r + s u); the window cells that reach a phase are
+        an arithmetic run and read dy as a stride-1 window (``sg_phase_of``), so each phase is such a
+        gather with its own weights, stored to its positions. Float only; ``_gat_DX`` chooses per call
+        (``sg_gather_ok``)."""
         if blocks is None or self.dtype != "float32":
             return {}
         out = {}
@@ -720,51 +723,50 @@ class Windows:
                 out[i] = j
         return out
 
-    def _fold_geometry(self, fold):
-        """(positions of the fold's output, window cells, the window read of ``dy`` as ``sg_window_f32``
-        fields after the pointer) for ``_gather_fold``."""
+    @staticmethod
+    def _fold_fields(fold) -> tuple:
+        """``(H, W, KH, KW, sh, sw, dh, dw, ph, pw)`` of a fold's output and window, and ``(H_out, W_out)``
+        of its positions (dy's); a 1-D fold as a 2-D one of height 1."""
         n = len(fold.size)
         lengths, outs = tuple(fold.shape[-n:]), tuple(fold.src_shape[-n:])
-        reach = [d * (k - 1) - p for d, k, p in zip(fold.dilation, fold.size, fold.padding)]
-        geo = self._geometry(outs, fold.size, lengths[-1], (sp.Integer(1),) * n, fold.dilation, reach)
-        return prod(lengths), prod(tuple(fold.size)), geo
+        if n == 1:
+            one, zero = sp.Integer(1), sp.Integer(0)
+            return ((one, lengths[0], one, fold.size[0], one, fold.stride[0], one, fold.dilation[0], zero,
+                     fold.padding[0]), (one, outs[0]))
+        return ((lengths[0], lengths[1], fold.size[0], fold.size[1], fold.stride[0], fold.stride[1],
+                 fold.dilation[0], fold.dilation[1], fold.padding[0], fold.padding[1]), outs)
 
     def _flip_weights(self, fold, one, depth):
-        """Before the sample loop: ``_gat_DX``, whether this call runs the gather form, and if so the
-        product's left operand flipped over the window cells into ``_wf_DX`` (row ``c``, column ``(o,
-        cell')`` = ``A(c cells + cells - 1 - cell', o)``)."""
+        """Before the sample loop: ``_gat_DX``, whether this call runs the gather form (``sg_gather_ok``:
+        every output phase's window fits the kernel), and if so the weights of every phase, once
+        (``sg_gather_weights`` into ``_wf_DX``: at unit stride the product's left operand flipped over the
+        window cells)."""
         ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
-        positions, cells, geo = self._fold_geometry(fold)
+        fields, _ = self._fold_fields(fold)
+        cells = prod(tuple(fold.size))
         g, wf = f"_gat_{self.cname(fold.out)}", self.ptr("_wf_" + fold.out)
-        unit = " && ".join(dict.fromkeys(f"{cint(st)} == 1" for st in fold.stride if not is_one(st))) or "1"
-        self.note(f"{self.cname(fold.out)} as a gather (unit stride): the windows of {self.cname(b)} times the "
-                  "weights flipped over the window cells (Windows._gather_folds)", depth)
-        self.emit(f"const int {g} = {unit} && sg_window_ok_f32(1, {cint(cells)}, {cint(geo[4])});", depth)
-        self.note(f"the flipped weights {wf}: row c, column (o, cell) = A(c cells + cells - 1 - cell, o)", depth)
-        self.emit(f"if ({g}) {{", depth)
-        self.emit(f"for (int64_t _i = 0; _i < {cint(m)}; ++_i) {{", depth + 1)
-        self.emit(f"for (int64_t _p = 0; _p < {cint(k)}; ++_p) {{", depth + 2)
-        A = f"{self.ptr(a)}[_p * {cint(lda)} + _i]" if ta else f"{self.ptr(a)}[_i * {cint(lda)} + _p]"
-        C = cint(cells)
-        self.emit(f"{wf}[(_i / ({C}) * {cint(k)} + _p) * {C} + {C} - 1 - _i % ({C})] = {A};", depth + 3)
-        self.emit("}", depth + 2)
-        self.emit("}", depth + 1)
-        self.emit("}", depth)
+        geo = ", ".join(cint(x) for x in fields)
+        self.note(f"{self.cname(fold.out)} as gathers, one per output phase: the windows of {self.cname(b)} times "
+                  "the weights of the window cells that reach the phase (Windows._gather_folds)", depth)
+        self.emit(f"const int {g} = sg_gather_ok_f32({geo});", depth)
+        self.note(f"the gathers' weights {wf}, phase after phase", depth)
+        self.emit(f"if ({g})", depth)
+        self.emit(f"sg_gather_weights_f32({int(ta)}, {self.ptr(a)}, {cint(lda)}, {cint(sp.simplify(m / cells))}, "
+                  f"{cint(k)}, {geo}, {wf});", depth + 1)
 
     def _gather_fold(self, fold, one, depth):
-        """In the sample loop, before its blocks: this sample's fold output as one product, the flipped
-        weights (C x O*cells) times the windows of ``dy`` read by the kernel (``sg_gemm_window``)."""
+        """In the sample loop, before its blocks: this sample's fold output as gathers (``sg_gather_fold``):
+        per output phase its weights times the windows of ``dy`` read by the kernel."""
         ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
-        positions, cells, geo = self._fold_geometry(fold)
+        fields, outs = self._fold_fields(fold)
+        cells = prod(tuple(fold.size))
         g, name = f"_gat_{self.cname(fold.out)}", self.cname(fold.out)
-        rows, kk = cint(sp.simplify(m / cells)), cint(k * cells)
-        self.note(f"the windows of {self.cname(b)} as the product reads them: dy, H_out, W_out, KH, KW, "
-                  f"{name}'s width, unit strides, dilations, paddings d (K - 1) - p", depth)
-        self.emit(f"const sg_window_f32 _g_{name} = {{ {self.ptr(b)}, {', '.join(cint(x) for x in geo)} }};", depth)
-        self.note(f"{name} = the flipped weights times those windows (the fold's gather form)", depth)
+        tmp = f"{self.ptr('_gt_' + fold.out)} + _c*({cint(prod(tuple(fold.shape)[1:]))})"
+        self.note(f"{name} = the gathers (a phase's output through this chunk's slot unless the stride is 1)", depth)
         self.emit(f"if ({g})", depth)
-        self.emit(f"sg_gemm_window_f32(0, {rows}, {cint(positions)}, {kk}, {self.ptr('_wf_' + fold.out)}, {kk}, NULL, "
-                  f"&_g_{name}, 0, 0, {self.ptr(fold.out)}, {cint(positions)});", depth + 1)
+        self.emit(f"sg_gather_fold_f32({self.ptr('_wf_' + fold.out)}, {self.ptr(b)}, {cint(k)}, "
+                  f"{', '.join(cint(x) for x in outs)}, {self.ptr(fold.out)}, {cint(sp.simplify(m / cells))}, "
+                  f"{', '.join(cint(x) for x in fields)}, {tmp});", depth + 1)
 
     def _prepare_a(self, t, one, depth) -> str:
         """Before the blocks of channels: the left operand of ``t`` (the weight gradient's ``dy``, the
