@@ -68,3 +68,33 @@ def test_extreme_values_stay_finite_and_match_torch(name, backend, data):
     assert rel_err(outs[0], tout.detach().numpy(), floor=1.0) <= tol
     for a, g in zip(spec.diff_inputs, grads):
         assert rel_err(g, targs[a.name].grad.numpy(), floor=1.0) <= tol, a.name
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_float32_convolutions_match_float64_for_random_geometry(data):
+    """conv1d/conv2d in float32 on C (the kernel's window packers, strips across output rows, strides 1
+    and 2 read from x, the input gradient's phase gathers; other strides through the window arrays)
+    against the NumPy backend in float64, forward and every gradient, over random geometry."""
+    require_target("conv2d", "c")
+    name = data.draw(st.sampled_from(["conv1d", "conv2d"]))
+    d = {k: data.draw(st.integers(lo, hi)) for k, lo, hi in
+         (("N", 1, 3), ("C", 1, 17), ("O", 1, 9), ("K", 1, 5), ("s", 1, 3), ("dil", 1, 3), ("p", 0, 4))}
+    axes = 1 if name == "conv1d" else 2
+    ks = [data.draw(st.integers(1, d["K"])) for _ in range(axes)]
+    reach = [d["dil"] * (k - 1) + 1 for k in ks]
+    lengths = [data.draw(st.integers(max(1, r - 2 * d["p"]), r + 40)) for r in reach]
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31 - 1)))
+    arrays = [rng.standard_normal((d["N"], d["C"], *lengths)), rng.standard_normal((d["O"], d["C"], *ks)),
+              rng.standard_normal(d["O"])]
+    hyper = dict(stride=d["s"], padding=d["p"], dilation=d["dil"])
+    ref = symgrad.load(name, backend="numpy", dtype="float64")
+    y64, c64 = ref.forward(*arrays, **hyper)
+    dy = rng.standard_normal(y64.shape)
+    g64 = ref.backward(c64, dy)
+    k = symgrad.load(name, backend="c", dtype="float32")
+    y32, c32 = k.forward(*[a.astype(np.float32) for a in arrays], **hyper)
+    g32 = k.backward(c32, dy.astype(np.float32))
+    for got, want in zip((y32, *g32), (y64, *g64)):
+        assert got.shape == want.shape
+        assert rel_err(got, want, floor=1.0) <= 2e-5
