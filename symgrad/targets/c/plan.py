@@ -170,8 +170,8 @@ def gathered_fold(s, f: ir.Function):
     """The fold (``WindowAdd``, col2im) of ``f`` that alone reads product ``s``'s output, when ``s`` is a
     product with a per-sample right operand ``B`` (its rows summed, its columns the window positions) and
     a left operand the same for every sample (a convolution's input gradient ``dy`` times ``weight``):
-    at unit stride that fold equals a window read of ``B`` times ``A`` flipped over the window cells
-    (``Windows._gather_folds``); else None."""
+    that fold equals, per output phase (one at unit stride), a window read of ``B`` times ``A`` over the
+    window cells that reach the phase, flipped (``Windows._gather_folds``); else None."""
     if not isinstance(s, ir.Einsum) or accumulates(s):
         return None
     readers = [t for t in f.body if s.out in ir.reads(t)]

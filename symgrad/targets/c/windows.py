@@ -725,16 +725,12 @@ class Windows:
 
     @staticmethod
     def _fold_fields(fold) -> tuple:
-        """``(H, W, KH, KW, sh, sw, dh, dw, ph, pw)`` of a fold's output and window, and ``(H_out, W_out)``
-        of its positions (dy's); a 1-D fold as a 2-D one of height 1."""
+        """``(H, W, KH, KW, sh, sw, dh, dw, ph, pw)`` of a fold's output and window (``_geometry`` without
+        its output width), and ``(H_out, W_out)`` of its positions (dy's); a 1-D fold as a 2-D one."""
         n = len(fold.size)
-        lengths, outs = tuple(fold.shape[-n:]), tuple(fold.src_shape[-n:])
-        if n == 1:
-            one, zero = sp.Integer(1), sp.Integer(0)
-            return ((one, lengths[0], one, fold.size[0], one, fold.stride[0], one, fold.dilation[0], zero,
-                     fold.padding[0]), (one, outs[0]))
-        return ((lengths[0], lengths[1], fold.size[0], fold.size[1], fold.stride[0], fold.stride[1],
-                 fold.dilation[0], fold.dilation[1], fold.padding[0], fold.padding[1]), outs)
+        g = Windows._geometry(tuple(fold.shape[-n:]), fold.size, None, fold.stride, fold.dilation, fold.padding)
+        outs = tuple(fold.src_shape[-n:])
+        return g[:4] + g[5:], (sp.Integer(1),) + outs if n == 1 else outs
 
     def _flip_weights(self, fold, one, depth):
         """Before the sample loop: ``_gat_DX``, whether this call runs the gather form (``sg_gather_ok``:
