@@ -38,8 +38,9 @@ def _kernel_fn(spec, real, sfx) -> list[str]:
         elif d in outs:  # window positions: from their formula, as the Python runtime computes them
             num, stride = outs[d]
             lines.append(f"    const int64_t {d} = ({cint(num)}) / {cint(stride)} + 1;")
-        elif d in windows:   # a kernel's size: small enough to fit the other axes
-            lines.append(f"    const int64_t {d} = 1 + (s + {i}) % 3;")
+        elif d in windows:   # a kernel's size: small enough to fit the other axes; 3 at s = 3, where stride,
+            # padding and dilation above are 1, 1, 1: a 3x3 convolution's Winograd products run there
+            lines.append(f"    const int64_t {d} = s == 3 ? 3 : 1 + (s + {i}) % 3;")
         else:
             lines.append(f"    const int64_t {d} = s + {i};")
     bufs, frees = {}, []

@@ -15,6 +15,9 @@ from test_c_backend import _sanitizer_ok
 ROOT = Path(__file__).resolve().parents[1]
 
 HARNESS = r"""
+#if defined(SG_TEST_WINOGRAD)
+#define SG_TEST_WINDOW   /* the window harness's x between unreadable pages; its own main below */
+#endif
 #if defined(SG_TEST_WINDOW)
 #define _DEFAULT_SOURCE   /* mmap, mprotect: x between two pages that cannot be read */
 #include <sys/mman.h>
@@ -134,6 +137,69 @@ static int check_window(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
     free(a); free(c); free(c0); free(ap);
     return bad;
 }
+/* sg_wino_f32 (Winograd F(2x2, 3x3), weights by sg_wino_weights_f32) against the 3x3 correlation's definition in
+ * double: x (Cin x H x W) between unreadable pages, paddings ph, pw (negative: cropped, as the input gradient's
+ * gathers run it at padding 2 - p), y with a guard band that must stay untouched, work sized as plan.winograd_sizes */
+static int check_wino(int64_t Cin, int64_t Cout, int64_t H, int64_t W, int64_t ph, int64_t pw, int at_end)
+{
+    const int64_t Ho = H + 2 * ph - 2, Wo = W + 2 * pw - 2;
+    if (Ho <= 0 || Wo <= 0)
+        return 0;
+    void *map;
+    size_t len;
+    float *x = guarded(Cin * H * W, at_end, &map, &len);
+    for (int64_t i = 0; i < Cin * H * W; ++i) x[i] = rnd();
+    float *g = malloc(sizeof(float) * Cout * Cin * 9), *upk = malloc(sizeof(float) * 16 * (Cout + 7) * Cin);
+    float *y = malloc(sizeof(float) * (Cout * Ho * Wo + 64));
+    const int64_t nw = SG_WG_WORK(Cin, Cout, Wo);   /* plan.winograd_work, from the test's flags */
+    float *work = malloc(sizeof(float) * (size_t)(nw + 64));
+    for (int64_t i = nw; i < nw + 64; ++i) work[i] = 7.0f;
+    for (int64_t i = 0; i < Cout * Cin * 9; ++i) g[i] = rnd();
+    for (int64_t i = 0; i < Cout * Ho * Wo + 64; ++i) y[i] = 7.0f;
+    if (!sg_wino_ok_f32(3, 3, 1, 1, 1, 1)) { puts("winograd not taken"); abort(); }
+    sg_wino_weights_f32(g, Cout, Cin, upk);
+    sg_wino_f32(upk, x, Cin, H, W, ph, pw, Cout, y, Ho, Wo, work);
+    int bad = 0;
+    for (int64_t i = Cout * Ho * Wo; i < Cout * Ho * Wo + 64; ++i)
+        if (y[i] != 7.0f) bad = 1;   /* nothing written past y */
+    for (int64_t i = nw; i < nw + 64; ++i)
+        if (work[i] != 7.0f) bad = 1;   /* nor past the work space */
+    for (int64_t o = 0; o < Cout && !bad; ++o)
+        for (int64_t i = 0; i < Ho; ++i)
+            for (int64_t j = 0; j < Wo; ++j) {
+                double s = 0, mag = 0;
+                for (int64_t c = 0; c < Cin; ++c)
+                    for (int64_t a = 0; a < 3; ++a)
+                        for (int64_t b = 0; b < 3; ++b) {
+                            const int64_t r = i + a - ph, q = j + b - pw;
+                            if (r < 0 || r >= H || q < 0 || q >= W) continue;
+                            const double v = (double)g[((o * Cin + c) * 3 + a) * 3 + b] * x[(c * H + r) * W + q];
+                            s += v; mag += fabs(v);
+                        }
+                if (fabs(y[(o * Ho + i) * Wo + j] - s) > 1e-5 * mag + 1e-30) bad = 1;
+            }
+    if (bad) printf("MISMATCH Cin=%lld Cout=%lld H=%lld W=%lld p=%lld,%lld\n", (long long)Cin, (long long)Cout,
+                    (long long)H, (long long)W, (long long)ph, (long long)pw);
+    munmap(map, len);
+    free(g); free(upk); free(y); free(work);
+    return bad;
+}
+#ifdef SG_TEST_WINOGRAD
+int main(void)
+{   /* Cin, Cout, H, W, ph, pw: one tile; odd sizes (a last tile's row or column dropped); 24 tiles a row (16 tiles
+     * straddle strips of 32: the split stores); a row of 150 tiles (more than a block: one row per block); channels
+     * over two k blocks (130) with 9 outputs (rows past 8); paddings 0, 2, 3 and the gathers' negative ones */
+    static const int64_t g[][6] = {{1, 1, 3, 3, 0, 0}, {3, 4, 5, 7, 1, 1}, {2, 9, 9, 47, 1, 1}, {1, 2, 3, 300, 1, 1},
+        {130, 9, 6, 5, 1, 0}, {4, 16, 32, 32, 1, 1}, {3, 5, 7, 6, 2, 2}, {2, 3, 9, 8, 3, 1}, {2, 3, 9, 10, -1, -1},
+        {5, 17, 12, 13, 0, 2}, {1, 1, 2, 2, 1, 1}, {8, 8, 33, 65, 1, 1}};
+    int bad = 0, runs = 0;
+    for (int i = 0; i < 12; ++i)
+        for (int at_end = 0; at_end < 2; ++at_end, ++runs)
+            bad += check_wino(g[i][0], g[i][1], g[i][2], g[i][3], g[i][4], g[i][5], at_end);
+    printf("%d winograd products, %d wrong\n", runs, bad);
+    return bad != 0;
+}
+#else
 int main(void)
 {   /* C, H, W, KH, KW, sh, sw, dh, dw, ph, pw: strips across output rows (W_out < 32, 37, 70), padding beyond the
      * window's reach, a 1x1 and a 12x11 window (132 cells: a channel's rows over two k blocks), stride 2 on rows,
@@ -152,6 +218,7 @@ int main(void)
     printf("%d products, %d wrong\n", runs, bad);
     return bad != 0;
 }
+#endif
 #else
 int main(void)
 {
@@ -185,6 +252,15 @@ def _run(tmp_path, flags, name):
 
 PREPARED = {"B": [], "A": ["-DSG_TEST_PREPA"]}   # sg_prep_b (the LSTM's W_hh), sg_prepa (a convolution's dy)
 WINDOW = ["-DSG_TEST_WINDOW"]   # sg_gemm_window: B read from x (a convolution's forward and weight gradient)
+WINOGRAD = ["-DSG_TEST_WINOGRAD"]   # sg_wino: a 3x3 convolution's forward and input gradient (Winograd F(2x2, 3x3))
+
+
+def _work_flag() -> str:
+    """-DSG_WG_WORK(ci,co,wo)=...: plan.winograd_work, the work space the generated kernels give sg_wino_f32."""
+    import sympy as sp
+    from symgrad.targets.c.plan import winograd_work
+    ci, co, wo = sp.symbols("ci co wo")
+    return f"-DSG_WG_WORK(ci,co,wo)=({sp.ccode(sp.expand(winograd_work(ci, co, wo)))})"
 
 
 @pytest.mark.parametrize("prepared", PREPARED)
@@ -221,3 +297,20 @@ def test_window_products_read_only_x_and_match_a_double_reference(tmp_path, sani
         pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "128 products, 0 wrong" in r.stdout
+
+
+@pytest.mark.parametrize("sanitized", [False, True])
+def test_winograd_products_read_only_x_and_match_the_correlation(tmp_path, sanitized):
+    """sg_wino_f32 (Winograd F(2x2, 3x3): docs/windows.md) against the 3x3 correlation's definition in double,
+    1e-5 of the sum of the terms' magnitudes, with x between two unreadable pages and a guard band after y:
+    odd sizes, rows of tiles that straddle the kernel's strips, more tiles than a block, channels over two k
+    blocks, paddings from -1 to 3; the work space exactly ``plan.winograd_work``, with a guard band after it
+    and, under ASan/UBSan, nothing after it."""
+    if sanitized and not _sanitizer_ok(tmp_path):
+        pytest.skip("the ASan/UBSan runtime is missing (apt-get install libasan8 libubsan1)")
+    flags = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitized else ["-O3"]
+    r = _run(tmp_path, [*flags, *WINOGRAD, _work_flag()], "wino")
+    if r.returncode == 77:
+        pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "24 winograd products, 0 wrong" in r.stdout

@@ -1724,6 +1724,6 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dweight[_i] = (double)_acc;
         }
     }
-    /* scratch that only the float variant's gathers use */
+    /* scratch that only the float variant's gathers and Winograd products use */
     (void)_wf_dx; (void)_gt_dx;
 }

@@ -634,6 +634,193 @@ static inline void sg_gemm_window_f32(int ta, int64_t m, int64_t n, int64_t k, c
             c[i * ldc + j] = beta ? c[i * ldc + j] + s : s;
         }
 }
+/* Winograd F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016;
+ * docs/windows.md): a 3x3 correlation of unit stride and dilation, y[o] = sum_c x[c] (*) g[o][c], computed
+ * per 2x2 block of outputs (a tile) from the 4x4 block of x it reads, d: y = A^T [sum_c (G g G^T) . (B^T d B)] A,
+ * 16 multiplications per tile and channel pair instead of 36. The sum over c is 16 matrix products, one per
+ * element xi of the 4x4 transforms: M[xi] (Cout x tiles) = U[xi] (Cout x Cin) V[xi] (Cin x tiles), on sg_mk_f32.
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *   A^T = [1 1 1 0; 0 1 -1 -1].
+ * The transforms add and subtract only (G's halves are exact), so float32 rounding stays within a few
+ * units of the direct sum's (tests/test_c_microkernel.py checks 1e-5 of the sum of |terms|). */
+#define SG_WG_TILES 128   /* tiles per block of products (plan.WINOGRAD_TILES sizes the scratch) */
+/* 1 when a window read is a 3x3 window of unit stride and dilation and the AVX-512 kernel is compiled */
+static inline int sg_wino_ok_f32(int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+{
+#ifdef SG_MK_F32
+    return KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1;
+#else
+    (void)KH; (void)KW; (void)sh; (void)sw; (void)dh; (void)dw;
+    return 0;
+#endif
+}
+/* U[xi] = G g G^T of g[o][c] (3x3, row-major; Cout x Cin of them, contiguous), each U[xi] written as
+ * sg_mk_f32 reads a prepared A (k blocks of SG_MK_KB, rows 8 at a time as [p][8], rows past Cout zeros) at
+ * upk + xi m8 Cin (m8 = Cout rounded up to 8): once per call */
+static inline void sg_wino_weights_f32(const float *restrict g, int64_t Cout, int64_t Cin, float *restrict upk)
+{
+#ifndef SG_MK_F32
+    (void)g; (void)Cout; (void)Cin; (void)upk;
+#else
+    const int64_t m8 = (Cout + 7) / 8 * 8;
+    memset(upk, 0, sizeof(float) * (size_t)(16 * m8 * Cin));
+    for (int64_t o = 0; o < Cout; ++o)
+        for (int64_t c = 0; c < Cin; ++c) {
+            const float *restrict k = g + (o * Cin + c) * 9;
+            float t[4][3], u[16];
+            for (int j = 0; j < 3; ++j) {   /* G g: rows */
+                t[0][j] = k[j];
+                t[1][j] = 0.5F * (k[j] + k[3 + j] + k[6 + j]);
+                t[2][j] = 0.5F * (k[j] - k[3 + j] + k[6 + j]);
+                t[3][j] = k[6 + j];
+            }
+            for (int i = 0; i < 4; ++i) {   /* (G g) G^T: columns */
+                u[4 * i] = t[i][0];
+                u[4 * i + 1] = 0.5F * (t[i][0] + t[i][1] + t[i][2]);
+                u[4 * i + 2] = 0.5F * (t[i][0] - t[i][1] + t[i][2]);
+                u[4 * i + 3] = t[i][2];
+            }
+            const int64_t q0 = c / SG_MK_KB * SG_MK_KB, kq = Cin - q0 < SG_MK_KB ? Cin - q0 : SG_MK_KB;
+            for (int xi = 0; xi < 16; ++xi)
+                upk[xi * m8 * Cin + q0 * m8 + o / 8 * 8 * kq + (c - q0) * 8 + o % 8] = u[xi];
+        }
+#endif
+}
+#ifdef SG_MK_F32
+/* lanes l of 16 with 0 <= start + l < n */
+static inline __mmask16 sg_wg_mask(int64_t start, int64_t n)
+{
+    int64_t lo = -start, hi = n - start;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    return hi <= lo ? (__mmask16)0 : (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
+}
+/* V[xi] = B^T d B for the tiles of tile row ti, 16 at a time, and channels c0 .. c0 + kq (one k block): written
+ * as sg_mk_f32 reads a prepared B (strips of 32 tiles as [channel][32]) into v + xi xs, the block's tiles from
+ * t0; d the 4x4 input at rows 2 ti - ph + 0..3, columns 2 t - pw + 0..3 of x (zero outside). The rows are
+ * read with masked loads (a masked-off lane does not fault; its address formed as an integer) and split into
+ * even and odd columns by permutes */
+static inline void sg_wg_in_f32(const float *x, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t ti, int64_t tw,
+                                float *restrict v, int64_t xs, int64_t kq, int64_t t0)
+{
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const intptr_t plane = (intptr_t)(H * W) * (intptr_t)sizeof(float);
+    for (int64_t j = 0; j < tw; j += 16) {
+        const __mmask16 lm = tw - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (tw - j)) - 1);
+        const int64_t b = 2 * j - pw;
+        __mmask16 ka0[4], ka1[4], kc0[4], kc1[4];
+        uintptr_t row[4];
+        for (int q = 0; q < 4; ++q) {   /* the four input rows: masks of their columns, zero outside x */
+            const int64_t h = 2 * ti - ph + q;
+            const int ok = (uint64_t)h < (uint64_t)H;
+            ka0[q] = ok ? sg_wg_mask(b, W) : 0;
+            ka1[q] = ok ? sg_wg_mask(b + 16, W) : 0;
+            kc0[q] = ok ? sg_wg_mask(b + 2, W) : 0;
+            kc1[q] = ok ? sg_wg_mask(b + 18, W) : 0;
+            row[q] = (uintptr_t)(x + (ok ? h : 0) * W) + (uintptr_t)((intptr_t)b * (intptr_t)sizeof(float));
+        }
+        /* tiles t .. t + 15 of a strip [p][32]: lanes up to its end here, the rest at the next strip's start */
+        const int64_t t = t0 + j, s = t / 32, o = t % 32;
+        float *d = v + s * 32 * kq + o;
+        const __mmask16 first = o <= 16 ? lm : (__mmask16)(lm & ((1u << (32 - o)) - 1)), second = (__mmask16)(lm & ~first);
+        float *d2 = (float *)((uintptr_t)(d + 32 * kq) - 32 * sizeof(float));
+        for (int64_t p = 0; p < kq; ++p) {
+            const uintptr_t off = (uintptr_t)(p * plane);
+            __m512 w[4][4];
+#define SG_WG_ROW(q) { \
+            const __m512 a0 = _mm512_maskz_loadu_ps(ka0[q], (const void *)(row[q] + off)); \
+            const __m512 a1 = _mm512_maskz_loadu_ps(ka1[q], (const void *)(row[q] + off + 64)); \
+            const __m512 c0 = _mm512_maskz_loadu_ps(kc0[q], (const void *)(row[q] + off + 8)); \
+            const __m512 c1 = _mm512_maskz_loadu_ps(kc1[q], (const void *)(row[q] + off + 72)); \
+            const __m512 d0 = _mm512_permutex2var_ps(a0, ev, a1), d1 = _mm512_permutex2var_ps(a0, od, a1); \
+            const __m512 d2 = _mm512_permutex2var_ps(c0, ev, c1), d3 = _mm512_permutex2var_ps(c0, od, c1); \
+            w[q][0] = _mm512_sub_ps(d0, d2); w[q][1] = _mm512_add_ps(d1, d2); \
+            w[q][2] = _mm512_sub_ps(d2, d1); w[q][3] = _mm512_sub_ps(d1, d3); }
+            SG_WG_ROW(0) SG_WG_ROW(1) SG_WG_ROW(2) SG_WG_ROW(3)   /* d B, row by row */
+#undef SG_WG_ROW
+            for (int c = 0; c < 4; ++c) {   /* B^T (d B), column c of it */
+                const __m512 r0 = _mm512_sub_ps(w[0][c], w[2][c]), r1 = _mm512_add_ps(w[1][c], w[2][c]);
+                const __m512 r2 = _mm512_sub_ps(w[2][c], w[1][c]), r3 = _mm512_sub_ps(w[1][c], w[3][c]);
+                _mm512_mask_storeu_ps(d + c * xs + p * 32, first, r0);
+                _mm512_mask_storeu_ps(d + (4 + c) * xs + p * 32, first, r1);
+                _mm512_mask_storeu_ps(d + (8 + c) * xs + p * 32, first, r2);
+                _mm512_mask_storeu_ps(d + (12 + c) * xs + p * 32, first, r3);
+                if (second) {
+                    _mm512_mask_storeu_ps(d2 + c * xs + p * 32, second, r0);
+                    _mm512_mask_storeu_ps(d2 + (4 + c) * xs + p * 32, second, r1);
+                    _mm512_mask_storeu_ps(d2 + (8 + c) * xs + p * 32, second, r2);
+                    _mm512_mask_storeu_ps(d2 + (12 + c) * xs + p * 32, second, r3);
+                }
+            }
+        }
+    }
+}
+/* Output rows y0 and y1 (NULL past the last row) of a tile row: A^T m A per tile, m[xi] at m + xi xs, 16 tiles
+ * at a time, columns past Wo not written */
+static inline void sg_wg_out_f32(const float *restrict m, int64_t xs, int64_t tw, float *restrict y0, float *restrict y1,
+                                 int64_t Wo)
+{
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    for (int64_t j = 0; j < tw; j += 16) {
+        const __mmask16 lm = tw - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (tw - j)) - 1);
+        __m512 q0[4], q1[4];
+        for (int s = 0; s < 4; ++s) {   /* A^T m: its two rows, column s */
+            const __m512 m0 = _mm512_maskz_loadu_ps(lm, m + s * xs + j), m1 = _mm512_maskz_loadu_ps(lm, m + (4 + s) * xs + j);
+            const __m512 m2 = _mm512_maskz_loadu_ps(lm, m + (8 + s) * xs + j), m3 = _mm512_maskz_loadu_ps(lm, m + (12 + s) * xs + j);
+            q0[s] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+            q1[s] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+        }
+        /* (A^T m) A, each output row's two columns interleaved */
+        const __mmask16 k0 = sg_wg_mask(2 * j, Wo), k1 = sg_wg_mask(2 * j + 16, Wo);
+        const __m512 a0 = _mm512_add_ps(_mm512_add_ps(q0[0], q0[1]), q0[2]), a1 = _mm512_sub_ps(_mm512_sub_ps(q0[1], q0[2]), q0[3]);
+        _mm512_mask_storeu_ps(y0 + 2 * j, k0, _mm512_permutex2var_ps(a0, il, a1));
+        _mm512_mask_storeu_ps(y0 + 2 * j + 16, k1, _mm512_permutex2var_ps(a0, ih, a1));
+        if (y1) {
+            const __m512 b0 = _mm512_add_ps(_mm512_add_ps(q1[0], q1[1]), q1[2]), b1 = _mm512_sub_ps(_mm512_sub_ps(q1[1], q1[2]), q1[3]);
+            _mm512_mask_storeu_ps(y1 + 2 * j, k0, _mm512_permutex2var_ps(b0, il, b1));
+            _mm512_mask_storeu_ps(y1 + 2 * j + 16, k1, _mm512_permutex2var_ps(b0, ih, b1));
+        }
+    }
+}
+#endif
+/* One sample: y (Cout x Ho x Wo) = the 3x3 correlation of x (Cin x H x W, zero padding ph, pw: negative crops)
+ * with the weights sg_wino_weights_f32 transformed into upk, on this thread; work: plan.winograd_sizes
+ * elements. Per block of tile rows (about SG_WG_TILES tiles): V, the 16 products, the output transform. The 16
+ * V and M arrays lie 48 floats more than a multiple of 4 KiB apart (at exact multiples the 16 streams share
+ * the L1 cache's sets: the input transform took 40% of the time instead of 25%) */
+static inline void sg_wino_f32(const float *restrict upk, const float *x, int64_t Cin, int64_t H, int64_t W, int64_t ph,
+                               int64_t pw, int64_t Cout, float *restrict y, int64_t Ho, int64_t Wo, float *restrict work)
+{
+#ifdef SG_MK_F32
+    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, m8 = (Cout + 7) / 8 * 8;
+    int64_t tr = SG_WG_TILES / tw;
+    tr = tr < 1 ? 1 : tr > th ? th : tr;
+    for (int64_t ti0 = 0; ti0 < th; ti0 += tr) {
+        const int64_t nr = th - ti0 < tr ? th - ti0 : tr, T = nr * tw, n32 = (T + 31) / 32 * 32;
+        const int64_t xs = n32 * Cin + 48, ms = Cout * T + 48;
+        float *restrict V = work, *restrict M = work + 16 * xs;
+        /* V[xi] = B^T d B, per k block of channels and tile row */
+        for (int64_t q0 = 0; q0 < Cin; q0 += SG_MK_KB) {
+            const int64_t kq = Cin - q0 < SG_MK_KB ? Cin - q0 : SG_MK_KB;
+            for (int64_t r = 0; r < nr; ++r)
+                sg_wg_in_f32(x + q0 * H * W, H, W, ph, pw, ti0 + r, tw, V + q0 * n32, xs, kq, r * tw);
+        }
+        /* M[xi] = U[xi] V[xi] */
+        for (int xi = 0; xi < 16; ++xi)
+            sg_mk_f32(0, 0, Cout, T, Cin, NULL, 0, NULL, 0, V + xi * xs, n32, 0, upk + xi * m8 * Cin, NULL, 0, M + xi * ms, T);
+        /* y = A^T M A, two output rows per tile row */
+        for (int64_t o = 0; o < Cout; ++o)
+            for (int64_t r = 0; r < nr; ++r) {
+                const int64_t i = 2 * (ti0 + r);
+                sg_wg_out_f32(M + o * T + r * tw, ms, tw, y + (o * Ho + i) * Wo, i + 1 < Ho ? y + (o * Ho + i + 1) * Wo : NULL, Wo);
+            }
+    }
+#else
+    (void)upk; (void)x; (void)Cin; (void)H; (void)W; (void)ph; (void)pw; (void)Cout; (void)y; (void)Ho; (void)Wo; (void)work;
+#endif
+}
 /* A strided fold as gathers (Windows._gather_folds, docs/windows.md). The fold adds window cell k of output
  * position o back at position s o + d k - p of one axis; position i = r + s u (output phase r < s) is
  * reached by the cells k with r + p - d k divisible by s, from o = u + (r + p - d k) / s. Those cells form
@@ -840,16 +1027,22 @@ int64_t conv2d_forward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, 
     (void)dilation;
     (void)H_out;
     (void)W_out;
-    return H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + O;
+    return H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + O + 24576;
 }
 
 void conv2d_forward_f32(float *restrict y, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
     float *restrict t0 = scratch + 0;
-    float *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
-    float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
+    float *restrict _wu_t1 = scratch + H_out*W_out*C*KH*KW*N;
+    float *restrict _wv_t1 = scratch + H_out*W_out*C*KH*KW*N + C*(16*O + 112);
+    float *restrict t1 = scratch + H_out*W_out*C*KH*KW*N + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
+    float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
+    /* whether t1 runs as Winograd F(2x2, 3x3) products (a 3x3 window of unit stride and dilation: Windows._winograd_products), and if so weight transformed, once */
+    const int _wg_t1 = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
+    if (_wg_t1)
+        sg_wino_weights_f32(weight, O, C, _wu_t1);
     /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
@@ -859,8 +1052,11 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
                 const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
-                /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
-                const int _win0 = sg_window_ok_f32(stride, KH*KW, W_out);
+                /* t1 = the 3x3 correlation of x with weight as Winograd F(2x2, 3x3) products (sg_wino); else in the blocks below */
+                if (_wg_t1)
+                    sg_wino_f32(_wu_t1, (x + C*H*W*_s), C, H, W, padding, padding, O, (t1 + H_out*W_out*O*_c), H_out, W_out, _wv_t1 + _c*(16*C*(W_out + 160) + 16*O*(W_out + 128) + 1536));
+                /* whether the product reads t0 from x itself (sg_window_ok, or Winograd computed it): no window array written */
+                const int _win0 = _wg_t1 || sg_window_ok_f32(stride, KH*KW, W_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* t0 = the windows of x (unfold, im2col) */
@@ -946,12 +1142,15 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
                             }
                         }
                     }
-                    /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-                    /* the window read from x as the kernel packs it, or the window array written above */
-                    if (_win0)
-                        sg_gemm_window_f32(0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, NULL, &_w0, 0, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
-                    else
-                        sg_gemm_f32(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                    /* unless the Winograd form above computed it */
+                    if (!_wg_t1) {
+                        /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                        /* the window read from x as the kernel packs it, or the window array written above */
+                        if (_win0)
+                            sg_gemm_window_f32(0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, NULL, &_w0, 0, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                        else
+                            sg_gemm_f32(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                    }
                 }
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
@@ -968,8 +1167,10 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
 void conv2d_forward_f64(double *restrict y, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
     double *restrict t0 = scratch + 0;
-    double *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
-    double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
+    double *restrict _wu_t1 = scratch + H_out*W_out*C*KH*KW*N;
+    double *restrict _wv_t1 = scratch + H_out*W_out*C*KH*KW*N + C*(16*O + 112);
+    double *restrict t1 = scratch + H_out*W_out*C*KH*KW*N + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
+    double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
     /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
@@ -1075,6 +1276,8 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
         }
         SG_BLAS_ONE_THREAD_END
     }
+    /* scratch that only the float variant's gathers and Winograd products use */
+    (void)_wu_t1; (void)_wv_t1;
 }
 
 int64_t conv2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
@@ -1091,18 +1294,24 @@ int64_t conv2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_
     (void)dilation;
     (void)H_out;
     (void)W_out;
-    return H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + O;
+    return H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + O + 24576;
 }
 
 void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict weight_kept, const float *restrict x, const float *restrict weight, const float *restrict bias, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
     float *restrict t0 = scratch + 0;
-    float *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
-    float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
+    float *restrict _wu_t1 = scratch + H_out*W_out*C*KH*KW*N;
+    float *restrict _wv_t1 = scratch + H_out*W_out*C*KH*KW*N + C*(16*O + 112);
+    float *restrict t1 = scratch + H_out*W_out*C*KH*KW*N + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
+    float *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
     /* weight_kept = weight */
     sg_copy_f32(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
+    /* whether t1 runs as Winograd F(2x2, 3x3) products (a 3x3 window of unit stride and dilation: Windows._winograd_products), and if so weight transformed, once */
+    const int _wg_t1 = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
+    if (_wg_t1)
+        sg_wino_weights_f32(weight, O, C, _wu_t1);
     /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); x_kept; t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
     {
         SG_BLAS_ONE_THREAD_BEGIN
@@ -1112,8 +1321,11 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
                 const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
-                /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
-                const int _win0 = sg_window_ok_f32(stride, KH*KW, W_out);
+                /* t1 = the 3x3 correlation of x with weight as Winograd F(2x2, 3x3) products (sg_wino); else in the blocks below */
+                if (_wg_t1)
+                    sg_wino_f32(_wu_t1, (x + C*H*W*_s), C, H, W, padding, padding, O, (t1 + H_out*W_out*O*_c), H_out, W_out, _wv_t1 + _c*(16*C*(W_out + 160) + 16*O*(W_out + 128) + 1536));
+                /* whether the product reads t0 from x itself (sg_window_ok, or Winograd computed it): no window array written */
+                const int _win0 = _wg_t1 || sg_window_ok_f32(stride, KH*KW, W_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* t0 = the windows of x (unfold, im2col) */
@@ -1203,12 +1415,15 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
                     for (int64_t i1 = 0; i1 < H*W*_cn; ++i1) {
                         x_kept[C*H*W*_s + H*W*_c0 + i1] = x[C*H*W*_s + H*W*_c0 + i1];
                     }
-                    /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
-                    /* the window read from x as the kernel packs it, or the window array written above */
-                    if (_win0)
-                        sg_gemm_window_f32(0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, NULL, &_w0, 0, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
-                    else
-                        sg_gemm_f32(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                    /* unless the Winograd form above computed it */
+                    if (!_wg_t1) {
+                        /* t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops) */
+                        /* the window read from x as the kernel packs it, or the window array written above */
+                        if (_win0)
+                            sg_gemm_window_f32(0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, NULL, &_w0, 0, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                        else
+                            sg_gemm_f32(0, 0, O, H_out*W_out, KH*KW*_cn, weight + KH*KW*_c0, C*KH*KW, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, _c0 > 0, (t1 + H_out*W_out*O*_c), H_out*W_out);
+                    }
                 }
                 /* y = t1 + t2 */
                 for (int64_t i1 = 0; i1 < O; ++i1) {
@@ -1225,8 +1440,10 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
 void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict weight_kept, const double *restrict x, const double *restrict weight, const double *restrict bias, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
     double *restrict t0 = scratch + 0;
-    double *restrict t1 = scratch + H_out*W_out*C*KH*KW*N;
-    double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O;
+    double *restrict _wu_t1 = scratch + H_out*W_out*C*KH*KW*N;
+    double *restrict _wv_t1 = scratch + H_out*W_out*C*KH*KW*N + C*(16*O + 112);
+    double *restrict t1 = scratch + H_out*W_out*C*KH*KW*N + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
+    double *restrict t2 = scratch + H_out*W_out*C*KH*KW*N + H_out*W_out*N*O + 256*C*(W_out + 160) + C*(16*O + 112) + 256*O*(W_out + 128) + 24576;
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
     /* weight_kept = weight */
@@ -1338,6 +1555,8 @@ void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
         }
         SG_BLAS_ONE_THREAD_END
     }
+    /* scratch that only the float variant's gathers and Winograd products use */
+    (void)_wu_t1; (void)_wv_t1;
 }
 
 int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
@@ -1354,20 +1573,22 @@ int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W,
     (void)dilation;
     (void)H_out;
     (void)W_out;
-    return 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + N*O + 17*O;
+    return 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 17*O + 24576;
 }
 
 void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
 {
     float *restrict _wf_dx = scratch + 0;
     float *restrict _gt_dx = scratch + C*KH*KW*O;
-    float *restrict dyweight = scratch + 16*C*H*W + C*KH*KW*O;
-    float *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O;
-    float *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O;
-    float *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + 17*C*KH*KW*O;
-    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O;
-    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + N*O;
-    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + N*O + 16*O;
+    float *restrict _wu_dx = scratch + 16*C*H*W + C*KH*KW*O;
+    float *restrict _wv_dx = scratch + 16*C*H*W + C*KH*KW*O + O*(16*C + 112);
+    float *restrict dyweight = scratch + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    float *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    float *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    float *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 24576;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1416,6 +1637,10 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     /* the gathers' weights _wf_dx, phase after phase */
     if (_gat_dx)
         sg_gather_weights_f32(1, weight, C*KH*KW, C, O, H, W, KH, KW, stride, stride, dilation, dilation, padding, padding, _wf_dx);
+    /* whether the gather runs as Winograd F(2x2, 3x3) products, and if so its weights: the flipped ones transformed, once (sg_wino_weights) */
+    const int _wg_dx = _gat_dx && sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
+    if (_wg_dx)
+        sg_wino_weights_f32(_wf_dx, C, O, _wu_dx);
     /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
@@ -1429,8 +1654,11 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
                 /* dy packed once for the blocks' products (sg_prepa) */
                 sg_prepa_f32(0, O, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, _pka_dweight + _c*(H_out*W_out*(O + 7)));
+                /* dx = the 3x3 correlation of dy (padding 2 - p) with the flipped weights, as Winograd F(2x2, 3x3) products (sg_wino) */
+                if (_wg_dx)
+                    sg_wino_f32(_wu_dx, (dy + H_out*W_out*O*_s), O, H_out, W_out, dilation*(KH - 1) - padding, dilation*(KW - 1) - padding, C, (dx + C*H*W*_s), H, W, _wv_dx + _c*(16*C*(W + 128) + 16*O*(W + 160) + 1536));
                 /* dx = the gathers (a phase's output through this chunk's slot unless the stride is 1) */
-                if (_gat_dx)
+                else if (_gat_dx)
                     sg_gather_fold_f32(_wf_dx, (dy + H_out*W_out*O*_s), O, H_out, W_out, (dx + C*H*W*_s), C, H, W, KH, KW, stride, stride, dilation, dilation, padding, padding, _gt_dx + _c*(C*H*W));
                 /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
                 const int _win2 = sg_window_ok_f32(stride, KH*KW, W_out);
@@ -1668,13 +1896,15 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
 {
     double *restrict _wf_dx = scratch + 0;
     double *restrict _gt_dx = scratch + C*KH*KW*O;
-    double *restrict dyweight = scratch + 16*C*H*W + C*KH*KW*O;
-    double *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O;
-    double *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O;
-    double *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + 17*C*KH*KW*O;
-    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O;
-    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + N*O;
-    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + N*O + 16*O;
+    double *restrict _wu_dx = scratch + 16*C*H*W + C*KH*KW*O;
+    double *restrict _wv_dx = scratch + 16*C*H*W + C*KH*KW*O + O*(16*C + 112);
+    double *restrict dyweight = scratch + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    double *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    double *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    double *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 24576;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1945,6 +2175,6 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
             dweight[_i] = (double)_acc;
         }
     }
-    /* scratch that only the float variant's gathers use */
-    (void)_wf_dx; (void)_gt_dx;
+    /* scratch that only the float variant's gathers and Winograd products use */
+    (void)_wf_dx; (void)_gt_dx; (void)_wu_dx; (void)_wv_dx;
 }

@@ -8,7 +8,7 @@ from ...ir import nodes as ir
 from ...spec.tensor import ANY
 from .layer import CBody, cint
 from .names import Glossary, renamed, temp_names
-from .plan import kept, plan, plan_kept, shape_doc
+from .plan import WINOGRAD_TILES, kept, plan, plan_kept, shape_doc
 from ..numpy.layer import NumpyLayerEmitter
 
 VARIANTS = C_TYPES
@@ -17,7 +17,7 @@ VARIANTS = C_TYPES
 DIM_MEANING = {"N": "batch", "D": "input features", "M": "output features", "C": "classes",
                "H": "hidden units", "T": "time steps", str(ANY): "elements of the any-shape arrays, flattened"}
 
-HELPERS = ("max", "min", "exp", "tanh", "sigmoid", "softplus", "heaviside", "sign", "gemm", "prep", "prepa", "window", "chunks", "rows", "copy")
+HELPERS = ("max", "min", "exp", "tanh", "sigmoid", "softplus", "heaviside", "sign", "gemm", "prep", "prepa", "window", "wino", "chunks", "rows", "copy")
 
 
 def _role_text(a, fname, k) -> str:
@@ -111,7 +111,8 @@ class CLayerEmitter:
         return dict(k=k, funcs=funcs, legend=self.dim_legend(),
                     helpers={h: f"sg_{h}_" in text for h in HELPERS},
                     doc=(k.doc or k.kind).strip().splitlines()[0] if k.doc else k.kind,
-                    guard=f"SYMGRAD_{k.name.upper()}_H", saved=k.backward.saved, kept=list(kept(k)))
+                    guard=f"SYMGRAD_{k.name.upper()}_H", saved=k.backward.saved, kept=list(kept(k)),
+                    wino_tiles=WINOGRAD_TILES)
 
     def named(self, cf, f):
         """C names for the generated temporaries of ``f`` (``t0`` -> ``sum_x``: what they hold) and

@@ -353,10 +353,10 @@ class CBody(Fusion, Views, Windows, Channels):
                     else:
                         self.emit_groups(self.groups(stmts))
                 self._team_guard = False
-        flipped = [n for n, _ in getattr(self.cf, "scratch", None) or () if n.startswith(("_wf_", "_gt_"))]
+        flipped = [n for n, _ in getattr(self.cf, "scratch", None) or () if n.startswith(("_wf_", "_gt_", "_wu_", "_wv_"))]
         unused = [n for n in flipped if not any(self.ptr(n) in line for line in self.lines)]
-        if unused:   # planned for the float variant's gather form (Windows._gather_folds); not this one
-            self.note("scratch that only the float variant's gathers use", 1)
+        if unused:   # planned for the float variant's gathers and Winograd products (Windows); not this one
+            self.note("scratch that only the float variant's gathers and Winograd products use", 1)
             self.emit(" ".join(f"(void){self.ptr(n)};" for n in unused), 1)
         legend = self.glossary.legend()
         return (["    " + comment(legend)] if legend else []) + self.lines

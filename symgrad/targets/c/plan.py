@@ -157,6 +157,11 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
         if fold is not None:   # the gathers' weights, and a phase's output per chunk (Windows._gather_folds)
             scratch.append((f"_wf_{fold.out}", (flipped_size(s),)))
             scratch.append((f"_gt_{fold.out}", (CHUNKS,) + tuple(fold.shape)[1:]))
+        wino = winograd_sizes(s, f) if windows else None
+        if wino is not None:   # Winograd's weights once, its work per chunk (Windows._winograd)
+            out = fold.out if fold is not None else s.out
+            scratch.append((f"_wu_{out}", (wino[0],)))
+            scratch.append((f"_wv_{out}", (CHUNKS, wino[1])))
         if s.out in taken or s.out in views:
             continue
         if tuple(s.shape) == ():
@@ -187,6 +192,59 @@ def gathered_fold(s, f: ir.Function):
     if acc or tb or a in per_sample or b not in per_sample or a == b:
         return None
     return fold
+
+
+WINOGRAD_TILES = 128   # tiles per block of sg_wino_f32's products (SG_WG_TILES in the C helpers)
+
+
+def winograd_window(s, f: ir.Function):
+    """The window read (im2col) that product ``s`` reads as its right operand, when ``s`` is a
+    convolution's forward product: a 2-D window of zeros outside, read by ``s`` alone, times a left
+    operand the same for every sample laid out as ``[out][in][KH][KW]`` (``ta`` 0, ``lda`` = ``k``), no
+    sum over the samples. ``sg_wino_f32`` computes such a product per sample when the window is 3x3 of
+    unit stride and dilation (decided per call: ``sg_wino_ok``). Else None."""
+    if not isinstance(s, ir.Einsum) or accumulates(s):
+        return None
+    lg = looped_gemm_form(s)
+    if lg is None or len(lg[0]) != 1:
+        return None
+    size, da, db, dc, acc = lg[0][0]
+    ta, tb, m, n, k, a, b, lda, ldb = lg[1]
+    per_sample = {op for op, off in zip(s.operands, (da, db)) if off != 0}
+    if acc or ta or tb or a in per_sample or b not in per_sample or a == b or sp.simplify(lda - k) != 0:
+        return None
+    win = next((t for t in f.body if isinstance(t, ir.Window) and t.out == b), None)
+    if win is None or win.fill != 0 or len(win.size) != 2 or [t for t in f.body if b in ir.reads(t)] != [s]:
+        return None
+    return win
+
+
+def winograd_sizes(s, f: ir.Function):
+    """``(weights, work per chunk)``: elements of ``sg_wino_weights_f32``'s transformed weights (16 of
+    ``Cout`` rounded up to 8 by ``Cin``) and of ``sg_wino_f32``'s work (``V``: 16 packed ``Cin`` by ``n32``
+    tiles, ``M``: 16 of ``Cout`` by ``T``, each 48 floats apart more; ``T`` at most ``WINOGRAD_TILES`` or
+    one row of tiles, ``(W_out + 1) / 2 <= W_out``) for a convolution's forward product
+    (``winograd_window``) or for the gathers of its input gradient at unit stride (``gathered_fold``
+    of a 2-D fold); else None."""
+    fold = gathered_fold(s, f)
+    ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(s)[1] if isinstance(s, ir.Einsum) else (None,) * 9
+    if fold is not None and len(fold.size) == 2:
+        cells = prod(tuple(fold.size))
+        cout, cin, wout = m / cells, k, tuple(fold.shape)[-1]
+    else:
+        win = winograd_window(s, f)
+        if win is None:
+            return None
+        cout, cin, wout = m, k / prod(tuple(win.size)), tuple(win.shape)[-1]
+    return 16 * (cout + 7) * cin, winograd_work(cin, cout, wout)
+
+
+def winograd_work(cin, cout, wout):
+    """Elements of ``sg_wino_f32``'s work space for ``cin`` input and ``cout`` output channels and
+    ``wout`` output columns (``winograd_sizes``; tests/test_c_microkernel.py runs the C code with exactly
+    this much under ASan)."""
+    t = WINOGRAD_TILES + wout
+    return 16 * (cin * (t + 32) + 48) + 16 * (cout * t + 48)
 
 
 def flipped_size(s: ir.Einsum):
