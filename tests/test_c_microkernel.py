@@ -184,6 +184,55 @@ static int check_wino(int64_t Cin, int64_t Cout, int64_t H, int64_t W, int64_t p
     free(g); free(upk); free(y); free(work);
     return bad;
 }
+/* The weight gradient (sg_wino_grad_begin/_f32/_end) of two samples against its definition in double,
+ * dw[o][c][a][b] += sum_n,i,j dy[n][o][i][j] x[n][c][i + a - ph][j + b - pw], dw holding values before; x of
+ * each sample between unreadable pages; work exactly plan.winograd_grad_work, a guard band after it */
+static int check_wino_grad(int64_t Cin, int64_t Cout, int64_t H, int64_t W, int64_t ph, int64_t pw, int at_end)
+{
+    const int64_t Ho = H + 2 * ph - 2, Wo = W + 2 * pw - 2;
+    if (Ho <= 0 || Wo <= 0)
+        return 0;
+    void *map[2];
+    size_t len[2];
+    float *x[2], *dy = malloc(sizeof(float) * 2 * Cout * Ho * Wo);
+    for (int n = 0; n < 2; ++n) {
+        x[n] = guarded(Cin * H * W, (at_end + n) % 2, &map[n], &len[n]);
+        for (int64_t i = 0; i < Cin * H * W; ++i) x[n][i] = rnd();
+    }
+    for (int64_t i = 0; i < 2 * Cout * Ho * Wo; ++i) dy[i] = rnd();
+    const int64_t nw = SG_WG_GRAD_WORK(Cin, Cout, Wo);   /* plan.winograd_grad_work, from the test's flags */
+    float *work = malloc(sizeof(float) * (size_t)(nw + 64)), *dw = malloc(sizeof(float) * Cout * Cin * 9);
+    double *ref = malloc(sizeof(double) * Cout * Cin * 9), *mag = malloc(sizeof(double) * Cout * Cin * 9);
+    for (int64_t i = nw; i < nw + 64; ++i) work[i] = 7.0f;
+    for (int64_t i = 0; i < Cout * Cin * 9; ++i) { dw[i] = rnd(); ref[i] = dw[i]; mag[i] = fabs(dw[i]); }
+    sg_wino_grad_begin_f32(work, Cout, Cin);
+    for (int n = 0; n < 2; ++n)
+        sg_wino_grad_f32(x[n], Cin, H, W, ph, pw, dy + n * Cout * Ho * Wo, Cout, Ho, Wo, work);
+    sg_wino_grad_end_f32(work, Cout, Cin, dw);
+    int bad = 0;
+    for (int64_t i = nw; i < nw + 64; ++i)
+        if (work[i] != 7.0f) bad = 1;   /* nothing written past the work space */
+    for (int n = 0; n < 2; ++n)
+        for (int64_t o = 0; o < Cout; ++o)
+            for (int64_t c = 0; c < Cin; ++c)
+                for (int64_t a = 0; a < 3; ++a)
+                    for (int64_t b = 0; b < 3; ++b)
+                        for (int64_t i = 0; i < Ho; ++i)
+                            for (int64_t j = 0; j < Wo; ++j) {
+                                const int64_t r = i + a - ph, q = j + b - pw;
+                                if (r < 0 || r >= H || q < 0 || q >= W) continue;
+                                const double v = (double)dy[((n * Cout + o) * Ho + i) * Wo + j] * x[n][(c * H + r) * W + q];
+                                ref[((o * Cin + c) * 3 + a) * 3 + b] += v;
+                                mag[((o * Cin + c) * 3 + a) * 3 + b] += fabs(v);
+                            }
+    for (int64_t i = 0; i < Cout * Cin * 9; ++i)
+        if (fabs(dw[i] - ref[i]) > 1e-5 * mag[i] + 1e-30) bad = 1;
+    if (bad) printf("GRAD MISMATCH Cin=%lld Cout=%lld H=%lld W=%lld p=%lld,%lld\n", (long long)Cin, (long long)Cout,
+                    (long long)H, (long long)W, (long long)ph, (long long)pw);
+    for (int n = 0; n < 2; ++n) munmap(map[n], len[n]);
+    free(dy); free(work); free(dw); free(ref); free(mag);
+    return bad;
+}
 #ifdef SG_TEST_WINOGRAD
 int main(void)
 {   /* Cin, Cout, H, W, ph, pw: one tile; odd sizes (a last tile's row or column dropped); 24 tiles a row (16 tiles
@@ -196,6 +245,9 @@ int main(void)
     for (int i = 0; i < 12; ++i)
         for (int at_end = 0; at_end < 2; ++at_end, ++runs)
             bad += check_wino(g[i][0], g[i][1], g[i][2], g[i][3], g[i][4], g[i][5], at_end);
+    for (int i = 0; i < 12; ++i)
+        for (int at_end = 0; at_end < 2; ++at_end, ++runs)
+            bad += check_wino_grad(g[i][0], g[i][1], g[i][2], g[i][3], g[i][4], g[i][5], at_end);
     printf("%d winograd products, %d wrong\n", runs, bad);
     return bad != 0;
 }
@@ -263,6 +315,14 @@ def _work_flag() -> str:
     return f"-DSG_WG_WORK(ci,co,wo)=({sp.ccode(sp.expand(winograd_work(ci, co, wo)))})"
 
 
+def _grad_work_flag() -> str:
+    """-DSG_WG_GRAD_WORK(ci,co,wo)=...: plan.winograd_grad_work, sg_wino_grad_f32's work in the kernels."""
+    import sympy as sp
+    from symgrad.targets.c.plan import winograd_grad_work
+    ci, co, wo = sp.symbols("ci co wo")
+    return f"-DSG_WG_GRAD_WORK(ci,co,wo)=({sp.ccode(sp.expand(winograd_grad_work(ci, co, wo)))})"
+
+
 @pytest.mark.parametrize("prepared", PREPARED)
 def test_microkernel_matches_a_double_reference_on_every_edge(tmp_path, prepared):
     r = _run(tmp_path, ["-O3", "-fopenmp", *PREPARED[prepared]], "mk")
@@ -301,7 +361,8 @@ def test_window_products_read_only_x_and_match_a_double_reference(tmp_path, sani
 
 @pytest.mark.parametrize("sanitized", [False, True])
 def test_winograd_products_read_only_x_and_match_the_correlation(tmp_path, sanitized):
-    """sg_wino_f32 (Winograd F(2x2, 3x3): docs/windows.md) against the 3x3 correlation's definition in double,
+    """sg_wino_f32 (Winograd F(2x2, 3x3): docs/windows.md) and its weight gradient (sg_wino_grad, two samples
+    added to weights already holding values) against the definitions in double,
     1e-5 of the sum of the terms' magnitudes, with x between two unreadable pages and a guard band after y:
     odd sizes, rows of tiles that straddle the kernel's strips, more tiles than a block, channels over two k
     blocks, paddings from -1 to 3; the work space exactly ``plan.winograd_work``, with a guard band after it
@@ -309,8 +370,8 @@ def test_winograd_products_read_only_x_and_match_the_correlation(tmp_path, sanit
     if sanitized and not _sanitizer_ok(tmp_path):
         pytest.skip("the ASan/UBSan runtime is missing (apt-get install libasan8 libubsan1)")
     flags = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitized else ["-O3"]
-    r = _run(tmp_path, [*flags, *WINOGRAD, _work_flag()], "wino")
+    r = _run(tmp_path, [*flags, *WINOGRAD, _work_flag(), _grad_work_flag()], "wino")
     if r.returncode == 77:
         pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "24 winograd products, 0 wrong" in r.stdout
+    assert "48 winograd products, 0 wrong" in r.stdout

@@ -695,13 +695,14 @@ static inline __mmask16 sg_wg_mask(int64_t start, int64_t n)
     hi = hi > 16 ? 16 : hi;
     return hi <= lo ? (__mmask16)0 : (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
 }
-/* V[xi] = B^T d B for the tiles of tile row ti, 16 at a time, and channels c0 .. c0 + kq (one k block): written
- * as sg_mk_f32 reads a prepared B (strips of 32 tiles as [channel][32]) into v + xi xs, the block's tiles from
- * t0; d the 4x4 input at rows 2 ti - ph + 0..3, columns 2 t - pw + 0..3 of x (zero outside). The rows are
- * read with masked loads (a masked-off lane does not fault; its address formed as an integer) and split into
- * even and odd columns by permutes */
+/* V[xi] = B^T d B for the tiles of tile row ti, 16 at a time, and the kq channels of x: element (channel p, tile
+ * t) of V[xi] at v + xi xs + (t / 32) strip + p rs + t % 32, the block's tiles from t0: as sg_mk_f32 reads a
+ * prepared B (strips of 32 tiles as [channel][32]: strip 32 kq, rs 32; the forward) or row-major (strip 32, rs
+ * the row's length; the weight gradient). d is the 4x4 input at rows 2 ti - ph + 0..3, columns 2 t - pw + 0..3
+ * of x (zero outside). The rows are read with masked loads (a masked-off lane does not fault; its address
+ * formed as an integer) and split into even and odd columns by permutes */
 static inline void sg_wg_in_f32(const float *x, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t ti, int64_t tw,
-                                float *restrict v, int64_t xs, int64_t kq, int64_t t0)
+                                float *restrict v, int64_t xs, int64_t strip, int64_t rs, int64_t kq, int64_t t0)
 {
     const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
@@ -720,11 +721,11 @@ static inline void sg_wg_in_f32(const float *x, int64_t H, int64_t W, int64_t ph
             kc1[q] = ok ? sg_wg_mask(b + 18, W) : 0;
             row[q] = (uintptr_t)(x + (ok ? h : 0) * W) + (uintptr_t)((intptr_t)b * (intptr_t)sizeof(float));
         }
-        /* tiles t .. t + 15 of a strip [p][32]: lanes up to its end here, the rest at the next strip's start */
+        /* tiles t .. t + 15 of a strip: lanes up to its end here, the rest at the next strip's start */
         const int64_t t = t0 + j, s = t / 32, o = t % 32;
-        float *d = v + s * 32 * kq + o;
+        float *d = v + s * strip + o;
         const __mmask16 first = o <= 16 ? lm : (__mmask16)(lm & ((1u << (32 - o)) - 1)), second = (__mmask16)(lm & ~first);
-        float *d2 = (float *)((uintptr_t)(d + 32 * kq) - 32 * sizeof(float));
+        float *d2 = (float *)((uintptr_t)(d + strip) - 32 * sizeof(float));
         for (int64_t p = 0; p < kq; ++p) {
             const uintptr_t off = (uintptr_t)(p * plane);
             __m512 w[4][4];
@@ -742,16 +743,50 @@ static inline void sg_wg_in_f32(const float *x, int64_t H, int64_t W, int64_t ph
             for (int c = 0; c < 4; ++c) {   /* B^T (d B), column c of it */
                 const __m512 r0 = _mm512_sub_ps(w[0][c], w[2][c]), r1 = _mm512_add_ps(w[1][c], w[2][c]);
                 const __m512 r2 = _mm512_sub_ps(w[2][c], w[1][c]), r3 = _mm512_sub_ps(w[1][c], w[3][c]);
-                _mm512_mask_storeu_ps(d + c * xs + p * 32, first, r0);
-                _mm512_mask_storeu_ps(d + (4 + c) * xs + p * 32, first, r1);
-                _mm512_mask_storeu_ps(d + (8 + c) * xs + p * 32, first, r2);
-                _mm512_mask_storeu_ps(d + (12 + c) * xs + p * 32, first, r3);
+                _mm512_mask_storeu_ps(d + c * xs + p * rs, first, r0);
+                _mm512_mask_storeu_ps(d + (4 + c) * xs + p * rs, first, r1);
+                _mm512_mask_storeu_ps(d + (8 + c) * xs + p * rs, first, r2);
+                _mm512_mask_storeu_ps(d + (12 + c) * xs + p * rs, first, r3);
                 if (second) {
-                    _mm512_mask_storeu_ps(d2 + c * xs + p * 32, second, r0);
-                    _mm512_mask_storeu_ps(d2 + (4 + c) * xs + p * 32, second, r1);
-                    _mm512_mask_storeu_ps(d2 + (8 + c) * xs + p * 32, second, r2);
-                    _mm512_mask_storeu_ps(d2 + (12 + c) * xs + p * 32, second, r3);
+                    _mm512_mask_storeu_ps(d2 + c * xs + p * rs, second, r0);
+                    _mm512_mask_storeu_ps(d2 + (4 + c) * xs + p * rs, second, r1);
+                    _mm512_mask_storeu_ps(d2 + (8 + c) * xs + p * rs, second, r2);
+                    _mm512_mask_storeu_ps(d2 + (12 + c) * xs + p * rs, second, r3);
                 }
+            }
+        }
+    }
+}
+/* Ydy[xi] = A dy A^T for the tiles of tile row ti, 16 at a time, of each of the O channels of dy (Ho x Wo):
+ * element (channel o, tile t) at yd + xi ys + o T + t0 + t, dy's tile the 2x2 block at rows 2 ti, 2 ti + 1,
+ * columns 2 t, 2 t + 1 (zero past Ho, Wo): the weight gradient's transform of dy (A = [1 0; 1 1; 1 -1; 0 -1]) */
+static inline void sg_wg_dy_f32(const float *dy, int64_t O, int64_t Ho, int64_t Wo, int64_t ti, int64_t tw,
+                                float *restrict yd, int64_t ys, int64_t T, int64_t t0)
+{
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t j = 0; j < tw; j += 16) {
+        const __mmask16 lm = tw - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (tw - j)) - 1);
+        const __mmask16 k0 = sg_wg_mask(2 * j, Wo), k1 = sg_wg_mask(2 * j + 16, Wo);
+        const int two = 2 * ti + 1 < Ho;   /* the tile's second row inside dy */
+        float *restrict d = yd + t0 + j;
+        for (int64_t o = 0; o < O; ++o) {
+            const float *r0 = dy + (o * Ho + 2 * ti) * Wo + 2 * j, *r1 = two ? r0 + Wo : r0;
+            const __m512 a0 = _mm512_maskz_loadu_ps(k0, r0), a1 = _mm512_maskz_loadu_ps(k1, r0 + 16);
+            const __m512 b0 = _mm512_maskz_loadu_ps(two ? k0 : 0, r1), b1 = _mm512_maskz_loadu_ps(two ? k1 : 0, r1 + 16);
+            const __m512 e00 = _mm512_permutex2var_ps(a0, ev, a1), e01 = _mm512_permutex2var_ps(a0, od, a1);
+            const __m512 e10 = _mm512_permutex2var_ps(b0, ev, b1), e11 = _mm512_permutex2var_ps(b0, od, b1);
+            /* A dy: its four rows (two columns each) */
+            const __m512 rows[4][2] = { {e00, e01}, {_mm512_add_ps(e00, e10), _mm512_add_ps(e01, e11)},
+                                       {_mm512_sub_ps(e00, e10), _mm512_sub_ps(e01, e11)},
+                                       {_mm512_sub_ps(zero, e10), _mm512_sub_ps(zero, e11)} };
+            for (int r = 0; r < 4; ++r) {   /* (A dy) A^T, row r */
+                const __m512 c0 = rows[r][0], c1 = rows[r][1];
+                _mm512_mask_storeu_ps(d + (4 * r) * ys + o * T, lm, c0);
+                _mm512_mask_storeu_ps(d + (4 * r + 1) * ys + o * T, lm, _mm512_add_ps(c0, c1));
+                _mm512_mask_storeu_ps(d + (4 * r + 2) * ys + o * T, lm, _mm512_sub_ps(c0, c1));
+                _mm512_mask_storeu_ps(d + (4 * r + 3) * ys + o * T, lm, _mm512_sub_ps(zero, c1));
             }
         }
     }
@@ -805,7 +840,7 @@ static inline void sg_wino_f32(const float *restrict upk, const float *x, int64_
         for (int64_t q0 = 0; q0 < Cin; q0 += SG_MK_KB) {
             const int64_t kq = Cin - q0 < SG_MK_KB ? Cin - q0 : SG_MK_KB;
             for (int64_t r = 0; r < nr; ++r)
-                sg_wg_in_f32(x + q0 * H * W, H, W, ph, pw, ti0 + r, tw, V + q0 * n32, xs, kq, r * tw);
+                sg_wg_in_f32(x + q0 * H * W, H, W, ph, pw, ti0 + r, tw, V + q0 * n32, xs, 32 * kq, 32, kq, r * tw);
         }
         /* M[xi] = U[xi] V[xi] */
         for (int xi = 0; xi < 16; ++xi)
@@ -820,6 +855,61 @@ static inline void sg_wino_f32(const float *restrict upk, const float *x, int64_
 #else
     (void)upk; (void)x; (void)Cin; (void)H; (void)W; (void)ph; (void)pw; (void)Cout; (void)y; (void)Ho; (void)Wo; (void)work;
 #endif
+}
+/* The weight gradient of sg_wino_f32's correlation (its transpose: dy is the output's gradient), summed over
+ * samples: with y = A^T [U . V] A per tile (U = G g G^T, V = B^T d B), dU[xi] = sum over tiles of (A dy A^T)[xi]
+ * V[xi], and dg = G^T dU G. Per sample, sg_wino_grad_f32 adds 16 products of (A dy A^T)[xi] (Cout x tiles) by
+ * V[xi]^T (tiles x Cin) into the accumulator at the start of work (plan.winograd_grad_work elements), which
+ * sg_wino_grad_begin_f32 zeroes and sg_wino_grad_end_f32 transforms back, adding G^T dU G into dw (Cout x Cin
+ * x 3 x 3), once per chunk of samples. */
+static inline void sg_wino_grad_begin_f32(float *restrict work, int64_t Cout, int64_t Cin)
+{
+    memset(work, 0, sizeof(float) * (size_t)(16 * (Cout * Cin + 48)));
+}
+/* One sample: x (Cin x H x W, paddings ph, pw) and dy (Cout x Ho x Wo) */
+static inline void sg_wino_grad_f32(const float *x, int64_t Cin, int64_t H, int64_t W, int64_t ph, int64_t pw,
+                                    const float *dy, int64_t Cout, int64_t Ho, int64_t Wo, float *restrict work)
+{
+#ifdef SG_MK_F32
+    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, as = Cout * Cin + 48;
+    int64_t tr = SG_WG_TILES / tw;
+    tr = tr < 1 ? 1 : tr > th ? th : tr;
+    for (int64_t ti0 = 0; ti0 < th; ti0 += tr) {
+        const int64_t nr = th - ti0 < tr ? th - ti0 : tr, T = nr * tw, xs = Cin * T + 48, ys = Cout * T + 48;
+        float *restrict V = work + 16 * as, *restrict Y = V + 16 * xs;
+        /* V[xi] = B^T d B (Cin x T, row-major) and Ydy[xi] = A dy A^T (Cout x T), tile row by tile row */
+        for (int64_t r = 0; r < nr; ++r) {
+            sg_wg_in_f32(x, H, W, ph, pw, ti0 + r, tw, V, xs, 32, T, Cin, r * tw);
+            sg_wg_dy_f32(dy, Cout, Ho, Wo, ti0 + r, tw, Y, ys, T, r * tw);
+        }
+        /* dU[xi] += Ydy[xi] V[xi]^T */
+        for (int xi = 0; xi < 16; ++xi)
+            sg_mk_f32(0, 1, Cout, Cin, T, Y + xi * ys, T, V + xi * xs, T, NULL, 0, 0, NULL, NULL, 1, work + xi * as, Cin);
+    }
+#else
+    (void)x; (void)Cin; (void)H; (void)W; (void)ph; (void)pw; (void)dy; (void)Cout; (void)Ho; (void)Wo; (void)work;
+#endif
+}
+static inline void sg_wino_grad_end_f32(const float *restrict work, int64_t Cout, int64_t Cin, float *restrict dw)
+{
+    const int64_t as = Cout * Cin + 48;
+    for (int64_t o = 0; o < Cout; ++o)
+        for (int64_t c = 0; c < Cin; ++c) {
+            float D[4][4], t[3][4];
+            for (int xi = 0; xi < 16; ++xi)
+                D[xi / 4][xi % 4] = work[xi * as + o * Cin + c];
+            for (int j = 0; j < 4; ++j) {   /* G^T dU: rows */
+                t[0][j] = D[0][j] + 0.5F * (D[1][j] + D[2][j]);
+                t[1][j] = 0.5F * (D[1][j] - D[2][j]);
+                t[2][j] = 0.5F * (D[1][j] + D[2][j]) + D[3][j];
+            }
+            float *restrict out = dw + (o * Cin + c) * 9;
+            for (int i = 0; i < 3; ++i) {   /* (G^T dU) G: columns */
+                out[3 * i] += t[i][0] + 0.5F * (t[i][1] + t[i][2]);
+                out[3 * i + 1] += 0.5F * (t[i][1] - t[i][2]);
+                out[3 * i + 2] += 0.5F * (t[i][1] + t[i][2]) + t[i][3];
+            }
+        }
 }
 /* A strided fold as gathers (Windows._gather_folds, docs/windows.md). The fold adds window cell k of output
  * position o back at position s o + d k - p of one axis; position i = r + s u (output phase r < s) is
@@ -1573,7 +1663,7 @@ int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W,
     (void)dilation;
     (void)H_out;
     (void)W_out;
-    return 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 17*O + 24576;
+    return 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 17*O + 61440;
 }
 
 void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out)
@@ -1586,9 +1676,10 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     float *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
     float *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
     float *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
-    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
-    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 24576;
-    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 24576;
+    float *restrict _wv_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
+    float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
+    float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 61440;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -1641,6 +1732,8 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     const int _wg_dx = _gat_dx && sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
     if (_wg_dx)
         sg_wino_weights_f32(_wf_dx, C, O, _wu_dx);
+    /* whether dweight runs as the gradient of Winograd F(2x2, 3x3) products (a 3x3 window of unit stride and dilation: Windows._winograd_grads) */
+    const int _wg_dweight = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
     /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN
@@ -1649,19 +1742,26 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_dweight = _part_dweight + _c * C*KH*KW*O;
             for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) _p_dweight[_i] = 0;
+            /* the Winograd accumulator of dweight for this chunk's samples, zeroed */
+            if (_wg_dweight)
+                sg_wino_grad_begin_f32(_wv_dweight + _c*(16*C*O + 16*C*(W_out + 128) + 16*O*(W_out + 128) + 2304), O, C);
             for (int64_t _s = _c * N / _nc; _s < (_c + 1) * N / _nc; ++_s) {
                 /* in blocks of _cb channels, about 128 rows of the window arrays each, which stay in this core's cache from the window read to the products (Windows._channel_blocks) */
                 const int64_t _cb = 128 / (KH*KW) > 0 ? 128 / (KH*KW) : 1;
                 /* dy packed once for the blocks' products (sg_prepa) */
-                sg_prepa_f32(0, O, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, _pka_dweight + _c*(H_out*W_out*(O + 7)));
+                if (!_wg_dweight)
+                    sg_prepa_f32(0, O, H_out*W_out, (dy + H_out*W_out*O*_s), H_out*W_out, _pka_dweight + _c*(H_out*W_out*(O + 7)));
+                /* dweight: this sample's (A dy A^T) times the transformed tiles of x, into the chunk's Winograd accumulator (sg_wino_grad); else in the blocks below */
+                if (_wg_dweight)
+                    sg_wino_grad_f32((x + C*H*W*_s), C, H, W, padding, padding, (dy + H_out*W_out*O*_s), O, H_out, W_out, _wv_dweight + _c*(16*C*O + 16*C*(W_out + 128) + 16*O*(W_out + 128) + 2304));
                 /* dx = the 3x3 correlation of dy (padding 2 - p) with the flipped weights, as Winograd F(2x2, 3x3) products (sg_wino) */
                 if (_wg_dx)
                     sg_wino_f32(_wu_dx, (dy + H_out*W_out*O*_s), O, H_out, W_out, dilation*(KH - 1) - padding, dilation*(KW - 1) - padding, C, (dx + C*H*W*_s), H, W, _wv_dx + _c*(16*C*(W + 128) + 16*O*(W + 160) + 1536));
                 /* dx = the gathers (a phase's output through this chunk's slot unless the stride is 1) */
                 else if (_gat_dx)
                     sg_gather_fold_f32(_wf_dx, (dy + H_out*W_out*O*_s), O, H_out, W_out, (dx + C*H*W*_s), C, H, W, KH, KW, stride, stride, dilation, dilation, padding, padding, _gt_dx + _c*(C*H*W));
-                /* whether the product reads t0 from x itself (sg_window_ok): no window array written */
-                const int _win2 = sg_window_ok_f32(stride, KH*KW, W_out);
+                /* whether the product reads t0 from x itself (sg_window_ok, or Winograd computed it): no window array written */
+                const int _win2 = _wg_dweight || sg_window_ok_f32(stride, KH*KW, W_out);
                 for (int64_t _c0 = 0; _c0 < C; _c0 += _cb) {
                     const int64_t _cn = C - _c0 < _cb ? C - _c0 : _cb;
                     /* unless the gather form above computed it */
@@ -1873,14 +1973,20 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                             }
                         }
                     }
-                    /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
-                    /* the window read from x as the kernel packs it, or the window array written above */
-                    if (_win2)
-                        sg_gemm_window_f32(0, O, KH*KW*_cn, H_out*W_out, NULL, 0, _pka_dweight + _c*(H_out*W_out*(O + 7)), &_w2, 1, 1, _p_dweight + KH*KW*_c0, C*KH*KW);
-                    else
-                        sg_gemm_prepa_f32(O, KH*KW*_cn, H_out*W_out, _pka_dweight + _c*(H_out*W_out*(O + 7)), 1, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, 1, _p_dweight + KH*KW*_c0, C*KH*KW);
+                    /* unless the Winograd form above computed it */
+                    if (!_wg_dweight) {
+                        /* dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
+                        /* the window read from x as the kernel packs it, or the window array written above */
+                        if (_win2)
+                            sg_gemm_window_f32(0, O, KH*KW*_cn, H_out*W_out, NULL, 0, _pka_dweight + _c*(H_out*W_out*(O + 7)), &_w2, 1, 1, _p_dweight + KH*KW*_c0, C*KH*KW);
+                        else
+                            sg_gemm_prepa_f32(O, KH*KW*_cn, H_out*W_out, _pka_dweight + _c*(H_out*W_out*(O + 7)), 1, (t0 + H_out*W_out*C*KH*KW*_c) + (KH*KW*_c0)*H_out*W_out, H_out*W_out, 1, _p_dweight + KH*KW*_c0, C*KH*KW);
+                    }
                 }
             }
+            /* _p_dweight += G^T dU G: this chunk's Winograd accumulator transformed back */
+            if (_wg_dweight)
+                sg_wino_grad_end_f32(_wv_dweight + _c*(16*C*O + 16*C*(W_out + 128) + 16*O*(W_out + 128) + 2304), O, C, _p_dweight);
         }
         SG_BLAS_ONE_THREAD_END
         /* dweight = the sum of the chunks' partial products */
@@ -1902,9 +2008,10 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
     double *restrict t0 = scratch + H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
     double *restrict _part_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
     double *restrict _pka_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
-    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
-    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 24576;
-    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 24576;
+    double *restrict _wv_dweight = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + O*(16*C + 112) + 256*O*(W + 160) + 24576;
+    double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
+    double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
+    double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 61440;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -2176,5 +2283,5 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
         }
     }
     /* scratch that only the float variant's gathers and Winograd products use */
-    (void)_wf_dx; (void)_gt_dx; (void)_wu_dx; (void)_wv_dx;
+    (void)_wf_dx; (void)_gt_dx; (void)_wu_dx; (void)_wv_dx; (void)_wv_dweight;
 }

@@ -88,12 +88,12 @@ int64_t conv2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, int64_
  *   dy (N, O, H_out, W_out): upstream gradient, read
  *   x (N, C, H, W): read, from forward
  *   weight (O, C, KH, KW): read, from forward
- *   scratch: 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 17*O + 24576 elements of work space (= conv2d_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 17*O + 61440 elements of work space (= conv2d_backward_scratch_size(...)), contents undefined afterwards
  */
 void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *restrict dbias, const float *restrict dy, const float *restrict x, const float *restrict weight, float *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *restrict dbias, const double *restrict dy, const double *restrict x, const double *restrict weight, double *restrict scratch, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 
-/* Elements (float or double) of the scratch buffer conv2d_backward_* needs: 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*(W + 128) + N*O + O*(16*C + 112) + 256*O*(W + 160) + 17*O + 24576. */
+/* Elements (float or double) of the scratch buffer conv2d_backward_* needs: 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 17*O + 61440. */
 int64_t conv2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t padding, int64_t dilation, int64_t H_out, int64_t W_out);
 
 

@@ -162,6 +162,11 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
             out = fold.out if fold is not None else s.out
             scratch.append((f"_wu_{out}", (wino[0],)))
             scratch.append((f"_wv_{out}", (CHUNKS, wino[1])))
+        grad = winograd_grad_window(s, f) if windows else None
+        if grad is not None:   # the weight gradient's accumulator and work per chunk (Windows._winograd_grads)
+            ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(s)[1]
+            scratch.append((f"_wv_{s.out}", (CHUNKS, winograd_grad_work(n / prod(tuple(grad.size)), m,
+                                                                         tuple(grad.shape)[-1]))))
         if s.out in taken or s.out in views:
             continue
         if tuple(s.shape) == ():
@@ -217,6 +222,35 @@ def winograd_window(s, f: ir.Function):
     if win is None or win.fill != 0 or len(win.size) != 2 or [t for t in f.body if b in ir.reads(t)] != [s]:
         return None
     return win
+
+
+def winograd_grad_window(s, f: ir.Function):
+    """The window read that product ``s`` reads transposed as its right operand, when ``s`` is a
+    convolution's weight gradient: summed over the samples, ``dy`` (per sample, ``[out][positions]``,
+    ``ta`` 0) times the transpose of a 2-D window of zeros outside that ``s`` alone reads.
+    ``sg_wino_grad_f32`` computes it per sample when the window is 3x3 of unit stride and dilation
+    (``sg_wino_ok``, per call). Else None."""
+    if not isinstance(s, ir.Einsum) or not accumulates(s):
+        return None
+    lg = looped_gemm_form(s)
+    if len(lg[0]) != 1:
+        return None
+    size, da, db, dc, acc = lg[0][0]
+    ta, tb, m, n, k, a, b, lda, ldb = lg[1]
+    if ta or not tb or da == 0 or db == 0 or a == b or sp.simplify(lda - k) != 0:
+        return None
+    win = next((t for t in f.body if isinstance(t, ir.Window) and t.out == b), None)
+    if win is None or win.fill != 0 or len(win.size) != 2 or [t for t in f.body if b in ir.reads(t)] != [s]:
+        return None
+    return win
+
+
+def winograd_grad_work(cin, cout, wout):
+    """Elements of ``sg_wino_grad_f32``'s work for ``cin`` input and ``cout`` output channels and ``wout``
+    output columns: the accumulator (16 of ``cout x cin``), ``V`` (16 of ``cin x T``) and ``A dy A^T``
+    (16 of ``cout x T``), each 48 floats apart more, ``T`` as in ``winograd_work``."""
+    t = WINOGRAD_TILES + wout
+    return 16 * (cout * cin + 48) + 16 * (cin * t + 48) + 16 * (cout * t + 48)
 
 
 def winograd_sizes(s, f: ir.Function):

@@ -18,7 +18,8 @@ from ...codegen.printers import ccode
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from .names import describe
-from .plan import accumulates, gathered_fold, looped_gemm_form, prepared_a_size, winograd_sizes, winograd_window
+from .plan import (accumulates, gathered_fold, looped_gemm_form, prepared_a_size, winograd_grad_window,
+                   winograd_grad_work, winograd_sizes, winograd_window)
 from .views import cint, merge_groups
 
 
@@ -826,16 +827,63 @@ class Windows:
                   f"{cint(H)}, {cint(W)}, {cint(ph)}, {cint(pw)}, {cint(m)}, {self.ptr(one.out)}, {cint(Ho)}, "
                   f"{cint(Wo)}, {work});", depth + 1)
 
-    def _prepare_a(self, t, one, depth) -> str:
+    def _prepare_a(self, t, one, depth, unless=None) -> str:
         """Before the blocks of channels: the left operand of ``t`` (the weight gradient's ``dy``, the
         same for every block) packed once for this sample into its chunk's slot (``plan.prepared_a_size``);
-        the pointer the blocks' products read it from."""
+        the pointer the blocks' products read it from. ``unless``: the flag under which another form
+        (Winograd's) computes ``t`` instead."""
         ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
         sfx = "f32" if self.dtype == "float32" else "f64"
         slot = f"{self.ptr('_pka_' + t.out)} + _c*({cint(prepared_a_size(t, self.f))})"
         self.note(f"{self.cname(a)} packed once for the blocks' products (sg_prepa)", depth)
-        self.emit(f"sg_prepa_{sfx}({int(ta)}, {cint(m)}, {cint(k)}, {self.ptr(a)}, {cint(lda)}, {slot});", depth)
+        if unless:
+            self.emit(f"if (!{unless})", depth)
+        self.emit(f"sg_prepa_{sfx}({int(ta)}, {cint(m)}, {cint(k)}, {self.ptr(a)}, {cint(lda)}, {slot});",
+                  depth + bool(unless))
         return slot
+
+    def _winograd_grads(self, run, implicit) -> dict:
+        """The implicit window reads whose product is a convolution's weight gradient
+        (``plan.winograd_grad_window``): ``{window index: product index}``. Where the window is 3x3 of
+        unit stride and dilation (``sg_wino_ok``, per call) the gradient of Winograd's F(2x2, 3x3) runs
+        instead: per sample 16 products of ``A dy A^T`` by the transformed input tiles' transpose into a
+        per-chunk accumulator ``dU`` (``sg_wino_grad``), transformed back once per chunk (``G^T dU G``,
+        ``sg_wino_grad_end``) into the chunk's partial sum. Exact in exact arithmetic: it is the
+        gradient of the forward's bilinear form, ``y = A^T [(G g G^T) . (B^T d B)] A``."""
+        return {i: j for i, j in implicit.items()
+                if (w := winograd_grad_window(run[j], self.f)) is not None and w.out == run[i].out}
+
+    def _grad_channels(self, win, one) -> tuple:
+        """``(Cout, Cin)`` of a weight gradient's Winograd form, as C expressions."""
+        ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
+        return cint(m), cint(sp.simplify(n / prod(tuple(win.size))))
+
+    def _grad_slot(self, win, t, one) -> str:
+        """This chunk's slot of ``_wv_Y``: the weight gradient's Winograd accumulator and work."""
+        ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
+        work = winograd_grad_work(n / prod(tuple(win.size)), m, tuple(win.shape)[-1])
+        return f"{self.ptr('_wv_' + t.out)} + _c*({cint(work)})"
+
+    def _winograd_grad_flag(self, win, t, depth):
+        """Before the sample loop: ``_wg_Y``, whether the weight gradient runs as Winograd's."""
+        H, W, KH, KW, Ho, Wo, sh, sw, dh, dw, ph, pw = self._winograd_geometry(win)
+        self.note(f"whether {self.cname(t.out)} runs as the gradient of Winograd F(2x2, 3x3) products (a 3x3 "
+                  "window of unit stride and dilation: Windows._winograd_grads)", depth)
+        self.emit(f"const int _wg_{self.cname(t.out)} = sg_wino_ok_f32("
+                  f"{', '.join(cint(x) for x in (KH, KW, sh, sw, dh, dw))});", depth)
+
+    def _winograd_grad(self, win, t, one, depth):
+        """In the sample loop, before its blocks: this sample's share of the weight gradient added into the
+        chunk's Winograd accumulator (``sg_wino_grad_f32``) when ``_wg_Y``."""
+        ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
+        H, W, KH, KW, Ho, Wo, sh, sw, dh, dw, ph, pw = self._winograd_geometry(win)
+        cout, cin = self._grad_channels(win, one)
+        self.note(f"{self.cname(t.out)}: this sample's (A {self.cname(a)} A^T) times the transformed tiles of "
+                  f"{self.cname(win.src)}, into the chunk's Winograd accumulator (sg_wino_grad); else in the blocks "
+                  "below", depth)
+        self.emit(f"if (_wg_{self.cname(t.out)})", depth)
+        self.emit(f"sg_wino_grad_f32({self.ptr(win.src)}, {cin}, {cint(H)}, {cint(W)}, {cint(ph)}, {cint(pw)}, "
+                  f"{self.ptr(a)}, {cout}, {cint(Ho)}, {cint(Wo)}, {self._grad_slot(win, t, one)});", depth + 1)
 
     def _blocked_einsum(self, one, group, depth, accumulated, prepared=None, window=None):
         """The product of one block of channels ``[_c0, _c0 + _cn)`` (``_channel_blocks``): its rows,
@@ -914,6 +962,11 @@ class Windows:
         for i, j in winos.items():
             self._winograd_weights(run[i], run[j], ones[j], depth)
             skipped[j] = f"_wg_{self.cname(run[j].out)}"   # its window array is not written either (_winI)
+        grads = self._winograd_grads(run, implicit)
+        for i, j in grads.items():
+            self._winograd_grad_flag(run[i], run[j], depth)
+            skipped[j] = f"_wg_{self.cname(run[j].out)}"
+        by_winograd = {i: f"_wg_{self.cname(run[j].out)}" for i, j in {**winos, **grads}.items()}
         self.note(f"for each of the {what}, in one chunk of them per thread: "
                   f"{'; '.join(describe(t, self.glossary, short=True) for t in shown)}"
                   + (f" ({', '.join(self.cname(n) for n, _ in views)}: views of "
@@ -929,6 +982,11 @@ class Windows:
             self.emit(f"{self.real} *restrict _p_{self.cname(t.out)} = {self.ptr('_part_' + t.out)} + _c * {size};",
                       d + 1)
             self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{self.cname(t.out)}[_i] = 0;", d + 1)
+        for i, j in grads.items():
+            self.note(f"the Winograd accumulator of {self.cname(run[j].out)} for this chunk's samples, zeroed", d + 1)
+            self.emit(f"if (_wg_{self.cname(run[j].out)})", d + 1)
+            self.emit(f"sg_wino_grad_begin_f32({self._grad_slot(run[i], run[j], ones[j])}, "
+                      f"{', '.join(self._grad_channels(run[i], ones[j]))});", d + 2)
         if per == 2:
             self.emit(f"const int64_t _c0 = _c * {cint(slices)} / _nc;   /* this chunk's first slice */", d + 1)
         self.emit(f"for (int64_t _s = _c * {cint(slices)} / _nc; _s < (_c + 1) * {cint(slices)} / _nc; ++_s) {{",
@@ -955,7 +1013,11 @@ class Windows:
                         u = run[j]
                         if isinstance(u, ir.Einsum) and blocks[1][j][0] == "N" and prepared_a_size(u, self.f):
                             self._slice_views(u, ones[j], internal, saved_shapes, per)
-                            prepared[j] = self._prepare_a(u, ones[j], d + 2)
+                            prepared[j] = self._prepare_a(u, ones[j], d + 2, unless=skipped.get(j))
+                    for j, e in grads.items():
+                        self._slice_views(run[j], ones[j], internal, saved_shapes, per)
+                        self._slice_views(run[e], ones[e], internal, saved_shapes, per)
+                        self._winograd_grad(run[j], run[e], ones[e], d + 2)
                     for j, e in gathers.items():
                         self._slice_views(run[e], ones[e], internal, saved_shapes, per)
                         self._slice_views(run[j], ones[j], internal, saved_shapes, per)
@@ -966,7 +1028,7 @@ class Windows:
                         self._winograd(run[j], run[e], ones[e], d + 2)
                     for j in implicit:
                         w = run[j]
-                        wg = f"_wg_{self.cname(run[winos[j]].out)} || " if j in winos else ""
+                        wg = f"{by_winograd[j]} || " if j in by_winograd else ""
                         self.note(f"whether the product reads {self.cname(w.out)} from {self.cname(w.src)} "
                                   f"itself (sg_window_ok{', or Winograd computed it' if wg else ''}): no window "
                                   "array written", d + 2)
@@ -1027,6 +1089,12 @@ class Windows:
         self.views, self.shapes, self.serial = saved_views, saved_shapes, serial
         self._hoisted = set()
         self.emit("}", d + 1)
+        for i, j in grads.items():
+            name = self.cname(run[j].out)
+            self.note(f"_p_{name} += G^T dU G: this chunk's Winograd accumulator transformed back", d + 1)
+            self.emit(f"if (_wg_{name})", d + 1)
+            self.emit(f"sg_wino_grad_end_f32({self._grad_slot(run[i], run[j], ones[j])}, "
+                      f"{', '.join(self._grad_channels(run[i], ones[j]))}, _p_{name});", d + 2)
         self.emit("}", d)
         if any("sg_gemm" in line for line in self.lines[begin:]):   # each chunk's products on its thread
             self.lines.insert(begin, "    " * d + "SG_BLAS_ONE_THREAD_BEGIN")
