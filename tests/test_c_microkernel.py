@@ -156,7 +156,7 @@ static int check_wino(int64_t Cin, int64_t Cout, int64_t H, int64_t W, int64_t p
     for (int64_t i = nw; i < nw + 64; ++i) work[i] = 7.0f;
     for (int64_t i = 0; i < Cout * Cin * 9; ++i) g[i] = rnd();
     for (int64_t i = 0; i < Cout * Ho * Wo + 64; ++i) y[i] = 7.0f;
-    if (!sg_wino_ok_f32(3, 3, 1, 1, 1, 1)) { puts("winograd not taken"); abort(); }
+    if (!sg_wino_ok_f32(3, 3, 1, 1, 1, 1, 64, 16, 16, 0)) { puts("winograd not taken"); abort(); }
     sg_wino_weights_f32(g, Cout, Cin, upk);
     sg_wino_f32(upk, x, Cin, H, W, ph, pw, Cout, y, Ho, Wo, work);
     int bad = 0;

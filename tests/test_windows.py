@@ -90,6 +90,12 @@ WINDOWS_F32 = CONV2D + [
     (2, 2, 4, 6, 3, 3, 3, 1, 4, 1),     # padding beyond the kernel's reach on both axes
     (2, 3, 5, 5, 2, 1, 1, 1, 0, 1),     # 1x1 kernel
     (1, 2, 14, 15, 3, 12, 11, 1, 1, 1),  # 132 cells: a channel's window rows span two of the kernel's k blocks
+    # 3x3 at unit stride with enough channels and tiles: the Winograd forms (sg_wino_ok), forward, the input
+    # gradient's gather and (from 32 input channels) the weight gradient
+    (2, 32, 16, 17, 20, 3, 3, 1, 1, 1),
+    (1, 40, 19, 18, 17, 3, 3, 1, 0, 1),   # odd output rows: the last tile row's second row dropped
+    (1, 33, 16, 16, 16, 3, 3, 1, 3, 1),   # padding 3: the gather's padding -1 crops
+    (1, 16, 5, 300, 16, 3, 3, 1, 1, 1),   # a row of 150 tiles, more than a block of 128
 ]
 
 

@@ -644,13 +644,30 @@ static inline void sg_gemm_window_f32(int ta, int64_t m, int64_t n, int64_t k, c
  * The transforms add and subtract only (G's halves are exact), so float32 rounding stays within a few
  * units of the direct sum's (tests/test_c_microkernel.py checks 1e-5 of the sum of |terms|). */
 #define SG_WG_TILES 128   /* tiles per block of products (plan.WINOGRAD_TILES sizes the scratch) */
-/* 1 when a window read is a 3x3 window of unit stride and dilation and the AVX-512 kernel is compiled */
-static inline int sg_wino_ok_f32(int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+/* 1 when a window read is a 3x3 window of unit stride and dilation, the AVX-512 kernel is compiled, and the
+ * Winograd form pays: Cin input channels, Ho x Wo outputs per channel; grad: the weight gradient. Measured
+ * (C harness, 2 threads, Winograd time / direct): the forward and the gather 0.58-0.92 from 16 input channels
+ * and 64 tiles a sample (16x16 outputs) up, 1.5-3.1 at 1-3 input channels (16 products of k = Cin), 1.0-1.34 at
+ * 8x8 outputs (16 tiles: products of 16 columns); the weight gradient 0.74-0.93 from 32 input channels up at
+ * any size, 1.06-1.84 below */
+#ifndef SG_WG_MIN_CIN   /* the thresholds: -D to test the Winograd forms at small sizes (tests/test_c_backend.py) */
+#define SG_WG_MIN_CIN 16
+#endif
+#ifndef SG_WG_MIN_TILES
+#define SG_WG_MIN_TILES 64
+#endif
+#ifndef SG_WG_MIN_CIN_GRAD
+#define SG_WG_MIN_CIN_GRAD 32
+#endif
+static inline int sg_wino_ok_f32(int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t Cin,
+                                 int64_t Ho, int64_t Wo, int grad)
 {
 #ifdef SG_MK_F32
-    return KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1;
+    const int64_t tiles = ((Ho + 1) / 2) * ((Wo + 1) / 2);
+    return KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && Ho > 0 && Wo > 0
+           && (grad ? Cin >= SG_WG_MIN_CIN_GRAD : Cin >= SG_WG_MIN_CIN && tiles >= SG_WG_MIN_TILES);
 #else
-    (void)KH; (void)KW; (void)sh; (void)sw; (void)dh; (void)dw;
+    (void)KH; (void)KW; (void)sh; (void)sw; (void)dh; (void)dw; (void)Cin; (void)Ho; (void)Wo; (void)grad;
     return 0;
 #endif
 }
@@ -1130,7 +1147,7 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
     /* t2 = copy of bias */
     for (int64_t _i = 0; _i < O; ++_i) t2[_i] = bias[_i];
     /* whether t1 runs as Winograd F(2x2, 3x3) products (a 3x3 window of unit stride and dilation: Windows._winograd_products), and if so weight transformed, once */
-    const int _wg_t1 = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
+    const int _wg_t1 = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation, C, H_out, W_out, 0);
     if (_wg_t1)
         sg_wino_weights_f32(weight, O, C, _wu_t1);
     /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
@@ -1399,7 +1416,7 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
     /* weight_kept = weight */
     sg_copy_f32(weight_kept, weight, C*KH*KW*O, C*KH*KW*O);
     /* whether t1 runs as Winograd F(2x2, 3x3) products (a 3x3 window of unit stride and dilation: Windows._winograd_products), and if so weight transformed, once */
-    const int _wg_t1 = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
+    const int _wg_t1 = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation, C, H_out, W_out, 0);
     if (_wg_t1)
         sg_wino_weights_f32(weight, O, C, _wu_t1);
     /* for each of the N samples, in one chunk of them per thread: t0 = the windows of x (unfold, im2col); x_kept; t1 = einsum('ncabhw,ocab->nohw', t0, weight) (loops); y */
@@ -1729,11 +1746,11 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     if (_gat_dx)
         sg_gather_weights_f32(1, weight, C*KH*KW, C, O, H, W, KH, KW, stride, stride, dilation, dilation, padding, padding, _wf_dx);
     /* whether the gather runs as Winograd F(2x2, 3x3) products, and if so its weights: the flipped ones transformed, once (sg_wino_weights) */
-    const int _wg_dx = _gat_dx && sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
+    const int _wg_dx = _gat_dx && sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation, O, H, W, 0);
     if (_wg_dx)
         sg_wino_weights_f32(_wf_dx, C, O, _wu_dx);
     /* whether dweight runs as the gradient of Winograd F(2x2, 3x3) products (a 3x3 window of unit stride and dilation: Windows._winograd_grads) */
-    const int _wg_dweight = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation);
+    const int _wg_dweight = sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation, C, H_out, W_out, 1);
     /* for each of the N samples, in one chunk of them per thread: dyweight = einsum('nohw,ocab->ncabhw', dy, weight) (loops); dx = dyweight added back at the window positions (fold, col2im); t0 = the windows of x (unfold, im2col); dweight = einsum('nohw,ncabhw->ocab', dy, t0) (loops) */
     {
         SG_BLAS_ONE_THREAD_BEGIN

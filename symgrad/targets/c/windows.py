@@ -754,7 +754,8 @@ class Windows:
             wg = f"_wg_{self.cname(fold.out)}"
             self.note(f"whether the gather runs as Winograd F(2x2, 3x3) products, and if so its weights: the "
                       f"flipped ones transformed, once (sg_wino_weights)", depth)
-            self.emit(f"const int {wg} = {g} && sg_wino_ok_f32({', '.join(cint(x) for x in fields[2:8])});", depth)
+            self.emit(f"const int {wg} = {g} && sg_wino_ok_f32({', '.join(cint(x) for x in fields[2:8])}, {cint(k)}, "
+                      f"{cint(fields[0])}, {cint(fields[1])}, 0);", depth)
             self.emit(f"if ({wg})", depth)
             self.emit(f"sg_wino_weights_f32({wf}, {cint(sp.simplify(m / cells))}, {cint(k)}, "
                       f"{self.ptr('_wu_' + fold.out)});", depth + 1)
@@ -808,7 +809,8 @@ class Windows:
         wg = f"_wg_{self.cname(t.out)}"
         self.note(f"whether {self.cname(t.out)} runs as Winograd F(2x2, 3x3) products (a 3x3 window of unit "
                   f"stride and dilation: Windows._winograd_products), and if so {self.cname(a)} transformed, once", depth)
-        self.emit(f"const int {wg} = sg_wino_ok_f32({', '.join(cint(x) for x in (KH, KW, sh, sw, dh, dw))});", depth)
+        self.emit(f"const int {wg} = sg_wino_ok_f32({', '.join(cint(x) for x in (KH, KW, sh, sw, dh, dw))}, "
+                  f"{cint(sp.simplify(k / (KH * KW)))}, {cint(Ho)}, {cint(Wo)}, 0);", depth)
         self.emit(f"if ({wg})", depth)
         self.emit(f"sg_wino_weights_f32({self.ptr(a)}, {cint(m)}, {cint(sp.simplify(k / (KH * KW)))}, "
                   f"{self.ptr('_wu_' + t.out)});", depth + 1)
@@ -864,13 +866,14 @@ class Windows:
         work = winograd_grad_work(n / prod(tuple(win.size)), m, tuple(win.shape)[-1])
         return f"{self.ptr('_wv_' + t.out)} + _c*({cint(work)})"
 
-    def _winograd_grad_flag(self, win, t, depth):
+    def _winograd_grad_flag(self, win, t, one, depth):
         """Before the sample loop: ``_wg_Y``, whether the weight gradient runs as Winograd's."""
         H, W, KH, KW, Ho, Wo, sh, sw, dh, dw, ph, pw = self._winograd_geometry(win)
         self.note(f"whether {self.cname(t.out)} runs as the gradient of Winograd F(2x2, 3x3) products (a 3x3 "
                   "window of unit stride and dilation: Windows._winograd_grads)", depth)
         self.emit(f"const int _wg_{self.cname(t.out)} = sg_wino_ok_f32("
-                  f"{', '.join(cint(x) for x in (KH, KW, sh, sw, dh, dw))});", depth)
+                  f"{', '.join(cint(x) for x in (KH, KW, sh, sw, dh, dw))}, {self._grad_channels(win, one)[1]}, "
+                  f"{cint(Ho)}, {cint(Wo)}, 1);", depth)
 
     def _winograd_grad(self, win, t, one, depth):
         """In the sample loop, before its blocks: this sample's share of the weight gradient added into the
@@ -964,7 +967,7 @@ class Windows:
             skipped[j] = f"_wg_{self.cname(run[j].out)}"   # its window array is not written either (_winI)
         grads = self._winograd_grads(run, implicit)
         for i, j in grads.items():
-            self._winograd_grad_flag(run[i], run[j], depth)
+            self._winograd_grad_flag(run[i], run[j], ones[j], depth)
             skipped[j] = f"_wg_{self.cname(run[j].out)}"
         by_winograd = {i: f"_wg_{self.cname(run[j].out)}" for i, j in {**winos, **grads}.items()}
         self.note(f"for each of the {what}, in one chunk of them per thread: "
