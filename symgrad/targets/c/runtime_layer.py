@@ -40,7 +40,7 @@ class CLayer(CKernel):
         ns.update(NAME=k.name, _FWD={dt: self.funcs["forward", dt] for dt in REAL},
                   _BWD={dt: self.funcs["backward", dt] for dt in REAL},
                   _FWDK={dt: self.funcs["forward_kept", dt] for dt in REAL} if kept else None,
-                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _prod=math.prod,
+                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _ITEM={dt: np.dtype(dt).itemsize for dt in REAL}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _prod=math.prod,
                   _contig=np.ascontiguousarray, _ndarray=np.ndarray, _copyto=np.copyto, _contig_ids=lambda a: np.ascontiguousarray(a, dtype=np.int64),
                   _header=self.header, _dims_of=self.dim_of, _cached=self.cached, _cached_ids=self.cached_ids)
         src = layer_source(k, self.fwd, self.bwd, any_ref, (kept_names(k), self.fwdk) if kept else None)

@@ -39,7 +39,7 @@ class CRecurrentLayer(CKernel):
         ns.update(NAME=spec.name, _validate=self._validate, _FWD={dt: self.funcs["forward", dt] for dt in REAL},
                   _FWDK={dt: self.funcs["forward_kept", dt] for dt in REAL} if self.r.fwdk else None,
                   _BWD={dt: self.funcs["backward", dt] for dt in REAL},
-                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _zeros=np.zeros,
+                  _CT={dt: ct for dt, (ct, _) in REAL.items()}, _ITEM={dt: np.dtype(dt).itemsize for dt in REAL}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _zeros=np.zeros,
                   _contig=np.ascontiguousarray, _header=self.header, _dims_of=self.dim_of, _cached=self.cached)
         src = recurrent_source(spec, k, self.r.fwd, self.r.bwd, self.dims,
                                (self.r.kept, self.r.fwdk) if self.r.fwdk else None)
