@@ -1745,7 +1745,7 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     /* the gathers' weights _wf_dx, phase after phase */
     if (_gat_dx)
         sg_gather_weights_f32(1, weight, C*KH*KW, C, O, H, W, KH, KW, stride, stride, dilation, dilation, padding, padding, _wf_dx);
-    /* whether the gather runs as Winograd F(2x2, 3x3) products, and if so its weights: the flipped ones transformed, once (sg_wino_weights) */
+    /* whether the gather runs as Winograd F(2x2, 3x3) products (Windows._winograd_products), and if so its weights: the flipped ones transformed, once (sg_wino_weights) */
     const int _wg_dx = _gat_dx && sg_wino_ok_f32(KH, KW, stride, stride, dilation, dilation, O, H, W, 0);
     if (_wg_dx)
         sg_wino_weights_f32(_wf_dx, C, O, _wu_dx);

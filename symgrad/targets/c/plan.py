@@ -158,11 +158,11 @@ def _scratch(f: ir.Function, taken: set) -> tuple[list, list]:
             scratch.append((f"_wf_{fold.out}", (flipped_size(s),)))
             scratch.append((f"_gt_{fold.out}", (CHUNKS,) + tuple(fold.shape)[1:]))
         wino = winograd_sizes(s, f) if windows else None
-        if wino is not None:   # Winograd's weights once, its work per chunk (Windows._winograd)
+        if wino is not None:   # Winograd's weights once, its work per chunk (Windows._winograd_products)
             out = fold.out if fold is not None else s.out
             scratch.append((f"_wu_{out}", (wino[0],)))
             scratch.append((f"_wv_{out}", (CHUNKS, wino[1])))
-        grad = winograd_grad_window(s, f) if windows else None
+        grad = winograd_window(s, f, grad=True) if windows else None
         if grad is not None:   # the weight gradient's accumulator and work per chunk (Windows._winograd_grads)
             ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(s)[1]
             scratch.append((f"_wv_{s.out}", (CHUNKS, winograd_grad_work(n / prod(tuple(grad.size)), m,
@@ -202,42 +202,23 @@ def gathered_fold(s, f: ir.Function):
 WINOGRAD_TILES = 128   # tiles per block of sg_wino_f32's products (SG_WG_TILES in the C helpers)
 
 
-def winograd_window(s, f: ir.Function):
-    """The window read (im2col) that product ``s`` reads as its right operand, when ``s`` is a
-    convolution's forward product: a 2-D window of zeros outside, read by ``s`` alone, times a left
-    operand the same for every sample laid out as ``[out][in][KH][KW]`` (``ta`` 0, ``lda`` = ``k``), no
-    sum over the samples. ``sg_wino_f32`` computes such a product per sample when the window is 3x3 of
-    unit stride and dilation (decided per call: ``sg_wino_ok``). Else None."""
-    if not isinstance(s, ir.Einsum) or accumulates(s):
+def winograd_window(s, f: ir.Function, grad: bool = False):
+    """The 2-D window read (zeros outside, read by ``s`` alone) that product ``s`` of a convolution reads
+    as its right operand: the forward's (``grad`` False: a left operand the same for every sample, laid
+    out ``[out][in][KH][KW]``, ``ta`` 0 and ``lda`` = ``k``, no sum over the samples) or the weight
+    gradient's (``grad``: summed over the samples, ``dy`` per sample as ``[out][positions]`` times the
+    window transposed). ``sg_wino_f32`` / ``sg_wino_grad_f32`` compute such a product per sample when
+    the window is 3x3 of unit stride and dilation (decided per call: ``sg_wino_ok``). Else None."""
+    if not isinstance(s, ir.Einsum):
         return None
     lg = looped_gemm_form(s)
     if lg is None or len(lg[0]) != 1:
         return None
-    size, da, db, dc, acc = lg[0][0]
+    size, da, db, dc, acc = lg[0][0]   # offsets per sample of the einsum's first and second operand
     ta, tb, m, n, k, a, b, lda, ldb = lg[1]
     per_sample = {op for op, off in zip(s.operands, (da, db)) if off != 0}
-    if acc or ta or tb or a in per_sample or b not in per_sample or a == b or sp.simplify(lda - k) != 0:
-        return None
-    win = next((t for t in f.body if isinstance(t, ir.Window) and t.out == b), None)
-    if win is None or win.fill != 0 or len(win.size) != 2 or [t for t in f.body if b in ir.reads(t)] != [s]:
-        return None
-    return win
-
-
-def winograd_grad_window(s, f: ir.Function):
-    """The window read that product ``s`` reads transposed as its right operand, when ``s`` is a
-    convolution's weight gradient: summed over the samples, ``dy`` (per sample, ``[out][positions]``,
-    ``ta`` 0) times the transpose of a 2-D window of zeros outside that ``s`` alone reads.
-    ``sg_wino_grad_f32`` computes it per sample when the window is 3x3 of unit stride and dilation
-    (``sg_wino_ok``, per call). Else None."""
-    if not isinstance(s, ir.Einsum) or not accumulates(s):
-        return None
-    lg = looped_gemm_form(s)
-    if len(lg[0]) != 1:
-        return None
-    size, da, db, dc, acc = lg[0][0]
-    ta, tb, m, n, k, a, b, lda, ldb = lg[1]
-    if ta or not tb or da == 0 or db == 0 or a == b or sp.simplify(lda - k) != 0:
+    if acc != grad or tb != grad or (a in per_sample) != grad or ta or b not in per_sample or a == b \
+            or sp.simplify(lda - k) != 0:
         return None
     win = next((t for t in f.body if isinstance(t, ir.Window) and t.out == b), None)
     if win is None or win.fill != 0 or len(win.size) != 2 or [t for t in f.body if b in ir.reads(t)] != [s]:

@@ -18,8 +18,8 @@ from ...codegen.printers import ccode
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from .names import describe
-from .plan import (accumulates, gathered_fold, looped_gemm_form, prepared_a_size, winograd_grad_window,
-                   winograd_grad_work, winograd_sizes, winograd_window)
+from .plan import (accumulates, gathered_fold, looped_gemm_form, prepared_a_size, winograd_grad_work,
+                   winograd_sizes, winograd_window)
 from .views import cint, merge_groups
 
 
@@ -750,15 +750,11 @@ class Windows:
         self.emit(f"if ({g})", depth)
         self.emit(f"sg_gather_weights_f32({int(ta)}, {self.ptr(a)}, {cint(lda)}, {cint(sp.simplify(m / cells))}, "
                   f"{cint(k)}, {geo}, {wf});", depth + 1)
-        if len(fold.size) == 2:   # at unit stride a 3x3 gather is a 3x3 correlation: Winograd (Windows._winograd)
-            wg = f"_wg_{self.cname(fold.out)}"
-            self.note(f"whether the gather runs as Winograd F(2x2, 3x3) products, and if so its weights: the "
-                      f"flipped ones transformed, once (sg_wino_weights)", depth)
-            self.emit(f"const int {wg} = {g} && sg_wino_ok_f32({', '.join(cint(x) for x in fields[2:8])}, {cint(k)}, "
-                      f"{cint(fields[0])}, {cint(fields[1])}, 0);", depth)
-            self.emit(f"if ({wg})", depth)
-            self.emit(f"sg_wino_weights_f32({wf}, {cint(sp.simplify(m / cells))}, {cint(k)}, "
-                      f"{self.ptr('_wu_' + fold.out)});", depth + 1)
+        if len(fold.size) == 2:   # at unit stride a 3x3 gather is a 3x3 correlation: Winograd's
+            self.note("whether the gather runs as Winograd F(2x2, 3x3) products (Windows._winograd_products), and "
+                      "if so its weights: the flipped ones transformed, once (sg_wino_weights)", depth)
+            self._winograd_flag(f"_wg_{self.cname(fold.out)}", fields[2:8], k, fields[0], fields[1], depth,
+                                weights=(wf, sp.simplify(m / cells), self.ptr("_wu_" + fold.out)), only_if=g)
 
     def _gather_fold(self, fold, product, one, depth):
         """In the sample loop, before its blocks: this sample's fold output as gathers (``sg_gather_fold``):
@@ -770,13 +766,10 @@ class Windows:
         tmp = f"{self.ptr('_gt_' + fold.out)} + _c*({cint(prod(tuple(fold.shape)[1:]))})"
         if len(fold.size) == 2:
             H, W, KH, KW, sh, sw, dh, dw, ph, pw = fields
-            work = f"{self.ptr('_wv_' + fold.out)} + _c*({cint(winograd_sizes(product, self.f)[1])})"
             self.note(f"{name} = the 3x3 correlation of {self.cname(b)} (padding 2 - p) with the flipped weights, "
                       "as Winograd F(2x2, 3x3) products (sg_wino)", depth)
-            self.emit(f"if (_wg_{name})", depth)
-            self.emit(f"sg_wino_f32({self.ptr('_wu_' + fold.out)}, {self.ptr(b)}, {cint(k)}, "
-                      f"{', '.join(cint(x) for x in outs)}, {cint(dh * (KH - 1) - ph)}, {cint(dw * (KW - 1) - pw)}, "
-                      f"{cint(sp.simplify(m / cells))}, {self.ptr(fold.out)}, {cint(H)}, {cint(W)}, {work});", depth + 1)
+            self._winograd_call(product, fold.out, (self.ptr(b), k, *outs, dh * (KH - 1) - ph, dw * (KW - 1) - pw),
+                                (sp.simplify(m / cells), self.ptr(fold.out), H, W), depth)
         self.note(f"{name} = the gathers (a phase's output through this chunk's slot unless the stride is 1)", depth)
         self.emit(f"{'else ' if len(fold.size) == 2 else ''}if ({g})", depth)
         self.emit(f"sg_gather_fold_f32({self.ptr('_wf_' + fold.out)}, {self.ptr(b)}, {cint(k)}, "
@@ -806,28 +799,41 @@ class Windows:
         (``sg_wino_ok``), and if so its weights transformed once (``sg_wino_weights`` into ``_wu_Y``)."""
         ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
         H, W, KH, KW, Ho, Wo, sh, sw, dh, dw, ph, pw = self._winograd_geometry(win)
-        wg = f"_wg_{self.cname(t.out)}"
         self.note(f"whether {self.cname(t.out)} runs as Winograd F(2x2, 3x3) products (a 3x3 window of unit "
                   f"stride and dilation: Windows._winograd_products), and if so {self.cname(a)} transformed, once", depth)
-        self.emit(f"const int {wg} = sg_wino_ok_f32({', '.join(cint(x) for x in (KH, KW, sh, sw, dh, dw))}, "
-                  f"{cint(sp.simplify(k / (KH * KW)))}, {cint(Ho)}, {cint(Wo)}, 0);", depth)
-        self.emit(f"if ({wg})", depth)
-        self.emit(f"sg_wino_weights_f32({self.ptr(a)}, {cint(m)}, {cint(sp.simplify(k / (KH * KW)))}, "
-                  f"{self.ptr('_wu_' + t.out)});", depth + 1)
+        self._winograd_flag(f"_wg_{self.cname(t.out)}", (KH, KW, sh, sw, dh, dw), sp.simplify(k / (KH * KW)), Ho, Wo,
+                            depth, weights=(self.ptr(a), m, self.ptr("_wu_" + t.out)))
+
+    def _winograd_flag(self, flag, geo, cin, ho, wo, depth, weights=None, grad=False, only_if=None):
+        """``const int FLAG = [ONLY_IF &&] sg_wino_ok_f32(KH, KW, sh, sw, dh, dw, Cin, Ho, Wo, grad)``; with
+        ``weights`` (``(g, Cout, into)``), ``g`` transformed once into ``into`` when the flag is set."""
+        self.emit(f"const int {flag} = {f'{only_if} && ' if only_if else ''}sg_wino_ok_f32("
+                  f"{', '.join(cint(x) for x in geo)}, {cint(cin)}, {cint(ho)}, {cint(wo)}, {int(grad)});", depth)
+        if weights is not None:
+            g, cout, into = weights
+            self.emit(f"if ({flag})", depth)
+            self.emit(f"sg_wino_weights_f32({g}, {cint(cout)}, {cint(cin)}, {into});", depth + 1)
 
     def _winograd(self, win, t, one, depth):
         """In the sample loop, before its blocks: this sample's forward product by Winograd's F(2x2, 3x3)
         (``sg_wino_f32``) when ``_wg_Y``, its work space this chunk's slot of ``_wv_Y``."""
         ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
         H, W, KH, KW, Ho, Wo, sh, sw, dh, dw, ph, pw = self._winograd_geometry(win)
-        name = self.cname(t.out)
-        work = f"{self.ptr('_wv_' + t.out)} + _c*({cint(winograd_sizes(t, self.f)[1])})"
-        self.note(f"{name} = the 3x3 correlation of {self.cname(win.src)} with {self.cname(a)} as Winograd "
-                  "F(2x2, 3x3) products (sg_wino); else in the blocks below", depth)
-        self.emit(f"if (_wg_{name})", depth)
-        self.emit(f"sg_wino_f32({self.ptr('_wu_' + t.out)}, {self.ptr(win.src)}, {cint(sp.simplify(k / (KH * KW)))}, "
-                  f"{cint(H)}, {cint(W)}, {cint(ph)}, {cint(pw)}, {cint(m)}, {self.ptr(one.out)}, {cint(Ho)}, "
-                  f"{cint(Wo)}, {work});", depth + 1)
+        self.note(f"{self.cname(t.out)} = the 3x3 correlation of {self.cname(win.src)} with {self.cname(a)} as "
+                  "Winograd F(2x2, 3x3) products (sg_wino); else in the blocks below", depth)
+        self._winograd_call(t, t.out, (self.ptr(win.src), sp.simplify(k / (KH * KW)), H, W, ph, pw),
+                            (m, self.ptr(one.out), Ho, Wo), depth)
+
+    def _winograd_call(self, product, out, source, dest, depth):
+        """``if (_wg_OUT) sg_wino_f32(...)``: ``source`` ``(x, Cin, H, W, ph, pw)``, ``dest`` ``(Cout, y, Ho,
+        Wo)``, the weights in ``_wu_OUT`` and this chunk's slot of ``_wv_OUT`` (``plan.winograd_sizes`` of
+        ``product``) as work space."""
+        x, cin, H, W, ph, pw = source
+        cout, y, Ho, Wo = dest
+        work = f"{self.ptr('_wv_' + out)} + _c*({cint(winograd_sizes(product, self.f)[1])})"
+        self.emit(f"if (_wg_{self.cname(out)})", depth)
+        self.emit(f"sg_wino_f32({self.ptr('_wu_' + out)}, {x}, {', '.join(cint(v) for v in (cin, H, W, ph, pw, cout))}, "
+                  f"{y}, {cint(Ho)}, {cint(Wo)}, {work});", depth + 1)
 
     def _prepare_a(self, t, one, depth, unless=None) -> str:
         """Before the blocks of channels: the left operand of ``t`` (the weight gradient's ``dy``, the
@@ -846,14 +852,14 @@ class Windows:
 
     def _winograd_grads(self, run, implicit) -> dict:
         """The implicit window reads whose product is a convolution's weight gradient
-        (``plan.winograd_grad_window``): ``{window index: product index}``. Where the window is 3x3 of
+        (``plan.winograd_window`` with ``grad``): ``{window index: product index}``. Where the window is 3x3 of
         unit stride and dilation (``sg_wino_ok``, per call) the gradient of Winograd's F(2x2, 3x3) runs
         instead: per sample 16 products of ``A dy A^T`` by the transformed input tiles' transpose into a
         per-chunk accumulator ``dU`` (``sg_wino_grad``), transformed back once per chunk (``G^T dU G``,
         ``sg_wino_grad_end``) into the chunk's partial sum. Exact in exact arithmetic: it is the
         gradient of the forward's bilinear form, ``y = A^T [(G g G^T) . (B^T d B)] A``."""
         return {i: j for i, j in implicit.items()
-                if (w := winograd_grad_window(run[j], self.f)) is not None and w.out == run[i].out}
+                if (w := winograd_window(run[j], self.f, grad=True)) is not None and w.out == run[i].out}
 
     def _grad_channels(self, win, one) -> tuple:
         """``(Cout, Cin)`` of a weight gradient's Winograd form, as C expressions."""
@@ -869,11 +875,11 @@ class Windows:
     def _winograd_grad_flag(self, win, t, one, depth):
         """Before the sample loop: ``_wg_Y``, whether the weight gradient runs as Winograd's."""
         H, W, KH, KW, Ho, Wo, sh, sw, dh, dw, ph, pw = self._winograd_geometry(win)
+        ta, tb, m, n, k, a, b, lda, ldb = looped_gemm_form(one)[1]
         self.note(f"whether {self.cname(t.out)} runs as the gradient of Winograd F(2x2, 3x3) products (a 3x3 "
                   "window of unit stride and dilation: Windows._winograd_grads)", depth)
-        self.emit(f"const int _wg_{self.cname(t.out)} = sg_wino_ok_f32("
-                  f"{', '.join(cint(x) for x in (KH, KW, sh, sw, dh, dw))}, {self._grad_channels(win, one)[1]}, "
-                  f"{cint(Ho)}, {cint(Wo)}, 1);", depth)
+        self._winograd_flag(f"_wg_{self.cname(t.out)}", (KH, KW, sh, sw, dh, dw), sp.simplify(n / (KH * KW)), Ho, Wo,
+                            depth, grad=True)
 
     def _winograd_grad(self, win, t, one, depth):
         """In the sample loop, before its blocks: this sample's share of the weight gradient added into the
