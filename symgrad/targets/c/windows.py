@@ -784,7 +784,7 @@ class Windows:
         input tiles ``V[xi]`` (``Cin x tiles``), 2.25 times fewer multiplications (the helpers' comment gives
         the matrices); the window read and the blocked products are skipped. Its rounding stays within a few
         units of the direct sum's: the transforms only add, subtract and halve. Measured on conv2d's forward
-        at N32 C64 32x32 O64 padding 1, 2 threads: 7.7-8.2 ms direct, 5.2-5.5 ms by Winograd."""
+        at N32 C64 32x32 O64 padding 1, 2 threads (C harness): 7.7-8.4 ms direct, 5.2-5.3 ms by Winograd."""
         return {i: j for i, j in implicit.items()
                 if (w := winograd_window(run[j], self.f)) is not None and w.out == run[i].out}
 
