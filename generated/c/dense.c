@@ -105,8 +105,9 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
  * convolution's per-sample shapes (64x576 by 576x1024, 576x64 by 64x1024, 64x1024 by 1024x576) it
  * reaches 131-143, 134 and 112 GFLOP/s on one core of this machine (peak 238); most of the gap is
  * packing a large B for only 64 rows of A. sg_mk_f32 measured 160-176, 190-210 and 153-162.
- * Method (BLIS's, specialised): k in blocks of SG_MK_KB; per block the rows of A in chunks of SG_MK_MC
- * (128: each B strip is packed again per chunk; 64 measured 4-6% slower on an LSTM's post-loop products),
+ * Method (BLIS's, specialised): k in blocks of SG_MK_KB and the rows of A in chunks of SG_MK_MC (either
+ * loop outer: see sg_mk_f32) (128: each B strip is packed again per chunk; 64 measured 4-6% slower on an
+ * LSTM's post-loop products),
  * packed 8 rows at a time as [p][8]; per 32 columns of B a packed [p][32] strip (copied, or for a
  * transposed B transposed 16x16 in registers); an 8x32 tile of C in 16 registers, 16 FMAs per p. */
 #if defined(__AVX512F__) && !defined(SYMGRAD_NO_MICROKERNEL)
@@ -117,6 +118,7 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
 #endif
 #define SG_MK_KB 128
 #define SG_MK_MC 128
+#define SG_MK_C_L2 131072   /* elements of C (512 KiB of floats, a quarter of this machine's L2) */
 /* dst[p * ldd + r] = r[row](p) for the 16 registers r and p < cols <= 16: transposed in registers; only the
  * lanes (rows) of wm are stored (0x00ff: 8 rows into rows of 8) */
 static inline void sg_mk_transpose16_regs(__m512 *r, int64_t cols, float *restrict dst, int64_t ldd, __mmask16 wm)
@@ -197,69 +199,75 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
 {
     float bb[SG_MK_KB * 32], ap[SG_MK_MC * SG_MK_KB];
     const int64_t m8 = (m + 7) / 8 * 8;
-    for (int64_t q0 = 0; q0 < k; q0 += SG_MK_KB) {
-        const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB;
+    /* k blocks (q0) and chunks of rows (ic), in one of two orders: k blocks outer while this call's C
+     * is small enough to stay in L2 across them (B's k block is then reused by every chunk), else chunks
+     * outer, so that each chunk's rows of C stay in L2 across the k blocks instead of the whole of C
+     * being read and written again per k block. The LSTM's 2048x256 by 256x1024 input product writes
+     * 8 MiB of C: T32 N64 D256 H256 forward+backward 0.972x the time (median of 24 alternating calls
+     * of the two libraries in one process; quartiles 0.962-0.986), conv2d and dense unchanged */
+    const int64_t nq = (k + SG_MK_KB - 1) / SG_MK_KB, nc = (m + SG_MK_MC - 1) / SG_MK_MC;
+    const int c_outer = m * n > SG_MK_C_L2;
+    for (int64_t step = 0; step < nq * nc; ++step) {
+        const int64_t q0 = (c_outer ? step % nq : step / nc) * SG_MK_KB, ic = (c_outer ? step / nq : step % nc) * SG_MK_MC;
+        const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB, mc = m - ic < SG_MK_MC ? m - ic : SG_MK_MC;
         const int add = beta || q0 > 0;
-        for (int64_t ic = 0; ic < m; ic += SG_MK_MC) {
-            const int64_t mc = m - ic < SG_MK_MC ? m - ic : SG_MK_MC;
-            /* rows in tiles of 8; a last 6 or 7 rows in a tile of their own, its A rows past them zeros and
-             * only their rows of C stored; fewer one at a time. One row costs about a fifth of a tile (load
-             * bound): the 6 rows left of 126 took 7% of the 126x1024 by 64 product one at a time */
-            const int64_t tiled = apk || mc % 8 >= 6 ? mc : mc - mc % 8;
-            const float *restrict apc = apk ? apk + q0 * m8 + ic * kq : ap;   /* this chunk's packed rows */
-            for (int64_t ib = 0; ib < tiled && !apk; ib += 8)    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
-                sg_mk_panel_a_f32(ta, a, lda, ic + ib, q0, kq, mc - ib < 8 ? (int)(mc - ib) : 8, ap + ib * kq);
-            for (int64_t j0 = 0; j0 < n; j0 += 32) {
-                const int64_t nr = n - j0 < 32 ? n - j0 : 32;
-                const float *restrict bs = bb;                 /* B's columns j0.. as [p][32] */
-                if (bpk)
-                    bs = bpk + q0 * n32 + (bj + j0) * kq;
-                else
-                    sg_mk_strip_f32(tb, b, ldb, q0, kq, j0, nr, bb);
-                /* the tile's store masks, set after the packing (live across it, GCC spilled and reloaded a
-                 * mask register per row of a window strip: 8% of the weight gradient's product) */
-                const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-                const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-                int64_t i0 = ic;
-                for (; i0 < ic + tiled; i0 += 8) {
-                    const int mr = ic + tiled - i0 < 8 ? (int)(ic + tiled - i0) : 8;
-                    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-                           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
-                           c70 = c00, c71 = c00;
-                    const float *restrict ai = apc + (i0 - ic) * kq;
-                    const float *restrict bp = bs;
-                    for (int64_t p = 0; p < kq; ++p, ai += 8, bp += 32) {
-                        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
-                        __m512 av;
+        /* rows in tiles of 8; a last 6 or 7 rows in a tile of their own, its A rows past them zeros and
+         * only their rows of C stored; fewer one at a time. One row costs about a fifth of a tile (load
+         * bound): the 6 rows left of 126 took 7% of the 126x1024 by 64 product one at a time */
+        const int64_t tiled = apk || mc % 8 >= 6 ? mc : mc - mc % 8;
+        const float *restrict apc = apk ? apk + q0 * m8 + ic * kq : ap;   /* this chunk's packed rows */
+        for (int64_t ib = 0; ib < tiled && !apk; ib += 8)    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
+            sg_mk_panel_a_f32(ta, a, lda, ic + ib, q0, kq, mc - ib < 8 ? (int)(mc - ib) : 8, ap + ib * kq);
+        for (int64_t j0 = 0; j0 < n; j0 += 32) {
+            const int64_t nr = n - j0 < 32 ? n - j0 : 32;
+            const float *restrict bs = bb;                 /* B's columns j0.. as [p][32] */
+            if (bpk)
+                bs = bpk + q0 * n32 + (bj + j0) * kq;
+            else
+                sg_mk_strip_f32(tb, b, ldb, q0, kq, j0, nr, bb);
+            /* the tile's store masks, set after the packing (live across it, GCC spilled and reloaded a
+             * mask register per row of a window strip: 8% of the weight gradient's product) */
+            const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+            const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
+            int64_t i0 = ic;
+            for (; i0 < ic + tiled; i0 += 8) {
+                const int mr = ic + tiled - i0 < 8 ? (int)(ic + tiled - i0) : 8;
+                __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+                       c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
+                       c70 = c00, c71 = c00;
+                const float *restrict ai = apc + (i0 - ic) * kq;
+                const float *restrict bp = bs;
+                for (int64_t p = 0; p < kq; ++p, ai += 8, bp += 32) {
+                    const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+                    __m512 av;
 #define SG_MK_ROW(r) av = _mm512_set1_ps(ai[r]); c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
                      c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
-                        SG_MK_ROW(0) SG_MK_ROW(1) SG_MK_ROW(2) SG_MK_ROW(3) SG_MK_ROW(4) SG_MK_ROW(5) SG_MK_ROW(6) SG_MK_ROW(7)
+                    SG_MK_ROW(0) SG_MK_ROW(1) SG_MK_ROW(2) SG_MK_ROW(3) SG_MK_ROW(4) SG_MK_ROW(5) SG_MK_ROW(6) SG_MK_ROW(7)
 #undef SG_MK_ROW
-                    }
-                    float *restrict ci = c + i0 * ldc + j0;
+                }
+                float *restrict ci = c + i0 * ldc + j0;
 #define SG_MK_STORE(r) if ((r) < mr) { if (add) { \
         c##r##0 = _mm512_add_ps(c##r##0, _mm512_maskz_loadu_ps(m0, ci + (r) * ldc)); \
         c##r##1 = _mm512_add_ps(c##r##1, _mm512_maskz_loadu_ps(m1, ci + (r) * ldc + 16)); } \
     _mm512_mask_storeu_ps(ci + (r) * ldc, m0, c##r##0); _mm512_mask_storeu_ps(ci + (r) * ldc + 16, m1, c##r##1); }
-                    SG_MK_STORE(0) SG_MK_STORE(1) SG_MK_STORE(2) SG_MK_STORE(3)
-                    SG_MK_STORE(4) SG_MK_STORE(5) SG_MK_STORE(6) SG_MK_STORE(7)
+                SG_MK_STORE(0) SG_MK_STORE(1) SG_MK_STORE(2) SG_MK_STORE(3)
+                SG_MK_STORE(4) SG_MK_STORE(5) SG_MK_STORE(6) SG_MK_STORE(7)
 #undef SG_MK_STORE
+            }
+            for (; i0 < ic + mc; ++i0) {                   /* the last m % 8 rows (up to 5), one at a time */
+                __m512 c0 = _mm512_setzero_ps(), c1 = c0;
+                for (int64_t p = 0; p < kq; ++p) {
+                    const __m512 av = _mm512_set1_ps(ta ? a[(q0 + p) * lda + i0] : a[i0 * lda + q0 + p]);
+                    c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bs + p * 32), c0);
+                    c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bs + p * 32 + 16), c1);
                 }
-                for (; i0 < ic + mc; ++i0) {                   /* the last m % 8 rows (up to 5), one at a time */
-                    __m512 c0 = _mm512_setzero_ps(), c1 = c0;
-                    for (int64_t p = 0; p < kq; ++p) {
-                        const __m512 av = _mm512_set1_ps(ta ? a[(q0 + p) * lda + i0] : a[i0 * lda + q0 + p]);
-                        c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bs + p * 32), c0);
-                        c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bs + p * 32 + 16), c1);
-                    }
-                    float *restrict ci = c + i0 * ldc + j0;
-                    if (add) {
-                        c0 = _mm512_add_ps(c0, _mm512_maskz_loadu_ps(m0, ci));
-                        c1 = _mm512_add_ps(c1, _mm512_maskz_loadu_ps(m1, ci + 16));
-                    }
-                    _mm512_mask_storeu_ps(ci, m0, c0);
-                    _mm512_mask_storeu_ps(ci + 16, m1, c1);
+                float *restrict ci = c + i0 * ldc + j0;
+                if (add) {
+                    c0 = _mm512_add_ps(c0, _mm512_maskz_loadu_ps(m0, ci));
+                    c1 = _mm512_add_ps(c1, _mm512_maskz_loadu_ps(m1, ci + 16));
                 }
+                _mm512_mask_storeu_ps(ci, m0, c0);
+                _mm512_mask_storeu_ps(ci + 16, m1, c1);
             }
         }
     }
