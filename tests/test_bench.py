@@ -1,9 +1,12 @@
 """Smoke test of the benchmark harness on tiny sizes (no timing is asserted)."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
+import symgrad
 from symgrad.bench import suite as benchmarks, hand as hand_reference
 
 
@@ -44,3 +47,24 @@ def test_hand_references_agree_with_generated_kernels():
     ours = k.backward(k.forward(a["x"], a["gamma"], a["beta"])[1], a["dy"])
     for o, h in zip(ours, hand_reference.layernorm_runner(a)()):
         np.testing.assert_allclose(o, h, rtol=1e-10, atol=1e-12)
+
+
+def test_ab_script_alternates_two_libraries_and_refuses_one(tmp_path):
+    """bench/ab_c.py: the child that alternates two builds in one process (here one library twice, so
+    the script's own bookkeeping is what is checked: pairs, the order alternating, a ratio near 1), and
+    the parent's refusal when both checkouts build the same library."""
+    root = Path(__file__).resolve().parents[1]
+    script = str(root / "bench" / "ab_c.py")
+    lib = symgrad.load("maxpool2d", backend="c", dtype="float32").module.lib._name
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    r = subprocess.run([sys.executable, script, "maxpool2d", "--old", str(root), "--pairs", "3", "--repeats", "1",
+                        "--old-lib", lib, "--new-lib", lib], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:3]] == ["pair 1", "pair 2", "pair 3"]
+    assert lines[0].split(": ")[1].startswith("old") and lines[1].split(": ")[1].startswith("new")
+    median = float(lines[3].split("median ")[1].split()[0])
+    assert lines[3].startswith("maxpool2d new / old") and 0.5 < median < 2.0
+    r = subprocess.run([sys.executable, script, "maxpool2d", "--old", str(root), "--new", str(root)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode != 0 and "both checkouts build the same library" in r.stderr
