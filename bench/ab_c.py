@@ -103,11 +103,8 @@ def main():
         sys.exit(f"both checkouts build the same library ({old}): nothing to compare")
     print(f"old: {old}\nnew: {new}", flush=True)
     # BLAS and OpenMP read their settings when they load: measure in a child with them set
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": str(args.threads),
-           "PYTHONPATH": str(args.new.resolve())}
-    if not args.keep_openblas_env:
-        for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-            env.pop(var, None)
+    from symgrad.bench.timing import measuring_env
+    env = {**measuring_env(args.threads, args.keep_openblas_env), "PYTHONPATH": str(args.new.resolve())}
     child = [sys.executable, __file__, *sys.argv[1:], "--old-lib", old, "--new-lib", new]
     sys.exit(subprocess.run(child, env=env).returncode)
 

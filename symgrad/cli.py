@@ -190,11 +190,8 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
     import subprocess
     if os.environ.get("SYMGRAD_BENCH_CHILD") != "1":
         # BLAS and OpenMP read their thread counts when they load: measure in a child process
-        env = {**os.environ, "SYMGRAD_BENCH_CHILD": "1", "OMP_NUM_THREADS": str(threads),
-               "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        if not keep_openblas_env:
-            for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-                env.pop(var, None)
+        from .bench.timing import measuring_env
+        env = {**measuring_env(threads, keep_openblas_env), "SYMGRAD_BENCH_CHILD": "1"}
         args = [*workloads, "--threads", str(threads), "--repeats", str(repeats)]
         args += [a for d in dtypes for a in ("--dtype", d)]
         args += [a for flag, v in (("--markdown", markdown), ("--plot", plot)) if v for a in (flag, v)]

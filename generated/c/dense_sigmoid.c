@@ -176,10 +176,9 @@ void SYMGRAD_CBLAS_DGEMM(int order, int ta, int tb, SYMGRAD_BLAS_INT m, SYMGRAD_
  * convolution's per-sample shapes (64x576 by 576x1024, 576x64 by 64x1024, 64x1024 by 1024x576) it
  * reaches 131-143, 134 and 112 GFLOP/s on one core of this machine (peak 238); most of the gap is
  * packing a large B for only 64 rows of A. sg_mk_f32 measured 160-176, 190-210 and 153-162.
- * Method (BLIS's, specialised): k in blocks of SG_MK_KB and the rows of A in chunks of SG_MK_MC (either
- * loop outer: see sg_mk_f32) (128: each B strip is packed again per chunk; 64 measured 4-6% slower on an
- * LSTM's post-loop products),
- * packed 8 rows at a time as [p][8]; per 32 columns of B a packed [p][32] strip (copied, or for a
+ * Method (BLIS's, specialised): k in blocks of SG_MK_KB and the rows of A in chunks of SG_MK_MC (128: each
+ * B strip is packed again per chunk; 64 measured 4-6% slower on an LSTM's post-loop products), either
+ * loop outer (sg_mk_f32 says when); A's rows packed 8 at a time as [p][8]; per 32 columns of B a packed [p][32] strip (copied, or for a
  * transposed B transposed 16x16 in registers); an 8x32 tile of C in 16 registers, 16 FMAs per p. */
 #if defined(__AVX512F__) && !defined(SYMGRAD_NO_MICROKERNEL)
 #define SG_MK_F32 1
@@ -277,9 +276,10 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
      * 8 MiB of C: T32 N64 D256 H256 forward+backward 0.972x the time (median of 24 alternating calls
      * of the two libraries in one process; quartiles 0.962-0.986), conv2d and dense unchanged */
     const int64_t nq = (k + SG_MK_KB - 1) / SG_MK_KB, nc = (m + SG_MK_MC - 1) / SG_MK_MC;
-    const int c_outer = m * n > SG_MK_C_L2;
+    const int chunks_outer = m * n > SG_MK_C_L2;
     for (int64_t step = 0; step < nq * nc; ++step) {
-        const int64_t q0 = (c_outer ? step % nq : step / nc) * SG_MK_KB, ic = (c_outer ? step / nq : step % nc) * SG_MK_MC;
+        const int64_t q0 = (chunks_outer ? step % nq : step / nc) * SG_MK_KB;
+        const int64_t ic = (chunks_outer ? step / nq : step % nc) * SG_MK_MC;
         const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB, mc = m - ic < SG_MK_MC ? m - ic : SG_MK_MC;
         const int add = beta || q0 > 0;
         /* rows in tiles of 8; a last 6 or 7 rows in a tile of their own, its A rows past them zeros and

@@ -1,6 +1,7 @@
 """Timing helpers of the benchmarks: medians, and alternating blocks of several contenders."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -56,3 +57,16 @@ def alternating_medians(runs: dict, repeats: int, gap: float = GAP, block: float
                 fn()
             times[name].append((time.perf_counter() - t0) / n)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def measuring_env(threads: int, keep_openblas_env: bool = False) -> dict:
+    """The environment of a measuring child process. BLAS and OpenMP read their thread counts, and
+    OpenBLAS its core type, when they load, so they are set before the child starts; OPENBLAS_CORETYPE
+    and OPENBLAS_L2_SIZE are unset unless kept (this machine sets them for the tests: OpenBLAS then
+    runs its Haswell kernels, about half as fast here as its own choice)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
+    if not keep_openblas_env:
+        for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            env.pop(var, None)
+    return env
