@@ -57,7 +57,11 @@ def measure(args) -> None:
     base = symgrad.load(args.workload, backend="c", dtype="float32")
     runners = {}
     for name, path in (("old", args.old_lib), ("new", args.new_lib)):
-        k = LoadedKernel(base.spec, "c", base.dtype, type(base.module)(base.spec, load_library(path)))
+        try:
+            k = LoadedKernel(base.spec, "c", base.dtype, type(base.module)(base.spec, load_library(path)))
+        except AttributeError as e:   # ctypes: a C function this checkout's call path binds is missing
+            sys.exit(f"the {name} build lacks a C function this checkout calls ({e}): the two builds must "
+                     "have the same C functions and arguments")
         runners[name] = suite._layer_runner(k, args.workload, a, borrow=args.borrow)
     if args.torch:
         runners["torch"] = suite._torch_runner(args.workload, a, "float32", args.threads)
