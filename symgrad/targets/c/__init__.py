@@ -10,6 +10,7 @@ from __future__ import annotations
 from ...codegen.render import render
 from ...ir.rewrite import c_kernel
 from ...registry import REGISTRY
+from .build import MATH_FLAGS
 from .context import CLayerEmitter
 from .optimizer import optimizer_sources, schedule_sources
 from .recurrent import context as recurrent_context
@@ -46,7 +47,9 @@ def project_files(specs) -> dict[str, str]:
     ``symgrad`` with an install rule and a pkg-config file. They build every ``NAME.c`` they find
     beside them, so their text is the same whichever ``specs`` a run generates (regenerating one
     kernel leaves them, and the other kernels' place in the library, untouched)."""
-    return {f"c/{out}": render(__name__, f"{out}.j2") for out in ("CMakeLists.txt", "Makefile", "symgrad.pc.in")}
+    flags = " ".join(MATH_FLAGS)   # the flags symgrad's own builds use that change no value (build.py)
+    return {f"c/{out}": render(__name__, f"{out}.j2", math_flags=flags)
+            for out in ("CMakeLists.txt", "Makefile", "symgrad.pc.in")}
 
 
 REGISTRY.register_project_files(TARGET, project_files)

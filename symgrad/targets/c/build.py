@@ -31,8 +31,10 @@ from ...errors import CompilerError
 # them into masked copies of each arm: the LSTM forward's gate pass had three masked divisions per sigmoid
 # (30 vdivps in the loop, 10 with the flag; 1.27 -> 1.06 ms for its 32 steps on one thread) and the LSTM
 # T32 N64 D256 H256 forward+backward measured 26.1-26.9 -> 25.4-25.9 ms (alternating processes). Neither
-# flag changes a computed value: the kernels read no errno and no floating-point exception flag.
-BASE_FLAGS = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared"]
+# flag changes a computed value: the kernels read no errno and no floating-point exception flag. The
+# generated Makefile and CMakeLists.txt compile with the same MATH_FLAGS.
+MATH_FLAGS = ("-fno-math-errno", "-fno-trapping-math")
+BASE_FLAGS = ["-O3", "-std=c99", *MATH_FLAGS, "-fPIC", "-shared"]
 INSTALL_HINT = ("install a C compiler (Debian/Ubuntu: `apt-get install gcc`; macOS: `xcode-select --install`) "
                 "or set CC to one")
 
