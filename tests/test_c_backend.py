@@ -164,7 +164,11 @@ def test_compile_cache_concurrent_builds_and_reuse(tmp_path):
     assert len(paths) == 1
     lib = Path(paths.pop())
     names = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert names == [lib.name, lib.name + ".sha256"], "one library and its digest, no temporary files left"
+    probe = [n for n in names if n.startswith(("stream-", "sg_stream_probe-"))]   # streaming.py's measurement
+    assert [n.split("-")[0] + n[n.index("."):] for n in probe] == [
+        "sg_stream_probe.so", "sg_stream_probe.so.sha256", "stream.json"], "measured once, by one of the two"
+    assert [n for n in names if n not in probe] == [lib.name, lib.name + ".sha256"], \
+        "one library and its digest, no temporary files left"
     mtime = lib.stat().st_mtime_ns
     r = _run(LOAD, env)
     assert r.returncode == 0 and lib.stat().st_mtime_ns == mtime, "second load reuses the cached library"
@@ -203,6 +207,9 @@ def _sanitizer_ok(tmp_path) -> bool:
 
 
 WINOGRAD_ANY_SIZE = ["-DSG_WG_MIN_CIN=1", "-DSG_WG_MIN_TILES=1", "-DSG_WG_MIN_CIN_GRAD=1"]
+# streaming stores in every call that can stream, in pieces of 7 elements (rows of any length): the
+# buffered pieces, their unaligned heads and ragged tails, and the fences run under the sanitizers too
+STREAM_ALWAYS = ["-DSYMGRAD_STREAM_BYTES=0", "-DSG_STREAM_MIN_ROW=0", "-DSG_STREAM_CHUNK=7"]
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -210,7 +217,8 @@ def test_kernels_under_address_and_undefined_sanitizers(tmp_path, native):
     """Every C kernel under ASan/UBSan with buffers of exactly the stated sizes; ``native``: built for this
     CPU (-march=native), so that where it has AVX-512 the float kernels' own paths run too (the product
     kernel, windows read from x, the fold's gathers at strides 1 and 2, and the Winograd forms of a 3x3
-    convolution, their size thresholds lowered so that the driver's small sizes take them)."""
+    convolution, their size thresholds lowered so that the driver's small sizes take them), and every
+    output that can be written with streaming stores is (``STREAM_ALWAYS``)."""
     if not _sanitizer_ok(tmp_path):
         pytest.skip("the ASan/UBSan runtime is missing (apt-get install libasan8 libubsan1)")
     from symgrad import REGISTRY
@@ -220,7 +228,7 @@ def test_kernels_under_address_and_undefined_sanitizers(tmp_path, native):
     srcs = [str(ROOT / "generated" / "c" / f"{s.name}.c") for s in specs]
     exe = tmp_path / "driver"
     cmd = ["cc", "-std=c99", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-           "-fno-omit-frame-pointer", *(["-march=native", *WINOGRAD_ANY_SIZE] if native else []),
+           "-fno-omit-frame-pointer", *(["-march=native", *WINOGRAD_ANY_SIZE, *STREAM_ALWAYS] if native else []),
            "-I", str(ROOT / "generated" / "c"),
            str(tmp_path / "driver.c"), *srcs, "-o", str(exe), "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)

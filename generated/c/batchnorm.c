@@ -32,6 +32,93 @@
 #endif
 #endif
 
+/* Streaming (non-temporal) stores for outputs nothing in this function reads again: a pass computes a
+ * piece of a row into a buffer that stays in L1 (SG_STREAM_CHUNK elements) and sg_stream_* writes it
+ * past the caches, so the output's lines are not first read from memory (an ordinary store to a line
+ * not in the cache reads it: a third more traffic for a pass that reads one array and writes two).
+ * Whether a call streams: sg_streams, when the loops that would stream move SYMGRAD_STREAM_BYTES bytes
+ * or more (the arrays of their shape they read or write); -1 (the default here) never. Where arrays fit in the cache streaming is slower (the next reader finds them in
+ * memory), so the Python runtime measures where this machine's crossover lies once and compiles
+ * with it (symgrad/targets/c/streaming.py; docs/c-backend.md, "Streaming stores"). LayerNorm
+ * forward+backward at 8192x1024 float32 on a 2-core Xeon: 8.7 -> 7.0 ms; at 1024x1024 streaming
+ * measured 18% slower there. The values written are the same either way. */
+#ifndef SYMGRAD_STREAM_BYTES
+#define SYMGRAD_STREAM_BYTES -1
+#endif
+#ifndef SG_STREAM_CHUNK
+#define SG_STREAM_CHUNK 1024
+#endif
+#ifndef SG_STREAM_MIN_ROW
+#define SG_STREAM_MIN_ROW 256   /* bytes: a shorter row streams few whole cache lines */
+#endif
+#if defined(__SSE2__) || defined(_M_X64)
+#include <immintrin.h>
+#define SG_STREAMS 1
+#endif
+/* 1 when this call streams: at least SYMGRAD_STREAM_BYTES bytes moved (not -1), rows of at least
+ * SG_STREAM_MIN_ROW bytes, and streaming stores compiled in */
+static inline int sg_streams(int64_t bytes, int64_t row_bytes)
+{
+#ifdef SG_STREAMS
+    return SYMGRAD_STREAM_BYTES >= 0 && bytes >= SYMGRAD_STREAM_BYTES && row_bytes >= SG_STREAM_MIN_ROW;
+#else
+    (void)bytes;
+    (void)row_bytes;
+    return 0;
+#endif
+}
+/* This thread's streaming stores visible to the others: they are weakly ordered, so each thread fences
+ * after its share of the rows, before the loop's closing barrier (a fence per row measured 35% slower) */
+static inline void sg_stream_fence(int on)
+{
+#ifdef SG_STREAMS
+    if (on)
+        _mm_sfence();
+#else
+    (void)on;
+#endif
+}
+/* d[0..n) = s[0..n) with streaming stores for the whole aligned vectors of d, ordinary ones before and
+ * after them; nothing else (without SG_STREAMS: ordinary stores) */
+static inline void sg_stream_f32(float *restrict d, const float *restrict s, int64_t n)
+{
+    int64_t i = 0;
+#ifdef SG_STREAM_PROBE
+    SG_STREAM_PROBE(n);   /* a test's count of the elements written here */
+#endif
+#if defined(__AVX512F__)
+    for (; i < n && ((uintptr_t)(d + i) & 63); ++i) d[i] = s[i];
+    for (; i + 16 <= n; i += 16) _mm512_stream_ps(d + i, _mm512_loadu_ps(s + i));
+#elif defined(__AVX__)
+    for (; i < n && ((uintptr_t)(d + i) & 31); ++i) d[i] = s[i];
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(d + i, _mm256_loadu_ps(s + i));
+#elif defined(SG_STREAMS)
+    for (; i < n && ((uintptr_t)(d + i) & 15); ++i) d[i] = s[i];
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(d + i, _mm_loadu_ps(s + i));
+#endif
+    for (; i < n; ++i) d[i] = s[i];
+}
+/* d[0..n) = s[0..n) with streaming stores for the whole aligned vectors of d, ordinary ones before and
+ * after them; nothing else (without SG_STREAMS: ordinary stores) */
+static inline void sg_stream_f64(double *restrict d, const double *restrict s, int64_t n)
+{
+    int64_t i = 0;
+#ifdef SG_STREAM_PROBE
+    SG_STREAM_PROBE(n);   /* a test's count of the elements written here */
+#endif
+#if defined(__AVX512F__)
+    for (; i < n && ((uintptr_t)(d + i) & 63); ++i) d[i] = s[i];
+    for (; i + 8 <= n; i += 8) _mm512_stream_pd(d + i, _mm512_loadu_pd(s + i));
+#elif defined(__AVX__)
+    for (; i < n && ((uintptr_t)(d + i) & 31); ++i) d[i] = s[i];
+    for (; i + 4 <= n; i += 4) _mm256_stream_pd(d + i, _mm256_loadu_pd(s + i));
+#elif defined(SG_STREAMS)
+    for (; i < n && ((uintptr_t)(d + i) & 15); ++i) d[i] = s[i];
+    for (; i + 2 <= n; i += 2) _mm_stream_pd(d + i, _mm_loadu_pd(s + i));
+#endif
+    for (; i < n; ++i) d[i] = s[i];
+}
+
 
 /* NaN propagates, as np.maximum and np.minimum. Two selects, not (a > b || a != a) ? a : b: under
  * -fno-trapping-math GCC compiled that || to branches and max-pooling's loop to scalar code (3.4x slower) */
@@ -63,6 +150,8 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
     float *restrict sum_mean = scratch + 52*D;
     float *restrict sum_var = scratch + 53*D;
     /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* streaming stores for y when the loops writing them move enough memory (x, y; sg_streams: SYMGRAD_STREAM_BYTES) */
+    const int _sg_nt = sg_streams(2*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: column sums sum_x, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -144,10 +233,23 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
         rstd[i1] = powf(eps + ((training > 0) ? (sum_xc_sq[i1]/((float)N)) : (running_var[i1])), -1.0F/2.0F);
     }
     /* y = beta + gamma*xhat */
-    SG_PARALLEL_FOR(D*N)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                float _sb_y[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    float *restrict _w_y = _sg_nt ? _sb_y : y;
+                    const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _w_y[_o_y + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+                    }
+                    if (_sg_nt) sg_stream_f32(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                }
+            }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
     }
     /* sum_mean */
@@ -192,6 +294,8 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
     double *restrict sum_mean = scratch + 52*D;
     double *restrict sum_var = scratch + 53*D;
     /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* streaming stores for y when the loops writing them move enough memory (x, y; sg_streams: SYMGRAD_STREAM_BYTES) */
+    const int _sg_nt = sg_streams(2*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: column sums sum_x, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -273,10 +377,23 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
         rstd[i1] = pow(eps + ((training > 0) ? (sum_xc_sq[i1]/((double)N)) : (running_var[i1])), -1.0/2.0);
     }
     /* y = beta + gamma*xhat */
-    SG_PARALLEL_FOR(D*N)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                double _sb_y[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    double *restrict _w_y = _sg_nt ? _sb_y : y;
+                    const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _w_y[_o_y + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+                    }
+                    if (_sg_nt) sg_stream_f64(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                }
+            }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
     }
     /* sum_mean */
@@ -328,6 +445,8 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
     float *restrict sum_mean = scratch + 52*D;
     float *restrict sum_var = scratch + 53*D;
     /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* streaming stores for x_kept, y when the loops writing them move enough memory (x, x_kept, y; sg_streams: SYMGRAD_STREAM_BYTES) */
+    const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: column sums sum_x; x_kept = x, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -336,11 +455,19 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
             float *restrict _p_sum_x = _part_sum_x + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_sum_x[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                for (int64_t i1 = 0; i1 < D; ++i1) {
-                    _p_sum_x[i1] += x[D*i0 + i1];
-                    x_kept[D*i0 + i1] = x[D*i0 + i1];
+                float _sb_x_kept[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    float *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
+                    const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _p_sum_x[i1] += x[D*i0 + i1];
+                        _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                    }
+                    if (_sg_nt) sg_stream_f32(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
                 }
             }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* sum_x = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
@@ -410,10 +537,23 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
         rstd[i1] = powf(eps + ((training > 0) ? (sum_xc_sq[i1]/((float)N)) : (running_var[i1])), -1.0F/2.0F);
     }
     /* y = beta + gamma*xhat */
-    SG_PARALLEL_FOR(D*N)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                float _sb_y[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    float *restrict _w_y = _sg_nt ? _sb_y : y;
+                    const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _w_y[_o_y + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+                    }
+                    if (_sg_nt) sg_stream_f32(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                }
+            }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
     }
     /* gamma_kept = gamma */
@@ -463,6 +603,8 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
     double *restrict sum_mean = scratch + 52*D;
     double *restrict sum_var = scratch + 53*D;
     /* xc = x - mean, var = sum_xc_sq/N, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* streaming stores for x_kept, y when the loops writing them move enough memory (x, x_kept, y; sg_streams: SYMGRAD_STREAM_BYTES) */
+    const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: column sums sum_x; x_kept = x, per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -471,11 +613,19 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
             double *restrict _p_sum_x = _part_sum_x + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_sum_x[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                for (int64_t i1 = 0; i1 < D; ++i1) {
-                    _p_sum_x[i1] += x[D*i0 + i1];
-                    x_kept[D*i0 + i1] = x[D*i0 + i1];
+                double _sb_x_kept[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    double *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
+                    const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _p_sum_x[i1] += x[D*i0 + i1];
+                        _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                    }
+                    if (_sg_nt) sg_stream_f64(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
                 }
             }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* sum_x = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
@@ -545,10 +695,23 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
         rstd[i1] = pow(eps + ((training > 0) ? (sum_xc_sq[i1]/((double)N)) : (running_var[i1])), -1.0/2.0);
     }
     /* y = beta + gamma*xhat */
-    SG_PARALLEL_FOR(D*N)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < D; ++i1) {
-            y[D*i0 + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+    {
+        const int64_t _nc = N < 16 ? N : 16;
+        SG_PARALLEL_FOR(D*N)
+        for (int64_t _c = 0; _c < _nc; ++_c) {
+            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
+                double _sb_y[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    double *restrict _w_y = _sg_nt ? _sb_y : y;
+                    const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _w_y[_o_y + i1] = beta[i1] + gamma[i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+                    }
+                    if (_sg_nt) sg_stream_f64(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                }
+            }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
     }
     /* gamma_kept = gamma */
@@ -604,6 +767,8 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
     float *restrict _part_dgamma = scratch + 36*D;
     float *restrict _part_dbeta = scratch + 52*D;
     /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* streaming stores for dx when the loops writing them move enough memory (dx, dy, x; sg_streams: SYMGRAD_STREAM_BYTES) */
+    const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: column sums drstd = sum(dxhat*(x - mu)), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -665,12 +830,20 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             float *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                for (int64_t i1 = 0; i1 < D; ++i1) {
-                    dx[D*i0 + i1] = dmean[i1]*inv_N + 2*dvar[i1]*inv_N*(-mean[i1] + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*rstd[i1];
-                    _p_dgamma[i1] += dy[D*i0 + i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
-                    _p_dbeta[i1] += dy[D*i0 + i1];
+                float _sb_dx[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    float *restrict _w_dx = _sg_nt ? _sb_dx : dx;
+                    const int64_t _o_dx = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _w_dx[_o_dx + i1] = dmean[i1]*inv_N + 2*dvar[i1]*inv_N*(-mean[i1] + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*rstd[i1];
+                        _p_dgamma[i1] += dy[D*i0 + i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+                        _p_dbeta[i1] += dy[D*i0 + i1];
+                    }
+                    if (_sg_nt) sg_stream_f32(dx + D*i0 + _s0, _sb_dx, _s1 - _s0);
                 }
             }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* dgamma = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {
@@ -698,6 +871,8 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
     double *restrict _part_dgamma = scratch + 36*D;
     double *restrict _part_dbeta = scratch + 52*D;
     /* xc = x - mean, dxhat = dy*gamma, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    /* streaming stores for dx when the loops writing them move enough memory (dx, dy, x; sg_streams: SYMGRAD_STREAM_BYTES) */
+    const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: column sums drstd = sum(dxhat*(x - mu)), per chunk of rows, then summed */
     {
         const int64_t _nc = N < 16 ? N : 16;
@@ -759,12 +934,20 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             double *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                for (int64_t i1 = 0; i1 < D; ++i1) {
-                    dx[D*i0 + i1] = dmean[i1]*inv_N + 2*dvar[i1]*inv_N*(-mean[i1] + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*rstd[i1];
-                    _p_dgamma[i1] += dy[D*i0 + i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
-                    _p_dbeta[i1] += dy[D*i0 + i1];
+                double _sb_dx[SG_STREAM_CHUNK];
+                for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                    const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                    double *restrict _w_dx = _sg_nt ? _sb_dx : dx;
+                    const int64_t _o_dx = _sg_nt ? -_s0 : D*i0;
+                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                        _w_dx[_o_dx + i1] = dmean[i1]*inv_N + 2*dvar[i1]*inv_N*(-mean[i1] + x[D*i0 + i1]) + dy[D*i0 + i1]*gamma[i1]*rstd[i1];
+                        _p_dgamma[i1] += dy[D*i0 + i1]*rstd[i1]*(-mu[i1] + x[D*i0 + i1]);
+                        _p_dbeta[i1] += dy[D*i0 + i1];
+                    }
+                    if (_sg_nt) sg_stream_f64(dx + D*i0 + _s0, _sb_dx, _s1 - _s0);
                 }
             }
+            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* dgamma = sum of the chunks' partial sums */
         for (int64_t _i = 0; _i < D; ++_i) {

@@ -142,7 +142,7 @@ def numpy_blas_files() -> list[str]:
     return found + [f for f in sorted(glob.glob(str(libs / "libscipy_openblas*.so*"))) if f not in found]
 
 
-def _cpu_id() -> str:
+def cpu_id() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             return next((l for l in f if l.startswith(("flags", "Features"))), "")
@@ -188,16 +188,18 @@ def remove_stale_temporaries(folder: Path, pattern: str, field: int):
                 pass
 
 
-def build(name: str, files: dict[str, str]) -> Path:
+def build(name: str, files: dict[str, str], defines: tuple[str, ...] = ()) -> Path:
     """Compile ``files`` (file name -> text; ``NAME.c`` among them) into a cached shared library.
 
-    The library is built into a temporary file, its digest written beside it, then both renamed into
-    place; a cached library whose digest does not match is rebuilt (``verified``)."""
+    ``defines``: more compile flags (the kernels': this machine's streaming-store threshold,
+    ``streaming.flags``). The library is built into a temporary file, its digest written beside it,
+    then both renamed into place; a cached library whose digest does not match is rebuilt
+    (``verified``)."""
     cc, version = compiler()
     cflags, ldflags, _ = blas()
-    flags = [*BASE_FLAGS, *extra_flags(), *cflags]
+    flags = [*BASE_FLAGS, *extra_flags(), *cflags, *defines]
     h = hashlib.sha256()
-    for part in [version, _cpu_id(), *flags, *ldflags] + [f"{k}\0{v}" for k, v in sorted(files.items())]:
+    for part in [version, cpu_id(), *flags, *ldflags] + [f"{k}\0{v}" for k, v in sorted(files.items())]:
         h.update(part.encode() + b"\0")
     out_dir = cache_dir()
     target = out_dir / f"{name}-{h.hexdigest()[:20]}.so"

@@ -16,7 +16,7 @@ import sympy as sp
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import CHUNKS, colred
-from .names import PLURAL, describe, pass_text
+from .names import PLURAL, comment, describe, pass_text
 from .views import cint
 
 
@@ -188,14 +188,81 @@ class Fusion:
             self.emit("}", depth)
         self._row = {}
 
+    def streamable(self, group, dom) -> list:
+        """The outputs of ``group`` its passes may write with streaming stores (``sg_stream_*``): a
+        function's output or cache array of the row loop's 2-d shape, written by an elementwise
+        statement and read by no statement of this function (a streamed line would be read back from
+        memory), in a loop this function runs on its own OpenMP team."""
+        if self.serial or self.team or self.rows is not None or len(dom) != 2 or is_one(dom[1]):
+            return []
+        outs = {a.name for a in self.cf.args if a.role in ("out", "cache")}
+        read = set().union(*(self.reads(s) for s in self.f.body))
+        return [s.out for s in group if isinstance(s, ir.Elementwise) and s.out in outs and s.out not in read
+                and s.out not in self.views and tuple(s.shape) == tuple(dom)
+                and tuple(self.shapes.get(s.out, ())) == tuple(dom)]
+
+    def stream_flag(self) -> list[str]:
+        """The declaration of ``_sg_nt`` (whether this call streams) for the arrays ``row_group``
+        streamed, or nothing: when the loops that would stream move enough memory (the arrays of their
+        shape they read or write)."""
+        if not self._streamed:
+            return []
+        size = f"(int64_t)sizeof({self.real})"
+        total = cint(sp.Add(*[prod(d) for d in self._streamed.values()]))
+        rows = " && ".join(dict.fromkeys(f"sg_streams({total}*{size}, {cint(d[1])}*{size})"
+                                         for d in self._streamed.values()))
+        names = ", ".join(self.cname(n) for n in self._stream_names)
+        moved = ", ".join(self.cname(n) for n in self._streamed)
+        return ["    " + comment(f"streaming stores for {names} when the loops writing them move enough memory "
+                                  f"({moved}; sg_streams: SYMGRAD_STREAM_BYTES)"),
+                f"    const int _sg_nt = {rows};"]
+
+    def stream_loop(self, names, dom, ivars, depth, simd) -> int:
+        """Open the loop over a row whose stores to ``names`` stream when ``_sg_nt``: in pieces of
+        SG_STREAM_CHUNK elements computed into a buffer in L1 (``_sb_``), each then streamed out;
+        otherwise the same loop writes the array itself. Returns the depth of the loop body."""
+        row = cint(dom[1])
+        for n in names:
+            self.emit(f"{self.real} _sb_{self.cname(n)}[SG_STREAM_CHUNK];", depth)
+        self.emit(f"for (int64_t _s0 = 0; _s0 < {row}; _s0 += SG_STREAM_CHUNK) {{", depth)
+        self.emit(f"const int64_t _s1 = {row} - _s0 < SG_STREAM_CHUNK ? {row} : _s0 + SG_STREAM_CHUNK;", depth + 1)
+        self._stream_ref = {}
+        for n in names:
+            c = self.cname(n)
+            self.emit(f"{self.real} *restrict _w_{c} = _sg_nt ? _sb_{c} : {c};", depth + 1)
+            self.emit(f"const int64_t _o_{c} = _sg_nt ? -_s0 : {row}*{ivars[0]};", depth + 1)
+            self._stream_ref[n] = f"_w_{c}[_o_{c} + {ivars[1]}]"
+        if simd:
+            self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth + 1)
+        self.emit(f"for (int64_t {ivars[1]} = _s0; {ivars[1]} < _s1; ++{ivars[1]}) {{", depth + 1)
+        return depth + 2
+
+    def stream_close(self, names, dom, ivars, depth):
+        """Close ``stream_loop`` (opened at ``depth``): the pieces' buffers streamed out."""
+        self.emit("}", depth + 1)
+        for n in names:
+            c = self.cname(n)
+            self.emit(f"if (_sg_nt) sg_stream_{self.sfx}({c} + {cint(dom[1])}*{ivars[0]} + _s0, _sb_{c}, _s1 - _s0);",
+                      depth + 1)
+        self.emit("}", depth)
+        self._stream_ref = {}
+
     def row_group(self, group, dom, work, ivars):
-        """One parallel loop over the rows; column reductions accumulate per chunk of rows."""
+        """One parallel loop over the rows; column reductions accumulate per chunk of rows; outputs
+        that may stream (``streamable``) are written per chunk of rows, each chunk's streaming stores
+        fenced."""
         cols = [s for s in group if colred(s)]
         lo, hi = ("_lo", "_hi") if self.rows is not None and dom[0] == self.rows else ("0", cint(dom[0]))
         assert not (cols and lo == "_lo"), "a row-split loop has no sums over its rows"
         rows = f"for (int64_t i0 = {lo}; i0 < {hi}; ++i0) {{"
         depth = 1
-        if cols:
+        stream = self.streamable(group, dom)
+        if stream:   # what these loops move: the arrays of the row loop's shape they read or stream
+            moved = set(stream) | {n for s in group for n in self.reads(s)
+                                   if n not in self.values and tuple(self.shapes.get(n, ())) == tuple(dom)}
+            self._streamed.update({n: tuple(dom) for n in sorted(moved)})
+            self._stream_names += [n for n in stream if n not in self._stream_names]
+        if cols or stream:
             n0 = cint(dom[0])
             self.emit("{", 1)
             self.emit(f"const int64_t _nc = {n0} < {CHUNKS} ? {n0} : {CHUNKS};", 2)
@@ -214,16 +281,20 @@ class Fusion:
         self.emit(rows, depth)
         passes = self.passes(group)
         looping = self.looping(passes)
+        self._stream = set(stream)
         for entry in passes:
             _, kind, stmts = entry
             if len(looping) > 1 and entry in looping:
                 self.note(f"pass {looping.index(entry) + 1}: {pass_text(stmts, self.glossary, self.blocks())}", depth + 1)
-            if kind == "one" or (len(stmts) == 1 and not colred(stmts[0])):
+            if kind == "one" or (len(stmts) == 1 and not colred(stmts[0]) and stmts[0].out not in self._stream):
                 self.statement(stmts[0], depth + 1, 1, ivars)
             else:
                 self.fused(stmts, depth + 1, ivars)
+        self._stream = set()
         self.emit("}", depth)
-        if cols:
+        if stream:
+            self.emit("sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */", 3)
+        if cols or stream:
             self.emit("}", 2)
             for s in cols:
                 acc_t, init, upd = self._acc(s)

@@ -40,6 +40,11 @@ class CBody(Fusion, Views, Windows, Channels):
         self.team = team             # products on the OpenMP team (sg_gemm_team), never on BLAS's pool
         self.k, self.f, self.cf, self.dtype = k, f, cf, dtype
         self.real = "float" if dtype == "float32" else "double"
+        self.sfx = "f32" if dtype == "float32" else "f64"
+        self._streamed: dict = {}    # arrays the loops that may stream move -> their shape (``row_group``)
+        self._stream_names: list = []   # the arrays those loops may stream (``streamable``)
+        self._stream: set = set()    # those of the row group being emitted
+        self._stream_ref: dict = {}  # their stores in the pass being emitted (``stream_loop``)
         self.shapes = dict(f.shapes)
         self.values = {a.name for a in cf.args if a.role in ("scalar", "hyper")} | set(cf.locals)
         self.dims = [str(d) for d in k.dims]
@@ -130,7 +135,8 @@ class CBody(Fusion, Views, Windows, Channels):
             self.emit(f"{self.at(s.out, dom, dom, ivars)} = ({idx} == {cls}) ? {one} : {zero};",
                       depth)
         else:
-            self.emit(f"{self.at(s.out, dom, dom, ivars)} = {self.expr(s.expr, dom, ivars)};", depth)
+            ref = self._stream_ref.get(s.out) or self.at(s.out, dom, dom, ivars)
+            self.emit(f"{ref} = {self.expr(s.expr, dom, ivars)};", depth)
 
     def statement(self, s, depth, bound: int, ivars) -> None:
         """Emit statement ``s`` with the first ``bound`` axes of its domain already looped over."""
@@ -235,8 +241,12 @@ class CBody(Fusion, Views, Windows, Channels):
             acc_t, init, _ = self._acc(s)
             self.emit(f"{acc_t} _acc_{self.cname(s.out)} = {init};", depth)
         sums = [f"_acc_{self.cname(s.out)}" for s in reds if not colred(s) and s.kind == "sum"]
-        d = self.loops(dom, range(1, len(dom)), ivars, depth, simd=sums if len(sums) == len(
-            [r for r in reds if not colred(r)]) else None)
+        simd = sums if len(sums) == len([r for r in reds if not colred(r)]) else None
+        streamed = [s.out for s in seg if s.out in self._stream]
+        if streamed:
+            d = self.stream_loop(streamed, dom, ivars, depth, simd)
+        else:
+            d = self.loops(dom, range(1, len(dom)), ivars, depth, simd=simd)
         for s in seg:
             if colred(s):
                 self.temps(s, dom, ivars, d, self._hoisted)
@@ -247,7 +257,10 @@ class CBody(Fusion, Views, Windows, Channels):
                 self.emit(self._acc(s)[2].format(acc=f"_acc_{self.cname(s.out)}", v=self.expr(s.expr, dom, ivars)), d)
             else:
                 self.element(s, dom, ivars, d)
-        self.close(d, depth)
+        if streamed:
+            self.stream_close(streamed, dom, ivars, depth)
+        else:
+            self.close(d, depth)
         for s in accs:
             self.emit(f"{self._out_ref(s, ivars)} = ({self.real})_acc_{self.cname(s.out)};", depth)
         if accs:
@@ -321,6 +334,7 @@ class CBody(Fusion, Views, Windows, Channels):
     def body(self) -> list[str]:
         for n in self.cf.locals:
             self.emit(f"{self.real} {self.cname(n)};", 1)
+        top = len(self.lines)   # where _sg_nt is declared once the row groups said what they stream
         ordered = [s for s in self.ordered(self.f.body) if not self.silent(s)]
         runs = self.sample_runs(ordered)
         in_runs = {id(s) for start, end, *_ in runs for s in ordered[start:end]}
@@ -358,6 +372,7 @@ class CBody(Fusion, Views, Windows, Channels):
         if unused:   # planned for the float variant's gathers and Winograd products (Windows); not this one
             self.note("scratch that only the float variant's gathers and Winograd products use", 1)
             self.emit(" ".join(f"(void){self.ptr(n)};" for n in unused), 1)
+        self.lines[top:top] = self.stream_flag()
         legend = self.glossary.legend()
         return (["    " + comment(legend)] if legend else []) + self.lines
 

@@ -19,6 +19,7 @@ from ...codegen.printers import C_TYPES
 from ..numpy import numpy_module
 from .build import build, load_library
 from .memory import LARGE, copy, empty
+from .streaming import flags as stream_flags
 
 REAL = {np.dtype(dtype): (getattr(ctypes, f"c_{real}"), sfx) for sfx, dtype, real in C_TYPES}
 """NumPy dtype -> (ctypes type, C function suffix)."""
@@ -74,11 +75,11 @@ CALL_NAMESPACE = {"_addr": ctypes.c_void_p.from_address, "_DATA": data_offset(),
 
 def loader(cls, emit):
     """``load(spec)``: ``cls(spec, library)`` for the C files ``emit(spec)`` writes, compiled once
-    (``build``) and cached per spec."""
+    (``build``, with this machine's streaming-store threshold: ``streaming.flags``) and cached per spec."""
     @lru_cache(maxsize=None)
     def load(spec):
         files = {k.split("/", 1)[1]: v for k, v in emit(spec).items()}
-        return cls(spec, load_library(build(spec.name, files)))
+        return cls(spec, load_library(build(spec.name, files, stream_flags())))
     return load
 
 
