@@ -20,6 +20,9 @@ def test_harness_runs_on_tiny_sizes(tmp_path):
     assert got["layernorm"].bound > 0 and report["bandwidth"] > 0
     text = benchmarks.table(report, markdown=True)
     assert text.startswith("| workload |") and "layernorm float32: NumPy / hand NumPy" in text
+    from symgrad.targets.c.streaming import stream_bytes   # the threshold the C columns ran with
+    n = stream_bytes()
+    assert ("streaming stores: never" if n < 0 else f"streaming stores from {n / 2 ** 20:g} MiB moved") in text
 
 
 def test_cli_bench_smoke(tmp_path):

@@ -311,7 +311,19 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
         results.append(r)
     gen = (generate_time(True), generate_time(False)) if with_generate else None
     return dict(results=results, bandwidth=bw, bandwidth_how=bw_how, generate=gen, machine=machine(threads),
-                sizes=sizes, sgemm_peak=peak, blas=blas_info())
+                sizes=sizes, sgemm_peak=peak, blas=blas_info(), stream=stream_info())
+
+
+def stream_info() -> str:
+    """The C kernels' streaming-store threshold (symgrad/targets/c/streaming.py), as this run's
+    kernels were compiled with it."""
+    from ..errors import CompilerError
+    from ..targets.c.streaming import stream_bytes
+    try:
+        n = stream_bytes()
+    except (CompilerError, OSError, ValueError) as e:   # no compiler (no C columns either), a bad setting
+        return f"streaming stores: unknown ({e})"
+    return "streaming stores: never" if n < 0 else f"streaming stores from {n / 2 ** 20:g} MiB moved"
 
 
 def machine(threads) -> str:
@@ -354,7 +366,7 @@ def table(report, markdown=False) -> str:
                      f"warm {warm:.1f} s (goal cold <= 10 s)")
     lines.append(("- " if markdown else "") + f"triad bandwidth {report['bandwidth'] / 1e9:.1f} GB/s "
                  f"({report['bandwidth_how']}); NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f} GFLOP/s "
-                 f"(BLAS: {report['blas']}); {report['machine']}")
+                 f"(BLAS: {report['blas']}); {report.get('stream', '')}; {report['machine']}")
     return "\n".join(lines)
 
 
