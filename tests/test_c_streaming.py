@@ -187,6 +187,13 @@ def test_the_measurement_runs_once_and_is_kept(fresh, monkeypatch, tmp_path):
     assert fresh.stream_bytes() == 0 and len(calls) == 1           # the setting wins over the file
 
 
+def test_a_probe_that_cannot_run_leaves_the_kernels_without_streaming(fresh, monkeypatch):
+    def fails(*a, **k):
+        raise MemoryError("the streaming-store probe could not allocate its arrays")
+    monkeypatch.setattr(fresh, "measure", fails)
+    assert fresh.flags() == () and not fresh.cache_file().exists()   # nothing kept: measured next time
+
+
 def test_the_probe_measures_both_kinds_of_store(fresh):
     """The compiled probe itself, small: sizes 64..256 rows of 1024 floats, the bytes its pass moves
     (three arrays), positive times for both kinds of store."""

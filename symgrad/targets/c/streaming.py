@@ -186,11 +186,12 @@ def _measure_and_keep(path: Path) -> int:
 
 
 def flags() -> tuple[str, ...]:
-    """The compile flag of the threshold, none when kernels never stream, or when the probe cannot
-    be compiled (the kernel's own build then says what is wrong with the compiler)."""
+    """The compile flag of the threshold, none when kernels never stream, or when the probe cannot be
+    compiled or run (the kernel's own build then says what is wrong with the compiler; without the
+    probe's 96 MiB the kernels run without streaming)."""
     from ...errors import CompilerError
     try:
         n = stream_bytes()
-    except CompilerError:
+    except (CompilerError, MemoryError, OSError):
         return ()
     return (f"-DSYMGRAD_STREAM_BYTES={n}",) if n >= 0 else ()
