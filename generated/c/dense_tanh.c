@@ -669,30 +669,15 @@ int64_t dense_tanh_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_tanh_forward_f32(float *restrict a, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict xW = scratch + 0;
-    /* streaming stores for a when the loops writing them move enough memory (a, xW; sg_streams: SYMGRAD_STREAM_BYTES) */
-    const int _sg_nt = sg_streams(2*M*N*(int64_t)sizeof(float), M*(int64_t)sizeof(float));
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* a = tanh(b + xW) */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                float _sb_a[SG_STREAM_CHUNK];
-                for (int64_t _s0 = 0; _s0 < M; _s0 += SG_STREAM_CHUNK) {
-                    const int64_t _s1 = M - _s0 < SG_STREAM_CHUNK ? M : _s0 + SG_STREAM_CHUNK;
-                    float *restrict _w_a = _sg_nt ? _sb_a : a;
-                    const int64_t _o_a = _sg_nt ? -_s0 : M*i0;
-                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                        _w_a[_o_a + i1] = sg_tanh_f32(b[i1] + xW[M*i0 + i1]);
-                    }
-                    if (_sg_nt) sg_stream_f32(a + M*i0 + _s0, _sb_a, _s1 - _s0);
-                }
-            }
-            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            a[M*i0 + i1] = sg_tanh_f32(b[i1] + xW[M*i0 + i1]);
         }
     }
 }
@@ -700,30 +685,15 @@ void dense_tanh_forward_f32(float *restrict a, const float *restrict x, const fl
 void dense_tanh_forward_f64(double *restrict a, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict xW = scratch + 0;
-    /* streaming stores for a when the loops writing them move enough memory (a, xW; sg_streams: SYMGRAD_STREAM_BYTES) */
-    const int _sg_nt = sg_streams(2*M*N*(int64_t)sizeof(double), M*(int64_t)sizeof(double));
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* a = tanh(b + xW) */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                double _sb_a[SG_STREAM_CHUNK];
-                for (int64_t _s0 = 0; _s0 < M; _s0 += SG_STREAM_CHUNK) {
-                    const int64_t _s1 = M - _s0 < SG_STREAM_CHUNK ? M : _s0 + SG_STREAM_CHUNK;
-                    double *restrict _w_a = _sg_nt ? _sb_a : a;
-                    const int64_t _o_a = _sg_nt ? -_s0 : M*i0;
-                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                        _w_a[_o_a + i1] = sg_tanh_f64(b[i1] + xW[M*i0 + i1]);
-                    }
-                    if (_sg_nt) sg_stream_f64(a + M*i0 + _s0, _sb_a, _s1 - _s0);
-                }
-            }
-            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            a[M*i0 + i1] = sg_tanh_f64(b[i1] + xW[M*i0 + i1]);
         }
     }
 }

@@ -192,10 +192,12 @@ class Fusion:
         """The outputs of ``group`` its passes may write with streaming stores (``sg_stream_*``): a
         function's output or cache array of the row loop's 2-d shape, written by an elementwise
         statement and read by no statement of this function (a streamed line would be read back from
-        memory), in a loop this function runs on its own OpenMP team."""
+        memory), in a loop this function runs on its own OpenMP team. Not a layer output that backward
+        reads (dense_sigmoid's ``a``): the runtime copies it for the cache as soon as forward returns."""
         if self.serial or self.team or self.rows is not None or len(dom) != 2 or is_one(dom[1]):
             return []
-        outs = {a.name for a in self.cf.args if a.role in ("out", "cache")}
+        copied = set(self.k.backward.saved) & {o.name for o in self.k.outputs}
+        outs = {a.name for a in self.cf.args if a.role in ("out", "cache")} - copied
         read = set().union(*(self.reads(s) for s in self.f.body))
         return [s.out for s in group if isinstance(s, ir.Elementwise) and s.out in outs and s.out not in read
                 and s.out not in self.views and tuple(s.shape) == tuple(dom)
