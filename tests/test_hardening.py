@@ -227,3 +227,15 @@ def test_concurrent_generate_leaves_a_consistent_tree(tmp_path):
     for rel, text in files.items():
         assert (tmp_path / rel).read_text() == text
     assert not list(tmp_path.rglob("*.tmp")), "no temporary files left"
+
+
+def test_a_bad_streaming_threshold_setting_is_named(tmp_path):
+    """docs/bad-input.md: ``SYMGRAD_STREAM_BYTES`` that is not a byte count or ``off`` stops the first
+    C load with a ValueError naming the variable (the probe-without-memory half of the row:
+    tests/test_c_streaming.py)."""
+    code = ("import symgrad\ntry:\n    symgrad.load('relu', backend='c')\n"
+            "except ValueError as e:\n    print('ValueError:', e)\n")
+    for bad in ("lots", "-5"):
+        env = {**os.environ, "SYMGRAD_STREAM_BYTES": bad, "SYMGRAD_CACHE": str(tmp_path)}
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert f"ValueError: SYMGRAD_STREAM_BYTES={bad!r}: expected a number of bytes" in r.stdout, r.stdout + r.stderr
