@@ -94,3 +94,27 @@ def test_bad_specs_raise_clear_errors():
         sg.activation("../evil", u, register=False)
     with pytest.raises(sg.SpecError, match="already registered"):
         sg.activation("sigmoid", u, register=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_gradients_that_are_one_product_are_returned_as_two_arrays(backend):
+    """``x @ W + x @ V``: dW and dV are the same product x^T dy, computed once and the second returned
+    as a copy. The C target planned its buffers from the IR's shapes, which lacked the copy's: loading
+    the layer was a KeyError."""
+    N, D, M = sg.dims("N D M")
+
+    @sg.layer(x=(N, D), W=(D, M), V=(D, M), register=False)
+    def shared_gradient(x, W, V):
+        "x W + x V: dW = dV."
+        return x @ W + x @ V
+    sg.REGISTRY.add(shared_gradient)
+    try:
+        k = sg.load("shared_gradient", backend=backend)
+        rng = np.random.default_rng(0)
+        x, W, V, dy = (rng.standard_normal(s) for s in ((3, 4), (4, 5), (4, 5), (3, 5)))
+        y, cache = k.forward(x, W, V)
+        dx, dW, dV = k.backward(cache, dy)
+        assert rel_err(y, x @ (W + V)) <= 1e-12 and rel_err(dx, dy @ (W + V).T) <= 1e-12
+        assert rel_err(dW, x.T @ dy) <= 1e-12 and np.array_equal(dW, dV) and not np.shares_memory(dW, dV)
+    finally:
+        sg.REGISTRY.remove("shared_gradient")

@@ -200,7 +200,7 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
             temps, e = _cse(e, namer)
             shape_of_e = _expr_shape(e, shapes, temps)
             body.append(ir.Elementwise(name, n.shape, e, temps, broadcast=shape_of_e != n.shape))
-        elif isinstance(n, T.Reduce) and _dedupe(n, expr_of, seen, body, namer, must):
+        elif isinstance(n, T.Reduce) and _dedupe(n, expr_of, seen, body, namer, must, shapes):
             continue
         elif isinstance(n, T.Reduce):
             (a,) = n.args
@@ -208,7 +208,7 @@ def _function(fname, params, nodes, returns, saved, namer, env, env_shapes) -> i
             e = stabilize(expr_of[a.id])
             temps, e = _cse(e, namer)
             body.append(ir.Reduction(name, n.shape, n.kind, e, a.shape, n.axes, n.keepdims, temps))
-        elif isinstance(n, T.Contract) and _dedupe(n, expr_of, seen, body, namer, must):
+        elif isinstance(n, T.Contract) and _dedupe(n, expr_of, seen, body, namer, must, shapes):
             continue
         elif isinstance(n, T.Contract):
             ops = tuple(_materialized(a, expr_of) for a in n.args)
@@ -250,7 +250,7 @@ class _Copy(sp.Function):
     """A returned array that equals another array: returned as a copy, never aliased."""
 
 
-def _dedupe(n, expr_of, seen, body, namer, must) -> bool:
+def _dedupe(n, expr_of, seen, body, namer, must, shapes) -> bool:
     """A reduction or contraction identical to an earlier one reuses it (returned: as a copy)."""
     if isinstance(n, T.Reduce):
         key = ("reduce", n.kind, expr_of[n.args[0].id], n.axes, n.keepdims)
@@ -265,6 +265,7 @@ def _dedupe(n, expr_of, seen, body, namer, must) -> bool:
         name = namer.name(n)
         body.append(ir.Elementwise(name, n.shape, _Copy(sym)))
         expr_of[n.id] = sp.Symbol(name)
+        shapes[name] = n.shape   # (the C target plans its buffers from the shapes: a KeyError without)
     else:
         expr_of[n.id] = sym
     return True
