@@ -301,3 +301,63 @@ def test_user_layer_with_slices():
         assert rep.passed and len(rep.rows) == 3, rep.table()
     finally:
         sg.REGISTRY.remove("c_gated")
+
+
+def _poisoned(k):
+    """``k`` (a loaded C layer) with every output, cache and scratch array it allocates filled with NaN
+    first (np.empty and the pool may hand out memory that happens to hold zeros): a kernel that reads
+    an array before writing all of it gives NaN."""
+    ns = k.module.forward.__globals__
+
+    def nan(alloc):
+        def f(shape, dtype, *a, **kw):
+            out = alloc(shape, dtype, *a, **kw)
+            out.fill(np.nan)
+            return out
+        return f
+    for name in ("_empty", "_npempty", "_scratch"):
+        ns[name] = nan(ns[name])
+    return k
+
+
+def test_products_added_into_their_sum_write_every_element():
+    """``y = b + x @ W`` runs as ``y = b; y += x @ W`` (BLAS beta 1) and a sum of two products as the
+    first written, the second added (``ir.rewrite.add_into_product``): on outputs, caches and scratch
+    poisoned with NaN, forward and backward match the NumPy backend, float and double, at sizes on
+    BLAS's small-matrix path and on its threads (the first product of a sum must not add to what its
+    output held)."""
+    import symgrad as sg
+    N, D, M = sg.dims("N D M")
+
+    @sg.layer(x=(N, D), W=(D, M), V=(D, M), b=(M,))
+    def two_products(x, W, V, b):
+        "x W + x V + b (a product written, one added)."
+        return x @ W + x @ V + b
+
+    @sg.layer(x=(N, D), W=(D, M), V=(D, M))
+    def sum_of_products(x, W, V):
+        "x W + x V, no other term: the first product written into y."
+        return x @ W + x @ V
+    try:
+        from symgrad.ir.rewrite import added_products, c_kernel
+        for name in ("two_products", "sum_of_products", "dense", "dense_relu"):
+            k = c_kernel(sg.REGISTRY.get(name))
+            assert added_products(k.forward), name   # the rewrite applies to each of them
+        rng = np.random.default_rng(5)
+        for name in ("two_products", "sum_of_products", "dense"):
+            for dtype in ("float32", "float64"):
+                c = _poisoned(sg.load(name, backend="c", dtype=dtype))
+                ref = sg.load(name, dtype=dtype)
+                for n, d, m in ((3, 4, 5), (300, 256, 260)):
+                    shape = {"x": (n, d), "W": (d, m), "V": (d, m), "b": (m,)}
+                    args = [rng.standard_normal(shape[a.name]).astype(dtype) for a in ref.spec.inputs]
+                    dy = rng.standard_normal((n, m)).astype(dtype)
+                    y, cache = c.forward(*args)
+                    yr, cr = ref.forward(*args)
+                    tol = 1e-4 if dtype == "float32" else 1e-12
+                    assert rel_err(y, yr) <= tol, (name, dtype, n)
+                    for g, gr in zip(c.backward(cache, dy), ref.backward(cr, dy)):
+                        assert rel_err(g, gr) <= tol, (name, dtype, n)
+    finally:
+        sg.REGISTRY.remove("two_products")
+        sg.REGISTRY.remove("sum_of_products")

@@ -32,93 +32,6 @@
 #endif
 #endif
 
-/* Streaming (non-temporal) stores for outputs nothing in this function reads again: a pass computes a
- * piece of a row into a buffer that stays in L1 (SG_STREAM_CHUNK elements) and sg_stream_* writes it
- * past the caches, so the output's lines are not first read from memory (an ordinary store to a line
- * not in the cache reads it: a third more traffic for a pass that reads one array and writes two).
- * Whether a call streams: sg_streams, when the loops that would stream move SYMGRAD_STREAM_BYTES bytes
- * or more (the arrays of their shape they read or write); -1 (the default here) never. Where arrays fit in the cache streaming is slower (the next reader finds them in
- * memory), so the Python runtime measures where this machine's crossover lies once and compiles
- * with it (symgrad/targets/c/streaming.py; docs/c-backend.md, "Streaming stores"). LayerNorm
- * forward+backward at 8192x1024 float32 on a 2-core Xeon: 8.7 -> 7.0 ms; at 1024x1024 streaming
- * measured 18% slower there. The values written are the same either way. */
-#ifndef SYMGRAD_STREAM_BYTES
-#define SYMGRAD_STREAM_BYTES -1
-#endif
-#ifndef SG_STREAM_CHUNK
-#define SG_STREAM_CHUNK 1024
-#endif
-#ifndef SG_STREAM_MIN_ROW
-#define SG_STREAM_MIN_ROW 256   /* bytes: a shorter row streams few whole cache lines */
-#endif
-#if defined(__SSE2__) || defined(_M_X64)
-#include <immintrin.h>
-#define SG_STREAMS 1
-#endif
-/* 1 when this call streams: at least SYMGRAD_STREAM_BYTES bytes moved (not -1), rows of at least
- * SG_STREAM_MIN_ROW bytes, and streaming stores compiled in */
-static inline int sg_streams(int64_t bytes, int64_t row_bytes)
-{
-#ifdef SG_STREAMS
-    return SYMGRAD_STREAM_BYTES >= 0 && bytes >= SYMGRAD_STREAM_BYTES && row_bytes >= SG_STREAM_MIN_ROW;
-#else
-    (void)bytes;
-    (void)row_bytes;
-    return 0;
-#endif
-}
-/* This thread's streaming stores visible to the others: they are weakly ordered, so each thread fences
- * after its share of the rows, before the loop's closing barrier (a fence per row measured 35% slower) */
-static inline void sg_stream_fence(int on)
-{
-#ifdef SG_STREAMS
-    if (on)
-        _mm_sfence();
-#else
-    (void)on;
-#endif
-}
-/* d[0..n) = s[0..n) with streaming stores for the whole aligned vectors of d, ordinary ones before and
- * after them; nothing else (without SG_STREAMS: ordinary stores) */
-static inline void sg_stream_f32(float *restrict d, const float *restrict s, int64_t n)
-{
-    int64_t i = 0;
-#ifdef SG_STREAM_PROBE
-    SG_STREAM_PROBE(n);   /* a test's count of the elements written here */
-#endif
-#if defined(__AVX512F__)
-    for (; i < n && ((uintptr_t)(d + i) & 63); ++i) d[i] = s[i];
-    for (; i + 16 <= n; i += 16) _mm512_stream_ps(d + i, _mm512_loadu_ps(s + i));
-#elif defined(__AVX__)
-    for (; i < n && ((uintptr_t)(d + i) & 31); ++i) d[i] = s[i];
-    for (; i + 8 <= n; i += 8) _mm256_stream_ps(d + i, _mm256_loadu_ps(s + i));
-#elif defined(SG_STREAMS)
-    for (; i < n && ((uintptr_t)(d + i) & 15); ++i) d[i] = s[i];
-    for (; i + 4 <= n; i += 4) _mm_stream_ps(d + i, _mm_loadu_ps(s + i));
-#endif
-    for (; i < n; ++i) d[i] = s[i];
-}
-/* d[0..n) = s[0..n) with streaming stores for the whole aligned vectors of d, ordinary ones before and
- * after them; nothing else (without SG_STREAMS: ordinary stores) */
-static inline void sg_stream_f64(double *restrict d, const double *restrict s, int64_t n)
-{
-    int64_t i = 0;
-#ifdef SG_STREAM_PROBE
-    SG_STREAM_PROBE(n);   /* a test's count of the elements written here */
-#endif
-#if defined(__AVX512F__)
-    for (; i < n && ((uintptr_t)(d + i) & 63); ++i) d[i] = s[i];
-    for (; i + 8 <= n; i += 8) _mm512_stream_pd(d + i, _mm512_loadu_pd(s + i));
-#elif defined(__AVX__)
-    for (; i < n && ((uintptr_t)(d + i) & 31); ++i) d[i] = s[i];
-    for (; i + 4 <= n; i += 4) _mm256_stream_pd(d + i, _mm256_loadu_pd(s + i));
-#elif defined(SG_STREAMS)
-    for (; i < n && ((uintptr_t)(d + i) & 15); ++i) d[i] = s[i];
-    for (; i + 2 <= n; i += 2) _mm_stream_pd(d + i, _mm_loadu_pd(s + i));
-#endif
-    for (; i < n; ++i) d[i] = s[i];
-}
-
 
 #include <string.h>
 /* d[0..n) = s[0..n): memcpy below 32768 elements of work (no OpenMP region: one costs 0.4 us even
@@ -574,152 +487,72 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
 
 
 
-int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M)
+void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M)
 {
-    (void)N;
-    (void)D;
-    (void)M;
-    return M*N;
-}
-
-void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
-{
-    float *restrict xW = scratch + 0;
-    /* streaming stores for y when the loops writing them move enough memory (xW, y; sg_streams: SYMGRAD_STREAM_BYTES) */
-    const int _sg_nt = sg_streams(2*M*N*(int64_t)sizeof(float), M*(int64_t)sizeof(float));
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
-    /* xW = x W (GEMM) */
-    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
-    /* y = b + xW */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                float _sb_y[SG_STREAM_CHUNK];
-                for (int64_t _s0 = 0; _s0 < M; _s0 += SG_STREAM_CHUNK) {
-                    const int64_t _s1 = M - _s0 < SG_STREAM_CHUNK ? M : _s0 + SG_STREAM_CHUNK;
-                    float *restrict _w_y = _sg_nt ? _sb_y : y;
-                    const int64_t _o_y = _sg_nt ? -_s0 : M*i0;
-                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                        _w_y[_o_y + i1] = b[i1] + xW[M*i0 + i1];
-                    }
-                    if (_sg_nt) sg_stream_f32(y + M*i0 + _s0, _sb_y, _s1 - _s0);
-                }
-            }
-            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
+    /* y = b */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            y[M*i0 + i1] = b[i1];
         }
     }
+    /* y += x W (GEMM), added to what it holds (beta 1) */
+    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 1, y, M);
 }
 
-void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
+void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M)
 {
-    double *restrict xW = scratch + 0;
-    /* streaming stores for y when the loops writing them move enough memory (xW, y; sg_streams: SYMGRAD_STREAM_BYTES) */
-    const int _sg_nt = sg_streams(2*M*N*(int64_t)sizeof(double), M*(int64_t)sizeof(double));
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
-    /* xW = x W (GEMM) */
-    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
-    /* y = b + xW */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                double _sb_y[SG_STREAM_CHUNK];
-                for (int64_t _s0 = 0; _s0 < M; _s0 += SG_STREAM_CHUNK) {
-                    const int64_t _s1 = M - _s0 < SG_STREAM_CHUNK ? M : _s0 + SG_STREAM_CHUNK;
-                    double *restrict _w_y = _sg_nt ? _sb_y : y;
-                    const int64_t _o_y = _sg_nt ? -_s0 : M*i0;
-                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                        _w_y[_o_y + i1] = b[i1] + xW[M*i0 + i1];
-                    }
-                    if (_sg_nt) sg_stream_f64(y + M*i0 + _s0, _sb_y, _s1 - _s0);
-                }
-            }
-            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
+    /* y = b */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            y[M*i0 + i1] = b[i1];
         }
     }
+    /* y += x W (GEMM), added to what it holds (beta 1) */
+    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 1, y, M);
 }
 
-int64_t dense_forward_kept_scratch_size(int64_t N, int64_t D, int64_t M)
+void dense_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M)
 {
-    (void)N;
-    (void)D;
-    (void)M;
-    return M*N;
-}
-
-void dense_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
-{
-    float *restrict xW = scratch + 0;
-    /* streaming stores for y when the loops writing them move enough memory (xW, y; sg_streams: SYMGRAD_STREAM_BYTES) */
-    const int _sg_nt = sg_streams(2*M*N*(int64_t)sizeof(float), M*(int64_t)sizeof(float));
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
+    /* y = b */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            y[M*i0 + i1] = b[i1];
+        }
+    }
     /* W_kept = W */
     sg_copy_f32(W_kept, W, D*M, _sg_team ? D*M : 0);
     /* x_kept = x */
     sg_copy_f32(x_kept, x, D*N, _sg_team ? D*N : 0);
-    /* xW = x W (GEMM) */
-    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
-    /* y = b + xW */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                float _sb_y[SG_STREAM_CHUNK];
-                for (int64_t _s0 = 0; _s0 < M; _s0 += SG_STREAM_CHUNK) {
-                    const int64_t _s1 = M - _s0 < SG_STREAM_CHUNK ? M : _s0 + SG_STREAM_CHUNK;
-                    float *restrict _w_y = _sg_nt ? _sb_y : y;
-                    const int64_t _o_y = _sg_nt ? -_s0 : M*i0;
-                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                        _w_y[_o_y + i1] = b[i1] + xW[M*i0 + i1];
-                    }
-                    if (_sg_nt) sg_stream_f32(y + M*i0 + _s0, _sb_y, _s1 - _s0);
-                }
-            }
-            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
-        }
-    }
+    /* y += x W (GEMM), added to what it holds (beta 1) */
+    sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 1, y, M);
 }
 
-void dense_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
+void dense_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M)
 {
-    double *restrict xW = scratch + 0;
-    /* streaming stores for y when the loops writing them move enough memory (xW, y; sg_streams: SYMGRAD_STREAM_BYTES) */
-    const int _sg_nt = sg_streams(2*M*N*(int64_t)sizeof(double), M*(int64_t)sizeof(double));
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
     (void)_sg_team;
+    /* y = b */
+    SG_PARALLEL_FOR(_sg_team ? M*N : 0)
+    for (int64_t i0 = 0; i0 < N; ++i0) {
+        for (int64_t i1 = 0; i1 < M; ++i1) {
+            y[M*i0 + i1] = b[i1];
+        }
+    }
     /* W_kept = W */
     sg_copy_f64(W_kept, W, D*M, _sg_team ? D*M : 0);
     /* x_kept = x */
     sg_copy_f64(x_kept, x, D*N, _sg_team ? D*N : 0);
-    /* xW = x W (GEMM) */
-    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
-    /* y = b + xW */
-    {
-        const int64_t _nc = N < 16 ? N : 16;
-        SG_PARALLEL_FOR(_sg_team ? M*N : 0)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                double _sb_y[SG_STREAM_CHUNK];
-                for (int64_t _s0 = 0; _s0 < M; _s0 += SG_STREAM_CHUNK) {
-                    const int64_t _s1 = M - _s0 < SG_STREAM_CHUNK ? M : _s0 + SG_STREAM_CHUNK;
-                    double *restrict _w_y = _sg_nt ? _sb_y : y;
-                    const int64_t _o_y = _sg_nt ? -_s0 : M*i0;
-                    for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                        _w_y[_o_y + i1] = b[i1] + xW[M*i0 + i1];
-                    }
-                    if (_sg_nt) sg_stream_f64(y + M*i0 + _s0, _sb_y, _s1 - _s0);
-                }
-            }
-            sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
-        }
-    }
+    /* y += x W (GEMM), added to what it holds (beta 1) */
+    sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 1, y, M);
 }
 
 int64_t dense_backward_scratch_size(int64_t N, int64_t D, int64_t M)

@@ -18,20 +18,16 @@
 
 /* dense_forward: the forward pass
  *
- *   xW = x @ W
- *   y = b + xW
+ *   y = b
+ *   y += x @ W
  *
  *   y (N, M): output, overwritten
  *   x (N, D): read
  *   W (D, M): read
  *   b (M,): read
- *   scratch: M*N elements of work space (= dense_forward_scratch_size(...)), contents undefined afterwards
  */
-void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M);
-void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M);
-
-/* Elements (float or double) of the scratch buffer dense_forward_* needs: M*N. */
-int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M);
+void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M);
+void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M);
 
 
 /* dense_forward_kept: the forward pass that also writes copies of what backward reads from the caller
@@ -39,10 +35,10 @@ int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M);
  * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
  * until backward calls dense_forward
  *
- *   xW = x @ W
+ *   y = b
+ *   y += x @ W
  *   W_kept = W
  *   x_kept = x
- *   y = b + xW
  *
  *   y (N, M): output, overwritten
  *   x_kept (N, D): written: a copy of x for the backward pass (pass it to backward as x)
@@ -50,13 +46,9 @@ int64_t dense_forward_scratch_size(int64_t N, int64_t D, int64_t M);
  *   x (N, D): read
  *   W (D, M): read
  *   b (M,): read
- *   scratch: M*N elements of work space (= dense_forward_kept_scratch_size(...)), contents undefined afterwards
  */
-void dense_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M);
-void dense_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M);
-
-/* Elements (float or double) of the scratch buffer dense_forward_kept_* needs: M*N. */
-int64_t dense_forward_kept_scratch_size(int64_t N, int64_t D, int64_t M);
+void dense_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M);
+void dense_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M);
 
 
 /* dense_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)

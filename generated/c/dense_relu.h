@@ -18,8 +18,8 @@
 
 /* dense_relu_forward: the forward pass
  *
- *   xW = x @ W
- *   z = b + xW
+ *   z = b
+ *   z += x @ W
  *   a = Piecewise((0, z <= 0), (z, True))
  *
  *   a (N, M): output, overwritten
@@ -27,13 +27,9 @@
  *   x (N, D): read
  *   W (D, M): read
  *   b (M,): read
- *   scratch: M*N elements of work space (= dense_relu_forward_scratch_size(...)), contents undefined afterwards
  */
-void dense_relu_forward_f32(float *restrict a, float *restrict z, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M);
-void dense_relu_forward_f64(double *restrict a, double *restrict z, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M);
-
-/* Elements (float or double) of the scratch buffer dense_relu_forward_* needs: M*N. */
-int64_t dense_relu_forward_scratch_size(int64_t N, int64_t D, int64_t M);
+void dense_relu_forward_f32(float *restrict a, float *restrict z, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M);
+void dense_relu_forward_f64(double *restrict a, double *restrict z, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M);
 
 
 /* dense_relu_forward_kept: the forward pass that also writes copies of what backward reads from the caller
@@ -41,10 +37,10 @@ int64_t dense_relu_forward_scratch_size(int64_t N, int64_t D, int64_t M);
  * path (its cache must not refer to the caller's arrays); a C caller that keeps its arrays unchanged
  * until backward calls dense_relu_forward
  *
- *   xW = x @ W
+ *   z = b
+ *   z += x @ W
  *   W_kept = W
  *   x_kept = x
- *   z = b + xW
  *   a = Piecewise((0, z <= 0), (z, True))
  *
  *   a (N, M): output, overwritten
@@ -54,13 +50,9 @@ int64_t dense_relu_forward_scratch_size(int64_t N, int64_t D, int64_t M);
  *   x (N, D): read
  *   W (D, M): read
  *   b (M,): read
- *   scratch: M*N elements of work space (= dense_relu_forward_kept_scratch_size(...)), contents undefined afterwards
  */
-void dense_relu_forward_kept_f32(float *restrict a, float *restrict z, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M);
-void dense_relu_forward_kept_f64(double *restrict a, double *restrict z, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M);
-
-/* Elements (float or double) of the scratch buffer dense_relu_forward_kept_* needs: M*N. */
-int64_t dense_relu_forward_kept_scratch_size(int64_t N, int64_t D, int64_t M);
+void dense_relu_forward_kept_f32(float *restrict a, float *restrict z, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M);
+void dense_relu_forward_kept_f64(double *restrict a, double *restrict z, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M);
 
 
 /* dense_relu_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)

@@ -14,6 +14,8 @@ allocates is exactly what the emitted code reads):
 - **Inline cheap values** (``inline``): an elementwise value read by several elementwise statements
   or reductions over its own domain is substituted into them when it is cheap (a few arithmetic
   operations), so it never goes to memory; the C compiler shares it between consumers of one loop.
+- **Add into the product** (``add_into_product``): ``y = b + x @ W`` becomes ``y = b`` and then
+  ``y += x @ W`` (BLAS with beta 1), one pass over y instead of two.
 
 The NumPy target keeps the plain lowering (NumPy materializes every temporary anyway).
 """
@@ -167,10 +169,62 @@ def inline(f: ir.Function, keep: set) -> ir.Function:
     return dataclasses.replace(f, body=body)
 
 
+def _matrix_product(e) -> bool:
+    """``ik,kj->ij`` with either operand's letters in either order: one C GEMM call."""
+    if not isinstance(e, ir.Einsum) or len(e.operands) != 2:
+        return False
+    lhs, out = e.subscripts.split("->")
+    a, b = lhs.split(",")
+    k = set(a) & set(b)
+    return (len(a) == len(b) == len(out) == 2 and len(k) == 1 and not k & set(out)
+            and out[0] in a and out[1] in b and len(set(a + b)) == 3)
+
+
+def add_into_product(f: ir.Function) -> ir.Function:
+    """``y = b + xW`` with ``xW = x @ W`` read by that sum alone: ``y = b`` first, then the product
+    added into y (``y += x @ W``: a BLAS call with beta 1, ``added_products``). The sum's pass over
+    memory (read xW, write y) and the product's own zeroing of xW become one write of y; dense
+    512x1024x1024 forward 4.70 -> 4.36 ms with NumPy's OpenBLAS (the two forms called alternately).
+    A sum of products alone (a user layer's ``dx = dz1 @ W1.T + dz2 @ W2.T``) has the first written
+    into y and the others added. Only matrix products of two 2-d operands into values nobody saves
+    and nothing else reads, in a sum of y's shape without CSE temporaries."""
+    body = list(f.body)
+    keep = set(f.saved) | set(f.returns)
+    for s in list(body):
+        if not isinstance(s, ir.Elementwise) or s.temps or not isinstance(s.expr, sp.Add):
+            continue
+        others = [t for t in body if t is not s]
+        prods = [e for e in body if _matrix_product(e) and sp.Symbol(e.out) in s.expr.args and e.out not in keep
+                 and tuple(e.shape) == tuple(s.shape) and not any(e.out in ir.reads(t) for t in others)
+                 and body.index(e) < body.index(s)]
+        rest = s.expr - sp.Add(*[sp.Symbol(e.out) for e in prods])
+        if not prods or s.out in {x.name for x in rest.free_symbols} \
+                or any(t.out == s.out or s.out in ir.reads(t) for t in body[:body.index(s)]):
+            continue
+        smaller = all(tuple(f.shapes.get(x.name, ())) != tuple(s.shape) for x in rest.free_symbols)
+        first = [dataclasses.replace(s, expr=rest, broadcast=smaller)] if rest != 0 else []
+        for e in prods:
+            body.remove(e)
+        at = body.index(s)
+        body[at:at + 1] = first + [dataclasses.replace(e, out=s.out) for e in prods]
+    return dataclasses.replace(f, body=body)
+
+
+def added_products(f: ir.Function) -> set:
+    """Positions in ``f.body`` of the matrix products ``add_into_product`` made add into their output
+    (beta 1): those whose output an earlier statement writes."""
+    seen, out = set(), set()
+    for i, s in enumerate(f.body):
+        if isinstance(s, ir.Einsum) and s.out in seen:
+            out.add(i)
+        seen.add(s.out)
+    return out
+
+
 def c_kernel(spec) -> ir.Kernel:
     """The kernel IR the C target emits for a layer, activation or loss."""
     k = rematerialize_windows(rematerialize(lower(spec)))
     fkeep = {o.name for o in k.outputs} | set(k.forward.saved)
-    fwd = inline(k.forward, fkeep)
-    bwd = inline(k.backward, set(k.backward.returns))
+    fwd = add_into_product(inline(k.forward, fkeep))
+    bwd = add_into_product(inline(k.backward, set(k.backward.returns)))
     return dataclasses.replace(k, forward=fwd, backward=bwd)

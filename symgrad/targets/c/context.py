@@ -5,6 +5,7 @@ import sympy as sp
 
 from ...codegen.printers import C_TYPES
 from ...ir import nodes as ir
+from ...ir.rewrite import added_products
 from ...spec.tensor import ANY
 from .layer import CBody, cint
 from .names import Glossary, renamed, temp_names
@@ -98,7 +99,9 @@ class CLayerEmitter:
             pairs.insert(1, (self.kept[1], self.kept[0]))
         for cf, f in pairs:
             names, glossary = self.named(cf, f)
-            eqs = [self.np.equation(s) for s in renamed(f, names).body]
+            added = added_products(f)   # y = b, then y += x @ W (add_into_product)
+            eqs = [self.np.equation(s).replace(" = ", " += ", 1) if i in added else self.np.equation(s)
+                   for i, s in enumerate(renamed(f, names).body)]
             variants = []
             for sfx, dtype, real in VARIANTS:
                 body = CBody(k, f, cf, dtype, glossary=glossary, names=names).body()
