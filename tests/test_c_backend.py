@@ -354,10 +354,9 @@ def test_products_added_into_their_sum_write_every_element():
                     dy = rng.standard_normal((n, m)).astype(dtype)
                     y, cache = c.forward(*args)
                     yr, cr = ref.forward(*args)
-                    tol = 1e-4 if dtype == "float32" else 1e-12
-                    assert rel_err(y, yr) <= tol, (name, dtype, n)
+                    assert rel_err(y, yr) <= TOL[dtype], (name, dtype, n)
                     for g, gr in zip(c.backward(cache, dy), ref.backward(cr, dy)):
-                        assert rel_err(g, gr) <= tol, (name, dtype, n)
+                        assert rel_err(g, gr) <= TOL[dtype], (name, dtype, n)
     finally:
         sg.REGISTRY.remove("two_products")
         sg.REGISTRY.remove("sum_of_products")

@@ -366,7 +366,7 @@ def table(report, markdown=False) -> str:
                      f"warm {warm:.1f} s (goal cold <= 10 s)")
     lines.append(("- " if markdown else "") + f"triad bandwidth {report['bandwidth'] / 1e9:.1f} GB/s "
                  f"({report['bandwidth_how']}); NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f} GFLOP/s "
-                 f"(BLAS: {report['blas']}); {report.get('stream', '')}; {report['machine']}")
+                 f"(BLAS: {report['blas']}); {report['stream']}; {report['machine']}")
     return "\n".join(lines)
 
 

@@ -198,8 +198,8 @@ class Fusion:
             return []
         copied = set(self.k.backward.saved) & {o.name for o in self.k.outputs}
         outs = {a.name for a in self.cf.args if a.role in ("out", "cache")} - copied
-        read = set().union(*(self.reads(s) for s in self.f.body)) | self.added   # beta 1 reads its output
-        read |= {s.out for s in self.f.body if id(s) in self.added_here}
+        read = set().union(*(self.reads(s) for s in self.f.body))
+        read |= {s.out for s in self.f.body if isinstance(s, ir.Einsum) and self.adds(s)}   # beta 1 reads its output
         return [s.out for s in group if isinstance(s, ir.Elementwise) and s.out in outs and s.out not in read
                 and s.out not in self.views and tuple(s.shape) == tuple(dom)
                 and tuple(self.shapes.get(s.out, ())) == tuple(dom)]

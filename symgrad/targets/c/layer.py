@@ -36,8 +36,8 @@ class CBody(Fusion, Views, Windows, Channels):
         self.serial = serial         # no OpenMP loops (inside a time loop, next to BLAS's threads)
         self.prepared = frozenset(prepared)   # right operands of products prepared once (sg_prep_b)
         self.added = frozenset(added)   # products added to what their output holds (beta 1), not stored over it
-        # and the statements ``add_into_product`` made so (their output is written before them)
-        self.added_here = {id(f.body[i]) for i in added_products(f)}
+        # and the statements ``add_into_product`` made so (their output is written before them): ``adds``
+        self._adds = {id(f.body[i]) for i in added_products(f)}
         self._team_guard = False     # OpenMP loops only when no product goes to BLAS's threads (body)
         self.rows = rows             # the batch dim whose loops run over this thread's rows [_lo, _hi)
         self.team = team             # products on the OpenMP team (sg_gemm_team), never on BLAS's pool
@@ -127,6 +127,10 @@ class CBody(Fusion, Views, Windows, Channels):
                 self.emit(f"const {self.real} {self.cname(sym.name)} = {self.expr(t, (), [])};", depth)
                 out.add(sym.name)
         return out
+
+    def adds(self, s) -> bool:
+        """Whether product ``s`` adds into what its output holds (beta 1) instead of overwriting it."""
+        return s.out in self.added or id(s) in self._adds
 
     def element(self, s, dom, ivars, depth) -> None:
         """The per-element line of an elementwise or one-hot statement (its loops are open)."""
@@ -282,7 +286,7 @@ class CBody(Fusion, Views, Windows, Channels):
             if self.rows is not None and m == self.rows:   # this thread's rows of a and of the product
                 assert not ta, "a row-split product reads its rows from an untransposed operand"
                 pa, pc, mm = f"{pa} + _lo*{cint(lda)}", f"{pc} + _lo*{cint(n)}", "_hi - _lo"
-            beta = int(s.out in self.added or id(s) in self.added_here)
+            beta = int(self.adds(s))
             if b in self.prepared:   # B prepared before the loop by sg_prep_b (packed, or a plain copy)
                 assert not tb, "a prepared operand is read untransposed"
                 self.emit(f"sg_gemm_prep_{sfx}({int(ta)}, {mm}, {cint(n)}, {cint(kk)}, {pa}, {cint(lda)}, "
@@ -384,7 +388,7 @@ class CBody(Fusion, Views, Windows, Channels):
             s0 = group[0]
             if len(group) > 1 or self.domain(s0) is not None:
                 self.note(self.group_text(group), 1)
-            elif isinstance(s0, ir.Einsum) and (s0.out in self.added or id(s0) in self.added_here):
+            elif isinstance(s0, ir.Einsum) and self.adds(s0):
                 self.note(describe(s0, self.glossary).replace(" = ", " += ", 1)
                           + ", added to what it holds (beta 1)", 1)
             elif not (isinstance(s0, ir.Elementwise) and s0.out in self.values):
