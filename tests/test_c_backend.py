@@ -360,3 +360,31 @@ def test_products_added_into_their_sum_write_every_element():
     finally:
         sg.REGISTRY.remove("two_products")
         sg.REGISTRY.remove("sum_of_products")
+
+
+# Sizes whose sums run long enough for the laned loops (64 terms a block) and end between blocks:
+# LayerNorm's rows of 131 (two blocks and 3 more), BatchNorm2d's per-channel sums over rows of W = 70.
+LANED = {"N": 3, "D": 131, "M": 67, "C": 6, "H": 5, "W": 70}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", layer_names())
+def test_laned_sums_agree_with_a_float64_reference(name, dtype):
+    """The C kernels' sums over 64 terms and more (``CBody.laned``: four terms a lane in the working
+    precision, then double) against the NumPy backend in float64."""
+    require_target(name, "c")
+    spec = symgrad.REGISTRY.get(name)
+    args = random_inputs(spec, np.random.default_rng(11), LANED)
+    ref = symgrad.load(name, backend="numpy", dtype="float64")
+    k = symgrad.load(name, backend="c", dtype=dtype)
+    o_ref, c_ref = outputs_of(spec, ref.forward(**args))
+    o_c, c_c = outputs_of(spec, k.forward(**{n: (v.astype(dtype) if v.dtype.kind == "f" else v)
+                                              for n, v in args.items()}))
+    rng = np.random.default_rng(2)
+    ups = [1.7] if spec.kind == "loss" else [rng.standard_normal(np.shape(o)) for o in o_ref]
+    g_ref = ref.backward(c_ref, *ups)
+    g_c = k.backward(c_c, *[u if np.isscalar(u) else u.astype(dtype) for u in ups])
+    for a, b in zip(o_ref, o_c):
+        assert rel_err(b, a) <= TOL[dtype]
+    for inp, a, b in zip(spec.diff_inputs, g_ref, g_c):
+        assert rel_err(b, a) <= TOL[dtype], f"d{inp.name}"

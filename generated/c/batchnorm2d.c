@@ -22,14 +22,27 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. */
+ * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
+ * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
+ * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
+ * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
 #define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#define SG_LANES
 #endif
+/* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
+static inline double sg_lanes_sum(double *l, int n)
+{
+    for (int w = n / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; ++k)
+            l[k] += l[k + w];
+    return l[0];
+}
 #endif
 
 
@@ -78,9 +91,28 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             sum_x[i0] = (float)_acc;
@@ -90,9 +122,28 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             t9[i0] = (float)_acc;
@@ -109,9 +160,28 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                    }
                 }
             }
             sum_xc_sq[i0] = (float)_acc;
@@ -163,9 +233,28 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             sum_x[i0] = (double)_acc;
@@ -175,9 +264,28 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             t9[i0] = (double)_acc;
@@ -194,9 +302,28 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                    }
                 }
             }
             sum_xc_sq[i0] = (double)_acc;
@@ -257,10 +384,30 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
         {
             double _acc_sum_x = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc_sum_x)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc_sum_x[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc_sum_x[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                            }
+                        }
+                        _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_sum_x)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             sum_x[i0] = (float)_acc_sum_x;
@@ -270,9 +417,28 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             t9[i0] = (float)_acc;
@@ -289,9 +455,28 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                    }
                 }
             }
             sum_xc_sq[i0] = (float)_acc;
@@ -343,10 +528,30 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
         {
             double _acc_sum_x = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc_sum_x)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc_sum_x[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc_sum_x[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                            }
+                        }
+                        _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_sum_x)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             sum_x[i0] = (double)_acc_sum_x;
@@ -356,9 +561,28 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
             }
             t9[i0] = (double)_acc;
@@ -375,9 +599,28 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
         {
             double _acc = 0.0;
             for (int64_t i1 = 0; i1 < N; ++i1) {
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                    }
                 }
             }
             sum_xc_sq[i0] = (double)_acc;
@@ -435,9 +678,28 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
         for (int64_t i1 = 0; i1 < N; ++i1) {
             {
                 double _acc = 0.0;
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                    }
                 }
                 sum_dy_xhat[N*i0 + i1] = (float)_acc;
             }
@@ -445,9 +707,28 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
         /* pass 2: row sums t13 = sum(sum_dy_xhat) */
         {
             double _acc = 0.0;
-            SG_SIMD_SUM(_acc)
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                _acc += sum_dy_xhat[N*i0 + i1];
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            float _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = sum_dy_xhat[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += sum_dy_xhat[N*i0 + i1];
+                }
             }
             t13[i0] = (float)_acc;
         }
@@ -460,9 +741,28 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
         for (int64_t i1 = 0; i1 < N; ++i1) {
             {
                 double _acc = 0.0;
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += dy[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += dy[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
                 t14[N*i0 + i1] = (float)_acc;
             }
@@ -470,9 +770,28 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
         /* pass 4: row sums t15 = sum(t14) */
         {
             double _acc = 0.0;
-            SG_SIMD_SUM(_acc)
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                _acc += t14[N*i0 + i1];
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            float _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = t14[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += t14[N*i0 + i1];
+                }
             }
             t15[i0] = (float)_acc;
         }
@@ -489,10 +808,34 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                 double _acc_drstd = 0.0;
                 double _acc_sum_dy = 0.0;
                 for (int64_t i1 = 0; i1 < N; ++i1) {
-                    SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                    for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                        _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                        _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc_drstd[16] = {0.0};
+                            double _l_acc_sum_dy[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc_drstd[4];
+                                    float _t_acc_sum_dy[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
+                                    _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
+                                }
+                            }
+                            _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
+                            _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                            _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
                 drstd[i0] = (float)_acc_drstd;
@@ -539,9 +882,28 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
         for (int64_t i1 = 0; i1 < N; ++i1) {
             {
                 double _acc = 0.0;
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                    }
                 }
                 sum_dy_xhat[N*i0 + i1] = (double)_acc;
             }
@@ -549,9 +911,28 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
         /* pass 2: row sums t13 = sum(sum_dy_xhat) */
         {
             double _acc = 0.0;
-            SG_SIMD_SUM(_acc)
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                _acc += sum_dy_xhat[N*i0 + i1];
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = sum_dy_xhat[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += sum_dy_xhat[N*i0 + i1];
+                }
             }
             t13[i0] = (double)_acc;
         }
@@ -564,9 +945,28 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
         for (int64_t i1 = 0; i1 < N; ++i1) {
             {
                 double _acc = 0.0;
-                SG_SIMD_SUM(_acc)
-                for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    _acc += dy[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        _acc += dy[C*H*W*i1 + H*W*i0 + i2];
+                    }
                 }
                 t14[N*i0 + i1] = (double)_acc;
             }
@@ -574,9 +974,28 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
         /* pass 4: row sums t15 = sum(t14) */
         {
             double _acc = 0.0;
-            SG_SIMD_SUM(_acc)
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                _acc += t14[N*i0 + i1];
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = t14[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += t14[N*i0 + i1];
+                }
             }
             t15[i0] = (double)_acc;
         }
@@ -593,10 +1012,34 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                 double _acc_drstd = 0.0;
                 double _acc_sum_dy = 0.0;
                 for (int64_t i1 = 0; i1 < N; ++i1) {
-                    SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                    for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                        _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                        _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc_drstd[16] = {0.0};
+                            double _l_acc_sum_dy[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc_drstd[4];
+                                    double _t_acc_sum_dy[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
+                                    _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
+                                }
+                            }
+                            _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
+                            _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                            _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
                 drstd[i0] = (double)_acc_drstd;

@@ -22,14 +22,27 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. */
+ * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
+ * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
+ * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
+ * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
 #define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#define SG_LANES
 #endif
+/* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
+static inline double sg_lanes_sum(double *l, int n)
+{
+    for (int w = n / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; ++k)
+            l[k] += l[k + w];
+    return l[0];
+}
 #endif
 
 #ifdef _OPENMP
@@ -1283,9 +1296,28 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     {
                         double _acc = 0.0;
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = 0; i2 < L_out; ++i2) {
-                            _acc += dy[L_out*O*i0 + L_out*i1 + i2];
+                        {
+                            int64_t _lb = 0;
+                            if (L_out - _lb >= 64) {
+                                double _l_acc[16] = {0.0};
+                                for (; _lb + 64 <= L_out; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            _t_acc[_lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                        }
+                                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                    }
+                                }
+                                _acc += sg_lanes_sum(_l_acc, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc)
+                            for (int64_t i2 = _lb; i2 < L_out; ++i2) {
+                                _acc += dy[L_out*O*i0 + L_out*i1 + i2];
+                            }
                         }
                         sum_dy[O*i0 + i1] = (float)_acc;
                     }
@@ -1532,9 +1564,28 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     {
                         double _acc = 0.0;
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = 0; i2 < L_out; ++i2) {
-                            _acc += dy[L_out*O*i0 + L_out*i1 + i2];
+                        {
+                            int64_t _lb = 0;
+                            if (L_out - _lb >= 64) {
+                                double _l_acc[16] = {0.0};
+                                for (; _lb + 64 <= L_out; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            _t_acc[_lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                        }
+                                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                    }
+                                }
+                                _acc += sg_lanes_sum(_l_acc, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc)
+                            for (int64_t i2 = _lb; i2 < L_out; ++i2) {
+                                _acc += dy[L_out*O*i0 + L_out*i1 + i2];
+                            }
                         }
                         sum_dy[O*i0 + i1] = (double)_acc;
                     }

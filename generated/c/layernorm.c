@@ -22,14 +22,27 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. */
+ * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
+ * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
+ * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
+ * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
 #define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#define SG_LANES
 #endif
+/* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
+static inline double sg_lanes_sum(double *l, int n)
+{
+    for (int w = n / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; ++k)
+            l[k] += l[k + w];
+    return l[0];
+}
 #endif
 
 /* Streaming (non-temporal) stores for outputs nothing in this function reads again: a pass computes a
@@ -150,9 +163,28 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
                 /* pass 1: row sums sum_x */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += x[D*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = x[D*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += x[D*i0 + i1];
+                        }
                     }
                     sum_x[i0] = (float)_acc;
                 }
@@ -160,9 +192,28 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
                 /* pass 2: row sums t2 = sum(x - mean0) */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += -mean0[i0] + x[D*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[D*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += -mean0[i0] + x[D*i0 + i1];
+                        }
                     }
                     t2[i0] = (float)_acc;
                 }
@@ -170,9 +221,28 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
                 /* pass 3: row sums sum_xc_sq */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                        }
                     }
                     sum_xc_sq[i0] = (float)_acc;
                 }
@@ -216,9 +286,28 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
                 /* pass 1: row sums sum_x */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += x[D*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = x[D*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += x[D*i0 + i1];
+                        }
                     }
                     sum_x[i0] = (double)_acc;
                 }
@@ -226,9 +315,28 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
                 /* pass 2: row sums t2 = sum(x - mean0) */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += -mean0[i0] + x[D*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[D*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += -mean0[i0] + x[D*i0 + i1];
+                        }
                     }
                     t2[i0] = (double)_acc;
                 }
@@ -236,9 +344,28 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
                 /* pass 3: row sums sum_xc_sq */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                        }
                     }
                     sum_xc_sq[i0] = (double)_acc;
                 }
@@ -294,10 +421,30 @@ void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *
                         const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
                         float *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
                         const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
-                        SG_SIMD_SUM(_acc_sum_x)
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _acc_sum_x += x[D*i0 + i1];
-                            _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                        {
+                            int64_t _lb = _s0;
+                            if (_s1 - _lb >= 64) {
+                                double _l_acc_sum_x[16] = {0.0};
+                                for (; _lb + 64 <= _s1; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc_sum_x[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc_sum_x[_lj] = x[D*i0 + i1];
+                                            _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                                        }
+                                        _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                    }
+                                }
+                                _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_sum_x)
+                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                _acc_sum_x += x[D*i0 + i1];
+                                _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                            }
                         }
                         if (_sg_nt) sg_stream_f32(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
                     }
@@ -307,9 +454,28 @@ void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *
                 /* pass 2: row sums t2 = sum(x - mean0) */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += -mean0[i0] + x[D*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[D*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += -mean0[i0] + x[D*i0 + i1];
+                        }
                     }
                     t2[i0] = (float)_acc;
                 }
@@ -317,9 +483,28 @@ void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *
                 /* pass 3: row sums sum_xc_sq */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                        }
                     }
                     sum_xc_sq[i0] = (float)_acc;
                 }
@@ -373,10 +558,30 @@ void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, doubl
                         const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
                         double *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
                         const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
-                        SG_SIMD_SUM(_acc_sum_x)
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _acc_sum_x += x[D*i0 + i1];
-                            _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                        {
+                            int64_t _lb = _s0;
+                            if (_s1 - _lb >= 64) {
+                                double _l_acc_sum_x[16] = {0.0};
+                                for (; _lb + 64 <= _s1; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc_sum_x[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc_sum_x[_lj] = x[D*i0 + i1];
+                                            _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                                        }
+                                        _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                    }
+                                }
+                                _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_sum_x)
+                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                _acc_sum_x += x[D*i0 + i1];
+                                _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                            }
                         }
                         if (_sg_nt) sg_stream_f64(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
                     }
@@ -386,9 +591,28 @@ void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, doubl
                 /* pass 2: row sums t2 = sum(x - mean0) */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += -mean0[i0] + x[D*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[D*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += -mean0[i0] + x[D*i0 + i1];
+                        }
                     }
                     t2[i0] = (double)_acc;
                 }
@@ -396,9 +620,28 @@ void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, doubl
                 /* pass 3: row sums sum_xc_sq */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < D; ++i1) {
-                        _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc += ((-mean[i0] + x[D*i0 + i1])*(-mean[i0] + x[D*i0 + i1]));
+                        }
                     }
                     sum_xc_sq[i0] = (double)_acc;
                 }
@@ -463,12 +706,38 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
                     {
                         double _acc_sum_dxhat_xhat = 0.0;
                         double _acc_sum_dxhat = 0.0;
-                        SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
-                        for (int64_t i1 = 0; i1 < D; ++i1) {
-                            _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                            _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
-                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                            _p_dbeta[i1] += dy[D*i0 + i1];
+                        {
+                            int64_t _lb = 0;
+                            if (D - _lb >= 64) {
+                                double _l_acc_sum_dxhat_xhat[16] = {0.0};
+                                double _l_acc_sum_dxhat[16] = {0.0};
+                                for (; _lb + 64 <= D; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc_sum_dxhat_xhat[4];
+                                        float _t_acc_sum_dxhat[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc_sum_dxhat_xhat[_lj] = dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                            _t_acc_sum_dxhat[_lj] = dy[D*i0 + i1]*gamma[i1];
+                                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                            _p_dbeta[i1] += dy[D*i0 + i1];
+                                        }
+                                        _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
+                                        _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
+                                    }
+                                }
+                                _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
+                                _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
+                            for (int64_t i1 = _lb; i1 < D; ++i1) {
+                                _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
+                                _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                _p_dbeta[i1] += dy[D*i0 + i1];
+                            }
                         }
                         sum_dxhat_xhat[i0] = (float)_acc_sum_dxhat_xhat;
                         sum_dxhat[i0] = (float)_acc_sum_dxhat;
@@ -536,12 +805,38 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
                     {
                         double _acc_sum_dxhat_xhat = 0.0;
                         double _acc_sum_dxhat = 0.0;
-                        SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
-                        for (int64_t i1 = 0; i1 < D; ++i1) {
-                            _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                            _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
-                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                            _p_dbeta[i1] += dy[D*i0 + i1];
+                        {
+                            int64_t _lb = 0;
+                            if (D - _lb >= 64) {
+                                double _l_acc_sum_dxhat_xhat[16] = {0.0};
+                                double _l_acc_sum_dxhat[16] = {0.0};
+                                for (; _lb + 64 <= D; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc_sum_dxhat_xhat[4];
+                                        double _t_acc_sum_dxhat[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc_sum_dxhat_xhat[_lj] = dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                            _t_acc_sum_dxhat[_lj] = dy[D*i0 + i1]*gamma[i1];
+                                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                            _p_dbeta[i1] += dy[D*i0 + i1];
+                                        }
+                                        _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
+                                        _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
+                                    }
+                                }
+                                _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
+                                _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
+                            for (int64_t i1 = _lb; i1 < D; ++i1) {
+                                _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
+                                _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                _p_dbeta[i1] += dy[D*i0 + i1];
+                            }
                         }
                         sum_dxhat_xhat[i0] = (double)_acc_sum_dxhat_xhat;
                         sum_dxhat[i0] = (double)_acc_sum_dxhat;

@@ -22,14 +22,27 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. */
+ * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
+ * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
+ * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
+ * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
 #define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#define SG_LANES
 #endif
+/* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
+static inline double sg_lanes_sum(double *l, int n)
+{
+    for (int w = n / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; ++k)
+            l[k] += l[k + w];
+    return l[0];
+}
 #endif
 
 
@@ -44,9 +57,28 @@ void mse_forward_f32(float *restrict loss, const float *restrict pred, const flo
     /* t0 = sum((pred - target)**2) over all elements */
     {
         double _acc = 0.0;
-        SG_SIMD_SUM(_acc)
-        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
-            _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+        {
+            int64_t _lb = 0;
+            if (n_elems - _lb >= 64) {
+                double _l_acc[16] = {0.0};
+                for (; _lb + 64 <= n_elems; _lb += 64) {
+                    SG_LANES
+                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                        float _t_acc[4];
+                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                            const int64_t i0 = _lb + 16*_lj + _lk;
+                            _t_acc[_lj] = ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+                        }
+                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                    }
+                }
+                _acc += sg_lanes_sum(_l_acc, 16);
+            }
+            /* the terms past the last block of 64 */
+            SG_SIMD_SUM(_acc)
+            for (int64_t i0 = _lb; i0 < n_elems; ++i0) {
+                _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+            }
         }
         t0 = (float)_acc;
     }
@@ -60,9 +92,28 @@ void mse_forward_f64(double *restrict loss, const double *restrict pred, const d
     /* t0 = sum((pred - target)**2) over all elements */
     {
         double _acc = 0.0;
-        SG_SIMD_SUM(_acc)
-        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
-            _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+        {
+            int64_t _lb = 0;
+            if (n_elems - _lb >= 64) {
+                double _l_acc[16] = {0.0};
+                for (; _lb + 64 <= n_elems; _lb += 64) {
+                    SG_LANES
+                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                        double _t_acc[4];
+                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                            const int64_t i0 = _lb + 16*_lj + _lk;
+                            _t_acc[_lj] = ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+                        }
+                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                    }
+                }
+                _acc += sg_lanes_sum(_l_acc, 16);
+            }
+            /* the terms past the last block of 64 */
+            SG_SIMD_SUM(_acc)
+            for (int64_t i0 = _lb; i0 < n_elems; ++i0) {
+                _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+            }
         }
         t0 = (double)_acc;
     }
@@ -76,9 +127,28 @@ void mse_forward_kept_f32(float *restrict loss, float *restrict pred_kept, float
     /* t0 = sum((pred - target)**2) over all elements */
     {
         double _acc = 0.0;
-        SG_SIMD_SUM(_acc)
-        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
-            _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+        {
+            int64_t _lb = 0;
+            if (n_elems - _lb >= 64) {
+                double _l_acc[16] = {0.0};
+                for (; _lb + 64 <= n_elems; _lb += 64) {
+                    SG_LANES
+                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                        float _t_acc[4];
+                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                            const int64_t i0 = _lb + 16*_lj + _lk;
+                            _t_acc[_lj] = ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+                        }
+                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                    }
+                }
+                _acc += sg_lanes_sum(_l_acc, 16);
+            }
+            /* the terms past the last block of 64 */
+            SG_SIMD_SUM(_acc)
+            for (int64_t i0 = _lb; i0 < n_elems; ++i0) {
+                _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+            }
         }
         t0 = (float)_acc;
     }
@@ -98,9 +168,28 @@ void mse_forward_kept_f64(double *restrict loss, double *restrict pred_kept, dou
     /* t0 = sum((pred - target)**2) over all elements */
     {
         double _acc = 0.0;
-        SG_SIMD_SUM(_acc)
-        for (int64_t i0 = 0; i0 < n_elems; ++i0) {
-            _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+        {
+            int64_t _lb = 0;
+            if (n_elems - _lb >= 64) {
+                double _l_acc[16] = {0.0};
+                for (; _lb + 64 <= n_elems; _lb += 64) {
+                    SG_LANES
+                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                        double _t_acc[4];
+                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                            const int64_t i0 = _lb + 16*_lj + _lk;
+                            _t_acc[_lj] = ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+                        }
+                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                    }
+                }
+                _acc += sg_lanes_sum(_l_acc, 16);
+            }
+            /* the terms past the last block of 64 */
+            SG_SIMD_SUM(_acc)
+            for (int64_t i0 = _lb; i0 < n_elems; ++i0) {
+                _acc += ((pred[i0] - target[i0])*(pred[i0] - target[i0]));
+            }
         }
         t0 = (double)_acc;
     }

@@ -22,14 +22,27 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. */
+ * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
+ * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
+ * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
+ * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
 #define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#define SG_LANES
 #endif
+/* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
+static inline double sg_lanes_sum(double *l, int n)
+{
+    for (int w = n / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; ++k)
+            l[k] += l[k + w];
+    return l[0];
+}
 #endif
 
 /* Streaming (non-temporal) stores for outputs nothing in this function reads again: a pass computes a
@@ -221,10 +234,30 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
                     const float _r_max_z = max_z[i0];
                     {
                         double _acc_t1 = 0.0;
-                        SG_SIMD_SUM(_acc_t1)
-                        for (int64_t i1 = 0; i1 < C; ++i1) {
-                            e[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
-                            _acc_t1 += e[C*i0 + i1];
+                        {
+                            int64_t _lb = 0;
+                            if (C - _lb >= 64) {
+                                double _l_acc_t1[16] = {0.0};
+                                for (; _lb + 64 <= C; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc_t1[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            e[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
+                                            _t_acc_t1[_lj] = e[C*i0 + i1];
+                                        }
+                                        _l_acc_t1[_lk] += (_t_acc_t1[0] + _t_acc_t1[1]) + (_t_acc_t1[2] + _t_acc_t1[3]);
+                                    }
+                                }
+                                _acc_t1 += sg_lanes_sum(_l_acc_t1, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_t1)
+                            for (int64_t i1 = _lb; i1 < C; ++i1) {
+                                e[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
+                                _acc_t1 += e[C*i0 + i1];
+                            }
                         }
                         t1[i0] = (float)_acc_t1;
                     }
@@ -273,10 +306,30 @@ void softmax_forward_f64(double *restrict a, double *restrict e, double *restric
                     const double _r_max_z = max_z[i0];
                     {
                         double _acc_t1 = 0.0;
-                        SG_SIMD_SUM(_acc_t1)
-                        for (int64_t i1 = 0; i1 < C; ++i1) {
-                            e[C*i0 + i1] = sg_exp_f64(-_r_max_z + z[C*i0 + i1]);
-                            _acc_t1 += e[C*i0 + i1];
+                        {
+                            int64_t _lb = 0;
+                            if (C - _lb >= 64) {
+                                double _l_acc_t1[16] = {0.0};
+                                for (; _lb + 64 <= C; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc_t1[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            e[C*i0 + i1] = sg_exp_f64(-_r_max_z + z[C*i0 + i1]);
+                                            _t_acc_t1[_lj] = e[C*i0 + i1];
+                                        }
+                                        _l_acc_t1[_lk] += (_t_acc_t1[0] + _t_acc_t1[1]) + (_t_acc_t1[2] + _t_acc_t1[3]);
+                                    }
+                                }
+                                _acc_t1 += sg_lanes_sum(_l_acc_t1, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_t1)
+                            for (int64_t i1 = _lb; i1 < C; ++i1) {
+                                e[C*i0 + i1] = sg_exp_f64(-_r_max_z + z[C*i0 + i1]);
+                                _acc_t1 += e[C*i0 + i1];
+                            }
                         }
                         t1[i0] = (double)_acc_t1;
                     }
@@ -322,9 +375,28 @@ void softmax_backward_f32(float *restrict dz, const float *restrict da, const fl
                 /* pass 1: row sums sum_da_e */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        _acc += da[C*i0 + i1]*e[C*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (C - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= C; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = da[C*i0 + i1]*e[C*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < C; ++i1) {
+                            _acc += da[C*i0 + i1]*e[C*i0 + i1];
+                        }
                     }
                     sum_da_e[i0] = (float)_acc;
                 }
@@ -363,9 +435,28 @@ void softmax_backward_f64(double *restrict dz, const double *restrict da, const 
                 /* pass 1: row sums sum_da_e */
                 {
                     double _acc = 0.0;
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i1 = 0; i1 < C; ++i1) {
-                        _acc += da[C*i0 + i1]*e[C*i0 + i1];
+                    {
+                        int64_t _lb = 0;
+                        if (C - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= C; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = da[C*i0 + i1]*e[C*i0 + i1];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i1 = _lb; i1 < C; ++i1) {
+                            _acc += da[C*i0 + i1]*e[C*i0 + i1];
+                        }
                     }
                     sum_da_e[i0] = (double)_acc;
                 }

@@ -22,14 +22,27 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. */
+ * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
+ * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
+ * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
+ * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
 #define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#define SG_LANES
 #endif
+/* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
+static inline double sg_lanes_sum(double *l, int n)
+{
+    for (int w = n / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; ++k)
+            l[k] += l[k + w];
+    return l[0];
+}
 #endif
 
 /* Streaming (non-temporal) stores for outputs nothing in this function reads again: a pass computes a
@@ -222,10 +235,30 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
             const float _r_max_z = max_z[i0];
             {
                 double _acc_t2 = 0.0;
-                SG_SIMD_SUM(_acc_t2)
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    t1[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
-                    _acc_t2 += t1[C*i0 + i1];
+                {
+                    int64_t _lb = 0;
+                    if (C - _lb >= 64) {
+                        double _l_acc_t2[16] = {0.0};
+                        for (; _lb + 64 <= C; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc_t2[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i1 = _lb + 16*_lj + _lk;
+                                    t1[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
+                                    _t_acc_t2[_lj] = t1[C*i0 + i1];
+                                }
+                                _l_acc_t2[_lk] += (_t_acc_t2[0] + _t_acc_t2[1]) + (_t_acc_t2[2] + _t_acc_t2[3]);
+                            }
+                        }
+                        _acc_t2 += sg_lanes_sum(_l_acc_t2, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_t2)
+                    for (int64_t i1 = _lb; i1 < C; ++i1) {
+                        t1[C*i0 + i1] = sg_exp_f32(-_r_max_z + z[C*i0 + i1]);
+                        _acc_t2 += t1[C*i0 + i1];
+                    }
                 }
                 t2[i0] = (float)_acc_t2;
             }
@@ -234,9 +267,28 @@ void softmax_cross_entropy_forward_f32(float *restrict loss, float *restrict t2,
     /* t5 = sum(max_z - t4 + log(t2)) over all elements */
     {
         double _acc = 0.0;
-        SG_SIMD_SUM(_acc)
-        for (int64_t i0 = 0; i0 < N; ++i0) {
-            _acc += max_z[i0] - t4[i0] + logf(t2[i0]);
+        {
+            int64_t _lb = 0;
+            if (N - _lb >= 64) {
+                double _l_acc[16] = {0.0};
+                for (; _lb + 64 <= N; _lb += 64) {
+                    SG_LANES
+                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                        float _t_acc[4];
+                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                            const int64_t i0 = _lb + 16*_lj + _lk;
+                            _t_acc[_lj] = max_z[i0] - t4[i0] + logf(t2[i0]);
+                        }
+                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                    }
+                }
+                _acc += sg_lanes_sum(_l_acc, 16);
+            }
+            /* the terms past the last block of 64 */
+            SG_SIMD_SUM(_acc)
+            for (int64_t i0 = _lb; i0 < N; ++i0) {
+                _acc += max_z[i0] - t4[i0] + logf(t2[i0]);
+            }
         }
         t5 = (float)_acc;
     }
@@ -269,10 +321,30 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
             const double _r_max_z = max_z[i0];
             {
                 double _acc_t2 = 0.0;
-                SG_SIMD_SUM(_acc_t2)
-                for (int64_t i1 = 0; i1 < C; ++i1) {
-                    t1[C*i0 + i1] = sg_exp_f64(-_r_max_z + z[C*i0 + i1]);
-                    _acc_t2 += t1[C*i0 + i1];
+                {
+                    int64_t _lb = 0;
+                    if (C - _lb >= 64) {
+                        double _l_acc_t2[16] = {0.0};
+                        for (; _lb + 64 <= C; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc_t2[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i1 = _lb + 16*_lj + _lk;
+                                    t1[C*i0 + i1] = sg_exp_f64(-_r_max_z + z[C*i0 + i1]);
+                                    _t_acc_t2[_lj] = t1[C*i0 + i1];
+                                }
+                                _l_acc_t2[_lk] += (_t_acc_t2[0] + _t_acc_t2[1]) + (_t_acc_t2[2] + _t_acc_t2[3]);
+                            }
+                        }
+                        _acc_t2 += sg_lanes_sum(_l_acc_t2, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_t2)
+                    for (int64_t i1 = _lb; i1 < C; ++i1) {
+                        t1[C*i0 + i1] = sg_exp_f64(-_r_max_z + z[C*i0 + i1]);
+                        _acc_t2 += t1[C*i0 + i1];
+                    }
                 }
                 t2[i0] = (double)_acc_t2;
             }
@@ -281,9 +353,28 @@ void softmax_cross_entropy_forward_f64(double *restrict loss, double *restrict t
     /* t5 = sum(max_z - t4 + log(t2)) over all elements */
     {
         double _acc = 0.0;
-        SG_SIMD_SUM(_acc)
-        for (int64_t i0 = 0; i0 < N; ++i0) {
-            _acc += max_z[i0] - t4[i0] + log(t2[i0]);
+        {
+            int64_t _lb = 0;
+            if (N - _lb >= 64) {
+                double _l_acc[16] = {0.0};
+                for (; _lb + 64 <= N; _lb += 64) {
+                    SG_LANES
+                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                        double _t_acc[4];
+                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                            const int64_t i0 = _lb + 16*_lj + _lk;
+                            _t_acc[_lj] = max_z[i0] - t4[i0] + log(t2[i0]);
+                        }
+                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                    }
+                }
+                _acc += sg_lanes_sum(_l_acc, 16);
+            }
+            /* the terms past the last block of 64 */
+            SG_SIMD_SUM(_acc)
+            for (int64_t i0 = _lb; i0 < N; ++i0) {
+                _acc += max_z[i0] - t4[i0] + log(t2[i0]);
+            }
         }
         t5 = (double)_acc;
     }

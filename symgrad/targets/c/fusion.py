@@ -220,10 +220,11 @@ class Fusion:
                                   f"({moved}; sg_streams: SYMGRAD_STREAM_BYTES)"),
                 f"    const int _sg_nt = {rows};"]
 
-    def stream_loop(self, names, dom, ivars, depth, simd) -> int:
-        """Open the loop over a row whose stores to ``names`` stream when ``_sg_nt``: in pieces of
-        SG_STREAM_CHUNK elements computed into a buffer in L1 (``_sb_``), each then streamed out;
-        otherwise the same loop writes the array itself. Returns the depth of the loop body."""
+    def stream_loop(self, names, dom, ivars, depth) -> int:
+        """Open the loop over the pieces of a row whose stores to ``names`` stream when ``_sg_nt``: in
+        pieces of SG_STREAM_CHUNK elements computed into a buffer in L1 (``_sb_``), each then streamed
+        out; otherwise the same loop writes the array itself. Returns the depth at which the loop over
+        a piece's elements ``[_s0, _s1)`` goes (the caller's)."""
         row = cint(dom[1])
         for n in names:
             self.emit(f"{self.real} _sb_{self.cname(n)}[SG_STREAM_CHUNK];", depth)
@@ -235,14 +236,10 @@ class Fusion:
             self.emit(f"{self.real} *restrict _w_{c} = _sg_nt ? _sb_{c} : {c};", depth + 1)
             self.emit(f"const int64_t _o_{c} = _sg_nt ? -_s0 : {row}*{ivars[0]};", depth + 1)
             self._stream_ref[n] = f"_w_{c}[_o_{c} + {ivars[1]}]"
-        if simd:
-            self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth + 1)
-        self.emit(f"for (int64_t {ivars[1]} = _s0; {ivars[1]} < _s1; ++{ivars[1]}) {{", depth + 1)
-        return depth + 2
+        return depth + 1
 
     def stream_close(self, names, dom, ivars, depth):
         """Close ``stream_loop`` (opened at ``depth``): the pieces' buffers streamed out."""
-        self.emit("}", depth + 1)
         for n in names:
             c = self.cname(n)
             self.emit(f"if (_sg_nt) sg_stream_{self.sfx}({c} + {cint(dom[1])}*{ivars[0]} + _s0, _sb_{c}, _s1 - _s0);",
