@@ -179,10 +179,15 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
             }
         }
         /* sum_x = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_x[_k*D + _i];
-            sum_x[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_x[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_x[_i + _j] = (float)_acc[_j];
         }
     }
     /* mean0 = sum_x/N */
@@ -204,10 +209,15 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
             }
         }
         /* t4 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
-            t4[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t4[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) t4[_i + _j] = (float)_acc[_j];
         }
     }
     /* mean = mean0 + t4/N */
@@ -234,10 +244,15 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
             }
         }
         /* sum_xc_sq = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
-            sum_xc_sq[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_xc_sq[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_xc_sq[_i + _j] = (float)_acc[_j];
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
@@ -323,10 +338,15 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
             }
         }
         /* sum_x = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_x[_k*D + _i];
-            sum_x[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_x[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_x[_i + _j] = (double)_acc[_j];
         }
     }
     /* mean0 = sum_x/N */
@@ -348,10 +368,15 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
             }
         }
         /* t4 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
-            t4[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t4[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) t4[_i + _j] = (double)_acc[_j];
         }
     }
     /* mean = mean0 + t4/N */
@@ -378,10 +403,15 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
             }
         }
         /* sum_xc_sq = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
-            sum_xc_sq[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_xc_sq[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_xc_sq[_i + _j] = (double)_acc[_j];
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
@@ -483,10 +513,15 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
             sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* sum_x = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_x[_k*D + _i];
-            sum_x[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_x[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_x[_i + _j] = (float)_acc[_j];
         }
     }
     /* mean0 = sum_x/N */
@@ -508,10 +543,15 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
             }
         }
         /* t4 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
-            t4[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t4[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) t4[_i + _j] = (float)_acc[_j];
         }
     }
     /* mean = mean0 + t4/N */
@@ -538,10 +578,15 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
             }
         }
         /* sum_xc_sq = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
-            sum_xc_sq[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_xc_sq[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_xc_sq[_i + _j] = (float)_acc[_j];
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
@@ -641,10 +686,15 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
             sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* sum_x = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_x[_k*D + _i];
-            sum_x[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_x[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_x[_i + _j] = (double)_acc[_j];
         }
     }
     /* mean0 = sum_x/N */
@@ -666,10 +716,15 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
             }
         }
         /* t4 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t4[_k*D + _i];
-            t4[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t4[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) t4[_i + _j] = (double)_acc[_j];
         }
     }
     /* mean = mean0 + t4/N */
@@ -696,10 +751,15 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
             }
         }
         /* sum_xc_sq = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_xc_sq[_k*D + _i];
-            sum_xc_sq[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_xc_sq[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_xc_sq[_i + _j] = (double)_acc[_j];
         }
     }
     /* rstd = 1/sqrt(eps + Piecewise((var, training > 0), (running_var, True))) */
@@ -796,10 +856,15 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             }
         }
         /* drstd = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_drstd[_k*D + _i];
-            drstd[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_drstd[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) drstd[_i + _j] = (float)_acc[_j];
         }
     }
     /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
@@ -821,10 +886,15 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             }
         }
         /* sum_dy = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_dy[_k*D + _i];
-            sum_dy[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_dy[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_dy[_i + _j] = (float)_acc[_j];
         }
     }
     /* dmean = -gamma*rstd*sum_dy*Piecewise((1, training > 0), (0, True)) */
@@ -859,16 +929,26 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* dgamma = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
-            dgamma[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dgamma[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dgamma[_i + _j] = (float)_acc[_j];
         }
         /* dbeta = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
-            dbeta[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dbeta[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dbeta[_i + _j] = (float)_acc[_j];
         }
     }
 }
@@ -900,10 +980,15 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             }
         }
         /* drstd = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_drstd[_k*D + _i];
-            drstd[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_drstd[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) drstd[_i + _j] = (double)_acc[_j];
         }
     }
     /* dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2 */
@@ -925,10 +1010,15 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             }
         }
         /* sum_dy = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_sum_dy[_k*D + _i];
-            sum_dy[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_sum_dy[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) sum_dy[_i + _j] = (double)_acc[_j];
         }
     }
     /* dmean = -gamma*rstd*sum_dy*Piecewise((1, training > 0), (0, True)) */
@@ -963,16 +1053,26 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* dgamma = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
-            dgamma[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dgamma[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dgamma[_i + _j] = (double)_acc[_j];
         }
         /* dbeta = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
-            dbeta[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dbeta[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dbeta[_i + _j] = (double)_acc[_j];
         }
     }
 }

@@ -1765,10 +1765,15 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             }
         }
         /* t5 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < O; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t5[_k*O + _i];
-            t5[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < O; _i += 16) {
+            const int64_t _w = O - _i < 16 ? O - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t5[_k*O + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) t5[_i + _j] = (float)_acc[_j];
         }
     }
     /* dbias = sum(t5) */
@@ -2047,10 +2052,15 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
         }
         SG_BLAS_ONE_THREAD_END
         /* dweight = the sum of the chunks' partial products */
-        for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dweight[_k * C*KH*KW*O + _i];
-            dweight[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < C*KH*KW*O; _i += 16) {
+            const int64_t _w = C*KH*KW*O - _i < 16 ? C*KH*KW*O - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dweight[_k*C*KH*KW*O + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dweight[_i + _j] = (float)_acc[_j];
         }
     }
 }
@@ -2116,10 +2126,15 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
             }
         }
         /* t5 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < O; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_t5[_k*O + _i];
-            t5[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < O; _i += 16) {
+            const int64_t _w = O - _i < 16 ? O - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t5[_k*O + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) t5[_i + _j] = (double)_acc[_j];
         }
     }
     /* dbias = sum(t5) */
@@ -2352,10 +2367,15 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
         }
         SG_BLAS_ONE_THREAD_END
         /* dweight = the sum of the chunks' partial products */
-        for (int64_t _i = 0; _i < C*KH*KW*O; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dweight[_k * C*KH*KW*O + _i];
-            dweight[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < C*KH*KW*O; _i += 16) {
+            const int64_t _w = C*KH*KW*O - _i < 16 ? C*KH*KW*O - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dweight[_k*C*KH*KW*O + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dweight[_i + _j] = (double)_acc[_j];
         }
     }
     /* scratch that only the float variant's gathers and Winograd products use */

@@ -807,10 +807,15 @@ void dense_sigmoid_backward_f32(float *restrict dx, float *restrict dW, float *r
             }
         }
         /* db = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < M; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
-            db[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < M; _i += 16) {
+            const int64_t _w = M - _i < 16 ? M - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_db[_k*M + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) db[_i + _j] = (float)_acc[_j];
         }
     }
     /* dx = dz W^T (GEMM) */
@@ -840,10 +845,15 @@ void dense_sigmoid_backward_f64(double *restrict dx, double *restrict dW, double
             }
         }
         /* db = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < M; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db[_k*M + _i];
-            db[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < M; _i += 16) {
+            const int64_t _w = M - _i < 16 ? M - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_db[_k*M + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) db[_i + _j] = (double)_acc[_j];
         }
     }
     /* dx = dz W^T (GEMM) */

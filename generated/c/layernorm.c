@@ -764,16 +764,26 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* dgamma = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
-            dgamma[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dgamma[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dgamma[_i + _j] = (float)_acc[_j];
         }
         /* dbeta = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
-            dbeta[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dbeta[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dbeta[_i + _j] = (float)_acc[_j];
         }
     }
 }
@@ -863,16 +873,26 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             sg_stream_fence(_sg_nt);   /* this chunk's streaming stores, before the loop's barrier */
         }
         /* dgamma = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dgamma[_k*D + _i];
-            dgamma[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dgamma[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dgamma[_i + _j] = (double)_acc[_j];
         }
         /* dbeta = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < D; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_dbeta[_k*D + _i];
-            dbeta[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < D; _i += 16) {
+            const int64_t _w = D - _i < 16 ? D - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_dbeta[_k*D + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) dbeta[_i + _j] = (double)_acc[_j];
         }
     }
 }

@@ -981,10 +981,15 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
             }
         }
         /* db_ih = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < 4*H; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db_ih[_k*4*H + _i];
-            db_ih[_i] = (float)_acc;
+        for (int64_t _i = 0; _i < 4*H; _i += 16) {
+            const int64_t _w = 4*H - _i < 16 ? 4*H - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_db_ih[_k*4*H + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) db_ih[_i + _j] = (float)_acc[_j];
         }
     }
     /* db_hh = copy of db_ih */
@@ -1059,10 +1064,15 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
             }
         }
         /* db_ih = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < 4*H; ++_i) {
-            double _acc = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) _acc += _part_db_ih[_k*4*H + _i];
-            db_ih[_i] = (double)_acc;
+        for (int64_t _i = 0; _i < 4*H; _i += 16) {
+            const int64_t _w = 4*H - _i < 16 ? 4*H - _i : 16;
+            double _acc[16];
+            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
+            for (int64_t _k = 0; _k < _nc; ++_k) {
+                SG_LANES
+                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_db_ih[_k*4*H + _i + _j];
+            }
+            for (int64_t _j = 0; _j < _w; ++_j) db_ih[_i + _j] = (double)_acc[_j];
         }
     }
     /* db_hh = copy of db_ih */

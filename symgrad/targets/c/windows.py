@@ -1110,11 +1110,6 @@ class Windows:
             self.emit("SG_BLAS_ONE_THREAD_END", d)
         for t in acc:
             self.note(f"{self.cname(t.out)} = the sum of the chunks' partial products", d)
-            size = cint(prod(t.shape))
-            self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) {{", d)
-            self.emit("double _acc = 0.0;", d + 1)
-            self.emit(f"for (int64_t _k = 0; _k < _nc; ++_k) _acc += {self.ptr('_part_' + t.out)}[_k * {size} + _i];",
-                      d + 1)
-            self.emit(f"{self.ptr(t.out)}[_i] = ({self.real})_acc;", d + 1)
-            self.emit("}", d)
+            self.chunk_sums(self.ptr(t.out), self.ptr('_part_' + t.out), cint(prod(t.shape)),
+                            ("double", "0.0", "{acc} += {v};"), d)
         self.emit("}", depth)
