@@ -103,14 +103,15 @@ class CBody(Fusion, Views, Windows, Channels):
         """A comment saying what the pass over memory below computes."""
         self.emit(comment(text), depth)
 
-    def loops(self, dom, axes, ivars, depth, omp=False, simd=None) -> int:
+    def loops(self, dom, axes, ivars, depth, omp=False, simd=None, innermost=True) -> int:
         """Open loops over ``axes`` of ``dom``; ``simd``: sum accumulators of the innermost loop
-        (``SG_SIMD_SUM``: vectorized with reassociation, which the compiler may not do by itself)."""
+        (``SG_SIMD_SUM``: vectorized with reassociation, which the compiler may not do by itself);
+        ``innermost`` False: the caller opens the innermost loop itself (no SIMD pragma here)."""
         axes = [ax for ax in axes if not is_one(dom[ax])]  # index() never reads a size-1 axis' variable
         for ax in axes:
             if simd and ax == axes[-1]:
                 self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth)
-            elif self.rows is not None and ax == axes[-1]:   # restrict is lost in a parallel region
+            elif self.rows is not None and ax == axes[-1] and innermost:   # restrict is lost in a parallel region
                 self.emit("SG_SIMD", depth)
             if omp:
                 self.emit(f"SG_PARALLEL_FOR({cint(prod(dom))})", depth)
@@ -135,7 +136,7 @@ class CBody(Fusion, Views, Windows, Channels):
         if not axes:
             body(depth, lambda acc, v: f"{acc} += {v};")
             return
-        d = self.loops(dom, axes[:-1], ivars, depth)
+        d = self.loops(dom, axes[:-1], ivars, depth, innermost=False)
         lo, hi = self.bounds(dom, axes[-1])
         self.laned(accs, ivars[axes[-1]], lo, hi, d, body)
         self.close(d, depth)
