@@ -118,3 +118,30 @@ def test_two_gradients_that_are_one_product_are_returned_as_two_arrays(backend):
         assert rel_err(dW, x.T @ dy) <= 1e-12 and np.array_equal(dW, dV) and not np.shares_memory(dW, dV)
     finally:
         sg.REGISTRY.remove("shared_gradient")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_axis_whose_size_is_a_sum(backend):
+    """A feature axis of size D + M: the C target pasted such sizes into products (``_c*{size}``,
+    ``{row}*i0``), which read ``_c*D + M``: y, dx and dw came out wrong without an error. The row sum
+    runs over 131 elements (laned blocks of 64 and a tail)."""
+    N, D, M = sg.dims("N D M")
+
+    @sg.layer(x=(N, D + M), w=(D + M,), a=(D,), b=(M,), register=False)
+    def scaled_cat(x, w, a, b):
+        "x w + the row sums of x + sum(a) + sum(b)."
+        return x * w + sg.sum(x, axis=-1, keepdims=True) + sg.sum(a) + sg.sum(b)
+    sg.REGISTRY.add(scaled_cat)
+    try:
+        k = sg.load("scaled_cat", backend=backend)
+        rng = np.random.default_rng(0)
+        x, w, a, b = (rng.standard_normal(s) for s in ((40, 131), (131,), (70,), (61,)))
+        dy = rng.standard_normal((40, 131))
+        y, cache = k.forward(x, w, a, b)
+        dx, dw, da, db = k.backward(cache, dy)
+        assert rel_err(y, x * w + x.sum(1, keepdims=True) + a.sum() + b.sum()) <= 1e-12
+        assert rel_err(dx, dy * w + dy.sum(1, keepdims=True)) <= 1e-12
+        assert rel_err(dw, (x * dy).sum(0)) <= 1e-12
+        assert rel_err(da, np.full(70, dy.sum())) <= 1e-12 and rel_err(db, np.full(61, dy.sum())) <= 1e-12
+    finally:
+        sg.REGISTRY.remove("scaled_cat")

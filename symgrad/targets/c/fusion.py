@@ -17,7 +17,7 @@ from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
 from ...ir.schedule import CHUNKS, colred
 from .names import PLURAL, comment, describe, pass_text
-from .views import cint
+from .views import cfactor, cint
 
 
 class Fusion:
@@ -211,8 +211,8 @@ class Fusion:
         if not self._streamed:
             return []
         size = f"(int64_t)sizeof({self.real})"
-        total = cint(sp.Add(*[prod(d) for d in self._streamed.values()]))
-        rows = " && ".join(dict.fromkeys(f"sg_streams({total}*{size}, {cint(d[1])}*{size})"
+        total = cfactor(sp.Add(*[prod(d) for d in self._streamed.values()]))
+        rows = " && ".join(dict.fromkeys(f"sg_streams({total}*{size}, {cfactor(d[1])}*{size})"
                                          for d in self._streamed.values()))
         names = ", ".join(self.cname(n) for n in self._stream_names)
         moved = ", ".join(self.cname(n) for n in self._streamed)
@@ -234,7 +234,7 @@ class Fusion:
         for n in names:
             c = self.cname(n)
             self.emit(f"{self.real} *restrict _w_{c} = _sg_nt ? _sb_{c} : {c};", depth + 1)
-            self.emit(f"const int64_t _o_{c} = _sg_nt ? -_s0 : {row}*{ivars[0]};", depth + 1)
+            self.emit(f"const int64_t _o_{c} = _sg_nt ? -_s0 : {cfactor(dom[1])}*{ivars[0]};", depth + 1)
             self._stream_ref[n] = f"_w_{c}[_o_{c} + {ivars[1]}]"
         return depth + 1
 
@@ -242,7 +242,7 @@ class Fusion:
         """Close ``stream_loop`` (opened at ``depth``): the pieces' buffers streamed out."""
         for n in names:
             c = self.cname(n)
-            self.emit(f"if (_sg_nt) sg_stream_{self.sfx}({c} + {cint(dom[1])}*{ivars[0]} + _s0, _sb_{c}, _s1 - _s0);",
+            self.emit(f"if (_sg_nt) sg_stream_{self.sfx}({c} + {cfactor(dom[1])}*{ivars[0]} + _s0, _sb_{c}, _s1 - _s0);",
                       depth + 1)
         self.emit("}", depth)
         self._stream_ref = {}
@@ -272,8 +272,9 @@ class Fusion:
                 acc_t, init, _ = self._acc(s)
                 size = cint(prod(s.src_shape[1:]))
                 c = self.cname(s.out)
-                self.emit(f"{self.real} *restrict _p_{c} = _part_{c} + _c*{size};", 3)
+                self.emit(f"{self.real} *restrict _p_{c} = _part_{c} + _c*{cfactor(prod(s.src_shape[1:]))};", 3)
                 self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{c}[_i] = {init};", 3)
+            n0 = cfactor(dom[0])
             rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
             depth = 3
         else:
@@ -298,9 +299,8 @@ class Fusion:
             self.emit("}", 2)
             for s in cols:
                 acc_t, init, upd = self._acc(s)
-                size = cint(prod(s.src_shape[1:]))
                 self.note(f"{self.cname(s.out)} = {s.kind} of the chunks' partial {PLURAL.get(s.kind, s.kind)}", 2)
-                self.chunk_sums(self.ptr(s.out), f"_part_{self.cname(s.out)}", size, self._acc(s), 2)
+                self.chunk_sums(self.ptr(s.out), f"_part_{self.cname(s.out)}", prod(s.src_shape[1:]), self._acc(s), 2)
             self.emit("}", 1)
 
     def chunk_sums(self, out, part, size, acc, depth):
@@ -310,6 +310,7 @@ class Fusion:
         (GCC does not vectorize a loop around a loop of a run-time length) took 16% of its
         forward+backward at 64 rows: a chain of dependent adds per column."""
         acc_t, init, upd = acc
+        size, factor = cint(size), cfactor(size)
         self.emit(f"for (int64_t _i = 0; _i < {size}; _i += 16) {{", depth)
         self.emit(f"const int64_t _w = {size} - _i < 16 ? {size} - _i : 16;", depth + 1)
         self.emit(f"{acc_t} _acc[16];", depth + 1)
@@ -317,7 +318,7 @@ class Fusion:
         self.emit("for (int64_t _k = 0; _k < _nc; ++_k) {", depth + 1)
         self.emit("SG_LANES", depth + 2)
         self.emit("for (int64_t _j = 0; _j < _w; ++_j) " +
-                  upd.format(acc="_acc[_j]", v=f"{part}[_k*{size} + _i + _j]"), depth + 2)
+                  upd.format(acc="_acc[_j]", v=f"{part}[_k*{factor} + _i + _j]"), depth + 2)
         self.emit("}", depth + 1)
         self.emit(f"for (int64_t _j = 0; _j < _w; ++_j) {out}[_i + _j] = ({self.real})_acc[_j];", depth + 1)
         self.emit("}", depth)

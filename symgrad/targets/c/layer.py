@@ -24,7 +24,7 @@ from .fusion import Fusion
 from .windows import Windows
 from .names import Glossary, comment, describe
 from .plan import gemm_form, looped_gemm_form
-from .views import Views, cint
+from .views import Views, cfactor, cint
 from ...codegen.printers import ccode
 
 
@@ -376,7 +376,7 @@ class CBody(Fusion, Views, Windows, Channels):
             pa, pc, mm = self.ptr(a), self.ptr(s.out), cint(m)
             if self.rows is not None and m == self.rows:   # this thread's rows of a and of the product
                 assert not ta, "a row-split product reads its rows from an untransposed operand"
-                pa, pc, mm = f"{pa} + _lo*{cint(lda)}", f"{pc} + _lo*{cint(n)}", "_hi - _lo"
+                pa, pc, mm = f"{pa} + _lo*{cfactor(lda)}", f"{pc} + _lo*{cfactor(n)}", "_hi - _lo"
             beta = int(self.adds(s))
             if b in self.prepared:   # B prepared before the loop by sg_prep_b (packed, or a plain copy)
                 assert not tb, "a prepared operand is read untransposed"

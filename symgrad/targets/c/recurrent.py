@@ -20,7 +20,7 @@ import sympy as sp
 
 from ...ir import nodes as ir
 from ...ir.recurrent import plan, time_einsum
-from .layer import CBody, cint
+from .layer import CBody, cfactor, cint
 from .names import Glossary, cell_names, comment, renamed
 from ...ir.nodes import prod
 from ...ir.schedule import CHUNKS, colred, concat_parts
@@ -418,7 +418,7 @@ class CRecurrent:
                         prepared=self.transposed, added=self.added)
         if split:
             for o in self.spec.outputs:   # this thread's rows of the step's output, while they are in its cache
-                row = cint(prod(tuple(self.shape[o])[1:]))
+                row = cfactor(prod(tuple(self.shape[o])[1:]))
                 L.append(cline(f"{o}s[t] = {o}_new: this thread's rows", d + 1))
                 L.append(f"{'    ' * (d + 1)}for (int64_t _i = _lo*{row}; _i < _hi*{row}; ++_i) "
                          f"{o}s[{cint(TIME * prod(self.shape[o]))} + _i] = {o}_steps[{cint((TIME + 1) * prod(self.shape[o]))} + _i];")
@@ -446,7 +446,7 @@ class CRecurrent:
             L.append(f"    for (int64_t _i = 0; _i < {n}; ++_i) {o}s[_i] = {o}_steps[{cint(prod(self.shape[o]))} + _i];")
         for s in self.state:
             size = cint(prod(self.shape[s]))
-            L.append(f"    for (int64_t _i = 0; _i < {size}; ++_i) {s}T[_i] = {s}_steps[{cint(T)}*{size} + _i];")
+            L.append(f"    for (int64_t _i = 0; _i < {size}; ++_i) {s}T[_i] = {s}_steps[{cint(T)}*{cfactor(prod(self.shape[s]))} + _i];")
         return L
 
     def backward_lines(self, dtype, real) -> list[str]:

@@ -17,6 +17,13 @@ def cint(e) -> str:
     return ccode(sp.sympify(e))
 
 
+def cfactor(e) -> str:
+    """``cint``, a sum in parentheses: for a size pasted into a product or a quotient (``_c*{size}``
+    with a user layer's axis of size ``D + M`` read ``_c*D + M``: wrong values, silently)."""
+    e = sp.sympify(e)
+    return f"({cint(e)})" if isinstance(e, sp.Add) else cint(e)
+
+
 def merge_groups(order, arrays: dict, reduced=()) -> list:
     """``order`` (axes in loop order) cut into runs of consecutive axes that one loop can cover: two
     neighbours merge when every array of ``arrays`` (name -> {axis: (size, stride)} over the axes it

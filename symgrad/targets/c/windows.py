@@ -20,7 +20,7 @@ from ...ir.nodes import is_one, prod
 from .names import describe
 from .plan import (accumulates, gathered_fold, looped_gemm_form, prepared_a_size, winograd_grad_work,
                    winograd_sizes, winograd_window)
-from .views import cint, merge_groups
+from .views import cfactor, cint, merge_groups
 
 
 BLOCK_ROWS = 128
@@ -905,9 +905,9 @@ class Windows:
         r0, rn = cint(sp.Symbol("_c0") * inner), cint(sp.Symbol("_cn") * inner)
         pa, pb, pc = self.ptr(a), self.ptr(b), self.ptr(one.out)
         mm, nn, kk, beta = cint(m), cint(n), cint(k), "1" if accumulated else "0"
-        L, N = cint(lda), cint(ldb)
+        L, N = cfactor(lda), cfactor(ldb)
         if where == "M":
-            pa, pc, mm = f"{pa} + {r0 if ta else f'({r0})*{L}'}", f"{pc} + ({r0})*{cint(n)}", rn
+            pa, pc, mm = f"{pa} + {r0 if ta else f'({r0})*{L}'}", f"{pc} + ({r0})*{cfactor(n)}", rn
         elif where == "N":
             pb, pc, nn = f"{pb} + {f'({r0})*{N}' if tb else r0}", f"{pc} + {r0}", rn
         else:   # a part of the sum: the blocks after the first add to it
@@ -1110,6 +1110,6 @@ class Windows:
             self.emit("SG_BLAS_ONE_THREAD_END", d)
         for t in acc:
             self.note(f"{self.cname(t.out)} = the sum of the chunks' partial products", d)
-            self.chunk_sums(self.ptr(t.out), self.ptr('_part_' + t.out), cint(prod(t.shape)),
+            self.chunk_sums(self.ptr(t.out), self.ptr('_part_' + t.out), prod(t.shape),
                             ("double", "0.0", "{acc} += {v};"), d)
         self.emit("}", depth)
