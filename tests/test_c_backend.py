@@ -363,8 +363,9 @@ def test_products_added_into_their_sum_write_every_element():
 
 
 # Sizes whose sums run long enough for the laned loops (64 terms a block) and end between blocks:
-# LayerNorm's rows of 131 (two blocks and 3 more), BatchNorm2d's per-channel sums over rows of W = 70.
-LANED = {"N": 3, "D": 131, "M": 67, "C": 6, "H": 5, "W": 70}
+# LayerNorm's rows of 131 (two blocks and 3 more), softmax's of 70, the losses' 131 elements,
+# BatchNorm2d's per-channel sums over H W = 350, conv2d's bias gradient over rows of 69.
+LANED = {"N": 3, "D": 131, "M": 67, "C": 70, "H": 5, "W": 70, "n_elems": 131}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

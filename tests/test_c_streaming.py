@@ -200,3 +200,34 @@ def test_the_probe_measures_both_kinds_of_store(fresh):
     table = fresh.measure(max_rows=256, reps=1)
     assert [b for b, _, _ in table] == [3 * rows * 1024 * 4 for rows in (64, 128, 256)]
     assert all(0 < p < 1 and 0 < s < 1 for _, p, s in table)
+
+
+ROW_SUM = r"""
+import numpy as np, symgrad as sg
+N, D = sg.dims("N D")
+
+@sg.layer(x=(N, D), register=False)
+def doubled_with_row_sums(x):
+    "2 x and the row sums of x."
+    return 2 * x, sg.sum(x, axis=-1, keepdims=True)
+sg.REGISTRY.add(doubled_with_row_sums)
+rng = np.random.default_rng(0)
+for dt, tol in (("float32", 1e-6), ("float64", 1e-14)):
+    x = rng.standard_normal((40, 2100)).astype(dt)
+    k = sg.load("doubled_with_row_sums", backend="c", dtype=dt)
+    (y, s), cache = k.forward(x)
+    ref = x.astype(np.float64).sum(1, keepdims=True)
+    assert np.array_equal(y, 2 * x), dt
+    assert np.max(np.abs(s - ref)) <= tol * np.max(np.abs(x).sum(1)), (dt, np.max(np.abs(s - ref)))
+print("ok")
+"""
+
+
+def test_a_sum_in_a_streamed_pass_counts_every_piece_once():
+    """A pass that streams y = 2 x and sums the row: rows of 2100 go in pieces of 1024, 1024 and 52,
+    each piece's sum laned from its own start (``laned(..., "_s0", "_s1", ...)``); starting each at 0
+    counted the earlier pieces again."""
+    env = {**os.environ, "SYMGRAD_STREAM_BYTES": "0"}
+    r = subprocess.run([sys.executable, "-c", ROW_SUM], env=env, capture_output=True, text=True, timeout=600,
+                       cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

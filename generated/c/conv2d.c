@@ -22,19 +22,30 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
- * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
- * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
- * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
+ * the accumulators are double in both variants. */
+#if defined(_OPENMP) && !defined(SG_PRAGMA_SIMD)
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#endif
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
-#define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
-#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#endif
+#endif
+/* SG_LANES: the loop below runs in vector lanes, each iteration on its own data: the 16 lanes of a
+ * laned sum (each lane adds four terms 16 apart, pairwise, then into its own double sum, and
+ * sg_lanes_sum adds the lanes as a tree: an order fixed by the C, vectorized or not; the terms
+ * after the last whole block of 64 go through SG_SIMD_SUM), or 16 columns of the chunks' sums. */
+#ifndef SG_LANES
+#ifdef _OPENMP
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
+#else
 #define SG_LANES
 #endif
+#endif
+#ifndef SG_LANES_SUM
+#define SG_LANES_SUM
 /* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
 static inline double sg_lanes_sum(double *l, int n)
 {
@@ -1738,7 +1749,7 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                                     for (; _lb + 64 <= W_out; _lb += 64) {
                                         SG_LANES
                                         for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                            float _t_acc[4];
+                                            double _t_acc[4];
                                             for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                                 const int64_t i3 = _lb + 16*_lj + _lk;
                                                 _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];

@@ -22,19 +22,30 @@
 #endif
 #endif
 /* SG_SIMD_SUM(acc, ...): the loop below may be vectorized with its sums reassociated (OpenMP simd);
- * the accumulators are double in both variants. SG_LANES: the loop below, over the 16 lanes of a
- * laned sum, vectorizes: each lane adds four terms 16 apart, pairwise in the working precision,
- * then into its own double sum; sg_lanes_sum adds the lanes as a tree. That part's order is the C's,
- * vectorized or not; the terms after the last whole block of 64 go through SG_SIMD_SUM. */
+ * the accumulators are double in both variants. */
+#if defined(_OPENMP) && !defined(SG_PRAGMA_SIMD)
+#define SG_PRAGMA_SIMD(x) _Pragma(#x)
+#endif
 #ifndef SG_SIMD_SUM
 #ifdef _OPENMP
-#define SG_PRAGMA_SIMD(x) _Pragma(#x)
 #define SG_SIMD_SUM(...) SG_PRAGMA_SIMD(omp simd reduction(+:__VA_ARGS__))
-#define SG_LANES SG_PRAGMA_SIMD(omp simd)
 #else
 #define SG_SIMD_SUM(...)
+#endif
+#endif
+/* SG_LANES: the loop below runs in vector lanes, each iteration on its own data: the 16 lanes of a
+ * laned sum (each lane adds four terms 16 apart, pairwise, then into its own double sum, and
+ * sg_lanes_sum adds the lanes as a tree: an order fixed by the C, vectorized or not; the terms
+ * after the last whole block of 64 go through SG_SIMD_SUM), or 16 columns of the chunks' sums. */
+#ifndef SG_LANES
+#ifdef _OPENMP
+#define SG_LANES SG_PRAGMA_SIMD(omp simd)
+#else
 #define SG_LANES
 #endif
+#endif
+#ifndef SG_LANES_SUM
+#define SG_LANES_SUM
 /* The sum of a laned sum's n lane sums (n a power of two), added as a tree; l is overwritten. */
 static inline double sg_lanes_sum(double *l, int n)
 {

@@ -13,6 +13,8 @@ and temporaries carry the names of what they hold (``names``).
 """
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from ...ir import nodes as ir
@@ -30,6 +32,7 @@ from ...codegen.printers import ccode
 
 LANES = 16   # partial sums of a laned sum (``CBody.laned``): one AVX-512 register of float32
 TERMS = 4    # terms each lane adds pairwise in the working precision before its double sum
+ELEMENT = re.compile(r"\w+\[[^\[\]]*\]")   # a term that is an array element as read: added in double
 
 
 def pairwise(terms: list) -> str:
@@ -103,15 +106,16 @@ class CBody(Fusion, Views, Windows, Channels):
         """A comment saying what the pass over memory below computes."""
         self.emit(comment(text), depth)
 
-    def loops(self, dom, axes, ivars, depth, omp=False, simd=None, innermost=True) -> int:
+    def loops(self, dom, axes, ivars, depth, omp=False, simd=None, plain=False) -> int:
         """Open loops over ``axes`` of ``dom``; ``simd``: sum accumulators of the innermost loop
         (``SG_SIMD_SUM``: vectorized with reassociation, which the compiler may not do by itself);
-        ``innermost`` False: the caller opens the innermost loop itself (no SIMD pragma here)."""
+        ``plain``: no SIMD pragma on the last loop (it is not the innermost, or it carries a value
+        from one iteration to the next, as a max does: ``omp simd`` would make that undefined)."""
         axes = [ax for ax in axes if not is_one(dom[ax])]  # index() never reads a size-1 axis' variable
         for ax in axes:
             if simd and ax == axes[-1]:
                 self.emit(f"SG_SIMD_SUM({', '.join(simd)})", depth)
-            elif self.rows is not None and ax == axes[-1] and innermost:   # restrict is lost in a parallel region
+            elif self.rows is not None and ax == axes[-1] and not plain:   # restrict is lost in a parallel region
                 self.emit("SG_SIMD", depth)
             if omp:
                 self.emit(f"SG_PARALLEL_FOR({cint(prod(dom))})", depth)
@@ -136,18 +140,23 @@ class CBody(Fusion, Views, Windows, Channels):
         if not axes:
             body(depth, lambda acc, v: f"{acc} += {v};")
             return
-        d = self.loops(dom, axes[:-1], ivars, depth, innermost=False)
+        d = self.loops(dom, axes[:-1], ivars, depth, plain=True)
         lo, hi = self.bounds(dom, axes[-1])
         self.laned(accs, ivars[axes[-1]], lo, hi, d, body)
         self.close(d, depth)
 
     def laned(self, accs, v, lo, hi, depth, body) -> None:
         """The loop ``v`` in [lo, hi) of a body that adds to the double accumulators ``accs``, as sums in
-        LANES lanes: each lane adds TERMS terms LANES apart in the working precision, pairwise (two
-        roundings, each within the terms' own: the terms are computed in it), then into its double
-        sum; the lanes are summed as a tree (``sg_lanes_sum``) and added to the accumulators; the last
+        LANES lanes: each lane adds TERMS terms LANES apart pairwise, then into its double sum; the
+        lanes are summed as a tree (``sg_lanes_sum``) and added to the accumulators; the last
         (hi - lo) mod LANES*TERMS terms in the ordinary loop (``SG_SIMD_SUM``). The laned part's order
         is the C's, whether the compiler vectorizes it or not.
+
+        Precision: a term computed in the working precision (``(x - m)^2``, ``dy*gamma``) is added
+        pairwise in it: at most 2u of the terms' magnitudes more (u = 2^-24 in float32), beside the
+        u or more each term already carries. A term that is an array element as read (``x``, ``dy``)
+        carries no rounding of its own, and a sum of them was exact in double: those are added in
+        double (``ELEMENT``), at the old cost of a conversion per term.
 
         Why: an ``omp simd`` reduction of float terms into a double accumulator converts every term
         (two conversions and an extract per 16 floats on the two vector ports, 4.5 cycles), keeps one
@@ -164,12 +173,16 @@ class CBody(Fusion, Views, Windows, Channels):
         self.emit(f"for (; _lb + {blk} <= {hi}; _lb += {blk}) {{", d + 1)
         self.emit("SG_LANES", d + 2)
         self.emit(f"for (int64_t _lk = 0; _lk < {LANES}; ++_lk) {{", d + 2)
-        for a in accs:
-            self.emit(f"{real} _t{a}[{TERMS}];", d + 3)
+        at, read = len(self.lines), {}
         self.emit(f"for (int64_t _lj = 0; _lj < {TERMS}; ++_lj) {{", d + 3)
         self.emit(f"const int64_t {v} = _lb + {LANES}*_lj + _lk;", d + 4)
-        body(d + 4, lambda acc, val: f"_t{acc}[_lj] = {val};")
+
+        def term(acc, val):
+            read[acc] = bool(ELEMENT.fullmatch(val))
+            return f"_t{acc}[_lj] = {val};"
+        body(d + 4, term)
         self.emit("}", d + 3)
+        self.lines[at:at] = ["    " * (d + 3) + f"{'double' if read.get(a) else real} _t{a}[{TERMS}];" for a in accs]
         for a in accs:
             self.emit(f"_l{a}[_lk] += {pairwise([f'_t{a}[{k}]' for k in range(TERMS)])};", d + 3)
         self.emit("}", d + 2)
@@ -290,7 +303,7 @@ class CBody(Fusion, Views, Windows, Channels):
                     self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
                 self.summed(dom, axes, ivars, d + 1, ["_acc"], body)
             else:
-                d2 = self.loops(dom, axes, ivars, d + 1)
+                d2 = self.loops(dom, axes, ivars, d + 1, plain=True)
                 self.temps(s, dom, ivars, d2, self._hoisted)
                 self.emit(upd.format(acc="_acc", v=self.expr(s.expr, dom, ivars)), d2)
                 self.close(d2, d + 1)
@@ -311,7 +324,7 @@ class CBody(Fusion, Views, Windows, Channels):
             self.note(f"then takes the {s.kind} over axes {', '.join(map(str, axes))} of the row", depth)
         else:
             self.emit(f"for (int64_t _i = 0; _i < {cint(prod(s.shape))}; ++_i) {self.ptr(s.out)}[_i] = {init};", depth)
-        d = self.loops(dom, range(bound, len(dom)), ivars, depth)
+        d = self.loops(dom, range(bound, len(dom)), ivars, depth, plain=len(dom) - 1 in axes)
         self.temps(s, dom, ivars, d, self._hoisted)
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
@@ -355,8 +368,8 @@ class CBody(Fusion, Views, Windows, Channels):
             self.stream_close(streamed, dom, ivars, depth)
         elif simd:
             self.summed(dom, range(1, len(dom)), ivars, depth, simd, body)
-        else:
-            d = self.loops(dom, range(1, len(dom)), ivars, depth, simd=simd)
+        else:   # (no SIMD pragma over accumulators that are not all sums: a max carries its value)
+            d = self.loops(dom, range(1, len(dom)), ivars, depth, plain=bool(accs))
             body(d)
             self.close(d, depth)
         for s in accs:
