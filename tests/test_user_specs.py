@@ -145,3 +145,25 @@ def test_an_axis_whose_size_is_a_sum(backend):
         assert rel_err(da, np.full(70, dy.sum())) <= 1e-12 and rel_err(db, np.full(61, dy.sum())) <= 1e-12
     finally:
         sg.REGISTRY.remove("scaled_cat")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_layer_with_two_outputs_returns_them_as_one_tuple(backend):
+    """forward -> (out, cache), out a tuple when there are several (docs/contract.md): the C backend
+    returned (y, s, cache)."""
+    N, D = sg.dims("N D")
+
+    @sg.layer(x=(N, D), register=False)
+    def two_outputs(x):
+        "2 x and the row sums of x."
+        return 2 * x, sg.sum(x, axis=-1, keepdims=True)
+    sg.REGISTRY.add(two_outputs)
+    try:
+        k = sg.load("two_outputs", backend=backend)
+        x = np.random.default_rng(0).standard_normal((3, 70))
+        (y, s), cache = k.forward(x)
+        assert rel_err(y, 2 * x) == 0 and rel_err(s, x.sum(1, keepdims=True)) <= 1e-14
+        (dx,) = k.backward(cache, np.ones_like(y), np.ones_like(s))
+        assert rel_err(dx, np.full_like(x, 3.0)) == 0
+    finally:
+        sg.REGISTRY.remove("two_outputs")

@@ -130,7 +130,8 @@ def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
         L += [f"_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
         L.append("cache = {" + ", ".join(cache_items(False)) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
-    L.append(f"return ({', '.join(outs)}, cache)")
+    # (out, cache), out a tuple when there are several (docs/contract.md; the NumPy backend's form)
+    L.append(f"return ({outs[0]}, cache)" if len(outs) == 1 else f"return ({', '.join(outs)}), cache")
     src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])
 
     gsig = ", ".join(f"{g.name}=1.0" if k.loss else g.name for g in k.grad_outputs)
