@@ -284,3 +284,27 @@ def test_hyperparameters_remembered_by_identity_are_still_checked_when_they_chan
     np.testing.assert_allclose(p, before - 0.5 * g)
     k.step(p, g, st, lr=lr)
     np.testing.assert_allclose(p, before - 0.75 * g)
+
+
+def test_only_a_corrected_means_first_sum_may_be_rough():
+    """``ir.accuracy.corrected_means`` marks the first pass's sum ``rough`` (a target may add its terms
+    in the working precision: the correction pass removes that error), and only when nothing else
+    reads it: a layer that also returns the row sums keeps them exact."""
+    from symgrad.ir import nodes as ir
+    from symgrad.ir.lower import lower
+
+    def sums(k):
+        return {s.out: s.rough for s in k.forward.body if isinstance(s, ir.Reduction)}
+    ln = sums(lower(symgrad.REGISTRY.get("layernorm")))
+    assert sorted(ln.values()) == [False, False, True]   # sum(x) rough; sum(x - m0), sum(xc^2) not
+
+    N, D = symgrad.dims("N D")
+
+    @symgrad.layer(x=(N, D), register=False)
+    def centered_and_sums(x):
+        "x - mean(x) and the row sums of x."
+        s = symgrad.sum(x, axis=-1, keepdims=True).named("s")
+        return x - (s / D).named("m"), s
+    k = lower(centered_and_sums)
+    assert k.meta.get("accuracy") == [("mean", "m", "x")]   # corrected: a second sum, neither rough
+    assert sums(k) == {"s": False, next(n for n in sums(k) if n != "s"): False} and len(sums(k)) == 2

@@ -109,7 +109,7 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
                         for (; _lb + 64 <= H*W; _lb += 64) {
                             SG_LANES
                             for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
+                                float _t_acc[4];
                                 for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                     const int64_t i2 = _lb + 16*_lj + _lk;
                                     _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
@@ -402,7 +402,7 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
                         for (; _lb + 64 <= H*W; _lb += 64) {
                             SG_LANES
                             for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc_sum_x[4];
+                                float _t_acc_sum_x[4];
                                 for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                     const int64_t i2 = _lb + 16*_lj + _lk;
                                     _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];

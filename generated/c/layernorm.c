@@ -181,7 +181,7 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
                             for (; _lb + 64 <= D; _lb += 64) {
                                 SG_LANES
                                 for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    double _t_acc[4];
+                                    float _t_acc[4];
                                     for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                         const int64_t i1 = _lb + 16*_lj + _lk;
                                         _t_acc[_lj] = x[D*i0 + i1];
@@ -439,7 +439,7 @@ void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *
                                 for (; _lb + 64 <= _s1; _lb += 64) {
                                     SG_LANES
                                     for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        double _t_acc_sum_x[4];
+                                        float _t_acc_sum_x[4];
                                         for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                             const int64_t i1 = _lb + 16*_lj + _lk;
                                             _t_acc_sum_x[_lj] = x[D*i0 + i1];

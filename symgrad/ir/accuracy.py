@@ -11,7 +11,9 @@ has the same structure get them alike. Applied by ``lower`` for every target.
    variance). ``m0`` carries the rounding of a long sum (a float32 row of 7777.7 with D = 512, or of
    123456.7 with D = 6, has ``m0 != 7777.7``), ``v - m0`` is exact where ``v`` is near ``m0``, and
    the correction brings the mean within rounding of the true one: a constant row gives ``xc = 0``
-   exactly, as in torch. Cost: one more sum over data the previous pass just read.
+   exactly, as in torch. Cost: one more sum over data the previous pass just read. The first sum is
+   marked ``rough`` when nothing else reads it: its error is what the correction removes, so a
+   target may add its terms in the working precision (the C target's laned sums).
 2. **Balanced powers** (``balanced_powers``, backward): reverse mode through ``rstd = (var + eps)^(-1/2)``
    gives ``dvar = -drstd rstd^3 / 2`` and ``dx = ... + 2 dvar xc / D``; for rows of size 1e16 in
    float32, ``rstd^3`` (1e-48) underflows and dx is 50 % off although every factor and the result are
@@ -30,7 +32,7 @@ import dataclasses
 import sympy as sp
 
 from . import nodes as ir
-from .nodes import full_expr, prod, smaller
+from .nodes import full_expr, prod, reads, smaller
 
 
 def _array_symbols(e, shapes):
@@ -52,6 +54,8 @@ def corrected_means(f: ir.Function, fresh, notes: list) -> ir.Function:
         red, size = src
         m0, corr = fresh(s.out + "0"), fresh()
         v = full_expr(red)
+        if _only_for(red.out, s, body, f):   # the first pass's sum: the correction takes its error out
+            out[out.index(red)] = dataclasses.replace(red, rough=True)
         out += [ir.Elementwise(m0.name, s.shape, sp.Symbol(red.out) / size),
                 ir.Reduction(corr.name, red.shape, "sum", v - m0, red.src_shape, red.axes, True),
                 ir.Elementwise(s.out, s.shape, m0 + corr / size)]
@@ -59,6 +63,14 @@ def corrected_means(f: ir.Function, fresh, notes: list) -> ir.Function:
         notes.append(("mean", s.out, str(v)))
         changed = True
     return dataclasses.replace(f, body=out) if changed else f
+
+
+def _only_for(name, s, body, f) -> bool:
+    """Whether ``s`` is the only statement of ``f`` that reads array ``name``, which ``f`` neither
+    returns nor saves for backward."""
+    if name in f.returns or name in f.saved:
+        return False
+    return not any(t is not s and name in reads(t) for t in body)
 
 
 def _mean_of(s, producer):

@@ -41,6 +41,8 @@ class Reduction:
     axes: tuple
     keepdims: bool
     temps: list = field(default_factory=list)
+    rough: bool = False     # only an estimate is read (a corrected mean's first pass, ``ir.accuracy``):
+                            # a target may add its terms in the working precision
 
 
 @dataclass

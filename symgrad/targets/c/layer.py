@@ -132,7 +132,7 @@ class CBody(Fusion, Views, Windows, Channels):
             return "_lo", "_hi"
         return 0, cint(dom[ax])
 
-    def summed(self, dom, axes, ivars, depth, accs, body) -> None:
+    def summed(self, dom, axes, ivars, depth, accs, body, rough=()) -> None:
         """The loops over ``axes`` of ``dom`` whose body (``body(depth, update)``, ``update(acc, value)``
         the line that adds ``value`` to accumulator ``acc``) adds to the double accumulators ``accs``;
         the innermost loop laned (``laned``)."""
@@ -142,10 +142,10 @@ class CBody(Fusion, Views, Windows, Channels):
             return
         d = self.loops(dom, axes[:-1], ivars, depth, plain=True)
         lo, hi = self.bounds(dom, axes[-1])
-        self.laned(accs, ivars[axes[-1]], lo, hi, d, body)
+        self.laned(accs, ivars[axes[-1]], lo, hi, d, body, rough)
         self.close(d, depth)
 
-    def laned(self, accs, v, lo, hi, depth, body) -> None:
+    def laned(self, accs, v, lo, hi, depth, body, rough=()) -> None:
         """The loop ``v`` in [lo, hi) of a body that adds to the double accumulators ``accs``, as sums in
         LANES lanes: each lane adds TERMS terms LANES apart pairwise, then into its double sum; the
         lanes are summed as a tree (``sg_lanes_sum``) and added to the accumulators; the last
@@ -156,7 +156,8 @@ class CBody(Fusion, Views, Windows, Channels):
         pairwise in it: at most 2u of the terms' magnitudes more (u = 2^-24 in float32), beside the
         u or more each term already carries. A term that is an array element as read (``x``, ``dy``)
         carries no rounding of its own, and a sum of them was exact in double: those are added in
-        double (``ELEMENT``), at the old cost of a conversion per term.
+        double (``ELEMENT``), at the old cost of a conversion per term, unless ``rough`` holds the
+        accumulator (a corrected mean's first sum, ``ir.accuracy``: the correction removes its error).
 
         Why: an ``omp simd`` reduction of float terms into a double accumulator converts every term
         (two conversions and an extract per 16 floats on the two vector ports, 4.5 cycles), keeps one
@@ -182,7 +183,8 @@ class CBody(Fusion, Views, Windows, Channels):
             return f"_t{acc}[_lj] = {val};"
         body(d + 4, term)
         self.emit("}", d + 3)
-        self.lines[at:at] = ["    " * (d + 3) + f"{'double' if read.get(a) else real} _t{a}[{TERMS}];" for a in accs]
+        self.lines[at:at] = ["    " * (d + 3) + f"{'double' if read.get(a) and a not in rough else real} _t{a}[{TERMS}];"
+                                 for a in accs]
         for a in accs:
             self.emit(f"_l{a}[_lk] += {pairwise([f'_t{a}[{k}]' for k in range(TERMS)])};", d + 3)
         self.emit("}", d + 2)
@@ -301,7 +303,7 @@ class CBody(Fusion, Views, Windows, Channels):
                 def body(dd, update):
                     self.temps(s, dom, ivars, dd, self._hoisted)
                     self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
-                self.summed(dom, axes, ivars, d + 1, ["_acc"], body)
+                self.summed(dom, axes, ivars, d + 1, ["_acc"], body, {"_acc"} if s.rough else ())
             else:
                 d2 = self.loops(dom, axes, ivars, d + 1, plain=True)
                 self.temps(s, dom, ivars, d2, self._hoisted)
@@ -344,6 +346,7 @@ class CBody(Fusion, Views, Windows, Channels):
         sums = [f"_acc_{self.cname(s.out)}" for s in reds if not colred(s) and s.kind == "sum"]
         simd = sums if len(sums) == len([r for r in reds if not colred(r)]) else None
         streamed = [s.out for s in seg if s.out in self._stream]
+        rough = {f"_acc_{self.cname(s.out)}" for s in accs if s.rough}
 
         def body(d, update=None):
             for s in seg:
@@ -360,14 +363,14 @@ class CBody(Fusion, Views, Windows, Channels):
         if streamed:
             d = self.stream_loop(streamed, dom, ivars, depth)
             if simd:
-                self.laned(simd, ivars[1], "_s0", "_s1", d, body)
+                self.laned(simd, ivars[1], "_s0", "_s1", d, body, rough)
             else:
                 self.emit(f"for (int64_t {ivars[1]} = _s0; {ivars[1]} < _s1; ++{ivars[1]}) {{", d)
                 body(d + 1)
                 self.emit("}", d)
             self.stream_close(streamed, dom, ivars, depth)
         elif simd:
-            self.summed(dom, range(1, len(dom)), ivars, depth, simd, body)
+            self.summed(dom, range(1, len(dom)), ivars, depth, simd, body, rough)
         else:   # (no SIMD pragma over accumulators that are not all sums: a max carries its value)
             d = self.loops(dom, range(1, len(dom)), ivars, depth, plain=bool(accs))
             body(d)
