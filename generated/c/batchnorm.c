@@ -178,7 +178,7 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
     const int _sg_nt = sg_streams(2*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: column sums sum_x, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_sum_x = _part_sum_x + _c*D;
@@ -208,7 +208,7 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
     }
     /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_t4 = _part_t4 + _c*D;
@@ -243,7 +243,7 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
     }
     /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
@@ -273,7 +273,7 @@ void batchnorm_forward_f32(float *restrict y, float *restrict new_running_mean, 
     }
     /* y = beta + gamma*xhat */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -337,7 +337,7 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
     const int _sg_nt = sg_streams(2*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: column sums sum_x, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_sum_x = _part_sum_x + _c*D;
@@ -367,7 +367,7 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
     }
     /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_t4 = _part_t4 + _c*D;
@@ -402,7 +402,7 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
     }
     /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
@@ -432,7 +432,7 @@ void batchnorm_forward_f64(double *restrict y, double *restrict new_running_mean
     }
     /* y = beta + gamma*xhat */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -503,7 +503,7 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
     const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: column sums sum_x; x_kept = x, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_sum_x = _part_sum_x + _c*D;
@@ -542,7 +542,7 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
     }
     /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_t4 = _part_t4 + _c*D;
@@ -577,7 +577,7 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
     }
     /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
@@ -607,7 +607,7 @@ void batchnorm_forward_kept_f32(float *restrict y, float *restrict new_running_m
     }
     /* y = beta + gamma*xhat */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -676,7 +676,7 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
     const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: column sums sum_x; x_kept = x, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_sum_x = _part_sum_x + _c*D;
@@ -715,7 +715,7 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
     }
     /* for each of the N rows: column sums t4 = sum(x - mean0), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_t4 = _part_t4 + _c*D;
@@ -750,7 +750,7 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
     }
     /* for each of the N rows: column sums sum_xc_sq, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_sum_xc_sq = _part_sum_xc_sq + _c*D;
@@ -780,7 +780,7 @@ void batchnorm_forward_kept_f64(double *restrict y, double *restrict new_running
     }
     /* y = beta + gamma*xhat */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -855,7 +855,7 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
     const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: column sums drstd = sum(dxhat*(x - mu)), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_drstd = _part_drstd + _c*D;
@@ -885,7 +885,7 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
     }
     /* for each of the N rows: column sums sum_dy, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_sum_dy = _part_sum_dy + _c*D;
@@ -916,7 +916,7 @@ void batchnorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
     /* for each of the N rows: dx = dmean/N + dxhat*rstd + 2*dvar*xc/N; column sums dgamma = sum(dy*xhat), dbeta = sum(dy), per chunk of rows, then summed */
     const float inv_N = (1.0F/((((float)N))));
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_dgamma = _part_dgamma + _c*D;
@@ -979,7 +979,7 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
     const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: column sums drstd = sum(dxhat*(x - mu)), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_drstd = _part_drstd + _c*D;
@@ -1009,7 +1009,7 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
     }
     /* for each of the N rows: column sums sum_dy, per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_sum_dy = _part_sum_dy + _c*D;
@@ -1040,7 +1040,7 @@ void batchnorm_backward_f64(double *restrict dx, double *restrict dgamma, double
     /* for each of the N rows: dx = dmean/N + dxhat*rstd + 2*dvar*xc/N; column sums dgamma = sum(dy*xhat), dbeta = sum(dy), per chunk of rows, then summed */
     const double inv_N = (1.0/((((double)N))));
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_dgamma = _part_dgamma + _c*D;

@@ -1297,7 +1297,7 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     float *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_t5 = _part_t5 + _c*O;
@@ -1575,7 +1575,7 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
     double *restrict t5 = scratch + 2*L_out*C*K*N + 16*L_out*(O + 7) + 17*C*K*O + 16*C*L + N*O + 16*O;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(L_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_t5 = _part_t5 + _c*O;

@@ -1731,7 +1731,7 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 61440;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(H_out*W_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_t5 = _part_t5 + _c*O;
@@ -2092,7 +2092,7 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
     double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 61440;
     /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(H_out*W_out*N*O)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_t5 = _part_t5 + _c*O;

@@ -594,7 +594,7 @@ void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict 
     (void)_sg_team;
     /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db = _part_db + _c*M;
@@ -630,7 +630,7 @@ void dense_backward_f64(double *restrict dx, double *restrict dW, double *restri
     (void)_sg_team;
     /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db = _part_db + _c*M;

@@ -615,7 +615,7 @@ void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *rest
     (void)_sg_team;
     /* for each of the N rows: dz = da*Piecewise((0, z <= 0), (1, True)); column sums db = sum(dz), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db = _part_db + _c*M;
@@ -653,7 +653,7 @@ void dense_relu_backward_f64(double *restrict dx, double *restrict dW, double *r
     (void)_sg_team;
     /* for each of the N rows: dz = da*Piecewise((0, z <= 0), (1, True)); column sums db = sum(dz), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db = _part_db + _c*M;

@@ -745,7 +745,7 @@ void dense_tanh_forward_kept_f32(float *restrict a, float *restrict x_kept, floa
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* for each of the N rows: a = tanh(b + xW), a_kept = a */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -781,7 +781,7 @@ void dense_tanh_forward_kept_f64(double *restrict a, double *restrict x_kept, do
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
     /* for each of the N rows: a = tanh(b + xW), a_kept = a */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -818,7 +818,7 @@ void dense_tanh_backward_f32(float *restrict dx, float *restrict dW, float *rest
     (void)_sg_team;
     /* for each of the N rows: dz = da*(1 - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db = _part_db + _c*M;
@@ -856,7 +856,7 @@ void dense_tanh_backward_f64(double *restrict dx, double *restrict dW, double *r
     (void)_sg_team;
     /* for each of the N rows: dz = da*(1 - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(_sg_team ? M*N : 0)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db = _part_db + _c*M;

@@ -167,7 +167,7 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
     const int _sg_nt = sg_streams(2*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: 4 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -290,7 +290,7 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
     const int _sg_nt = sg_streams(2*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: 4 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -420,7 +420,7 @@ void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *
     const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(float), D*(int64_t)sizeof(float));
     /* for each of the N rows: 4 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -557,7 +557,7 @@ void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, doubl
     const int _sg_nt = sg_streams(3*D*N*(int64_t)sizeof(double), D*(int64_t)sizeof(double));
     /* for each of the N rows: 4 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -702,7 +702,7 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
     /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const float inv_D = (1.0F/((((float)D))));
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_dgamma = _part_dgamma + _c*D;
@@ -811,7 +811,7 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
     /* for each of the N rows: 2 passes over the row; column sums dgamma, dbeta: per chunk of rows, then summed */
     const double inv_D = (1.0/((((double)D))));
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_dgamma = _part_dgamma + _c*D;

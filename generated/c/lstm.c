@@ -980,7 +980,7 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
     /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
     /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
-        const int64_t _nc = N*T < 16 ? N*T : 16;
+        const int64_t _nc = N*T < 128 ? (N*T + 7)/8 : 16;
         SG_PARALLEL_FOR(4*H*N*T)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             float *restrict _p_db_ih = _part_db_ih + _c*4*H;
@@ -1063,7 +1063,7 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
     /* after the time loop, over the values of all T steps at once (stacked over time): the gradients that do not carry the state */
     /* for each of the N*T rows: column sums db_ih = sum(dgates), per chunk of rows, then summed */
     {
-        const int64_t _nc = N*T < 16 ? N*T : 16;
+        const int64_t _nc = N*T < 128 ? (N*T + 7)/8 : 16;
         SG_PARALLEL_FOR(4*H*N*T)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             double *restrict _p_db_ih = _part_db_ih + _c*4*H;

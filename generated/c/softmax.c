@@ -228,7 +228,7 @@ void softmax_forward_f32(float *restrict a, float *restrict e, float *restrict t
     const int _sg_nt = sg_streams(3*C*N*(int64_t)sizeof(float), C*(int64_t)sizeof(float));
     /* for each of the N rows: 3 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(C*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -300,7 +300,7 @@ void softmax_forward_f64(double *restrict a, double *restrict e, double *restric
     const int _sg_nt = sg_streams(3*C*N*(int64_t)sizeof(double), C*(int64_t)sizeof(double));
     /* for each of the N rows: 3 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(C*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -379,7 +379,7 @@ void softmax_backward_f32(float *restrict dz, const float *restrict da, const fl
     const int _sg_nt = sg_streams(3*C*N*(int64_t)sizeof(float), C*(int64_t)sizeof(float));
     /* for each of the N rows: 2 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(C*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -439,7 +439,7 @@ void softmax_backward_f64(double *restrict dz, const double *restrict da, const 
     const int _sg_nt = sg_streams(3*C*N*(int64_t)sizeof(double), C*(int64_t)sizeof(double));
     /* for each of the N rows: 2 passes over the row */
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(C*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {

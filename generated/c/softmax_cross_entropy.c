@@ -400,7 +400,7 @@ void softmax_cross_entropy_backward_f32(float *restrict dz, float dloss, const f
     /* dz = -dloss*t3/N + dloss*t1/(t2*N) */
     const float dloss_inv_N = dloss/((float)N);
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(C*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
@@ -430,7 +430,7 @@ void softmax_cross_entropy_backward_f64(double *restrict dz, double dloss, const
     /* dz = -dloss*t3/N + dloss*t1/(t2*N) */
     const double dloss_inv_N = dloss/((double)N);
     {
-        const int64_t _nc = N < 16 ? N : 16;
+        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(C*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {

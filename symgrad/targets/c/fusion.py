@@ -15,7 +15,7 @@ import sympy as sp
 
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
-from ...ir.schedule import CHUNKS, colred
+from ...ir.schedule import CHUNK_ROWS, CHUNKS, colred
 from .names import PLURAL, comment, describe, pass_text
 from .views import cfactor, cint
 
@@ -265,7 +265,8 @@ class Fusion:
         if cols or stream:
             n0 = cint(dom[0])
             self.emit("{", 1)
-            self.emit(f"const int64_t _nc = {n0} < {CHUNKS} ? {n0} : {CHUNKS};", 2)
+            many = CHUNKS * CHUNK_ROWS   # (the chunks depend on the rows only: the same sums for any thread count)
+            self.emit(f"const int64_t _nc = {n0} < {many} ? ({n0} + {CHUNK_ROWS - 1})/{CHUNK_ROWS} : {CHUNKS};", 2)
             self.emit(f"SG_PARALLEL_FOR({cint(work)})", 2)
             self.emit("for (int64_t _c = 0; _c < _nc; ++_c) {", 2)
             for s in cols:
