@@ -19,6 +19,9 @@ from ...ir.schedule import CHUNK_ROWS, CHUNKS, colred
 from .names import PLURAL, comment, describe, pass_text
 from .views import cfactor, cint
 
+LANES = 16   # vector lanes of a laned sum (``CBody.laned``) and columns of ``chunk_sums``: one AVX-512
+             # register of float32
+
 
 class Fusion:
     """Mixin of ``CBody``: needs ``self.f`` (the IR function), ``self.shapes`` and ``self.values``."""
@@ -263,7 +266,7 @@ class Fusion:
             self._streamed.update({n: tuple(dom) for n in sorted(moved)})
             self._stream_names += [n for n in stream if n not in self._stream_names]
         if cols or stream:
-            n0 = cint(dom[0])
+            n0 = cfactor(dom[0])
             self.emit("{", 1)
             many = CHUNKS * CHUNK_ROWS   # (the chunks depend on the rows only: the same sums for any thread count)
             self.emit(f"const int64_t _nc = {n0} < {many} ? ({n0} + {CHUNK_ROWS - 1})/{CHUNK_ROWS} : {CHUNKS};", 2)
@@ -275,7 +278,6 @@ class Fusion:
                 c = self.cname(s.out)
                 self.emit(f"{self.real} *restrict _p_{c} = _part_{c} + _c*{cfactor(prod(s.src_shape[1:]))};", 3)
                 self.emit(f"for (int64_t _i = 0; _i < {size}; ++_i) _p_{c}[_i] = {init};", 3)
-            n0 = cfactor(dom[0])
             rows = f"for (int64_t i0 = _c*{n0}/_nc; i0 < (_c + 1)*{n0}/_nc; ++i0) {{"
             depth = 3
         else:
@@ -306,16 +308,16 @@ class Fusion:
 
     def chunk_sums(self, out, part, size, acc, depth):
         """``out[i]`` = the sum (or ``acc``'s other kind) of ``part[k*size + i]`` over the ``_nc``
-        chunks k in order, 16 columns at a time (each column's order as one at a time: the same
+        chunks k in order, LANES columns at a time (each column's order as one at a time: the same
         values). One at a time, the sums of LayerNorm's dgamma and dbeta over 16 chunks at D 1024
         (GCC does not vectorize a loop around a loop of a run-time length) took 16% of its
         forward+backward at 64 rows: a chain of dependent adds per column."""
         acc_t, init, upd = acc
         size, factor = cint(size), cfactor(size)
-        self.emit(f"for (int64_t _i = 0; _i < {size}; _i += 16) {{", depth)
-        self.emit(f"const int64_t _w = {size} - _i < 16 ? {size} - _i : 16;", depth + 1)
-        self.emit(f"{acc_t} _acc[16];", depth + 1)
-        self.emit(f"for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = {init};", depth + 1)
+        self.emit(f"for (int64_t _i = 0; _i < {size}; _i += {LANES}) {{", depth)
+        self.emit(f"const int64_t _w = {size} - _i < {LANES} ? {size} - _i : {LANES};", depth + 1)
+        self.emit(f"{acc_t} _acc[{LANES}];", depth + 1)
+        self.emit(f"for (int64_t _j = 0; _j < {LANES}; ++_j) _acc[_j] = {init};", depth + 1)
         self.emit("for (int64_t _k = 0; _k < _nc; ++_k) {", depth + 1)
         self.emit("SG_LANES", depth + 2)
         self.emit("for (int64_t _j = 0; _j < _w; ++_j) " +

@@ -22,7 +22,7 @@ from ...ir.nodes import is_one, prod
 from ...ir.rewrite import added_products
 from ...ir.schedule import colred
 from .channels import Channels
-from .fusion import Fusion
+from .fusion import LANES, Fusion
 from .windows import Windows
 from .names import Glossary, comment, describe
 from .plan import gemm_form, looped_gemm_form
@@ -30,7 +30,6 @@ from .views import Views, cfactor, cint
 from ...codegen.printers import ccode
 
 
-LANES = 16   # partial sums of a laned sum (``CBody.laned``): one AVX-512 register of float32
 TERMS = 4    # terms each lane adds pairwise in the working precision before its double sum
 ELEMENT = re.compile(r"\w+\[[^\[\]]*\]")   # a term that is an array element as read: added in double
 
