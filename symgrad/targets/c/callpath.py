@@ -3,8 +3,9 @@
 A call of a compiled kernel must cost microseconds, so nothing that can be decided at load time is
 decided per call: the argument checks are the NumPy module's own lines (same errors, same messages),
 shapes and the scratch size are Python expressions of the dims (printed from SymPy once), the ctypes
-functions have their argument types set, and the argument list is a fixed tuple of expressions. A
-call then validates, allocates its outputs, cache and scratch, and calls C; no SymPy on the path.
+functions have their argument types set, and the argument list is a fixed tuple of expressions (the
+arrays as one tuple to the library's ``NAME_t`` twin of the function, ``shims.py``). A call then
+validates, allocates its outputs, cache and scratch, and calls C; no SymPy on the path.
 What the cache keeps passes through the NumPy module's ``_owned``, as in the NumPy backend: a saved
 input or a returned output is copied (the C kernel reads a caller's array by address, so an in-place
 edit between forward and backward would change the gradient), every cached buffer made read-only;
@@ -56,11 +57,15 @@ def _alloc(cf, roles, only=None) -> list[str]:
     return lines
 
 
-def _call(cf, table: str) -> str:
-    args = []
+def _call(cf, table: str, tupled: bool) -> str:
+    """The C call of ``cf`` through ``table`` (dtype -> ctypes function): with ``tupled``, its
+    arrays as one tuple to the ``NAME_t`` entry point (``shims.py``), else each array's address."""
+    arrays = [a.name for a in cf.args if a.role in POINTER_ROLES]
+    args = ["(" + "".join(f"{n}, " for n in arrays) + ")"] if tupled and arrays else []
     for a in cf.args:
         if a.role in POINTER_ROLES:
-            args.append(address_source(a.name))
+            if not tupled:
+                args.append(address_source(a.name))
         elif a.role in ("hyper", "scalar"):
             args.append(f"_ct({a.name})")
         else:
@@ -68,7 +73,7 @@ def _call(cf, table: str) -> str:
     return f"{table}[dtype]({', '.join(args)})"
 
 
-def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
+def layer_source(k, fwd, bwd, any_ref, kept=None, tupled=False) -> str:
     """``forward(*inputs, *hypers, dtype=None) -> (out..., cache)`` and ``backward(cache, *grads)``.
 
     ``kept``: ``(names, CFunc)`` of ``NAME_forward_kept`` (``plan.plan_kept``), which writes the cache's
@@ -116,17 +121,17 @@ def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
         cond = " and ".join(["not borrow"] + [f"{n} is _in_{n}" for n in late])
         L.append(f"if {cond}:   # the usual call: the kernel writes the cache's copies in its own passes")
         L += [IND + line for line in _alloc(kept[1], ("cache",), set(names.values()))]
-        L.append(IND + _call(kept[1], "_FWDK"))
+        L.append(IND + _call(kept[1], "_FWDK", tupled))
         L += [f"{IND}{c}.flags.writeable = False" for c in names.values()]   # the cache's copies: read-only
         L += [f"{IND}_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
         L.append(IND + "cache = {" + ", ".join(cache_items(True)) + "}")
         L.append("else:")
         L += [f"{IND}{n} = _owned({n}, _in_{n}, borrow)" for n in late]
-        L.append(IND + _call(fwd, "_FWD"))
+        L.append(IND + _call(fwd, "_FWD", tupled))
         L += [f"{IND}_copyto({b}, {v})" for b, v in k.updates]
         L.append(IND + "cache = {" + ", ".join(cache_items(False)) + "}")
     else:
-        L.append(_call(fwd, "_FWD"))
+        L.append(_call(fwd, "_FWD", tupled))
         L += [f"_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
         L.append("cache = {" + ", ".join(cache_items(False)) + "}")
     outs = [f"{o.name}[()]" if tuple(o.shape) == () else o.name for o in k.outputs]
@@ -167,13 +172,13 @@ def layer_source(k, fwd, bwd, any_ref, kept=None) -> str:
     B += [f'{n} = _hyper("{n}", cache.get("{n}"))' for n, _ in k.hypers]
     B += _alloc(bwd, ("out",))
     B.append("_ct = _CT[dtype]")
-    B.append(_call(bwd, "_BWD"))
+    B.append(_call(bwd, "_BWD", tupled))
     B.append("return (" + "".join(f"{r}, " for r in k.backward.returns) + ")")
     src += "\n\n" + B[0] + "\n" + "".join(IND + line + "\n" for line in B[1:])
     return src
 
 
-def recurrent_source(spec, k, fwd, bwd, dims, kept=None) -> str:
+def recurrent_source(spec, k, fwd, bwd, dims, kept=None, tupled=False) -> str:
     """``forward``/``backward`` of a recurrent layer: ``_validate`` (the NumPy module's checks,
     compiled beside this) binds the dims; upstream gradients of the final state default to zeros.
     ``kept``: ``({input: its copy}, CFunc)`` of ``NAME_forward_kept``, called as ``layer_source`` calls
@@ -205,15 +210,15 @@ def recurrent_source(spec, k, fwd, bwd, dims, kept=None) -> str:
         cond = " and ".join(["not borrow"] + [f"{n} is _in_{n}" for n in copies])
         L.append(f"if {cond}:   # the usual call: the kernel writes the cache's copies inside its time loop")
         L += [IND + line for line in _alloc(kept[1], ("cache",), set(copies.values()))]
-        L.append(IND + _call(kept[1], "_FWDK"))
+        L.append(IND + _call(kept[1], "_FWDK", tupled))
         L += [f"{IND}{c}.flags.writeable = False" for c in copies.values()]
         L.append(IND + "cache = {" + ", ".join(cache_items(True)) + "}")
         L.append("else:")
         L += [f"{IND}{n} = _owned({n}, _in_{n}, borrow)" for n in copies]
-        L.append(IND + _call(fwd, "_FWD"))
+        L.append(IND + _call(fwd, "_FWD", tupled))
         L.append(IND + "cache = {" + ", ".join(cache_items(False)) + "}")
     else:
-        L.append(_call(fwd, "_FWD"))
+        L.append(_call(fwd, "_FWD", tupled))
         L.append("cache = {" + ", ".join(cache_items(False)) + "}")
     L.append(f"return ({', '.join(spec.output_names)}, ), cache")
     src = L[0] + "\n" + "".join(IND + line + "\n" for line in L[1:])
@@ -242,6 +247,6 @@ def recurrent_source(spec, k, fwd, bwd, dims, kept=None) -> str:
     B += [f'{n} = _hyper("{n}", cache.get("{n}"))' for n, _ in k.hypers]
     B += _alloc(bwd, ("out",))
     B.append("_ct = _CT[dtype]")
-    B.append(_call(bwd, "_BWD"))
+    B.append(_call(bwd, "_BWD", tupled))
     B.append("return (" + "".join(f"{a.name}, " for a in bwd.args if a.role == "out") + ")")
     return src + "\n\n" + B[0] + "\n" + "".join(IND + line + "\n" for line in B[1:])

@@ -3,9 +3,10 @@
 ``CKernel`` is the one base of the layer, recurrent-layer, optimizer and schedule wrappers
 (``runtime_layer``, ``runtime_recurrent``, ``runtime_optimizer``): it holds the kernel's NumPy module
 (whose argument checks it runs, so both backends raise the same errors with the same messages), binds
-the C functions with their ctypes argument types, turns symbolic sizes into integers, allocates
-buffers at the sizes the emitter's plan gives the C code (so C never writes out of bounds), calls, and
-validates the arrays of a cache handed back to backward.
+the C functions with their ctypes argument types (the library's tuple entry points where it has them:
+``shims.py``) and validates the arrays of a cache handed back to backward. Each wrapper's calls are
+Python source written once at load time (``callpath.py``), which allocates every buffer at the size
+the emitter's plan gives the C code (so C never writes out of bounds).
 """
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import ctypes
 from functools import lru_cache
 
 import numpy as np
-import sympy as sp
 
 from ...codegen.printers import C_TYPES
 from ..numpy import numpy_module
 from .build import build, load_library
+from .shims import shim_source
 from .memory import LARGE, copy, empty
 from .streaming import flags as stream_flags
 
@@ -40,6 +41,25 @@ def data_offset() -> int | None:
         if ctypes.c_void_p.from_address(id(a) + off).value != a.ctypes.data:
             return None
     return off
+
+
+@lru_cache(maxsize=None)
+def tuple_offset() -> int | None:
+    """Where a tuple keeps its items: CPython's ``PyTupleObject.ob_item`` follows ``PyObject_VAR_HEAD``.
+    Verified here on tuples of several lengths; None if the layout differs (a free-threaded build), and
+    then the call path passes every array as its own ctypes argument (``address_source``)."""
+    off = 2 * ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+    step = ctypes.sizeof(ctypes.c_void_p)
+    for t in ((np.empty(1),), tuple(np.empty(i) for i in range(7)), ("a", 1, 2.5)):
+        if any(ctypes.c_void_p.from_address(id(t) + off + i * step).value != id(v) for i, v in enumerate(t)):
+            return None
+    return off
+
+
+def tupled() -> bool:
+    """Whether kernels are called through their ``NAME_t`` entry points (``callpath.shim_source``):
+    the arrays of a call handed over as one tuple, whose items' data pointers the C side reads."""
+    return data_offset() is not None and tuple_offset() is not None
 
 
 def address_source(name: str) -> str:
@@ -79,6 +99,8 @@ def loader(cls, emit):
     @lru_cache(maxsize=None)
     def load(spec):
         files = {k.split("/", 1)[1]: v for k, v in emit(spec).items()}
+        if tupled():   # the runtime's entry points, only in the library (not in generated/)
+            files[f"{spec.name}.c"] += shim_source(files[f"{spec.name}.h"], tuple_offset(), data_offset())
         return cls(spec, load_library(build(spec.name, files, stream_flags())))
     return load
 
@@ -91,56 +113,26 @@ class CKernel:
         self.h = numpy_module(spec)
         self.dims = [str(d) for d in dims]
         self.funcs: dict = {}
-        self._sizes: dict = {}
+        self.tupled = False
 
     # -- the C functions --------------------------------------------------------------------
     def bind(self, cname: str, args, restype=None, hyper_type=None):
         """Look up ``NAME_<cname>_f32``/``_f64`` and set their argument types from the roles of
         ``args``: pointers, int64 sizes, int flags, reals of the dtype (``hyper_type`` overrides the
-        type of hyperparameters)."""
+        type of hyperparameters). Where the library has the tuple entry points (``self.tupled``), the
+        function bound is ``NAME_<cname>_<sfx>_t``: the arrays as one tuple, then the other arguments."""
+        if not self.funcs:   # a library built without them (another checkout's: bench/ab_c.py) is called as before
+            self.tupled = tupled() and hasattr(self.lib, f"{self.spec.name}_{cname}_f32_t")
         for dt, (ct, sfx) in REAL.items():
-            fn = getattr(self.lib, f"{self.spec.name}_{cname}_{sfx}")
+            fn = getattr(self.lib, f"{self.spec.name}_{cname}_{sfx}" + ("_t" if self.tupled else ""))
             fn.restype = restype
-            fn.argtypes = [ctypes.c_void_p if a.role in POINTER_ROLES else ctypes.c_int64 if a.role in INT_ROLES
-                           else ctypes.c_int if a.role == "flag" else
-                           (hyper_type or ct) if a.role == "hyper" else ct for a in args]
+            types = [ctypes.c_void_p if a.role in POINTER_ROLES else ctypes.c_int64 if a.role in INT_ROLES
+                     else ctypes.c_int if a.role == "flag" else
+                     (hyper_type or ct) if a.role == "hyper" else ct for a in args]
+            if self.tupled:
+                types = [ctypes.py_object] + [t for a, t in zip(args, types) if a.role not in POINTER_ROLES]
+            fn.argtypes = types
             self.funcs[cname, dt] = fn
-
-    def call(self, cf, dtype, arrays: dict, values: dict, dims: dict):
-        """Call ``cf`` (a plan with ``name`` and ``args``) for ``dtype``: arrays by address, sizes
-        from ``dims``, everything else from ``values``."""
-        args = []
-        for a in cf.args:
-            if a.role in POINTER_ROLES:
-                args.append(arrays[a.name].ctypes.data)
-            elif a.role == "dim":
-                args.append(int(dims[a.name]))
-            else:
-                args.append(values[a.name])
-        return self.funcs[cf.name, dtype](*args)
-
-    # -- sizes and buffers ------------------------------------------------------------------
-    def size(self, e, dims: dict) -> int:
-        """The integer value of size expression ``e`` (SymPy, in the kernel's dims)."""
-        fn = self._sizes.get(e)
-        if fn is None:
-            syms = {d: sp.Symbol(d) for d in self.dims}
-            expr = sp.sympify(e)
-            expr = expr.xreplace({s: syms[s.name] for s in expr.free_symbols if s.name in syms})
-            fn = self._sizes[e] = sp.lambdify(list(syms.values()), expr)
-        return int(fn(*[dims[d] for d in self.dims]))
-
-    def shape(self, shape, dims: dict) -> tuple:
-        return tuple(self.size(d, dims) for d in shape)
-
-    def alloc(self, cf, roles, dims: dict, dtype, arrays: dict, shape_of=None):
-        """New arrays for the arguments of ``cf`` whose role is in ``roles``, and its scratch buffer."""
-        shape_of = shape_of or (lambda shape: self.shape(shape, dims))
-        for a in cf.args:
-            if a.role in roles:
-                arrays[a.name] = empty(shape_of(a.shape), dtype)
-        if cf.scratch:
-            arrays["scratch"] = empty((max(self.size(cf.scratch_size(), dims), 1),), dtype)
 
     # -- caches -----------------------------------------------------------------------------
     def header(self, cache) -> tuple:

@@ -43,7 +43,8 @@ class CLayer(CKernel):
                   _CT={dt: ct for dt, (ct, _) in REAL.items()}, _ITEM={dt: np.dtype(dt).itemsize for dt in REAL}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _prod=math.prod,
                   _contig=np.ascontiguousarray, _ndarray=np.ndarray, _copyto=np.copyto, _contig_ids=lambda a: np.ascontiguousarray(a, dtype=np.int64),
                   _header=self.header, _dims_of=self.dim_of, _cached=self.cached, _cached_ids=self.cached_ids)
-        src = layer_source(k, self.fwd, self.bwd, any_ref, (kept_names(k), self.fwdk) if kept else None)
+        src = layer_source(k, self.fwd, self.bwd, any_ref, (kept_names(k), self.fwdk) if kept else None,
+                           self.tupled)
         exec(compile(src, f"<symgrad c/{k.name} call path>", "exec"), ns)  # noqa: S102 - our own lines
         self.forward, self.backward = ns["forward"], ns["backward"]
         self.source = src

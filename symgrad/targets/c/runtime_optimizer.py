@@ -52,14 +52,14 @@ class COptimizer(CKernel):
         state = [a.name for a in self.args if a.role in ("state", "scalar_state")]
         L = [f"_p, _orig, _g, t, _h, _f, _key = _checked({', '.join(names)})"]
         L += [f'_s{i} = {names[2]}["{n}"]' for i, n in enumerate(state)]
-        vals, nh, nf = [], 0, 0
+        vals, arrays, nh, nf = [], [], 0, 0
         for a in self.args:
-            if a.role == "param":
-                vals.append(address_source("_p"))
-            elif a.role == "grad":
-                vals.append(address_source("_g"))
-            elif a.role in ("state", "scalar_state"):
-                vals.append(address_source(f"_s{state.index(a.name)}"))
+            if a.role in ("param", "grad", "state", "scalar_state"):
+                arr = {"param": "_p", "grad": "_g"}.get(a.role) or f"_s{state.index(a.name)}"
+                if self.tupled:   # one tuple of the arrays, first (shims.py)
+                    arrays.append(arr)
+                else:
+                    vals.append(address_source(arr))
             elif a.role == "n":
                 vals.append("_p.size")
             elif a.role == "t":
@@ -70,6 +70,8 @@ class COptimizer(CKernel):
             else:
                 vals.append(f"_h[{nh}]")
                 nh += 1
+        if arrays:
+            vals.insert(0, "(" + "".join(f"{n}, " for n in arrays) + ")")
         L.append(f"if _STEP[_p.dtype]({', '.join(vals)}) != 0:")
         L.append("    _no_rule(_f)")
         L.append("if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy")

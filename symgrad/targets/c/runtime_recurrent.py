@@ -42,7 +42,7 @@ class CRecurrentLayer(CKernel):
                   _CT={dt: ct for dt, (ct, _) in REAL.items()}, _ITEM={dt: np.dtype(dt).itemsize for dt in REAL}, _empty=empty, _npempty=np.empty, _LARGE=LARGE, _scratch=scratch, _zeros=np.zeros,
                   _contig=np.ascontiguousarray, _header=self.header, _dims_of=self.dim_of, _cached=self.cached)
         src = recurrent_source(spec, k, self.r.fwd, self.r.bwd, self.dims,
-                               (self.r.kept, self.r.fwdk) if self.r.fwdk else None)
+                               (self.r.kept, self.r.fwdk) if self.r.fwdk else None, self.tupled)
         exec(compile(src, f"<symgrad c/{spec.name} call path>", "exec"), ns)  # noqa: S102 - our own lines
         self.forward, self.backward, self.source = ns["forward"], ns["backward"], src
         self.__doc__ = (f"C kernel {spec.name}: forward{inspect.signature(self.forward)}, "
