@@ -122,7 +122,7 @@ def layer_source(k, fwd, bwd, any_ref, kept=None, tupled=False) -> str:
         L.append(f"if {cond}:   # the usual call: the kernel writes the cache's copies in its own passes")
         L += [IND + line for line in _alloc(kept[1], ("cache",), set(names.values()))]
         L.append(IND + _call(kept[1], "_FWDK", tupled))
-        L += [f"{IND}{c}.flags.writeable = False" for c in names.values()]   # the cache's copies: read-only
+        L += [f"{IND}{c}.setflags(write=False)" for c in names.values()]   # the cache's copies: read-only
         L += [f"{IND}_copyto({b}, {v})" for b, v in k.updates]   # the buffers' new values, after the kernel ran
         L.append(IND + "cache = {" + ", ".join(cache_items(True)) + "}")
         L.append("else:")
@@ -211,7 +211,7 @@ def recurrent_source(spec, k, fwd, bwd, dims, kept=None, tupled=False) -> str:
         L.append(f"if {cond}:   # the usual call: the kernel writes the cache's copies inside its time loop")
         L += [IND + line for line in _alloc(kept[1], ("cache",), set(copies.values()))]
         L.append(IND + _call(kept[1], "_FWDK", tupled))
-        L += [f"{IND}{c}.flags.writeable = False" for c in copies.values()]
+        L += [f"{IND}{c}.setflags(write=False)" for c in copies.values()]
         L.append(IND + "cache = {" + ", ".join(cache_items(True)) + "}")
         L.append("else:")
         L += [f"{IND}{n} = _owned({n}, _in_{n}, borrow)" for n in copies]

@@ -74,7 +74,7 @@ def sealed(a: np.ndarray, borrow: bool) -> np.ndarray:
     ``borrow``. It is fresh (``memory.empty``) and referred to by nothing else, so unlike ``_owned``
     it is never copied, although a pooled array owns no data."""
     if not borrow:
-        a.flags.writeable = False
+        a.setflags(write=False)   # (0.11 us; assigning flags.writeable 0.22 us: it builds a flags object)
     return a
 
 
@@ -86,7 +86,7 @@ def owned(a: np.ndarray, given, borrow: bool = False) -> np.ndarray:
         return a
     if a is given or not a.flags.owndata:
         a = a.copy() if a.nbytes < LARGE else copy(a)   # small: no second frame on a per-call path
-    a.flags.writeable = False
+    a.setflags(write=False)
     return a
 
 
