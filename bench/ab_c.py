@@ -11,7 +11,9 @@ as `symgrad bench` reports it, for both builds).
 The old build comes from another checkout (`git worktree add /tmp/old <rev>`), compiled there by its
 own `symgrad.load` in a subprocess (same build cache); both libraries are then called through this
 checkout's Python call path, so the change under test must keep the kernel's C functions and their
-arguments (a template, a helper, a compiler flag: not a new argument). OPENBLAS_CORETYPE and
+arguments (a template, a helper, a compiler flag: not a new argument). A checkout older than fd21f76
+builds its library without the tuple entry points (symgrad/targets/c/shims.py), so its kernels are
+called the slower way, about 0.75 us more per call: nothing against these workloads' milliseconds. OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE are unset for the measurement, as `symgrad bench` does (--keep-openblas-env keeps
 them). Workloads: the single kernels of `symgrad bench` (dense, layernorm, lstm, conv2d, maxpool2d,
 batchnorm2d), at its sizes, float32, forward + backward of the default call (--borrow: borrow=True).

@@ -11,8 +11,13 @@ import pytest
 
 import symgrad
 from symgrad.registry import REGISTRY
-from symgrad.targets.c import layer_files, runtime
+from symgrad.ir.rewrite import c_kernel
+from symgrad.targets.c import layer_files, recurrent_files, runtime
 from symgrad.targets.c.build import build, load_library
+from symgrad.targets.c.optimizer import optimizer_sources, step_args
+from symgrad.targets.c.plan import plan, plan_kept
+from symgrad.targets.c.recurrent import CRecurrent
+from symgrad.targets.c.runtime import POINTER_ROLES
 from symgrad.targets.c.runtime_layer import CLayer
 from symgrad.targets.c.shims import prototypes, shim_source
 from symgrad.targets.c.streaming import flags as stream_flags
@@ -25,7 +30,7 @@ double hyperparameters, an int flag)."""
 
 
 def test_this_python_gets_the_tuple_entry_points():
-    # CPython 3.11's layouts: were they not recognised, every call would silently take the slow path
+    # this CPython's layouts: were they not recognised, every call would silently take the slow path
     assert runtime.tuple_offset() is not None and runtime.data_offset() is not None and runtime.tupled()
     for name in ("dense", "lstm", "adam"):
         assert symgrad.load(name, backend="c", dtype="float32").module.tupled
@@ -44,6 +49,41 @@ def test_each_twin_takes_the_arguments_its_binding_passes(name):
         assert params[0] == "const void *_a" and fn.argtypes[0] is ctypes.py_object
         assert [C_TYPE[p.split()[0]] for p in params[1:]] == list(fn.argtypes[1:]), (cname, params)
         assert fn.restype is (None if ret == "void" else C_TYPE[ret])
+
+
+def _plans(spec):
+    """(header text, [(C function name, its args)]) of a registered kernel, without compiling."""
+    kind = REGISTRY.interface(spec)
+    if kind == "optimizer":
+        return optimizer_sources(spec), [("step", step_args(spec))]
+    if hasattr(spec, "state"):   # a recurrent layer
+        r = CRecurrent(spec)
+        return recurrent_files(spec), [(cf.name, cf.args) for cf in (r.fwd, r.fwdk, r.bwd) if cf is not None]
+    k = c_kernel(spec)
+    kept = plan_kept(k)
+    return layer_files(spec), [(cf.name, cf.args) for cf in (*plan(k), *([kept[1]] if kept else []))]
+
+
+def test_every_header_lists_its_arrays_in_the_order_the_call_paths_pass_them():
+    # the twin hands the tuple's item i to the prototype's i-th pointer; the call paths (callpath._call,
+    # runtime_optimizer.step_source) put the arrays in the tuple in the order of the plan's args
+    checked = 0
+    for name in REGISTRY.names():
+        spec = REGISTRY.get(name)
+        if REGISTRY.interface(spec) not in ("layer", "optimizer"):
+            continue
+        files, funcs = _plans(spec)
+        header = next(v for k, v in files.items() if k.endswith(f"{name}.h"))
+        protos = {n: params for _, n, params in prototypes(header)}
+        for cname, args in funcs:
+            for sfx in ("f32", "f64"):
+                params = protos[f"{name}_{cname}_{sfx}"]
+                assert [p.split()[-1] for p in params if "*" in p] == \
+                    [a.name for a in args if a.role in POINTER_ROLES], (name, cname)
+                assert [p.split()[-1] for p in params if "*" not in p] == \
+                    [a.name for a in args if a.role not in POINTER_ROLES], (name, cname)
+                checked += 1
+    assert checked > 60
 
 
 def test_a_twin_passes_the_arrays_in_the_order_of_the_prototype():

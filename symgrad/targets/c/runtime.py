@@ -5,8 +5,9 @@
 (whose argument checks it runs, so both backends raise the same errors with the same messages), binds
 the C functions with their ctypes argument types (the library's tuple entry points where it has them:
 ``shims.py``) and validates the arrays of a cache handed back to backward. Each wrapper's calls are
-Python source written once at load time (``callpath.py``), which allocates every buffer at the size
-the emitter's plan gives the C code (so C never writes out of bounds).
+Python source written once at load time (``callpath.py``; an optimizer's step:
+``runtime_optimizer.step_source``), which allocates every buffer at the size the emitter's plan gives
+the C code (so C never writes out of bounds).
 """
 from __future__ import annotations
 
@@ -45,11 +46,13 @@ def data_offset() -> int | None:
 
 @lru_cache(maxsize=None)
 def tuple_offset() -> int | None:
-    """Where a tuple keeps its items: CPython's ``PyTupleObject.ob_item`` follows ``PyObject_VAR_HEAD``.
-    Verified here on tuples of several lengths; None if the layout differs (a free-threaded build), and
-    then the call path passes every array as its own ctypes argument (``address_source``)."""
-    off = 2 * ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
-    step = ctypes.sizeof(ctypes.c_void_p)
+    """Where a tuple keeps its items: CPython's ``PyTupleObject.ob_item`` ends the object, so its offset
+    is the type's basic size (24 through CPython 3.13; 3.14 adds a cached hash before the items).
+    Verified here on tuples of several lengths; None if the layout differs, and then the call path
+    passes every array as its own ctypes argument (``address_source``)."""
+    off, step = tuple.__basicsize__, ctypes.sizeof(ctypes.c_void_p)
+    if tuple.__itemsize__ != step:
+        return None
     for t in ((np.empty(1),), tuple(np.empty(i) for i in range(7)), ("a", 1, 2.5)):
         if any(ctypes.c_void_p.from_address(id(t) + off + i * step).value != id(v) for i, v in enumerate(t)):
             return None
@@ -57,7 +60,7 @@ def tuple_offset() -> int | None:
 
 
 def tupled() -> bool:
-    """Whether kernels are called through their ``NAME_t`` entry points (``callpath.shim_source``):
+    """Whether kernels are called through their ``NAME_t`` entry points (``shims.shim_source``):
     the arrays of a call handed over as one tuple, whose items' data pointers the C side reads."""
     return data_offset() is not None and tuple_offset() is not None
 
@@ -113,7 +116,12 @@ class CKernel:
         self.h = numpy_module(spec)
         self.dims = [str(d) for d in dims]
         self.funcs: dict = {}
-        self.tupled = False
+        self._twins = None   # whether the library has the NAME_t twins: known at the first bind of arrays
+
+    @property
+    def tupled(self) -> bool:
+        """Whether the call paths pass a call's arrays as one tuple (to the twins, ``shims.py``)."""
+        return bool(self._twins)
 
     # -- the C functions --------------------------------------------------------------------
     def bind(self, cname: str, args, restype=None, hyper_type=None):
@@ -121,15 +129,20 @@ class CKernel:
         ``args``: pointers, int64 sizes, int flags, reals of the dtype (``hyper_type`` overrides the
         type of hyperparameters). Where the library has the tuple entry points (``self.tupled``), the
         function bound is ``NAME_<cname>_<sfx>_t``: the arrays as one tuple, then the other arguments."""
-        if not self.funcs:   # a library built without them (another checkout's: bench/ab_c.py) is called as before
-            self.tupled = tupled() and hasattr(self.lib, f"{self.spec.name}_{cname}_f32_t")
+        # a function without arrays has no twin; the kernel's first function with arrays decides for all
+        # of them whether the library has twins (one built without, as bench/ab_c.py's old checkout's,
+        # is called as before)
+        twin = any(a.role in POINTER_ROLES for a in args)
+        if twin and self._twins is None:
+            self._twins = tupled() and hasattr(self.lib, f"{self.spec.name}_{cname}_f32_t")
+        twin = twin and self._twins
         for dt, (ct, sfx) in REAL.items():
-            fn = getattr(self.lib, f"{self.spec.name}_{cname}_{sfx}" + ("_t" if self.tupled else ""))
+            fn = getattr(self.lib, f"{self.spec.name}_{cname}_{sfx}" + ("_t" if twin else ""))
             fn.restype = restype
             types = [ctypes.c_void_p if a.role in POINTER_ROLES else ctypes.c_int64 if a.role in INT_ROLES
                      else ctypes.c_int if a.role == "flag" else
                      (hyper_type or ct) if a.role == "hyper" else ct for a in args]
-            if self.tupled:
+            if twin:
                 types = [ctypes.py_object] + [t for a, t in zip(args, types) if a.role not in POINTER_ROLES]
             fn.argtypes = types
             self.funcs[cname, dt] = fn

@@ -4,7 +4,7 @@ A ctypes argument costs: a call of ``dense_forward_kept_f32`` with its six array
 objects (``ctypes.c_void_p.from_address(id(a) + offset)``, each 86 ns to make) and three sizes took
 1.37 us before the kernel ran; the same call with one tuple of the arrays (``ctypes.py_object``) and
 the three sizes 0.62 us, with everything in one tuple 0.25 us. A 32 x 64 dense forward+backward
-went from 20.9 to 17.6-18.4 us (one process, alternating). So the library built for the Python
+went from 19.7 to 16.8-17.8 us. So the library built for the Python
 runtime (not the files in ``generated/``, whose functions are the public C interface) gets, for every
 function of the header that takes arrays, a twin ``NAME_t``:
 
