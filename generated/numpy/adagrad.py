@@ -54,8 +54,8 @@ def step(param, grad, state, *, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
-    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, lr_decay, weight_decay, eps)
-    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["sum"].reshape(-1), state["scratch"], t, *_hypers)
+    _p, _orig, _g, t, _hypers, _flags, _key, _w = _checked(param, grad, state, lr, lr_decay, weight_decay, eps)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), _w[1].reshape(-1), _w[2:], t, *_hypers)
     if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
         np.copyto(_orig, _p)
     state["step"] = t
@@ -63,7 +63,10 @@ def step(param, grad, state, *, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-
 
 def _checked(param, grad, state, lr, lr_decay, weight_decay, eps):
     """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
-    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
+    hyperparameters, flags, dispatch key with the derived flags, the arrays the step writes: the
+    param as given, the state arrays in STATE's order, the scratch buffers). Shared with the C backend;
+    both update the arrays checked here, never the state dict's entries looked up again (a dict subclass
+    or another thread could hand the C kernel an array of another size)."""
     _p, _orig = _param("param", param)
     _written, _views = _check_state(state, _p, _orig)
     if _views or len(set(map(id, _written))) != len(_written):
@@ -91,7 +94,7 @@ def _checked(param, grad, state, lr, lr_decay, weight_decay, eps):
             _LAST = _vals + (_h,)
     (lr, lr_decay, weight_decay, eps, ), () = _h
     has_weight_decay = bool(weight_decay != 0)
-    return (_p, _orig, _g, t, _h[0], _h[1], (has_weight_decay, ))
+    return (_p, _orig, _g, t, _h[0], _h[1], (has_weight_decay, ), _written)
 
 
 _SEEN = {}

@@ -43,8 +43,8 @@ def step(avg, x, state, *, beta=0.9):
 
     avg: writeable float32/float64 array; x: same shape; state: from init(avg).
     """
-    _p, _orig, _g, t, _hypers, _flags, _key = _checked(avg, x, state, beta)
-    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["scratch"], t, *_hypers)
+    _p, _orig, _g, t, _hypers, _flags, _key, _w = _checked(avg, x, state, beta)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), _w[1:], t, *_hypers)
     if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
         np.copyto(_orig, _p)
     state["step"] = t
@@ -52,7 +52,10 @@ def step(avg, x, state, *, beta=0.9):
 
 def _checked(avg, x, state, beta):
     """step's arguments, checked: (contiguous avg, the original when that is a copy, x, t,
-    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
+    hyperparameters, flags, dispatch key with the derived flags, the arrays the step writes: the
+    avg as given, the state arrays in STATE's order, the scratch buffers). Shared with the C backend;
+    both update the arrays checked here, never the state dict's entries looked up again (a dict subclass
+    or another thread could hand the C kernel an array of another size)."""
     _p, _orig = _param("avg", avg)
     _written, _views = _check_state(state, _p, _orig)
     if _views or len(set(map(id, _written))) != len(_written):
@@ -80,7 +83,7 @@ def _checked(avg, x, state, beta):
             _LAST = _vals + (_h,)
     (beta, ), () = _h
     first_step = bool(t == 1)
-    return (_p, _orig, _g, t, _h[0], _h[1], (first_step, ))
+    return (_p, _orig, _g, t, _h[0], _h[1], (first_step, ), _written)
 
 
 _SEEN = {}

@@ -46,8 +46,8 @@ def step(param, grad, state, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08):
 
     param: writeable float32/float64 array; grad: same shape; state: from init(param).
     """
-    _p, _orig, _g, t, _hypers, _flags, _key = _checked(param, grad, state, lr, beta1, beta2, eps)
-    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), state["m"].reshape(-1), state["v"].reshape(-1), state["scratch"], t, *_hypers)
+    _p, _orig, _g, t, _hypers, _flags, _key, _w = _checked(param, grad, state, lr, beta1, beta2, eps)
+    _DISPATCH[_key](_p.reshape(-1), _g.reshape(-1), _w[1].reshape(-1), _w[2].reshape(-1), _w[3:], t, *_hypers)
     if _orig is not None:  # a non-contiguous parameter was updated through a contiguous copy
         np.copyto(_orig, _p)
     state["step"] = t
@@ -55,7 +55,10 @@ def step(param, grad, state, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08):
 
 def _checked(param, grad, state, lr, beta1, beta2, eps):
     """step's arguments, checked: (contiguous param, the original when that is a copy, grad, t,
-    hyperparameters, flags, dispatch key with the derived flags). Shared with the C backend."""
+    hyperparameters, flags, dispatch key with the derived flags, the arrays the step writes: the
+    param as given, the state arrays in STATE's order, the scratch buffers). Shared with the C backend;
+    both update the arrays checked here, never the state dict's entries looked up again (a dict subclass
+    or another thread could hand the C kernel an array of another size)."""
     _p, _orig = _param("param", param)
     _written, _views = _check_state(state, _p, _orig)
     if _views or len(set(map(id, _written))) != len(_written):
@@ -82,7 +85,7 @@ def _checked(param, grad, state, lr, beta1, beta2, eps):
         if all(type(v) in _IMMUTABLE for v in _vals):   # a 0-d array could change in place: never by identity
             _LAST = _vals + (_h,)
     (lr, beta1, beta2, eps, ), () = _h
-    return (_p, _orig, _g, t, _h[0], _h[1], ())
+    return (_p, _orig, _g, t, _h[0], _h[1], (), _written)
 
 
 _SEEN = {}

@@ -50,8 +50,8 @@ class COptimizer(CKernel):
             params.append(prm.name if prm.default is prm.empty else f"{prm.name}=_d{i}")   # the NumPy defaults
         names = list(self.sig.parameters)
         state = [a.name for a in self.args if a.role in ("state", "scalar_state")]
-        L = [f"_p, _orig, _g, t, _h, _f, _key = _checked({', '.join(names)})"]
-        L += [f'_s{i} = {names[2]}["{n}"]' for i, n in enumerate(state)]
+        L = [f"_p, _orig, _g, t, _h, _f, _key, _w = _checked({', '.join(names)})"]
+        L += [f"_s{i} = _w[{1 + list(self.h.STATE).index(n)}]" for i, n in enumerate(state)]   # the checked arrays
         vals, arrays, nh, nf = [], [], 0, 0
         for a in self.args:
             if a.role in ("param", "grad", "state", "scalar_state"):
