@@ -19,8 +19,8 @@ import numpy as np
 from ...codegen.printers import C_TYPES
 from ..numpy import numpy_module
 from .build import build, load_library
-from .shims import shim_source
 from .memory import LARGE, copy, empty
+from .shims import shim_source
 from .streaming import flags as stream_flags
 
 REAL = {np.dtype(dtype): (getattr(ctypes, f"c_{real}"), sfx) for sfx, dtype, real in C_TYPES}
