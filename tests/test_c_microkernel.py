@@ -1,9 +1,10 @@
 """The float products' own AVX-512 kernel (``sg_mk_f32`` in the C helpers, docs/c-backend.md) against a
 double-precision reference: every transpose combination, beta 0 and 1, sizes on every edge of its
-blocking (m % 8, n % 32, n % 16, k % 16, k % 128), leading dimensions wider than the matrices (the
-padding must stay untouched), on one thread and split over the OpenMP team (by rows and by columns),
-and from a right operand prepared once (``sg_prep_b``: packed) or a left one (``sg_prepa``); and once
-more under ASan/UBSan. Skipped where the compiler does not target AVX-512 (the kernel is not compiled there)."""
+blocking (m % 8, n % 32, n % 16, k % 16, k % 128; for plain operands k % 256 and chunks of 256 rows),
+leading dimensions wider than the matrices (the padding must stay untouched), on one thread and split
+over the OpenMP team (by rows and by columns), and from a right operand prepared once (``sg_prep_b``:
+packed) or a left one (``sg_prepa``); and once more under ASan/UBSan. Skipped where the compiler does
+not target AVX-512 (the kernel is not compiled there)."""
 from __future__ import annotations
 
 import subprocess
@@ -278,14 +279,16 @@ int main(void)
                          ks[] = {1, 15, 16, 17, 128, 129, 300};
     /* 402 x 680 by 140: each thread's C (200 or 202 rows x 680) past SG_MK_C_L2, so chunks of rows outer, two
      * k blocks (128 + 12) and two chunks (128 + 74: 2 rows one at a time) each */
+    /* plain operands past SG_MK_KB or SG_MK_MC run in blocks of SG_MK_PLAIN (256) k and rows, packed at the sizes
+     * the product needs: k 256 exactly, 257 (256 + 1), 513 (three blocks); 260 rows (256 + 4), 16 (a short chunk) */
     static const int64_t big[][3] = {{64, 1024, 576}, {576, 1024, 64}, {64, 576, 1024}, {200, 50, 64}, {70, 300, 40},
-                                     {402, 680, 140}};
+                                     {402, 680, 140}, {129, 33, 256}, {260, 70, 257}, {16, 47, 513}, {1030, 65, 20}};
     int bad = 0, runs = 0;
     for (int prep = 0; prep < 2; ++prep)   /* prep = 1: from the prepared operand (SG_PREP_MODE says which) */
     for (int ta = 0; ta < 2; ++ta) for (int tb = 0; tb < 2; ++tb) for (int beta = 0; beta < 2; ++beta) {
         for (int i = 0; i < 6; ++i) for (int j = 0; j < 8; ++j) for (int q = 0; q < 7; ++q, ++runs)
             bad += check(ta, tb, ms[i], ns[j], ks[q], beta, prep);
-        for (int i = 0; i < 6; ++i, ++runs) bad += check(ta, tb, big[i][0], big[i][1], big[i][2], beta, prep);
+        for (int i = 0; i < 10; ++i, ++runs) bad += check(ta, tb, big[i][0], big[i][1], big[i][2], beta, prep);
     }
     printf("%d products, %d wrong\n", runs, bad);
     return bad != 0;
@@ -332,7 +335,7 @@ def test_microkernel_matches_a_double_reference_on_every_edge(tmp_path, prepared
     if r.returncode == 77:
         pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "5472 products, 0 wrong" in r.stdout
+    assert "5536 products, 0 wrong" in r.stdout
 
 
 @pytest.mark.parametrize("prepared", PREPARED)
@@ -344,7 +347,7 @@ def test_microkernel_under_address_and_undefined_sanitizers(tmp_path, prepared):
     if r.returncode == 77:
         pytest.skip("the compiler does not target AVX-512 here: the kernel is not compiled")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "5472 products, 0 wrong" in r.stdout
+    assert "5536 products, 0 wrong" in r.stdout
 
 
 @pytest.mark.parametrize("sanitized", [False, True])

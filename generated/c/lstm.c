@@ -324,12 +324,15 @@ struct sg_window_f32;   /* a window read as B: defined where a kernel reads wind
  * there instead, packed by sg_mk_pack_b_f32 (n32 its rounded width; this call's column 0 is its column bj);
  * with apk, A from there, packed by sg_mk_pack_a_f32 (a is then not read); with win, B is the window V (tb 0)
  * or its transpose (tb 1), packed from x (b is then not read) */
-static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
-                             const float *restrict b, int64_t ldb, const float *restrict bpk, int64_t n32, int64_t bj,
-                             const float *restrict apk, const struct sg_window_f32 *win, int beta, float *restrict c,
-                             int64_t ldc)
+/* (sg_mk_blocks_f32: the product in k blocks of KB and chunks of MC rows, packing B's strips into bb
+ * (KB x 32) and a chunk of A into ap ((MC rounded up to 8) x KB), both 64-byte aligned; KB is SG_MK_KB
+ * wherever B is prepared or a window) */
+static inline void sg_mk_blocks_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
+                                    int64_t lda, const float *restrict b, int64_t ldb, const float *restrict bpk,
+                                    int64_t n32, int64_t bj, const float *restrict apk,
+                                    const struct sg_window_f32 *win, int beta, float *restrict c, int64_t ldc,
+                                    int64_t KB, int64_t MC, float *restrict bb, float *restrict ap)
 {
-    float bb[SG_MK_KB * 32], ap[SG_MK_MC * SG_MK_KB];
     const int64_t m8 = (m + 7) / 8 * 8;
     /* k blocks (q0) and chunks of rows (ic), in one of two orders: k blocks outer while this call's C
      * is small enough to stay in L2 across them (B's k block is then reused by every chunk), else chunks
@@ -337,12 +340,12 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
      * being read and written again per k block. The LSTM's 2048x256 by 256x1024 input product writes
      * 8 MiB of C: T32 N64 D256 H256 forward+backward 0.972x the time (median of 24 alternating calls
      * of the two libraries in one process; quartiles 0.962-0.986), conv2d and dense unchanged */
-    const int64_t nq = (k + SG_MK_KB - 1) / SG_MK_KB, nc = (m + SG_MK_MC - 1) / SG_MK_MC;
+    const int64_t nq = (k + KB - 1) / KB, nc = (m + MC - 1) / MC;
     const int chunks_outer = m * n > SG_MK_C_L2;
     for (int64_t step = 0; step < nq * nc; ++step) {
-        const int64_t q0 = (chunks_outer ? step % nq : step / nc) * SG_MK_KB;
-        const int64_t ic = (chunks_outer ? step / nq : step % nc) * SG_MK_MC;
-        const int64_t kq = k - q0 < SG_MK_KB ? k - q0 : SG_MK_KB, mc = m - ic < SG_MK_MC ? m - ic : SG_MK_MC;
+        const int64_t q0 = (chunks_outer ? step % nq : step / nc) * KB;
+        const int64_t ic = (chunks_outer ? step / nq : step % nc) * MC;
+        const int64_t kq = k - q0 < KB ? k - q0 : KB, mc = m - ic < MC ? m - ic : MC;
         const int add = beta || q0 > 0;
         /* rows in tiles of 8; a last 6 or 7 rows in a tile of their own, its A rows past them zeros and
          * only their rows of C stored; fewer one at a time. One row costs about a fifth of a tile (load
@@ -405,6 +408,46 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
         }
     }
 }
+/* sg_mk_blocks_f32 with this file's blocks (SG_MK_KB, SG_MK_MC) on the stack: the layout of prepared
+ * operands (bpk, apk) and of window strips */
+static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a, int64_t lda,
+                             const float *restrict b, int64_t ldb, const float *restrict bpk, int64_t n32, int64_t bj,
+                             const float *restrict apk, const struct sg_window_f32 *win, int beta, float *restrict c,
+                             int64_t ldc)
+{
+    float bbuf[SG_MK_KB * 32 + 16], abuf[SG_MK_MC * SG_MK_KB + 16];   /* 64-byte aligned below */
+    float *restrict bb = (float *)(((uintptr_t)bbuf + 63) & ~(uintptr_t)63);
+    float *restrict ap = (float *)(((uintptr_t)abuf + 63) & ~(uintptr_t)63);
+    sg_mk_blocks_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, bj, apk, win, beta, c, ldc, SG_MK_KB, SG_MK_MC, bb, ap);
+}
+/* A product of plain operands (none prepared, no window) on this thread: past SG_MK_KB or SG_MK_MC, in
+ * blocks of SG_MK_PLAIN (256) k and rows, its packed blocks on the stack at the sizes this product
+ * needs (up to 288 KB; docs/c-backend.md). Measured with the generated code on this machine, two
+ * threads, medians of 7 alternating calls of the two builds in one process: an LSTM's 2048x256 by
+ * 256x1024 input product 3.26 -> 2.97 ms (329 -> 361 GFLOP/s; OpenBLAS 310-330), its 2048x1024 by
+ * 1024x256 and 1024x2048 by 2048x256 products 0.98x and 0.99x, 512x1024 by 1024x1024 0.90x, a 3x3
+ * convolution's per-sample shapes 0.96-1.01x; LSTM T32 N64 D256 H256 forward+backward 0.974-0.994x
+ * (three runs of 12 alternating pairs, bench/ab_c.py), conv2d 0.996-1.002x (30 pairs). Prepared
+ * operands and window strips keep SG_MK_KB: their layouts and the window tables are built on it
+ * (every block at 256 measured the same on the LSTM). Either block alone at 256 changed nothing. */
+#define SG_MK_PLAIN 256
+static inline void sg_mk_plain_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
+                                   int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
+                                   int64_t ldc)
+{
+    if (k <= SG_MK_KB && m <= SG_MK_MC) {   /* one block either way: the usual stack */
+        sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, NULL, 0, 0, NULL, NULL, beta, c, ldc);
+        return;
+    }
+    const int64_t kb = k < SG_MK_PLAIN ? k : SG_MK_PLAIN, mc8 = ((m < SG_MK_PLAIN ? m : SG_MK_PLAIN) + 7) / 8 * 8;
+    /* 64-byte aligned (a VLA is only 16-byte aligned: the strip's loads then split cache lines, and the
+     * LSTM's 2048x1024 by 1024x256 product took 1.04x the time of 128-blocks instead of 0.96x) */
+    float bbuf[kb * 32 + 16], abuf[mc8 * kb + 16];
+    float *restrict bb = (float *)(((uintptr_t)bbuf + 63) & ~(uintptr_t)63);
+    float *restrict ap = (float *)(((uintptr_t)abuf + 63) & ~(uintptr_t)63);
+    sg_mk_blocks_f32(ta, tb, m, n, k, a, lda, b, ldb, NULL, 0, 0, NULL, NULL, beta, c, ldc, SG_MK_PLAIN, SG_MK_PLAIN,
+                     bb, ap);
+}
 /* sg_mk_f32 on this kernel's OpenMP team (rows in blocks of 8 or columns in blocks of 32 per thread)
  * when not already in a parallel region and the product is worth a team; else on this thread */
 static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
@@ -421,18 +464,25 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
             const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num(), len = split_rows ? m : n;
             const int64_t lo = blocks * id / nt * q, hi0 = blocks * (id + 1) / nt * q, hi = hi0 < len ? hi0 : len;
             if (hi > lo) {
-                if (split_rows)
+                if (split_rows && !bpk)
+                    sg_mk_plain_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc,
+                                    ldc);
+                else if (split_rows)
                     sg_mk_f32(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb, bpk, n32, 0, NULL, NULL, beta,
                               c + lo * ldc, ldc);
+                else if (!bpk)
+                    sg_mk_plain_f32(ta, tb, m, hi - lo, k, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
                 else
-                    sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, bpk ? b : b + (tb ? lo * ldb : lo), ldb, bpk, n32, lo,
-                              NULL, NULL, beta, c + lo, ldc);
+                    sg_mk_f32(ta, tb, m, hi - lo, k, a, lda, b, ldb, bpk, n32, lo, NULL, NULL, beta, c + lo, ldc);
             }
         }
         return;
     }
 #endif
-    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, NULL, beta, c, ldc);
+    if (bpk)
+        sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, 0, NULL, NULL, beta, c, ldc);
+    else
+        sg_mk_plain_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 #endif
 
