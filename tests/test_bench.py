@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import symgrad
 from symgrad.bench import suite as benchmarks, hand as hand_reference
@@ -71,3 +72,34 @@ def test_ab_script_alternates_two_libraries_and_refuses_one(tmp_path):
     r = subprocess.run([sys.executable, script, "maxpool2d", "--old", str(root), "--new", str(root)],
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode != 0 and "both checkouts build the same library" in r.stderr
+
+
+def test_settle_heap_lets_numpy_reuse_heap_memory_for_large_temporaries():
+    """After ``settle_heap`` a 4 MiB NumPy array comes from glibc's heap, not from a fresh mapping
+    (glibc's ``mallinfo2().hblkhd``: bytes in mapped blocks); the references are timed in that state."""
+    import ctypes
+    code = r"""
+import ctypes, numpy as np
+from symgrad.bench.suite import settle_heap
+class MI(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+f = ctypes.CDLL(None).mallinfo2
+f.restype = MI
+def mapped_while_alive():
+    base = f().hblkhd
+    a = np.empty(4 << 20, np.uint8)
+    grew = f().hblkhd - base
+    del a
+    return grew
+print(mapped_while_alive() >= 4 << 20)   # a fresh process: mapped
+settle_heap()
+print(mapped_while_alive())              # settled: 0 bytes more mapped
+"""
+    try:
+        ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        pytest.skip("not glibc >= 2.33 (no mallinfo2)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "0"], r.stdout

@@ -70,6 +70,19 @@ def sgemm_peak(n: int = 2048, repeats: int = 3) -> float:
     return 2 * n ** 3 / t
 
 
+def settle_heap(nbytes: int = 16 << 20) -> None:
+    """Put glibc's allocator in the state a long-running NumPy process reaches, before anything is timed.
+    Freeing a block glibc had mapped for itself raises its mmap threshold to that block's size (up to
+    32 MiB) and its trim threshold to twice that; from then on NumPy's temporaries below the threshold
+    reuse heap memory instead of being mapped, and zeroed by the kernel, at every call. The references
+    are timed in that state, their best: hand NumPy's dense forward+backward (10 MiB of temporaries a
+    call) took 12.5-13.3 ms in a process where nothing of 8 MiB or more had been freed, 10.7-11.2 ms
+    after (the C kernels' arrays come from symgrad's pool, 10.7-11.4 ms either way). Until this was
+    made a step of its own, the SGEMM peak's 16 MiB arrays did it by chance. (Elsewhere than glibc:
+    an allocation and a free, harmless.)"""
+    np.empty(nbytes, np.uint8)   # mapped and freed at once: the threshold follows the freed size
+
+
 def blas_info() -> str:
     """NumPy's BLAS as threadpoolctl sees it: library, core type (architecture) and threads."""
     try:
@@ -292,6 +305,7 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
         pass
     workloads = list(workloads or SIZES)
     sizes = SMALL if small else SIZES
+    settle_heap()
     bw, bw_how = triad_bandwidth(2 ** 16 if small else 2 ** 24)
     peak = sgemm_peak(256 if small else 2048)
     results = []
