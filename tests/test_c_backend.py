@@ -389,3 +389,42 @@ def test_laned_sums_agree_with_a_float64_reference(name, dtype):
         assert rel_err(b, a) <= TOL[dtype]
     for inp, a, b in zip(spec.diff_inputs, g_ref, g_c):
         assert rel_err(b, a) <= TOL[dtype], f"d{inp.name}"
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_kernels_run_in_a_thread_with_a_small_stack():
+    """The C kernels keep their packing space off the stack past 80 KB (docs/c-backend.md): an LSTM, a
+    dense layer and a convolution, float32 (the AVX-512 product kernel's large blocks: malloc'd), run in a
+    Python thread of 192 KB of stack and agree with the NumPy backend. (With the large blocks on the stack
+    such a thread died with SIGSEGV, taking the interpreter with it.)"""
+    code = r"""
+import threading, numpy as np, symgrad
+rng = np.random.default_rng(0)
+f = lambda *s: rng.standard_normal(s).astype(np.float32)
+cases = {"lstm": (f(8, 64, 256), f(64, 256), f(64, 256), f(1024, 256) * 0.05, f(1024, 256) * 0.05, f(1024), f(1024)),
+         "dense": (f(256, 300), f(300, 200), f(200)),
+         "conv2d": (f(2, 16, 12, 12), f(32, 16, 3, 3), f(32))}
+out = {}
+def work():
+    for name, args in cases.items():
+        got = []
+        for backend in ("c", "numpy"):
+            k = symgrad.load(name, backend=backend, dtype="float32")
+            y, cache = k.forward(*args)
+            first = y[0] if isinstance(y, tuple) else y
+            grads = k.backward(cache, *([np.ones_like(v) for v in y] if isinstance(y, tuple) else [np.ones_like(y)]))
+            got.append([first] + list(grads))
+        out[name] = max(float(np.max(np.abs(a - b)) / (1 + float(np.max(np.abs(b))))) for a, b in zip(*got))
+threading.stack_size(192 << 10)
+t = threading.Thread(target=work)
+t.start()
+t.join()
+print(sorted(out.items()))
+"""
+    for name in ("lstm", "dense", "conv2d"):   # compiled here first (the build runs on this thread)
+        symgrad.load(name, backend="c", dtype="float32")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    errors = dict(eval(r.stdout))   # noqa: S307 - our own printout: [(name, error), ...]
+    assert set(errors) == {"lstm", "dense", "conv2d"}
+    assert all(e < 1e-4 for e in errors.values()), errors

@@ -1,6 +1,7 @@
 """The float products' own AVX-512 kernel (``sg_mk_f32`` in the C helpers, docs/c-backend.md) against a
 double-precision reference: every transpose combination, beta 0 and 1, sizes on every edge of its
-blocking (m % 8, n % 32, n % 16, k % 16, k % 128; for plain operands k % 256 and chunks of 256 rows),
+blocking (m % 8, n % 32, n % 16, k % 16, k % 128; for plain operands, as the
+runtime builds the kernels, k % 256 and chunks of 256 rows in space from malloc),
 leading dimensions wider than the matrices (the padding must stay untouched), on one thread and split
 over the OpenMP team (by rows and by columns), and from a right operand prepared once (``sg_prep_b``:
 packed) or a left one (``sg_prepa``); and once more under ASan/UBSan. Skipped where the compiler does
@@ -279,8 +280,9 @@ int main(void)
                          ks[] = {1, 15, 16, 17, 128, 129, 300};
     /* 402 x 680 by 140: each thread's C (200 or 202 rows x 680) past SG_MK_C_L2, so chunks of rows outer, two
      * k blocks (128 + 12) and two chunks (128 + 74: 2 rows one at a time) each */
-    /* plain operands past SG_MK_KB or SG_MK_MC run in blocks of SG_MK_PLAIN (256) k and rows, packed at the sizes
-     * the product needs: k 256 exactly, 257 (256 + 1), 513 (three blocks); 260 rows (256 + 4), 16 (a short chunk) */
+    /* with SYMGRAD_PACK_MALLOC, plain operands past SG_MK_KB or SG_MK_MC (from SG_MK_PLAIN_MIN multiply-adds)
+     * run in blocks of SG_MK_PLAIN (256) k and rows, packed at the sizes the product needs: k 256 exactly, 257
+     * (256 + 1), 513 (three blocks); 260 rows (256 + 4), 16 (a short chunk) */
     static const int64_t big[][3] = {{64, 1024, 576}, {576, 1024, 64}, {64, 576, 1024}, {200, 50, 64}, {70, 300, 40},
                                      {402, 680, 140}, {129, 33, 256}, {260, 70, 257}, {16, 47, 513}, {1030, 65, 20}};
     int bad = 0, runs = 0;
@@ -308,7 +310,10 @@ def _run(tmp_path, flags, name):
     return subprocess.run([str(exe)], capture_output=True, text=True, timeout=600)
 
 
-PREPARED = {"B": [], "A": ["-DSG_TEST_PREPA"]}   # sg_prep_b (the LSTM's W_hh), sg_prepa (a convolution's dy)
+# sg_prep_b (the LSTM's W_hh), sg_prepa (a convolution's dy); "B, 256": as "B" built as the runtime builds it
+# (SYMGRAD_PACK_MALLOC), every plain product past 128 in k or rows in the 256-blocks from malloc
+# (sg_mk_plain_f32; by default only from 2^22 multiply-adds)
+PREPARED = {"B": [], "A": ["-DSG_TEST_PREPA"], "B, 256": ["-DSYMGRAD_PACK_MALLOC", "-DSG_MK_PLAIN_MIN=1"]}
 WINDOW = ["-DSG_TEST_WINDOW"]   # sg_gemm_window: B read from x (a convolution's forward and weight gradient)
 WINOGRAD = ["-DSG_TEST_WINOGRAD"]   # sg_wino: a 3x3 convolution's forward and input gradient (Winograd F(2x2, 3x3))
 

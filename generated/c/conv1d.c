@@ -167,6 +167,9 @@ static inline float sg_window_at_f32(const sg_window_f32 *w, int64_t r, int64_t 
 #if defined(__AVX512F__) && !defined(SYMGRAD_NO_MICROKERNEL)
 #define SG_MK_F32 1
 #include <immintrin.h>
+#ifdef SYMGRAD_PACK_MALLOC
+#include <stdlib.h>   /* malloc: sg_mk_plain_f32's packing space */
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -479,33 +482,46 @@ static inline void sg_mk_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, co
     float *restrict ap = (float *)(((uintptr_t)abuf + 63) & ~(uintptr_t)63);
     sg_mk_blocks_f32(ta, tb, m, n, k, a, lda, b, ldb, bpk, n32, bj, apk, win, beta, c, ldc, SG_MK_KB, SG_MK_MC, bb, ap);
 }
-/* A product of plain operands (none prepared, no window) on this thread: past SG_MK_KB or SG_MK_MC, in
- * blocks of SG_MK_PLAIN (256) k and rows, its packed blocks on the stack at the sizes this product
- * needs (up to 288 KB; docs/c-backend.md). Measured with the generated code on this machine, two
- * threads, medians of 7 alternating calls of the two builds in one process: an LSTM's 2048x256 by
- * 256x1024 input product 3.26 -> 2.97 ms (329 -> 361 GFLOP/s; OpenBLAS 310-330), its 2048x1024 by
- * 1024x256 and 1024x2048 by 2048x256 products 0.98x and 0.99x, 512x1024 by 1024x1024 0.90x, a 3x3
- * convolution's per-sample shapes 0.96-1.01x; LSTM T32 N64 D256 H256 forward+backward 0.974-0.994x
- * (three runs of 12 alternating pairs, bench/ab_c.py), conv2d 0.996-1.002x (30 pairs). Prepared
- * operands and window strips keep SG_MK_KB: their layouts and the window tables are built on it
- * (every block at 256 measured the same on the LSTM). Either block alone at 256 changed nothing. */
+/* A product of plain operands (none prepared, no window) on this thread. With -DSYMGRAD_PACK_MALLOC (the
+ * Python runtime's builds set it; generated/ stays free of allocation without it): past SG_MK_KB or
+ * SG_MK_MC and from SG_MK_PLAIN_MIN multiply-adds (2^22, about 20 us), in blocks of SG_MK_PLAIN (256) k
+ * and rows, packed into space from malloc (up to 288 KB, 64-byte aligned, freed before returning; the
+ * stack keeps its 80 KB: a Python thread of 256 KB of stack crashed in the LSTM with these blocks on the
+ * stack). Otherwise, or if malloc fails, in this file's blocks on the stack.
+ * Measured with the generated code on this machine, two threads, medians of 7 alternating calls of the
+ * two builds in one process: an LSTM's 2048x256 by 256x1024 input product 3.26 -> 2.97 ms (329 -> 361
+ * GFLOP/s; OpenBLAS 310-330), its 2048x1024 by 1024x256 and 1024x2048 by 2048x256 products 0.98x and
+ * 0.99x, 512x1024 by 1024x1024 0.90x, a 3x3 convolution's per-sample shapes 0.96-1.01x; LSTM T32 N64
+ * D256 H256 forward+backward 0.974-0.994x (three runs of 12 alternating pairs, bench/ab_c.py), conv2d
+ * 0.996-1.002x (30 pairs). Swept in a C driver over the LSTM's and the dense layer's large products:
+ * blocks of 256 k by 256 rows beat 128/128 by 7%, 384/384, 256/512, 256/128 and 512/256 by 1-4%.
+ * Prepared operands and window strips keep SG_MK_KB: their layouts and the window tables are built on
+ * it (every block at 256 measured the same on the LSTM). */
 #define SG_MK_PLAIN 256
+#ifndef SG_MK_PLAIN_MIN
+#define SG_MK_PLAIN_MIN ((int64_t)1 << 22)
+#endif
 static inline void sg_mk_plain_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
                                    int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                                    int64_t ldc)
 {
-    if (k <= SG_MK_KB && m <= SG_MK_MC) {   /* one block either way: the usual stack */
-        sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, NULL, 0, 0, NULL, NULL, beta, c, ldc);
-        return;
+#ifdef SYMGRAD_PACK_MALLOC
+    if ((k > SG_MK_KB || m > SG_MK_MC) && m * n * k >= SG_MK_PLAIN_MIN) {
+        const int64_t kb = k < SG_MK_PLAIN ? k : SG_MK_PLAIN, mc8 = ((m < SG_MK_PLAIN ? m : SG_MK_PLAIN) + 7) / 8 * 8;
+        float *const space = (float *)malloc((size_t)(kb * 32 + mc8 * kb + 16) * sizeof(float));
+        if (space) {
+            /* 64-byte aligned: unaligned, the strip's 64-byte loads split cache lines (a stack VLA, 16-byte
+             * aligned, made the LSTM's 2048x1024 by 1024x256 product 1.04x the time of 128-blocks) */
+            float *restrict bb = (float *)(((uintptr_t)space + 63) & ~(uintptr_t)63);
+            float *restrict ap = bb + kb * 32;   /* kb * 32 floats: still 64-byte aligned */
+            sg_mk_blocks_f32(ta, tb, m, n, k, a, lda, b, ldb, NULL, 0, 0, NULL, NULL, beta, c, ldc, SG_MK_PLAIN,
+                             SG_MK_PLAIN, bb, ap);
+            free(space);
+            return;
+        }
     }
-    const int64_t kb = k < SG_MK_PLAIN ? k : SG_MK_PLAIN, mc8 = ((m < SG_MK_PLAIN ? m : SG_MK_PLAIN) + 7) / 8 * 8;
-    /* 64-byte aligned (a VLA is only 16-byte aligned: the strip's loads then split cache lines, and the
-     * LSTM's 2048x1024 by 1024x256 product took 1.04x the time of 128-blocks instead of 0.96x) */
-    float bbuf[kb * 32 + 16], abuf[mc8 * kb + 16];
-    float *restrict bb = (float *)(((uintptr_t)bbuf + 63) & ~(uintptr_t)63);
-    float *restrict ap = (float *)(((uintptr_t)abuf + 63) & ~(uintptr_t)63);
-    sg_mk_blocks_f32(ta, tb, m, n, k, a, lda, b, ldb, NULL, 0, 0, NULL, NULL, beta, c, ldc, SG_MK_PLAIN, SG_MK_PLAIN,
-                     bb, ap);
+#endif
+    sg_mk_f32(ta, tb, m, n, k, a, lda, b, ldb, NULL, 0, 0, NULL, NULL, beta, c, ldc);
 }
 /* sg_mk_f32 on this kernel's OpenMP team (rows in blocks of 8 or columns in blocks of 32 per thread)
  * when not already in a parallel region and the product is worth a team; else on this thread */

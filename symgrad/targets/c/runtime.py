@@ -104,8 +104,14 @@ def loader(cls, emit):
         files = {k.split("/", 1)[1]: v for k, v in emit(spec).items()}
         if tupled():   # the runtime's entry points, only in the library (not in generated/)
             files[f"{spec.name}.c"] += shim_source(files[f"{spec.name}.h"], tuple_offset(), data_offset())
-        return cls(spec, load_library(build(spec.name, files, stream_flags())))
+        return cls(spec, load_library(build(spec.name, files, stream_flags() + RUNTIME_DEFINES)))
     return load
+
+
+RUNTIME_DEFINES = ("-DSYMGRAD_PACK_MALLOC",)
+"""What the runtime's libraries add to generated/'s C: large float products pack into malloc'd space in
+blocks of 256 (``sg_mk_plain_f32``; the LSTM's input product 329 -> 361 GFLOP/s). The generated files
+compiled without it allocate nothing, as docs/c-backend.md promises C users."""
 
 
 class CKernel:
