@@ -76,7 +76,7 @@ def settle_heap(nbytes: int = 16 << 20) -> None:
     32 MiB) and its trim threshold to twice that; from then on NumPy's temporaries below the threshold
     reuse heap memory instead of being mapped, and zeroed by the kernel, at every call. The references
     are timed in that state, their best: hand NumPy's dense forward+backward (10 MiB of temporaries a
-    call) took 12.5-13.3 ms in a process where nothing of 8 MiB or more had been freed, 10.7-11.2 ms
+    call) took 12.5-14.0 ms in a process where nothing of 8 MiB or more had been freed, 10.7-11.7 ms
     after (the C kernels' arrays come from symgrad's pool, 10.7-11.4 ms either way). Until this was
     made a step of its own, the SGEMM peak's 16 MiB arrays did it by chance. (Elsewhere than glibc:
     an allocation and a free, harmless.)"""
