@@ -20,7 +20,7 @@ batchnorm2d), at its sizes, float32, forward + backward of the default call (--b
 
     PYTHONPATH=. python bench/ab_c.py lstm --old /tmp/old [--new .] [--pairs 12] [--torch]
 
-Used for the eighth session's changes (docs/bench.md): LSTM new/old 0.972 for the product kernel's
+Used for the eighth session's changes (docs/bench-log.md): LSTM new/old 0.972 for the product kernel's
 loop order, where eight alternating pairs of processes had ranged from 0.94 to 1.07.
 """
 from __future__ import annotations

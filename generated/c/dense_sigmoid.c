@@ -173,7 +173,7 @@ static inline float sg_exp_f32(float x)
     return p * s1 * s2;
 }
 /* double exp without a library call, so loops over it vectorize (float64 LSTM gates spent 35% of
- * their time in libm's scalar exp/tanh: docs/bench.md). Cephes exp: x = n ln2 + r, |r| <= ln2/2 (ln2
+ * their time in libm's scalar exp/tanh: docs/bench-log.md). Cephes exp: x = n ln2 + r, |r| <= ln2/2 (ln2
  * in two parts), exp(r) = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)) (Pade, ~1 ulp); n rounded by the
  * 1.5*2^52 shift; 2^n applied as two factors, so overflow gives inf, underflow 0 (through the
  * subnormals) and NaN propagates, as exp does. */

@@ -10,7 +10,7 @@ are read through views whose strides put the channel axis first, and adjacent ax
 in every array are merged (``H, W`` -> ``H*W``: one long vectorized loop per sample instead of one
 per row of 32). Then the row-group machinery (passes, per-row values in registers, double
 accumulators) applies unchanged. Measured at N 32, C 64, H W 32, float32, 2 threads: forward 0.94 ->
-0.6 ms, backward 1.31 -> 0.85 ms (docs/bench.md).
+0.6 ms, backward 1.31 -> 0.85 ms (docs/bench-log.md).
 
 A run starts at a reduction that keeps exactly one axis ``g`` (the channel) of a source with reduced
 axes before and after it, and extends over the following elementwise statements, reductions and

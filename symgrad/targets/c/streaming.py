@@ -11,7 +11,7 @@ cache for its next reader, so below some size streaming is slower, and that size
   LayerNorm forward+backward float32 at 8192x1024 8.7 -> 7.0 ms streamed, 4096x1024 3.8 -> 3.5,
   2048x1024 1.84 -> 1.78, but 1024x1024 0.81 -> 0.96 and 256x1024 0.21 -> 0.31 (a C harness);
 - a 2-core AMD EPYC VM: an array read right after it was written ran at 57-92 GB/s up to 32 MiB and
-  at 20-31 GB/s after streaming stores (docs/bench.md, eighth session): streaming lost at every size
+  at 20-31 GB/s after streaming stores (docs/bench-log.md, eighth session): streaming lost at every size
   the benchmarks use.
 
 So no constant serves, and the cache size the system reports does not say where the crossover lies
