@@ -20,6 +20,8 @@ def test_harness_runs_on_tiny_sizes(tmp_path):
         assert {"NumPy", "hand NumPy"} <= set(got[w].times) and all(t > 0 for t in got[w].times.values())
     assert got["layernorm"].bound > 0 and report["bandwidth"] > 0
     text = benchmarks.table(report, markdown=True)
+    if report["fma_peak"] is not None:   # a C compiler was found: the FMA bound is measured and printed
+        assert report["fma_peak"] > 0 and f"FMA bound {report['fma_peak'] / 1e9:.0f}" in text
     assert text.startswith("| workload |") and "layernorm float32: NumPy / hand NumPy" in text
     from symgrad.targets.c.streaming import stream_bytes   # the threshold the C columns ran with
     n = stream_bytes()
@@ -103,3 +105,30 @@ print(mapped_while_alive())              # settled: 0 bytes more mapped
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "0"], r.stdout
+
+
+def test_fma_probe_runs_only_independent_full_width_multiply_adds(tmp_path):
+    """The FMA bound ``symgrad bench`` prints is a loop of 16 independent FMAs of the widest vectors the
+    kernels' flags give (zmm with AVX-512, ymm with AVX2), nothing else in the loop: compiled to
+    assembly with the kernels' own compiler and flags and read back."""
+    import re
+    from symgrad.targets.c import build
+    try:
+        cc, _ = build.compiler()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"no C compiler: {e}")
+    flags = [f for f in (*build.BASE_FLAGS, *build.extra_flags()) if f != "-shared"]
+    if "-march=native" not in flags or not re.search(r"\bavx2\b", build.cpu_id()):
+        pytest.skip("an x86 vector ISA with FMA (AVX2 or AVX-512) is what this checks")
+    src = tmp_path / "sg_fma.c"
+    src.write_text(benchmarks.FMA_C)
+    asm = subprocess.run([cc, *flags, "-S", str(src), "-o", "-"], capture_output=True, text=True, check=True).stdout
+    reg = "zmm" if re.search(r"\bavx512f\b", build.cpu_id()) else "ymm"
+    loops = [body for body in re.split(r"\n\.L\d+:\n", asm) if "vfmadd" in body]
+    assert loops, "no FMA in the probe's assembly"
+    best = max(loops, key=lambda b: b.count("vfmadd"))
+    body = best.split("\tj")[0]   # up to the loop's branch
+    fmas = re.findall(r"vfmadd\d+ps\t%(\w+), %(\w+), %(\w+)", body)
+    assert len(fmas) >= 16 and all(r.startswith(reg) for f in fmas for r in f), body
+    assert len({f[2] for f in fmas}) >= 16, "16 independent accumulators"
+    assert not re.search(r"\tvmov|\(%r", body), "no loads or stores in the FMA loop"

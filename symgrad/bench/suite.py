@@ -120,6 +120,66 @@ def _triad_kernel():
     return f
 
 
+FMA_C = r"""
+#include <math.h>
+#include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+/* The float multiply-add bound of the cores: on every OpenMP thread, 16 independent rows of 16 lanes,
+ * each acc = acc a + b, iters times (with the kernels' flags an AVX-512 core runs 16 zmm FMAs per
+ * iteration, no loads or stores); returns a checksum and the thread count in *threads. */
+double sg_fma(int64_t iters, int *threads)
+{
+    double total = 0;
+    int nt = 1;
+#ifdef _OPENMP
+    #pragma omp parallel reduction(+:total)
+#endif
+    {
+        float acc[16][16];
+        for (int i = 0; i < 16; ++i)
+            for (int l = 0; l < 16; ++l) acc[i][l] = (float)(i * 16 + l) * 1e-4f;
+        const float a = 0.9999999f, b = 1e-7f;
+        for (int64_t t = 0; t < iters; ++t)
+            for (int i = 0; i < 16; ++i)
+#ifdef _OPENMP
+                #pragma omp simd
+#endif
+                for (int l = 0; l < 16; ++l) acc[i][l] = fmaf(acc[i][l], a, b);
+        float s = 0;
+        for (int i = 0; i < 16; ++i)
+            for (int l = 0; l < 16; ++l) s += acc[i][l];
+        total += s;
+#ifdef _OPENMP
+        #pragma omp single
+        nt = omp_get_num_threads();
+#endif
+    }
+    *threads = nt;
+    return total;
+}
+"""
+
+
+def fma_peak(iters: int = 20_000_000, repeats: int = 5) -> float | None:
+    """FLOP/s of float32 multiply-adds with nothing else to do (``FMA_C``: 16 independent vectors a
+    thread, compiled like the kernels, on their threads), best of ``repeats``: the bound no product
+    kernel can pass. None without a C compiler. On the development machine 225-236 GFLOP/s a core
+    (two 16-lane FMA units at about 3.5 GHz), where NumPy's SGEMM peak at 2048^3 read 320-360 for two."""
+    import ctypes
+    try:
+        from ..targets.c.build import build, load_library
+        f = load_library(build("sg_fma", {"sg_fma.c": FMA_C})).sg_fma
+    except Exception:  # noqa: BLE001 - no compiler: no FMA bound in the report
+        return None
+    f.restype = ctypes.c_double
+    f.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int)]
+    threads = ctypes.c_int(0)
+    t = min(median_time(lambda: f(iters, ctypes.byref(threads)), 1) for _ in range(repeats))
+    return threads.value * iters * 16 * 16 * 2 / t
+
+
 def triad_bandwidth(n: int = 2 ** 24, repeats: int = 5) -> tuple[float, str]:
     """Bytes per second of the STREAM triad a = b + s c (3 arrays of n doubles moved), best of
     ``repeats``, threaded like the C kernels; returns (bandwidth, how it was measured)."""
@@ -308,6 +368,7 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
     settle_heap()
     bw, bw_how = triad_bandwidth(2 ** 16 if small else 2 ** 24)
     peak = sgemm_peak(256 if small else 2048)
+    fma = fma_peak(200_000 if small else 20_000_000)
     results = []
     jobs = [(w, dt) for w in workloads for dt in dtypes]
     for w, dt in (progress(jobs) if progress else jobs):
@@ -325,7 +386,7 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
         results.append(r)
     gen = (generate_time(True), generate_time(False)) if with_generate else None
     return dict(results=results, bandwidth=bw, bandwidth_how=bw_how, generate=gen, machine=machine(threads),
-                sizes=sizes, sgemm_peak=peak, blas=blas_info(), stream=stream_info())
+                sizes=sizes, sgemm_peak=peak, fma_peak=fma, blas=blas_info(), stream=stream_info())
 
 
 def stream_info() -> str:
@@ -379,7 +440,8 @@ def table(report, markdown=False) -> str:
         lines.append(("- " if markdown else "") + f"symgrad generate (all built-ins): cold {cold:.1f} s, "
                      f"warm {warm:.1f} s (goal cold <= 10 s)")
     lines.append(("- " if markdown else "") + f"triad bandwidth {report['bandwidth'] / 1e9:.1f} GB/s "
-                 f"({report['bandwidth_how']}); NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f} GFLOP/s "
+                 f"({report['bandwidth_how']}); NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f} GFLOP/s"
+                 + (f", FMA bound {report['fma_peak'] / 1e9:.0f} GFLOP/s" if report.get("fma_peak") else "") + " "
                  f"(BLAS: {report['blas']}); {report['stream']}; {report['machine']}")
     return "\n".join(lines)
 
@@ -402,8 +464,9 @@ def targets(report, markdown=False) -> list[str]:
             rates = ", ".join(f"{c} {r.flops / r.times[c] / 1e9:.0f}" for c in ("C", "NumPy", "torch") if c in r.times)
             what = ("rate of the direct convolution's FLOPs (GFLOP/s; C's 3x3 products by Winograd F(2x2, 3x3) do "
                     "2.25x fewer)" if r.workload in WINDOWS else "GEMM rate (GFLOP/s)")
+            fma = f", FMA bound {report['fma_peak'] / 1e9:.0f}" if report.get("fma_peak") else ""
             out.append(("- " if markdown else "") + f"{r.workload} float32 {what}: {rates} "
-                       f"(NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f})")
+                       f"(NumPy SGEMM peak {report['sgemm_peak'] / 1e9:.0f}{fma})")
         if r.bound and "C" in r.times and r.dtype == "float32":
             frac = r.bound / r.times["C"]
             out.append(("- " if markdown else "") + f"{r.workload} float32: C reaches {frac:.0%} of the triad "
