@@ -126,10 +126,19 @@ FMA_C = r"""
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-/* The float multiply-add bound of the cores: on every OpenMP thread, 16 independent rows of 16 lanes,
- * each acc = acc a + b, iters times (with the kernels' flags an AVX-512 core runs 16 zmm FMAs per
- * iteration, no loads or stores); returns a checksum and the thread count in *threads. */
-double sg_fma(int64_t iters, int *threads)
+/* The float multiply-add bound of the cores: on every OpenMP thread, SG_FMA_ROWS independent rows of one
+ * vector (SG_FMA_LANES floats), each acc = acc a + b, iters times: with the kernels' flags an AVX-512 core
+ * runs 16 zmm FMAs per iteration (AVX2: 12 ymm, which with a and b fill its 16 registers), no loads or
+ * stores; either is more than the FMA units' latency times their count. Returns a checksum; the thread
+ * count and the multiply-adds per iteration in *threads and *per_iter. */
+#ifdef __AVX512F__
+#define SG_FMA_LANES 16
+#define SG_FMA_ROWS 16
+#else
+#define SG_FMA_LANES 8
+#define SG_FMA_ROWS 12
+#endif
+double sg_fma(int64_t iters, int *threads, int *per_iter)
 {
     double total = 0;
     int nt = 1;
@@ -137,19 +146,19 @@ double sg_fma(int64_t iters, int *threads)
     #pragma omp parallel reduction(+:total)
 #endif
     {
-        float acc[16][16];
-        for (int i = 0; i < 16; ++i)
-            for (int l = 0; l < 16; ++l) acc[i][l] = (float)(i * 16 + l) * 1e-4f;
+        float acc[SG_FMA_ROWS][SG_FMA_LANES];
+        for (int i = 0; i < SG_FMA_ROWS; ++i)
+            for (int l = 0; l < SG_FMA_LANES; ++l) acc[i][l] = (float)(i * SG_FMA_LANES + l) * 1e-4f;
         const float a = 0.9999999f, b = 1e-7f;
         for (int64_t t = 0; t < iters; ++t)
-            for (int i = 0; i < 16; ++i)
+            for (int i = 0; i < SG_FMA_ROWS; ++i)
 #ifdef _OPENMP
                 #pragma omp simd
 #endif
-                for (int l = 0; l < 16; ++l) acc[i][l] = fmaf(acc[i][l], a, b);
+                for (int l = 0; l < SG_FMA_LANES; ++l) acc[i][l] = fmaf(acc[i][l], a, b);
         float s = 0;
-        for (int i = 0; i < 16; ++i)
-            for (int l = 0; l < 16; ++l) s += acc[i][l];
+        for (int i = 0; i < SG_FMA_ROWS; ++i)
+            for (int l = 0; l < SG_FMA_LANES; ++l) s += acc[i][l];
         total += s;
 #ifdef _OPENMP
         #pragma omp single
@@ -157,16 +166,18 @@ double sg_fma(int64_t iters, int *threads)
 #endif
     }
     *threads = nt;
+    *per_iter = SG_FMA_ROWS * SG_FMA_LANES;
     return total;
 }
 """
 
 
 def fma_peak(iters: int = 20_000_000, repeats: int = 5) -> float | None:
-    """FLOP/s of float32 multiply-adds with nothing else to do (``FMA_C``: 16 independent vectors a
+    """FLOP/s of float32 multiply-adds with nothing else to do (``FMA_C``: 12-16 independent vectors a
     thread, compiled like the kernels, on their threads), best of ``repeats``: the bound no product
-    kernel can pass. None without a C compiler. On the development machine 225-236 GFLOP/s a core
-    (two 16-lane FMA units at about 3.5 GHz), where NumPy's SGEMM peak at 2048^3 read 320-360 for two."""
+    kernel can pass. None without a C compiler. On the development machine 225-242 GFLOP/s a core and
+    455-484 on two (two 16-lane FMA units at about 3.5-3.7 GHz), where NumPy's SGEMM peak at 2048^3 read
+    320-375 for two."""
     import ctypes
     try:
         from ..targets.c.build import build, load_library
@@ -174,10 +185,10 @@ def fma_peak(iters: int = 20_000_000, repeats: int = 5) -> float | None:
     except Exception:  # noqa: BLE001 - no compiler: no FMA bound in the report
         return None
     f.restype = ctypes.c_double
-    f.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int)]
-    threads = ctypes.c_int(0)
-    t = min(median_time(lambda: f(iters, ctypes.byref(threads)), 1) for _ in range(repeats))
-    return threads.value * iters * 16 * 16 * 2 / t
+    f.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]
+    threads, per_iter = ctypes.c_int(0), ctypes.c_int(0)
+    t = min(median_time(lambda: f(iters, ctypes.byref(threads), ctypes.byref(per_iter)), 1) for _ in range(repeats))
+    return threads.value * iters * per_iter.value * 2 / t
 
 
 def triad_bandwidth(n: int = 2 ** 24, repeats: int = 5) -> tuple[float, str]:
