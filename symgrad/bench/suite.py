@@ -106,18 +106,22 @@ void sg_triad(double *restrict a, const double *restrict b, const double *restri
 """
 
 
-def _triad_kernel():
-    """The compiled triad (same compiler and flags as the kernels), or None without a compiler."""
-    import ctypes
+def _probe(name: str, source: str, restype, argtypes):
+    """C function ``name`` of ``source``, compiled with the kernels' compiler and flags (and cached as
+    they are), or None without a compiler."""
     try:
         from ..targets.c.build import build, load_library
-        lib = load_library(build("sg_triad", {"sg_triad.c": TRIAD_C}))
-    except Exception:  # noqa: BLE001 - no compiler: fall back to NumPy's single-threaded add
+        f = getattr(load_library(build(name, {f"{name}.c": source})), name)
+    except Exception:  # noqa: BLE001 - no compiler: the caller falls back or leaves the figure out
         return None
-    f = lib.sg_triad
-    f.restype = None
-    f.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_double, ctypes.c_long]
+    f.restype, f.argtypes = restype, argtypes
     return f
+
+
+def _triad_kernel():
+    """The compiled triad, or None without a compiler."""
+    import ctypes
+    return _probe("sg_triad", TRIAD_C, None, [ctypes.c_void_p] * 3 + [ctypes.c_double, ctypes.c_long])
 
 
 FMA_C = r"""
@@ -179,13 +183,10 @@ def fma_peak(iters: int = 20_000_000, repeats: int = 5) -> float | None:
     455-484 on two (two 16-lane FMA units at about 3.5-3.7 GHz), where NumPy's SGEMM peak at 2048^3 read
     320-375 for two."""
     import ctypes
-    try:
-        from ..targets.c.build import build, load_library
-        f = load_library(build("sg_fma", {"sg_fma.c": FMA_C})).sg_fma
-    except Exception:  # noqa: BLE001 - no compiler: no FMA bound in the report
+    f = _probe("sg_fma", FMA_C, ctypes.c_double,
+               [ctypes.c_int64, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)])
+    if f is None:
         return None
-    f.restype = ctypes.c_double
-    f.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]
     threads, per_iter = ctypes.c_int(0), ctypes.c_int(0)
     t = min(median_time(lambda: f(iters, ctypes.byref(threads), ctypes.byref(per_iter)), 1) for _ in range(repeats))
     return threads.value * iters * per_iter.value * 2 / t
