@@ -139,43 +139,56 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
                         float *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                            }
-                                        }
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
                                         }
                                     }
@@ -276,43 +289,56 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
                         double *restrict _dst = (t0 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                            }
-                                        }
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
                                         }
                                     }
@@ -411,32 +437,45 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
                     if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
                                             }
                                         }
                                     }
@@ -468,32 +507,45 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
                         for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                 _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
                                             }
                                         }
                                     }
@@ -558,32 +610,45 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
                     if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
                                             }
                                         }
                                     }
@@ -615,32 +680,45 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
                         for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (kernel_size == 2 && stride == 2) {
-                            for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                 _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
                                             }
                                         }
                                     }

@@ -1273,43 +1273,56 @@ void conv2d_forward_f32(float *restrict y, const float *restrict x, const float 
                             float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                             /* non-overlapping windows of 2 on the last axis: interleaved rows */
                             if (KW == 2 && stride == 2 && dilation == 1) {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                                }
-                                            }
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                const int64_t _p1 = 2*_o1 + _k1;
                                                 _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
-                                                else {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                    }
+                                                    else {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
-                                                else {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                    }
+                                                    else {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
                                             }
                                         }
@@ -1395,43 +1408,56 @@ void conv2d_forward_f64(double *restrict y, const double *restrict x, const doub
                         double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (KW == 2 && stride == 2 && dilation == 1) {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                            }
-                                        }
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
                                         }
                                     }
@@ -1542,43 +1568,56 @@ void conv2d_forward_kept_f32(float *restrict y, float *restrict x_kept, float *r
                             float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                             /* non-overlapping windows of 2 on the last axis: interleaved rows */
                             if (KW == 2 && stride == 2 && dilation == 1) {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                                }
-                                            }
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                const int64_t _p1 = 2*_o1 + _k1;
                                                 _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
-                                                else {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                    }
+                                                    else {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
-                                                else {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                    }
+                                                    else {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
                                             }
                                         }
@@ -1670,43 +1709,56 @@ void conv2d_forward_kept_f64(double *restrict y, double *restrict x_kept, double
                         double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (KW == 2 && stride == 2 && dilation == 1) {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                            }
-                                        }
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
                                         }
                                     }
@@ -1917,32 +1969,45 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                             if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
                                 /* non-overlapping windows of 2 on the last axis: interleaved rows */
                                 if (KW == 2 && stride == 2 && dilation == 1) {
-                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                            if ((uint64_t)_p0 >= (uint64_t)H) {
-                                                continue;
-                                            }
-                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                    if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                        for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                            const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                                 for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    const int64_t _p1 = 2*_o1 + _k1;
                                                     _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                        }
+                                    }
+                                    else {
+                                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                                const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                    continue;
+                                                }
+                                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                         _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                     }
                                                 }
-                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                    if ((uint64_t)_p1 < (uint64_t)W) {
-                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                        }
+                                                    }
+                                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                        }
                                                     }
                                                 }
                                             }
@@ -1974,32 +2039,45 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                                 for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
                                 /* non-overlapping windows of 2 on the last axis: interleaved rows */
                                 if (KW == 2 && stride == 2 && dilation == 1) {
-                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                            if ((uint64_t)_p0 >= (uint64_t)H) {
-                                                continue;
-                                            }
-                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                    if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                        for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                            const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                                 for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    const int64_t _p1 = 2*_o1 + _k1;
                                                     _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                        }
+                                    }
+                                    else {
+                                        for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                            for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                                const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                                if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                    continue;
+                                                }
+                                                const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                                const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                                const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                                for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                         _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                     }
                                                 }
-                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                    if ((uint64_t)_p1 < (uint64_t)W) {
-                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                        }
+                                                    }
+                                                    for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                        const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                        if ((uint64_t)_p1 < (uint64_t)W) {
+                                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                        }
                                                     }
                                                 }
                                             }
@@ -2038,43 +2116,56 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                             float *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                             /* non-overlapping windows of 2 on the last axis: interleaved rows */
                             if (KW == 2 && stride == 2 && dilation == 1) {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                                }
-                                            }
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                const int64_t _p1 = 2*_o1 + _k1;
                                                 _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
-                                                else {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                    }
+                                                    else {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
-                                                else {
-                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                    }
+                                                    else {
+                                                        _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                    }
                                                 }
                                             }
                                         }
@@ -2247,32 +2338,45 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                         if (stride == KH && stride == KW && dilation == 1 && padding == 0 && H == H_out*KH && W == W_out*KW) {
                             /* non-overlapping windows of 2 on the last axis: interleaved rows */
                             if (KW == 2 && stride == 2 && dilation == 1) {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                const int64_t _p1 = 2*_o1 + _k1;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                     _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
                                                 }
                                             }
                                         }
@@ -2304,32 +2408,45 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                             for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
                             /* non-overlapping windows of 2 on the last axis: interleaved rows */
                             if (KW == 2 && stride == 2 && dilation == 1) {
-                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                const int64_t _p1 = 2*_o1 + _k1;
                                                 _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                     _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
                                                 }
                                             }
                                         }
@@ -2364,43 +2481,56 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                         double *restrict _dst = (t0 + H_out*W_out*C*KH*KW*_c + H_out*W_out*KH*KW*_c0) + _l * H_out*W_out*KH*KW;
                         /* non-overlapping windows of 2 on the last axis: interleaved rows */
                         if (KW == 2 && stride == 2 && dilation == 1) {
-                            for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
-                                for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                    const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                    if ((uint64_t)_p0 >= (uint64_t)H) {
-                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
-                                            }
-                                        }
-                                        continue;
-                                    }
-                                    const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                    const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                    const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                    for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            if (2 == KH && padding == 0 && H == H_out*KH && W == 2*W_out) {
+                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                    const int64_t _k0 = _p0 % KH, _o0 = _p0 / KH;
+                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                         for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                            const int64_t _p1 = 2*_o1 + _k1;
                                             _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                         }
                                     }
-                                    for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                        for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < KH; ++_k0) {
+                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                        if ((uint64_t)_p0 >= (uint64_t)H) {
+                                            for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            continue;
+                                        }
+                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
                                             }
                                         }
-                                        for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                            const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                            if ((uint64_t)_p1 < (uint64_t)W) {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
-                                            else {
-                                                _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = _src[W*_p0 + _p1];
+                                                }
+                                                else {
+                                                    _dst[H_out*W_out*KW*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1] = 0;
+                                                }
                                             }
                                         }
                                     }
