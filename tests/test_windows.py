@@ -51,6 +51,7 @@ CONV2D = [  # N, C, H, W, O, KH, KW, stride, padding, dilation
     (2, 3, 6, 8, 5, 2, 2, 2, 0, 1),     # patches that tile the input (the fold stores, no zeroing)
     (3, 20, 6, 7, 5, 3, 3, 1, 1, 1),    # C in two blocks of channels on C (14 + 6 at 3x3: Windows._channel_blocks)
     (2, 45, 5, 5, 3, 1, 3, 2, 1, 2),    # 42 + 3 channels at 1x3, stride 2, dilation 2
+    (6, 2, 9, 8, 3, 3, 3, 1, 1, 1),     # the bias gradient's sum over (N, H*W): 4 samples side by side, then 2
 ]
 
 
@@ -194,7 +195,10 @@ def test_float32_matches_torch_float32(backend, name, shape):
 @needs_torch
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name,shape", [("batchnorm", (5, 3)), ("batchnorm", (1, 4)), ("batchnorm2d", (4, 3, 5, 2)),
-                                        ("batchnorm2d", (1, 2, 1, 3)), ("batchnorm2d", (3, 1, 3, 3))])
+                                        ("batchnorm2d", (1, 2, 1, 3)), ("batchnorm2d", (3, 1, 3, 3)),
+                                        # the C sums over a channel's samples: 4 at a time, then the last 3,
+                                        # each over H*W = 72 (64 laned, 8 after)
+                                        ("batchnorm2d", (7, 2, 9, 8))])
 def test_batchnorm_matches_torch_over_training_and_eval_steps(backend, name, shape):
     """Forward and every gradient in both modes to 1e-10, and the running statistics after 10
     steps (7 training, 3 eval) to 1e-12: torch's EMA with the unbiased batch variance."""

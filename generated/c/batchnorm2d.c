@@ -101,28 +101,87 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
         /* pass 1: row sums sum_x */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -132,28 +191,87 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
         /* pass 2: row sums t9 = sum(x - mean0) */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -170,28 +288,87 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
         /* pass 3: row sums sum_xc_sq */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        }
                     }
                 }
             }
@@ -243,28 +420,87 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
         /* pass 1: row sums sum_x */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -274,28 +510,87 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
         /* pass 2: row sums t9 = sum(x - mean0) */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -312,28 +607,87 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
         /* pass 3: row sums sum_xc_sq */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        }
                     }
                 }
             }
@@ -394,30 +748,97 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
         /* pass 1: row sums sum_x; x_kept = x */
         {
             double _acc_sum_x = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc_sum_x[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc_sum_x[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
-                                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc_sum_x[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc_sum_x[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc_sum_x[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc_sum_x[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc_sum_x[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc_sum_x[_lk] += ((double)((_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3])) + (double)((_t_acc_sum_x[4] + _t_acc_sum_x[5]) + (_t_acc_sum_x[6] + _t_acc_sum_x[7]))) + ((double)((_t_acc_sum_x[8] + _t_acc_sum_x[9]) + (_t_acc_sum_x[10] + _t_acc_sum_x[11])) + (double)((_t_acc_sum_x[12] + _t_acc_sum_x[13]) + (_t_acc_sum_x[14] + _t_acc_sum_x[15])));
                                 }
-                                _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                            }
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_x)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc_sum_x)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc_sum_x[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc_sum_x[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                }
+                            }
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_x)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -427,28 +848,87 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
         /* pass 2: row sums t9 = sum(x - mean0) */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -465,28 +945,87 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
         /* pass 3: row sums sum_xc_sq */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        }
                     }
                 }
             }
@@ -538,30 +1077,97 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
         /* pass 1: row sums sum_x; x_kept = x */
         {
             double _acc_sum_x = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc_sum_x[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc_sum_x[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
-                                    x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc_sum_x[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc_sum_x[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc_sum_x[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc_sum_x[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc_sum_x[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc_sum_x[_lk] += ((double)((_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3])) + (double)((_t_acc_sum_x[4] + _t_acc_sum_x[5]) + (_t_acc_sum_x[6] + _t_acc_sum_x[7]))) + ((double)((_t_acc_sum_x[8] + _t_acc_sum_x[9]) + (_t_acc_sum_x[10] + _t_acc_sum_x[11])) + (double)((_t_acc_sum_x[12] + _t_acc_sum_x[13]) + (_t_acc_sum_x[14] + _t_acc_sum_x[15])));
                                 }
-                                _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                            }
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_x)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc_sum_x)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc_sum_x[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc_sum_x[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                }
+                            }
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_x)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -571,28 +1177,87 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
         /* pass 2: row sums t9 = sum(x - mean0) */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        }
                     }
                 }
             }
@@ -609,28 +1274,87 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
         /* pass 3: row sums sum_xc_sq */
         {
             double _acc = 0.0;
-            for (int64_t i1 = 0; i1 < N; ++i1) {
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+            {
+                int64_t _i1_4 = 0;
+                for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[16];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        {
+                                            const int64_t i1 = _i1_4 + 0;
+                                            _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 1;
+                                            _t_acc[4 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 2;
+                                            _t_acc[8 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                        {
+                                            const int64_t i1 = _i1_4 + 3;
+                                            _t_acc[12 + _lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                        }
+                                    }
+                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            {
+                                const int64_t i1 = _i1_4 + 0;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 1;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 2;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                            }
+                            {
+                                const int64_t i1 = _i1_4 + 3;
+                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
                     }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                }
+                /* the last rows, fewer than 4 */
+                for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                    {
+                        int64_t _lb = 0;
+                        if (H*W - _lb >= 64) {
+                            double _l_acc[16] = {0.0};
+                            for (; _lb + 64 <= H*W; _lb += 64) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i2 = _lb + 16*_lj + _lk;
+                                        _t_acc[_lj] = ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                                    }
+                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                }
+                            }
+                            _acc += sg_lanes_sum(_l_acc, 16);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        }
                     }
                 }
             }
@@ -686,8 +1410,79 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
         /* pass 1: row sums sum_dy_xhat */
-        for (int64_t i1 = 0; i1 < N; ++i1) {
-            {
+        {
+            int64_t _i1_4 = 0;
+            for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc_0[16] = {0.0};
+                        double _l_acc_1[16] = {0.0};
+                        double _l_acc_2[16] = {0.0};
+                        double _l_acc_3[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                float _t_acc[16];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    {
+                                        const int64_t i1 = _i1_4 + 0;
+                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 1;
+                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 2;
+                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 3;
+                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                }
+                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                            }
+                        }
+                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        {
+                            const int64_t i1 = _i1_4 + 0;
+                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 1;
+                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 2;
+                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 3;
+                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                    }
+                }
+                { const int64_t i1 = _i1_4 + 0; sum_dy_xhat[N*i0 + i1] = (float)_acc_0; }
+                { const int64_t i1 = _i1_4 + 1; sum_dy_xhat[N*i0 + i1] = (float)_acc_1; }
+                { const int64_t i1 = _i1_4 + 2; sum_dy_xhat[N*i0 + i1] = (float)_acc_2; }
+                { const int64_t i1 = _i1_4 + 3; sum_dy_xhat[N*i0 + i1] = (float)_acc_3; }
+            }
+            /* the last rows, fewer than 4 */
+            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
                 double _acc = 0.0;
                 {
                     int64_t _lb = 0;
@@ -749,8 +1544,79 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
             dgamma[i0] = (float)_acc;
         }
         /* pass 3: row sums t14 = sum(dy) */
-        for (int64_t i1 = 0; i1 < N; ++i1) {
-            {
+        {
+            int64_t _i1_4 = 0;
+            for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc_0[16] = {0.0};
+                        double _l_acc_1[16] = {0.0};
+                        double _l_acc_2[16] = {0.0};
+                        double _l_acc_3[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[16];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    {
+                                        const int64_t i1 = _i1_4 + 0;
+                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 1;
+                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 2;
+                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 3;
+                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                }
+                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                            }
+                        }
+                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        {
+                            const int64_t i1 = _i1_4 + 0;
+                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 1;
+                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 2;
+                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 3;
+                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                    }
+                }
+                { const int64_t i1 = _i1_4 + 0; t14[N*i0 + i1] = (float)_acc_0; }
+                { const int64_t i1 = _i1_4 + 1; t14[N*i0 + i1] = (float)_acc_1; }
+                { const int64_t i1 = _i1_4 + 2; t14[N*i0 + i1] = (float)_acc_2; }
+                { const int64_t i1 = _i1_4 + 3; t14[N*i0 + i1] = (float)_acc_3; }
+            }
+            /* the last rows, fewer than 4 */
+            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
                 double _acc = 0.0;
                 {
                     int64_t _lb = 0;
@@ -818,34 +1684,105 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
             {
                 double _acc_drstd = 0.0;
                 double _acc_sum_dy = 0.0;
-                for (int64_t i1 = 0; i1 < N; ++i1) {
-                    {
-                        int64_t _lb = 0;
-                        if (H*W - _lb >= 64) {
-                            double _l_acc_drstd[16] = {0.0};
-                            double _l_acc_sum_dy[16] = {0.0};
-                            for (; _lb + 64 <= H*W; _lb += 64) {
-                                SG_LANES
-                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    float _t_acc_drstd[4];
-                                    double _t_acc_sum_dy[4];
-                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                        const int64_t i2 = _lb + 16*_lj + _lk;
-                                        _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                        _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _i1_4 = 0;
+                    for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                        {
+                            int64_t _lb = 0;
+                            if (H*W - _lb >= 64) {
+                                double _l_acc_drstd[16] = {0.0};
+                                double _l_acc_sum_dy[16] = {0.0};
+                                for (; _lb + 64 <= H*W; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc_drstd[16];
+                                        double _t_acc_sum_dy[16];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            {
+                                                const int64_t i1 = _i1_4 + 0;
+                                                _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 1;
+                                                _t_acc_drstd[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 2;
+                                                _t_acc_drstd[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 3;
+                                                _t_acc_drstd[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                        }
+                                        _l_acc_drstd[_lk] += ((double)((_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3])) + (double)((_t_acc_drstd[4] + _t_acc_drstd[5]) + (_t_acc_drstd[6] + _t_acc_drstd[7]))) + ((double)((_t_acc_drstd[8] + _t_acc_drstd[9]) + (_t_acc_drstd[10] + _t_acc_drstd[11])) + (double)((_t_acc_drstd[12] + _t_acc_drstd[13]) + (_t_acc_drstd[14] + _t_acc_drstd[15])));
+                                        _l_acc_sum_dy[_lk] += ((double)((_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3])) + (double)((_t_acc_sum_dy[4] + _t_acc_sum_dy[5]) + (_t_acc_sum_dy[6] + _t_acc_sum_dy[7]))) + ((double)((_t_acc_sum_dy[8] + _t_acc_sum_dy[9]) + (_t_acc_sum_dy[10] + _t_acc_sum_dy[11])) + (double)((_t_acc_sum_dy[12] + _t_acc_sum_dy[13]) + (_t_acc_sum_dy[14] + _t_acc_sum_dy[15])));
                                     }
-                                    _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
-                                    _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
+                                }
+                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
+                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                {
+                                    const int64_t i1 = _i1_4 + 0;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 1;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 2;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 3;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
                                 }
                             }
-                            _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
-                            _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
                         }
-                        /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                            _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                    }
+                    /* the last rows, fewer than 4 */
+                    for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                        {
+                            int64_t _lb = 0;
+                            if (H*W - _lb >= 64) {
+                                double _l_acc_drstd[16] = {0.0};
+                                double _l_acc_sum_dy[16] = {0.0};
+                                for (; _lb + 64 <= H*W; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc_drstd[4];
+                                        double _t_acc_sum_dy[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                            _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
+                                        _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
+                                    }
+                                }
+                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
+                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                            }
                         }
                     }
                 }
@@ -890,8 +1827,79 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
         /* pass 1: row sums sum_dy_xhat */
-        for (int64_t i1 = 0; i1 < N; ++i1) {
-            {
+        {
+            int64_t _i1_4 = 0;
+            for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc_0[16] = {0.0};
+                        double _l_acc_1[16] = {0.0};
+                        double _l_acc_2[16] = {0.0};
+                        double _l_acc_3[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[16];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    {
+                                        const int64_t i1 = _i1_4 + 0;
+                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 1;
+                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 2;
+                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 3;
+                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    }
+                                }
+                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                            }
+                        }
+                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        {
+                            const int64_t i1 = _i1_4 + 0;
+                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 1;
+                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 2;
+                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 3;
+                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        }
+                    }
+                }
+                { const int64_t i1 = _i1_4 + 0; sum_dy_xhat[N*i0 + i1] = (double)_acc_0; }
+                { const int64_t i1 = _i1_4 + 1; sum_dy_xhat[N*i0 + i1] = (double)_acc_1; }
+                { const int64_t i1 = _i1_4 + 2; sum_dy_xhat[N*i0 + i1] = (double)_acc_2; }
+                { const int64_t i1 = _i1_4 + 3; sum_dy_xhat[N*i0 + i1] = (double)_acc_3; }
+            }
+            /* the last rows, fewer than 4 */
+            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
                 double _acc = 0.0;
                 {
                     int64_t _lb = 0;
@@ -953,8 +1961,79 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
             dgamma[i0] = (double)_acc;
         }
         /* pass 3: row sums t14 = sum(dy) */
-        for (int64_t i1 = 0; i1 < N; ++i1) {
-            {
+        {
+            int64_t _i1_4 = 0;
+            for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H*W - _lb >= 64) {
+                        double _l_acc_0[16] = {0.0};
+                        double _l_acc_1[16] = {0.0};
+                        double _l_acc_2[16] = {0.0};
+                        double _l_acc_3[16] = {0.0};
+                        for (; _lb + 64 <= H*W; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[16];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    {
+                                        const int64_t i1 = _i1_4 + 0;
+                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 1;
+                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 2;
+                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 3;
+                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    }
+                                }
+                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                            }
+                        }
+                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
+                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                        {
+                            const int64_t i1 = _i1_4 + 0;
+                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 1;
+                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 2;
+                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                        {
+                            const int64_t i1 = _i1_4 + 3;
+                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        }
+                    }
+                }
+                { const int64_t i1 = _i1_4 + 0; t14[N*i0 + i1] = (double)_acc_0; }
+                { const int64_t i1 = _i1_4 + 1; t14[N*i0 + i1] = (double)_acc_1; }
+                { const int64_t i1 = _i1_4 + 2; t14[N*i0 + i1] = (double)_acc_2; }
+                { const int64_t i1 = _i1_4 + 3; t14[N*i0 + i1] = (double)_acc_3; }
+            }
+            /* the last rows, fewer than 4 */
+            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
                 double _acc = 0.0;
                 {
                     int64_t _lb = 0;
@@ -1022,34 +2101,105 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
             {
                 double _acc_drstd = 0.0;
                 double _acc_sum_dy = 0.0;
-                for (int64_t i1 = 0; i1 < N; ++i1) {
-                    {
-                        int64_t _lb = 0;
-                        if (H*W - _lb >= 64) {
-                            double _l_acc_drstd[16] = {0.0};
-                            double _l_acc_sum_dy[16] = {0.0};
-                            for (; _lb + 64 <= H*W; _lb += 64) {
-                                SG_LANES
-                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    double _t_acc_drstd[4];
-                                    double _t_acc_sum_dy[4];
-                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                        const int64_t i2 = _lb + 16*_lj + _lk;
-                                        _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                        _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                {
+                    int64_t _i1_4 = 0;
+                    for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                        {
+                            int64_t _lb = 0;
+                            if (H*W - _lb >= 64) {
+                                double _l_acc_drstd[16] = {0.0};
+                                double _l_acc_sum_dy[16] = {0.0};
+                                for (; _lb + 64 <= H*W; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc_drstd[16];
+                                        double _t_acc_sum_dy[16];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            {
+                                                const int64_t i1 = _i1_4 + 0;
+                                                _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 1;
+                                                _t_acc_drstd[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 2;
+                                                _t_acc_drstd[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 3;
+                                                _t_acc_drstd[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                                _t_acc_sum_dy[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                            }
+                                        }
+                                        _l_acc_drstd[_lk] += ((double)((_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3])) + (double)((_t_acc_drstd[4] + _t_acc_drstd[5]) + (_t_acc_drstd[6] + _t_acc_drstd[7]))) + ((double)((_t_acc_drstd[8] + _t_acc_drstd[9]) + (_t_acc_drstd[10] + _t_acc_drstd[11])) + (double)((_t_acc_drstd[12] + _t_acc_drstd[13]) + (_t_acc_drstd[14] + _t_acc_drstd[15])));
+                                        _l_acc_sum_dy[_lk] += ((double)((_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3])) + (double)((_t_acc_sum_dy[4] + _t_acc_sum_dy[5]) + (_t_acc_sum_dy[6] + _t_acc_sum_dy[7]))) + ((double)((_t_acc_sum_dy[8] + _t_acc_sum_dy[9]) + (_t_acc_sum_dy[10] + _t_acc_sum_dy[11])) + (double)((_t_acc_sum_dy[12] + _t_acc_sum_dy[13]) + (_t_acc_sum_dy[14] + _t_acc_sum_dy[15])));
                                     }
-                                    _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
-                                    _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
+                                }
+                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
+                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                {
+                                    const int64_t i1 = _i1_4 + 0;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 1;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 2;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 3;
+                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
                                 }
                             }
-                            _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
-                            _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
                         }
-                        /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                            _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                    }
+                    /* the last rows, fewer than 4 */
+                    for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                        {
+                            int64_t _lb = 0;
+                            if (H*W - _lb >= 64) {
+                                double _l_acc_drstd[16] = {0.0};
+                                double _l_acc_sum_dy[16] = {0.0};
+                                for (; _lb + 64 <= H*W; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc_drstd[4];
+                                        double _t_acc_sum_dy[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                            _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        }
+                                        _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
+                                        _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
+                                    }
+                                }
+                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
+                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                            }
                         }
                     }
                 }

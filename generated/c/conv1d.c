@@ -1370,8 +1370,79 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
             for (int64_t _i = 0; _i < O; ++_i) _p_t5[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_dy */
-                for (int64_t i1 = 0; i1 < O; ++i1) {
-                    {
+                {
+                    int64_t _i1_4 = 0;
+                    for (; _i1_4 + 3 < O; _i1_4 += 4) {
+                        double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                        {
+                            int64_t _lb = 0;
+                            if (L_out - _lb >= 64) {
+                                double _l_acc_0[16] = {0.0};
+                                double _l_acc_1[16] = {0.0};
+                                double _l_acc_2[16] = {0.0};
+                                double _l_acc_3[16] = {0.0};
+                                for (; _lb + 64 <= L_out; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc[16];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            {
+                                                const int64_t i1 = _i1_4 + 0;
+                                                _t_acc[_lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 1;
+                                                _t_acc[4 + _lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 2;
+                                                _t_acc[8 + _lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 3;
+                                                _t_acc[12 + _lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                        }
+                                        _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                        _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                        _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                        _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                                    }
+                                }
+                                _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                                _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                                _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                                _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
+                            for (int64_t i2 = _lb; i2 < L_out; ++i2) {
+                                {
+                                    const int64_t i1 = _i1_4 + 0;
+                                    _acc_0 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 1;
+                                    _acc_1 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 2;
+                                    _acc_2 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 3;
+                                    _acc_3 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                            }
+                        }
+                        { const int64_t i1 = _i1_4 + 0; sum_dy[O*i0 + i1] = (float)_acc_0; }
+                        { const int64_t i1 = _i1_4 + 1; sum_dy[O*i0 + i1] = (float)_acc_1; }
+                        { const int64_t i1 = _i1_4 + 2; sum_dy[O*i0 + i1] = (float)_acc_2; }
+                        { const int64_t i1 = _i1_4 + 3; sum_dy[O*i0 + i1] = (float)_acc_3; }
+                    }
+                    /* the last rows, fewer than 4 */
+                    for (int64_t i1 = _i1_4; i1 < O; ++i1) {
                         double _acc = 0.0;
                         {
                             int64_t _lb = 0;
@@ -1648,8 +1719,79 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
             for (int64_t _i = 0; _i < O; ++_i) _p_t5[_i] = 0.0;
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_dy */
-                for (int64_t i1 = 0; i1 < O; ++i1) {
-                    {
+                {
+                    int64_t _i1_4 = 0;
+                    for (; _i1_4 + 3 < O; _i1_4 += 4) {
+                        double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                        {
+                            int64_t _lb = 0;
+                            if (L_out - _lb >= 64) {
+                                double _l_acc_0[16] = {0.0};
+                                double _l_acc_1[16] = {0.0};
+                                double _l_acc_2[16] = {0.0};
+                                double _l_acc_3[16] = {0.0};
+                                for (; _lb + 64 <= L_out; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc[16];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i2 = _lb + 16*_lj + _lk;
+                                            {
+                                                const int64_t i1 = _i1_4 + 0;
+                                                _t_acc[_lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 1;
+                                                _t_acc[4 + _lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 2;
+                                                _t_acc[8 + _lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                            {
+                                                const int64_t i1 = _i1_4 + 3;
+                                                _t_acc[12 + _lj] = dy[L_out*O*i0 + L_out*i1 + i2];
+                                            }
+                                        }
+                                        _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                        _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                        _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                        _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                                    }
+                                }
+                                _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                                _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                                _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                                _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
+                            for (int64_t i2 = _lb; i2 < L_out; ++i2) {
+                                {
+                                    const int64_t i1 = _i1_4 + 0;
+                                    _acc_0 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 1;
+                                    _acc_1 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 2;
+                                    _acc_2 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                                {
+                                    const int64_t i1 = _i1_4 + 3;
+                                    _acc_3 += dy[L_out*O*i0 + L_out*i1 + i2];
+                                }
+                            }
+                        }
+                        { const int64_t i1 = _i1_4 + 0; sum_dy[O*i0 + i1] = (double)_acc_0; }
+                        { const int64_t i1 = _i1_4 + 1; sum_dy[O*i0 + i1] = (double)_acc_1; }
+                        { const int64_t i1 = _i1_4 + 2; sum_dy[O*i0 + i1] = (double)_acc_2; }
+                        { const int64_t i1 = _i1_4 + 3; sum_dy[O*i0 + i1] = (double)_acc_3; }
+                    }
+                    /* the last rows, fewer than 4 */
+                    for (int64_t i1 = _i1_4; i1 < O; ++i1) {
                         double _acc = 0.0;
                         {
                             int64_t _lb = 0;

@@ -1859,28 +1859,87 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     {
                         double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            {
-                                int64_t _lb = 0;
-                                if (W_out - _lb >= 64) {
-                                    double _l_acc[16] = {0.0};
-                                    for (; _lb + 64 <= W_out; _lb += 64) {
-                                        SG_LANES
-                                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                            double _t_acc[4];
-                                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                                const int64_t i3 = _lb + 16*_lj + _lk;
-                                                _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                        {
+                            int64_t _i2_4 = 0;
+                            for (; _i2_4 + 3 < H_out; _i2_4 += 4) {
+                                {
+                                    int64_t _lb = 0;
+                                    if (W_out - _lb >= 64) {
+                                        double _l_acc[16] = {0.0};
+                                        for (; _lb + 64 <= W_out; _lb += 64) {
+                                            SG_LANES
+                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                                double _t_acc[16];
+                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                    const int64_t i3 = _lb + 16*_lj + _lk;
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 0;
+                                                        _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 1;
+                                                        _t_acc[4 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 2;
+                                                        _t_acc[8 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 3;
+                                                        _t_acc[12 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                }
+                                                _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                             }
-                                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                        }
+                                        _acc += sg_lanes_sum(_l_acc, 16);
+                                    }
+                                    /* the terms past the last block of 64 */
+                                    SG_SIMD_SUM(_acc)
+                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
+                                        {
+                                            const int64_t i2 = _i2_4 + 0;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                        }
+                                        {
+                                            const int64_t i2 = _i2_4 + 1;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                        }
+                                        {
+                                            const int64_t i2 = _i2_4 + 2;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                        }
+                                        {
+                                            const int64_t i2 = _i2_4 + 3;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
                                         }
                                     }
-                                    _acc += sg_lanes_sum(_l_acc, 16);
                                 }
-                                /* the terms past the last block of 64 */
-                                SG_SIMD_SUM(_acc)
-                                for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                    _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                            }
+                            /* the last rows, fewer than 4 */
+                            for (int64_t i2 = _i2_4; i2 < H_out; ++i2) {
+                                {
+                                    int64_t _lb = 0;
+                                    if (W_out - _lb >= 64) {
+                                        double _l_acc[16] = {0.0};
+                                        for (; _lb + 64 <= W_out; _lb += 64) {
+                                            SG_LANES
+                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                                double _t_acc[4];
+                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                    const int64_t i3 = _lb + 16*_lj + _lk;
+                                                    _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                }
+                                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                            }
+                                        }
+                                        _acc += sg_lanes_sum(_l_acc, 16);
+                                    }
+                                    /* the terms past the last block of 64 */
+                                    SG_SIMD_SUM(_acc)
+                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
+                                        _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                    }
                                 }
                             }
                         }
@@ -2259,28 +2318,87 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                 for (int64_t i1 = 0; i1 < O; ++i1) {
                     {
                         double _acc = 0.0;
-                        for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                            {
-                                int64_t _lb = 0;
-                                if (W_out - _lb >= 64) {
-                                    double _l_acc[16] = {0.0};
-                                    for (; _lb + 64 <= W_out; _lb += 64) {
-                                        SG_LANES
-                                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                            double _t_acc[4];
-                                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                                const int64_t i3 = _lb + 16*_lj + _lk;
-                                                _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                        {
+                            int64_t _i2_4 = 0;
+                            for (; _i2_4 + 3 < H_out; _i2_4 += 4) {
+                                {
+                                    int64_t _lb = 0;
+                                    if (W_out - _lb >= 64) {
+                                        double _l_acc[16] = {0.0};
+                                        for (; _lb + 64 <= W_out; _lb += 64) {
+                                            SG_LANES
+                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                                double _t_acc[16];
+                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                    const int64_t i3 = _lb + 16*_lj + _lk;
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 0;
+                                                        _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 1;
+                                                        _t_acc[4 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 2;
+                                                        _t_acc[8 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                    {
+                                                        const int64_t i2 = _i2_4 + 3;
+                                                        _t_acc[12 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                    }
+                                                }
+                                                _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
                                             }
-                                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                        }
+                                        _acc += sg_lanes_sum(_l_acc, 16);
+                                    }
+                                    /* the terms past the last block of 64 */
+                                    SG_SIMD_SUM(_acc)
+                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
+                                        {
+                                            const int64_t i2 = _i2_4 + 0;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                        }
+                                        {
+                                            const int64_t i2 = _i2_4 + 1;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                        }
+                                        {
+                                            const int64_t i2 = _i2_4 + 2;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                        }
+                                        {
+                                            const int64_t i2 = _i2_4 + 3;
+                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
                                         }
                                     }
-                                    _acc += sg_lanes_sum(_l_acc, 16);
                                 }
-                                /* the terms past the last block of 64 */
-                                SG_SIMD_SUM(_acc)
-                                for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                    _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                            }
+                            /* the last rows, fewer than 4 */
+                            for (int64_t i2 = _i2_4; i2 < H_out; ++i2) {
+                                {
+                                    int64_t _lb = 0;
+                                    if (W_out - _lb >= 64) {
+                                        double _l_acc[16] = {0.0};
+                                        for (; _lb + 64 <= W_out; _lb += 64) {
+                                            SG_LANES
+                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                                double _t_acc[4];
+                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                    const int64_t i3 = _lb + 16*_lj + _lk;
+                                                    _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                                }
+                                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                            }
+                                        }
+                                        _acc += sg_lanes_sum(_l_acc, 16);
+                                    }
+                                    /* the terms past the last block of 64 */
+                                    SG_SIMD_SUM(_acc)
+                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
+                                        _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                    }
                                 }
                             }
                         }
