@@ -137,24 +137,14 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -227,24 +217,14 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -324,24 +304,14 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -456,24 +426,14 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -546,24 +506,14 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -643,24 +593,14 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -788,28 +728,15 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
                             _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc_sum_x)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_sum_x_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_sum_x_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_sum_x_r += x[C*H*W*i1 + H*W*i0 + i2];
                                 x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc_sum_x += _e_acc_sum_x_r;
                         }
                     }
                 }
@@ -884,24 +811,14 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -981,24 +898,14 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -1117,28 +1024,15 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
                             _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc_sum_x)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_sum_x_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_sum_x_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_sum_x_r += x[C*H*W*i1 + H*W*i0 + i2];
                                 x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
-                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc_sum_x += _e_acc_sum_x_r;
                         }
                     }
                 }
@@ -1213,24 +1107,14 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += -mean0[i0] + x[C*H*W*i1 + H*W*i0 + i2];
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -1310,24 +1194,14 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
                             _acc += sg_lanes_sum(_l_acc, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            {
-                                const int64_t i1 = _i1_4 + 0;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
+                        for (int64_t _r = 0; _r < 4; ++_r) {
+                            const int64_t i1 = _i1_4 + _r;
+                            double _e_acc_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_r)
+                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                _e_acc_r += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
                             }
-                            {
-                                const int64_t i1 = _i1_4 + 1;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 2;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
-                            {
-                                const int64_t i1 = _i1_4 + 3;
-                                _acc += ((-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2])*(-mean[i0] + x[C*H*W*i1 + H*W*i0 + i2]));
-                            }
+                            _acc += _e_acc_r;
                         }
                     }
                 }
@@ -1456,25 +1330,20 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                         _acc_3 += sg_lanes_sum(_l_acc_3, 16);
                     }
                     /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        {
-                            const int64_t i1 = _i1_4 + 0;
-                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                    double _e_acc[4];
+                    for (int64_t _r = 0; _r < 4; ++_r) {
+                        const int64_t i1 = _i1_4 + _r;
+                        double _e_acc_r = 0.0;
+                        SG_SIMD_SUM(_e_acc_r)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                         }
-                        {
-                            const int64_t i1 = _i1_4 + 1;
-                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 2;
-                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 3;
-                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
-                        }
+                        _e_acc[_r] = _e_acc_r;
                     }
+                    _acc_0 += _e_acc[0];
+                    _acc_1 += _e_acc[1];
+                    _acc_2 += _e_acc[2];
+                    _acc_3 += _e_acc[3];
                 }
                 { const int64_t i1 = _i1_4 + 0; sum_dy_xhat[N*i0 + i1] = (float)_acc_0; }
                 { const int64_t i1 = _i1_4 + 1; sum_dy_xhat[N*i0 + i1] = (float)_acc_1; }
@@ -1590,25 +1459,20 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                         _acc_3 += sg_lanes_sum(_l_acc_3, 16);
                     }
                     /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        {
-                            const int64_t i1 = _i1_4 + 0;
-                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2];
+                    double _e_acc[4];
+                    for (int64_t _r = 0; _r < 4; ++_r) {
+                        const int64_t i1 = _i1_4 + _r;
+                        double _e_acc_r = 0.0;
+                        SG_SIMD_SUM(_e_acc_r)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2];
                         }
-                        {
-                            const int64_t i1 = _i1_4 + 1;
-                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 2;
-                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 3;
-                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
+                        _e_acc[_r] = _e_acc_r;
                     }
+                    _acc_0 += _e_acc[0];
+                    _acc_1 += _e_acc[1];
+                    _acc_2 += _e_acc[2];
+                    _acc_3 += _e_acc[3];
                 }
                 { const int64_t i1 = _i1_4 + 0; t14[N*i0 + i1] = (float)_acc_0; }
                 { const int64_t i1 = _i1_4 + 1; t14[N*i0 + i1] = (float)_acc_1; }
@@ -1728,28 +1592,17 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                                 _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
                             }
                             /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                {
-                                    const int64_t i1 = _i1_4 + 0;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                            for (int64_t _r = 0; _r < 4; ++_r) {
+                                const int64_t i1 = _i1_4 + _r;
+                                double _e_acc_drstd_r = 0.0;
+                                double _e_acc_sum_dy_r = 0.0;
+                                SG_SIMD_SUM(_e_acc_drstd_r, _e_acc_sum_dy_r)
+                                for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                    _e_acc_drstd_r += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _e_acc_sum_dy_r += dy[C*H*W*i1 + H*W*i0 + i2];
                                 }
-                                {
-                                    const int64_t i1 = _i1_4 + 1;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 2;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 3;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
+                                _acc_drstd += _e_acc_drstd_r;
+                                _acc_sum_dy += _e_acc_sum_dy_r;
                             }
                         }
                     }
@@ -1873,25 +1726,20 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                         _acc_3 += sg_lanes_sum(_l_acc_3, 16);
                     }
                     /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        {
-                            const int64_t i1 = _i1_4 + 0;
-                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                    double _e_acc[4];
+                    for (int64_t _r = 0; _r < 4; ++_r) {
+                        const int64_t i1 = _i1_4 + _r;
+                        double _e_acc_r = 0.0;
+                        SG_SIMD_SUM(_e_acc_r)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                         }
-                        {
-                            const int64_t i1 = _i1_4 + 1;
-                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 2;
-                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 3;
-                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
-                        }
+                        _e_acc[_r] = _e_acc_r;
                     }
+                    _acc_0 += _e_acc[0];
+                    _acc_1 += _e_acc[1];
+                    _acc_2 += _e_acc[2];
+                    _acc_3 += _e_acc[3];
                 }
                 { const int64_t i1 = _i1_4 + 0; sum_dy_xhat[N*i0 + i1] = (double)_acc_0; }
                 { const int64_t i1 = _i1_4 + 1; sum_dy_xhat[N*i0 + i1] = (double)_acc_1; }
@@ -2007,25 +1855,20 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                         _acc_3 += sg_lanes_sum(_l_acc_3, 16);
                     }
                     /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        {
-                            const int64_t i1 = _i1_4 + 0;
-                            _acc_0 += dy[C*H*W*i1 + H*W*i0 + i2];
+                    double _e_acc[4];
+                    for (int64_t _r = 0; _r < 4; ++_r) {
+                        const int64_t i1 = _i1_4 + _r;
+                        double _e_acc_r = 0.0;
+                        SG_SIMD_SUM(_e_acc_r)
+                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2];
                         }
-                        {
-                            const int64_t i1 = _i1_4 + 1;
-                            _acc_1 += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 2;
-                            _acc_2 += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
-                        {
-                            const int64_t i1 = _i1_4 + 3;
-                            _acc_3 += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
+                        _e_acc[_r] = _e_acc_r;
                     }
+                    _acc_0 += _e_acc[0];
+                    _acc_1 += _e_acc[1];
+                    _acc_2 += _e_acc[2];
+                    _acc_3 += _e_acc[3];
                 }
                 { const int64_t i1 = _i1_4 + 0; t14[N*i0 + i1] = (double)_acc_0; }
                 { const int64_t i1 = _i1_4 + 1; t14[N*i0 + i1] = (double)_acc_1; }
@@ -2145,28 +1988,17 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                                 _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
                             }
                             /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                {
-                                    const int64_t i1 = _i1_4 + 0;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
+                            for (int64_t _r = 0; _r < 4; ++_r) {
+                                const int64_t i1 = _i1_4 + _r;
+                                double _e_acc_drstd_r = 0.0;
+                                double _e_acc_sum_dy_r = 0.0;
+                                SG_SIMD_SUM(_e_acc_drstd_r, _e_acc_sum_dy_r)
+                                for (int64_t i2 = _lb; i2 < H*W; ++i2) {
+                                    _e_acc_drstd_r += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _e_acc_sum_dy_r += dy[C*H*W*i1 + H*W*i0 + i2];
                                 }
-                                {
-                                    const int64_t i1 = _i1_4 + 1;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 2;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 3;
-                                    _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
+                                _acc_drstd += _e_acc_drstd_r;
+                                _acc_sum_dy += _e_acc_sum_dy_r;
                             }
                         }
                     }

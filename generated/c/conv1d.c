@@ -1416,25 +1416,20 @@ void conv1d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                                 _acc_3 += sg_lanes_sum(_l_acc_3, 16);
                             }
                             /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
-                            for (int64_t i2 = _lb; i2 < L_out; ++i2) {
-                                {
-                                    const int64_t i1 = _i1_4 + 0;
-                                    _acc_0 += dy[L_out*O*i0 + L_out*i1 + i2];
+                            double _e_acc[4];
+                            for (int64_t _r = 0; _r < 4; ++_r) {
+                                const int64_t i1 = _i1_4 + _r;
+                                double _e_acc_r = 0.0;
+                                SG_SIMD_SUM(_e_acc_r)
+                                for (int64_t i2 = _lb; i2 < L_out; ++i2) {
+                                    _e_acc_r += dy[L_out*O*i0 + L_out*i1 + i2];
                                 }
-                                {
-                                    const int64_t i1 = _i1_4 + 1;
-                                    _acc_1 += dy[L_out*O*i0 + L_out*i1 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 2;
-                                    _acc_2 += dy[L_out*O*i0 + L_out*i1 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 3;
-                                    _acc_3 += dy[L_out*O*i0 + L_out*i1 + i2];
-                                }
+                                _e_acc[_r] = _e_acc_r;
                             }
+                            _acc_0 += _e_acc[0];
+                            _acc_1 += _e_acc[1];
+                            _acc_2 += _e_acc[2];
+                            _acc_3 += _e_acc[3];
                         }
                         { const int64_t i1 = _i1_4 + 0; sum_dy[O*i0 + i1] = (float)_acc_0; }
                         { const int64_t i1 = _i1_4 + 1; sum_dy[O*i0 + i1] = (float)_acc_1; }
@@ -1765,25 +1760,20 @@ void conv1d_backward_f64(double *restrict dx, double *restrict dweight, double *
                                 _acc_3 += sg_lanes_sum(_l_acc_3, 16);
                             }
                             /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_0, _acc_1, _acc_2, _acc_3)
-                            for (int64_t i2 = _lb; i2 < L_out; ++i2) {
-                                {
-                                    const int64_t i1 = _i1_4 + 0;
-                                    _acc_0 += dy[L_out*O*i0 + L_out*i1 + i2];
+                            double _e_acc[4];
+                            for (int64_t _r = 0; _r < 4; ++_r) {
+                                const int64_t i1 = _i1_4 + _r;
+                                double _e_acc_r = 0.0;
+                                SG_SIMD_SUM(_e_acc_r)
+                                for (int64_t i2 = _lb; i2 < L_out; ++i2) {
+                                    _e_acc_r += dy[L_out*O*i0 + L_out*i1 + i2];
                                 }
-                                {
-                                    const int64_t i1 = _i1_4 + 1;
-                                    _acc_1 += dy[L_out*O*i0 + L_out*i1 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 2;
-                                    _acc_2 += dy[L_out*O*i0 + L_out*i1 + i2];
-                                }
-                                {
-                                    const int64_t i1 = _i1_4 + 3;
-                                    _acc_3 += dy[L_out*O*i0 + L_out*i1 + i2];
-                                }
+                                _e_acc[_r] = _e_acc_r;
                             }
+                            _acc_0 += _e_acc[0];
+                            _acc_1 += _e_acc[1];
+                            _acc_2 += _e_acc[2];
+                            _acc_3 += _e_acc[3];
                         }
                         { const int64_t i1 = _i1_4 + 0; sum_dy[O*i0 + i1] = (double)_acc_0; }
                         { const int64_t i1 = _i1_4 + 1; sum_dy[O*i0 + i1] = (double)_acc_1; }

@@ -1895,24 +1895,14 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
                                         _acc += sg_lanes_sum(_l_acc, 16);
                                     }
                                     /* the terms past the last block of 64 */
-                                    SG_SIMD_SUM(_acc)
-                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                        {
-                                            const int64_t i2 = _i2_4 + 0;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                    for (int64_t _r = 0; _r < 4; ++_r) {
+                                        const int64_t i2 = _i2_4 + _r;
+                                        double _e_acc_r = 0.0;
+                                        SG_SIMD_SUM(_e_acc_r)
+                                        for (int64_t i3 = _lb; i3 < W_out; ++i3) {
+                                            _e_acc_r += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
                                         }
-                                        {
-                                            const int64_t i2 = _i2_4 + 1;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
-                                        {
-                                            const int64_t i2 = _i2_4 + 2;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
-                                        {
-                                            const int64_t i2 = _i2_4 + 3;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
+                                        _acc += _e_acc_r;
                                     }
                                 }
                             }
@@ -2354,24 +2344,14 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
                                         _acc += sg_lanes_sum(_l_acc, 16);
                                     }
                                     /* the terms past the last block of 64 */
-                                    SG_SIMD_SUM(_acc)
-                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                        {
-                                            const int64_t i2 = _i2_4 + 0;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
+                                    for (int64_t _r = 0; _r < 4; ++_r) {
+                                        const int64_t i2 = _i2_4 + _r;
+                                        double _e_acc_r = 0.0;
+                                        SG_SIMD_SUM(_e_acc_r)
+                                        for (int64_t i3 = _lb; i3 < W_out; ++i3) {
+                                            _e_acc_r += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
                                         }
-                                        {
-                                            const int64_t i2 = _i2_4 + 1;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
-                                        {
-                                            const int64_t i2 = _i2_4 + 2;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
-                                        {
-                                            const int64_t i2 = _i2_4 + 3;
-                                            _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
+                                        _acc += _e_acc_r;
                                     }
                                 }
                             }

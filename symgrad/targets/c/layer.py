@@ -243,10 +243,33 @@ class CBody(Fusion, Views, Windows, Channels):
             self.emit(f"{a} += sg_lanes_sum(_l{a}, {LANES});", d + 1)
         self.emit("}", d)
         self.note(f"the terms past the last block of {blk}", d)
-        self.emit(f"SG_SIMD_SUM({', '.join(lanes)})", d)
-        self.emit(f"for (int64_t {v} = _lb; {v} < {hi}; ++{v}) {{", d)
-        rows(d + 1, lambda dd, r: body(dd, lambda acc, val: f"{own(acc, r)} += {val};"))
+        if not jam:
+            self.emit(f"SG_SIMD_SUM({', '.join(accs)})", d)
+            self.emit(f"for (int64_t {v} = _lb; {v} < {hi}; ++{v}) {{", d)
+            body(d + 1, lambda acc, val: f"{acc} += {val};")
+            self.emit("}", d)
+            self.emit("}", depth)
+            return
+        # the rows' last terms one row after another, the body once (not once per row: BatchNorm2d's C
+        # 2,226 -> 2,058 lines, compiled in 4.7 s instead of 5.4; one row at a time, 1,076 lines and 1.8 s)
+        if apart:
+            for a in accs:
+                self.emit(f"double _e{a}[{SEGMENTS}];", d)
+        self.emit(f"for (int64_t _r = 0; _r < {SEGMENTS}; ++_r) {{", d)
+        self.emit(f"const int64_t {jam[0]} = {jam[1]} + _r;", d + 1)
+        for a in accs:
+            self.emit(f"double _e{a}_r = 0.0;", d + 1)
+        self.emit(f"SG_SIMD_SUM({', '.join(f'_e{a}_r' for a in accs)})", d + 1)
+        self.emit(f"for (int64_t {v} = _lb; {v} < {hi}; ++{v}) {{", d + 1)
+        body(d + 2, lambda acc, val: f"_e{acc}_r += {val};")
+        self.emit("}", d + 1)
+        for a in accs:
+            self.emit(f"_e{a}[_r] = _e{a}_r;" if apart else f"{a} += _e{a}_r;", d + 1)
         self.emit("}", d)
+        if apart:
+            for a in accs:
+                for _, r in segs:
+                    self.emit(f"{own(a, r)} += _e{a}[{r}];", d)
         self.emit("}", depth)
 
     def close(self, depth, to):
