@@ -153,18 +153,25 @@ class CBody(Fusion, Views, Windows, Channels):
         # 0.84-0.86x the time with its first sum so, C driver, alternating)
         d = self.loops(dom, axes[:-2], ivars, depth, plain=True)
         v, (jlo, jhi) = ivars[axes[-2]], self.bounds(dom, axes[-2])
-        jv = f"_{v}_4"
-        self.emit("{", d)
-        self.emit(f"int64_t {jv} = {jlo};", d + 1)
-        self.emit(f"for (; {jv} + {SEGMENTS - 1} < {jhi}; {jv} += {SEGMENTS}) {{", d + 1)
-        self.laned(accs, ivars[axes[-1]], lo, hi, d + 2, body, rough, jam=(v, jv, False))
-        self.emit("}", d + 1)
-        self.note(f"the last rows, fewer than {SEGMENTS}", d + 1)
-        self.emit(f"for (int64_t {v} = {jv}; {v} < {jhi}; ++{v}) {{", d + 1)
-        self.laned(accs, ivars[axes[-1]], lo, hi, d + 2, body, rough)
-        self.emit("}", d + 1)
-        self.emit("}", d)
+        self.in_fours(v, jlo, jhi, d,
+                      lambda dd, jv: self.laned(accs, ivars[axes[-1]], lo, hi, dd, body, rough, jam=(v, jv, False)),
+                      lambda dd: self.laned(accs, ivars[axes[-1]], lo, hi, dd, body, rough))
         self.close(d, depth)
+
+    def in_fours(self, w, lo, hi, depth, fours, one) -> None:
+        """The rows ``w`` in [lo, hi): SEGMENTS at a time (``fours(depth, w0)``, ``w0`` the first row of
+        the group, a C variable), then the last ones one at a time (``one(depth)``, ``w`` the row)."""
+        w0 = f"_{w}_4"
+        self.emit("{", depth)
+        self.emit(f"int64_t {w0} = {lo};", depth + 1)
+        self.emit(f"for (; {w0} + {SEGMENTS - 1} < {hi}; {w0} += {SEGMENTS}) {{", depth + 1)
+        fours(depth + 2, w0)
+        self.emit("}", depth + 1)
+        self.note(f"the last rows, fewer than {SEGMENTS}", depth + 1)
+        self.emit(f"for (int64_t {w} = {w0}; {w} < {hi}; ++{w}) {{", depth + 1)
+        one(depth + 2)
+        self.emit("}", depth + 1)
+        self.emit("}", depth)
 
     def laned(self, accs, v, lo, hi, depth, body, rough=(), jam=None) -> None:
         """The loop ``v`` in [lo, hi) of a body that adds to the double accumulators ``accs``, as sums in
@@ -422,22 +429,17 @@ class CBody(Fusion, Views, Windows, Channels):
         def body(dd, update):
             self.temps(s, dom, ivars, dd, self._hoisted)
             self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
-        jv = f"_{w}_4"
-        self.emit("{", d)
-        self.emit(f"int64_t {jv} = {wlo};", d + 1)
-        self.emit(f"for (; {jv} + {SEGMENTS - 1} < {whi}; {jv} += {SEGMENTS}) {{", d + 1)
-        self.emit(f"double {', '.join(f'_acc_{r} = 0.0' for r in range(SEGMENTS))};", d + 2)
-        self.laned(["_acc"], ivars[axis], lo, hi, d + 2, body, rough, jam=(w, jv, True))
-        for r in range(SEGMENTS):
-            self.emit(f"{{ const int64_t {w} = {jv} + {r}; {out_ref} = ({self.real})_acc_{r}; }}", d + 2)
-        self.emit("}", d + 1)
-        self.note(f"the last rows, fewer than {SEGMENTS}", d + 1)
-        self.emit(f"for (int64_t {w} = {jv}; {w} < {whi}; ++{w}) {{", d + 1)
-        self.emit("double _acc = 0.0;", d + 2)
-        self.laned(["_acc"], ivars[axis], lo, hi, d + 2, body, rough)
-        self.emit(f"{out_ref} = ({self.real})_acc;", d + 2)
-        self.emit("}", d + 1)
-        self.emit("}", d)
+        def fours(dd, w0):
+            self.emit(f"double {', '.join(f'_acc_{r} = 0.0' for r in range(SEGMENTS))};", dd)
+            self.laned(["_acc"], ivars[axis], lo, hi, dd, body, rough, jam=(w, w0, True))
+            for r in range(SEGMENTS):
+                self.emit(f"{{ const int64_t {w} = {w0} + {r}; {out_ref} = ({self.real})_acc_{r}; }}", dd)
+
+        def one(dd):
+            self.emit("double _acc = 0.0;", dd)
+            self.laned(["_acc"], ivars[axis], lo, hi, dd, body, rough)
+            self.emit(f"{out_ref} = ({self.real})_acc;", dd)
+        self.in_fours(w, wlo, whi, d, fours, one)
         self.close(d, depth)
 
     def fused(self, seg, depth, ivars):
