@@ -114,8 +114,9 @@ class Windows:
         ``o0 = p0 / K0``), inside it the row's positions with their K cells innermost, vectorized with
         interleaved loads or stores. ``_edged_rows`` spends its bounds arithmetic and its two empty edge
         loops on every row, and with 2x2 windows a row is only W_out (16) positions: max-pooling's
-        backward at N32 C64 32x32 (its window array and fold) 2.1-2.3 -> 1.0-1.6 ms on two threads of
-        an AMD EPYC (Zen 4) in a C driver, the same values (docs/bench-log.md, fourteenth session)."""
+        backward at N32 C64 32x32 (its window array and fold) took 0.68-0.77x the time on one and two
+        threads of an AMD EPYC (Zen 4), medians of 41 alternating pairs in a C driver, the same values
+        (docs/bench-log.md, fourteenth session)."""
         K0, K = cint(s.size[0]), int(s.size[1])
         L0, O = cint(lengths[0]), cint(outs[1])
         self.emit(f"for (int64_t _p0 = 0; _p0 < {L0}; ++_p0) {{", depth)
