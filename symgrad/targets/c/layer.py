@@ -384,10 +384,8 @@ class CBody(Fusion, Views, Windows, Channels):
             self.emit("{", d)
             self.emit(f"{acc_t} _acc = {init};", d + 1)
             if s.kind == "sum":
-                def body(dd, update):
-                    self.temps(s, dom, ivars, dd, self._hoisted)
-                    self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
-                self.summed(dom, axes, ivars, d + 1, ["_acc"], body, {"_acc"} if s.rough else ())
+                self.summed(dom, axes, ivars, d + 1, ["_acc"], self._sum_body(s, dom, ivars),
+                            {"_acc"} if s.rough else ())
             else:
                 d2 = self.loops(dom, axes, ivars, d + 1, plain=True)
                 self.temps(s, dom, ivars, d2, self._hoisted)
@@ -415,6 +413,13 @@ class CBody(Fusion, Views, Windows, Channels):
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
 
+    def _sum_body(self, s, dom, ivars):
+        """The body of sum ``s`` for ``summed``/``laned``: its temps, then its term added to ``_acc``."""
+        def body(dd, update):
+            self.temps(s, dom, ivars, dd, self._hoisted)
+            self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
+        return body
+
     def _row_sums(self, s, dom, looped, axis, ivars, depth, omp, out_ref):
         """A sum over the last axis ``axis`` of each row of the kept axes ``looped`` (the first of them
         in parallel when ``omp``), SEGMENTS rows side by side (``laned`` with ``jam``, each row its own
@@ -425,10 +430,8 @@ class CBody(Fusion, Views, Windows, Channels):
         w, (wlo, whi) = ivars[looped[-1]], self.bounds(dom, looped[-1])
         lo, hi = self.bounds(dom, axis)
         rough = {"_acc"} if s.rough else ()
+        body = self._sum_body(s, dom, ivars)
 
-        def body(dd, update):
-            self.temps(s, dom, ivars, dd, self._hoisted)
-            self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
         def fours(dd, w0):
             self.emit(f"double {', '.join(f'_acc_{r} = 0.0' for r in range(SEGMENTS))};", dd)
             self.laned(["_acc"], ivars[axis], lo, hi, dd, body, rough, jam=(w, w0, True))
