@@ -140,6 +140,9 @@ POOL = [  # N, C, H, W, kernel_size, stride, padding
     # windows of 2 without padding, read in place (the C target's strided views), odd sizes leave a
     # row and a column out
     (2, 3, 7, 9, 2, None, 0), (3, 2, 5, 4, 2, 2, 0),
+    # ... that tile x: the backward's one pass (Windows._cell_nest) over rows of 21 outputs (a block of
+    # 16 and 5 after) and of 32 (two blocks)
+    (2, 3, 6, 42, 2, None, 0), (1, 2, 4, 64, 2, 2, 0),
 ]
 
 

@@ -36,7 +36,8 @@
 /* SG_LANES: the loop below runs in vector lanes, each iteration on its own data: the 16 lanes of a
  * laned sum (each lane adds four terms 16 apart, pairwise, then into its own double sum, and
  * sg_lanes_sum adds the lanes as a tree: an order fixed by the C, vectorized or not; the terms
- * after the last whole block of 64 go through SG_SIMD_SUM), or 16 columns of the chunks' sums. */
+ * after the last whole block of 64 go through SG_SIMD_SUM), 16 columns of the chunks' sums, or 16
+ * output positions of a pooling window's one-pass nest (Windows._cell_nest). */
 #ifndef SG_LANES
 #ifdef _OPENMP
 #define SG_LANES SG_PRAGMA_SIMD(omp simd)
@@ -105,20 +106,71 @@ void avgpool2d_forward_f32(float *restrict y, const float *restrict x, float *re
             for (int64_t _c = 0; _c < _nc; ++_c) {
                 const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
                 for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                    /* t1 = sum(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t1 + H_out*W_out*_c0)[_i] = 0.0;
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < 2; ++i3) {
-                            for (int64_t i4 = 0; i4 < 2; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t1[H_out*W_out*_c0 + W_out*i2 + i5] += x[H*W*_s + 2*W*i2 + W*i3 + i4 + 2*i5];
+                    /* one pass over the outputs, the 2 x 2 cells of each window unrolled (Windows._cell_nest): t1 = sum(t0); y = t1/4 */
+                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                        {
+                            int64_t _lb = 0;
+                            for (; _lb + 16 <= W_out; _lb += 16) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    const int64_t i5 = _lb + _lk;
+                                    float _r_t0[4];
+                                    {
+                                        const int64_t i2 = 0, i3 = 0;
+                                        _r_t0[0] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    {
+                                        const int64_t i2 = 0, i3 = 1;
+                                        _r_t0[1] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 0;
+                                        _r_t0[2] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 1;
+                                        _r_t0[3] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    double _acc0 = 0.0;
+                                    _acc0 += _r_t0[0];
+                                    _acc0 += _r_t0[1];
+                                    _acc0 += _r_t0[2];
+                                    _acc0 += _r_t0[3];
+                                    const float _v0 = (float)_acc0;
+                                    const float _v1 = (1.0F/4.0F)*_v0;
+                                    y[H_out*W_out*_s + W_out*i4 + i5] = _v1;
                                 }
                             }
+                            /* the last positions, fewer than 16 */
+                            SG_LANES
+                            for (int64_t i5 = _lb; i5 < W_out; ++i5) {
+                                float _r_t0[4];
+                                {
+                                    const int64_t i2 = 0, i3 = 0;
+                                    _r_t0[0] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                {
+                                    const int64_t i2 = 0, i3 = 1;
+                                    _r_t0[1] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 0;
+                                    _r_t0[2] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 1;
+                                    _r_t0[3] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                double _acc0 = 0.0;
+                                _acc0 += _r_t0[0];
+                                _acc0 += _r_t0[1];
+                                _acc0 += _r_t0[2];
+                                _acc0 += _r_t0[3];
+                                const float _v0 = (float)_acc0;
+                                const float _v1 = (1.0F/4.0F)*_v0;
+                                y[H_out*W_out*_s + W_out*i4 + i5] = _v1;
+                            }
                         }
-                    }
-                    /* y = t1/4 */
-                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
-                        y[H_out*W_out*_s + i1] = (1.0F/4.0F)*t1[H_out*W_out*_c0 + i1];
                     }
                 }
             }
@@ -255,20 +307,71 @@ void avgpool2d_forward_f64(double *restrict y, const double *restrict x, double 
             for (int64_t _c = 0; _c < _nc; ++_c) {
                 const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
                 for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                    /* t1 = sum(t0) */
-                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t1 + H_out*W_out*_c0)[_i] = 0.0;
-                    for (int64_t i2 = 0; i2 < H_out; ++i2) {
-                        for (int64_t i3 = 0; i3 < 2; ++i3) {
-                            for (int64_t i4 = 0; i4 < 2; ++i4) {
-                                for (int64_t i5 = 0; i5 < W_out; ++i5) {
-                                    t1[H_out*W_out*_c0 + W_out*i2 + i5] += x[H*W*_s + 2*W*i2 + W*i3 + i4 + 2*i5];
+                    /* one pass over the outputs, the 2 x 2 cells of each window unrolled (Windows._cell_nest): t1 = sum(t0); y = t1/4 */
+                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                        {
+                            int64_t _lb = 0;
+                            for (; _lb + 16 <= W_out; _lb += 16) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    const int64_t i5 = _lb + _lk;
+                                    double _r_t0[4];
+                                    {
+                                        const int64_t i2 = 0, i3 = 0;
+                                        _r_t0[0] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    {
+                                        const int64_t i2 = 0, i3 = 1;
+                                        _r_t0[1] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 0;
+                                        _r_t0[2] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 1;
+                                        _r_t0[3] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                    }
+                                    double _acc0 = 0.0;
+                                    _acc0 += _r_t0[0];
+                                    _acc0 += _r_t0[1];
+                                    _acc0 += _r_t0[2];
+                                    _acc0 += _r_t0[3];
+                                    const double _v0 = (double)_acc0;
+                                    const double _v1 = (1.0/4.0)*_v0;
+                                    y[H_out*W_out*_s + W_out*i4 + i5] = _v1;
                                 }
                             }
+                            /* the last positions, fewer than 16 */
+                            SG_LANES
+                            for (int64_t i5 = _lb; i5 < W_out; ++i5) {
+                                double _r_t0[4];
+                                {
+                                    const int64_t i2 = 0, i3 = 0;
+                                    _r_t0[0] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                {
+                                    const int64_t i2 = 0, i3 = 1;
+                                    _r_t0[1] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 0;
+                                    _r_t0[2] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 1;
+                                    _r_t0[3] = x[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5];
+                                }
+                                double _acc0 = 0.0;
+                                _acc0 += _r_t0[0];
+                                _acc0 += _r_t0[1];
+                                _acc0 += _r_t0[2];
+                                _acc0 += _r_t0[3];
+                                const double _v0 = (double)_acc0;
+                                const double _v1 = (1.0/4.0)*_v0;
+                                y[H_out*W_out*_s + W_out*i4 + i5] = _v1;
+                            }
                         }
-                    }
-                    /* y = t1/4 */
-                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
-                        y[H_out*W_out*_s + i1] = (1.0/4.0)*t1[H_out*W_out*_c0 + i1];
                     }
                 }
             }
@@ -411,141 +514,189 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
     float *restrict t2 = scratch + 0;
     float *restrict t3 = scratch + H_out*W_out*C*N;
     float *restrict t4 = scratch + 2*H_out*W_out*C*N;
-    /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
-    {
-        const int64_t _nc = sg_chunks_of(C*N);
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
-            for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                /* t2 = dy/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
-                    t2[H_out*W_out*_c0 + i1] = dy[H_out*W_out*_s + i1]/((((float)kernel_size))*(((float)kernel_size)));
-                }
-                /* t3 = copy of t2 */
-                for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
-                /* t4 = copy of t3 */
-                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
-                        t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = t3[H_out*W_out*_c0 + i2];
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == stride && H == H_out*stride && W == W_out*stride && kernel_size == 2 && stride == 2) {
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3 (t4: views of dx) */
+        {
+            const int64_t _nc = sg_chunks_of(C*N);
+            SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
+                    /* one pass over the outputs, the 2 x 2 cells of each window unrolled (Windows._cell_nest): t2 = dy/4 */
+                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                        {
+                            int64_t _lb = 0;
+                            for (; _lb + 16 <= W_out; _lb += 16) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    const int64_t i5 = _lb + _lk;
+                                    const float _v0 = (1.0F/4.0F)*dy[H_out*W_out*_s + W_out*i4 + i5];
+                                    t2[H_out*W_out*_c0 + W_out*i4 + i5] = _v0;
+                                }
+                            }
+                            /* the last positions, fewer than 16 */
+                            SG_LANES
+                            for (int64_t i5 = _lb; i5 < W_out; ++i5) {
+                                const float _v0 = (1.0F/4.0F)*dy[H_out*W_out*_s + W_out*i4 + i5];
+                                t2[H_out*W_out*_c0 + W_out*i4 + i5] = _v0;
+                            }
+                        }
                     }
-                }
-                /* dx = t4 added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < 1; ++_l) {
-                    const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    float *restrict _dst = (dx + H*W*_s) + _l * H*W;
-                    if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (kernel_size == 2 && stride == 2) {
-                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
-                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
-                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
+                    /* t3 = copy of t2 */
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
+                    /* one pass over the outputs, the 2 x 2 cells of each window unrolled (Windows._cell_nest): t4 = copy of t3 */
+                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                        {
+                            int64_t _lb = 0;
+                            for (; _lb + 16 <= W_out; _lb += 16) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    const int64_t i5 = _lb + _lk;
+                                    const float _r_t3 = t3[H_out*W_out*_c0 + W_out*i4 + i5];
+                                    float _v0[4];
+                                    {
+                                        const int64_t i2 = 0, i3 = 0;
+                                        _v0[0] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[0];
+                                    }
+                                    {
+                                        const int64_t i2 = 0, i3 = 1;
+                                        _v0[1] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[1];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 0;
+                                        _v0[2] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[2];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 1;
+                                        _v0[3] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[3];
                                     }
                                 }
                             }
-                            else {
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            /* the last positions, fewer than 16 */
+                            SG_LANES
+                            for (int64_t i5 = _lb; i5 < W_out; ++i5) {
+                                const float _r_t3 = t3[H_out*W_out*_c0 + W_out*i4 + i5];
+                                float _v0[4];
+                                {
+                                    const int64_t i2 = 0, i3 = 0;
+                                    _v0[0] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[0];
+                                }
+                                {
+                                    const int64_t i2 = 0, i3 = 1;
+                                    _v0[1] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[1];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 0;
+                                    _v0[2] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[2];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 1;
+                                    _v0[3] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[3];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    /* else: the general loops, through window arrays */
+    else {
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
+        {
+            const int64_t _nc = sg_chunks_of(C*N);
+            SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
+                    /* t2 = dy/kernel_size**2 */
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        t2[H_out*W_out*_c0 + i1] = dy[H_out*W_out*_s + i1]/((((float)kernel_size))*(((float)kernel_size)));
+                    }
+                    /* t3 = copy of t2 */
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
+                    /* t4 = copy of t3 */
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = t3[H_out*W_out*_c0 + i2];
+                        }
+                    }
+                    /* dx = t4 added back at the window positions (fold, col2im) */
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const float *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                        float *restrict _dst = (dx + H*W*_s) + _l * H*W;
+                        if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (kernel_size == 2 && stride == 2) {
+                                if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                const int64_t _p1 = 2*_o1 + _k1;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                     _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
                                                 }
                                             }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                    const int64_t _sh = -padding + _k1;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (kernel_size == 2 && stride == 2) {
-                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
-                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
-                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
                                 }
                             }
                             else {
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                        const int64_t _sh = -padding + _k1;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
                                             }
-                                        }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                                }
-                                            }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                                }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
                                     }
@@ -553,20 +704,70 @@ void avgpool2d_backward_f32(float *restrict dx, const float *restrict dy, float 
                             }
                         }
                         else {
-                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                    const int64_t _sh = -padding + _k1;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
+                            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (kernel_size == 2 && stride == 2) {
+                                if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
                                         }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                        const int64_t _sh = -padding + _k1;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
                                         }
                                     }
                                 }
@@ -584,141 +785,189 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
     double *restrict t2 = scratch + 0;
     double *restrict t3 = scratch + H_out*W_out*C*N;
     double *restrict t4 = scratch + 2*H_out*W_out*C*N;
-    /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
-    {
-        const int64_t _nc = sg_chunks_of(C*N);
-        SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
-            for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
-                /* t2 = dy/kernel_size**2 */
-                for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
-                    t2[H_out*W_out*_c0 + i1] = dy[H_out*W_out*_s + i1]/((((double)kernel_size))*(((double)kernel_size)));
-                }
-                /* t3 = copy of t2 */
-                for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
-                /* t4 = copy of t3 */
-                for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
-                    for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
-                        t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = t3[H_out*W_out*_c0 + i2];
+    /* windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays */
+    if (padding == 0 && kernel_size == stride && H == H_out*stride && W == W_out*stride && kernel_size == 2 && stride == 2) {
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3 (t4: views of dx) */
+        {
+            const int64_t _nc = sg_chunks_of(C*N);
+            SG_PARALLEL_FOR(6*H_out*W_out*C*N + C*H*N*W)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
+                    /* one pass over the outputs, the 2 x 2 cells of each window unrolled (Windows._cell_nest): t2 = dy/4 */
+                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                        {
+                            int64_t _lb = 0;
+                            for (; _lb + 16 <= W_out; _lb += 16) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    const int64_t i5 = _lb + _lk;
+                                    const double _v0 = (1.0/4.0)*dy[H_out*W_out*_s + W_out*i4 + i5];
+                                    t2[H_out*W_out*_c0 + W_out*i4 + i5] = _v0;
+                                }
+                            }
+                            /* the last positions, fewer than 16 */
+                            SG_LANES
+                            for (int64_t i5 = _lb; i5 < W_out; ++i5) {
+                                const double _v0 = (1.0/4.0)*dy[H_out*W_out*_s + W_out*i4 + i5];
+                                t2[H_out*W_out*_c0 + W_out*i4 + i5] = _v0;
+                            }
+                        }
                     }
-                }
-                /* dx = t4 added back at the window positions (fold, col2im) */
-                for (int64_t _l = 0; _l < 1; ++_l) {
-                    const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
-                    double *restrict _dst = (dx + H*W*_s) + _l * H*W;
-                    if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (kernel_size == 2 && stride == 2) {
-                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
-                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
-                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
+                    /* t3 = copy of t2 */
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
+                    /* one pass over the outputs, the 2 x 2 cells of each window unrolled (Windows._cell_nest): t4 = copy of t3 */
+                    for (int64_t i4 = 0; i4 < H_out; ++i4) {
+                        {
+                            int64_t _lb = 0;
+                            for (; _lb + 16 <= W_out; _lb += 16) {
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    const int64_t i5 = _lb + _lk;
+                                    const double _r_t3 = t3[H_out*W_out*_c0 + W_out*i4 + i5];
+                                    double _v0[4];
+                                    {
+                                        const int64_t i2 = 0, i3 = 0;
+                                        _v0[0] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[0];
+                                    }
+                                    {
+                                        const int64_t i2 = 0, i3 = 1;
+                                        _v0[1] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[1];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 0;
+                                        _v0[2] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[2];
+                                    }
+                                    {
+                                        const int64_t i2 = 1, i3 = 1;
+                                        _v0[3] = _r_t3;
+                                        dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[3];
                                     }
                                 }
                             }
-                            else {
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                            /* the last positions, fewer than 16 */
+                            SG_LANES
+                            for (int64_t i5 = _lb; i5 < W_out; ++i5) {
+                                const double _r_t3 = t3[H_out*W_out*_c0 + W_out*i4 + i5];
+                                double _v0[4];
+                                {
+                                    const int64_t i2 = 0, i3 = 0;
+                                    _v0[0] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[0];
+                                }
+                                {
+                                    const int64_t i2 = 0, i3 = 1;
+                                    _v0[1] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[1];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 0;
+                                    _v0[2] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[2];
+                                }
+                                {
+                                    const int64_t i2 = 1, i3 = 1;
+                                    _v0[3] = _r_t3;
+                                    dx[H*W*_s + W*i2 + 2*W*i4 + i3 + 2*i5] = _v0[3];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    /* else: the general loops, through window arrays */
+    else {
+        /* for each of the N*C (sample, channel) slices, in one chunk of them per thread: t2; t3 = copy of t2; t4 = copy of t3; dx = t4 added back at the window positions (fold, col2im) */
+        {
+            const int64_t _nc = sg_chunks_of(C*N);
+            SG_PARALLEL_FOR(H_out*W_out*((kernel_size)*(kernel_size))*C*N + 2*H_out*W_out*C*N + C*H*N*W)
+            for (int64_t _c = 0; _c < _nc; ++_c) {
+                const int64_t _c0 = _c * C*N / _nc;   /* this chunk's first slice */
+                for (int64_t _s = _c * C*N / _nc; _s < (_c + 1) * C*N / _nc; ++_s) {
+                    /* t2 = dy/kernel_size**2 */
+                    for (int64_t i1 = 0; i1 < H_out*W_out; ++i1) {
+                        t2[H_out*W_out*_c0 + i1] = dy[H_out*W_out*_s + i1]/((((double)kernel_size))*(((double)kernel_size)));
+                    }
+                    /* t3 = copy of t2 */
+                    for (int64_t _i = 0; _i < H_out*W_out; ++_i) (t3 + H_out*W_out*_c0)[_i] = (t2 + H_out*W_out*_c0)[_i];
+                    /* t4 = copy of t3 */
+                    for (int64_t i1 = 0; i1 < ((kernel_size)*(kernel_size)); ++i1) {
+                        for (int64_t i2 = 0; i2 < H_out*W_out; ++i2) {
+                            t4[H_out*W_out*((kernel_size)*(kernel_size))*_c0 + H_out*W_out*i1 + i2] = t3[H_out*W_out*_c0 + i2];
+                        }
+                    }
+                    /* dx = t4 added back at the window positions (fold, col2im) */
+                    for (int64_t _l = 0; _l < 1; ++_l) {
+                        const double *restrict _src = (t4 + H_out*W_out*((kernel_size)*(kernel_size))*_c0) + _l * H_out*W_out*((kernel_size)*(kernel_size));
+                        double *restrict _dst = (dx + H*W*_s) + _l * H*W;
+                        if (stride == kernel_size && padding == 0 && H == H_out*kernel_size && W == W_out*kernel_size) {
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (kernel_size == 2 && stride == 2) {
+                                if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
                                             for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                const int64_t _p1 = 2*_o1 + _k1;
                                                 _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
                                                     _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                                 }
                                             }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
                                                 }
                                             }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        else {
-                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                    const int64_t _sh = -padding + _k1;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    else {
-                        for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
-                        /* non-overlapping windows of 2 on the last axis: interleaved rows */
-                        if (kernel_size == 2 && stride == 2) {
-                            if (padding == 0 && H == 2*H_out && W == 2*W_out) {
-                                for (int64_t _p0 = 0; _p0 < H; ++_p0) {
-                                    const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
-                                    for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            const int64_t _p1 = 2*_o1 + _k1;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                         }
                                     }
                                 }
                             }
                             else {
-                                for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + _k0 + 2*_o0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
-                                        }
-                                        const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
-                                        const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
-                                        const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
-                                        for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
-                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                        const int64_t _sh = -padding + _k1;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
                                             }
-                                        }
-                                        for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
-                                            for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                                }
-                                            }
-                                            for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
-                                                const int64_t _p1 = 2*_o1 + _k1 - padding;
-                                                if ((uint64_t)_p1 < (uint64_t)W) {
-                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
-                                                }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
+                                                _dst[W*_p0 + _p1] = _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
                                             }
                                         }
                                     }
@@ -726,20 +975,70 @@ void avgpool2d_backward_f64(double *restrict dx, const double *restrict dy, doub
                             }
                         }
                         else {
-                            for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
-                                for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
-                                    const int64_t _sh = -padding + _k1;
-                                    const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
-                                    const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
-                                    const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
-                                    for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
-                                        const int64_t _p0 = -padding + stride*_o0 + _k0;
-                                        if ((uint64_t)_p0 >= (uint64_t)H) {
-                                            continue;
+                            for (int64_t _i = 0; _i < H*W; ++_i) _dst[_i] = 0;
+                            /* non-overlapping windows of 2 on the last axis: interleaved rows */
+                            if (kernel_size == 2 && stride == 2) {
+                                if (padding == 0 && H == 2*H_out && W == 2*W_out) {
+                                    for (int64_t _p0 = 0; _p0 < H; ++_p0) {
+                                        const int64_t _k0 = _p0 % 2, _o0 = _p0 / 2;
+                                        for (int64_t _o1 = 0; _o1 < W_out; ++_o1) {
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                const int64_t _p1 = 2*_o1 + _k1;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
                                         }
-                                        for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
-                                            const int64_t _p1 = stride*_o1 + _sh;
-                                            _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                    }
+                                }
+                                else {
+                                    for (int64_t _k0 = 0; _k0 < 2; ++_k0) {
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + _k0 + 2*_o0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            const int64_t _A0 = padding <= 0 ? 0 : (padding + 1) / 2;
+                                            const int64_t _B0 = W - 2 + padding < 0 ? 0 : (W - 2 + padding) / 2 + 1;
+                                            const int64_t _A = _A0 < W_out ? _A0 : W_out, _B = _B0 < _A ? _A : (_B0 < W_out ? _B0 : W_out);
+                                            for (int64_t _o1 = _A; _o1 < _B; ++_o1) {
+                                                for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                }
+                                            }
+                                            for (int64_t _k1 = 0; _k1 < 2; ++_k1) {
+                                                for (int64_t _o1 = 0; _o1 < _A; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                                for (int64_t _o1 = _B; _o1 < W_out; ++_o1) {
+                                                    const int64_t _p1 = 2*_o1 + _k1 - padding;
+                                                    if ((uint64_t)_p1 < (uint64_t)W) {
+                                                        _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            else {
+                                for (int64_t _k0 = 0; _k0 < kernel_size; ++_k0) {
+                                    for (int64_t _k1 = 0; _k1 < kernel_size; ++_k1) {
+                                        const int64_t _sh = -padding + _k1;
+                                        const int64_t _lo = -_sh <= 0 ? 0 : (-_sh + stride - 1) / stride;   /* first o with p >= 0 */
+                                        const int64_t _hi = W - 1 - _sh < 0 ? 0 : (W - 1 - _sh) / stride + 1;   /* p < W */
+                                        const int64_t _a = _lo < W_out ? _lo : W_out, _b = _hi < _a ? _a : (_hi < W_out ? _hi : W_out);
+                                        for (int64_t _o0 = 0; _o0 < H_out; ++_o0) {
+                                            const int64_t _p0 = -padding + stride*_o0 + _k0;
+                                            if ((uint64_t)_p0 >= (uint64_t)H) {
+                                                continue;
+                                            }
+                                            for (int64_t _o1 = _a; _o1 < _b; ++_o1) {
+                                                const int64_t _p1 = stride*_o1 + _sh;
+                                                _dst[W*_p0 + _p1] += _src[H_out*W_out*kernel_size*_k0 + H_out*W_out*_k1 + W_out*_o0 + _o1];
+                                            }
                                         }
                                     }
                                 }

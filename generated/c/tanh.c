@@ -36,7 +36,8 @@
 /* SG_LANES: the loop below runs in vector lanes, each iteration on its own data: the 16 lanes of a
  * laned sum (each lane adds four terms 16 apart, pairwise, then into its own double sum, and
  * sg_lanes_sum adds the lanes as a tree: an order fixed by the C, vectorized or not; the terms
- * after the last whole block of 64 go through SG_SIMD_SUM), or 16 columns of the chunks' sums. */
+ * after the last whole block of 64 go through SG_SIMD_SUM), 16 columns of the chunks' sums, or 16
+ * output positions of a pooling window's one-pass nest (Windows._cell_nest). */
 #ifndef SG_LANES
 #ifdef _OPENMP
 #define SG_LANES SG_PRAGMA_SIMD(omp simd)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import sympy as sp
 
@@ -20,6 +21,7 @@ from ...ir.nodes import is_one, prod
 from .names import describe
 from .plan import (accumulates, gathered_fold, looped_gemm_form, prepared_a_size, winograd_grad_work,
                    winograd_sizes, winograd_window)
+from .fusion import LANES
 from .views import cfactor, cint, merge_groups
 
 
@@ -480,27 +482,74 @@ class Windows:
             conds.append(f"{cint(a)} == {cint(b)}")
         return " && ".join(dict.fromkeys(conds))
 
+    @staticmethod
+    def _cell_kind(s, wdom, lead):
+        """How statement ``s`` joins a loop nest over the outputs of a window domain ``wdom`` (``lead``
+        axes, the cell axes, the output axes) whose cells are unrolled (``_cell_nest``): "cells" (an
+        elementwise statement over the whole domain: max-pooling's mask), "reduce" (a reduction over
+        exactly the cell axes: its maximum, the count of maxima, average pooling's sum), "outs" (an
+        elementwise statement over the lead and output axes); None for any other."""
+        wdom = tuple(wdom)
+        n = (len(wdom) - lead) // 2
+        short = wdom[:lead] + wdom[lead + n:]
+        if isinstance(s, ir.Elementwise):
+            if tuple(s.shape) == wdom:
+                return "cells"
+            if tuple(s.shape) in (short, wdom[:lead] + (sp.Integer(1),) * n + wdom[lead + n:]):
+                return "outs"
+        if isinstance(s, ir.Reduction) and tuple(s.src_shape) == wdom and set(s.axes) == set(range(lead, lead + n)):
+            return "reduce"
+        return None
+
     def _direct_windows(self, run, internal):
-        """The window reads of ``run`` that need no array of their own: one whose every reader in the
-        run is a reduction (max-pooling's maximum, average pooling's sum) reads the source through a
-        strided view when nothing is padded. Only for windows of 2 with stride 2 (pooling's default;
-        ``INTERLEAVED``), which the version fixes as constants, so the loops over a window's cells are
-        unrolled and the one over its outputs vectorized. Measured at N32 C64 32x32 (borrow):
-        max-pooling forward 0.48 -> 0.23 ms. Not for the backward: its mask is an elementwise
-        statement, and reading x through the view there (1.9 ms), or also writing dx through it in
-        place of the fold (1.5 ms), was slower than the window array (1.2 ms), whose loops run over
-        whole rows. ``({value name: (window statement, array the view is on)}, [(a, b) that must be
-        equal], {symbol: its constant})`` or None."""
-        direct, pairs = {}, []
+        """The window statements of ``run`` that need no array of their own, when nothing is padded:
+
+        - a window read whose every reader in the run is a reduction (max-pooling's maximum, average
+          pooling's sum), or a statement of the nest over its outputs (``_cell_kind``: the backward's
+          count of maxima and its mask), reads the source through a strided view;
+        - a fold (col2im) of windows that tile its output exactly (stride = size, length = outputs x
+          size), whose values only it reads and one elementwise statement of that nest writes: that
+          statement writes the output through the view instead (each element belongs to one window).
+
+        Only for windows of 2 with stride 2 (pooling's default; ``INTERLEAVED``), which the version fixes
+        as constants, so the loops over a window's cells are unrolled and the one over its outputs
+        vectorized (``_cell_nest``). Measured at N32 C64 32x32 (borrow): max-pooling forward 0.48 ->
+        0.23 ms. The backward's mask and fold went through window arrays while each statement ran a
+        pass of its own: reading x through the view in such a pass (1.9 ms), or writing dx through it
+        (1.5 ms), was slower than the arrays (1.2 ms). In one nest (a C driver on the AMD EPYC, two
+        threads, alternating): max-pooling backward 1.15-1.20 -> 0.37-0.41 ms, average pooling forward
+        0.72 -> 0.22-0.27 ms and backward 0.58-0.65 -> 0.25-0.38 ms.
+        ``({value name: (window statement, array the view is on)}, [(a, b) that must be equal],
+        {symbol: its constant}, window domain)`` or None."""
+        direct, pairs, wdom = {}, [], None
+
+        def fits(t, dom, lead):   # one window domain for every view of the run
+            return wdom is None or (tuple(dom) == wdom[0] and lead == wdom[1])
+
         for t in run:
             if isinstance(t, ir.Window) and t.out in internal:
+                lead = len(t.src_shape) - len(t.size)
                 readers = [u for u in run if t.out in self.reads(u)]
-                if not readers or not all(isinstance(u, ir.Reduction) for u in readers):
+                if not readers or not (all(isinstance(u, ir.Reduction) for u in readers)
+                                       or all(self._cell_kind(u, t.shape, lead) for u in readers)):
                     continue
-                more = [(p, 0) for p in t.padding]
-                if self._tests(pairs + more) is None:
+                more, view = [(p, 0) for p in t.padding], (t.out, t, t.src)
+            elif isinstance(t, ir.WindowAdd) and t.src in internal and t.out not in internal:
+                lead = len(t.shape) - len(t.size)
+                n = len(t.size)
+                readers = [u for u in run if t.src in self.reads(u)]
+                writer = [u for u in run if u.out == t.src]
+                if readers != [t] or len(writer) != 1 or self._cell_kind(writer[0], t.src_shape, lead) != "cells":
                     continue
-                direct[t.out], pairs = (t, t.src), pairs + more
+                more = [(p, 0) for p in t.padding] + [(g, st) for g, st in zip(t.size, t.stride)]
+                more += [(t.shape[lead + a], sp.sympify(t.stride[a]) * t.src_shape[lead + n + a]) for a in range(n)]
+                view = (t.src, t, t.out)
+            else:
+                continue
+            dom = tuple(t.shape if isinstance(t, ir.Window) else t.src_shape)
+            if not fits(t, dom, lead) or self._tests(pairs + more) is None:
+                continue
+            direct[view[0]], pairs, wdom = (view[1], view[2]), pairs + more, (dom, lead)
         if not direct:
             return None
         fixed = {}   # the version's constants: windows of 2, stride 2, dilation 1 (INTERLEAVED)
@@ -512,7 +561,145 @@ class Windows:
                         return None
                 elif not isinstance(g, sp.Symbol) or fixed.setdefault(g, sp.Integer(want)) != want:
                     return None
-        return direct, pairs, fixed
+        return direct, pairs, fixed, wdom
+
+    def _cell_nest(self, stmts, ones, run, internal, wdom, lead, depth):
+        """Statements ``stmts`` of a sample loop (``ones``: each for one slice, its arrays viewed) as ONE
+        loop nest over the lead and output axes of the window domain ``wdom`` (one slice's, the cells
+        constants), the innermost vectorized, each window cell a block of its own inside. Per output
+        position: the elements the cell statements read are loaded once into locals (a store between
+        two loads of the same x keeps the compiler from merging them, and the second load, a group
+        with a gap, left the whole loop to the scalar epilogue); a reduction over the cells adds them
+        into a local; an elementwise statement over the cells computes each cell into a local and
+        stores it (through a strided view: the fold's output itself); one over the outputs computes
+        once. Only what something after the nest reads is stored. With max-pooling's 2x2 windows each
+        iteration reads the four cells of 16 windows from two rows of x, counts the maxima and writes
+        the two rows of dx: one pass over the slice instead of four (window copy, count, mask, fold)."""
+        r = len(wdom)
+        n = (r - lead) // 2
+        iv = [f"i{a}" for a in range(r)]
+        cells = list(range(lead, lead + n))
+        looped = [a for a in list(range(lead)) + list(range(lead + n, r)) if not is_one(wdom[a])]
+        members = {id(s) for s in stmts}
+        later = set()
+        for u in run:
+            if id(u) not in members:
+                later |= self.reads(u)
+        kinds = [self._cell_kind(one, wdom, lead) for one in ones]
+        index = {a.name for a in self.k.inputs if a.kind == "index"}
+        written = {s.out for s in stmts}
+        loads = {}   # array read in the domain's frame -> whether it varies over the cells
+        for one, kind in zip(ones, kinds):
+            if kind == "outs":
+                continue   # its own frame: read where it is computed
+            for nm in sorted(self.reads(one)):
+                shape = tuple(self.shapes.get(nm, ()))
+                if nm in written or nm in index or nm in self.values or not shape or len(shape) > r:
+                    continue
+                full = (sp.Integer(1),) * (r - len(shape)) + shape
+                loads[nm] = any(not is_one(full[a]) for a in cells)
+        hoisted = set()
+        for one in ones:
+            hoisted |= self.hoist(one, depth)
+        self._hoisted = hoisted
+        self.note(f"one pass over the outputs, the {' x '.join(cint(wdom[a]) for a in cells)} cells of each window "
+                  f"unrolled (Windows._cell_nest): {'; '.join(describe(s, self.glossary) for s in stmts)}", depth)
+        points = [()]
+        for a in cells:
+            points = [p + (k,) for p in points for k in range(int(wdom[a]))]
+
+        def position(d):   # the loads and statements at one output position
+            saved_row, per_cell = dict(self._row), {}   # per_cell: name -> C local array, one element a cell
+
+            def each_cell(emit_cell):
+                for k, p in enumerate(points):
+                    self._row.update({nm: f"{arr}[{k}]" for nm, arr in per_cell.items()})
+                    at = len(self.lines)
+                    self.emit("{", d)
+                    self.emit("const int64_t " + ", ".join(f"{iv[a]} = {c}" for a, c in zip(cells, p)) + ";", d + 1)
+                    emit_cell(d + 1, k)
+                    self.emit("}", d)
+                    body = self.lines[at + 2:-1]
+                    if not any(re.search(rf"\b{iv[a]}\b", line) for line in body for a in cells):
+                        self.lines[at:] = [line[4:] for line in body]   # no cell index read: no block
+                for nm in per_cell:
+                    self._row.pop(nm, None)
+            for nm, varies in loads.items():
+                local = f"_r_{self.cname(nm)}"
+                if varies:
+                    self.emit(f"{self.real} {local}[{len(points)}];", d)
+                    each_cell(lambda dd, k, local=local, nm=nm: self.emit(
+                        f"{local}[{k}] = {self.at(nm, self.shapes[nm], wdom, iv)};", dd))
+                    per_cell[nm] = local
+                else:
+                    self.emit(f"const {self.real} {local} = {self.at(nm, self.shapes[nm], wdom, iv)};", d)
+                    self._row[nm] = local
+            for j, (s, one, kind) in enumerate(zip(stmts, ones, kinds)):
+                keep = s.out not in internal or s.out in later
+                if kind == "reduce":
+                    acc_t, init, upd = self._acc(one)
+                    self.emit(f"{acc_t} _acc{j} = {init};", d)
+
+                    def cell(dd, k, one=one, j=j, upd=upd):
+                        self.temps(one, wdom, iv, dd, self._hoisted)
+                        self.emit(upd.format(acc=f"_acc{j}", v=self.expr(one.expr, wdom, iv)), dd)
+                    each_cell(cell)
+                    self.emit(f"const {self.real} _v{j} = ({self.real})_acc{j};", d)
+                    if keep:
+                        self.emit(f"{self._out_ref(one, iv)} = _v{j};", d)
+                    self._row[s.out] = f"_v{j}"
+                elif kind == "cells":
+                    self.emit(f"{self.real} _v{j}[{len(points)}];", d)
+
+                    def cell(dd, k, one=one, j=j, keep=keep):
+                        self.temps(one, wdom, iv, dd, self._hoisted)
+                        self.emit(f"_v{j}[{k}] = {self.expr(one.expr, wdom, iv)};", dd)
+                        if keep:
+                            self.emit(f"{self.at(one.out, wdom, wdom, iv)} = _v{j}[{k}];", dd)
+                    each_cell(cell)
+                    per_cell[s.out] = f"_v{j}"
+                else:
+                    dom = tuple(one.shape)
+                    ivs = iv if len(dom) == r else iv[:lead] + iv[lead + n:]
+                    self.temps(one, dom, ivs, d, self._hoisted)
+                    self.emit(f"const {self.real} _v{j} = {self.expr(one.expr, dom, ivs)};", d)
+                    if keep:
+                        self.emit(f"{self.at(one.out, dom, dom, ivs)} = _v{j};", d)
+                    self._row[s.out] = f"_v{j}"
+            self._row = saved_row
+
+        if not looped:
+            self.emit("{", depth)
+            position(depth + 1)
+            self.emit("}", depth)
+            self._hoisted = set()
+            return
+        d = depth
+        for a in looped[:-1]:
+            self.emit(f"for (int64_t {iv[a]} = 0; {iv[a]} < {cint(wdom[a])}; ++{iv[a]}) {{", d)
+            d += 1
+        # the innermost axis in whole blocks of LANES positions, a loop of a constant count that the
+        # compiler vectorizes whole (with a count it does not know, GCC left a row of 16 positions,
+        # max-pooling's at 32x32, to its 8-wide epilogue and scalar loop: backward 0.95 ms against
+        # 0.63-0.69 with rows of 32, two threads), then the last ones
+        v, hi = iv[looped[-1]], cint(wdom[looped[-1]])
+        self.emit("{", d)
+        self.emit("int64_t _lb = 0;", d + 1)
+        self.emit(f"for (; _lb + {LANES} <= {hi}; _lb += {LANES}) {{", d + 1)
+        self.emit("SG_LANES", d + 2)
+        self.emit(f"for (int64_t _lk = 0; _lk < {LANES}; ++_lk) {{", d + 2)
+        self.emit(f"const int64_t {v} = _lb + _lk;", d + 3)
+        position(d + 3)
+        self.emit("}", d + 2)
+        self.emit("}", d + 1)
+        self.note(f"the last positions, fewer than {LANES}", d + 1)
+        self.emit("SG_LANES", d + 1)
+        self.emit(f"for (int64_t {v} = _lb; {v} < {hi}; ++{v}) {{", d + 1)
+        position(d + 2)
+        self.emit("}", d + 1)
+        self.emit("}", d)
+        self.close(d, depth)
+        self._hoisted = set()
 
     def _window_view(self, t, array, views, shapes, per=1):
         """The view of one slice's (``_slice_views``) window array of ``t`` (lead, cells, outputs) on
@@ -528,15 +715,16 @@ class Windows:
 
     def sample_loop(self, run, dim0, internal, depth):
         """Emit ``run`` one sample at a time (``_sample_loop``); when some of its window statements can
-        be strided views (``_direct_windows``: pooling's windows of 2 that tile the input), a version
-        with them as views and the window geometry as constants runs when the run-time test holds,
-        the general one otherwise."""
+        be strided views (``_direct_windows``: pooling's windows of 2, and the folds of those that tile
+        the input), a version with them as views, the window geometry as constants and the statements
+        over the windows' outputs in one nest (``_cell_nest``) runs when the run-time test holds, the
+        general one otherwise."""
         found = self._direct_windows(run, internal)
         test = None if found is None else self._tests(found[1] + list(found[2].items()))
         if test is None:
             self._sample_loop(run, dim0, internal, depth, {})
             return
-        direct, _, fixed = found
+        direct, _, fixed, (wdom, lead) = found
         saved_views, saved_shapes = dict(self.views), dict(self.shapes)
 
         def fix(v):
@@ -555,7 +743,7 @@ class Windows:
         if test:
             self.note("windows of 2 at stride 2, unpadded: read in place (strided views), no window arrays", depth)
             self.emit(f"if ({test}) {{", depth)
-        self._sample_loop(run_f, dim0, internal, depth + 1 if test else depth, direct_f)
+        self._sample_loop(run_f, dim0, internal, depth + 1 if test else depth, direct_f, (fix(wdom), lead))
         self.views, self.shapes = saved_views, saved_shapes
         if test:
             self.emit("}", depth)
@@ -973,14 +1161,16 @@ class Windows:
         self.emit(f"sg_gemm_{sfx}({int(ta)}, {int(tb)}, {mm}, {nn}, {kk}, {pa}, {L}, {pb}, {N}, {beta}, {pc}, "
                   f"{cint(n)});", depth)
 
-    def _sample_loop(self, run, dim0, internal, depth, direct):
+    def _sample_loop(self, run, dim0, internal, depth, direct, nest=None):
         """Emit ``run`` one sample at a time (``per_sample``), the samples split into one chunk per
         thread: ONE parallel region per run (a barrier per statement would cost more than the work
         when another library's OpenMP threads spin on the same cores). Each chunk keeps the values
         internal to the run in its own slot and accumulates products into its own partial output,
         summed after the region; BLAS calls inside run single-threaded (no nested parallelism).
         ``direct``: window values read or written through strided views (``_direct_windows``), whose
-        window statements are not emitted."""
+        window statements are not emitted; ``nest``: their window domain and its number of lead axes,
+        over whose outputs consecutive statements that fit (``_cell_kind``) run as one loop nest
+        (``_cell_nest``)."""
         acc = [t for t in run if isinstance(t, ir.Einsum) and accumulates(t)]
         dim1 = self._channels_too(run, dim0)
         per = 1 if dim1 is None else 2
@@ -997,6 +1187,18 @@ class Windows:
                     reshaped[t.out] = (base, off + sp.Symbol("_s") * prod(full[per:]), self.contiguous(one_shape))
                     skip.add(id(t))
         shown = [t for t in run if id(t) not in skip]
+        nests, prev = {}, None   # first statement of a nest -> its statements' indices
+        for i, t in enumerate(run):
+            if id(t) in skip:
+                continue
+            if nest is not None and self._cell_kind(t, nest[0], nest[1]):
+                if prev is None:
+                    prev = i
+                    nests[i] = []
+                nests[prev].append(i)
+            else:
+                prev = None
+        nested = {j for group in nests.values() for j in group}
         views = [(n, a) for n, (_, a) in direct.items()] + [(t.out, t.src) for t in run if t.out in reshaped]
         what = f"{dim0} samples" if dim1 is None else f"{cint(dim0)}*{cint(dim1)} (sample, channel) slices"
         work = sp.Integer(0)
@@ -1050,7 +1252,16 @@ class Windows:
         windows.update(reshaped)
         prepared = {}   # blocked product -> where its left operand was packed before the blocks
         for i, (t, one) in enumerate(zip(run, ones)):
-            if id(t) in skip:
+            if id(t) in skip or (i in nested and i not in nests):
+                continue
+            if i in nests:
+                for j in nests[i]:
+                    self._slice_views(run[j], ones[j], internal, saved_shapes, per)
+                self.views.update(windows)
+                self.shapes.update({n: ((sp.Integer(1),) * per + tuple(saved_shapes[n][per:])) for n in windows})
+                wone = (sp.Integer(1),) * per + tuple(nest[0][per:])
+                self._cell_nest([run[j] for j in nests[i]], [ones[j] for j in nests[i]], run, internal, wone,
+                                nest[1], d + 2)
                 continue
             dd = d + 2
             if blocks is not None and i < blocks[0]:
