@@ -79,3 +79,43 @@ def test_channel_group_is_one_loop_over_the_kept_axis(user_norms):
 def test_channel_groups_pass_the_gradient_check(user_norms):
     for name in ("norm_axis2", "norm_axis1"):
         assert symgrad.check([name], backend="c").passed
+
+
+def test_batchnorm2d_backward_reads_the_channel_twice():
+    """``ir.rewrite.share_sums``: the backward's sums of dy*gamma*xc over (N, H, W) and of
+    dy*rstd*xc over (H, W) share one sum of dy*xc, and dy's two sums one of dy, so a channel's values
+    are read by two passes (those sums, both in one loop; then dx), not four."""
+    from symgrad.ir import nodes as ir
+    from symgrad.ir.rewrite import c_kernel
+    bwd = c_kernel(REGISTRY.get("batchnorm2d")).backward
+    full = [s for s in bwd.body if isinstance(s, (ir.Elementwise, ir.Reduction))
+            and tuple(s.src_shape if isinstance(s, ir.Reduction) else s.shape) == tuple(bwd.shapes["x"])]
+    assert [type(s).__name__ for s in full] == ["Reduction", "Reduction", "Elementwise"], full
+    assert all(s.axes == (2, 3) for s in full[:2])
+    body = _source("batchnorm2d")
+    body = body[body.index("void batchnorm2d_backward_f32"):]
+    body = body[:body.index("\n}\n")]
+    first = body[body.index("pass 1:"):body.index("pass 2:")]
+    assert "sum_dy" in first and "dy*(x - mu)" in first, first
+
+
+def test_share_sums_keeps_sums_whose_factors_vary():
+    """Two sums of x over (1,) and (0, 1) share one; a sum of x*w over (1,) with w varying along
+    axis 0 does not factor out of the other sum of x over (0, 1), and stays as it is."""
+    import sympy as sp
+    from symgrad.ir import nodes as ir
+    from symgrad.ir.rewrite import share_sums
+    n, d = sp.symbols("n d")
+    x, w = sp.Symbol("x"), sp.Symbol("w")
+    shapes = {"x": (n, d), "w": (n, 1), "a": (1, 1), "b": (n, 1), "c": (n, 1)}
+    a = ir.Reduction("a", (1, 1), "sum", 2 * x, (n, d), (0, 1), True)
+    b = ir.Reduction("b", (n, 1), "sum", x, (n, d), (1,), True)
+    c = ir.Reduction("c", (n, 1), "sum", w * x * x, (n, d), (1,), True)
+    f = ir.Function("backward", [], [a, b, c], ["a", "b", "c"], shapes=shapes)
+    g = share_sums(f)
+    assert [(type(s).__name__, s.out) for s in g.body] == [("Reduction", "b"), ("Reduction", "t0"),
+                                                           ("Elementwise", "a"), ("Reduction", "c")]
+    assert g.body[1].expr == sp.Symbol("b") and g.body[1].axes == (0,) and g.body[2].expr == 2 * sp.Symbol("t0")
+    assert g.body[3] is c
+    lone = ir.Function("backward", [], [c, a], ["a", "c"], shapes=shapes)
+    assert share_sums(lone).body == [c, a]   # w*x*x and x: different terms

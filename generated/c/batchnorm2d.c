@@ -1263,124 +1263,160 @@ int64_t batchnorm2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64
     (void)C;
     (void)H;
     (void)W;
-    return 2*C*N + 38*C;
+    return 3*C*N + 71*C;
 }
 
 void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict t4, const float *restrict mu, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W)
 {
-    float *restrict drstd = scratch + 0;
-    float *restrict dvar = scratch + C;
-    float *restrict sum_dy = scratch + 2*C;
-    float *restrict dmean = scratch + 3*C;
-    float *restrict sum_dy_xhat = scratch + 4*C;
-    float *restrict _part_t13 = scratch + C*N + 4*C;
-    float *restrict t13 = scratch + C*N + 20*C;
-    float *restrict t14 = scratch + C*N + 21*C;
-    float *restrict _part_t15 = scratch + 2*C*N + 21*C;
-    float *restrict t15 = scratch + 2*C*N + 37*C;
-    /* xc = x - mean, dxhat = dy*t4, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    float *restrict sum_dy = scratch + 0;
+    float *restrict t8 = scratch + C*N;
+    float *restrict _part_t16 = scratch + 2*C*N;
+    float *restrict t16 = scratch + 2*C*N + 16*C;
+    float *restrict drstd = scratch + 2*C*N + 17*C;
+    float *restrict dvar = scratch + 2*C*N + 18*C;
+    float *restrict _part_t10 = scratch + 2*C*N + 19*C;
+    float *restrict t10 = scratch + 2*C*N + 35*C;
+    float *restrict dmean = scratch + 2*C*N + 36*C;
+    float *restrict t12 = scratch + 2*C*N + 37*C;
+    float *restrict _part_t13 = scratch + 3*C*N + 37*C;
+    float *restrict t13 = scratch + 3*C*N + 53*C;
+    float *restrict _part_t15 = scratch + 3*C*N + 54*C;
+    float *restrict t15 = scratch + 3*C*N + 70*C;
+    /* xc = x - mean, dxhat = dy*t4: the derivation's values, recomputed where they are used */
     /* per channel (C in parallel): every pass over one channel's values while they are in cache */
-    /* for each of the C rows: 6 passes over the row */
+    /* for each of the C rows: 7 passes over the row */
     const float inv_H_inv_N_inv_W = 1/(((float)H)*((float)N)*((float)W));
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
-        /* pass 1: row sums sum_dy_xhat */
+        /* pass 1: row sums sum_dy, t8 = sum(dy*(x - mu)) */
         {
             int64_t _i1_4 = 0;
             for (; _i1_4 + 3 < N; _i1_4 += 4) {
-                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                double _acc0_0 = 0.0, _acc0_1 = 0.0, _acc0_2 = 0.0, _acc0_3 = 0.0, _acc1_0 = 0.0, _acc1_1 = 0.0, _acc1_2 = 0.0, _acc1_3 = 0.0;
                 {
                     int64_t _lb = 0;
                     if (H*W - _lb >= 64) {
-                        double _l_acc_0[16] = {0.0};
-                        double _l_acc_1[16] = {0.0};
-                        double _l_acc_2[16] = {0.0};
-                        double _l_acc_3[16] = {0.0};
+                        double _l_acc0_0[16] = {0.0};
+                        double _l_acc1_0[16] = {0.0};
+                        double _l_acc0_1[16] = {0.0};
+                        double _l_acc1_1[16] = {0.0};
+                        double _l_acc0_2[16] = {0.0};
+                        double _l_acc1_2[16] = {0.0};
+                        double _l_acc0_3[16] = {0.0};
+                        double _l_acc1_3[16] = {0.0};
                         for (; _lb + 64 <= H*W; _lb += 64) {
                             SG_LANES
                             for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc[16];
+                                double _t_acc0[16];
+                                float _t_acc1[16];
                                 for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                     const int64_t i2 = _lb + 16*_lj + _lk;
                                     {
                                         const int64_t i1 = _i1_4 + 0;
-                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                     {
                                         const int64_t i1 = _i1_4 + 1;
-                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                     {
                                         const int64_t i1 = _i1_4 + 2;
-                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                     {
                                         const int64_t i1 = _i1_4 + 3;
-                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                 }
-                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
-                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
-                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                                _l_acc0_0[_lk] += (_t_acc0[0] + _t_acc0[1]) + (_t_acc0[2] + _t_acc0[3]);
+                                _l_acc0_1[_lk] += (_t_acc0[4] + _t_acc0[5]) + (_t_acc0[6] + _t_acc0[7]);
+                                _l_acc0_2[_lk] += (_t_acc0[8] + _t_acc0[9]) + (_t_acc0[10] + _t_acc0[11]);
+                                _l_acc0_3[_lk] += (_t_acc0[12] + _t_acc0[13]) + (_t_acc0[14] + _t_acc0[15]);
+                                _l_acc1_0[_lk] += (_t_acc1[0] + _t_acc1[1]) + (_t_acc1[2] + _t_acc1[3]);
+                                _l_acc1_1[_lk] += (_t_acc1[4] + _t_acc1[5]) + (_t_acc1[6] + _t_acc1[7]);
+                                _l_acc1_2[_lk] += (_t_acc1[8] + _t_acc1[9]) + (_t_acc1[10] + _t_acc1[11]);
+                                _l_acc1_3[_lk] += (_t_acc1[12] + _t_acc1[13]) + (_t_acc1[14] + _t_acc1[15]);
                             }
                         }
-                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
-                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
-                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
-                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                        _acc0_0 += sg_lanes_sum(_l_acc0_0, 16);
+                        _acc1_0 += sg_lanes_sum(_l_acc1_0, 16);
+                        _acc0_1 += sg_lanes_sum(_l_acc0_1, 16);
+                        _acc1_1 += sg_lanes_sum(_l_acc1_1, 16);
+                        _acc0_2 += sg_lanes_sum(_l_acc0_2, 16);
+                        _acc1_2 += sg_lanes_sum(_l_acc1_2, 16);
+                        _acc0_3 += sg_lanes_sum(_l_acc0_3, 16);
+                        _acc1_3 += sg_lanes_sum(_l_acc1_3, 16);
                     }
                     /* the terms past the last block of 64 */
-                    double _e_acc[4];
+                    double _e_acc0[4];
+                    double _e_acc1[4];
                     for (int64_t _r = 0; _r < 4; ++_r) {
                         const int64_t i1 = _i1_4 + _r;
-                        double _e_acc_r = 0.0;
-                        SG_SIMD_SUM(_e_acc_r)
+                        double _e_acc0_r = 0.0;
+                        double _e_acc1_r = 0.0;
+                        SG_SIMD_SUM(_e_acc0_r, _e_acc1_r)
                         for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                            _e_acc0_r += dy[C*H*W*i1 + H*W*i0 + i2];
+                            _e_acc1_r += dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                         }
-                        _e_acc[_r] = _e_acc_r;
+                        _e_acc0[_r] = _e_acc0_r;
+                        _e_acc1[_r] = _e_acc1_r;
                     }
-                    _acc_0 += _e_acc[0];
-                    _acc_1 += _e_acc[1];
-                    _acc_2 += _e_acc[2];
-                    _acc_3 += _e_acc[3];
+                    _acc0_0 += _e_acc0[0];
+                    _acc0_1 += _e_acc0[1];
+                    _acc0_2 += _e_acc0[2];
+                    _acc0_3 += _e_acc0[3];
+                    _acc1_0 += _e_acc1[0];
+                    _acc1_1 += _e_acc1[1];
+                    _acc1_2 += _e_acc1[2];
+                    _acc1_3 += _e_acc1[3];
                 }
-                { const int64_t i1 = _i1_4 + 0; sum_dy_xhat[N*i0 + i1] = (float)_acc_0; }
-                { const int64_t i1 = _i1_4 + 1; sum_dy_xhat[N*i0 + i1] = (float)_acc_1; }
-                { const int64_t i1 = _i1_4 + 2; sum_dy_xhat[N*i0 + i1] = (float)_acc_2; }
-                { const int64_t i1 = _i1_4 + 3; sum_dy_xhat[N*i0 + i1] = (float)_acc_3; }
+                { const int64_t i1 = _i1_4 + 0; sum_dy[N*i0 + i1] = (float)_acc0_0; t8[N*i0 + i1] = (float)_acc1_0; }
+                { const int64_t i1 = _i1_4 + 1; sum_dy[N*i0 + i1] = (float)_acc0_1; t8[N*i0 + i1] = (float)_acc1_1; }
+                { const int64_t i1 = _i1_4 + 2; sum_dy[N*i0 + i1] = (float)_acc0_2; t8[N*i0 + i1] = (float)_acc1_2; }
+                { const int64_t i1 = _i1_4 + 3; sum_dy[N*i0 + i1] = (float)_acc0_3; t8[N*i0 + i1] = (float)_acc1_3; }
             }
             /* the last rows, fewer than 4 */
             for (int64_t i1 = _i1_4; i1 < N; ++i1) {
-                double _acc = 0.0;
+                double _acc0 = 0.0, _acc1 = 0.0;
                 {
                     int64_t _lb = 0;
                     if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
+                        double _l_acc0[16] = {0.0};
+                        double _l_acc1[16] = {0.0};
                         for (; _lb + 64 <= H*W; _lb += 64) {
                             SG_LANES
                             for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                float _t_acc[4];
+                                double _t_acc0[4];
+                                float _t_acc1[4];
                                 for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                     const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _t_acc0[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    _t_acc1[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc0[_lk] += (_t_acc0[0] + _t_acc0[1]) + (_t_acc0[2] + _t_acc0[3]);
+                                _l_acc1[_lk] += (_t_acc1[0] + _t_acc1[1]) + (_t_acc1[2] + _t_acc1[3]);
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
+                        _acc0 += sg_lanes_sum(_l_acc0, 16);
+                        _acc1 += sg_lanes_sum(_l_acc1, 16);
                     }
                     /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
+                    SG_SIMD_SUM(_acc0, _acc1)
                     for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        _acc0 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        _acc1 += dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                     }
                 }
-                sum_dy_xhat[N*i0 + i1] = (float)_acc;
+                sum_dy[N*i0 + i1] = (float)_acc0;
+                t8[N*i0 + i1] = (float)_acc1;
             }
         }
-        /* pass 2: row sums t13 = sum(sum_dy_xhat) */
+        /* pass 2: row sums t16 = sum(t8) */
         {
             double _acc = 0.0;
             {
@@ -1393,7 +1429,7 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                             double _t_acc[4];
                             for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                 const int64_t i1 = _lb + 16*_lj + _lk;
-                                _t_acc[_lj] = sum_dy_xhat[N*i0 + i1];
+                                _t_acc[_lj] = t8[N*i0 + i1];
                             }
                             _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                         }
@@ -1403,113 +1439,14 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                 /* the terms past the last block of 64 */
                 SG_SIMD_SUM(_acc)
                 for (int64_t i1 = _lb; i1 < N; ++i1) {
-                    _acc += sum_dy_xhat[N*i0 + i1];
+                    _acc += t8[N*i0 + i1];
                 }
             }
-            t13[i0] = (float)_acc;
+            t16[i0] = (float)_acc;
         }
-        {
-            double _acc = 0.0;
-            _acc += t13[i0];
-            dgamma[i0] = (float)_acc;
-        }
-        /* pass 3: row sums t14 = sum(dy) */
-        {
-            int64_t _i1_4 = 0;
-            for (; _i1_4 + 3 < N; _i1_4 += 4) {
-                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc_0[16] = {0.0};
-                        double _l_acc_1[16] = {0.0};
-                        double _l_acc_2[16] = {0.0};
-                        double _l_acc_3[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[16];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    {
-                                        const int64_t i1 = _i1_4 + 0;
-                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                    {
-                                        const int64_t i1 = _i1_4 + 1;
-                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                    {
-                                        const int64_t i1 = _i1_4 + 2;
-                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                    {
-                                        const int64_t i1 = _i1_4 + 3;
-                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                }
-                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
-                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
-                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
-                            }
-                        }
-                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
-                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
-                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
-                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
-                    }
-                    /* the terms past the last block of 64 */
-                    double _e_acc[4];
-                    for (int64_t _r = 0; _r < 4; ++_r) {
-                        const int64_t i1 = _i1_4 + _r;
-                        double _e_acc_r = 0.0;
-                        SG_SIMD_SUM(_e_acc_r)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
-                        _e_acc[_r] = _e_acc_r;
-                    }
-                    _acc_0 += _e_acc[0];
-                    _acc_1 += _e_acc[1];
-                    _acc_2 += _e_acc[2];
-                    _acc_3 += _e_acc[3];
-                }
-                { const int64_t i1 = _i1_4 + 0; t14[N*i0 + i1] = (float)_acc_0; }
-                { const int64_t i1 = _i1_4 + 1; t14[N*i0 + i1] = (float)_acc_1; }
-                { const int64_t i1 = _i1_4 + 2; t14[N*i0 + i1] = (float)_acc_2; }
-                { const int64_t i1 = _i1_4 + 3; t14[N*i0 + i1] = (float)_acc_3; }
-            }
-            /* the last rows, fewer than 4 */
-            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
-                double _acc = 0.0;
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                            }
-                        }
-                        _acc += sg_lanes_sum(_l_acc, 16);
-                    }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += dy[C*H*W*i1 + H*W*i0 + i2];
-                    }
-                }
-                t14[N*i0 + i1] = (float)_acc;
-            }
-        }
-        /* pass 4: row sums t15 = sum(t14) */
+        drstd[i0] = t16[i0]*t4[i0];
+        dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0));
+        /* pass 3: row sums t10 = sum(sum_dy) */
         {
             double _acc = 0.0;
             {
@@ -1522,7 +1459,7 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                             double _t_acc[4];
                             for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                 const int64_t i1 = _lb + 16*_lj + _lk;
-                                _t_acc[_lj] = t14[N*i0 + i1];
+                                _t_acc[_lj] = sum_dy[N*i0 + i1];
                             }
                             _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                         }
@@ -1532,7 +1469,36 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                 /* the terms past the last block of 64 */
                 SG_SIMD_SUM(_acc)
                 for (int64_t i1 = _lb; i1 < N; ++i1) {
-                    _acc += t14[N*i0 + i1];
+                    _acc += sum_dy[N*i0 + i1];
+                }
+            }
+            t10[i0] = (float)_acc;
+        }
+        dmean[i0] = -rstd[i0]*t10[i0]*t4[i0]*((training > 0) ? (1) : (0));
+        /* pass 4: row sums t15 = sum(sum_dy) */
+        {
+            double _acc = 0.0;
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = sum_dy[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += sum_dy[N*i0 + i1];
                 }
             }
             t15[i0] = (float)_acc;
@@ -1542,111 +1508,7 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
             _acc += t15[i0];
             dbeta[i0] = (float)_acc;
         }
-        /* pass 5: row sums drstd = sum(dxhat*(x - mu)), sum_dy */
-        {
-            const float _r_mu = mu[i0];
-            const float _r_t4 = t4[i0];
-            {
-                double _acc_drstd = 0.0;
-                double _acc_sum_dy = 0.0;
-                {
-                    int64_t _i1_4 = 0;
-                    for (; _i1_4 + 3 < N; _i1_4 += 4) {
-                        {
-                            int64_t _lb = 0;
-                            if (H*W - _lb >= 64) {
-                                double _l_acc_drstd[16] = {0.0};
-                                double _l_acc_sum_dy[16] = {0.0};
-                                for (; _lb + 64 <= H*W; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        float _t_acc_drstd[16];
-                                        double _t_acc_sum_dy[16];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i2 = _lb + 16*_lj + _lk;
-                                            {
-                                                const int64_t i1 = _i1_4 + 0;
-                                                _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                            {
-                                                const int64_t i1 = _i1_4 + 1;
-                                                _t_acc_drstd[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                            {
-                                                const int64_t i1 = _i1_4 + 2;
-                                                _t_acc_drstd[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                            {
-                                                const int64_t i1 = _i1_4 + 3;
-                                                _t_acc_drstd[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                        }
-                                        _l_acc_drstd[_lk] += ((double)((_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3])) + (double)((_t_acc_drstd[4] + _t_acc_drstd[5]) + (_t_acc_drstd[6] + _t_acc_drstd[7]))) + ((double)((_t_acc_drstd[8] + _t_acc_drstd[9]) + (_t_acc_drstd[10] + _t_acc_drstd[11])) + (double)((_t_acc_drstd[12] + _t_acc_drstd[13]) + (_t_acc_drstd[14] + _t_acc_drstd[15])));
-                                        _l_acc_sum_dy[_lk] += ((double)((_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3])) + (double)((_t_acc_sum_dy[4] + _t_acc_sum_dy[5]) + (_t_acc_sum_dy[6] + _t_acc_sum_dy[7]))) + ((double)((_t_acc_sum_dy[8] + _t_acc_sum_dy[9]) + (_t_acc_sum_dy[10] + _t_acc_sum_dy[11])) + (double)((_t_acc_sum_dy[12] + _t_acc_sum_dy[13]) + (_t_acc_sum_dy[14] + _t_acc_sum_dy[15])));
-                                    }
-                                }
-                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
-                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
-                            }
-                            /* the terms past the last block of 64 */
-                            for (int64_t _r = 0; _r < 4; ++_r) {
-                                const int64_t i1 = _i1_4 + _r;
-                                double _e_acc_drstd_r = 0.0;
-                                double _e_acc_sum_dy_r = 0.0;
-                                SG_SIMD_SUM(_e_acc_drstd_r, _e_acc_sum_dy_r)
-                                for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                    _e_acc_drstd_r += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _e_acc_sum_dy_r += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                _acc_drstd += _e_acc_drstd_r;
-                                _acc_sum_dy += _e_acc_sum_dy_r;
-                            }
-                        }
-                    }
-                    /* the last rows, fewer than 4 */
-                    for (int64_t i1 = _i1_4; i1 < N; ++i1) {
-                        {
-                            int64_t _lb = 0;
-                            if (H*W - _lb >= 64) {
-                                double _l_acc_drstd[16] = {0.0};
-                                double _l_acc_sum_dy[16] = {0.0};
-                                for (; _lb + 64 <= H*W; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        float _t_acc_drstd[4];
-                                        double _t_acc_sum_dy[4];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i2 = _lb + 16*_lj + _lk;
-                                            _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                            _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                        }
-                                        _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
-                                        _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
-                                    }
-                                }
-                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
-                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
-                            }
-                            /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                        }
-                    }
-                }
-                drstd[i0] = (float)_acc_drstd;
-                sum_dy[i0] = (float)_acc_sum_dy;
-            }
-        }
-        dvar[i0] = -1.0F/2.0F*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0));
-        dmean[i0] = -rstd[i0]*sum_dy[i0]*t4[i0]*((training > 0) ? (1) : (0));
-        /* pass 6: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
+        /* pass 5: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
         {
             const float _r_dmean = dmean[i0];
             const float _r_dvar = dvar[i0];
@@ -1659,124 +1521,200 @@ void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float 
                 }
             }
         }
+        /* pass 6: t12 = rstd*t8 */
+        {
+            const float _r_rstd = rstd[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                t12[N*i0 + i1] = _r_rstd*t8[N*i0 + i1];
+            }
+        }
+        /* pass 7: row sums t13 = sum(t12) */
+        {
+            double _acc = 0.0;
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = t12[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += t12[N*i0 + i1];
+                }
+            }
+            t13[i0] = (float)_acc;
+        }
+        {
+            double _acc = 0.0;
+            _acc += t13[i0];
+            dgamma[i0] = (float)_acc;
+        }
     }
 }
 
 void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict t4, const double *restrict mu, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W)
 {
-    double *restrict drstd = scratch + 0;
-    double *restrict dvar = scratch + C;
-    double *restrict sum_dy = scratch + 2*C;
-    double *restrict dmean = scratch + 3*C;
-    double *restrict sum_dy_xhat = scratch + 4*C;
-    double *restrict _part_t13 = scratch + C*N + 4*C;
-    double *restrict t13 = scratch + C*N + 20*C;
-    double *restrict t14 = scratch + C*N + 21*C;
-    double *restrict _part_t15 = scratch + 2*C*N + 21*C;
-    double *restrict t15 = scratch + 2*C*N + 37*C;
-    /* xc = x - mean, dxhat = dy*t4, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
+    double *restrict sum_dy = scratch + 0;
+    double *restrict t8 = scratch + C*N;
+    double *restrict _part_t16 = scratch + 2*C*N;
+    double *restrict t16 = scratch + 2*C*N + 16*C;
+    double *restrict drstd = scratch + 2*C*N + 17*C;
+    double *restrict dvar = scratch + 2*C*N + 18*C;
+    double *restrict _part_t10 = scratch + 2*C*N + 19*C;
+    double *restrict t10 = scratch + 2*C*N + 35*C;
+    double *restrict dmean = scratch + 2*C*N + 36*C;
+    double *restrict t12 = scratch + 2*C*N + 37*C;
+    double *restrict _part_t13 = scratch + 3*C*N + 37*C;
+    double *restrict t13 = scratch + 3*C*N + 53*C;
+    double *restrict _part_t15 = scratch + 3*C*N + 54*C;
+    double *restrict t15 = scratch + 3*C*N + 70*C;
+    /* xc = x - mean, dxhat = dy*t4: the derivation's values, recomputed where they are used */
     /* per channel (C in parallel): every pass over one channel's values while they are in cache */
-    /* for each of the C rows: 6 passes over the row */
+    /* for each of the C rows: 7 passes over the row */
     const double inv_H_inv_N_inv_W = 1/(((double)H)*((double)N)*((double)W));
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
-        /* pass 1: row sums sum_dy_xhat */
+        /* pass 1: row sums sum_dy, t8 = sum(dy*(x - mu)) */
         {
             int64_t _i1_4 = 0;
             for (; _i1_4 + 3 < N; _i1_4 += 4) {
-                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                double _acc0_0 = 0.0, _acc0_1 = 0.0, _acc0_2 = 0.0, _acc0_3 = 0.0, _acc1_0 = 0.0, _acc1_1 = 0.0, _acc1_2 = 0.0, _acc1_3 = 0.0;
                 {
                     int64_t _lb = 0;
                     if (H*W - _lb >= 64) {
-                        double _l_acc_0[16] = {0.0};
-                        double _l_acc_1[16] = {0.0};
-                        double _l_acc_2[16] = {0.0};
-                        double _l_acc_3[16] = {0.0};
+                        double _l_acc0_0[16] = {0.0};
+                        double _l_acc1_0[16] = {0.0};
+                        double _l_acc0_1[16] = {0.0};
+                        double _l_acc1_1[16] = {0.0};
+                        double _l_acc0_2[16] = {0.0};
+                        double _l_acc1_2[16] = {0.0};
+                        double _l_acc0_3[16] = {0.0};
+                        double _l_acc1_3[16] = {0.0};
                         for (; _lb + 64 <= H*W; _lb += 64) {
                             SG_LANES
                             for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[16];
+                                double _t_acc0[16];
+                                double _t_acc1[16];
                                 for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                     const int64_t i2 = _lb + 16*_lj + _lk;
                                     {
                                         const int64_t i1 = _i1_4 + 0;
-                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                     {
                                         const int64_t i1 = _i1_4 + 1;
-                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                     {
                                         const int64_t i1 = _i1_4 + 2;
-                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                     {
                                         const int64_t i1 = _i1_4 + 3;
-                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                        _t_acc0[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc1[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                     }
                                 }
-                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
-                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
-                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
+                                _l_acc0_0[_lk] += (_t_acc0[0] + _t_acc0[1]) + (_t_acc0[2] + _t_acc0[3]);
+                                _l_acc0_1[_lk] += (_t_acc0[4] + _t_acc0[5]) + (_t_acc0[6] + _t_acc0[7]);
+                                _l_acc0_2[_lk] += (_t_acc0[8] + _t_acc0[9]) + (_t_acc0[10] + _t_acc0[11]);
+                                _l_acc0_3[_lk] += (_t_acc0[12] + _t_acc0[13]) + (_t_acc0[14] + _t_acc0[15]);
+                                _l_acc1_0[_lk] += (_t_acc1[0] + _t_acc1[1]) + (_t_acc1[2] + _t_acc1[3]);
+                                _l_acc1_1[_lk] += (_t_acc1[4] + _t_acc1[5]) + (_t_acc1[6] + _t_acc1[7]);
+                                _l_acc1_2[_lk] += (_t_acc1[8] + _t_acc1[9]) + (_t_acc1[10] + _t_acc1[11]);
+                                _l_acc1_3[_lk] += (_t_acc1[12] + _t_acc1[13]) + (_t_acc1[14] + _t_acc1[15]);
                             }
                         }
-                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
-                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
-                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
-                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                        _acc0_0 += sg_lanes_sum(_l_acc0_0, 16);
+                        _acc1_0 += sg_lanes_sum(_l_acc1_0, 16);
+                        _acc0_1 += sg_lanes_sum(_l_acc0_1, 16);
+                        _acc1_1 += sg_lanes_sum(_l_acc1_1, 16);
+                        _acc0_2 += sg_lanes_sum(_l_acc0_2, 16);
+                        _acc1_2 += sg_lanes_sum(_l_acc1_2, 16);
+                        _acc0_3 += sg_lanes_sum(_l_acc0_3, 16);
+                        _acc1_3 += sg_lanes_sum(_l_acc1_3, 16);
                     }
                     /* the terms past the last block of 64 */
-                    double _e_acc[4];
+                    double _e_acc0[4];
+                    double _e_acc1[4];
                     for (int64_t _r = 0; _r < 4; ++_r) {
                         const int64_t i1 = _i1_4 + _r;
-                        double _e_acc_r = 0.0;
-                        SG_SIMD_SUM(_e_acc_r)
+                        double _e_acc0_r = 0.0;
+                        double _e_acc1_r = 0.0;
+                        SG_SIMD_SUM(_e_acc0_r, _e_acc1_r)
                         for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                            _e_acc0_r += dy[C*H*W*i1 + H*W*i0 + i2];
+                            _e_acc1_r += dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                         }
-                        _e_acc[_r] = _e_acc_r;
+                        _e_acc0[_r] = _e_acc0_r;
+                        _e_acc1[_r] = _e_acc1_r;
                     }
-                    _acc_0 += _e_acc[0];
-                    _acc_1 += _e_acc[1];
-                    _acc_2 += _e_acc[2];
-                    _acc_3 += _e_acc[3];
+                    _acc0_0 += _e_acc0[0];
+                    _acc0_1 += _e_acc0[1];
+                    _acc0_2 += _e_acc0[2];
+                    _acc0_3 += _e_acc0[3];
+                    _acc1_0 += _e_acc1[0];
+                    _acc1_1 += _e_acc1[1];
+                    _acc1_2 += _e_acc1[2];
+                    _acc1_3 += _e_acc1[3];
                 }
-                { const int64_t i1 = _i1_4 + 0; sum_dy_xhat[N*i0 + i1] = (double)_acc_0; }
-                { const int64_t i1 = _i1_4 + 1; sum_dy_xhat[N*i0 + i1] = (double)_acc_1; }
-                { const int64_t i1 = _i1_4 + 2; sum_dy_xhat[N*i0 + i1] = (double)_acc_2; }
-                { const int64_t i1 = _i1_4 + 3; sum_dy_xhat[N*i0 + i1] = (double)_acc_3; }
+                { const int64_t i1 = _i1_4 + 0; sum_dy[N*i0 + i1] = (double)_acc0_0; t8[N*i0 + i1] = (double)_acc1_0; }
+                { const int64_t i1 = _i1_4 + 1; sum_dy[N*i0 + i1] = (double)_acc0_1; t8[N*i0 + i1] = (double)_acc1_1; }
+                { const int64_t i1 = _i1_4 + 2; sum_dy[N*i0 + i1] = (double)_acc0_2; t8[N*i0 + i1] = (double)_acc1_2; }
+                { const int64_t i1 = _i1_4 + 3; sum_dy[N*i0 + i1] = (double)_acc0_3; t8[N*i0 + i1] = (double)_acc1_3; }
             }
             /* the last rows, fewer than 4 */
             for (int64_t i1 = _i1_4; i1 < N; ++i1) {
-                double _acc = 0.0;
+                double _acc0 = 0.0, _acc1 = 0.0;
                 {
                     int64_t _lb = 0;
                     if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
+                        double _l_acc0[16] = {0.0};
+                        double _l_acc1[16] = {0.0};
                         for (; _lb + 64 <= H*W; _lb += 64) {
                             SG_LANES
                             for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
+                                double _t_acc0[4];
+                                double _t_acc1[4];
                                 for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                     const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                                    _t_acc0[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
+                                    _t_acc1[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                                 }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc0[_lk] += (_t_acc0[0] + _t_acc0[1]) + (_t_acc0[2] + _t_acc0[3]);
+                                _l_acc1[_lk] += (_t_acc1[0] + _t_acc1[1]) + (_t_acc1[2] + _t_acc1[3]);
                             }
                         }
-                        _acc += sg_lanes_sum(_l_acc, 16);
+                        _acc0 += sg_lanes_sum(_l_acc0, 16);
+                        _acc1 += sg_lanes_sum(_l_acc1, 16);
                     }
                     /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
+                    SG_SIMD_SUM(_acc0, _acc1)
                     for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += dy[C*H*W*i1 + H*W*i0 + i2]*rstd[i0]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
+                        _acc0 += dy[C*H*W*i1 + H*W*i0 + i2];
+                        _acc1 += dy[C*H*W*i1 + H*W*i0 + i2]*(-mu[i0] + x[C*H*W*i1 + H*W*i0 + i2]);
                     }
                 }
-                sum_dy_xhat[N*i0 + i1] = (double)_acc;
+                sum_dy[N*i0 + i1] = (double)_acc0;
+                t8[N*i0 + i1] = (double)_acc1;
             }
         }
-        /* pass 2: row sums t13 = sum(sum_dy_xhat) */
+        /* pass 2: row sums t16 = sum(t8) */
         {
             double _acc = 0.0;
             {
@@ -1789,7 +1727,7 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                             double _t_acc[4];
                             for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                 const int64_t i1 = _lb + 16*_lj + _lk;
-                                _t_acc[_lj] = sum_dy_xhat[N*i0 + i1];
+                                _t_acc[_lj] = t8[N*i0 + i1];
                             }
                             _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                         }
@@ -1799,113 +1737,14 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                 /* the terms past the last block of 64 */
                 SG_SIMD_SUM(_acc)
                 for (int64_t i1 = _lb; i1 < N; ++i1) {
-                    _acc += sum_dy_xhat[N*i0 + i1];
+                    _acc += t8[N*i0 + i1];
                 }
             }
-            t13[i0] = (double)_acc;
+            t16[i0] = (double)_acc;
         }
-        {
-            double _acc = 0.0;
-            _acc += t13[i0];
-            dgamma[i0] = (double)_acc;
-        }
-        /* pass 3: row sums t14 = sum(dy) */
-        {
-            int64_t _i1_4 = 0;
-            for (; _i1_4 + 3 < N; _i1_4 += 4) {
-                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc_0[16] = {0.0};
-                        double _l_acc_1[16] = {0.0};
-                        double _l_acc_2[16] = {0.0};
-                        double _l_acc_3[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[16];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    {
-                                        const int64_t i1 = _i1_4 + 0;
-                                        _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                    {
-                                        const int64_t i1 = _i1_4 + 1;
-                                        _t_acc[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                    {
-                                        const int64_t i1 = _i1_4 + 2;
-                                        _t_acc[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                    {
-                                        const int64_t i1 = _i1_4 + 3;
-                                        _t_acc[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                    }
-                                }
-                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
-                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
-                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
-                            }
-                        }
-                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
-                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
-                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
-                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
-                    }
-                    /* the terms past the last block of 64 */
-                    double _e_acc[4];
-                    for (int64_t _r = 0; _r < 4; ++_r) {
-                        const int64_t i1 = _i1_4 + _r;
-                        double _e_acc_r = 0.0;
-                        SG_SIMD_SUM(_e_acc_r)
-                        for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _e_acc_r += dy[C*H*W*i1 + H*W*i0 + i2];
-                        }
-                        _e_acc[_r] = _e_acc_r;
-                    }
-                    _acc_0 += _e_acc[0];
-                    _acc_1 += _e_acc[1];
-                    _acc_2 += _e_acc[2];
-                    _acc_3 += _e_acc[3];
-                }
-                { const int64_t i1 = _i1_4 + 0; t14[N*i0 + i1] = (double)_acc_0; }
-                { const int64_t i1 = _i1_4 + 1; t14[N*i0 + i1] = (double)_acc_1; }
-                { const int64_t i1 = _i1_4 + 2; t14[N*i0 + i1] = (double)_acc_2; }
-                { const int64_t i1 = _i1_4 + 3; t14[N*i0 + i1] = (double)_acc_3; }
-            }
-            /* the last rows, fewer than 4 */
-            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
-                double _acc = 0.0;
-                {
-                    int64_t _lb = 0;
-                    if (H*W - _lb >= 64) {
-                        double _l_acc[16] = {0.0};
-                        for (; _lb + 64 <= H*W; _lb += 64) {
-                            SG_LANES
-                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                double _t_acc[4];
-                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                    const int64_t i2 = _lb + 16*_lj + _lk;
-                                    _t_acc[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                            }
-                        }
-                        _acc += sg_lanes_sum(_l_acc, 16);
-                    }
-                    /* the terms past the last block of 64 */
-                    SG_SIMD_SUM(_acc)
-                    for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                        _acc += dy[C*H*W*i1 + H*W*i0 + i2];
-                    }
-                }
-                t14[N*i0 + i1] = (double)_acc;
-            }
-        }
-        /* pass 4: row sums t15 = sum(t14) */
+        drstd[i0] = t16[i0]*t4[i0];
+        dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0));
+        /* pass 3: row sums t10 = sum(sum_dy) */
         {
             double _acc = 0.0;
             {
@@ -1918,7 +1757,7 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                             double _t_acc[4];
                             for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                 const int64_t i1 = _lb + 16*_lj + _lk;
-                                _t_acc[_lj] = t14[N*i0 + i1];
+                                _t_acc[_lj] = sum_dy[N*i0 + i1];
                             }
                             _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                         }
@@ -1928,7 +1767,36 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                 /* the terms past the last block of 64 */
                 SG_SIMD_SUM(_acc)
                 for (int64_t i1 = _lb; i1 < N; ++i1) {
-                    _acc += t14[N*i0 + i1];
+                    _acc += sum_dy[N*i0 + i1];
+                }
+            }
+            t10[i0] = (double)_acc;
+        }
+        dmean[i0] = -rstd[i0]*t10[i0]*t4[i0]*((training > 0) ? (1) : (0));
+        /* pass 4: row sums t15 = sum(sum_dy) */
+        {
+            double _acc = 0.0;
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = sum_dy[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += sum_dy[N*i0 + i1];
                 }
             }
             t15[i0] = (double)_acc;
@@ -1938,111 +1806,7 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
             _acc += t15[i0];
             dbeta[i0] = (double)_acc;
         }
-        /* pass 5: row sums drstd = sum(dxhat*(x - mu)), sum_dy */
-        {
-            const double _r_mu = mu[i0];
-            const double _r_t4 = t4[i0];
-            {
-                double _acc_drstd = 0.0;
-                double _acc_sum_dy = 0.0;
-                {
-                    int64_t _i1_4 = 0;
-                    for (; _i1_4 + 3 < N; _i1_4 += 4) {
-                        {
-                            int64_t _lb = 0;
-                            if (H*W - _lb >= 64) {
-                                double _l_acc_drstd[16] = {0.0};
-                                double _l_acc_sum_dy[16] = {0.0};
-                                for (; _lb + 64 <= H*W; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        double _t_acc_drstd[16];
-                                        double _t_acc_sum_dy[16];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i2 = _lb + 16*_lj + _lk;
-                                            {
-                                                const int64_t i1 = _i1_4 + 0;
-                                                _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                            {
-                                                const int64_t i1 = _i1_4 + 1;
-                                                _t_acc_drstd[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[4 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                            {
-                                                const int64_t i1 = _i1_4 + 2;
-                                                _t_acc_drstd[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[8 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                            {
-                                                const int64_t i1 = _i1_4 + 3;
-                                                _t_acc_drstd[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                                _t_acc_sum_dy[12 + _lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                            }
-                                        }
-                                        _l_acc_drstd[_lk] += ((double)((_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3])) + (double)((_t_acc_drstd[4] + _t_acc_drstd[5]) + (_t_acc_drstd[6] + _t_acc_drstd[7]))) + ((double)((_t_acc_drstd[8] + _t_acc_drstd[9]) + (_t_acc_drstd[10] + _t_acc_drstd[11])) + (double)((_t_acc_drstd[12] + _t_acc_drstd[13]) + (_t_acc_drstd[14] + _t_acc_drstd[15])));
-                                        _l_acc_sum_dy[_lk] += ((double)((_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3])) + (double)((_t_acc_sum_dy[4] + _t_acc_sum_dy[5]) + (_t_acc_sum_dy[6] + _t_acc_sum_dy[7]))) + ((double)((_t_acc_sum_dy[8] + _t_acc_sum_dy[9]) + (_t_acc_sum_dy[10] + _t_acc_sum_dy[11])) + (double)((_t_acc_sum_dy[12] + _t_acc_sum_dy[13]) + (_t_acc_sum_dy[14] + _t_acc_sum_dy[15])));
-                                    }
-                                }
-                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
-                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
-                            }
-                            /* the terms past the last block of 64 */
-                            for (int64_t _r = 0; _r < 4; ++_r) {
-                                const int64_t i1 = _i1_4 + _r;
-                                double _e_acc_drstd_r = 0.0;
-                                double _e_acc_sum_dy_r = 0.0;
-                                SG_SIMD_SUM(_e_acc_drstd_r, _e_acc_sum_dy_r)
-                                for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                    _e_acc_drstd_r += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                    _e_acc_sum_dy_r += dy[C*H*W*i1 + H*W*i0 + i2];
-                                }
-                                _acc_drstd += _e_acc_drstd_r;
-                                _acc_sum_dy += _e_acc_sum_dy_r;
-                            }
-                        }
-                    }
-                    /* the last rows, fewer than 4 */
-                    for (int64_t i1 = _i1_4; i1 < N; ++i1) {
-                        {
-                            int64_t _lb = 0;
-                            if (H*W - _lb >= 64) {
-                                double _l_acc_drstd[16] = {0.0};
-                                double _l_acc_sum_dy[16] = {0.0};
-                                for (; _lb + 64 <= H*W; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        double _t_acc_drstd[4];
-                                        double _t_acc_sum_dy[4];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i2 = _lb + 16*_lj + _lk;
-                                            _t_acc_drstd[_lj] = dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                            _t_acc_sum_dy[_lj] = dy[C*H*W*i1 + H*W*i0 + i2];
-                                        }
-                                        _l_acc_drstd[_lk] += (_t_acc_drstd[0] + _t_acc_drstd[1]) + (_t_acc_drstd[2] + _t_acc_drstd[3]);
-                                        _l_acc_sum_dy[_lk] += (_t_acc_sum_dy[0] + _t_acc_sum_dy[1]) + (_t_acc_sum_dy[2] + _t_acc_sum_dy[3]);
-                                    }
-                                }
-                                _acc_drstd += sg_lanes_sum(_l_acc_drstd, 16);
-                                _acc_sum_dy += sg_lanes_sum(_l_acc_sum_dy, 16);
-                            }
-                            /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_drstd, _acc_sum_dy)
-                            for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                _acc_drstd += dy[C*H*W*i1 + H*W*i0 + i2]*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]);
-                                _acc_sum_dy += dy[C*H*W*i1 + H*W*i0 + i2];
-                            }
-                        }
-                    }
-                }
-                drstd[i0] = (double)_acc_drstd;
-                sum_dy[i0] = (double)_acc_sum_dy;
-            }
-        }
-        dvar[i0] = -1.0/2.0*drstd[i0]*((rstd[i0])*(rstd[i0])*(rstd[i0]))*((training > 0) ? (1) : (0));
-        dmean[i0] = -rstd[i0]*sum_dy[i0]*t4[i0]*((training > 0) ? (1) : (0));
-        /* pass 6: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
+        /* pass 5: dx = dxhat*rstd + dmean/(H*N*W) + 2*dvar*xc/(H*N*W) */
         {
             const double _r_dmean = dmean[i0];
             const double _r_dvar = dvar[i0];
@@ -2054,6 +1818,46 @@ void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, doub
                     dx[C*H*W*i1 + H*W*i0 + i2] = _r_dmean*inv_H_inv_N_inv_W + 2*_r_dvar*inv_H_inv_N_inv_W*(-_r_mean + x[C*H*W*i1 + H*W*i0 + i2]) + dy[C*H*W*i1 + H*W*i0 + i2]*_r_rstd*_r_t4;
                 }
             }
+        }
+        /* pass 6: t12 = rstd*t8 */
+        {
+            const double _r_rstd = rstd[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
+                t12[N*i0 + i1] = _r_rstd*t8[N*i0 + i1];
+            }
+        }
+        /* pass 7: row sums t13 = sum(t12) */
+        {
+            double _acc = 0.0;
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = t12[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += t12[N*i0 + i1];
+                }
+            }
+            t13[i0] = (double)_acc;
+        }
+        {
+            double _acc = 0.0;
+            _acc += t13[i0];
+            dgamma[i0] = (double)_acc;
         }
     }
 }

@@ -110,16 +110,18 @@ int64_t batchnorm2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, i
 
 /* batchnorm2d_backward: the backward pass (derived by symgrad: reverse mode, SymPy local derivatives)
  *
- *   drstd = sum(dy*t4*(x - mu)) over axis 0, 2, 3
+ *   sum_dy = sum(dy) over axis 2, 3
+ *   t8 = sum(dy*(x - mu)) over axis 2, 3
+ *   t16 = sum(t8) over axis 0
+ *   drstd = t16*t4
  *   dvar = -drstd*rstd**3*Piecewise((1, training > 0), (0, True))/2
- *   sum_dy = sum(dy) over axis 0, 2, 3
- *   dmean = -rstd*sum_dy*t4*Piecewise((1, training > 0), (0, True))
+ *   t10 = sum(sum_dy) over axis 0
+ *   dmean = -rstd*t10*t4*Piecewise((1, training > 0), (0, True))
  *   dx = dy*rstd*t4 + dmean/(H*N*W) + 2*dvar*(x - mean)/(H*N*W)
- *   sum_dy_xhat = sum(dy*rstd*(x - mu)) over axis 2, 3
- *   t13 = sum(sum_dy_xhat) over axis 0
+ *   t12 = rstd*t8
+ *   t13 = sum(t12) over axis 0
  *   dgamma = sum(t13) over axis 1, 2
- *   t14 = sum(dy) over axis 2, 3
- *   t15 = sum(t14) over axis 0
+ *   t15 = sum(sum_dy) over axis 0
  *   dbeta = sum(t15) over axis 1, 2
  *
  *   dx (N, C, H, W): gradient, overwritten (not accumulated)
@@ -131,7 +133,7 @@ int64_t batchnorm2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, i
  *   mu (1, C, 1, 1): read, from forward
  *   rstd (1, C, 1, 1): read, from forward
  *   mean (1, C, 1, 1): read, from forward
- *   scratch: 2*C*N + 38*C elements of work space (= batchnorm2d_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 3*C*N + 71*C elements of work space (= batchnorm2d_backward_scratch_size(...)), contents undefined afterwards
  *   momentum: hyperparameter (default 0.1)
  *   eps: hyperparameter (default 1e-05)
  *   training: hyperparameter (default True)
@@ -139,7 +141,7 @@ int64_t batchnorm2d_forward_kept_scratch_size(int64_t N, int64_t C, int64_t H, i
 void batchnorm2d_backward_f32(float *restrict dx, float *restrict dgamma, float *restrict dbeta, const float *restrict dy, const float *restrict x, const float *restrict t4, const float *restrict mu, const float *restrict rstd, const float *restrict mean, float *restrict scratch, float momentum, float eps, float training, int64_t N, int64_t C, int64_t H, int64_t W);
 void batchnorm2d_backward_f64(double *restrict dx, double *restrict dgamma, double *restrict dbeta, const double *restrict dy, const double *restrict x, const double *restrict t4, const double *restrict mu, const double *restrict rstd, const double *restrict mean, double *restrict scratch, double momentum, double eps, double training, int64_t N, int64_t C, int64_t H, int64_t W);
 
-/* Elements (float or double) of the scratch buffer batchnorm2d_backward_* needs: 2*C*N + 38*C. */
+/* Elements (float or double) of the scratch buffer batchnorm2d_backward_* needs: 3*C*N + 71*C. */
 int64_t batchnorm2d_backward_scratch_size(int64_t N, int64_t C, int64_t H, int64_t W);
 
 

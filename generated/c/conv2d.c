@@ -1848,116 +1848,134 @@ void conv2d_backward_f32(float *restrict dx, float *restrict dweight, float *res
     float *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
     float *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
     float *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 61440;
-    /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
-        SG_PARALLEL_FOR(H_out*W_out*N*O)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            float *restrict _p_t5 = _part_t5 + _c*O;
-            for (int64_t _i = 0; _i < O; ++_i) _p_t5[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_dy */
-                for (int64_t i1 = 0; i1 < O; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        {
-                            int64_t _i2_4 = 0;
-                            for (; _i2_4 + 3 < H_out; _i2_4 += 4) {
-                                {
-                                    int64_t _lb = 0;
-                                    if (W_out - _lb >= 64) {
-                                        double _l_acc[16] = {0.0};
-                                        for (; _lb + 64 <= W_out; _lb += 64) {
-                                            SG_LANES
-                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                                double _t_acc[16];
-                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                                    const int64_t i3 = _lb + 16*_lj + _lk;
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 0;
-                                                        _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 1;
-                                                        _t_acc[4 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 2;
-                                                        _t_acc[8 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 3;
-                                                        _t_acc[12 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                }
-                                                _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
-                                            }
-                                        }
-                                        _acc += sg_lanes_sum(_l_acc, 16);
+    /* per channel (O in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the O rows: 2 passes over the row */
+    SG_PARALLEL_FOR(H_out*W_out*N*O)
+    for (int64_t i0 = 0; i0 < O; ++i0) {
+        /* pass 1: row sums sum_dy */
+        {
+            int64_t _i1_4 = 0;
+            for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H_out*W_out - _lb >= 64) {
+                        double _l_acc_0[16] = {0.0};
+                        double _l_acc_1[16] = {0.0};
+                        double _l_acc_2[16] = {0.0};
+                        double _l_acc_3[16] = {0.0};
+                        for (; _lb + 64 <= H_out*W_out; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[16];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    {
+                                        const int64_t i1 = _i1_4 + 0;
+                                        _t_acc[_lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
                                     }
-                                    /* the terms past the last block of 64 */
-                                    for (int64_t _r = 0; _r < 4; ++_r) {
-                                        const int64_t i2 = _i2_4 + _r;
-                                        double _e_acc_r = 0.0;
-                                        SG_SIMD_SUM(_e_acc_r)
-                                        for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                            _e_acc_r += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
-                                        _acc += _e_acc_r;
+                                    {
+                                        const int64_t i1 = _i1_4 + 1;
+                                        _t_acc[4 + _lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 2;
+                                        _t_acc[8 + _lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 3;
+                                        _t_acc[12 + _lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
                                     }
                                 }
-                            }
-                            /* the last rows, fewer than 4 */
-                            for (int64_t i2 = _i2_4; i2 < H_out; ++i2) {
-                                {
-                                    int64_t _lb = 0;
-                                    if (W_out - _lb >= 64) {
-                                        double _l_acc[16] = {0.0};
-                                        for (; _lb + 64 <= W_out; _lb += 64) {
-                                            SG_LANES
-                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                                double _t_acc[4];
-                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                                    const int64_t i3 = _lb + 16*_lj + _lk;
-                                                    _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                }
-                                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                                            }
-                                        }
-                                        _acc += sg_lanes_sum(_l_acc, 16);
-                                    }
-                                    /* the terms past the last block of 64 */
-                                    SG_SIMD_SUM(_acc)
-                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                        _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                    }
-                                }
+                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
                             }
                         }
-                        sum_dy[O*i0 + i1] = (float)_acc;
+                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    double _e_acc[4];
+                    for (int64_t _r = 0; _r < 4; ++_r) {
+                        const int64_t i1 = _i1_4 + _r;
+                        double _e_acc_r = 0.0;
+                        SG_SIMD_SUM(_e_acc_r)
+                        for (int64_t i2 = _lb; i2 < H_out*W_out; ++i2) {
+                            _e_acc_r += dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                        }
+                        _e_acc[_r] = _e_acc_r;
+                    }
+                    _acc_0 += _e_acc[0];
+                    _acc_1 += _e_acc[1];
+                    _acc_2 += _e_acc[2];
+                    _acc_3 += _e_acc[3];
+                }
+                { const int64_t i1 = _i1_4 + 0; sum_dy[N*i0 + i1] = (float)_acc_0; }
+                { const int64_t i1 = _i1_4 + 1; sum_dy[N*i0 + i1] = (float)_acc_1; }
+                { const int64_t i1 = _i1_4 + 2; sum_dy[N*i0 + i1] = (float)_acc_2; }
+                { const int64_t i1 = _i1_4 + 3; sum_dy[N*i0 + i1] = (float)_acc_3; }
+            }
+            /* the last rows, fewer than 4 */
+            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                double _acc = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H_out*W_out - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H_out*W_out; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H_out*W_out; ++i2) {
+                        _acc += dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
                     }
                 }
-                /* pass 2: column sums t5 = sum(sum_dy) */
-                for (int64_t i1 = 0; i1 < O; ++i1) {
-                    _p_t5[i1] += sum_dy[O*i0 + i1];
+                sum_dy[N*i0 + i1] = (float)_acc;
+            }
+        }
+        /* pass 2: row sums t5 = sum(sum_dy) */
+        {
+            double _acc = 0.0;
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = sum_dy[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += sum_dy[N*i0 + i1];
                 }
             }
+            t5[i0] = (float)_acc;
         }
-        /* t5 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < O; _i += 16) {
-            const int64_t _w = O - _i < 16 ? O - _i : 16;
-            double _acc[16];
-            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) {
-                SG_LANES
-                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t5[_k*O + _i + _j];
-            }
-            for (int64_t _j = 0; _j < _w; ++_j) t5[_i + _j] = (float)_acc[_j];
-        }
-    }
-    /* dbias = sum(t5) */
-    SG_PARALLEL_FOR(O)
-    for (int64_t i0 = 0; i0 < O; ++i0) {
         {
             double _acc = 0.0;
             _acc += t5[i0];
@@ -2297,116 +2315,134 @@ void conv2d_backward_f64(double *restrict dx, double *restrict dweight, double *
     double *restrict sum_dy = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
     double *restrict _part_t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 61440;
     double *restrict t5 = scratch + 2*H_out*W_out*C*KH*KW*N + 16*H_out*W_out*(O + 7) + 16*C*H*W + 17*C*KH*KW*O + 256*C*O + 256*C*(W_out + 128) + 256*C*(W + 128) + N*O + 256*O*(W_out + 128) + O*(16*C + 112) + 256*O*(W + 160) + 16*O + 61440;
-    /* for each of the N rows: 2 passes over the row; column sums t5: per chunk of rows, then summed */
-    {
-        const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
-        SG_PARALLEL_FOR(H_out*W_out*N*O)
-        for (int64_t _c = 0; _c < _nc; ++_c) {
-            double *restrict _p_t5 = _part_t5 + _c*O;
-            for (int64_t _i = 0; _i < O; ++_i) _p_t5[_i] = 0.0;
-            for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
-                /* pass 1: row sums sum_dy */
-                for (int64_t i1 = 0; i1 < O; ++i1) {
-                    {
-                        double _acc = 0.0;
-                        {
-                            int64_t _i2_4 = 0;
-                            for (; _i2_4 + 3 < H_out; _i2_4 += 4) {
-                                {
-                                    int64_t _lb = 0;
-                                    if (W_out - _lb >= 64) {
-                                        double _l_acc[16] = {0.0};
-                                        for (; _lb + 64 <= W_out; _lb += 64) {
-                                            SG_LANES
-                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                                double _t_acc[16];
-                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                                    const int64_t i3 = _lb + 16*_lj + _lk;
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 0;
-                                                        _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 1;
-                                                        _t_acc[4 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 2;
-                                                        _t_acc[8 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                    {
-                                                        const int64_t i2 = _i2_4 + 3;
-                                                        _t_acc[12 + _lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                    }
-                                                }
-                                                _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
-                                            }
-                                        }
-                                        _acc += sg_lanes_sum(_l_acc, 16);
+    /* per channel (O in parallel): every pass over one channel's values while they are in cache */
+    /* for each of the O rows: 2 passes over the row */
+    SG_PARALLEL_FOR(H_out*W_out*N*O)
+    for (int64_t i0 = 0; i0 < O; ++i0) {
+        /* pass 1: row sums sum_dy */
+        {
+            int64_t _i1_4 = 0;
+            for (; _i1_4 + 3 < N; _i1_4 += 4) {
+                double _acc_0 = 0.0, _acc_1 = 0.0, _acc_2 = 0.0, _acc_3 = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H_out*W_out - _lb >= 64) {
+                        double _l_acc_0[16] = {0.0};
+                        double _l_acc_1[16] = {0.0};
+                        double _l_acc_2[16] = {0.0};
+                        double _l_acc_3[16] = {0.0};
+                        for (; _lb + 64 <= H_out*W_out; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[16];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    {
+                                        const int64_t i1 = _i1_4 + 0;
+                                        _t_acc[_lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
                                     }
-                                    /* the terms past the last block of 64 */
-                                    for (int64_t _r = 0; _r < 4; ++_r) {
-                                        const int64_t i2 = _i2_4 + _r;
-                                        double _e_acc_r = 0.0;
-                                        SG_SIMD_SUM(_e_acc_r)
-                                        for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                            _e_acc_r += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                        }
-                                        _acc += _e_acc_r;
+                                    {
+                                        const int64_t i1 = _i1_4 + 1;
+                                        _t_acc[4 + _lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 2;
+                                        _t_acc[8 + _lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                                    }
+                                    {
+                                        const int64_t i1 = _i1_4 + 3;
+                                        _t_acc[12 + _lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
                                     }
                                 }
-                            }
-                            /* the last rows, fewer than 4 */
-                            for (int64_t i2 = _i2_4; i2 < H_out; ++i2) {
-                                {
-                                    int64_t _lb = 0;
-                                    if (W_out - _lb >= 64) {
-                                        double _l_acc[16] = {0.0};
-                                        for (; _lb + 64 <= W_out; _lb += 64) {
-                                            SG_LANES
-                                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                                double _t_acc[4];
-                                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                                    const int64_t i3 = _lb + 16*_lj + _lk;
-                                                    _t_acc[_lj] = dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                                }
-                                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
-                                            }
-                                        }
-                                        _acc += sg_lanes_sum(_l_acc, 16);
-                                    }
-                                    /* the terms past the last block of 64 */
-                                    SG_SIMD_SUM(_acc)
-                                    for (int64_t i3 = _lb; i3 < W_out; ++i3) {
-                                        _acc += dy[H_out*W_out*O*i0 + H_out*W_out*i1 + W_out*i2 + i3];
-                                    }
-                                }
+                                _l_acc_0[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                _l_acc_1[_lk] += (_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]);
+                                _l_acc_2[_lk] += (_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11]);
+                                _l_acc_3[_lk] += (_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15]);
                             }
                         }
-                        sum_dy[O*i0 + i1] = (double)_acc;
+                        _acc_0 += sg_lanes_sum(_l_acc_0, 16);
+                        _acc_1 += sg_lanes_sum(_l_acc_1, 16);
+                        _acc_2 += sg_lanes_sum(_l_acc_2, 16);
+                        _acc_3 += sg_lanes_sum(_l_acc_3, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    double _e_acc[4];
+                    for (int64_t _r = 0; _r < 4; ++_r) {
+                        const int64_t i1 = _i1_4 + _r;
+                        double _e_acc_r = 0.0;
+                        SG_SIMD_SUM(_e_acc_r)
+                        for (int64_t i2 = _lb; i2 < H_out*W_out; ++i2) {
+                            _e_acc_r += dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                        }
+                        _e_acc[_r] = _e_acc_r;
+                    }
+                    _acc_0 += _e_acc[0];
+                    _acc_1 += _e_acc[1];
+                    _acc_2 += _e_acc[2];
+                    _acc_3 += _e_acc[3];
+                }
+                { const int64_t i1 = _i1_4 + 0; sum_dy[N*i0 + i1] = (double)_acc_0; }
+                { const int64_t i1 = _i1_4 + 1; sum_dy[N*i0 + i1] = (double)_acc_1; }
+                { const int64_t i1 = _i1_4 + 2; sum_dy[N*i0 + i1] = (double)_acc_2; }
+                { const int64_t i1 = _i1_4 + 3; sum_dy[N*i0 + i1] = (double)_acc_3; }
+            }
+            /* the last rows, fewer than 4 */
+            for (int64_t i1 = _i1_4; i1 < N; ++i1) {
+                double _acc = 0.0;
+                {
+                    int64_t _lb = 0;
+                    if (H_out*W_out - _lb >= 64) {
+                        double _l_acc[16] = {0.0};
+                        for (; _lb + 64 <= H_out*W_out; _lb += 64) {
+                            SG_LANES
+                            for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                double _t_acc[4];
+                                for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                    const int64_t i2 = _lb + 16*_lj + _lk;
+                                    _t_acc[_lj] = dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
+                                }
+                                _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                            }
+                        }
+                        _acc += sg_lanes_sum(_l_acc, 16);
+                    }
+                    /* the terms past the last block of 64 */
+                    SG_SIMD_SUM(_acc)
+                    for (int64_t i2 = _lb; i2 < H_out*W_out; ++i2) {
+                        _acc += dy[H_out*W_out*O*i1 + H_out*W_out*i0 + i2];
                     }
                 }
-                /* pass 2: column sums t5 = sum(sum_dy) */
-                for (int64_t i1 = 0; i1 < O; ++i1) {
-                    _p_t5[i1] += sum_dy[O*i0 + i1];
+                sum_dy[N*i0 + i1] = (double)_acc;
+            }
+        }
+        /* pass 2: row sums t5 = sum(sum_dy) */
+        {
+            double _acc = 0.0;
+            {
+                int64_t _lb = 0;
+                if (N - _lb >= 64) {
+                    double _l_acc[16] = {0.0};
+                    for (; _lb + 64 <= N; _lb += 64) {
+                        SG_LANES
+                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                            double _t_acc[4];
+                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                _t_acc[_lj] = sum_dy[N*i0 + i1];
+                            }
+                            _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                        }
+                    }
+                    _acc += sg_lanes_sum(_l_acc, 16);
+                }
+                /* the terms past the last block of 64 */
+                SG_SIMD_SUM(_acc)
+                for (int64_t i1 = _lb; i1 < N; ++i1) {
+                    _acc += sum_dy[N*i0 + i1];
                 }
             }
+            t5[i0] = (double)_acc;
         }
-        /* t5 = sum of the chunks' partial sums */
-        for (int64_t _i = 0; _i < O; _i += 16) {
-            const int64_t _w = O - _i < 16 ? O - _i : 16;
-            double _acc[16];
-            for (int64_t _j = 0; _j < 16; ++_j) _acc[_j] = 0.0;
-            for (int64_t _k = 0; _k < _nc; ++_k) {
-                SG_LANES
-                for (int64_t _j = 0; _j < _w; ++_j) _acc[_j] += _part_t5[_k*O + _i + _j];
-            }
-            for (int64_t _j = 0; _j < _w; ++_j) t5[_i + _j] = (double)_acc[_j];
-        }
-    }
-    /* dbias = sum(t5) */
-    SG_PARALLEL_FOR(O)
-    for (int64_t i0 = 0; i0 < O; ++i0) {
         {
             double _acc = 0.0;
             _acc += t5[i0];

@@ -16,6 +16,9 @@ allocates is exactly what the emitted code reads):
   operations), so it never goes to memory; the C compiler shares it between consumers of one loop.
 - **Add into the product** (``add_into_product``): ``y = b + x @ W`` becomes ``y = b`` and then
   ``y += x @ W`` (BLAS with beta 1), one pass over y instead of two.
+- **Share sums** (``share_sums``): a sum over (N, H, W) of a term that another sum takes over (H, W)
+  (up to constant factors) is the N-sum of that one: BatchNorm2d's backward reads a channel twice,
+  not four times.
 
 The NumPy target keeps the plain lowering (NumPy materializes every temporary anyway).
 """
@@ -169,6 +172,92 @@ def inline(f: ir.Function, keep: set) -> ir.Function:
     return dataclasses.replace(f, body=body)
 
 
+def _constant_over(e, axes, dom, shapes) -> bool:
+    """Whether every array in ``e`` has size 1 on ``axes`` of domain ``dom`` (right-aligned, as
+    broadcast): a factor of a sum over ``axes`` that can leave it."""
+    for x in e.free_symbols:
+        shape = tuple(shapes.get(x.name, ()))
+        pad = len(dom) - len(shape)
+        if any(a >= pad and not ir.is_one(shape[a - pad]) for a in axes):
+            return False
+    return True
+
+
+def _split_sum(s, shapes):
+    """``(c, core)`` with ``s``'s term = c * core, ``c`` the factors constant over its summed axes."""
+    const, rest = [], []
+    for f in sp.Mul.make_args(full_expr(s)):
+        (const if _constant_over(f, s.axes, s.src_shape, shapes) else rest).append(f)
+    return sp.Mul(*const), sp.Mul(*rest)
+
+
+def _fresh(taken) -> str:
+    """The first name ``t<n>`` not in ``taken``."""
+    n = 0
+    while f"t{n}" in taken:
+        n += 1
+    return f"t{n}"
+
+
+def share_sums(f: ir.Function, avoid=()) -> ir.Function:
+    """Two sums of one term over one domain, one over fewer axes than the other (up to factors
+    constant over what each sums), read the memory once: BatchNorm's backward sums ``dy*gamma*xc``
+    over (N, H, W) for the input gradient and ``dy*rstd*xc`` over (H, W) for gamma's (then over N),
+    and ``dy`` both ways for beta and the mean. The finer sum of the bare term is computed once,
+    ``s = sum_{H,W}(dy*xc)``, the finer sum becomes ``rstd*s`` and the coarser ``gamma*sum_N(s)``:
+    two passes over a channel's values instead of four. Each sum adds its terms in double as before;
+    the coarser adds the finer's rounded values (at most one rounding of each partial sum more, and
+    one product instead of one per term). Sums that keep their dims only (the lowering's form).
+    ``avoid``: names not to give the new values (the forward's, which the cache and comments use)."""
+    body = list(f.body)
+    shapes = dict(f.shapes)
+    taken = set(shapes) | set(avoid)
+    for t in body:   # and every name an expression uses (a CSE temporary, a local of the target)
+        for e in ([t.expr] if isinstance(t, (ir.Elementwise, ir.Reduction)) else []) + [x for _, x in getattr(t, "temps", [])]:
+            taken |= {x.name for x in e.free_symbols}
+        taken |= {x.name for x, _ in getattr(t, "temps", [])}
+    changed = True
+    while changed:
+        changed = False
+        sums = [t for t in body if isinstance(t, ir.Reduction) and t.kind == "sum" and t.keepdims and not t.rough]
+        for a in sums:
+            for b in sums:
+                if a is b or tuple(a.src_shape) != tuple(b.src_shape) or not set(b.axes) < set(a.axes):
+                    continue
+                ca, ea = _split_sum(a, shapes)
+                cb, eb = _split_sum(b, shapes)
+                if ea != eb or ea.is_number:
+                    continue
+                # new values named as the lowering names its own (t<n>); a factor of 1 leaves the sum its name
+                fine = b.out if cb == 1 else _fresh(taken)
+                taken.add(fine)
+                coarse = a.out if ca == 1 else _fresh(taken)
+                taken |= {fine, coarse}
+                shapes[fine], shapes[coarse] = tuple(b.shape), tuple(a.shape)
+                rest = tuple(sorted(set(a.axes) - set(b.axes)))
+                first = ir.Reduction(out=fine, shape=tuple(b.shape), kind="sum", expr=ea, src_shape=tuple(a.src_shape),
+                                     axes=tuple(b.axes), keepdims=True)
+                over = ir.Reduction(out=coarse, shape=tuple(a.shape), kind="sum", expr=sp.Symbol(fine),
+                                    src_shape=tuple(b.shape), axes=rest, keepdims=True)
+                new_a = [over] + ([] if ca == 1 else [ir.Elementwise(out=a.out, shape=tuple(a.shape),
+                                                                     expr=ca * sp.Symbol(coarse))])
+                new_b = [] if cb == 1 else [ir.Elementwise(out=b.out, shape=tuple(b.shape), expr=cb * sp.Symbol(fine))]
+                ia = body.index(a)
+                body[ia:ia + 1] = new_a
+                ib = body.index(b)
+                body[ib:ib + 1] = new_b
+                # the shared sum as early as what it reads allows: beside the other sums over the
+                # same values, so that one pass computes them all
+                reads = {x.name for x in ea.free_symbols}
+                at = max([i + 1 for i, t in enumerate(body) if t.out in reads], default=0)
+                body.insert(at, first)
+                changed = True
+                break
+            if changed:
+                break
+    return dataclasses.replace(f, body=body, shapes=shapes)
+
+
 def _matrix_product(e) -> bool:
     """``ik,kj->ij`` with either operand's letters in either order: one C GEMM call."""
     if not isinstance(e, ir.Einsum) or len(e.operands) != 2:
@@ -226,5 +315,5 @@ def c_kernel(spec) -> ir.Kernel:
     k = rematerialize_windows(rematerialize(lower(spec)))
     fkeep = {o.name for o in k.outputs} | set(k.forward.saved)
     fwd = add_into_product(inline(k.forward, fkeep))
-    bwd = add_into_product(inline(k.backward, set(k.backward.returns)))
+    bwd = add_into_product(share_sums(inline(k.backward, set(k.backward.returns)), avoid=k.forward.shapes))
     return dataclasses.replace(k, forward=fwd, backward=bwd)

@@ -13,7 +13,7 @@ accumulators) applies unchanged. Measured at N 32, C 64, H W 32, float32, 2 thre
 0.6 ms, backward 1.31 -> 0.85 ms (docs/bench-log.md).
 
 A run starts at a reduction that keeps exactly one axis ``g`` (the channel) of a source with reduced
-axes before and after it, and extends over the following elementwise statements, reductions and
+axes before and after it, or at the per-sample part of such a sum (``_partial_trigger``), and extends over the following elementwise statements, reductions and
 copies (``Expand``) whose domain carries the channel on that axis and whose arrays are laid out the
 same way in every statement of the run (a vector ``(C,)`` is read along the channel); it ends at
 the first statement that does not.
@@ -50,10 +50,27 @@ class Channels:
             return None
         src = tuple(s.src_shape)
         kept = [a for a in range(len(src)) if a not in s.axes and not is_one(src[a])]
-        if len(kept) != 1 or not any(not is_one(src[a]) for a in s.axes if a < kept[0]) \
-                or not any(not is_one(src[a]) for a in s.axes if a > kept[0]):
-            return None   # a row statistic or a column sum: the row groups serve those
-        return len(src), kept[0]
+        if len(kept) == 1 and any(not is_one(src[a]) for a in s.axes if a < kept[0]) \
+                and any(not is_one(src[a]) for a in s.axes if a > kept[0]):
+            return len(src), kept[0]
+        return self._partial_trigger(s, src, kept)
+
+    def _partial_trigger(self, s, src, kept):
+        """``(r, g)`` when ``s`` is the per-sample part of a channel statistic: it sums over every
+        axis after ``g``, keeps ``g`` and the axes before it, and a later statement sums its result
+        over those leading axes (``ir.rewrite.share_sums``' ``sum_{H,W}(dy*xc)``, which BatchNorm's
+        backward then sums over N); else None (a row statistic: the row groups serve those)."""
+        if s.kind != "sum" or len(kept) < 2 or not s.keepdims:
+            return None
+        g = kept[-1]
+        lead = [a for a in range(g) if not is_one(src[a])]
+        if kept[:-1] != lead or any(a < g for a in s.axes) or not any(not is_one(src[a]) for a in s.axes):
+            return None
+        for t in self.f.body:
+            if isinstance(t, ir.Reduction) and t.kind == "sum" and s.out in self.reads(t) \
+                    and tuple(t.src_shape) == tuple(s.shape) and set(lead) <= set(t.axes) and g not in t.axes:
+                return len(src), g
+        return None
 
     def _place(self, run: _Run, s):
         """How statement ``s`` lies in the run's domain: ``(padded domain, reduced axes, layouts)``

@@ -135,7 +135,14 @@ class Fusion:
             level[s.out], kinds[s.out] = lv, kind
         out = []
         for lv in sorted(set(level.values())):
-            out += [(lv, "one", [s]) for s in group if level[s.out] == lv and kinds[s.out] == "one"]
+            for s in group:
+                if level[s.out] != lv or kinds[s.out] != "one":
+                    continue
+                last = out[-1] if out else None
+                if last is not None and last[0] == lv and self._same_sums(last[2] + [s]):
+                    last[2].append(s)   # another sum over the same axes of the same values: same pass
+                else:
+                    out.append((lv, "one", [s]))
             inners = []
             for s in group:
                 if level[s.out] == lv and kinds[s.out] == "pass" and self._inner(s) not in inners:
@@ -144,6 +151,16 @@ class Fusion:
                 out.append((lv, "pass", [s for s in group if level[s.out] == lv and kinds[s.out] == "pass"
                                          and self._inner(s) == inner]))
         return out
+
+    def _same_sums(self, stmts) -> bool:
+        """Whether ``stmts`` are sums over the same axes of one domain, none reading another, none
+        with CSE temporaries: ``reductions`` adds them in one loop over the row (BatchNorm's backward
+        sums ``dy`` and ``dy*xc`` over each sample's values of a channel: one pass, not two)."""
+        first = stmts[0]
+        outs = {t.out for t in stmts}
+        return all(isinstance(t, ir.Reduction) and t.kind == "sum" and not t.temps and t.keepdims == first.keepdims
+                   and tuple(t.src_shape) == tuple(first.src_shape) and tuple(t.axes) == tuple(first.axes)
+                   and t.out not in self.values and not (self.reads(t) & outs) for t in stmts)
 
     def looping(self, passes) -> list:
         """The entries of ``passes`` that loop over the row (not a per-row value between passes)."""
@@ -290,7 +307,9 @@ class Fusion:
             _, kind, stmts = entry
             if len(looping) > 1 and entry in looping:
                 self.note(f"pass {looping.index(entry) + 1}: {pass_text(stmts, self.glossary, self.blocks())}", depth + 1)
-            if kind == "one" or (len(stmts) == 1 and not colred(stmts[0]) and stmts[0].out not in self._stream):
+            if kind == "one" and len(stmts) > 1:
+                self.reductions(stmts, depth + 1, 1, ivars)
+            elif kind == "one" or (len(stmts) == 1 and not colred(stmts[0]) and stmts[0].out not in self._stream):
                 self.statement(stmts[0], depth + 1, 1, ivars)
             else:
                 self.fused(stmts, depth + 1, ivars)

@@ -375,9 +375,9 @@ class CBody(Fusion, Views, Windows, Channels):
         # or BatchNorm's per-channel statistics over N, H, W): one register accumulator per output
         # element, double for sums, the first kept axis in parallel
         inner = bool(kept) and len(dom) - 1 in axes and bound == 0 and s.out not in self.values
-        looped = [a for a in kept if a >= bound and not is_one(dom[a])]
-        if suffix and s.kind == "sum" and len(real_axes) == 1 and looped and (bound or len(looped) > 1):
-            self._row_sums(s, dom, looped, real_axes[0], ivars, depth, bound == 0, out_ref)
+        row = self._row_sum_form(s, bound)
+        if row is not None:
+            self._row_sums([s], dom, row[0], row[1], ivars, depth, bound == 0, [out_ref])
             return
         if suffix or inner:
             d = self.loops(dom, [a for a in kept if a >= bound], ivars, depth, omp=bound == 0 and bool(kept))
@@ -413,6 +413,30 @@ class CBody(Fusion, Views, Windows, Channels):
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
 
+    def _row_sum_form(self, s, bound):
+        """``(looped kept axes, the summed axis)`` when sum ``s`` runs as row sums (``_row_sums``): one
+        axis summed, after every kept one, and rows to loop over; else None."""
+        dom, axes = tuple(s.src_shape), tuple(s.axes)
+        kept = [a for a in range(len(dom)) if a not in axes]
+        real_kept = [a for a in kept if not is_one(dom[a])]
+        real_axes = [a for a in axes if not is_one(dom[a])]
+        suffix = not real_kept or not real_axes or max(real_kept) < min(real_axes)
+        looped = [a for a in kept if a >= bound and not is_one(dom[a])]
+        if suffix and s.kind == "sum" and len(real_axes) == 1 and looped and (bound or len(looped) > 1):
+            return looped, real_axes[0]
+        return None
+
+    def reductions(self, stmts, depth, bound, ivars):
+        """Sums over the same axes of the same values (``Fusion._same_sums``): one row-sums loop
+        with an accumulator each when they take that form, else one after another."""
+        row = self._row_sum_form(stmts[0], bound)
+        if row is None or any(s.out in self.values for s in stmts):
+            for s in stmts:
+                self.reduction(s, depth, bound, ivars)
+            return
+        self._row_sums(stmts, tuple(stmts[0].src_shape), row[0], row[1], ivars, depth, bound == 0,
+                       [self._out_ref(s, ivars) for s in stmts])
+
     def _sum_body(self, s, dom, ivars):
         """The body of sum ``s`` for ``summed``/``laned``: its temps, then its term added to ``_acc``."""
         def body(dd, update):
@@ -420,28 +444,36 @@ class CBody(Fusion, Views, Windows, Channels):
             self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
         return body
 
-    def _row_sums(self, s, dom, looped, axis, ivars, depth, omp, out_ref):
-        """A sum over the last axis ``axis`` of each row of the kept axes ``looped`` (the first of them
-        in parallel when ``omp``), SEGMENTS rows side by side (``laned`` with ``jam``, each row its own
-        accumulator): BatchNorm2d's backward sums dy*xhat and dy over each of a channel's N rows of H*W,
+    def _row_sums(self, stmts, dom, looped, axis, ivars, depth, omp, out_refs):
+        """Sums ``stmts`` (over the same axis) over the last axis ``axis`` of each row of the kept axes
+        ``looped`` (the first of them in parallel when ``omp``), each into ``out_refs``, in one loop, an
+        accumulator each; SEGMENTS rows side by side (``laned`` with ``jam``, each row its own
+        accumulators): BatchNorm2d's backward sums dy*xc and dy over each of a channel's N rows of H*W,
         256 KB apart, and one row at a time left the hardware prefetcher a new 4 KB stream to find per
         row (see ``summed``); the last rows, fewer than SEGMENTS, one at a time."""
         d = self.loops(dom, looped[:-1], ivars, depth, omp=omp)
         w, (wlo, whi) = ivars[looped[-1]], self.bounds(dom, looped[-1])
         lo, hi = self.bounds(dom, axis)
-        rough = {"_acc"} if s.rough else ()
-        body = self._sum_body(s, dom, ivars)
+        accs = ["_acc"] if len(stmts) == 1 else [f"_acc{k}" for k in range(len(stmts))]
+        rough = {a for a, s in zip(accs, stmts) if s.rough}
+
+        def body(dd, update):
+            for a, s in zip(accs, stmts):
+                self.temps(s, dom, ivars, dd, self._hoisted)
+                self.emit(update(a, self.expr(s.expr, dom, ivars)), dd)
 
         def fours(dd, w0):
-            self.emit(f"double {', '.join(f'_acc_{r} = 0.0' for r in range(SEGMENTS))};", dd)
-            self.laned(["_acc"], ivars[axis], lo, hi, dd, body, rough, jam=(w, w0, True))
+            self.emit(f"double {', '.join(f'{a}_{r} = 0.0' for a in accs for r in range(SEGMENTS))};", dd)
+            self.laned(accs, ivars[axis], lo, hi, dd, body, rough, jam=(w, w0, True))
             for r in range(SEGMENTS):
-                self.emit(f"{{ const int64_t {w} = {w0} + {r}; {out_ref} = ({self.real})_acc_{r}; }}", dd)
+                stores = " ".join(f"{ref} = ({self.real}){a}_{r};" for ref, a in zip(out_refs, accs))
+                self.emit(f"{{ const int64_t {w} = {w0} + {r}; {stores} }}", dd)
 
         def one(dd):
-            self.emit("double _acc = 0.0;", dd)
-            self.laned(["_acc"], ivars[axis], lo, hi, dd, body, rough)
-            self.emit(f"{out_ref} = ({self.real})_acc;", dd)
+            self.emit(f"double {', '.join(f'{a} = 0.0' for a in accs)};", dd)
+            self.laned(accs, ivars[axis], lo, hi, dd, body, rough)
+            for ref, a in zip(out_refs, accs):
+                self.emit(f"{ref} = ({self.real}){a};", dd)
         self.in_fours(w, wlo, whi, d, fours, one)
         self.close(d, depth)
 
