@@ -91,7 +91,7 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
     float *restrict sum_var = scratch + 8*C;
     /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* per channel (C in parallel): every pass over one channel's values while they are in cache */
-    /* for each of the C rows: 3 passes over the row */
+    /* for each of the C rows: 4 passes over the row */
     const float H_N_W = ((float)H)*((float)N)*((float)W);
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
@@ -352,18 +352,15 @@ void batchnorm2d_forward_f32(float *restrict y, float *restrict new_running_mean
             sum_var[i0] = (float)_acc;
         }
         new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f32(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
-    }
-    /* then the full-size outputs, over the rows in memory order (Channels._peeled): y = t5 + t4*xhat */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            {
-                const float _r_mu = mu[i1];
-                const float _r_rstd = rstd[i1];
-                const float _r_t4 = t4[i1];
-                const float _r_t5 = t5[i1];
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const float _r_mu = mu[i0];
+            const float _r_rstd = rstd[i0];
+            const float _r_t4 = t4[i0];
+            const float _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
                 for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    y[C*H*W*i0 + H*W*i1 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i0 + H*W*i1 + i2]) + _r_t5;
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
                 }
             }
         }
@@ -383,7 +380,7 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
     double *restrict sum_var = scratch + 8*C;
     /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* per channel (C in parallel): every pass over one channel's values while they are in cache */
-    /* for each of the C rows: 3 passes over the row */
+    /* for each of the C rows: 4 passes over the row */
     const double H_N_W = ((double)H)*((double)N)*((double)W);
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
@@ -644,18 +641,15 @@ void batchnorm2d_forward_f64(double *restrict y, double *restrict new_running_me
             sum_var[i0] = (double)_acc;
         }
         new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f64(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
-    }
-    /* then the full-size outputs, over the rows in memory order (Channels._peeled): y = t5 + t4*xhat */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            {
-                const double _r_mu = mu[i1];
-                const double _r_rstd = rstd[i1];
-                const double _r_t4 = t4[i1];
-                const double _r_t5 = t5[i1];
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const double _r_mu = mu[i0];
+            const double _r_rstd = rstd[i0];
+            const double _r_t4 = t4[i0];
+            const double _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
                 for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    y[C*H*W*i0 + H*W*i1 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i0 + H*W*i1 + i2]) + _r_t5;
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
                 }
             }
         }
@@ -684,7 +678,7 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
     float *restrict sum_var = scratch + 8*C;
     /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* per channel (C in parallel): every pass over one channel's values while they are in cache */
-    /* for each of the C rows: 3 passes over the row */
+    /* for each of the C rows: 4 passes over the row */
     const float H_N_W = ((float)H)*((float)N)*((float)W);
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
@@ -692,53 +686,58 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
         t3[i0] = running_var[i0];
         t4[i0] = gamma[i0];
         t5[i0] = beta[i0];
-        /* pass 1: row sums sum_x */
+        /* pass 1: row sums sum_x; x_kept = x */
         {
-            double _acc = 0.0;
+            double _acc_sum_x = 0.0;
             {
                 int64_t _i1_4 = 0;
                 for (; _i1_4 + 3 < N; _i1_4 += 4) {
                     {
                         int64_t _lb = 0;
                         if (H*W - _lb >= 64) {
-                            double _l_acc[16] = {0.0};
+                            double _l_acc_sum_x[16] = {0.0};
                             for (; _lb + 64 <= H*W; _lb += 64) {
                                 SG_LANES
                                 for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    float _t_acc[16];
+                                    float _t_acc_sum_x[16];
                                     for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                         const int64_t i2 = _lb + 16*_lj + _lk;
                                         {
                                             const int64_t i1 = _i1_4 + 0;
-                                            _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                         {
                                             const int64_t i1 = _i1_4 + 1;
-                                            _t_acc[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                         {
                                             const int64_t i1 = _i1_4 + 2;
-                                            _t_acc[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                         {
                                             const int64_t i1 = _i1_4 + 3;
-                                            _t_acc[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                     }
-                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
+                                    _l_acc_sum_x[_lk] += ((double)((_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3])) + (double)((_t_acc_sum_x[4] + _t_acc_sum_x[5]) + (_t_acc_sum_x[6] + _t_acc_sum_x[7]))) + ((double)((_t_acc_sum_x[8] + _t_acc_sum_x[9]) + (_t_acc_sum_x[10] + _t_acc_sum_x[11])) + (double)((_t_acc_sum_x[12] + _t_acc_sum_x[13]) + (_t_acc_sum_x[14] + _t_acc_sum_x[15])));
                                 }
                             }
-                            _acc += sg_lanes_sum(_l_acc, 16);
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
                         /* the terms past the last block of 64 */
                         for (int64_t _r = 0; _r < 4; ++_r) {
                             const int64_t i1 = _i1_4 + _r;
-                            double _e_acc_r = 0.0;
-                            SG_SIMD_SUM(_e_acc_r)
+                            double _e_acc_sum_x_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_sum_x_r)
                             for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                _e_acc_r += x[C*H*W*i1 + H*W*i0 + i2];
+                                _e_acc_sum_x_r += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            _acc += _e_acc_r;
+                            _acc_sum_x += _e_acc_sum_x_r;
                         }
                     }
                 }
@@ -747,29 +746,31 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
                     {
                         int64_t _lb = 0;
                         if (H*W - _lb >= 64) {
-                            double _l_acc[16] = {0.0};
+                            double _l_acc_sum_x[16] = {0.0};
                             for (; _lb + 64 <= H*W; _lb += 64) {
                                 SG_LANES
                                 for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    float _t_acc[4];
+                                    float _t_acc_sum_x[4];
                                     for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                         const int64_t i2 = _lb + 16*_lj + _lk;
-                                        _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                     }
-                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                    _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
                                 }
                             }
-                            _acc += sg_lanes_sum(_l_acc, 16);
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
+                        SG_SIMD_SUM(_acc_sum_x)
                         for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                         }
                     }
                 }
             }
-            sum_x[i0] = (float)_acc;
+            sum_x[i0] = (float)_acc_sum_x;
         }
         mean0[i0] = sum_x[i0]/(((float)H)*((float)N)*((float)W));
         /* pass 2: row sums t9 = sum(x - mean0) */
@@ -945,21 +946,15 @@ void batchnorm2d_forward_kept_f32(float *restrict y, float *restrict new_running
             sum_var[i0] = (float)_acc;
         }
         new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f32(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
-    }
-    /* then the full-size outputs, over the rows in memory order (Channels._peeled): x_kept = x; y = t5 + t4*xhat */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                x_kept[C*H*W*i0 + H*W*i1 + i2] = x[C*H*W*i0 + H*W*i1 + i2];
-            }
-            {
-                const float _r_mu = mu[i1];
-                const float _r_rstd = rstd[i1];
-                const float _r_t4 = t4[i1];
-                const float _r_t5 = t5[i1];
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const float _r_mu = mu[i0];
+            const float _r_rstd = rstd[i0];
+            const float _r_t4 = t4[i0];
+            const float _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
                 for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    y[C*H*W*i0 + H*W*i1 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i0 + H*W*i1 + i2]) + _r_t5;
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
                 }
             }
         }
@@ -979,7 +974,7 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
     double *restrict sum_var = scratch + 8*C;
     /* xc = x - mean, xhat = rstd*(x - mu): the derivation's values, recomputed where they are used */
     /* per channel (C in parallel): every pass over one channel's values while they are in cache */
-    /* for each of the C rows: 3 passes over the row */
+    /* for each of the C rows: 4 passes over the row */
     const double H_N_W = ((double)H)*((double)N)*((double)W);
     SG_PARALLEL_FOR(C*H*N*W)
     for (int64_t i0 = 0; i0 < C; ++i0) {
@@ -987,53 +982,58 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
         t3[i0] = running_var[i0];
         t4[i0] = gamma[i0];
         t5[i0] = beta[i0];
-        /* pass 1: row sums sum_x */
+        /* pass 1: row sums sum_x; x_kept = x */
         {
-            double _acc = 0.0;
+            double _acc_sum_x = 0.0;
             {
                 int64_t _i1_4 = 0;
                 for (; _i1_4 + 3 < N; _i1_4 += 4) {
                     {
                         int64_t _lb = 0;
                         if (H*W - _lb >= 64) {
-                            double _l_acc[16] = {0.0};
+                            double _l_acc_sum_x[16] = {0.0};
                             for (; _lb + 64 <= H*W; _lb += 64) {
                                 SG_LANES
                                 for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    double _t_acc[16];
+                                    double _t_acc_sum_x[16];
                                     for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                         const int64_t i2 = _lb + 16*_lj + _lk;
                                         {
                                             const int64_t i1 = _i1_4 + 0;
-                                            _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                         {
                                             const int64_t i1 = _i1_4 + 1;
-                                            _t_acc[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[4 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                         {
                                             const int64_t i1 = _i1_4 + 2;
-                                            _t_acc[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[8 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                         {
                                             const int64_t i1 = _i1_4 + 3;
-                                            _t_acc[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            _t_acc_sum_x[12 + _lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                         }
                                     }
-                                    _l_acc[_lk] += ((double)((_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3])) + (double)((_t_acc[4] + _t_acc[5]) + (_t_acc[6] + _t_acc[7]))) + ((double)((_t_acc[8] + _t_acc[9]) + (_t_acc[10] + _t_acc[11])) + (double)((_t_acc[12] + _t_acc[13]) + (_t_acc[14] + _t_acc[15])));
+                                    _l_acc_sum_x[_lk] += ((double)((_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3])) + (double)((_t_acc_sum_x[4] + _t_acc_sum_x[5]) + (_t_acc_sum_x[6] + _t_acc_sum_x[7]))) + ((double)((_t_acc_sum_x[8] + _t_acc_sum_x[9]) + (_t_acc_sum_x[10] + _t_acc_sum_x[11])) + (double)((_t_acc_sum_x[12] + _t_acc_sum_x[13]) + (_t_acc_sum_x[14] + _t_acc_sum_x[15])));
                                 }
                             }
-                            _acc += sg_lanes_sum(_l_acc, 16);
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
                         /* the terms past the last block of 64 */
                         for (int64_t _r = 0; _r < 4; ++_r) {
                             const int64_t i1 = _i1_4 + _r;
-                            double _e_acc_r = 0.0;
-                            SG_SIMD_SUM(_e_acc_r)
+                            double _e_acc_sum_x_r = 0.0;
+                            SG_SIMD_SUM(_e_acc_sum_x_r)
                             for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                                _e_acc_r += x[C*H*W*i1 + H*W*i0 + i2];
+                                _e_acc_sum_x_r += x[C*H*W*i1 + H*W*i0 + i2];
+                                x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                             }
-                            _acc += _e_acc_r;
+                            _acc_sum_x += _e_acc_sum_x_r;
                         }
                     }
                 }
@@ -1042,29 +1042,31 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
                     {
                         int64_t _lb = 0;
                         if (H*W - _lb >= 64) {
-                            double _l_acc[16] = {0.0};
+                            double _l_acc_sum_x[16] = {0.0};
                             for (; _lb + 64 <= H*W; _lb += 64) {
                                 SG_LANES
                                 for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    double _t_acc[4];
+                                    double _t_acc_sum_x[4];
                                     for (int64_t _lj = 0; _lj < 4; ++_lj) {
                                         const int64_t i2 = _lb + 16*_lj + _lk;
-                                        _t_acc[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        _t_acc_sum_x[_lj] = x[C*H*W*i1 + H*W*i0 + i2];
+                                        x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                                     }
-                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
+                                    _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
                                 }
                             }
-                            _acc += sg_lanes_sum(_l_acc, 16);
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
                         /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
+                        SG_SIMD_SUM(_acc_sum_x)
                         for (int64_t i2 = _lb; i2 < H*W; ++i2) {
-                            _acc += x[C*H*W*i1 + H*W*i0 + i2];
+                            _acc_sum_x += x[C*H*W*i1 + H*W*i0 + i2];
+                            x_kept[C*H*W*i1 + H*W*i0 + i2] = x[C*H*W*i1 + H*W*i0 + i2];
                         }
                     }
                 }
             }
-            sum_x[i0] = (double)_acc;
+            sum_x[i0] = (double)_acc_sum_x;
         }
         mean0[i0] = sum_x[i0]/(((double)H)*((double)N)*((double)W));
         /* pass 2: row sums t9 = sum(x - mean0) */
@@ -1240,21 +1242,15 @@ void batchnorm2d_forward_kept_f64(double *restrict y, double *restrict new_runni
             sum_var[i0] = (double)_acc;
         }
         new_running_var[i0] = ((training > 0) ? (momentum*sum_var[i0]*H_N_W/sg_max_f64(1, H_N_W - 1) + running_var[i0]*(1 - momentum)) : (running_var[i0]));
-    }
-    /* then the full-size outputs, over the rows in memory order (Channels._peeled): x_kept = x; y = t5 + t4*xhat */
-    SG_PARALLEL_FOR(C*H*N*W)
-    for (int64_t i0 = 0; i0 < N; ++i0) {
-        for (int64_t i1 = 0; i1 < C; ++i1) {
-            for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                x_kept[C*H*W*i0 + H*W*i1 + i2] = x[C*H*W*i0 + H*W*i1 + i2];
-            }
-            {
-                const double _r_mu = mu[i1];
-                const double _r_rstd = rstd[i1];
-                const double _r_t4 = t4[i1];
-                const double _r_t5 = t5[i1];
+        /* pass 4: y = t5 + t4*xhat */
+        {
+            const double _r_mu = mu[i0];
+            const double _r_rstd = rstd[i0];
+            const double _r_t4 = t4[i0];
+            const double _r_t5 = t5[i0];
+            for (int64_t i1 = 0; i1 < N; ++i1) {
                 for (int64_t i2 = 0; i2 < H*W; ++i2) {
-                    y[C*H*W*i0 + H*W*i1 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i0 + H*W*i1 + i2]) + _r_t5;
+                    y[C*H*W*i1 + H*W*i0 + i2] = _r_rstd*_r_t4*(-_r_mu + x[C*H*W*i1 + H*W*i0 + i2]) + _r_t5;
                 }
             }
         }

@@ -26,7 +26,6 @@ import sympy as sp
 
 from ...ir import nodes as ir
 from ...ir.nodes import is_one, prod
-from .names import describe
 from .views import cint, merge_groups
 
 
@@ -196,39 +195,8 @@ class Channels:
         reduced = [red for _, _, red in run.stmts if red is not None]
         return [[run.g]] + merge_groups([a for a in range(run.r) if a != run.g], arrays, reduced)
 
-    def _peeled(self, run: _Run) -> list:
-        """The run's elementwise statements over its whole domain that nothing after them in the run
-        reads (BatchNorm's ``y`` and the cache's copy of ``x``), when together they read no more
-        full-size arrays than they write: they run after the channel loop, over the rows in memory
-        order, instead of in it. In the channel loop they wrote a channel's N rows of H*W, 256 KB
-        apart, and read x from L2; after it, x comes back from L3 (8 MB at the benchmark's shape) and
-        y is written in order: BatchNorm2d's forward 0.79-0.87x the time (C driver, N32 C64 32x32
-        float32, blocks of calls alternated, medians of 61 pairs; one run of three read 1.0). The
-        backward's ``dx`` reads two (x, dy) to write one and stays: peeled it read 0.93, 1.11 and 0.97."""
-        full = prod([d for d in run.sizes.values()])
-        out = []
-        for i, (s, dom, red) in enumerate(run.stmts):
-            if not isinstance(s, ir.Elementwise) or red is not None or s.out in self.values \
-                    or sp.simplify(prod(dom) - full) != 0:
-                continue
-            if any(s.out in self.reads(t) for t, _, _ in run.stmts[i + 1:]):
-                continue
-            out.append(s)
-        reads = set()
-        for s in out:
-            reads |= {n for n in self.reads(s) if n in self.shapes and n not in self.values
-                      and sp.simplify(prod(self.shapes[n]) - full) == 0}
-        return out if len(reads) <= len(out) else []
-
     def channel_group(self, run: _Run, depth=1):
-        """Emit ``run`` with the channel axis first (views, merged axes), as row groups over it; its
-        full-size outputs (``_peeled``) after it, over the rows in memory order."""
-        peeled = self._peeled(run)
-        gone = {id(s) for s in peeled}
-        if peeled and len(peeled) < len(run.stmts):
-            run = dataclasses.replace(run, stmts=[x for x in run.stmts if id(x[0]) not in gone])
-        else:
-            peeled = []
+        """Emit ``run`` with the channel axis first (views, merged axes), as row groups over it."""
         axes = self._merged_axes(run)
         args = {a.name for a in self.cf.args}
         written = {s.out for s, _, _ in run.stmts}
@@ -264,46 +232,4 @@ class Channels:
                   "while they are in cache", depth)
         self.emit_groups(self.groups(stmts))
         self.views, self.shapes = saved_views, saved_shapes
-        if peeled:
-            self._peeled_loops(self._merged(peeled), depth)
-            self.views, self.shapes = saved_views, saved_shapes
-
-    def _peeled_loops(self, stmts, depth):
-        """``_peeled`` statements (one domain, merged axes) in one parallel loop nest in memory order,
-        each statement's innermost loop its own, the values constant along it (a channel's mean,
-        rstd, gamma) read into locals before it: with the vectors read inside the loop, which the
-        compiler could not prove apart from the output, the pass was slower than in the channel loop."""
-        dom = tuple(stmts[0].shape)
-        if any(tuple(t.shape) != dom for t in stmts) or len(dom) < 2:
-            self.emit_groups(self.groups(stmts))
-            return
-        ivars = [f"i{a}" for a in range(8)]
-        self.note("then the full-size outputs, over the rows in memory order (Channels._peeled): "
-                  + "; ".join(describe(t, self.glossary) for t in stmts), depth)
-        self._hoisted = set()
-        for t in stmts:
-            self._hoisted |= self.hoist(t, depth)
-        d = self.loops(dom, range(len(dom) - 1), ivars, depth, omp=True)
-        for t in stmts:
-            self.statement(t, d, len(dom) - 1, ivars)
-        self.close(d, depth)
-        self._hoisted = set()
-
-    def _merged(self, stmts) -> list:
-        """Elementwise statements over one domain with adjacent axes merged where every array of them
-        all holds them adjacent in memory or holds neither (``H, W`` -> ``H*W`` beside a per-channel
-        vector): one long inner loop instead of one per row of W. The arrays are re-viewed (the caller
-        restores ``self.views``/``self.shapes``)."""
-        lays = [self._layout(t) for t in stmts]
-        if any(lay is None for lay in lays) or len({tuple(lay[1]) for lay in lays}) != 1:
-            return stmts
-        r = len(lays[0][1])
-        arrays = {}
-        for _, _, lay in lays:
-            for n, (shape, st) in lay.items():
-                arrays[n] = {a: (shape[a], st[a]) for a in range(r) if not is_one(shape[a])}
-        groups = merge_groups(list(range(r)), arrays)
-        if len(groups) == r:
-            return stmts
-        return [self._reviewed(t, red, dom, lay, groups) for t, (red, dom, lay) in zip(stmts, lays)]
 
