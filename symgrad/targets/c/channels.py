@@ -13,10 +13,10 @@ accumulators) applies unchanged. Measured at N 32, C 64, H W 32, float32, 2 thre
 0.6 ms, backward 1.31 -> 0.85 ms (docs/bench-log.md).
 
 A run starts at a reduction that keeps exactly one axis ``g`` (the channel) of a source with reduced
-axes before and after it, or at the per-sample part of such a sum (``_partial_trigger``), and extends over the following elementwise statements, reductions and
-copies (``Expand``) whose domain carries the channel on that axis and whose arrays are laid out the
-same way in every statement of the run (a vector ``(C,)`` is read along the channel); it ends at
-the first statement that does not.
+axes before and after it, or at the per-sample part of such a sum (``_partial_trigger``), and
+extends over the following elementwise statements, reductions and copies (``Expand``) whose domain
+carries the channel on that axis and whose arrays are laid out the same way in every statement of the
+run (a vector ``(C,)`` is read along the channel); it ends at the first statement that does not.
 """
 from __future__ import annotations
 

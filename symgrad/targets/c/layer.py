@@ -384,7 +384,7 @@ class CBody(Fusion, Views, Windows, Channels):
             self.emit("{", d)
             self.emit(f"{acc_t} _acc = {init};", d + 1)
             if s.kind == "sum":
-                self.summed(dom, axes, ivars, d + 1, ["_acc"], self._sum_body(s, dom, ivars),
+                self.summed(dom, axes, ivars, d + 1, ["_acc"], self._sum_body([s], dom, ivars),
                             {"_acc"} if s.rough else ())
             else:
                 d2 = self.loops(dom, axes, ivars, d + 1, plain=True)
@@ -437,11 +437,13 @@ class CBody(Fusion, Views, Windows, Channels):
         self._row_sums(stmts, tuple(stmts[0].src_shape), row[0], row[1], ivars, depth, bound == 0,
                        [self._out_ref(s, ivars) for s in stmts])
 
-    def _sum_body(self, s, dom, ivars):
-        """The body of sum ``s`` for ``summed``/``laned``: its temps, then its term added to ``_acc``."""
+    def _sum_body(self, stmts, dom, ivars, accs=("_acc",)):
+        """The body of sums ``stmts`` for ``summed``/``laned``: each one's temps, then its term added
+        to its accumulator (``accs``, in order)."""
         def body(dd, update):
-            self.temps(s, dom, ivars, dd, self._hoisted)
-            self.emit(update("_acc", self.expr(s.expr, dom, ivars)), dd)
+            for s, acc in zip(stmts, accs):
+                self.temps(s, dom, ivars, dd, self._hoisted)
+                self.emit(update(acc, self.expr(s.expr, dom, ivars)), dd)
         return body
 
     def _row_sums(self, stmts, dom, looped, axis, ivars, depth, omp, out_refs):
@@ -456,11 +458,7 @@ class CBody(Fusion, Views, Windows, Channels):
         lo, hi = self.bounds(dom, axis)
         accs = ["_acc"] if len(stmts) == 1 else [f"_acc{k}" for k in range(len(stmts))]
         rough = {a for a, s in zip(accs, stmts) if s.rough}
-
-        def body(dd, update):
-            for a, s in zip(accs, stmts):
-                self.temps(s, dom, ivars, dd, self._hoisted)
-                self.emit(update(a, self.expr(s.expr, dom, ivars)), dd)
+        body = self._sum_body(stmts, dom, ivars, accs)
 
         def fours(dd, w0):
             self.emit(f"double {', '.join(f'{a}_{r} = 0.0' for a in accs for r in range(SEGMENTS))};", dd)
