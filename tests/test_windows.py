@@ -324,7 +324,9 @@ def user_pool():
 def test_user_window_layer(user_pool, backend):
     k = symgrad.load("lse_pool1d", backend=backend)
     x = np.random.default_rng(7).standard_normal((2, 3, 10))
-    for hyper in ({}, dict(width=4, stride=2, padding=1), dict(width=2)):   # width 2: windows read in place
+    long = np.random.default_rng(8).standard_normal((2, 3, 42))   # width 2: 21 windows, a block of 16 and 5
+    for x, hyper in ((x, {}), (x, dict(width=4, stride=2, padding=1)),
+                     (x, dict(width=2)), (long, dict(width=2))):   # width 2: windows read in place, one nest
         size = hyper.get("width", 3)
         ref = lambda t: torch.logsumexp(  # noqa: E731
             F.pad(t, (hyper.get("padding", 0),) * 2, value=-np.inf).unfold(2, size, hyper.get("stride", size)), -1)
