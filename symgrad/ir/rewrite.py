@@ -212,10 +212,8 @@ def share_sums(f: ir.Function, avoid=()) -> ir.Function:
     body = list(f.body)
     shapes = dict(f.shapes)
     taken = set(shapes) | set(avoid)
-    for t in body:   # and every name an expression uses (a CSE temporary, a local of the target)
-        for e in ([t.expr] if isinstance(t, (ir.Elementwise, ir.Reduction)) else []) + [x for _, x in getattr(t, "temps", [])]:
-            taken |= {x.name for x in e.free_symbols}
-        taken |= {x.name for x, _ in getattr(t, "temps", [])}
+    for t in body:   # and every name a statement reads (a local of the target) or defines (a CSE temporary)
+        taken |= ir.reads(t) | {x.name for x, _ in getattr(t, "temps", [])}
     changed = True
     while changed:
         changed = False
@@ -232,7 +230,7 @@ def share_sums(f: ir.Function, avoid=()) -> ir.Function:
                 fine = b.out if cb == 1 else _fresh(taken)
                 taken.add(fine)
                 coarse = a.out if ca == 1 else _fresh(taken)
-                taken |= {fine, coarse}
+                taken.add(coarse)
                 shapes[fine], shapes[coarse] = tuple(b.shape), tuple(a.shape)
                 rest = tuple(sorted(set(a.axes) - set(b.axes)))
                 first = ir.Reduction(out=fine, shape=tuple(b.shape), kind="sum", expr=ea, src_shape=tuple(a.src_shape),

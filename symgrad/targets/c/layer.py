@@ -364,13 +364,9 @@ class CBody(Fusion, Views, Windows, Channels):
 
     def reduction(self, s, depth, bound, ivars):
         dom, axes = tuple(s.src_shape), tuple(s.axes)
-        kept = [a for a in range(len(dom)) if a not in axes]
         acc_t, init, upd = self._acc(s)
         out_ref = self._out_ref(s, ivars)
-        # (axes of length 1 are never looped over: they do not count)
-        real_kept = [a for a in kept if not is_one(dom[a])]
-        real_axes = [a for a in axes if not is_one(dom[a])]
-        suffix = not real_kept or not real_axes or max(real_kept) < min(real_axes)
+        kept, _, suffix = self._kept_axes(s)
         # kept axes outside, the reduced ones inside with the innermost contiguous (a row statistic,
         # or BatchNorm's per-channel statistics over N, H, W): one register accumulator per output
         # element, double for sums, the first kept axis in parallel
@@ -413,14 +409,22 @@ class CBody(Fusion, Views, Windows, Channels):
         self.emit(upd.format(acc=out_ref, v=self.expr(s.expr, dom, ivars)), d)
         self.close(d, depth)
 
-    def _row_sum_form(self, s, bound):
-        """``(looped kept axes, the summed axis)`` when sum ``s`` runs as row sums (``_row_sums``): one
-        axis summed, after every kept one, and rows to loop over; else None."""
+    @staticmethod
+    def _kept_axes(s):
+        """``(kept axes, the summed axes longer than 1, whether every kept axis longer than 1 comes
+        before every such summed one)`` of reduction ``s`` (axes of length 1 are never looped over:
+        they do not count)."""
         dom, axes = tuple(s.src_shape), tuple(s.axes)
         kept = [a for a in range(len(dom)) if a not in axes]
         real_kept = [a for a in kept if not is_one(dom[a])]
         real_axes = [a for a in axes if not is_one(dom[a])]
-        suffix = not real_kept or not real_axes or max(real_kept) < min(real_axes)
+        return kept, real_axes, not real_kept or not real_axes or max(real_kept) < min(real_axes)
+
+    def _row_sum_form(self, s, bound):
+        """``(looped kept axes, the summed axis)`` when sum ``s`` runs as row sums (``_row_sums``): one
+        axis summed, after every kept one, and rows to loop over; else None."""
+        dom = tuple(s.src_shape)
+        kept, real_axes, suffix = self._kept_axes(s)
         looped = [a for a in kept if a >= bound and not is_one(dom[a])]
         if suffix and s.kind == "sum" and len(real_axes) == 1 and looped and (bound or len(looped) > 1):
             return looped, real_axes[0]

@@ -523,7 +523,7 @@ class Windows:
         {symbol: its constant}, window domain)`` or None."""
         direct, pairs, wdom = {}, [], None
 
-        def fits(t, dom, lead):   # one window domain for every view of the run
+        def fits(dom, lead):   # one window domain for every view of the run
             return wdom is None or (tuple(dom) == wdom[0] and lead == wdom[1])
 
         for t in run:
@@ -547,7 +547,7 @@ class Windows:
             else:
                 continue
             dom = tuple(t.shape if isinstance(t, ir.Window) else t.src_shape)
-            if not fits(t, dom, lead) or self._tests(pairs + more) is None:
+            if not fits(dom, lead) or self._tests(pairs + more) is None:
                 continue
             direct[view[0]], pairs, wdom = (view[1], view[2]), pairs + more, (dom, lead)
         if not direct:
