@@ -237,13 +237,33 @@ def build(name: str, files: dict[str, str], defines: tuple[str, ...] = ()) -> Pa
     return target
 
 
+SPIN_COUNT = 30000
+"""GOMP_SPINCOUNT set beside OMP_WAIT_POLICY=PASSIVE when the user chose no wait policy: how many
+times (a ``pause`` each) libgomp's threads poll for new work before they sleep. About 0.45 ms of a
+worker's CPU after each parallel region on an AMD EPYC (Zen 4; 0.19 ms at 10000, 1.4 ms at 100000,
+5.5 ms at libgomp's own default of 300000); a CPU with a longer ``pause`` (Intel since Skylake) spins
+about three times as long."""
+
+
 def load_library(path: Path):
     """``ctypes.CDLL`` of a built library. The first library that brings OpenMP fixes its wait
-    policy for the whole process, so this sets it first: OpenMP threads that spin after a parallel
-    region steal the cores OpenBLAS's own threads need next (measured: dense forward+backward 1.5x
-    slower), hence passive waiting unless the user chose otherwise."""
+    policy for the whole process, so this sets it first, unless the user chose one: a short spin, then
+    sleep (``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=SPIN_COUNT``; other OpenMP runtimes read
+    the passive policy alone).
+
+    Why both: threads that spin for milliseconds after a parallel region steal the cores OpenBLAS's
+    own threads need next (dense forward+backward measured 1.5x slower; libgomp's default spins about
+    5 ms here). But threads that sleep at once must be woken for every parallel region, and on a
+    virtual machine a wake takes long: with no torch in the process (symgrad's libgomp, not torch's,
+    runs the kernels), BatchNorm2d forward+backward at N32 C64 32x32 float32 took 4.0-4.3 ms passive
+    against 2.5-3.1 ms with the short spin, max-pooling 1.9-2.9 against 1.1-1.7 ms, the other
+    workloads of ``symgrad bench`` within the noise (dense 0.87-1.09 of hand NumPy against 1.02-1.23;
+    three alternating processes of each setting, AMD EPYC, 2 threads). With torch imported first its
+    libgomp, already started with its own policy, runs symgrad's kernels too: nothing here applies."""
     import ctypes
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_COUNT))
     try:
         return ctypes.CDLL(str(path))
     except OSError as e:
