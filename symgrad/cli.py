@@ -183,9 +183,13 @@ def check(names, backend, dtype, seed, specs, formulas):
 @click.option("--keep-openblas-env", is_flag=True,
               help="Keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for the timed run (by default they are unset there, "
                    "so OpenBLAS picks its own kernels for this CPU).")
-def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generate, keep_openblas_env):
+@click.option("--torch-last", is_flag=True,
+              help="Import torch only after the C kernels have loaded (as a process that imports symgrad first): "
+                   "the kernels then run on the system's OpenMP with symgrad's wait policy, and torch shares it.")
+def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generate, keep_openblas_env, torch_last):
     """Time generated NumPy and C kernels against hand NumPy and torch (same process, torch imported
-    first, alternating blocks), with GFLOP/s, the bandwidth bound and the BLAS core type."""
+    first unless --torch-last, alternating blocks), with GFLOP/s, the bandwidth bound and the BLAS core
+    type."""
     import os
     import subprocess
     if os.environ.get("SYMGRAD_BENCH_CHILD") != "1":
@@ -195,7 +199,7 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
         args = [*workloads, "--threads", str(threads), "--repeats", str(repeats)]
         args += [a for d in dtypes for a in ("--dtype", d)]
         args += [a for flag, v in (("--markdown", markdown), ("--plot", plot)) if v for a in (flag, v)]
-        args += ["--small"] * small + ["--no-generate"] * no_generate
+        args += ["--small"] * small + ["--no-generate"] * no_generate + ["--torch-last"] * torch_last
         r = subprocess.run([sys.executable, "-m", "symgrad.cli", "bench", *args], env=env)
         sys.exit(r.returncode)
     from .bench import suite as benchmarks
@@ -205,7 +209,7 @@ def bench(workloads, threads, dtypes, repeats, markdown, plot, small, no_generat
                                item_show_func=lambda j: f"{j[0]} {j[1]}" if j else "") as bar:
             yield from bar
     report = benchmarks.run(list(workloads) or None, tuple(dtypes) or ("float32", "float64"), threads,
-                            repeats, small, progress, with_generate=not no_generate)
+                            repeats, small, progress, with_generate=not no_generate, torch_first=not torch_last)
     click.echo(benchmarks.table(report))
     if markdown:
         from pathlib import Path

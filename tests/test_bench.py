@@ -37,6 +37,26 @@ def test_cli_bench_smoke(tmp_path):
     assert "layernorm" in r.stdout and md.read_text().startswith("| workload |")
 
 
+def test_cli_bench_torch_last_runs_the_kernels_on_the_systems_openmp(tmp_path):
+    """--torch-last: torch comes in after the first C kernel, so the one libgomp of the process is the
+    system's, started with symgrad's wait settings (build.load_library), and the report says so; by
+    default torch is imported first and its own libgomp runs the kernels."""
+    pytest.importorskip("torch")
+    from conftest import HAVE_CC
+    if not HAVE_CC:
+        pytest.skip("no C compiler")
+    cmd = [sys.executable, "-m", "symgrad.cli", "bench", "batchnorm2d", "--small", "--repeats", "1",
+           "--dtype", "float32", "--no-generate"]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    last = subprocess.run(cmd + ["--torch-last"], capture_output=True, text=True, timeout=300, env=env)
+    assert last.returncode == 0, last.stderr
+    assert "torch imported after the kernels (libgomp.so" in last.stdout
+    assert "OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=30000" in last.stdout and "torch's libgomp" not in last.stdout
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "torch imported first (torch's libgomp, with the wait policy it started with)" in first.stdout
+
+
 def test_hand_references_agree_with_generated_kernels():
     """The benchmarks' yardsticks compute the same thing as the generated kernels."""
     import symgrad

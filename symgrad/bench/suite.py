@@ -370,11 +370,17 @@ def generate_time(cold: bool) -> float:
 
 
 def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, small=False, progress=None,
-        with_generate=True):
-    try:  # torch first, as in a researcher's process: its OpenMP runtime starts before any kernel loads
-        import torch  # noqa: F401
-    except ImportError:
-        pass
+        with_generate=True, torch_first=True):
+    """``torch_first``: import torch before anything else, as in a researcher's process: its OpenMP
+    runtime (torch's own libgomp) starts with its own wait policy and runs the C kernels too. False:
+    torch comes in only with the first torch contender, after the probes and the first C kernel have
+    loaded the system's libgomp with the policy ``build.load_library`` sets, which torch then shares
+    (a process that imports symgrad first, or no torch at all for the C columns)."""
+    if torch_first:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            pass
     workloads = list(workloads or SIZES)
     sizes = SMALL if small else SIZES
     settle_heap()
@@ -397,7 +403,9 @@ def run(workloads=None, dtypes=("float32", "float64"), threads=2, repeats=5, sma
         r.flops = flops(w, sizes[w])
         results.append(r)
     gen = (generate_time(True), generate_time(False)) if with_generate else None
-    return dict(results=results, bandwidth=bw, bandwidth_how=bw_how, generate=gen, machine=machine(threads),
+    order = "torch imported first" if torch_first else "torch imported after the kernels"
+    return dict(results=results, bandwidth=bw, bandwidth_how=bw_how, generate=gen,
+                machine=f"{machine(threads)}; {order} ({openmp_info(torch_first)})",
                 sizes=sizes, sgemm_peak=peak, fma_peak=fma, blas=blas_info(), stream=stream_info())
 
 
@@ -411,6 +419,22 @@ def stream_info() -> str:
     except (CompilerError, OSError, ValueError) as e:   # no compiler (no C columns either), a bad setting
         return f"streaming stores: unknown ({e})"
     return "streaming stores: never" if n < 0 else f"streaming stores from {n / 2 ** 20:g} MiB moved"
+
+
+def openmp_info(torch_first: bool) -> str:
+    """Which libgomp ran the kernels (one per process: torch's, or the system's that torch then shares)
+    and with what wait settings: those ``build.load_library`` set (or the user's), which a libgomp that
+    started before them (torch's, imported first) did not read unless the user set them beforehand."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({l.split()[-1] for l in f if "libgomp" in l})
+    except OSError:
+        libs = []
+    who = ", ".join("torch's libgomp" if "torch" in p else os.path.basename(p) for p in libs) or "no libgomp"
+    wait = ", ".join(f"{v}={os.environ[v]}" for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if v in os.environ)
+    if torch_first:
+        return f"{who}, with the wait policy it started with"
+    return f"{who}; {wait or 'no wait settings'}"
 
 
 def machine(threads) -> str:
