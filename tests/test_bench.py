@@ -51,7 +51,8 @@ def test_cli_bench_torch_last_runs_the_kernels_on_the_systems_openmp(tmp_path):
     last = subprocess.run(cmd + ["--torch-last"], capture_output=True, text=True, timeout=300, env=env)
     assert last.returncode == 0, last.stderr
     assert "torch imported after the kernels (libgomp.so" in last.stdout
-    assert "OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=30000" in last.stdout and "torch's libgomp" not in last.stdout
+    from symgrad.targets.c.build import SPIN_COUNT
+    assert f"OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT={SPIN_COUNT}" in last.stdout and "torch's libgomp" not in last.stdout
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert first.returncode == 0, first.stderr
     assert "torch imported first (torch's libgomp, with the wait policy it started with)" in first.stdout

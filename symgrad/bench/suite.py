@@ -431,9 +431,9 @@ def openmp_info(torch_first: bool) -> str:
     except OSError:
         libs = []
     who = ", ".join("torch's libgomp" if "torch" in p else os.path.basename(p) for p in libs) or "no libgomp"
-    wait = ", ".join(f"{v}={os.environ[v]}" for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if v in os.environ)
     if torch_first:
         return f"{who}, with the wait policy it started with"
+    wait = ", ".join(f"{v}={os.environ[v]}" for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if v in os.environ)
     return f"{who}; {wait or 'no wait settings'}"
 
 

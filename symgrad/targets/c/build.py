@@ -255,11 +255,12 @@ def load_library(path: Path):
     own threads need next (dense forward+backward measured 1.5x slower; libgomp's default spins about
     5 ms here). But threads that sleep at once must be woken for every parallel region, and on a
     virtual machine a wake takes long: with no torch in the process (symgrad's libgomp, not torch's,
-    runs the kernels), BatchNorm2d forward+backward at N32 C64 32x32 float32 took 4.0-4.3 ms passive
+    runs the kernels), BatchNorm2d forward+backward at N32 C64 32x32 float32 took 3.3-4.3 ms passive
     against 2.5-3.1 ms with the short spin, max-pooling 1.9-2.9 against 1.1-1.7 ms, the other
     workloads of ``symgrad bench`` within the noise (dense 0.87-1.09 of hand NumPy against 0.80-1.23;
-    six processes of each setting in alternating rounds, AMD EPYC, 2 threads; docs/bench-log.md). With torch imported first its
-    libgomp, already started with its own policy, runs symgrad's kernels too: nothing here applies."""
+    six processes of each setting in alternating rounds, AMD EPYC, 2 threads; docs/bench-log.md).
+    With torch imported first its libgomp, already started with its own policy, runs symgrad's
+    kernels too: nothing here applies."""
     import ctypes
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
