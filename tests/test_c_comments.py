@@ -33,7 +33,12 @@ def tree(lines):
     root = ["", []]
     stack = [root]
     for line in lines:
-        if line == "}" or line.startswith("} "):
+        if line.startswith("} ") and line.endswith("{"):   # "} else {": the block closes, the next opens
+            stack.pop()
+            node = [line[2:], []]
+            stack[-1][1].append(node)
+            stack.append(node)
+        elif line == "}" or line.startswith("} "):
             stack.pop()
         elif line.endswith("{"):
             node = [line, []]

@@ -57,6 +57,13 @@ static inline double sg_lanes_sum(double *l, int n)
 }
 #endif
 
+/* SG_SKEW: 1 (the default) runs a row loop's rows skewed where it can: the last pass over a row beside
+ * the first pass over the next row, in one loop (Fusion.skewed: the next row's reads overlap this row's
+ * writes); 0 one row after the other. The values are the same either way. */
+#ifndef SG_SKEW
+#define SG_SKEW 1
+#endif
+
 /* Streaming (non-temporal) stores for outputs nothing in this function reads again: a pass computes a
  * piece of a row into a buffer that stays in L1 (SG_STREAM_CHUNK elements) and sg_stream_* writes it
  * past the caches, so the output's lines are not first read from memory (an ordinary store to a line
@@ -171,34 +178,37 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
         const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
+            int _sg_skew_next = 0;   /* whether i0's first pass ran beside the row before's last */
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_x */
-                {
-                    double _acc = 0.0;
+                if (!_sg_skew_next) {
                     {
-                        int64_t _lb = 0;
-                        if (D - _lb >= 64) {
-                            double _l_acc[16] = {0.0};
-                            for (; _lb + 64 <= D; _lb += 64) {
-                                SG_LANES
-                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    float _t_acc[4];
-                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                        const int64_t i1 = _lb + 16*_lj + _lk;
-                                        _t_acc[_lj] = x[D*i0 + i1];
+                        double _acc = 0.0;
+                        {
+                            int64_t _lb = 0;
+                            if (D - _lb >= 64) {
+                                double _l_acc[16] = {0.0};
+                                for (; _lb + 64 <= D; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc[_lj] = x[D*i0 + i1];
+                                        }
+                                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                                     }
-                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                                 }
+                                _acc += sg_lanes_sum(_l_acc, 16);
                             }
-                            _acc += sg_lanes_sum(_l_acc, 16);
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc)
+                            for (int64_t i1 = _lb; i1 < D; ++i1) {
+                                _acc += x[D*i0 + i1];
+                            }
                         }
-                        /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i1 = _lb; i1 < D; ++i1) {
-                            _acc += x[D*i0 + i1];
-                        }
+                        sum_x[i0] = (float)_acc;
                     }
-                    sum_x[i0] = (float)_acc;
                 }
                 mean0[i0] = sum_x[i0]/((float)D);
                 /* pass 2: row sums t2 = sum(x - mean0) */
@@ -259,19 +269,61 @@ void layernorm_forward_f32(float *restrict y, float *restrict rstd, float *restr
                     sum_xc_sq[i0] = (float)_acc;
                 }
                 rstd[i0] = powf(eps + sum_xc_sq[i0]/((float)D), -1.0F/2.0F);
-                /* pass 4: y = beta + gamma*xhat */
-                {
+                _sg_skew_next = !_sg_nt && i0 + 1 < (_c + 1)*N/_nc && SG_SKEW;
+                /* skewed: this row's pass 4 beside pass 1 of the next row, in one loop */
+                if (_sg_skew_next) {
+                    const int64_t _sg_skew_row = i0 + 1;
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
-                    float _sb_y[SG_STREAM_CHUNK];
-                    for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
-                        const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        float *restrict _w_y = _sg_nt ? _sb_y : y;
-                        const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                    double _acc_sum_x = 0.0;
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc_sum_x[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t i1 = _lb; i1 < _lb + 64; ++i1) {
+                                    y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                }
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc_sum_x[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc_sum_x[_lj] = x[D*_sg_skew_row + i1];
+                                    }
+                                    _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                }
+                            }
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
-                        if (_sg_nt) sg_stream_f32(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                        SG_LANES
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_x)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc_sum_x += x[D*_sg_skew_row + i1];
+                        }
+                    }
+                    sum_x[_sg_skew_row] = (float)_acc_sum_x;
+                }
+                /* pass 4: y = beta + gamma*xhat */
+                if (!_sg_skew_next) {
+                    {
+                        const float _r_mean = mean[i0];
+                        const float _r_rstd = rstd[i0];
+                        float _sb_y[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            float *restrict _w_y = _sg_nt ? _sb_y : y;
+                            const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                            for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                                _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            }
+                            if (_sg_nt) sg_stream_f32(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                        }
                     }
                 }
             }
@@ -294,34 +346,37 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
         const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
+            int _sg_skew_next = 0;   /* whether i0's first pass ran beside the row before's last */
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_x */
-                {
-                    double _acc = 0.0;
+                if (!_sg_skew_next) {
                     {
-                        int64_t _lb = 0;
-                        if (D - _lb >= 64) {
-                            double _l_acc[16] = {0.0};
-                            for (; _lb + 64 <= D; _lb += 64) {
-                                SG_LANES
-                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                    double _t_acc[4];
-                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                        const int64_t i1 = _lb + 16*_lj + _lk;
-                                        _t_acc[_lj] = x[D*i0 + i1];
+                        double _acc = 0.0;
+                        {
+                            int64_t _lb = 0;
+                            if (D - _lb >= 64) {
+                                double _l_acc[16] = {0.0};
+                                for (; _lb + 64 <= D; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc[_lj] = x[D*i0 + i1];
+                                        }
+                                        _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                                     }
-                                    _l_acc[_lk] += (_t_acc[0] + _t_acc[1]) + (_t_acc[2] + _t_acc[3]);
                                 }
+                                _acc += sg_lanes_sum(_l_acc, 16);
                             }
-                            _acc += sg_lanes_sum(_l_acc, 16);
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc)
+                            for (int64_t i1 = _lb; i1 < D; ++i1) {
+                                _acc += x[D*i0 + i1];
+                            }
                         }
-                        /* the terms past the last block of 64 */
-                        SG_SIMD_SUM(_acc)
-                        for (int64_t i1 = _lb; i1 < D; ++i1) {
-                            _acc += x[D*i0 + i1];
-                        }
+                        sum_x[i0] = (double)_acc;
                     }
-                    sum_x[i0] = (double)_acc;
                 }
                 mean0[i0] = sum_x[i0]/((double)D);
                 /* pass 2: row sums t2 = sum(x - mean0) */
@@ -382,19 +437,61 @@ void layernorm_forward_f64(double *restrict y, double *restrict rstd, double *re
                     sum_xc_sq[i0] = (double)_acc;
                 }
                 rstd[i0] = pow(eps + sum_xc_sq[i0]/((double)D), -1.0/2.0);
-                /* pass 4: y = beta + gamma*xhat */
-                {
+                _sg_skew_next = !_sg_nt && i0 + 1 < (_c + 1)*N/_nc && SG_SKEW;
+                /* skewed: this row's pass 4 beside pass 1 of the next row, in one loop */
+                if (_sg_skew_next) {
+                    const int64_t _sg_skew_row = i0 + 1;
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
-                    double _sb_y[SG_STREAM_CHUNK];
-                    for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
-                        const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        double *restrict _w_y = _sg_nt ? _sb_y : y;
-                        const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                    double _acc_sum_x = 0.0;
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc_sum_x[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t i1 = _lb; i1 < _lb + 64; ++i1) {
+                                    y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                }
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc_sum_x[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc_sum_x[_lj] = x[D*_sg_skew_row + i1];
+                                    }
+                                    _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                }
+                            }
+                            _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                         }
-                        if (_sg_nt) sg_stream_f64(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                        SG_LANES
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_x)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc_sum_x += x[D*_sg_skew_row + i1];
+                        }
+                    }
+                    sum_x[_sg_skew_row] = (double)_acc_sum_x;
+                }
+                /* pass 4: y = beta + gamma*xhat */
+                if (!_sg_skew_next) {
+                    {
+                        const double _r_mean = mean[i0];
+                        const double _r_rstd = rstd[i0];
+                        double _sb_y[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            double *restrict _w_y = _sg_nt ? _sb_y : y;
+                            const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                            for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                                _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            }
+                            if (_sg_nt) sg_stream_f64(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                        }
                     }
                 }
             }
@@ -424,43 +521,46 @@ void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *
         const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
+            int _sg_skew_next = 0;   /* whether i0's first pass ran beside the row before's last */
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_x; x_kept = x */
-                {
-                    double _acc_sum_x = 0.0;
-                    float _sb_x_kept[SG_STREAM_CHUNK];
-                    for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
-                        const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        float *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
-                        const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
-                        {
-                            int64_t _lb = _s0;
-                            if (_s1 - _lb >= 64) {
-                                double _l_acc_sum_x[16] = {0.0};
-                                for (; _lb + 64 <= _s1; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        float _t_acc_sum_x[4];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i1 = _lb + 16*_lj + _lk;
-                                            _t_acc_sum_x[_lj] = x[D*i0 + i1];
-                                            _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                if (!_sg_skew_next) {
+                    {
+                        double _acc_sum_x = 0.0;
+                        float _sb_x_kept[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            float *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
+                            const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
+                            {
+                                int64_t _lb = _s0;
+                                if (_s1 - _lb >= 64) {
+                                    double _l_acc_sum_x[16] = {0.0};
+                                    for (; _lb + 64 <= _s1; _lb += 64) {
+                                        SG_LANES
+                                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                            float _t_acc_sum_x[4];
+                                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                                _t_acc_sum_x[_lj] = x[D*i0 + i1];
+                                                _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                                            }
+                                            _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
                                         }
-                                        _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
                                     }
+                                    _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                                 }
-                                _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                                /* the terms past the last block of 64 */
+                                SG_SIMD_SUM(_acc_sum_x)
+                                for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                    _acc_sum_x += x[D*i0 + i1];
+                                    _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                                }
                             }
-                            /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_sum_x)
-                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
-                                _acc_sum_x += x[D*i0 + i1];
-                                _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
-                            }
+                            if (_sg_nt) sg_stream_f32(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
                         }
-                        if (_sg_nt) sg_stream_f32(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
+                        sum_x[i0] = (float)_acc_sum_x;
                     }
-                    sum_x[i0] = (float)_acc_sum_x;
                 }
                 mean0[i0] = sum_x[i0]/((float)D);
                 /* pass 2: row sums t2 = sum(x - mean0) */
@@ -521,19 +621,66 @@ void layernorm_forward_kept_f32(float *restrict y, float *restrict rstd, float *
                     sum_xc_sq[i0] = (float)_acc;
                 }
                 rstd[i0] = powf(eps + sum_xc_sq[i0]/((float)D), -1.0F/2.0F);
-                /* pass 4: y = beta + gamma*xhat */
-                {
+                _sg_skew_next = !_sg_nt && i0 + 1 < (_c + 1)*N/_nc && SG_SKEW;
+                /* skewed: this row's pass 4 beside pass 1 of the next row, in one loop */
+                if (_sg_skew_next) {
+                    const int64_t _sg_skew_row = i0 + 1;
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
-                    float _sb_y[SG_STREAM_CHUNK];
+                    double _acc_sum_x = 0.0;
                     for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
                         const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        float *restrict _w_y = _sg_nt ? _sb_y : y;
-                        const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                        {
+                            int64_t _lb = _s0;
+                            if (_s1 - _lb >= 64) {
+                                double _l_acc_sum_x[16] = {0.0};
+                                for (; _lb + 64 <= _s1; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t i1 = _lb; i1 < _lb + 64; ++i1) {
+                                        y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                    }
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        float _t_acc_sum_x[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc_sum_x[_lj] = x[D*_sg_skew_row + i1];
+                                            x_kept[D*_sg_skew_row + i1] = x[D*_sg_skew_row + i1];
+                                        }
+                                        _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                    }
+                                }
+                                _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                            }
+                            SG_LANES
+                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_sum_x)
+                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                _acc_sum_x += x[D*_sg_skew_row + i1];
+                                x_kept[D*_sg_skew_row + i1] = x[D*_sg_skew_row + i1];
+                            }
                         }
-                        if (_sg_nt) sg_stream_f32(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                    }
+                    sum_x[_sg_skew_row] = (float)_acc_sum_x;
+                }
+                /* pass 4: y = beta + gamma*xhat */
+                if (!_sg_skew_next) {
+                    {
+                        const float _r_mean = mean[i0];
+                        const float _r_rstd = rstd[i0];
+                        float _sb_y[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            float *restrict _w_y = _sg_nt ? _sb_y : y;
+                            const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                            for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                                _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            }
+                            if (_sg_nt) sg_stream_f32(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                        }
                     }
                 }
             }
@@ -561,43 +708,46 @@ void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, doubl
         const int64_t _nc = N < 128 ? (N + 7)/8 : 16;
         SG_PARALLEL_FOR(D*N)
         for (int64_t _c = 0; _c < _nc; ++_c) {
+            int _sg_skew_next = 0;   /* whether i0's first pass ran beside the row before's last */
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_x; x_kept = x */
-                {
-                    double _acc_sum_x = 0.0;
-                    double _sb_x_kept[SG_STREAM_CHUNK];
-                    for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
-                        const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        double *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
-                        const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
-                        {
-                            int64_t _lb = _s0;
-                            if (_s1 - _lb >= 64) {
-                                double _l_acc_sum_x[16] = {0.0};
-                                for (; _lb + 64 <= _s1; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        double _t_acc_sum_x[4];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i1 = _lb + 16*_lj + _lk;
-                                            _t_acc_sum_x[_lj] = x[D*i0 + i1];
-                                            _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                if (!_sg_skew_next) {
+                    {
+                        double _acc_sum_x = 0.0;
+                        double _sb_x_kept[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            double *restrict _w_x_kept = _sg_nt ? _sb_x_kept : x_kept;
+                            const int64_t _o_x_kept = _sg_nt ? -_s0 : D*i0;
+                            {
+                                int64_t _lb = _s0;
+                                if (_s1 - _lb >= 64) {
+                                    double _l_acc_sum_x[16] = {0.0};
+                                    for (; _lb + 64 <= _s1; _lb += 64) {
+                                        SG_LANES
+                                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                            double _t_acc_sum_x[4];
+                                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                                _t_acc_sum_x[_lj] = x[D*i0 + i1];
+                                                _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                                            }
+                                            _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
                                         }
-                                        _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
                                     }
+                                    _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
                                 }
-                                _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                                /* the terms past the last block of 64 */
+                                SG_SIMD_SUM(_acc_sum_x)
+                                for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                    _acc_sum_x += x[D*i0 + i1];
+                                    _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
+                                }
                             }
-                            /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_sum_x)
-                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
-                                _acc_sum_x += x[D*i0 + i1];
-                                _w_x_kept[_o_x_kept + i1] = x[D*i0 + i1];
-                            }
+                            if (_sg_nt) sg_stream_f64(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
                         }
-                        if (_sg_nt) sg_stream_f64(x_kept + D*i0 + _s0, _sb_x_kept, _s1 - _s0);
+                        sum_x[i0] = (double)_acc_sum_x;
                     }
-                    sum_x[i0] = (double)_acc_sum_x;
                 }
                 mean0[i0] = sum_x[i0]/((double)D);
                 /* pass 2: row sums t2 = sum(x - mean0) */
@@ -658,19 +808,66 @@ void layernorm_forward_kept_f64(double *restrict y, double *restrict rstd, doubl
                     sum_xc_sq[i0] = (double)_acc;
                 }
                 rstd[i0] = pow(eps + sum_xc_sq[i0]/((double)D), -1.0/2.0);
-                /* pass 4: y = beta + gamma*xhat */
-                {
+                _sg_skew_next = !_sg_nt && i0 + 1 < (_c + 1)*N/_nc && SG_SKEW;
+                /* skewed: this row's pass 4 beside pass 1 of the next row, in one loop */
+                if (_sg_skew_next) {
+                    const int64_t _sg_skew_row = i0 + 1;
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
-                    double _sb_y[SG_STREAM_CHUNK];
+                    double _acc_sum_x = 0.0;
                     for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
                         const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        double *restrict _w_y = _sg_nt ? _sb_y : y;
-                        const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                        {
+                            int64_t _lb = _s0;
+                            if (_s1 - _lb >= 64) {
+                                double _l_acc_sum_x[16] = {0.0};
+                                for (; _lb + 64 <= _s1; _lb += 64) {
+                                    SG_LANES
+                                    for (int64_t i1 = _lb; i1 < _lb + 64; ++i1) {
+                                        y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                    }
+                                    SG_LANES
+                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                        double _t_acc_sum_x[4];
+                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                            const int64_t i1 = _lb + 16*_lj + _lk;
+                                            _t_acc_sum_x[_lj] = x[D*_sg_skew_row + i1];
+                                            x_kept[D*_sg_skew_row + i1] = x[D*_sg_skew_row + i1];
+                                        }
+                                        _l_acc_sum_x[_lk] += (_t_acc_sum_x[0] + _t_acc_sum_x[1]) + (_t_acc_sum_x[2] + _t_acc_sum_x[3]);
+                                    }
+                                }
+                                _acc_sum_x += sg_lanes_sum(_l_acc_sum_x, 16);
+                            }
+                            SG_LANES
+                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                y[D*i0 + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            }
+                            /* the terms past the last block of 64 */
+                            SG_SIMD_SUM(_acc_sum_x)
+                            for (int64_t i1 = _lb; i1 < _s1; ++i1) {
+                                _acc_sum_x += x[D*_sg_skew_row + i1];
+                                x_kept[D*_sg_skew_row + i1] = x[D*_sg_skew_row + i1];
+                            }
                         }
-                        if (_sg_nt) sg_stream_f64(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                    }
+                    sum_x[_sg_skew_row] = (double)_acc_sum_x;
+                }
+                /* pass 4: y = beta + gamma*xhat */
+                if (!_sg_skew_next) {
+                    {
+                        const double _r_mean = mean[i0];
+                        const double _r_rstd = rstd[i0];
+                        double _sb_y[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            double *restrict _w_y = _sg_nt ? _sb_y : y;
+                            const int64_t _o_y = _sg_nt ? -_s0 : D*i0;
+                            for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                                _w_y[_o_y + i1] = beta[i1] + gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                            }
+                            if (_sg_nt) sg_stream_f64(y + D*i0 + _s0, _sb_y, _s1 - _s0);
+                        }
                     }
                 }
             }
@@ -710,66 +907,127 @@ void layernorm_backward_f32(float *restrict dx, float *restrict dgamma, float *r
             for (int64_t _i = 0; _i < D; ++_i) _p_dgamma[_i] = 0.0;
             float *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
+            int _sg_skew_next = 0;   /* whether i0's first pass ran beside the row before's last */
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_dxhat_xhat, sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
-                {
-                    const float _r_mean = mean[i0];
-                    const float _r_rstd = rstd[i0];
+                if (!_sg_skew_next) {
                     {
-                        double _acc_sum_dxhat_xhat = 0.0;
-                        double _acc_sum_dxhat = 0.0;
+                        const float _r_mean = mean[i0];
+                        const float _r_rstd = rstd[i0];
                         {
-                            int64_t _lb = 0;
-                            if (D - _lb >= 64) {
-                                double _l_acc_sum_dxhat_xhat[16] = {0.0};
-                                double _l_acc_sum_dxhat[16] = {0.0};
-                                for (; _lb + 64 <= D; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        float _t_acc_sum_dxhat_xhat[4];
-                                        float _t_acc_sum_dxhat[4];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i1 = _lb + 16*_lj + _lk;
-                                            _t_acc_sum_dxhat_xhat[_lj] = dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                            _t_acc_sum_dxhat[_lj] = dy[D*i0 + i1]*gamma[i1];
-                                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                            _p_dbeta[i1] += dy[D*i0 + i1];
+                            double _acc_sum_dxhat_xhat = 0.0;
+                            double _acc_sum_dxhat = 0.0;
+                            {
+                                int64_t _lb = 0;
+                                if (D - _lb >= 64) {
+                                    double _l_acc_sum_dxhat_xhat[16] = {0.0};
+                                    double _l_acc_sum_dxhat[16] = {0.0};
+                                    for (; _lb + 64 <= D; _lb += 64) {
+                                        SG_LANES
+                                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                            float _t_acc_sum_dxhat_xhat[4];
+                                            float _t_acc_sum_dxhat[4];
+                                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                                _t_acc_sum_dxhat_xhat[_lj] = dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                                _t_acc_sum_dxhat[_lj] = dy[D*i0 + i1]*gamma[i1];
+                                                _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                                _p_dbeta[i1] += dy[D*i0 + i1];
+                                            }
+                                            _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
+                                            _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
                                         }
-                                        _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
-                                        _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
                                     }
+                                    _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
+                                    _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
                                 }
-                                _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
-                                _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
+                                /* the terms past the last block of 64 */
+                                SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
+                                for (int64_t i1 = _lb; i1 < D; ++i1) {
+                                    _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                    _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
+                                    _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                    _p_dbeta[i1] += dy[D*i0 + i1];
+                                }
                             }
-                            /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
-                            for (int64_t i1 = _lb; i1 < D; ++i1) {
-                                _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
-                                _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                _p_dbeta[i1] += dy[D*i0 + i1];
-                            }
+                            sum_dxhat_xhat[i0] = (float)_acc_sum_dxhat_xhat;
+                            sum_dxhat[i0] = (float)_acc_sum_dxhat;
                         }
-                        sum_dxhat_xhat[i0] = (float)_acc_sum_dxhat_xhat;
-                        sum_dxhat[i0] = (float)_acc_sum_dxhat;
                     }
                 }
-                /* pass 2: dx = rstd*(dxhat - sum_dxhat/D - sum_dxhat_xhat*xhat/D) */
-                {
+                _sg_skew_next = !_sg_nt && i0 + 1 < (_c + 1)*N/_nc && SG_SKEW;
+                /* skewed: this row's pass 2 beside pass 1 of the next row, in one loop */
+                if (_sg_skew_next) {
+                    const int64_t _sg_skew_row = i0 + 1;
                     const float _r_mean = mean[i0];
                     const float _r_rstd = rstd[i0];
                     const float _r_sum_dxhat = sum_dxhat[i0];
                     const float _r_sum_dxhat_xhat = sum_dxhat_xhat[i0];
-                    float _sb_dx[SG_STREAM_CHUNK];
-                    for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
-                        const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        float *restrict _w_dx = _sg_nt ? _sb_dx : dx;
-                        const int64_t _o_dx = _sg_nt ? -_s0 : D*i0;
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _w_dx[_o_dx + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                    const float _rn_mean = mean[_sg_skew_row];
+                    const float _rn_rstd = rstd[_sg_skew_row];
+                    double _acc_sum_dxhat_xhat = 0.0;
+                    double _acc_sum_dxhat = 0.0;
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc_sum_dxhat_xhat[16] = {0.0};
+                            double _l_acc_sum_dxhat[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t i1 = _lb; i1 < _lb + 64; ++i1) {
+                                    dx[D*i0 + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                                }
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    float _t_acc_sum_dxhat_xhat[4];
+                                    float _t_acc_sum_dxhat[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc_sum_dxhat_xhat[_lj] = dy[D*_sg_skew_row + i1]*gamma[i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                                        _t_acc_sum_dxhat[_lj] = dy[D*_sg_skew_row + i1]*gamma[i1];
+                                        _p_dgamma[i1] += dy[D*_sg_skew_row + i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                                        _p_dbeta[i1] += dy[D*_sg_skew_row + i1];
+                                    }
+                                    _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
+                                    _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
+                                }
+                            }
+                            _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
+                            _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
                         }
-                        if (_sg_nt) sg_stream_f32(dx + D*i0 + _s0, _sb_dx, _s1 - _s0);
+                        SG_LANES
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            dx[D*i0 + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc_sum_dxhat_xhat += dy[D*_sg_skew_row + i1]*gamma[i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                            _acc_sum_dxhat += dy[D*_sg_skew_row + i1]*gamma[i1];
+                            _p_dgamma[i1] += dy[D*_sg_skew_row + i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                            _p_dbeta[i1] += dy[D*_sg_skew_row + i1];
+                        }
+                    }
+                    sum_dxhat_xhat[_sg_skew_row] = (float)_acc_sum_dxhat_xhat;
+                    sum_dxhat[_sg_skew_row] = (float)_acc_sum_dxhat;
+                }
+                /* pass 2: dx = rstd*(dxhat - sum_dxhat/D - sum_dxhat_xhat*xhat/D) */
+                if (!_sg_skew_next) {
+                    {
+                        const float _r_mean = mean[i0];
+                        const float _r_rstd = rstd[i0];
+                        const float _r_sum_dxhat = sum_dxhat[i0];
+                        const float _r_sum_dxhat_xhat = sum_dxhat_xhat[i0];
+                        float _sb_dx[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            float *restrict _w_dx = _sg_nt ? _sb_dx : dx;
+                            const int64_t _o_dx = _sg_nt ? -_s0 : D*i0;
+                            for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                                _w_dx[_o_dx + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                            }
+                            if (_sg_nt) sg_stream_f32(dx + D*i0 + _s0, _sb_dx, _s1 - _s0);
+                        }
                     }
                 }
             }
@@ -819,66 +1077,127 @@ void layernorm_backward_f64(double *restrict dx, double *restrict dgamma, double
             for (int64_t _i = 0; _i < D; ++_i) _p_dgamma[_i] = 0.0;
             double *restrict _p_dbeta = _part_dbeta + _c*D;
             for (int64_t _i = 0; _i < D; ++_i) _p_dbeta[_i] = 0.0;
+            int _sg_skew_next = 0;   /* whether i0's first pass ran beside the row before's last */
             for (int64_t i0 = _c*N/_nc; i0 < (_c + 1)*N/_nc; ++i0) {
                 /* pass 1: row sums sum_dxhat_xhat, sum_dxhat; column sums dgamma = sum(dy*xhat), dbeta = sum(dy) */
-                {
-                    const double _r_mean = mean[i0];
-                    const double _r_rstd = rstd[i0];
+                if (!_sg_skew_next) {
                     {
-                        double _acc_sum_dxhat_xhat = 0.0;
-                        double _acc_sum_dxhat = 0.0;
+                        const double _r_mean = mean[i0];
+                        const double _r_rstd = rstd[i0];
                         {
-                            int64_t _lb = 0;
-                            if (D - _lb >= 64) {
-                                double _l_acc_sum_dxhat_xhat[16] = {0.0};
-                                double _l_acc_sum_dxhat[16] = {0.0};
-                                for (; _lb + 64 <= D; _lb += 64) {
-                                    SG_LANES
-                                    for (int64_t _lk = 0; _lk < 16; ++_lk) {
-                                        double _t_acc_sum_dxhat_xhat[4];
-                                        double _t_acc_sum_dxhat[4];
-                                        for (int64_t _lj = 0; _lj < 4; ++_lj) {
-                                            const int64_t i1 = _lb + 16*_lj + _lk;
-                                            _t_acc_sum_dxhat_xhat[_lj] = dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                            _t_acc_sum_dxhat[_lj] = dy[D*i0 + i1]*gamma[i1];
-                                            _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                            _p_dbeta[i1] += dy[D*i0 + i1];
+                            double _acc_sum_dxhat_xhat = 0.0;
+                            double _acc_sum_dxhat = 0.0;
+                            {
+                                int64_t _lb = 0;
+                                if (D - _lb >= 64) {
+                                    double _l_acc_sum_dxhat_xhat[16] = {0.0};
+                                    double _l_acc_sum_dxhat[16] = {0.0};
+                                    for (; _lb + 64 <= D; _lb += 64) {
+                                        SG_LANES
+                                        for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                            double _t_acc_sum_dxhat_xhat[4];
+                                            double _t_acc_sum_dxhat[4];
+                                            for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                                const int64_t i1 = _lb + 16*_lj + _lk;
+                                                _t_acc_sum_dxhat_xhat[_lj] = dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                                _t_acc_sum_dxhat[_lj] = dy[D*i0 + i1]*gamma[i1];
+                                                _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                                _p_dbeta[i1] += dy[D*i0 + i1];
+                                            }
+                                            _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
+                                            _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
                                         }
-                                        _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
-                                        _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
                                     }
+                                    _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
+                                    _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
                                 }
-                                _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
-                                _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
+                                /* the terms past the last block of 64 */
+                                SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
+                                for (int64_t i1 = _lb; i1 < D; ++i1) {
+                                    _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                    _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
+                                    _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
+                                    _p_dbeta[i1] += dy[D*i0 + i1];
+                                }
                             }
-                            /* the terms past the last block of 64 */
-                            SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
-                            for (int64_t i1 = _lb; i1 < D; ++i1) {
-                                _acc_sum_dxhat_xhat += dy[D*i0 + i1]*gamma[i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                _acc_sum_dxhat += dy[D*i0 + i1]*gamma[i1];
-                                _p_dgamma[i1] += dy[D*i0 + i1]*_r_rstd*(-_r_mean + x[D*i0 + i1]);
-                                _p_dbeta[i1] += dy[D*i0 + i1];
-                            }
+                            sum_dxhat_xhat[i0] = (double)_acc_sum_dxhat_xhat;
+                            sum_dxhat[i0] = (double)_acc_sum_dxhat;
                         }
-                        sum_dxhat_xhat[i0] = (double)_acc_sum_dxhat_xhat;
-                        sum_dxhat[i0] = (double)_acc_sum_dxhat;
                     }
                 }
-                /* pass 2: dx = rstd*(dxhat - sum_dxhat/D - sum_dxhat_xhat*xhat/D) */
-                {
+                _sg_skew_next = !_sg_nt && i0 + 1 < (_c + 1)*N/_nc && SG_SKEW;
+                /* skewed: this row's pass 2 beside pass 1 of the next row, in one loop */
+                if (_sg_skew_next) {
+                    const int64_t _sg_skew_row = i0 + 1;
                     const double _r_mean = mean[i0];
                     const double _r_rstd = rstd[i0];
                     const double _r_sum_dxhat = sum_dxhat[i0];
                     const double _r_sum_dxhat_xhat = sum_dxhat_xhat[i0];
-                    double _sb_dx[SG_STREAM_CHUNK];
-                    for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
-                        const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
-                        double *restrict _w_dx = _sg_nt ? _sb_dx : dx;
-                        const int64_t _o_dx = _sg_nt ? -_s0 : D*i0;
-                        for (int64_t i1 = _s0; i1 < _s1; ++i1) {
-                            _w_dx[_o_dx + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                    const double _rn_mean = mean[_sg_skew_row];
+                    const double _rn_rstd = rstd[_sg_skew_row];
+                    double _acc_sum_dxhat_xhat = 0.0;
+                    double _acc_sum_dxhat = 0.0;
+                    {
+                        int64_t _lb = 0;
+                        if (D - _lb >= 64) {
+                            double _l_acc_sum_dxhat_xhat[16] = {0.0};
+                            double _l_acc_sum_dxhat[16] = {0.0};
+                            for (; _lb + 64 <= D; _lb += 64) {
+                                SG_LANES
+                                for (int64_t i1 = _lb; i1 < _lb + 64; ++i1) {
+                                    dx[D*i0 + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                                }
+                                SG_LANES
+                                for (int64_t _lk = 0; _lk < 16; ++_lk) {
+                                    double _t_acc_sum_dxhat_xhat[4];
+                                    double _t_acc_sum_dxhat[4];
+                                    for (int64_t _lj = 0; _lj < 4; ++_lj) {
+                                        const int64_t i1 = _lb + 16*_lj + _lk;
+                                        _t_acc_sum_dxhat_xhat[_lj] = dy[D*_sg_skew_row + i1]*gamma[i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                                        _t_acc_sum_dxhat[_lj] = dy[D*_sg_skew_row + i1]*gamma[i1];
+                                        _p_dgamma[i1] += dy[D*_sg_skew_row + i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                                        _p_dbeta[i1] += dy[D*_sg_skew_row + i1];
+                                    }
+                                    _l_acc_sum_dxhat_xhat[_lk] += (_t_acc_sum_dxhat_xhat[0] + _t_acc_sum_dxhat_xhat[1]) + (_t_acc_sum_dxhat_xhat[2] + _t_acc_sum_dxhat_xhat[3]);
+                                    _l_acc_sum_dxhat[_lk] += (_t_acc_sum_dxhat[0] + _t_acc_sum_dxhat[1]) + (_t_acc_sum_dxhat[2] + _t_acc_sum_dxhat[3]);
+                                }
+                            }
+                            _acc_sum_dxhat_xhat += sg_lanes_sum(_l_acc_sum_dxhat_xhat, 16);
+                            _acc_sum_dxhat += sg_lanes_sum(_l_acc_sum_dxhat, 16);
                         }
-                        if (_sg_nt) sg_stream_f64(dx + D*i0 + _s0, _sb_dx, _s1 - _s0);
+                        SG_LANES
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            dx[D*i0 + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                        }
+                        /* the terms past the last block of 64 */
+                        SG_SIMD_SUM(_acc_sum_dxhat_xhat, _acc_sum_dxhat)
+                        for (int64_t i1 = _lb; i1 < D; ++i1) {
+                            _acc_sum_dxhat_xhat += dy[D*_sg_skew_row + i1]*gamma[i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                            _acc_sum_dxhat += dy[D*_sg_skew_row + i1]*gamma[i1];
+                            _p_dgamma[i1] += dy[D*_sg_skew_row + i1]*_rn_rstd*(-_rn_mean + x[D*_sg_skew_row + i1]);
+                            _p_dbeta[i1] += dy[D*_sg_skew_row + i1];
+                        }
+                    }
+                    sum_dxhat_xhat[_sg_skew_row] = (double)_acc_sum_dxhat_xhat;
+                    sum_dxhat[_sg_skew_row] = (double)_acc_sum_dxhat;
+                }
+                /* pass 2: dx = rstd*(dxhat - sum_dxhat/D - sum_dxhat_xhat*xhat/D) */
+                if (!_sg_skew_next) {
+                    {
+                        const double _r_mean = mean[i0];
+                        const double _r_rstd = rstd[i0];
+                        const double _r_sum_dxhat = sum_dxhat[i0];
+                        const double _r_sum_dxhat_xhat = sum_dxhat_xhat[i0];
+                        double _sb_dx[SG_STREAM_CHUNK];
+                        for (int64_t _s0 = 0; _s0 < D; _s0 += SG_STREAM_CHUNK) {
+                            const int64_t _s1 = D - _s0 < SG_STREAM_CHUNK ? D : _s0 + SG_STREAM_CHUNK;
+                            double *restrict _w_dx = _sg_nt ? _sb_dx : dx;
+                            const int64_t _o_dx = _sg_nt ? -_s0 : D*i0;
+                            for (int64_t i1 = _s0; i1 < _s1; ++i1) {
+                                _w_dx[_o_dx + i1] = _r_rstd*(dy[D*i0 + i1]*gamma[i1] - _r_rstd*_r_sum_dxhat_xhat*inv_D*(-_r_mean + x[D*i0 + i1]) - _r_sum_dxhat*inv_D);
+                            }
+                            if (_sg_nt) sg_stream_f64(dx + D*i0 + _s0, _sb_dx, _s1 - _s0);
+                        }
                     }
                 }
             }

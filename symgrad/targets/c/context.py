@@ -18,7 +18,7 @@ VARIANTS = C_TYPES
 DIM_MEANING = {"N": "batch", "D": "input features", "M": "output features", "C": "classes",
                "H": "hidden units", "T": "time steps", str(ANY): "elements of the any-shape arrays, flattened"}
 
-HELPERS = ("max", "min", "exp", "tanh", "sigmoid", "softplus", "heaviside", "sign", "gemm", "prep", "prepa", "window", "wino", "chunks", "rows", "copy", "stream")
+HELPERS = ("max", "min", "exp", "tanh", "sigmoid", "softplus", "heaviside", "sign", "gemm", "prep", "prepa", "window", "wino", "chunks", "rows", "copy", "stream", "skew")
 
 
 def _role_text(a, fname, k) -> str:

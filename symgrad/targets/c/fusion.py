@@ -187,8 +187,20 @@ class Fusion:
         """Per-row values (an (N, 1) statistic inside a loop over the row) read into C locals before
         the loop: the compiler then vectorizes the loop without proving they do not alias its output."""
         self._row = {}
-        if bound < 1:
+        locals_ = self.row_values(stmts, dom, ivars, bound)
+        if not locals_:
             return depth
+        self.emit("{", depth)
+        for n, (local, ref) in locals_.items():
+            self.emit(f"const {self.real} {local} = {ref};", depth + 1)
+            self._row[n] = local
+        return depth + 1
+
+    def row_values(self, stmts, dom, ivars, bound, prefix="_r_") -> dict:
+        """name -> (C local, its value): the per-row values ``stmts`` read (``preload``)."""
+        out = {}
+        if bound < 1:
+            return out
         written = {s.out for s in stmts}
         r = len(dom)
         for n in sorted(set().union(*[self.reads(s) for s in stmts]) - written):
@@ -197,11 +209,8 @@ class Fusion:
                 continue
             off = r - len(shape)
             if all(is_one(d) for ax, d in enumerate(shape) if off + ax >= bound):
-                if not self._row:
-                    self.emit("{", depth)
-                self.emit(f"const {self.real} _r_{self.cname(n)} = {self.at(n, shape, dom, ivars)};", depth + 1)
-                self._row[n] = f"_r_{self.cname(n)}"
-        return depth + 1 if self._row else depth
+                out[n] = (f"{prefix}{self.cname(n)}", self.at(n, shape, dom, ivars))
+        return out
 
     def unload(self, d, depth):
         if d > depth:
@@ -299,20 +308,33 @@ class Fusion:
             depth = 3
         else:
             self.emit(f"SG_PARALLEL_FOR({cint(work)})", 1)
-        self.emit(rows, depth)
         passes = self.passes(group)
         looping = self.looping(passes)
+        skew = self.skew(passes, looping, dom) if cols or stream else None
+        if skew:
+            self.emit(f"int _sg_skew_next = 0;   /* whether {ivars[0]}'s first pass ran beside the row before's last */",
+                      depth)
+        self.emit(rows, depth)
         self._stream = set(stream)
         for entry in passes:
             _, kind, stmts = entry
+            if skew and entry is skew[1]:   # this row's last pass: beside the next row's first, or alone
+                end = f"(_c + 1)*{cfactor(dom[0])}/_nc"
+                self.emit(f"_sg_skew_next = {'!_sg_nt && ' if stream else ''}{ivars[0]} + 1 < {end} && SG_SKEW;",
+                          depth + 1)
+                self.note(f"skewed: this row's pass {len(looping)} beside pass 1 of the next row, in one loop",
+                          depth + 1)
+                self.emit("if (_sg_skew_next) {", depth + 1)
+                self.skewed(skew[0][2], stmts, dom, ivars, depth + 2)
+                self.emit("}", depth + 1)
             if len(looping) > 1 and entry in looping:
                 self.note(f"pass {looping.index(entry) + 1}: {pass_text(stmts, self.glossary, self.blocks())}", depth + 1)
-            if kind == "one" and len(stmts) > 1:
-                self.reductions(stmts, depth + 1, 1, ivars)
-            elif kind == "one" or (len(stmts) == 1 and not colred(stmts[0]) and stmts[0].out not in self._stream):
-                self.statement(stmts[0], depth + 1, 1, ivars)
+            if skew and entry in skew:   # the first pass unless it ran beside the row before's last; the
+                self.emit("if (!_sg_skew_next) {", depth + 1)   # last unless it ran beside the next's first
+                self.row_pass(entry, depth + 2, ivars)
+                self.emit("}", depth + 1)
             else:
-                self.fused(stmts, depth + 1, ivars)
+                self.row_pass(entry, depth + 1, ivars)
         self._stream = set()
         self.emit("}", depth)
         if stream:
@@ -324,6 +346,99 @@ class Fusion:
                 self.note(f"{self.cname(s.out)} = {s.kind} of the chunks' partial {PLURAL.get(s.kind, s.kind)}", 2)
                 self.chunk_sums(self.ptr(s.out), f"_part_{self.cname(s.out)}", prod(s.src_shape[1:]), self._acc(s), 2)
             self.emit("}", 1)
+
+    def row_pass(self, entry, depth, ivars):
+        """One entry of ``passes`` for row ``ivars[0]``: a per-row value, or a loop over the row."""
+        _, kind, stmts = entry
+        if kind == "one" and len(stmts) > 1:
+            self.reductions(stmts, depth, 1, ivars)
+        elif kind == "one" or (len(stmts) == 1 and not colred(stmts[0]) and stmts[0].out not in self._stream):
+            self.statement(stmts[0], depth, 1, ivars)
+        else:
+            self.fused(stmts, depth, ivars)
+
+    def skew(self, passes, looping, dom):
+        """``(first pass, last pass)`` of a row group whose rows may run skewed (``skewed``), or None:
+        two or more loops over each row of a 2-d domain, the first of them before anything else of the
+        row and made of sums over the row (laned), column sums and elementwise statements, the last
+        after everything else and only elementwise. The next row's first pass reads nothing of this
+        row (a row group reads only same-row values), and column sums keep their order of rows. Only
+        where the first pass also adds column sums (LayerNorm's backward: dgamma, dbeta) or passes
+        over cached data run between the first and the last (LayerNorm's forward); not two light
+        passes alone (softmax's backward), which each run at the memory bound by themselves
+        (``skewed`` has the figures)."""
+        if len(dom) != 2 or is_one(dom[1]) or len(looping) < 2 or self.rows is not None:
+            return None
+        first, last = passes[0], passes[-1]
+        if first[2] is not looping[0][2] or last[2] is not looping[-1][2] or first[1] != "pass" or last[1] != "pass":
+            return None
+        sums = [s for s in first[2] if isinstance(s, ir.Reduction) and not colred(s)]
+        if not any(colred(s) for s in first[2]) and len(looping) < 3:
+            return None   # (two light passes run at the memory bound by themselves: see skewed)
+        if not sums or any(s.kind != "sum" or s.out in self.values for s in sums) or \
+                any(self._inner(s) != tuple(dom[1:]) for s in first[2]):
+            return None
+        if any(type(s) is not ir.Elementwise or s.out in self.values for s in last[2]):
+            return None
+        return first, last
+
+    def skewed(self, first, last, dom, ivars, depth):
+        """Row ``i0``'s last pass (``last``: elementwise) beside row ``i0 + 1``'s first (``first``: sums
+        over the row, column sums, elementwise) in one loop over the columns, in blocks of the laned
+        sum's LANES*TERMS: the next row's reads from memory overlap this row's writes, where one after
+        the other left the memory idle while the row's middle passes ran on cached data. Each value is
+        computed as without skewing (the same laned sums, the same order of rows in a column sum), so
+        the results are the same bit for bit (``SG_SKEW`` 0 turns it off; tests compare the two).
+        Measured at 8192x1024 float32 on the 2-core EPYC (Zen 4): LayerNorm forward+backward through
+        the call path (``bench/ab_c.py layernorm``, five runs of 16-24 alternating pairs) 0.88-0.96x
+        the time, median 0.91 (0.97 with the backward alone skewed); in a C driver, the backward
+        0.92-0.99x, the forward 0.98-1.01x. Softmax's backward (two passes, one product a term)
+        1.13-1.30x in the C driver (0.89-1.0x at 512 and 2048 rows): its passes each run at the memory
+        bound alone, and mixing the reads with the writes lost. Hence ``skew``'s rule. bench-log.md,
+        seventeenth session."""
+        nxt = "_sg_skew_row"
+        nivars = [nxt] + list(ivars[1:])
+        self.emit(f"const int64_t {nxt} = {ivars[0]} + 1;", depth)
+        mine = self.row_values(last, dom, ivars, 1)
+        theirs = self.row_values(first, dom, nivars, 1, "_rn_")
+        for local, ref in [*mine.values(), *theirs.values()]:
+            self.emit(f"const {self.real} {local} = {ref};", depth)
+        reds = [s for s in first if isinstance(s, ir.Reduction) and not colred(s)]
+        accs = [f"_acc_{self.cname(s.out)}" for s in reds]
+        for a in accs:
+            self.emit(f"double {a} = 0.0;", depth)
+        rough = {a for s, a in zip(reds, accs) if s.rough}
+
+        def body(d, update):   # the next row's first pass
+            self._row = {n: local for n, (local, _) in theirs.items()}
+            for s in first:
+                self.temps(s, dom, nivars, d, self._hoisted)
+                if colred(s):
+                    ref = f"_p_{self.cname(s.out)}[{self.index(dom[1:], dom[1:], nivars[1:])}]"
+                    self.emit(self._acc(s)[2].format(acc=ref, v=self.expr(s.expr, dom, nivars)), d)
+                elif isinstance(s, ir.Reduction):
+                    self.emit(update(f"_acc_{self.cname(s.out)}", self.expr(s.expr, dom, nivars)), d)
+                else:
+                    self.element(s, dom, nivars, d)
+
+        def beside(d, lo, hi):   # this row's last pass over the columns [lo, hi)
+            self._row = {n: local for n, (local, _) in mine.items()}
+            self.emit("SG_LANES", d)
+            self.emit(f"for (int64_t {ivars[1]} = {lo}; {ivars[1]} < {hi}; ++{ivars[1]}) {{", d)
+            for s in last:
+                self.element(s, dom, ivars, d + 1)
+            self.emit("}", d)
+        row = cint(dom[1])
+        if any(s.out in self._stream for s in first):   # the pieces fused() runs the first pass in
+            self.emit(f"for (int64_t _s0 = 0; _s0 < {row}; _s0 += SG_STREAM_CHUNK) {{", depth)
+            self.emit(f"const int64_t _s1 = {row} - _s0 < SG_STREAM_CHUNK ? {row} : _s0 + SG_STREAM_CHUNK;", depth + 1)
+            self.laned(accs, ivars[1], "_s0", "_s1", depth + 1, body, rough, beside=beside)
+            self.emit("}", depth)
+        else:
+            self.laned(accs, ivars[1], 0, row, depth, body, rough, beside=beside)
+        self._row = {}
+        for s, a in zip(reds, accs):
+            self.emit(f"{self._out_ref(s, nivars)} = ({self.real}){a};", depth)
 
     def chunk_sums(self, out, part, size, acc, depth):
         """``out[i]`` = the sum (or ``acc``'s other kind) of ``part[k*size + i]`` over the ``_nc``

@@ -173,7 +173,7 @@ class CBody(Fusion, Views, Windows, Channels):
         self.emit("}", depth + 1)
         self.emit("}", depth)
 
-    def laned(self, accs, v, lo, hi, depth, body, rough=(), jam=None) -> None:
+    def laned(self, accs, v, lo, hi, depth, body, rough=(), jam=None, beside=None) -> None:
         """The loop ``v`` in [lo, hi) of a body that adds to the double accumulators ``accs``, as sums in
         LANES lanes: each lane adds TERMS terms LANES apart pairwise, then into its double sum; the
         lanes are summed as a tree (``sg_lanes_sum``) and added to the accumulators; the last
@@ -197,7 +197,12 @@ class CBody(Fusion, Views, Windows, Channels):
         0 .. SEGMENTS - 1 in a block of its own each; each row's TERMS terms are added pairwise as above,
         then the rows' sums in double into the same accumulators (``summed``: the bound stays 2u), or,
         with ``apart``, each row into accumulators of its own, ``{acc}_{r}`` (the caller declares them
-        and reads each: ``reduction``'s row sums)."""
+        and reads each: ``reduction``'s row sums).
+
+        ``beside(depth, first, end)``: another loop's statements over the same columns, emitted in each
+        block before its laned loop and before the last terms (``Fusion.skewed``: the next row's first
+        pass beside this row's last)."""
+        assert not (jam and beside)
         real, blk = self.real, LANES * TERMS
         segs = [(f"const int64_t {jam[0]} = {jam[1]} + {r};", r) for r in range(SEGMENTS)] if jam else [(None, 0)]
         apart = bool(jam and jam[2])
@@ -220,6 +225,8 @@ class CBody(Fusion, Views, Windows, Channels):
         for a in lanes:
             self.emit(f"double _l{a}[{LANES}] = {{0.0}};", d + 1)
         self.emit(f"for (; _lb + {blk} <= {hi}; _lb += {blk}) {{", d + 1)
+        if beside:
+            beside(d + 2, "_lb", f"_lb + {blk}")
         self.emit("SG_LANES", d + 2)
         self.emit(f"for (int64_t _lk = 0; _lk < {LANES}; ++_lk) {{", d + 2)
         at, read = len(self.lines), {}
@@ -249,6 +256,8 @@ class CBody(Fusion, Views, Windows, Channels):
         for a in lanes:
             self.emit(f"{a} += sg_lanes_sum(_l{a}, {LANES});", d + 1)
         self.emit("}", d)
+        if beside:
+            beside(d, "_lb", hi)
         self.note(f"the terms past the last block of {blk}", d)
         if not jam:
             self.emit(f"SG_SIMD_SUM({', '.join(accs)})", d)
