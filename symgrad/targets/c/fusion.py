@@ -409,17 +409,11 @@ class Fusion:
             self.emit(f"double {a} = 0.0;", depth)
         rough = {a for s, a in zip(reds, accs) if s.rough}
 
-        def body(d, update):   # the next row's first pass
+        next_row = self.pass_body(first, dom, nivars)
+
+        def body(d, update):   # the next row's first pass, with its per-row locals
             self._row = {n: local for n, (local, _) in theirs.items()}
-            for s in first:
-                self.temps(s, dom, nivars, d, self._hoisted)
-                if colred(s):
-                    ref = f"_p_{self.cname(s.out)}[{self.index(dom[1:], dom[1:], nivars[1:])}]"
-                    self.emit(self._acc(s)[2].format(acc=ref, v=self.expr(s.expr, dom, nivars)), d)
-                elif isinstance(s, ir.Reduction):
-                    self.emit(update(f"_acc_{self.cname(s.out)}", self.expr(s.expr, dom, nivars)), d)
-                else:
-                    self.element(s, dom, nivars, d)
+            next_row(d, update)
 
         def beside(d, lo, hi):   # this row's last pass over the columns [lo, hi)
             self._row = {n: local for n, (local, _) in mine.items()}

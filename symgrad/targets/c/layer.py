@@ -488,6 +488,24 @@ class CBody(Fusion, Views, Windows, Channels):
         self.in_fours(w, wlo, whi, d, fours, one)
         self.close(d, depth)
 
+    def pass_body(self, seg, dom, ivars):
+        """The per-element body of a pass's statements ``seg`` at row ``ivars[0]``, as ``body(depth,
+        update)`` for ``laned``/``summed`` (``update`` None: each reduction's own update): column sums
+        into this chunk's partial row, row sums into ``_acc_<name>``, elementwise values stored."""
+        def body(d, update=None):
+            for s in seg:
+                if colred(s):
+                    self.temps(s, dom, ivars, d, self._hoisted)
+                    ref = f"_p_{self.cname(s.out)}[{self.index(dom[1:], dom[1:], ivars[1:])}]"
+                    self.emit(self._acc(s)[2].format(acc=ref, v=self.expr(s.expr, dom, ivars)), d)
+                elif isinstance(s, ir.Reduction):
+                    self.temps(s, dom, ivars, d, self._hoisted)
+                    acc, v = f"_acc_{self.cname(s.out)}", self.expr(s.expr, dom, ivars)
+                    self.emit(update(acc, v) if update else self._acc(s)[2].format(acc=acc, v=v), d)
+                else:
+                    self.element(s, dom, ivars, d)
+        return body
+
     def fused(self, seg, depth, ivars):
         dom = self.domain(seg[0])
         outer = depth
@@ -505,18 +523,7 @@ class CBody(Fusion, Views, Windows, Channels):
         streamed = [s.out for s in seg if s.out in self._stream]
         rough = {f"_acc_{self.cname(s.out)}" for s in accs if s.rough}
 
-        def body(d, update=None):
-            for s in seg:
-                if colred(s):
-                    self.temps(s, dom, ivars, d, self._hoisted)
-                    ref = f"_p_{self.cname(s.out)}[{self.index(dom[1:], dom[1:], ivars[1:])}]"
-                    self.emit(self._acc(s)[2].format(acc=ref, v=self.expr(s.expr, dom, ivars)), d)
-                elif isinstance(s, ir.Reduction):
-                    self.temps(s, dom, ivars, d, self._hoisted)
-                    acc, v = f"_acc_{self.cname(s.out)}", self.expr(s.expr, dom, ivars)
-                    self.emit(update(acc, v) if update else self._acc(s)[2].format(acc=acc, v=v), d)
-                else:
-                    self.element(s, dom, ivars, d)
+        body = self.pass_body(seg, dom, ivars)
         if streamed:
             d = self.stream_loop(streamed, dom, ivars, depth)
             if simd:
