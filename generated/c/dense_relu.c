@@ -183,17 +183,40 @@ static inline void sg_mk_transpose16(const float *restrict src, int64_t lds, int
     for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(mp, src + i * lds) : _mm512_setzero_ps();
     sg_mk_transpose16_regs(r, cols, dst, ldd, wm);
 }
-/* d[p][0..7] = A(i0 + r, q0 + p) for r < mr, zeros for mr <= r < 8, p < kq: one panel of 8 rows of A as
- * the kernel reads it; A(i, p) = ta ? a[p lda + i] : a[i lda + p] (untransposed: 16x16 in registers) */
-static inline void sg_mk_panel_a_f32(int ta, const float *restrict a, int64_t lda, int64_t i0, int64_t q0, int64_t kq,
-                                     int mr, float *restrict d)
+/* The panels of rows i0 .. i0 + rows of A (k columns q0 .. q0 + kq) as the kernel reads them: panel ib
+ * (8 rows) at d + ib kq as [p][8], rows past `rows` zeros; A(i, p) = ta ? a[p lda + i] : a[i lda + p].
+ * Untransposed: each panel 16x16 in registers (an LSTM's step products, n 128 a thread: 166 -> 192
+ * GFLOP/s). Transposed: row p of the block is contiguous, read along it for every panel at once, 16
+ * floats (two panels) a load. Panel by panel, each p had read 32 bytes 4 KiB past the last (lda 1024
+ * in an LSTM's weight gradient dgates^T x): every read in a new page, no prefetch, 14% of the samples
+ * of its 1024x2048 by 2048x256 product; now 175-183 -> 184-200 GFLOP/s on two threads (six alternating
+ * runs of a C driver), the LSTM T32 N64 D256 H256 forward+backward 0.984x (bench/ab_c.py, 16 pairs) */
+static inline void sg_mk_panels_a_f32(int ta, const float *restrict a, int64_t lda, int64_t i0, int64_t rows,
+                                      int64_t q0, int64_t kq, float *restrict d)
 {
-    if (ta)
-        for (int64_t p = 0; p < kq; ++p)
-            for (int r = 0; r < 8; ++r) d[p * 8 + r] = r < mr ? a[(q0 + p) * lda + i0 + r] : 0.0F;
-    else   /* transposed in registers: an LSTM's step products (n 128 a thread) 166 -> 192 GFLOP/s */
-        for (int64_t p = 0; p < kq; p += 16)
-            sg_mk_transpose16(a + i0 * lda + q0 + p, lda, mr, kq - p, d + p * 8, 8, (__mmask16)0x00ff);
+    if (!ta) {
+        for (int64_t ib = 0; ib < rows; ib += 8) {
+            const int64_t mr = rows - ib < 8 ? rows - ib : 8;
+            for (int64_t p = 0; p < kq; p += 16)
+                sg_mk_transpose16(a + (i0 + ib) * lda + q0 + p, lda, mr, kq - p, d + ib * kq + p * 8, 8,
+                                  (__mmask16)0x00ff);
+        }
+        return;
+    }
+    for (int64_t p = 0; p < kq; ++p) {
+        const float *restrict s = a + (q0 + p) * lda + i0;
+        int64_t ib = 0;
+        for (; ib + 16 <= rows; ib += 16) {
+            const __m512 v = _mm512_loadu_ps(s + ib);
+            _mm512_mask_storeu_ps(d + ib * kq + p * 8, (__mmask16)0x00ff, v);
+            _mm512_mask_storeu_ps(d + (ib + 8) * kq + p * 8 - 8, (__mmask16)0xff00, v);   /* lanes 8-15 */
+        }
+        for (; ib < rows; ib += 8) {
+            const int64_t mr = rows - ib < 8 ? rows - ib : 8;
+            _mm512_mask_storeu_ps(d + ib * kq + p * 8, (__mmask16)0x00ff,
+                                  _mm512_maskz_loadu_ps((__mmask16)((1u << mr) - 1), s + ib));
+        }
+    }
 }
 /* dst[p][0..31] = B(q0 + p, j0 + 0..31) for p < kq, zeros past column n (nr = min(32, n - j0)) */
 static inline void sg_mk_strip_f32(int tb, const float *restrict b, int64_t ldb, int64_t q0, int64_t kq, int64_t j0,
@@ -247,8 +270,8 @@ static inline void sg_mk_blocks_f32(int ta, int tb, int64_t m, int64_t n, int64_
          * bound): the 6 rows left of 126 took 7% of the 126x1024 by 64 product one at a time */
         const int64_t tiled = apk || mc % 8 >= 6 ? mc : mc - mc % 8;
         const float *restrict apc = apk ? apk + q0 * m8 + ic * kq : ap;   /* this chunk's packed rows */
-        for (int64_t ib = 0; ib < tiled && !apk; ib += 8)    /* A's rows ic+ib.. as [p][8]; past row mc zeros */
-            sg_mk_panel_a_f32(ta, a, lda, ic + ib, q0, kq, mc - ib < 8 ? (int)(mc - ib) : 8, ap + ib * kq);
+        if (!apk)    /* A's rows ic.. as panels [p][8]; past row mc zeros */
+            sg_mk_panels_a_f32(ta, a, lda, ic, tiled, q0, kq, ap);
         for (int64_t j0 = 0; j0 < n; j0 += 32) {
             const int64_t nr = n - j0 < 32 ? n - j0 : 32;
             const float *restrict bs = bb;                 /* B's columns j0.. as [p][32] */
