@@ -497,13 +497,16 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
 }
 /* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
  * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
- * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
- * 0.97x torch (1.25x with 2^27, where its steps were split) */
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
+ * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
+ * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
+ * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP) && !defined(SG_MK_F32)
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -583,8 +586,11 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
 }
 /* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
  * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
- * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
- * 0.97x torch (1.25x with 2^27, where its steps were split) */
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
+ * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
+ * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
+ * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
@@ -603,7 +609,11 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
 
 void dense_relu_forward_f32(float *restrict a, float *restrict z, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M)
 {
+#ifdef SG_MK_F32
+    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
+#else
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+#endif
     (void)_sg_team;
     /* z = b */
     SG_PARALLEL_FOR(_sg_team ? M*N : 0)
@@ -643,7 +653,11 @@ void dense_relu_forward_f64(double *restrict a, double *restrict z, const double
 
 void dense_relu_forward_kept_f32(float *restrict a, float *restrict z, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M)
 {
+#ifdef SG_MK_F32
+    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
+#else
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+#endif
     (void)_sg_team;
     /* z = b */
     SG_PARALLEL_FOR(_sg_team ? M*N : 0)
@@ -701,7 +715,11 @@ void dense_relu_backward_f32(float *restrict dx, float *restrict dW, float *rest
 {
     float *restrict dz = scratch + 0;
     float *restrict _part_db = scratch + M*N;
+#ifdef SG_MK_F32
+    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
+#else
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+#endif
     (void)_sg_team;
     /* for each of the N rows: dz = da*Piecewise((0, z <= 0), (1, True)); column sums db = sum(dz), per chunk of rows, then summed */
     {

@@ -668,13 +668,16 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
 }
 /* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
  * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
- * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
- * 0.97x torch (1.25x with 2^27, where its steps were split) */
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
+ * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
+ * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
+ * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP) && !defined(SG_MK_F32)
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -754,8 +757,11 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
 }
 /* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
  * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
- * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
- * 0.97x torch (1.25x with 2^27, where its steps were split) */
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
+ * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
+ * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
+ * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
@@ -783,7 +789,11 @@ int64_t dense_tanh_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_tanh_forward_f32(float *restrict a, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict xW = scratch + 0;
+#ifdef SG_MK_F32
+    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
+#else
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+#endif
     (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
@@ -825,7 +835,11 @@ void dense_tanh_forward_kept_f32(float *restrict a, float *restrict x_kept, floa
     float *restrict xW = scratch + 0;
     /* streaming stores for a_kept when the loops writing them move enough memory (a, a_kept, xW; sg_streams: SYMGRAD_STREAM_BYTES) */
     const int _sg_nt = sg_streams(3*M*N*(int64_t)sizeof(float), M*(int64_t)sizeof(float));
+#ifdef SG_MK_F32
+    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
+#else
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+#endif
     (void)_sg_team;
     /* W_kept = W */
     sg_copy_f32(W_kept, W, D*M, _sg_team ? D*M : 0);
@@ -904,7 +918,11 @@ void dense_tanh_backward_f32(float *restrict dx, float *restrict dW, float *rest
 {
     float *restrict dz = scratch + 0;
     float *restrict _part_db = scratch + M*N;
+#ifdef SG_MK_F32
+    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
+#else
     const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+#endif
     (void)_sg_team;
     /* for each of the N rows: dz = da*(1 - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {

@@ -608,13 +608,16 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
 }
 /* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
  * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
- * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
- * 0.97x torch (1.25x with 2^27, where its steps were split) */
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
+ * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
+ * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
+ * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP) && !defined(SG_MK_F32)
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -722,8 +725,11 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
 }
 /* sg_gemm_team, except that a product of 2^24 multiply-adds or more outside any parallel region runs
  * on BLAS's own thread pool, as NumPy calls it. Measured with torch in the process: dense
- * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team; LSTM T32 N64 D256 H256
- * 0.97x torch (1.25x with 2^27, where its steps were split) */
+ * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
+ * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
+ * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
+ * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
