@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import symgrad
+from symgrad.ir.recurrent import plan
 
 from conftest import BACKENDS, needs_torch, rel_err, require_target, torch
 
@@ -194,8 +195,10 @@ def test_lstm_empty_sequence_and_bad_input(backend):
 
 
 def test_c_lstm_generator_batches_over_time():
-    """The C LSTM: x W_ih^T as one GEMM over T*N rows before the loop; dx, dW_ih, dW_hh as one GEMM
-    each after the backward loop; gate slices are views and dgates' parts are written in place. Both
+    """The C LSTM: x W_ih^T as one GEMM over T*N rows before the loop; dW_ih, dW_hh as one GEMM each
+    after the backward loop; dx_t = dgates_t W_ih in the loop, on the step's rows while dgates_t is in
+    cache, with W_ih prepared once like W_hh; gate slices are views and dgates' parts are written in
+    place. Both
     time loops are split by batch rows (each thread every step of its rows, its part of each step's
     product) and every product runs on the OpenMP team."""
     src = symgrad.REGISTRY.emit(symgrad.REGISTRY.get("lstm"), "c")["c/lstm.c"]
@@ -216,8 +219,18 @@ def test_c_lstm_generator_batches_over_time():
     assert bwd.index("sg_prep_b_f32(0, 4*H, H, W_hh, H, W_hh_P);") < bwd.index("for (int64_t _t = T - 1")
     assert fwd.index("N*T, 4*H, D, x") < fwd.index("for (int64_t _t = 0")
     loop_end = bwd.index("if (T == 0)")
-    for gemm in ("(0, 0, N*T, D, 4*H, dgates_steps", "(1, 0, 4*H, D, N*T, dgates_steps", "(1, 0, 4*H, H, N*T, dgates_steps"):
+    for gemm in ("(1, 0, 4*H, D, N*T, dgates_steps", "(1, 0, 4*H, H, N*T, dgates_steps"):
         assert bwd.index(gemm) > loop_end, gemm
+    step_dx = ("sg_gemm_prep_f32(0, _hi - _lo, D, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_ih_P, 0, "
+               "(dx + D*N*_t) + _lo*D, D);")
+    assert bwd.index("for (int64_t _t = T - 1") < bwd.index(step_dx) < loop_end
+    assert bwd.index("sg_prep_b_f32(0, 4*H, D, W_ih, D, W_ih_P);") < bwd.index("for (int64_t _t = T - 1")
+    assert "N*T, D, 4*H, dgates_steps" not in bwd
+    # the NumPy module keeps dx after the loop, one product over the stacked steps (the plan's default)
+    p = plan(symgrad.REGISTRY.get("lstm"))
+    assert "dx" in [s.out for s in p.post] and "dx" not in p.loop_returns
+    p = plan(symgrad.REGISTRY.get("lstm"), sequence_products_in_loop=True)
+    assert "dx" not in [s.out for s in p.post] and "dx" in p.loop_returns
     assert "t2[" not in src and "t7[" not in src  # views, no copies
     # and no allocation: the one malloc of the helpers (the product kernel's packing space) is compiled
     # only in the runtime's builds, with SYMGRAD_PACK_MALLOC (docs/c-backend.md)

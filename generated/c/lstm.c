@@ -1028,18 +1028,21 @@ int64_t lstm_backward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H)
     (void)N;
     (void)D;
     (void)H;
-    return 4*H*N*T + 4*H*N + 4*H*(H + 31) + 64*H;
+    return 4*H*N*T + 4*H*N + 4*H*(D + 31) + 4*H*(H + 31) + 64*H;
 }
 
 void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict dc0, float *restrict dW_ih, float *restrict dW_hh, float *restrict db_ih, float *restrict db_hh, const float *restrict dhs, const float *restrict dhT, const float *restrict dcT, const float *restrict h_steps, const float *restrict c_steps, const float *restrict o_steps, const float *restrict tanh_c_steps, const float *restrict g_steps, const float *restrict i_steps, const float *restrict f_steps, const float *restrict x, const float *restrict W_ih, const float *restrict W_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
-    float *restrict W_hh_P = scratch + 0;
-    float *restrict _gh_0 = scratch + 4*H*(H + 31);
-    float *restrict _gh_1 = scratch + H*N + 4*H*(H + 31);
-    float *restrict _gc_0 = scratch + 2*H*N + 4*H*(H + 31);
-    float *restrict _gc_1 = scratch + 3*H*N + 4*H*(H + 31);
-    float *restrict dgates_steps = scratch + 4*H*N + 4*H*(H + 31);
-    float *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N + 4*H*(H + 31);
+    float *restrict W_ih_P = scratch + 0;
+    float *restrict W_hh_P = scratch + 4*H*(D + 31);
+    float *restrict _gh_0 = scratch + 4*H*(D + 31) + 4*H*(H + 31);
+    float *restrict _gh_1 = scratch + H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    float *restrict _gc_0 = scratch + 2*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    float *restrict _gc_1 = scratch + 3*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    float *restrict dgates_steps = scratch + 4*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    float *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    /* W_ih_P = W_ih, prepared once for the step products (sg_prep_b: packed for the float kernel where it is compiled, else a plain copy) */
+    sg_prep_b_f32(0, 4*H, D, W_ih, D, W_ih_P);
     /* W_hh_P = W_hh, prepared once for the step products (sg_prep_b: packed for the float kernel where it is compiled, else a plain copy) */
     sg_prep_b_f32(0, 4*H, H, W_hh, H, W_hh_P);
     /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
@@ -1065,6 +1068,8 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
                     _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
                 }
             }
+            /* dx = dgates W_ih_P (GEMM) */
+            sg_gemm_prep_f32(0, _hi - _lo, D, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_ih_P, 0, (dx + D*N*_t) + _lo*D, D);
             /* dh = dgates W_hh_P (GEMM) */
             sg_gemm_prep_f32(0, _hi - _lo, H, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_hh_P, 0, _gout_h + _lo*H, H);
             _gin_h = _gout_h;
@@ -1106,8 +1111,6 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
-    /* dx = dgates W_ih (GEMM) */
-    sg_gemm_team_f32(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
     /* dW_ih = dgates^T x (GEMM) */
     sg_gemm_team_f32(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
     /* dW_hh = dgates^T h (GEMM) */
@@ -1116,13 +1119,16 @@ void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict 
 
 void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restrict dc0, double *restrict dW_ih, double *restrict dW_hh, double *restrict db_ih, double *restrict db_hh, const double *restrict dhs, const double *restrict dhT, const double *restrict dcT, const double *restrict h_steps, const double *restrict c_steps, const double *restrict o_steps, const double *restrict tanh_c_steps, const double *restrict g_steps, const double *restrict i_steps, const double *restrict f_steps, const double *restrict x, const double *restrict W_ih, const double *restrict W_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H)
 {
-    double *restrict W_hh_P = scratch + 0;
-    double *restrict _gh_0 = scratch + 4*H*(H + 31);
-    double *restrict _gh_1 = scratch + H*N + 4*H*(H + 31);
-    double *restrict _gc_0 = scratch + 2*H*N + 4*H*(H + 31);
-    double *restrict _gc_1 = scratch + 3*H*N + 4*H*(H + 31);
-    double *restrict dgates_steps = scratch + 4*H*N + 4*H*(H + 31);
-    double *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N + 4*H*(H + 31);
+    double *restrict W_ih_P = scratch + 0;
+    double *restrict W_hh_P = scratch + 4*H*(D + 31);
+    double *restrict _gh_0 = scratch + 4*H*(D + 31) + 4*H*(H + 31);
+    double *restrict _gh_1 = scratch + H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    double *restrict _gc_0 = scratch + 2*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    double *restrict _gc_1 = scratch + 3*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    double *restrict dgates_steps = scratch + 4*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    double *restrict _part_db_ih = scratch + 4*H*N*T + 4*H*N + 4*H*(D + 31) + 4*H*(H + 31);
+    /* W_ih_P = W_ih, prepared once for the step products (sg_prep_b: packed for the float kernel where it is compiled, else a plain copy) */
+    sg_prep_b_f64(0, 4*H, D, W_ih, D, W_ih_P);
     /* W_hh_P = W_hh, prepared once for the step products (sg_prep_b: packed for the float kernel where it is compiled, else a plain copy) */
     sg_prep_b_f64(0, 4*H, H, W_hh, H, W_hh_P);
     /* split by batch rows: each thread runs every step of its own rows (a row of the state depends only on the same row before, so the threads never wait for each other); every product on the OpenMP team, none on BLAS's own threads */
@@ -1148,6 +1154,8 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
                     _gout_c[H*i0 + i1] = f_steps[H*N*_t + H*i0 + i1]*(_gin_c[H*i0 + i1] + o_steps[H*N*_t + H*i0 + i1]*(1 - ((tanh_c_steps[H*N*_t + H*i0 + i1])*(tanh_c_steps[H*N*_t + H*i0 + i1])))*(_gin_h[H*i0 + i1] + dhs[H*N*_t + H*i0 + i1]));
                 }
             }
+            /* dx = dgates W_ih_P (GEMM) */
+            sg_gemm_prep_f64(0, _hi - _lo, D, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_ih_P, 0, (dx + D*N*_t) + _lo*D, D);
             /* dh = dgates W_hh_P (GEMM) */
             sg_gemm_prep_f64(0, _hi - _lo, H, 4*H, (dgates_steps + 4*H*N*_t) + _lo*4*H, 4*H, W_hh_P, 0, _gout_h + _lo*H, H);
             _gin_h = _gout_h;
@@ -1189,8 +1197,6 @@ void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restri
     for (int64_t i0 = 0; i0 < 4*H; ++i0) {
         db_hh[i0] = db_ih[i0];
     }
-    /* dx = dgates W_ih (GEMM) */
-    sg_gemm_team_f64(0, 0, N*T, D, 4*H, dgates_steps, 4*H, W_ih, D, 0, dx, D);
     /* dW_ih = dgates^T x (GEMM) */
     sg_gemm_team_f64(1, 0, 4*H, D, N*T, dgates_steps, 4*H, x, D, 0, dW_ih, D);
     /* dW_hh = dgates^T h (GEMM) */

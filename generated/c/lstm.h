@@ -45,7 +45,6 @@
  * Computed for all steps at once before the loop (one matrix product over T*N rows):
  *   xW_ih = x @ W_ih.T
  * Computed after the backward loop over all steps at once (sums over t for the parameters):
- *   dx = dgates @ W_ih
  *   dW_ih = dgates.T @ x
  *   dW_hh = dgates.T @ h
  *   db_ih = sum(dgates) over axis 0
@@ -141,12 +140,12 @@ int64_t lstm_forward_kept_scratch_size(int64_t T, int64_t N, int64_t D, int64_t 
  *   x (T, N, D): read, from forward
  *   W_ih (4*H, D): read, from forward
  *   W_hh (4*H, H): read, from forward
- *   scratch: 4*H*N*T + 4*H*N + 4*H*(H + 31) + 64*H elements of work space (= lstm_backward_scratch_size(...)), contents undefined afterwards
+ *   scratch: 4*H*N*T + 4*H*N + 4*H*(D + 31) + 4*H*(H + 31) + 64*H elements of work space (= lstm_backward_scratch_size(...)), contents undefined afterwards
  */
 void lstm_backward_f32(float *restrict dx, float *restrict dh0, float *restrict dc0, float *restrict dW_ih, float *restrict dW_hh, float *restrict db_ih, float *restrict db_hh, const float *restrict dhs, const float *restrict dhT, const float *restrict dcT, const float *restrict h_steps, const float *restrict c_steps, const float *restrict o_steps, const float *restrict tanh_c_steps, const float *restrict g_steps, const float *restrict i_steps, const float *restrict f_steps, const float *restrict x, const float *restrict W_ih, const float *restrict W_hh, float *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 void lstm_backward_f64(double *restrict dx, double *restrict dh0, double *restrict dc0, double *restrict dW_ih, double *restrict dW_hh, double *restrict db_ih, double *restrict db_hh, const double *restrict dhs, const double *restrict dhT, const double *restrict dcT, const double *restrict h_steps, const double *restrict c_steps, const double *restrict o_steps, const double *restrict tanh_c_steps, const double *restrict g_steps, const double *restrict i_steps, const double *restrict f_steps, const double *restrict x, const double *restrict W_ih, const double *restrict W_hh, double *restrict scratch, int64_t T, int64_t N, int64_t D, int64_t H);
 
-/* Elements (float or double) of the scratch buffer lstm_backward_* needs: 4*H*N*T + 4*H*N + 4*H*(H + 31) + 64*H. */
+/* Elements (float or double) of the scratch buffer lstm_backward_* needs: 4*H*N*T + 4*H*N + 4*H*(D + 31) + 4*H*(H + 31) + 64*H. */
 int64_t lstm_backward_scratch_size(int64_t T, int64_t N, int64_t D, int64_t H);
 
 

@@ -5,7 +5,9 @@ parameters (``x_t W_ih^T``) is computed for every step at once before the loop: 
 contraction instead of T small ones. In the backward pass, the gradients of the parameters
 (``dW = sum_t dgates_t^T x_t``) and of the sequence inputs (``dx_t = dgates_t W_ih``) are not needed
 to carry the recurrence, so they are computed after the loop from the per-step values stacked
-over time. Only what carries the state stays in the loop. The plan is target-neutral.
+over time. Only what carries the state stays in the loop. The plan is target-neutral; a target may
+keep a sequence input's product in the loop (``sequence_products_in_loop``: the C target does, the
+product then reads the step's values while they are in cache).
 """
 from __future__ import annotations
 
@@ -42,7 +44,10 @@ def _matmul_left(s: ir.Einsum, per_step: set, params: set) -> bool:
             and out[-1] in sb)
 
 
-def plan(spec) -> RecurrentPlan:
+def plan(spec, sequence_products_in_loop: bool = False) -> RecurrentPlan:
+    """``sequence_products_in_loop``: a sequence input's gradient that is one product of a per-step
+    value and a parameter (``dx_t = dgates_t W_ih``) stays in the loop, on the step's rows while they
+    are in cache, instead of one product over the stacked steps after it (the C target's choice)."""
     k = lower(spec.cell)
     p = RecurrentPlan(k)
     params = {a.name for a in k.inputs if a.name not in spec.state and a.name not in spec.sequence}
@@ -82,6 +87,9 @@ def plan(spec) -> RecurrentPlan:
         movable = (s.out not in need and s.out in roles and roles[s.out] in ("param", "sequence")
                    and (isinstance(s, ir.Einsum) or (isinstance(s, ir.Reduction) and not s.keepdims
                                                      and s.kind == "sum" and roles[s.out] == "param")))
+        if (movable and sequence_products_in_loop and roles[s.out] == "sequence" and isinstance(s, ir.Einsum)
+                and _matmul_left(s, per_step, params)):
+            movable = False
         copy_of_post = (isinstance(s, ir.Elementwise) and s.out in roles and r and r <= post_out
                         and roles[s.out] == "param")
         if movable or copy_of_post:

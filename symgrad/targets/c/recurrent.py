@@ -46,7 +46,7 @@ class CRecurrent:
     """Buffers (``fwd``/``bwd``: ``CFunc``) and C statements of a recurrent spec."""
 
     def __init__(self, spec):
-        self.spec, self.p = spec, plan(spec)
+        self.spec, self.p = spec, plan(spec, sequence_products_in_loop=True)
         k = self.k = self.p.kernel
         self.names = cell_names(k, self.p.pre + self.p.loop)   # t0 -> xW_ih: C names of temporaries
         self.T = spec.time
