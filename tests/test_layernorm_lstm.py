@@ -198,9 +198,8 @@ def test_c_lstm_generator_batches_over_time():
     """The C LSTM: x W_ih^T as one GEMM over T*N rows before the loop; dW_ih, dW_hh as one GEMM each
     after the backward loop; dx_t = dgates_t W_ih in the loop, on the step's rows while dgates_t is in
     cache, with W_ih prepared once like W_hh; gate slices are views and dgates' parts are written in
-    place. Both
-    time loops are split by batch rows (each thread every step of its rows, its part of each step's
-    product) and every product runs on the OpenMP team."""
+    place. Both time loops are split by batch rows (each thread every step of its rows, its part of
+    each step's product) and every product runs on the OpenMP team."""
     src = symgrad.REGISTRY.emit(symgrad.REGISTRY.get("lstm"), "c")["c/lstm.c"]
     fwd, bwd = src.split("void lstm_backward_f32")[0], src.split("void lstm_backward_f32")[1]
     assert "sg_gemm_team_f32(0, 1, N*T, 4*H, D, x, D, W_ih, D, 0, xW_ih_steps, 4*H);" in fwd   # beta 0: overwrite

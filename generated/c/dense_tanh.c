@@ -671,7 +671,7 @@ static inline void sg_gemm_team_f32(int ta, int tb, int64_t m, int64_t n, int64_
  * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
  * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
  * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
- * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * forward+backward in 0.976-0.995x the time of OpenBLAS's pool (median of 12 alternating pairs, three
  * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *restrict a,
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
@@ -760,7 +760,7 @@ static inline void sg_gemm_team_f64(int ta, int tb, int64_t m, int64_t n, int64_
  * 512x1024x1024 1.4x hand NumPy this way, 2.3x split over the OpenMP team (one-thread BLAS calls);
  * LSTM T32 N64 D256 H256 0.97x torch (1.25x with 2^27, where its steps were split). Not for float
  * where this file's own kernel is compiled (SG_MK_F32): on the team it runs that dense layer's
- * forward+backward in 0.976-0.985x the time of OpenBLAS's pool (median of 12 alternating pairs, two
+ * forward+backward in 0.976-0.995x the time of OpenBLAS's pool (median of 12 alternating pairs, three
  * runs; conv2d 0.996x), and no second pool of threads competes with the OpenMP team */
 static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *restrict a,
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
