@@ -596,6 +596,21 @@ static inline void sg_mk_pack_a_f32(int ta, int64_t m, int64_t k, const float *r
     }
 }
 #endif
+/* SG_GEMM_POOL_F32 / _F64: 1 where sg_gemm hands a product of 2^24 multiply-adds or more, outside any
+ * parallel region, to BLAS's own thread pool (a CBLAS whose threads can be set, OpenMP; for float only
+ * where this file's kernel is not compiled). A function's element loops beside such products run on
+ * one thread (its _sg_team), else on the OpenMP team like the products themselves */
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#define SG_GEMM_POOL_F64 1
+#ifdef SG_MK_F32
+#define SG_GEMM_POOL_F32 0
+#else
+#define SG_GEMM_POOL_F32 1
+#endif
+#else
+#define SG_GEMM_POOL_F32 0
+#define SG_GEMM_POOL_F64 0
+#endif
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
  * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
@@ -686,7 +701,7 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP) && !defined(SG_MK_F32)
+#if SG_GEMM_POOL_F32
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -1218,7 +1233,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#if SG_GEMM_POOL_F64
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);

@@ -416,6 +416,21 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
         sg_mk_plain_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 #endif
+/* SG_GEMM_POOL_F32 / _F64: 1 where sg_gemm hands a product of 2^24 multiply-adds or more, outside any
+ * parallel region, to BLAS's own thread pool (a CBLAS whose threads can be set, OpenMP; for float only
+ * where this file's kernel is not compiled). A function's element loops beside such products run on
+ * one thread (its _sg_team), else on the OpenMP team like the products themselves */
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#define SG_GEMM_POOL_F64 1
+#ifdef SG_MK_F32
+#define SG_GEMM_POOL_F32 0
+#else
+#define SG_GEMM_POOL_F32 1
+#endif
+#else
+#define SG_GEMM_POOL_F32 0
+#define SG_GEMM_POOL_F64 0
+#endif
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
  * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
@@ -506,7 +521,7 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP) && !defined(SG_MK_F32)
+#if SG_GEMM_POOL_F32
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -595,7 +610,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#if SG_GEMM_POOL_F64
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -609,11 +624,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
 
 void dense_forward_f32(float *restrict y, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M)
 {
-#ifdef SG_MK_F32
-    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
-#else
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
-#endif
+    const int _sg_team = !SG_GEMM_POOL_F32 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* y = b */
     SG_PARALLEL_FOR(_sg_team ? M*N : 0)
@@ -628,7 +639,7 @@ void dense_forward_f32(float *restrict y, const float *restrict x, const float *
 
 void dense_forward_f64(double *restrict y, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M)
 {
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    const int _sg_team = !SG_GEMM_POOL_F64 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* y = b */
     SG_PARALLEL_FOR(_sg_team ? M*N : 0)
@@ -643,11 +654,7 @@ void dense_forward_f64(double *restrict y, const double *restrict x, const doubl
 
 void dense_forward_kept_f32(float *restrict y, float *restrict x_kept, float *restrict W_kept, const float *restrict x, const float *restrict W, const float *restrict b, int64_t N, int64_t D, int64_t M)
 {
-#ifdef SG_MK_F32
-    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
-#else
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
-#endif
+    const int _sg_team = !SG_GEMM_POOL_F32 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* y = b */
     SG_PARALLEL_FOR(_sg_team ? M*N : 0)
@@ -666,7 +673,7 @@ void dense_forward_kept_f32(float *restrict y, float *restrict x_kept, float *re
 
 void dense_forward_kept_f64(double *restrict y, double *restrict x_kept, double *restrict W_kept, const double *restrict x, const double *restrict W, const double *restrict b, int64_t N, int64_t D, int64_t M)
 {
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    const int _sg_team = !SG_GEMM_POOL_F64 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* y = b */
     SG_PARALLEL_FOR(_sg_team ? M*N : 0)
@@ -694,11 +701,7 @@ int64_t dense_backward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict db, const float *restrict dy, const float *restrict x, const float *restrict W, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict _part_db = scratch + 0;
-#ifdef SG_MK_F32
-    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
-#else
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
-#endif
+    const int _sg_team = !SG_GEMM_POOL_F32 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {
@@ -734,7 +737,7 @@ void dense_backward_f32(float *restrict dx, float *restrict dW, float *restrict 
 void dense_backward_f64(double *restrict dx, double *restrict dW, double *restrict db, const double *restrict dy, const double *restrict x, const double *restrict W, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict _part_db = scratch + 0;
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    const int _sg_team = !SG_GEMM_POOL_F64 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* for each of the N rows: column sums db = sum(dy), per chunk of rows, then summed */
     {

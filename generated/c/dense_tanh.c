@@ -587,6 +587,21 @@ static inline void sg_mk_team_f32(int ta, int tb, int64_t m, int64_t n, int64_t 
         sg_mk_plain_f32(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 #endif
+/* SG_GEMM_POOL_F32 / _F64: 1 where sg_gemm hands a product of 2^24 multiply-adds or more, outside any
+ * parallel region, to BLAS's own thread pool (a CBLAS whose threads can be set, OpenMP; for float only
+ * where this file's kernel is not compiled). A function's element loops beside such products run on
+ * one thread (its _sg_team), else on the OpenMP team like the products themselves */
+#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#define SG_GEMM_POOL_F64 1
+#ifdef SG_MK_F32
+#define SG_GEMM_POOL_F32 0
+#else
+#define SG_GEMM_POOL_F32 1
+#endif
+#else
+#define SG_GEMM_POOL_F32 0
+#define SG_GEMM_POOL_F64 0
+#endif
 
 /* c = a b (beta 0) or c += a b (beta 1), a and b optionally transposed (ta, tb); row-major; on this
  * kernel's OpenMP team (split by rows or columns, one single-threaded BLAS call per thread), never on
@@ -677,7 +692,7 @@ static inline void sg_gemm_f32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                             int64_t lda, const float *restrict b, int64_t ldb, int beta, float *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP) && !defined(SG_MK_F32)
+#if SG_GEMM_POOL_F32
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_SGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -766,7 +781,7 @@ static inline void sg_gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                             int64_t lda, const double *restrict b, int64_t ldb, int beta, double *restrict c,
                             int64_t ldc)
 {
-#if defined(SYMGRAD_CBLAS) && defined(SYMGRAD_BLAS_SET_THREADS) && defined(_OPENMP)
+#if SG_GEMM_POOL_F64
     if (m > 0 && n > 0 && k > 0 && m * n * k >= ((int64_t)1 << 24) && !omp_in_parallel()) {
         SYMGRAD_CBLAS_DGEMM(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda > 1 ? lda : 1, b, ldb > 1 ? ldb : 1,
                    beta, c, ldc);
@@ -789,11 +804,7 @@ int64_t dense_tanh_forward_scratch_size(int64_t N, int64_t D, int64_t M)
 void dense_tanh_forward_f32(float *restrict a, const float *restrict x, const float *restrict W, const float *restrict b, float *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     float *restrict xW = scratch + 0;
-#ifdef SG_MK_F32
-    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
-#else
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
-#endif
+    const int _sg_team = !SG_GEMM_POOL_F32 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f32(0, 0, N, M, D, x, D, W, M, 0, xW, M);
@@ -809,7 +820,7 @@ void dense_tanh_forward_f32(float *restrict a, const float *restrict x, const fl
 void dense_tanh_forward_f64(double *restrict a, const double *restrict x, const double *restrict W, const double *restrict b, double *restrict scratch, int64_t N, int64_t D, int64_t M)
 {
     double *restrict xW = scratch + 0;
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    const int _sg_team = !SG_GEMM_POOL_F64 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* xW = x W (GEMM) */
     sg_gemm_f64(0, 0, N, M, D, x, D, W, M, 0, xW, M);
@@ -835,11 +846,7 @@ void dense_tanh_forward_kept_f32(float *restrict a, float *restrict x_kept, floa
     float *restrict xW = scratch + 0;
     /* streaming stores for a_kept when the loops writing them move enough memory (a, a_kept, xW; sg_streams: SYMGRAD_STREAM_BYTES) */
     const int _sg_nt = sg_streams(3*M*N*(int64_t)sizeof(float), M*(int64_t)sizeof(float));
-#ifdef SG_MK_F32
-    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
-#else
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
-#endif
+    const int _sg_team = !SG_GEMM_POOL_F32 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* W_kept = W */
     sg_copy_f32(W_kept, W, D*M, _sg_team ? D*M : 0);
@@ -875,7 +882,7 @@ void dense_tanh_forward_kept_f64(double *restrict a, double *restrict x_kept, do
     double *restrict xW = scratch + 0;
     /* streaming stores for a_kept when the loops writing them move enough memory (a, a_kept, xW; sg_streams: SYMGRAD_STREAM_BYTES) */
     const int _sg_nt = sg_streams(3*M*N*(int64_t)sizeof(double), M*(int64_t)sizeof(double));
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    const int _sg_team = !SG_GEMM_POOL_F64 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* W_kept = W */
     sg_copy_f64(W_kept, W, D*M, _sg_team ? D*M : 0);
@@ -918,11 +925,7 @@ void dense_tanh_backward_f32(float *restrict dx, float *restrict dW, float *rest
 {
     float *restrict dz = scratch + 0;
     float *restrict _part_db = scratch + M*N;
-#ifdef SG_MK_F32
-    const int _sg_team = 1;   /* every product on the OpenMP team, this file's kernel: OpenMP loops at every size */
-#else
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
-#endif
+    const int _sg_team = !SG_GEMM_POOL_F32 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* for each of the N rows: dz = da*(1 - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {
@@ -960,7 +963,7 @@ void dense_tanh_backward_f64(double *restrict dx, double *restrict dW, double *r
 {
     double *restrict dz = scratch + 0;
     double *restrict _part_db = scratch + M*N;
-    const int _sg_team = !(D*M*N >= 16777216);   /* OpenMP loops only beside products this small */
+    const int _sg_team = !SG_GEMM_POOL_F64 || !(D*M*N >= 16777216);   /* OpenMP loops beside products on the team, or this small */
     (void)_sg_team;
     /* for each of the N rows: dz = da*(1 - a**2); column sums db = sum(dz), per chunk of rows, then summed */
     {

@@ -620,24 +620,18 @@ class CBody(Fusion, Views, Windows, Channels):
                 if g is not None]
         guard = bool(blas) and not self.serial and not self.team
         if guard:
-            # A product of 2^24 multiply-adds or more runs on BLAS's own threads (sg_gemm). OpenMP's
-            # threads spin for milliseconds after a parallel loop when the process started OpenMP
-            # before symgrad could ask for the passive policy (torch imported first), and took the
-            # cores from BLAS's threads: dense 512x1024x1024 f+b 15-24 ms against 12.2 with this
-            # function's element loops serial (hand NumPy 10.8). So at such sizes they are serial.
-            # Float products run on the OpenMP team at every size where this file's kernel is compiled
-            # (SG_MK_F32, sg_gemm_f32): no BLAS threads to yield the cores to, the loops stay parallel
-            # (dense 512x1024x1024 float32 f+b 0.972x with them parallel, 0.885x against the products on
-            # OpenBLAS's pool beside serial loops: medians of 12 alternating pairs, bench/ab_c.py)
+            # Where sg_gemm hands a product of 2^24 multiply-adds or more to BLAS's own threads
+            # (SG_GEMM_POOL_*, the helpers): OpenMP's threads spin for milliseconds after a parallel
+            # loop when the process started OpenMP before symgrad could ask for the passive policy
+            # (torch imported first), and took the cores from BLAS's threads: dense 512x1024x1024 f+b
+            # 15-24 ms against 12.2 with this function's element loops serial (hand NumPy 10.8). So
+            # at such sizes they are serial there. Where the products run on the OpenMP team (float
+            # with this file's kernel) the loops stay parallel: dense 512x1024x1024 float32 f+b 0.972x
+            # with them parallel, 0.885x against the products on OpenBLAS's pool beside serial loops
+            # (medians of 12 alternating pairs, bench/ab_c.py)
             big = " || ".join(dict.fromkeys(f"{cint(m * n * kk)} >= 16777216" for _, _, m, n, kk, *_ in blas))
-            guarded = f"const int _sg_team = !({big});   /* OpenMP loops only beside products this small */"
-            if self.real == "float":
-                self.lines += ["#ifdef SG_MK_F32", "    const int _sg_team = 1;   /* every product on the OpenMP "
-                               "team, this file's kernel: OpenMP loops at every size */", "#else"]
-                self.emit(guarded, 1)
-                self.lines.append("#endif")
-            else:
-                self.emit(guarded, 1)
+            self.emit(f"const int _sg_team = !SG_GEMM_POOL_{self.sfx.upper()} || !({big});   "
+                      "/* OpenMP loops beside products on the team, or this small */", 1)
             self.emit("(void)_sg_team;", 1)
         parts, pos = [], 0
         for start, end, dim0, internal in runs:
